@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "hbone",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hbone", targets: ["hbone"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
+    targets: [
+        // C edges. Only the wrapper modules named below import them.
+        .target(name: "CHBONEPosix"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2",
+                       providers: [.apt(["libnghttp2-dev"])]),
+        .target(name: "CHBONEOpenSSLShim", dependencies: ["COpenSSL"]),
+
+        // Pure value types and engines: no sockets, no OpenSSL.
+        .target(name: "HBONECore", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
+        .target(name: "HBONEIdentity", dependencies: ["HBONECore"]),
+        .target(name: "HBONEAuthz", dependencies: ["HBONECore", "HBONEIdentity"]),
+        .target(name: "HBONEConfig", dependencies: [
+            "HBONECore", "HBONEIdentity", "HBONEAuthz",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // Wrappers that work on bytes or file descriptors.
+        .target(name: "HBONEEventLoop", dependencies: [
+            "HBONECore", "CHBONEPosix",
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+        .target(name: "HBONETLS", dependencies: ["HBONECore", "HBONEIdentity", "COpenSSL", "CHBONEOpenSSLShim"]),
+        .target(name: "HBONEH2", dependencies: ["HBONECore", "CNghttp2"]),
+
+        // The proxy wires them to the reactor.
+        .target(name: "HBONEProxy", dependencies: [
+            "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONEConfig",
+            "HBONEEventLoop", "HBONETLS", "HBONEH2",
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+        .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
+        .executableTarget(name: "hbone", dependencies: [
+            "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "HBONECoreTests", dependencies: ["HBONECore"]),
+        .testTarget(name: "HBONEIdentityTests", dependencies: ["HBONEIdentity"]),
+        .testTarget(name: "HBONEAuthzTests", dependencies: ["HBONEAuthz", "HBONEIdentity", "HBONECore"]),
+        .testTarget(name: "HBONEConfigTests", dependencies: ["HBONEConfig"]),
+        .testTarget(name: "HBONEEventLoopTests", dependencies: ["HBONEEventLoop", "CHBONEPosix"]),
+        .testTarget(name: "HBONETLSTests", dependencies: ["HBONETLS", "HBONEIdentity"]),
+        .testTarget(name: "HBONEH2Tests", dependencies: ["HBONEH2"]),
+        .testTarget(name: "HBONEProxyTests", dependencies: ["HBONEProxy", "HBONEConfig", "HBONECore"]),
+        .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONECore"]),
+    ]
+)

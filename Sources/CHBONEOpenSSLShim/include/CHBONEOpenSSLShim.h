@@ -1,0 +1,32 @@
+#ifndef CHBONE_OPENSSL_SHIM_H
+#define CHBONE_OPENSSL_SHIM_H
+// OpenSSL macros Swift cannot import, as functions. Only HBONETLS imports this module.
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx);
+long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode);
+long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx);
+int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list);
+int chbone_ssl_ctx_set1_sigalgs_list(SSL_CTX *ctx, const char *list);
+int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509); // takes ownership
+int chbone_ssl_get_ex_new_index(void);
+uint64_t chbone_ssl_op_no_ticket(void);
+uint64_t chbone_ssl_op_no_renegotiation(void);
+uint64_t chbone_ssl_op_cipher_server_preference(void);
+long chbone_ssl_mode_release_buffers(void);
+long chbone_ssl_mode_enable_partial_write(void);
+long chbone_ssl_mode_accept_moving_write_buffer(void);
+void chbone_bio_set_mem_eof_return(BIO *bio, int v);
+long chbone_bio_get_mem_data(BIO *bio, char **out);
+int chbone_sk_general_name_num(const GENERAL_NAMES *names);
+GENERAL_NAME *chbone_sk_general_name_value(const GENERAL_NAMES *names, int i);
+int chbone_sk_x509_num(const STACK_OF(X509) *chain);
+X509 *chbone_sk_x509_value(const STACK_OF(X509) *chain, int i);
+STACK_OF(X509) *chbone_sk_x509_new_null(void);
+int chbone_sk_x509_push(STACK_OF(X509) *chain, X509 *cert);
+void chbone_sk_x509_pop_free(STACK_OF(X509) *chain);
+void chbone_openssl_free(void *p);
+int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx);
+void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
+#endif

@@ -1,0 +1,47 @@
+#include "CHBONEOpenSSLShim.h"
+#include <string.h>
+
+int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx) {
+    return SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) && SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+}
+long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
+int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
+int chbone_ssl_ctx_set1_sigalgs_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_sigalgs_list(ctx, list); }
+int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) { return (int)SSL_CTX_add_extra_chain_cert(ctx, x509); }
+int chbone_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+uint64_t chbone_ssl_op_no_ticket(void) { return SSL_OP_NO_TICKET; }
+uint64_t chbone_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+uint64_t chbone_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
+long chbone_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
+long chbone_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
+long chbone_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
+void chbone_bio_set_mem_eof_return(BIO *bio, int v) { BIO_set_mem_eof_return(bio, v); }
+long chbone_bio_get_mem_data(BIO *bio, char **out) { return BIO_get_mem_data(bio, out); }
+int chbone_sk_general_name_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+GENERAL_NAME *chbone_sk_general_name_value(const GENERAL_NAMES *names, int i) { return sk_GENERAL_NAME_value(names, i); }
+int chbone_sk_x509_num(const STACK_OF(X509) *chain) { return sk_X509_num(chain); }
+X509 *chbone_sk_x509_value(const STACK_OF(X509) *chain, int i) { return sk_X509_value(chain, i); }
+STACK_OF(X509) *chbone_sk_x509_new_null(void) { return sk_X509_new_null(); }
+int chbone_sk_x509_push(STACK_OF(X509) *chain, X509 *cert) { return sk_X509_push(chain, cert); }
+void chbone_sk_x509_pop_free(STACK_OF(X509) *chain) { sk_X509_pop_free(chain, X509_free); }
+void chbone_openssl_free(void *p) { OPENSSL_free(p); }
+
+static const unsigned char alpn_h2[] = { 2, 'h', '2' };
+
+int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx) { return SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2); }
+
+// The server accepts only "h2": anything else fails the handshake with no_application_protocol.
+// `out` points into the client's list, which outlives the callback (OpenSSL's contract).
+static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                     const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl; (void)arg;
+    unsigned char *selected = NULL;
+    if (SSL_select_next_proto(&selected, outlen, alpn_h2, sizeof alpn_h2, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL); }

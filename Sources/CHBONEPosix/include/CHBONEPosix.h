@@ -1,0 +1,66 @@
+#ifndef CHBONE_POSIX_H
+#define CHBONE_POSIX_H
+// Linux calls Swift's Glibc module does not import (epoll, eventfd, accept4, SO_ORIGINAL_DST).
+// Each function returns what the syscall returns; errno is left for the caller to read.
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/// One epoll event, unpacked: epoll_event is packed on x86_64 and Swift imports it poorly.
+typedef struct {
+    uint64_t data;
+    uint32_t events;
+} chbone_event;
+
+enum {
+    CHBONE_EV_IN = 0x001,
+    CHBONE_EV_OUT = 0x004,
+    CHBONE_EV_ERR = 0x008,
+    CHBONE_EV_HUP = 0x010,
+    CHBONE_EV_RDHUP = 0x2000,
+    CHBONE_EV_ET = (int)(1u << 31),
+};
+
+int chbone_epoll_create(void);
+int chbone_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int chbone_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int chbone_epoll_del(int epfd, int fd);
+int chbone_epoll_wait(int epfd, chbone_event *events, int max_events, int timeout_ms);
+
+int chbone_eventfd(void);
+int chbone_eventfd_signal(int fd);
+int chbone_eventfd_drain(int fd);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int chbone_accept(int fd, struct sockaddr_storage *addr, socklen_t *len);
+/// socket() with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int chbone_socket(int family, int type);
+/// SO_ORIGINAL_DST (IPv4) or IP6T_SO_ORIGINAL_DST (IPv6) of a redirected connection.
+int chbone_original_dst(int fd, int family, struct sockaddr_storage *addr, socklen_t *len);
+int chbone_set_int_option(int fd, int level, int name, int value);
+int chbone_get_socket_error(int fd);
+/// RLIMIT_NOFILE soft := hard; returns the new soft limit or -1.
+long chbone_raise_nofile_limit(void);
+void chbone_ignore_sigpipe(void);
+/// Monotonic clock in nanoseconds.
+uint64_t chbone_monotonic_ns(void);
+/// Thread CPU time in nanoseconds (for benchmarks).
+uint64_t chbone_process_cpu_ns(void);
+/// Sets the calling thread's name (shown by top -H and perf).
+void chbone_set_thread_name(const char *name);
+
+extern const int chbone_sol_tcp;
+extern const int chbone_tcp_nodelay;
+extern const int chbone_tcp_keepidle;
+extern const int chbone_tcp_keepintvl;
+extern const int chbone_tcp_keepcnt;
+extern const int chbone_so_keepalive;
+extern const int chbone_so_reuseport;
+extern const int chbone_so_reuseaddr;
+extern const int chbone_ip_freebind;
+extern const int chbone_ip_transparent;
+extern const int chbone_so_mark;
+extern const int chbone_msg_nosignal;
+extern const int chbone_shut_wr;
+#endif

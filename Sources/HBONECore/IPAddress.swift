@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address as a value. Parsing is strict (inet_pton rules: no leading zeros,
+/// no zone ids) because addresses arrive from the network and from config files.
+public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
+    case v4(UInt32)                           // host byte order
+    case v6(UInt64, UInt64)                   // high, low; host byte order
+
+    public init?(_ text: some StringProtocol) {
+        let s = String(text)
+        if s.isEmpty || s.count > 45 { return nil }
+        if s.contains(":") {
+            var raw = in6_addr()
+            guard inet_pton(AF_INET6, s, &raw) == 1 else { return nil }
+            self = IPAddress(in6: raw)
+        } else {
+            var raw = in_addr()
+            guard inet_pton(AF_INET, s, &raw) == 1 else { return nil }
+            self = .v4(UInt32(bigEndian: raw.s_addr))
+        }
+    }
+
+    public init(in6 raw: in6_addr) {
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        withUnsafeBytes(of: raw) { bytes in
+            for i in 0..<8 { hi = hi << 8 | UInt64(bytes[i]) }
+            for i in 8..<16 { lo = lo << 8 | UInt64(bytes[i]) }
+        }
+        self = .v6(hi, lo)
+    }
+
+    public var isIPv4: Bool { if case .v4 = self { return true } else { return false } }
+
+    public var in6: in6_addr {
+        var raw = in6_addr()
+        guard case let .v6(hi, lo) = self else { return raw }
+        withUnsafeMutableBytes(of: &raw) { bytes in
+            for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: hi >> (56 - 8 * UInt64(i))) }
+            for i in 0..<8 { bytes[8 + i] = UInt8(truncatingIfNeeded: lo >> (56 - 8 * UInt64(i))) }
+        }
+        return raw
+    }
+
+    public var description: String {
+        switch self {
+        case let .v4(v):
+            return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
+        case .v6:
+            var raw = in6
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return "::" }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    public var isLoopback: Bool {
+        switch self {
+        case let .v4(v): return v >> 24 == 127
+        case let .v6(hi, lo): return hi == 0 && lo == 1
+        }
+    }
+
+    public var isUnspecified: Bool {
+        switch self {
+        case let .v4(v): return v == 0
+        case let .v6(hi, lo): return hi == 0 && lo == 0
+        }
+    }
+
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        switch (a, b) {
+        case let (.v4(x), .v4(y)): return x < y
+        case (.v4, .v6): return true
+        case (.v6, .v4): return false
+        case let (.v6(h1, l1), .v6(h2, l2)): return (h1, l1) < (h2, l2)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Severity of a log line. `access` lines are the per-connection access log and print at `info`.
+public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
+    case trace = 0, debug, info, warn, error, off
+
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "trace": self = .trace
+        case "debug": self = .debug
+        case "info": self = .info
+        case "warn", "warning": self = .warn
+        case "error": self = .error
+        case "off": self = .off
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .trace: return "trace"
+        case .debug: return "debug"
+        case .info: return "info"
+        case .warn: return "warn"
+        case .error: return "error"
+        case .off: return "off"
+        }
+    }
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+public enum LogFormat: String, Sendable { case logfmt, json }
+
+/// One process-wide logger writing whole lines to stderr (ztunnel writes its access log there too).
+/// A line is built outside the lock and written with one write(2), so lines from loops never interleave.
+public final class Log: Sendable {
+    public static let shared = Log()
+
+    private let state = Mutex<(level: LogLevel, format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.info, .logfmt, nil))
+
+    public init() {}
+
+    public var level: LogLevel {
+        get { state.withLock { $0.level } }
+        set { state.withLock { $0.level = newValue } }
+    }
+
+    public var format: LogFormat {
+        get { state.withLock { $0.format } }
+        set { state.withLock { $0.format = newValue } }
+    }
+
+    /// Tests capture lines here instead of stderr.
+    public func setSink(_ sink: (@Sendable (String) -> Void)?) { state.withLock { $0.sink = sink } }
+
+    @inline(__always) public func enabled(_ level: LogLevel) -> Bool { level >= self.level }
+
+    public func trace(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
+        if enabled(.trace) { emit(.trace, target, message(), fields()) }
+    }
+    public func debug(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
+        if enabled(.debug) { emit(.debug, target, message(), fields()) }
+    }
+    public func info(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
+        if enabled(.info) { emit(.info, target, message(), fields()) }
+    }
+    public func warn(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
+        if enabled(.warn) { emit(.warn, target, message(), fields()) }
+    }
+    public func error(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
+        if enabled(.error) { emit(.error, target, message(), fields()) }
+    }
+
+    /// Writes one line with ordered fields (used by the access log, whose field order is stable).
+    public func emit(_ level: LogLevel, _ target: String, _ message: String, _ fields: KeyValuePairs<String, String>) {
+        emit(level, target, message, fields.map { ($0.key, $0.value) })
+    }
+
+    public func emit(_ level: LogLevel, _ target: String, _ message: String, _ fields: [(String, String)]) {
+        let (format, sink) = state.withLock { ($0.format, $0.sink) }
+        let time = Log.timestamp()
+        var line: String
+        switch format {
+        case .logfmt:
+            line = "\(time) \(level.description) \(target) \(message)"
+            for (k, v) in fields { line += " \(k)=\(Log.logfmtValue(v))" }
+        case .json:
+            line = "{\"time\":\"\(time)\",\"level\":\"\(level)\",\"scope\":\(Log.jsonString(target)),\"message\":\(Log.jsonString(message))"
+            for (k, v) in fields { line += ",\(Log.jsonString(k)):\(Log.jsonString(v))" }
+            line += "}"
+        }
+        line += "\n"
+        if let sink {
+            sink(line)
+            return
+        }
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        func pad(_ v: Int32, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        let micros = Int32(ts.tv_nsec / 1000)
+        return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(micros, 6))Z"
+    }
+
+    public static func logfmtValue(_ v: String) -> String {
+        if !v.isEmpty && !v.utf8.contains(where: { $0 <= 32 || $0 == 34 || $0 == 61 || $0 == 92 || $0 >= 127 }) { return v }
+        return jsonString(v)
+    }
+
+    public static func jsonString(_ v: String) -> String {
+        var out = "\""
+        for scalar in v.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// The process logger.
+public let log = Log.shared
