@@ -29,4 +29,5 @@ void chbone_sk_x509_pop_free(STACK_OF(X509) *chain);
 void chbone_openssl_free(void *p);
 int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx);
 void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
+unsigned long chbone_xn_flag_rfc2253(void);
 #endif

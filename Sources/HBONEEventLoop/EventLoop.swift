@@ -1,0 +1,238 @@
+import CHBONEPosix
+import HBONECore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something registered with a loop for readiness events.
+public protocol Selectable: AnyObject {
+    /// Error and hang-up are folded into readable+writable so they reach the normal read/write paths.
+    func handleEvent(readable: Bool, writable: Bool)
+}
+
+/// One epoll reactor owned by one thread. Everything on it is confined to that thread except
+/// `post(_:)` and `stop()`, the only ways in from elsewhere (a queued task plus an eventfd wake-up).
+public final class EventLoop: @unchecked Sendable {
+    public let index: Int
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var slots: [Slot] = []
+    private var nextGeneration: UInt32 = 1
+    private let posted = Mutex<[@Sendable () -> Void]>([])
+    private let wakePending = Mutex<Bool>(false)
+    private var deferred: [() -> Void] = []
+    private var timers = TimerHeap()
+    private var stopping = false
+    private let stopFlag = Mutex<Bool>(false)
+    /// Monotonic nanoseconds, read once per pass.
+    public private(set) var now: UInt64
+    /// A reusable read buffer: bytes read are handed to their consumer before the next read.
+    public let scratch: UnsafeMutableRawBufferPointer
+    public static let scratchSize = 256 * 1024
+
+    private struct Slot {
+        var generation: UInt32 = 0
+        var handler: Selectable?
+    }
+
+    public init(index: Int = 0) throws(SystemError) {
+        self.index = index
+        epfd = chbone_epoll_create()
+        if epfd < 0 { throw SystemError("epoll_create1") }
+        wakeFD = chbone_eventfd()
+        if wakeFD < 0 { throw SystemError("eventfd") }
+        now = chbone_monotonic_ns()
+        scratch = .allocate(byteCount: EventLoop.scratchSize, alignment: 16)
+        // The wake fd uses generation 0 at its own fd slot; handlers never get generation 0.
+        if chbone_epoll_add(epfd, wakeFD, Epoll.in, UInt64(UInt32(bitPattern: wakeFD))) != 0 {
+            throw SystemError("epoll_ctl(eventfd)")
+        }
+    }
+
+    deinit {
+        close(epfd)
+        close(wakeFD)
+        scratch.deallocate()
+    }
+
+    // MARK: Registration
+
+    /// A registration: the fd plus a generation so a stale event for a reused fd is ignored.
+    public struct Registration: Hashable, Sendable {
+        public let fd: Int32
+        let generation: UInt32
+        var token: UInt64 { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)) }
+    }
+
+    /// Registers `fd` once for both directions, edge-triggered.
+    public func register(fd: Int32, handler: Selectable) throws(SystemError) -> Registration {
+        let index = Int(fd)
+        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count))) }
+        nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
+        let registration = Registration(fd: fd, generation: nextGeneration)
+        let events = Epoll.in | Epoll.out | Epoll.rdhup | Epoll.edge
+        if chbone_epoll_add(epfd, fd, events, registration.token) != 0 { throw SystemError("epoll_ctl(ADD)") }
+        slots[index] = Slot(generation: registration.generation, handler: handler)
+        return registration
+    }
+
+    /// Registers a listening socket for readable events only (level-triggered: accept loops are bounded).
+    public func registerListener(fd: Int32, handler: Selectable) throws(SystemError) -> Registration {
+        let index = Int(fd)
+        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count))) }
+        nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
+        let registration = Registration(fd: fd, generation: nextGeneration)
+        if chbone_epoll_add(epfd, fd, Epoll.in, registration.token) != 0 { throw SystemError("epoll_ctl(ADD)") }
+        slots[index] = Slot(generation: registration.generation, handler: handler)
+        return registration
+    }
+
+    /// Removes the registration; call before closing the fd.
+    public func deregister(_ registration: Registration) {
+        let index = Int(registration.fd)
+        guard index < slots.count, slots[index].generation == registration.generation else { return }
+        _ = chbone_epoll_del(epfd, registration.fd)
+        slots[index] = Slot()
+    }
+
+    // MARK: Work from elsewhere
+
+    /// Queues `task` to run on this loop's thread. Safe from any thread.
+    public func post(_ task: @escaping @Sendable () -> Void) {
+        posted.withLock { $0.append(task) }
+        let needWake = wakePending.withLock { pending -> Bool in
+            if pending { return false }
+            pending = true
+            return true
+        }
+        if needWake { _ = chbone_eventfd_signal(wakeFD) }
+    }
+
+    /// Asks the loop to return from `run()` after the current pass. Safe from any thread.
+    public func stop() {
+        stopFlag.withLock { $0 = true }
+        post {}
+    }
+
+    /// Runs `body` after every event of the current pass has been handled (closes and frees go here,
+    /// so nothing is freed under a callback that still uses it).
+    public func deferUntilEndOfPass(_ body: @escaping () -> Void) {
+        deferred.append(body)
+    }
+
+    // MARK: Timers
+
+    public struct TimerID: Hashable, Sendable { let raw: UInt64 }
+
+    /// Runs `body` once, `nanoseconds` from the start of this pass.
+    @discardableResult
+    public func schedule(after nanoseconds: UInt64, _ body: @escaping () -> Void) -> TimerID {
+        TimerID(raw: timers.insert(deadline: now &+ nanoseconds, body))
+    }
+
+    public func cancel(_ timer: TimerID?) {
+        if let timer { timers.cancel(timer.raw) }
+    }
+
+    public func refreshClock() { now = chbone_monotonic_ns() }
+
+    // MARK: Running
+
+    /// Runs until `stop()`. Each pass: wait, dispatch events, run posted tasks, fire timers, run deferred work.
+    public func run() {
+        var events = [chbone_event](repeating: chbone_event(), count: 256)
+        while !stopFlag.withLock({ $0 }) {
+            pass(&events, maxTimeoutMillis: -1)
+        }
+        runDeferred()
+    }
+
+    /// Runs one pass, blocking at most `timeoutMillis` (tests drive loops this way).
+    public func runOnce(timeoutMillis: Int32) {
+        var events = [chbone_event](repeating: chbone_event(), count: 64)
+        pass(&events, maxTimeoutMillis: timeoutMillis)
+    }
+
+    private func pass(_ events: inout [chbone_event], maxTimeoutMillis: Int32) {
+        var timeout = nextTimeoutMillis()
+        if maxTimeoutMillis >= 0 && (timeout < 0 || timeout > maxTimeoutMillis) { timeout = maxTimeoutMillis }
+        let n = events.withUnsafeMutableBufferPointer { chbone_epoll_wait(epfd, $0.baseAddress, Int32($0.count), timeout) }
+        now = chbone_monotonic_ns()
+        if n < 0 && errno != EINTR { Bug.report("epoll_wait failed: errno \(errno)") }
+        for i in 0..<max(0, Int(n)) {
+            let event = events[i]
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data))
+            let generation = UInt32(truncatingIfNeeded: event.data >> 32)
+            if fd == wakeFD && generation == 0 {
+                _ = chbone_eventfd_drain(wakeFD)
+                continue
+            }
+            let index = Int(fd)
+            guard index < slots.count, slots[index].generation == generation, let handler = slots[index].handler else { continue }
+            let bad = event.events & (Epoll.err | Epoll.hup) != 0
+            let readable = bad || event.events & (Epoll.in | Epoll.rdhup) != 0
+            let writable = bad || event.events & Epoll.out != 0
+            handler.handleEvent(readable: readable, writable: writable)
+        }
+        runPosted()
+        runTimers()
+        runDeferred()
+    }
+
+    private func nextTimeoutMillis() -> Int32 {
+        if !deferred.isEmpty { return 0 }
+        guard let deadline = timers.nextDeadline else { return -1 }
+        let current = chbone_monotonic_ns()
+        if deadline <= current { return 0 }
+        return Int32(min((deadline - current + 999_999) / 1_000_000, 60_000))
+    }
+
+    private func runPosted() {
+        wakePending.withLock { $0 = false }
+        let tasks = posted.withLock { queue -> [@Sendable () -> Void] in
+            let taken = queue
+            queue.removeAll()
+            return taken
+        }
+        for task in tasks { task() }
+    }
+
+    private func runTimers() {
+        while let body = timers.popExpired(now: now) { body() }
+    }
+
+    private func runDeferred() {
+        // Deferred work may defer more; bounded so a loop of deferrals cannot starve I/O.
+        var rounds = 0
+        while !deferred.isEmpty && rounds < 16 {
+            let work = deferred
+            deferred.removeAll(keepingCapacity: true)
+            for body in work { body() }
+            rounds += 1
+        }
+    }
+}
+
+/// An errno-carrying failure of a system call.
+public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let call: String
+    public let errno: Int32
+
+    public init(_ call: String, errno: Int32 = Glibc.errno) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// epoll event bits as UInt32 (the C enum imports as Int).
+enum Epoll {
+    static let `in` = UInt32(truncatingIfNeeded: CHBONE_EV_IN)
+    static let out = UInt32(truncatingIfNeeded: CHBONE_EV_OUT)
+    static let err = UInt32(truncatingIfNeeded: CHBONE_EV_ERR)
+    static let hup = UInt32(truncatingIfNeeded: CHBONE_EV_HUP)
+    static let rdhup = UInt32(truncatingIfNeeded: CHBONE_EV_RDHUP)
+    static let edge = UInt32(truncatingIfNeeded: CHBONE_EV_ET)
+}

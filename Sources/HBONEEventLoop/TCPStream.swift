@@ -1,0 +1,207 @@
+import HBONECore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a `TCPStream` reports. Called on the loop thread; the stream stays valid during the call,
+/// and the delegate may close it from inside any of these.
+public protocol TCPStreamDelegate: AnyObject {
+    func tcpStreamConnected(_ stream: TCPStream)
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer)
+    /// The peer sent FIN: no more bytes will arrive. Writing is still possible (half-close).
+    func tcpStreamReadClosed(_ stream: TCPStream)
+    /// `count` queued bytes reached the kernel; the queue is now `stream.pendingWriteBytes` long.
+    func tcpStream(_ stream: TCPStream, wrote count: Int)
+    /// Connect failed, reset or I/O error. The stream is already closed.
+    func tcpStream(_ stream: TCPStream, failed errno: Int32)
+}
+
+/// A non-blocking, edge-triggered TCP connection with a write queue. Reads go until EAGAIN
+/// (bounded per pass) into the loop's scratch buffer; writes are batched into one flush per pass.
+public final class TCPStream: Selectable {
+    public enum State { case connecting, open, closed }
+
+    public let loop: EventLoop
+    public let fd: Int32
+    public unowned(unsafe) var delegate: TCPStreamDelegate?
+    public private(set) var state: State
+    public private(set) var readEOF = false
+    public private(set) var writeShut = false
+    private var registration: EventLoop.Registration?
+    private var outbound = ByteQueue()
+    private var shutdownRequested = false
+    private var flushScheduled = false
+    private var readScheduled = false
+
+    /// Most reads per event before yielding to other connections (fairness under load).
+    static let readsPerEvent = 16
+
+    /// Stops reading (backpressure); clearing it reads again at once, as edge-triggered events will not repeat.
+    public var readPaused = false {
+        didSet {
+            if oldValue && !readPaused { scheduleRead() }
+        }
+    }
+
+    public var pendingWriteBytes: Int { outbound.count }
+
+    /// Takes ownership of `fd`: it is closed by `close()`/`abort()` or on failure.
+    public init(loop: EventLoop, fd: Int32, connecting: Bool, delegate: TCPStreamDelegate?) throws(SystemError) {
+        self.loop = loop
+        self.fd = fd
+        self.delegate = delegate
+        self.state = connecting ? .connecting : .open
+        do {
+            registration = try loop.register(fd: fd, handler: self)
+        } catch {
+            Glibc.close(fd)
+            state = .closed
+            throw error
+        }
+    }
+
+    deinit {
+        if state != .closed {
+            if let registration { loop.deregister(registration) }
+            Glibc.close(fd)
+        }
+    }
+
+    public func handleEvent(readable: Bool, writable: Bool) {
+        if state == .connecting {
+            guard writable else { return }
+            let error = Socket.pendingError(fd)
+            if error != 0 {
+                fail(error)
+                return
+            }
+            state = .open
+            delegate?.tcpStreamConnected(self)
+            if state != .open { return }
+        }
+        if writable && state == .open { flush() }
+        if readable && state == .open && !readPaused && !readEOF { readLoop() }
+    }
+
+    /// Queues bytes; they are written in one batch at the end of this loop pass.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state != .closed, !shutdownRequested else { return }
+        outbound.append(bytes)
+        scheduleFlush()
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Sends FIN once every queued byte is written.
+    public func shutdownWrite() {
+        guard state != .closed, !shutdownRequested else { return }
+        shutdownRequested = true
+        scheduleFlush()
+    }
+
+    /// Closes gracefully: queued bytes are dropped, the peer sees FIN.
+    public func close() {
+        guard state != .closed else { return }
+        state = .closed
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        outbound = ByteQueue()
+        Glibc.close(fd)
+    }
+
+    /// Closes with RST, so the peer sees a reset rather than EOF.
+    public func abort() {
+        guard state != .closed else { return }
+        state = .closed
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        outbound = ByteQueue()
+        Socket.abort(fd)
+    }
+
+    public var localAddress: SocketAddress? { Socket.localAddress(fd) }
+    public var peerAddress: SocketAddress? { Socket.peerAddress(fd) }
+
+    // MARK: Internals
+
+    private func readLoop() {
+        let scratch = loop.scratch
+        for _ in 0..<TCPStream.readsPerEvent {
+            switch Socket.read(fd, into: scratch) {
+            case let .bytes(n):
+                delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                if state != .open || readPaused { return }
+                // A short read drained the socket: a new edge comes when more data arrives.
+                if n < scratch.count { return }
+            case .wouldBlock:
+                return
+            case .eof:
+                readEOF = true
+                delegate?.tcpStreamReadClosed(self)
+                return
+            case let .error(e):
+                fail(e)
+                return
+            }
+        }
+        scheduleRead()
+    }
+
+    private func scheduleRead() {
+        guard !readScheduled, state == .open, !readEOF else { return }
+        readScheduled = true
+        loop.deferUntilEndOfPass { [self] in
+            readScheduled = false
+            if state == .open && !readPaused && !readEOF { readLoop() }
+        }
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled, state == .open else { return }
+        flushScheduled = true
+        loop.deferUntilEndOfPass { [self] in
+            flushScheduled = false
+            if state == .open { flush() }
+        }
+    }
+
+    private func flush() {
+        var written = 0
+        while !outbound.isEmpty {
+            var result = IOResult.wouldBlock
+            _ = outbound.consume { bytes in
+                result = Socket.write(fd, bytes)
+                if case let .bytes(n) = result { return n }
+                return 0
+            }
+            switch result {
+            case let .bytes(n):
+                written += n
+                if n == 0 { break }
+                continue
+            case .wouldBlock, .eof:
+                break
+            case let .error(e):
+                fail(e)
+                return
+            }
+            break
+        }
+        if outbound.isEmpty {
+            outbound.releaseIfEmpty()
+            if shutdownRequested && !writeShut {
+                writeShut = true
+                Socket.shutdownWrite(fd)
+            }
+        }
+        if written > 0 { delegate?.tcpStream(self, wrote: written) }
+    }
+
+    private func fail(_ error: Int32) {
+        guard state != .closed else { return }
+        close()
+        delegate?.tcpStream(self, failed: error)
+    }
+}

@@ -1,0 +1,357 @@
+import CNghttp2
+import HBONECore
+
+/// One HTTP/2 connection (client or server) over bytes, on libnghttp2: `receive` takes bytes from
+/// the peer, `produce` emits bytes for it. Flow control is manual (no automatic WINDOW_UPDATE):
+/// the owner calls `consume` after the upstream socket took the bytes, so backpressure reaches the
+/// sender and at most one stream window per stream is ever buffered. Confined to one thread.
+public final class H2Session {
+    public enum Role: Sendable { case client, server }
+
+    public let role: Role
+    public let settings: H2Settings
+    public unowned(unsafe) var delegate: H2SessionDelegate?
+    private var session: OpaquePointer!
+    private var streams: [Int32: StreamState] = [:]
+    public private(set) var goawayReceived = false
+    public private(set) var goawaySent = false
+
+    final class StreamState {
+        var outbound = ByteQueue()
+        var endRequested = false
+        var deferred = false
+        var headers: [H2Header] = []
+        var unconsumed = 0       // DATA bytes delivered to the owner and not yet consumed
+        var wasAboveHighWater = false
+        var hasProvider = false
+    }
+
+    public init(role: Role, settings: H2Settings = H2Settings(), delegate: H2SessionDelegate?) throws(H2Error) {
+        self.role = role
+        self.settings = settings
+        self.delegate = delegate
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { throw H2Error(NGHTTP2_ERR_NOMEM.rawValue, "callbacks") }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, h2OnBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, h2OnHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+        nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, h2ReadLength)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else { throw H2Error(NGHTTP2_ERR_NOMEM.rawValue, "option") }
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        // Bound what a peer can make us hold in header state.
+        nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
+
+        // user_data is this session, unretained: the session owns the nghttp2 object and frees it in deinit.
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        var raw: OpaquePointer?
+        let rc = role == .client
+            ? nghttp2_session_client_new2(&raw, callbacks, context, option)
+            : nghttp2_session_server_new2(&raw, callbacks, context, option)
+        guard rc == 0, let raw else { throw H2Error(rc, "session_new") }
+        session = raw
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(settings.maxConcurrentStreams)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.streamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: UInt32(settings.maxFrameSize)),
+        ]
+        if role == .client {
+            entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        var result = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        if result != 0 { throw H2Error(result, "settings") }
+        result = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindow))
+        if result != 0 { throw H2Error(result, "connection window") }
+    }
+
+    deinit { nghttp2_session_del(session) }
+
+    // MARK: Bytes in and out
+
+    /// Feeds bytes from the peer. Delegate calls happen inside. A thrown error is fatal for the connection.
+    public func receive(_ bytes: UnsafeRawBufferPointer) throws(H2Error) {
+        guard bytes.count > 0 else { return }
+        let n = nghttp2_session_mem_recv(session, bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count)
+        if n < 0 { throw H2Error(Int32(n), "receive") }
+    }
+
+    /// Emits pending frames to `body` (borrowed bytes) until nothing is left or `limit` bytes went out.
+    @discardableResult
+    public func produce(limit: Int = Int.max, _ body: (UnsafeRawBufferPointer) -> Void) throws(H2Error) -> Int {
+        var total = 0
+        while total < limit {
+            var data: UnsafePointer<UInt8>? = nil
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { throw H2Error(Int32(n), "send") }
+            if n == 0 { break }
+            body(UnsafeRawBufferPointer(start: data, count: n))
+            total += n
+        }
+        return total
+    }
+
+    public var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+    public var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
+    /// Neither side has anything left to say (after GOAWAY both ways, or a fatal error).
+    public var isFinished: Bool { !wantsWrite && !wantsRead }
+
+    // MARK: Streams
+
+    /// Client: opens a CONNECT stream to `authority` (`ip:port`), with no `:scheme` or `:path`.
+    public func connect(authority: String, headers extra: [H2Header]) throws(H2Error) -> Int32 {
+        let headers = [H2Header(":method", "CONNECT"), H2Header(":authority", authority)] + extra
+        let state = StreamState()
+        state.hasProvider = true
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2DataRead)
+        let id = withHeaderVector(headers) { nva, count in
+            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        if id < 0 { throw H2Error(id, "submit CONNECT") }
+        streams[id] = state
+        return id
+    }
+
+    /// Server: answers `stream`. A `200` keeps the stream open for DATA both ways; any other status
+    /// ends it (a bare HEADERS frame with END_STREAM, as the reference sends errors).
+    public func respond(stream: Int32, status: Int, headers extra: [H2Header] = []) throws(H2Error) {
+        let headers = [H2Header(":status", String(status))] + extra
+        let rc: Int32
+        if status == 200 {
+            let state = streams[stream] ?? StreamState()
+            state.hasProvider = true
+            streams[stream] = state
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2DataRead)
+            rc = withHeaderVector(headers) { nva, count in nghttp2_submit_response(session, stream, nva, count, &provider) }
+        } else {
+            rc = withHeaderVector(headers) { nva, count in nghttp2_submit_response(session, stream, nva, count, nil) }
+        }
+        if rc != 0 { throw H2Error(rc, "submit response") }
+    }
+
+    /// Queues DATA for `stream`.
+    public func send(stream: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let state = streams[stream], !state.endRequested else { return }
+        state.outbound.append(bytes)
+        resumeIfDeferred(stream, state)
+    }
+
+    /// END_STREAM after the queued DATA (TCP FIN from our side of the tunnel).
+    public func finish(stream: Int32) {
+        guard let state = streams[stream], !state.endRequested else { return }
+        state.endRequested = true
+        resumeIfDeferred(stream, state)
+    }
+
+    /// RST_STREAM.
+    public func reset(stream: Int32, errorCode: UInt32 = H2ErrorCode.cancel) {
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode)
+    }
+
+    /// Tells the peer it may send `count` more bytes on `stream` (and the connection): they left the proxy.
+    public func consume(stream: Int32, _ count: Int) {
+        guard count > 0 else { return }
+        if let state = streams[stream] { state.unconsumed -= min(count, state.unconsumed) }
+        _ = nghttp2_session_consume(session, stream, count)
+    }
+
+    /// Bytes of `stream` delivered but never consumed (released when a tunnel dies with data in flight).
+    public func unconsumed(stream: Int32) -> Int { streams[stream]?.unconsumed ?? 0 }
+
+    public func queuedBytes(stream: Int32) -> Int { streams[stream]?.outbound.count ?? 0 }
+    public func isAboveHighWater(stream: Int32) -> Bool { queuedBytes(stream: stream) >= settings.sendHighWater }
+    public var openStreams: Int { streams.count }
+    /// The concurrent-stream limit the peer announced (ours is used before its SETTINGS arrive).
+    public var peerMaxConcurrentStreams: Int {
+        Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+    }
+
+    public func ping() {
+        _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    /// GOAWAY with the last stream we processed: streams already open finish, new ones are refused.
+    public func goaway(errorCode: UInt32 = H2ErrorCode.noError) {
+        guard !goawaySent else { return }
+        goawaySent = true
+        let last = nghttp2_session_get_last_proc_stream_id(session)
+        _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+    }
+
+    // MARK: Internals
+
+    private func resumeIfDeferred(_ id: Int32, _ state: StreamState) {
+        if state.deferred {
+            state.deferred = false
+            _ = nghttp2_session_resume_data(session, id)
+        }
+    }
+
+    private func withHeaderVector<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        var storage: [UInt8] = []
+        var ranges: [(Int, Int, Int, Int)] = []
+        for h in headers {
+            let n = storage.count
+            storage.append(contentsOf: h.name.utf8)
+            let v = storage.count
+            storage.append(contentsOf: h.value.utf8)
+            ranges.append((n, h.name.utf8.count, v, h.value.utf8.count))
+        }
+        return storage.withUnsafeMutableBufferPointer { buf in
+            let base = buf.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 0)
+            let nva = ranges.map { r in
+                nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+        }
+    }
+
+    fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) {
+        let id = frame.pointee.hd.stream_id
+        if let state = streams[id] {
+            state.headers.removeAll()
+        } else if role == .server {
+            streams[id] = StreamState()
+        }
+    }
+
+    fileprivate func header(_ id: Int32, _ name: String, _ value: String) -> Bool {
+        guard let state = streams[id] else { return true }
+        // Bound header count per block: nghttp2 bounds sizes, we bound the list we build.
+        if state.headers.count >= 64 { return false }
+        state.headers.append(H2Header(name, value))
+        return true
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch Int(hd.type) {
+        case Int(NGHTTP2_HEADERS.rawValue):
+            guard let state = streams[hd.stream_id] else { break }
+            let headers = state.headers
+            state.headers = []
+            let category = frame.pointee.headers.cat
+            if role == .server && category == NGHTTP2_HCAT_REQUEST {
+                delegate?.h2(self, request: hd.stream_id, headers: headers, endStream: endStream)
+            } else if role == .client && category == NGHTTP2_HCAT_RESPONSE {
+                let status = Int(headers[header: ":status"] ?? "") ?? 0
+                delegate?.h2(self, response: hd.stream_id, status: status, headers: headers, endStream: endStream)
+            } else if endStream {
+                delegate?.h2(self, endOfStream: hd.stream_id)
+            }
+        case Int(NGHTTP2_DATA.rawValue):
+            if endStream { delegate?.h2(self, endOfStream: hd.stream_id) }
+        case Int(NGHTTP2_GOAWAY.rawValue):
+            goawayReceived = true
+            delegate?.h2(self, goaway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
+        case Int(NGHTTP2_PING.rawValue):
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate?.h2PingAcknowledged(self) }
+        default:
+            break
+        }
+    }
+
+    fileprivate func dataChunk(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let state = streams[id] else {
+            // Data for a stream we forgot: give the window back at once.
+            _ = nghttp2_session_consume(session, id, bytes.count)
+            return
+        }
+        state.unconsumed += bytes.count
+        delegate?.h2(self, data: id, bytes: bytes)
+    }
+
+    fileprivate func streamClosed(_ id: Int32, _ errorCode: UInt32) {
+        guard let state = streams.removeValue(forKey: id) else { return }
+        // Bytes the owner never consumed would shrink the connection window forever: return them.
+        if state.unconsumed > 0 { _ = nghttp2_session_consume_connection(session, state.unconsumed) }
+        delegate?.h2(self, closed: id, errorCode: errorCode)
+    }
+
+    /// Closing a stream that still has undelivered bytes: the owner dropped them.
+    public func release(stream: Int32) {
+        guard let state = streams[stream], state.unconsumed > 0 else { return }
+        _ = nghttp2_session_consume_connection(session, state.unconsumed)
+        state.unconsumed = 0
+    }
+
+    fileprivate func readData(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let state = streams[id] else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let above = state.outbound.count >= settings.sendHighWater
+        let copied = state.outbound.consume { bytes in
+            let n = min(bytes.count, length)
+            buffer.update(from: bytes.bindMemory(to: UInt8.self).baseAddress!, count: n)
+            return n
+        }
+        if state.outbound.isEmpty {
+            state.outbound.releaseIfEmpty()
+            if state.endRequested {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            } else if copied == 0 {
+                state.deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        if above && state.outbound.count < settings.sendHighWater / 2 {
+            delegate?.h2(self, drained: id)
+        } else if !above && copied > 0 && state.outbound.isEmpty {
+            delegate?.h2(self, drained: id)
+        }
+        return copied
+    }
+
+    fileprivate func maxPayload(_ sessionWindow: Int32, _ streamWindow: Int32, _ remoteMaxFrame: UInt32) -> Int {
+        max(1, min(Int(sessionWindow), Int(streamWindow), Int(remoteMaxFrame), settings.maxSendFrame))
+    }
+}
+
+// MARK: C callbacks. user_data is the H2Session, unretained (it owns the nghttp2 session).
+
+@inline(__always) private func owner(_ userData: UnsafeMutableRawPointer?) -> H2Session {
+    Unmanaged<H2Session>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private let h2OnBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+    if let frame { owner(userData).beginHeaders(frame) }
+    return 0
+}
+
+private let h2OnHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
+    guard let frame, let name, let value else { return 0 }
+    let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
+    let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+    return owner(userData).header(frame.pointee.hd.stream_id, n, v) ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+}
+
+private let h2OnFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, userData in
+    if let frame { owner(userData).frameReceived(frame) }
+    return 0
+}
+
+private let h2OnDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
+    if let data { owner(userData).dataChunk(streamID, UnsafeRawBufferPointer(start: data, count: length)) }
+    return 0
+}
+
+private let h2OnStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
+    owner(userData).streamClosed(streamID, errorCode)
+    return 0
+}
+
+private let h2DataRead: nghttp2_data_source_read_callback = { _, streamID, buffer, length, flags, _, userData in
+    guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    return owner(userData).readData(streamID, buffer, length, flags)
+}
+
+private let h2ReadLength: nghttp2_data_source_read_length_callback = { _, _, _, sessionWindow, streamWindow, remoteMaxFrame, userData in
+    owner(userData).maxPayload(sessionWindow, streamWindow, remoteMaxFrame)
+}

@@ -1,0 +1,44 @@
+import HBONEIdentity
+
+/// What a handshake demands of the peer's leaf beyond chaining to the bundle (hbone-reference §2).
+public struct PeerVerification: Sendable, Hashable {
+    public enum Side: Sendable, Hashable {
+        /// We are the server: any identity of a trusted trust domain; authorization decides the rest.
+        case inbound(trustDomains: Set<String>)
+        /// We are the client: the server must be exactly one of these identities.
+        case outbound(expected: Set<SPIFFEID>)
+    }
+
+    public let side: Side
+
+    public init(_ side: Side) { self.side = side }
+
+    public static func inbound(trustDomains: Set<String>) -> PeerVerification { .init(.inbound(trustDomains: trustDomains)) }
+    public static func outbound(expected: Set<SPIFFEID>) -> PeerVerification { .init(.outbound(expected: expected)) }
+
+    /// The SVID rules for a leaf that already chains to a trusted root. Pure: certificate in, identity or reason out.
+    public func check(leaf: Certificate) -> Result<SPIFFEID, PeerRejection> {
+        let sans = leaf.subjectAltNames
+        if sans.count == 0 { return .failure(.noSAN) }
+        if sans.uris.isEmpty { return .failure(.noURISAN) }
+        if sans.uris.count > 1 { return .failure(.multipleURISANs(sans.uris.count)) }
+        let uri = sans.uris[0]
+        let id: SPIFFEID
+        do {
+            id = try SPIFFEID(parsing: uri)
+        } catch {
+            return .failure(.badSPIFFEID(error, uri))
+        }
+        if leaf.isCA { return .failure(.leafIsCA) }
+        if !leaf.allowsDigitalSignature { return .failure(.missingDigitalSignature) }
+        switch side {
+        case let .inbound(trustDomains):
+            if !leaf.allowsClientAuth { return .failure(.missingClientAuth) }
+            if !trustDomains.contains(id.trustDomain) { return .failure(.untrustedTrustDomain(id.trustDomain)) }
+        case let .outbound(expected):
+            if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
+            if !expected.contains(id) { return .failure(.unexpectedIdentity(got: id, expected: expected.sorted())) }
+        }
+        return .success(id)
+    }
+}

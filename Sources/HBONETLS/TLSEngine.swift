@@ -1,0 +1,241 @@
+import COpenSSL
+import CHBONEOpenSSLShim
+import HBONEIdentity
+
+/// One TLS connection driven entirely from memory: ciphertext in with `feed`, plaintext out with
+/// `read`, plaintext in with `write`, ciphertext out with `takeCiphertext`. No sockets, no clock.
+/// Confined to one thread.
+public final class TLSEngine {
+    let ssl: OpaquePointer
+    private let readBIO: OpaquePointer     // owned by `ssl` (SSL_set_bio)
+    private let writeBIO: OpaquePointer    // owned by `ssl`
+    public let context: TLSContext
+    public let verification: PeerVerification
+    public private(set) var peerIdentity: SPIFFEID?
+    public private(set) var rejection: PeerRejection?
+    public private(set) var isHandshakeComplete = false
+    public private(set) var failed = false
+
+    static let exDataIndex: Int32 = chbone_ssl_get_ex_new_index()
+
+    public init(context: TLSContext, verification: PeerVerification) throws(TLSError) {
+        OpenSSLErrors.clear()
+        guard let ssl = SSL_new(context.ctx) else { throw TLSError.fromQueue(code: "engine", "SSL_new") }
+        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw TLSError.fromQueue(code: "engine", "BIO_new")
+        }
+        // An empty read BIO means "wait for more", not EOF.
+        chbone_bio_set_mem_eof_return(r, -1)
+        SSL_set_bio(ssl, r, w)
+        self.ssl = ssl
+        self.readBIO = r
+        self.writeBIO = w
+        self.context = context
+        self.verification = verification
+        switch context.role {
+        case .server: SSL_set_accept_state(ssl)
+        case .client: SSL_set_connect_state(ssl)
+        }
+        // Unretained: this engine owns `ssl` and frees it in deinit, so the pointer never dangles.
+        SSL_set_ex_data(ssl, TLSEngine.exDataIndex, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit { SSL_free(ssl) }
+
+    public enum HandshakeStatus: Equatable {
+        case complete
+        case inProgress
+        case failed(TLSError)
+    }
+
+    public enum ReadStatus: Equatable {
+        case bytes(Int)
+        case needMore
+        case closed            // close_notify received
+        case failed(TLSError)
+    }
+
+    /// Ciphertext from the peer.
+    public func feed(_ ciphertext: UnsafeRawBufferPointer) {
+        guard ciphertext.count > 0 else { return }
+        _ = BIO_write(readBIO, ciphertext.baseAddress, Int32(ciphertext.count))
+    }
+
+    /// Advances the handshake with whatever was fed.
+    public func handshake() -> HandshakeStatus {
+        if isHandshakeComplete { return .complete }
+        if failed { return .failed(TLSError(code: rejection?.code ?? "handshake", reason: rejection?.description ?? "handshake failed")) }
+        OpenSSLErrors.clear()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 {
+            if !alpnIsH2 {
+                return fail(.noALPN)
+            }
+            if peerIdentity == nil {
+                // verify callback did not run at depth 0 (cannot happen with VERIFY_PEER): refuse.
+                return fail(.noCertificate)
+            }
+            isHandshakeComplete = true
+            return .complete
+        }
+        let error = SSL_get_error(ssl, rc)
+        if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return .inProgress }
+        failed = true
+        return .failed(classify(prefix: "handshake"))
+    }
+
+    private func fail(_ reason: PeerRejection) -> HandshakeStatus {
+        failed = true
+        rejection = reason
+        return .failed(TLSError(code: reason.code, reason: reason.description))
+    }
+
+    /// Decrypts into `buffer`. Call until `.needMore`.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> ReadStatus {
+        OpenSSLErrors.clear()
+        let n = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
+        if n > 0 { return .bytes(Int(n)) }
+        let error = SSL_get_error(ssl, n)
+        switch error {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return .needMore
+        case SSL_ERROR_ZERO_RETURN: return .closed
+        default:
+            failed = true
+            return .failed(classify(prefix: "read"))
+        }
+    }
+
+    /// Encrypts all of `plaintext` into the outgoing ciphertext.
+    public func write(_ plaintext: UnsafeRawBufferPointer) -> TLSError? {
+        var offset = 0
+        while offset < plaintext.count {
+            OpenSSLErrors.clear()
+            let chunk = min(plaintext.count - offset, Int(Int32.max))
+            let n = SSL_write(ssl, plaintext.baseAddress! + offset, Int32(chunk))
+            if n <= 0 {
+                failed = true
+                return classify(prefix: "write")
+            }
+            offset += Int(n)
+        }
+        return nil
+    }
+
+    /// Bytes waiting to go to the peer.
+    public var pendingCiphertext: Int { Int(BIO_ctrl_pending(writeBIO)) }
+
+    /// Hands the outgoing ciphertext to `body` (borrowed for the call), then empties the buffer.
+    public func takeCiphertext(_ body: (UnsafeRawBufferPointer) -> Void) {
+        var data: UnsafeMutablePointer<CChar>? = nil
+        let n = chbone_bio_get_mem_data(writeBIO, &data)
+        guard n > 0, let data else { return }
+        body(UnsafeRawBufferPointer(start: data, count: n))
+        _ = BIO_ctrl(writeBIO, BIO_CTRL_RESET, 0, nil)
+    }
+
+    /// Queues close_notify.
+    public func shutdown() {
+        OpenSSLErrors.clear()
+        if isHandshakeComplete { _ = SSL_shutdown(ssl) }
+        OpenSSLErrors.clear()
+    }
+
+    public var alpn: String? {
+        var data: UnsafePointer<UInt8>? = nil
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    var alpnIsH2: Bool { alpn == "h2" }
+
+    public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+    public var cipher: String {
+        guard let c = SSL_get_current_cipher(ssl) else { return "" }
+        return String(cString: SSL_CIPHER_get_name(c))
+    }
+
+    /// The certificates the peer sent, leaf first.
+    public var peerChain: [Certificate] {
+        guard let stack = SSL_get_peer_cert_chain(ssl) else { return [] }
+        var out: [Certificate] = []
+        for i in 0..<chbone_sk_x509_num(stack) {
+            if let x = chbone_sk_x509_value(stack, i) { out.append(Certificate(borrowing: x)) }
+        }
+        // A server's stack omits the client's leaf in OpenSSL: add it.
+        if context.role == .server, let leaf = SSL_get0_peer_certificate(ssl) {
+            if out.first.map({ X509_cmp($0.x509, leaf) != 0 }) ?? true { out.insert(Certificate(borrowing: leaf), at: 0) }
+        }
+        return out
+    }
+
+    private func classify(prefix: String) -> TLSError {
+        let entries = OpenSSLErrors.drain()
+        if let rejection { return TLSError(code: rejection.code, reason: rejection.description) }
+        let text = entries.joined(separator: "; ")
+        if text.contains("peer did not return a certificate") {
+            rejection = .noCertificate
+            return TLSError(code: "no_certificate", reason: "peer sent no certificate")
+        }
+        if text.contains("no application protocol") || text.contains("no_application_protocol") {
+            rejection = .noALPN
+            return TLSError(code: "no_alpn_h2", reason: text)
+        }
+        if text.contains("alert") { return TLSError(code: "peer_alert", reason: "\(prefix): peer sent \(text)") }
+        if text.contains("wrong version") || text.contains("unsupported protocol") || text.contains("version") {
+            return TLSError(code: "protocol_version", reason: "\(prefix): \(text)")
+        }
+        return TLSError(code: prefix == "handshake" ? "handshake" : "tls_\(prefix)", reason: text.isEmpty ? "\(prefix) failed" : "\(prefix): \(text)")
+    }
+
+    // MARK: Verification (called by tlsVerifyCallback during the handshake)
+
+    func verify(preverify: Int32, storeContext: OpaquePointer) -> Int32 {
+        let depth = X509_STORE_CTX_get_error_depth(storeContext)
+        if preverify != 1 {
+            let code = X509_STORE_CTX_get_error(storeContext)
+            // A purpose failure at the leaf is better told by our own SVID rules when they also fail.
+            if depth == 0, code == X509_V_ERR_INVALID_PURPOSE, let x = X509_STORE_CTX_get_current_cert(storeContext),
+               case let .failure(reason) = verification.check(leaf: Certificate(borrowing: x)) {
+                if rejection == nil { rejection = reason }
+                return 0
+            }
+            if rejection == nil {
+                rejection = .chain(code: TLSEngine.chainCode(code), detail: "depth \(depth): " + String(cString: X509_verify_cert_error_string(Int(code))))
+            }
+            return 0
+        }
+        guard depth == 0 else { return 1 }
+        guard let x = X509_STORE_CTX_get_current_cert(storeContext) else {
+            rejection = .noCertificate
+            return 0
+        }
+        switch verification.check(leaf: Certificate(borrowing: x)) {
+        case let .success(id):
+            peerIdentity = id
+            return 1
+        case let .failure(reason):
+            rejection = reason
+            X509_STORE_CTX_set_error(storeContext, X509_V_ERR_APPLICATION_VERIFICATION)
+            return 0
+        }
+    }
+
+    static func chainCode(_ code: Int32) -> String {
+        switch code {
+        case X509_V_ERR_CERT_HAS_EXPIRED: return "expired"
+        case X509_V_ERR_CERT_NOT_YET_VALID: return "not_yet_valid"
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: return "unknown_issuer"
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return "untrusted_root"
+        case X509_V_ERR_PATH_LENGTH_EXCEEDED: return "path_length_exceeded"
+        case X509_V_ERR_INVALID_CA: return "invalid_ca"
+        case X509_V_ERR_INVALID_PURPOSE: return "invalid_purpose"
+        case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "chain_too_long"
+        case X509_V_ERR_CERT_SIGNATURE_FAILURE: return "bad_signature"
+        case X509_V_ERR_PERMITTED_VIOLATION, X509_V_ERR_EXCLUDED_VIOLATION: return "name_constraints"
+        default: return "chain_invalid"
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import COpenSSL
+import Atomics
+import Foundation
+
+/// The roots every peer chain must end at (several during a root rotation). Owns one X509_STORE,
+/// shared by every SSL_CTX built from this bundle (`SSL_CTX_set1_cert_store` adds a reference).
+public final class TrustBundle: @unchecked Sendable {
+    let store: OpaquePointer
+    public let roots: [Certificate]
+    /// Increases with every bundle built, so caches keyed on a bundle can tell an old one.
+    public let generation: Int
+    private static let generations = ManagedAtomic<Int>(0)
+
+    public init(roots: [Certificate]) throws(TLSError) {
+        guard !roots.isEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
+        guard let store = X509_STORE_new() else { throw TLSError.fromQueue(code: "trust_bundle", "X509_STORE_new") }
+        for root in roots {
+            guard root.isCA else {
+                X509_STORE_free(store)
+                throw TLSError(code: "trust_bundle", reason: "\(root.subject) is not a CA certificate")
+            }
+            OpenSSLErrors.clear()
+            if X509_STORE_add_cert(store, root.x509) != 1 {
+                let entries = OpenSSLErrors.drain()
+                // A duplicate root is harmless; anything else is not.
+                if !entries.allSatisfy({ $0.contains("cert already in hash table") }) {
+                    X509_STORE_free(store)
+                    throw TLSError(code: "trust_bundle", reason: entries.joined(separator: "; "))
+                }
+            }
+        }
+        self.store = store
+        self.roots = roots
+        self.generation = TrustBundle.generations.wrappingIncrementThenLoad(ordering: .relaxed)
+    }
+
+    public convenience init(pem: [UInt8]) throws(TLSError) {
+        try self.init(roots: Certificate.parsePEMChain(pem))
+    }
+
+    public convenience init(file: String) throws(TLSError) {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TLSError(code: "trust_bundle", reason: "cannot read \(file)")
+        }
+        try self.init(pem: [UInt8](data))
+    }
+
+    deinit { X509_STORE_free(store) }
+
+    /// SHA-256 fingerprints of the roots, to tell whether a reloaded file changed anything.
+    public var fingerprint: [UInt8] { roots.flatMap(\.der) }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Generates the test and demo PKI with the openssl CLI: one shared root, one intermediate per
+# cluster (east, west), workload SVIDs, and an unrelated root for negative tests.
+#   scripts/gen-test-pki.sh OUT_DIR
+# Layout:
+#   OUT/root/{root-cert.pem,root-key.pem}            the shared mesh root
+#   OUT/<cluster>/{ca-cert.pem,ca-key.pem,root-cert.pem,cert-chain.pem}   a cacerts bundle
+#   OUT/certs-<cluster>/<ns>/<sa>/{cert-chain.pem,key.pem,root-cert.pem}  SVIDs (leaf + intermediate)
+#   OUT/other-root/...  and OUT/certs-other/...       a second, unrelated mesh (its own root)
+set -euo pipefail
+out=${1:?usage: gen-test-pki.sh OUT_DIR}
+mkdir -p "$out"
+cd "$out"
+umask 077
+
+td=cluster.local
+
+eckey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+serial() { echo "0x$(openssl rand -hex 16)"; }
+
+make_root() { # dir cn
+    mkdir -p "$1"
+    eckey "$1/root-key.pem"
+    openssl req -x509 -new -key "$1/root-key.pem" -sha256 -days 3650 -subj "/O=hbone-test/CN=$2" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" \
+        -out "$1/root-cert.pem"
+}
+
+make_intermediate() { # rootdir dir cluster
+    local root=$1 dir=$2 cluster=$3
+    mkdir -p "$dir"
+    eckey "$dir/ca-key.pem"
+    openssl req -new -key "$dir/ca-key.pem" -subj "/O=hbone-test/CN=$cluster intermediate" -out "$dir/ca.csr"
+    cat > "$dir/ca.ext" <<EXT
+basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+EXT
+    openssl x509 -req -in "$dir/ca.csr" -CA "$root/root-cert.pem" -CAkey "$root/root-key.pem" \
+        -set_serial "$(serial)" -days 1825 -sha256 -extfile "$dir/ca.ext" -out "$dir/ca-cert.pem" 2>/dev/null
+    cp "$root/root-cert.pem" "$dir/root-cert.pem"
+    cat "$dir/ca-cert.pem" "$root/root-cert.pem" > "$dir/cert-chain.pem"
+    rm -f "$dir/ca.csr" "$dir/ca.ext"
+}
+
+# issue_leaf CA_DIR OUT_DIR SPIFFE_ID [extra extension lines...]
+# The default extensions are those of an Istio SVID; extra lines replace any key they name.
+issue_leaf() {
+    local ca=$1 dir=$2 id=$3
+    shift 3
+    mkdir -p "$dir"
+    eckey "$dir/key.pem"
+    openssl req -new -key "$dir/key.pem" -subj "/O=hbone-test" -out "$dir/leaf.csr"
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        echo "extendedKeyUsage=serverAuth,clientAuth"
+        echo "subjectAltName=critical,URI:$id"
+        echo "authorityKeyIdentifier=keyid"
+    } > "$dir/leaf.ext"
+    for line in "$@"; do
+        key=${line%%=*}
+        grep -v "^$key=" "$dir/leaf.ext" > "$dir/leaf.ext.new" || true
+        mv "$dir/leaf.ext.new" "$dir/leaf.ext"
+        [ "${line#*=}" = "" ] || echo "$line" >> "$dir/leaf.ext"
+    done
+    openssl x509 -req -in "$dir/leaf.csr" -CA "$ca/ca-cert.pem" -CAkey "$ca/ca-key.pem" \
+        -set_serial "$(serial)" -days 2 -sha256 -extfile "$dir/leaf.ext" -out "$dir/leaf.pem" 2>/dev/null
+    cat "$dir/leaf.pem" "$ca/ca-cert.pem" > "$dir/cert-chain.pem"
+    cp "$ca/root-cert.pem" "$dir/root-cert.pem"
+    rm -f "$dir/leaf.csr" "$dir/leaf.ext" "$dir/leaf.pem"
+}
+
+make_root root "hbone mesh root"
+make_intermediate root east cluster-east
+make_intermediate root west cluster-west
+issue_leaf east certs-east/payments/checkout "spiffe://$td/ns/payments/sa/checkout"
+issue_leaf west certs-west/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
+issue_leaf west certs-west/payments/audit "spiffe://$td/ns/payments/sa/audit"
+issue_leaf east certs-east/shop/frontend "spiffe://$td/ns/shop/sa/frontend"
+
+# An unrelated mesh: same trust domain name, different root. Must never be trusted by the above.
+make_root other-root "unrelated root"
+make_intermediate other-root other cluster-other
+issue_leaf other certs-other/payments/checkout "spiffe://$td/ns/payments/sa/checkout"
+issue_leaf other certs-other/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
+
+# Leaves with one defect each (named after it), all under the east intermediate.
+bad=bad
+issue_leaf east $bad/no-san "" "subjectAltName="
+issue_leaf east $bad/dns-san-only "" "subjectAltName=DNS:checkout.payments.svc"
+issue_leaf east $bad/two-uri-sans "" "subjectAltName=critical,URI:spiffe://$td/ns/payments/sa/checkout,URI:spiffe://$td/ns/payments/sa/ledger"
+issue_leaf east $bad/non-spiffe-uri "https://checkout.payments"
+issue_leaf east $bad/uppercase-trust-domain "spiffe://Cluster.Local/ns/payments/sa/checkout"
+issue_leaf east $bad/not-ns-sa-shape "spiffe://$td/workload/checkout"
+issue_leaf east $bad/foreign-trust-domain "spiffe://other.mesh/ns/payments/sa/checkout"
+issue_leaf east $bad/leaf-is-ca "spiffe://$td/ns/payments/sa/checkout" "basicConstraints=critical,CA:TRUE" "keyUsage=critical,digitalSignature,keyCertSign"
+issue_leaf east $bad/no-digital-signature "spiffe://$td/ns/payments/sa/checkout" "keyUsage=critical,keyEncipherment"
+issue_leaf east $bad/server-auth-only "spiffe://$td/ns/payments/sa/checkout" "extendedKeyUsage=serverAuth"
+issue_leaf east $bad/client-auth-only "spiffe://$td/ns/payments/sa/ledger" "extendedKeyUsage=clientAuth"
+# Missing intermediate: the leaf alone, without the east intermediate that signed it.
+mkdir -p $bad/missing-intermediate
+cp certs-east/payments/checkout/key.pem $bad/missing-intermediate/key.pem
+openssl x509 -in certs-east/payments/checkout/cert-chain.pem -out $bad/missing-intermediate/cert-chain.pem
+
+# Bundles: shared root only; shared + unrelated (a root rotation in progress).
+cp root/root-cert.pem bundle-root.pem
+cat root/root-cert.pem other-root/root-cert.pem > bundle-root-and-other.pem
+echo "test PKI written to $out"
