@@ -1,0 +1,33 @@
+import HBONECore
+import HBONEIdentity
+
+/// What authorization may judge about one connection at L4.
+public struct ConnectionFacts: Sendable, Hashable {
+    /// The peer's verified identity; nil on plaintext (identity-less) connections.
+    public var source: SPIFFEID?
+    public var sourceIP: IPAddress
+    public var destinationIP: IPAddress
+    /// The workload's target port.
+    public var destinationPort: UInt16
+
+    public init(source: SPIFFEID?, sourceIP: IPAddress, destinationIP: IPAddress, destinationPort: UInt16) {
+        self.source = source
+        self.sourceIP = sourceIP
+        self.destinationIP = destinationIP
+        self.destinationPort = destinationPort
+    }
+
+    var principal: String? { source?.principal }
+    var sourceNamespace: String? { source?.namespace }
+}
+
+/// The destination workload a decision is for: which policies apply depends on it.
+public struct PolicyTarget: Sendable, Hashable {
+    public var namespace: String
+    public var labels: [String: String]
+
+    public init(namespace: String, labels: [String: String]) {
+        self.namespace = namespace
+        self.labels = labels
+    }
+}

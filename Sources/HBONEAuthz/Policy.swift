@@ -1,0 +1,78 @@
+import HBONECore
+
+/// An authorization policy in ztunnel's shape: rules → clauses → matches.
+/// A policy matches when any rule matches; a rule when all its clauses match; a clause when any of
+/// its matches matches; a match when all its fields hold.
+public struct Policy: Sendable, Hashable {
+    public enum Scope: Sendable, Hashable {
+        case global
+        case namespace
+        case workloadSelector([String: String])
+    }
+
+    public enum Action: String, Sendable, Hashable { case allow = "Allow", deny = "Deny", audit = "Audit" }
+
+    public var name: String
+    public var namespace: String
+    public var scope: Scope
+    public var action: Action
+    /// `istio.io/dry-run: "true"`: evaluated and logged, never enforced.
+    public var dryRun: Bool
+    public var rules: [[[Match]]]
+    /// Why parts of this policy cannot be judged at L4 (shown as warnings).
+    public var warnings: [String]
+
+    public init(name: String, namespace: String, scope: Scope, action: Action, dryRun: Bool = false, rules: [[[Match]]], warnings: [String] = []) {
+        self.name = name
+        self.namespace = namespace
+        self.scope = scope
+        self.action = action
+        self.dryRun = dryRun
+        self.rules = rules
+        self.warnings = warnings
+    }
+
+    public var key: String { "\(namespace)/\(name)" }
+
+    /// No rules: matches nothing (so an empty ALLOW denies everything it applies to).
+    public func matches(_ facts: ConnectionFacts) -> Bool {
+        for rule in rules where rule.allSatisfy({ clause in clause.contains { $0.matches(facts, action: action) } }) {
+            return true
+        }
+        return false
+    }
+}
+
+/// One ztunnel RbacMatch: fields AND-ed, values of one field OR-ed, `not` lists must match none.
+public struct Match: Sendable, Hashable {
+    public var namespaces: [StringMatch] = []
+    public var notNamespaces: [StringMatch] = []
+    public var principals: [StringMatch] = []
+    public var notPrincipals: [StringMatch] = []
+    public var sourceIps: [CIDR] = []
+    public var notSourceIps: [CIDR] = []
+    public var destinationIps: [CIDR] = []
+    public var notDestinationIps: [CIDR] = []
+    public var destinationPorts: [UInt16] = []
+    public var notDestinationPorts: [UInt16] = []
+    /// HTTP-only fields this match used. They cannot be judged at L4: such a match never holds in an
+    /// ALLOW policy and always holds in a DENY policy (fail closed; the reference fails open here).
+    public var unjudgeable: [String] = []
+
+    public init() {}
+
+    public func matches(_ facts: ConnectionFacts, action: Policy.Action) -> Bool {
+        if !unjudgeable.isEmpty { return action == .deny }
+        if !namespaces.isEmpty && !namespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
+        if notNamespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
+        if !principals.isEmpty && !principals.contains(where: { $0.matches(facts.principal) }) { return false }
+        if notPrincipals.contains(where: { $0.matches(facts.principal) }) { return false }
+        if !sourceIps.isEmpty && !sourceIps.contains(where: { $0.contains(facts.sourceIP) }) { return false }
+        if notSourceIps.contains(where: { $0.contains(facts.sourceIP) }) { return false }
+        if !destinationIps.isEmpty && !destinationIps.contains(where: { $0.contains(facts.destinationIP) }) { return false }
+        if notDestinationIps.contains(where: { $0.contains(facts.destinationIP) }) { return false }
+        if !destinationPorts.isEmpty && !destinationPorts.contains(facts.destinationPort) { return false }
+        if notDestinationPorts.contains(facts.destinationPort) { return false }
+        return true
+    }
+}

@@ -1,0 +1,96 @@
+import HBONECore
+import HBONEAuthz
+
+/// Reads policies in ztunnel's LocalConfig shape (rules → clauses → matches).
+enum PolicyParser {
+    static func localConfig(_ r: YAMLReader) throws(ConfigError) -> Policy {
+        let f = try r.fields(allowed: ["name", "namespace", "scope", "action", "rules", "dryRun", "groups", "selector"])
+        guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
+        let namespace = try f["namespace"]?.string() ?? ""
+        var scope = Policy.Scope.namespace
+        if let s = f["scope"] {
+            switch try s.string() {
+            case "Global", "GLOBAL": scope = .global
+            case "Namespace", "NAMESPACE": scope = .namespace
+            case "WorkloadSelector", "WORKLOAD_SELECTOR":
+                var labels: [String: String] = [:]
+                if let sel = f["selector"] {
+                    let sf = try sel.fields(allowed: ["matchLabels"])
+                    for (k, v) in try sf["matchLabels"]?.mapping() ?? [] { labels[k] = try v.string() }
+                }
+                scope = .workloadSelector(labels)
+            default: throw s.error("must be Global, Namespace or WorkloadSelector")
+            }
+        }
+        var action = Policy.Action.allow
+        if let a = f["action"] {
+            switch try a.string().lowercased() {
+            case "allow": action = .allow
+            case "deny": action = .deny
+            case "audit": action = .audit
+            default: throw a.error("must be Allow, Deny or Audit")
+            }
+        }
+        var rules: [[[Match]]] = []
+        for rule in try f["rules"]?.sequence() ?? [] {
+            var clauses: [[Match]] = []
+            for clause in try rule.sequence() {
+                var matches: [Match] = []
+                for m in try clause.sequence() { matches.append(try match(m)) }
+                clauses.append(matches)
+            }
+            rules.append(clauses)
+        }
+        return Policy(name: name, namespace: namespace, scope: scope, action: action,
+                      dryRun: try f["dryRun"]?.bool() ?? false, rules: rules)
+    }
+
+    static func match(_ r: YAMLReader) throws(ConfigError) -> Match {
+        let f = try r.fields(allowed: ["namespaces", "notNamespaces", "principals", "notPrincipals", "sourceIps", "notSourceIps",
+                                       "destinationIps", "notDestinationIps", "destinationPorts", "notDestinationPorts", "serviceAccounts", "notServiceAccounts"])
+        var m = Match()
+        func strings(_ key: String) throws(ConfigError) -> [StringMatch] {
+            var out: [StringMatch] = []
+            for v in try f[key]?.sequence() ?? [] { out.append(try stringMatch(v)) }
+            return out
+        }
+        func cidrs(_ key: String) throws(ConfigError) -> [CIDR] {
+            var out: [CIDR] = []
+            for v in try f[key]?.sequence() ?? [] {
+                let s = try v.string()
+                guard let c = CIDR(s) else { throw v.error("\"\(s)\" is not an IP block") }
+                out.append(c)
+            }
+            return out
+        }
+        func ports(_ key: String) throws(ConfigError) -> [UInt16] {
+            var out: [UInt16] = []
+            for v in try f[key]?.sequence() ?? [] { out.append(try v.port()) }
+            return out
+        }
+        m.namespaces = try strings("namespaces")
+        m.notNamespaces = try strings("notNamespaces")
+        m.principals = try strings("principals")
+        m.notPrincipals = try strings("notPrincipals")
+        m.sourceIps = try cidrs("sourceIps")
+        m.notSourceIps = try cidrs("notSourceIps")
+        m.destinationIps = try cidrs("destinationIps")
+        m.notDestinationIps = try cidrs("notDestinationIps")
+        m.destinationPorts = try ports("destinationPorts")
+        m.notDestinationPorts = try ports("notDestinationPorts")
+        return m
+    }
+
+    /// A plain string uses Istio's glob rules; ztunnel's `{Exact: x}`/`{Prefix: x}`/`{Suffix: x}`/`{Presence: {}}` too.
+    static func stringMatch(_ r: YAMLReader) throws(ConfigError) -> StringMatch {
+        if case .scalar = r.node { return StringMatch(istio: try r.string()) }
+        let entries = try r.mapping(allowed: ["Exact", "Prefix", "Suffix", "Presence"])
+        guard entries.count == 1, let (k, v) = entries.first else { throw r.error("expected exactly one of Exact, Prefix, Suffix, Presence") }
+        switch k {
+        case "Exact": return .exact(try v.string())
+        case "Prefix": return .prefix(try v.string())
+        case "Suffix": return .suffix(try v.string())
+        default: return .presence
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import Foundation
+import Yams
+import HBONECore
+import HBONEIdentity
+import HBONEAuthz
+
+/// The whole config file: ztunnel LocalConfig's `workloads`, `services`, `policies`, plus `hbone:`.
+public struct ProxyConfig: Sendable {
+    public var workloads: [Workload]
+    public var services: [Service]
+    public var policies: [Policy]
+    public var settings: Settings
+    /// Where it was loaded from (relative paths in it are resolved against its directory).
+    public var file: String
+
+    public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node } }
+
+    /// Loads and checks a config file. Errors carry the file, line and path.
+    public static func load(file: String) throws(ConfigError) -> ProxyConfig {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigError(file: file, line: nil, path: "", reason: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: file, line: nil, path: "", reason: "not UTF-8 text")
+        }
+        return try parse(yaml: text, file: file)
+    }
+
+    public static func parse(yaml text: String, file: String) throws(ConfigError) -> ProxyConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(file: file, line: nil, path: "", reason: "empty config")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: yamlErrorLine(error), path: "", reason: "invalid YAML: \(error)")
+        } catch {
+            throw ConfigError(file: file, line: nil, path: "", reason: "invalid YAML: \(error)")
+        }
+        let top = try YAMLReader(node: root, path: "", file: file).fields(allowed: ["workloads", "services", "policies", "hbone"])
+        guard let hbone = top["hbone"] else {
+            throw ConfigError(file: file, line: 1, path: "hbone", reason: "missing: the proxy's own settings (node, trustDomain, rootCertificates, certificates)")
+        }
+        let base = (file as NSString).deletingLastPathComponent
+        let settings = try parseSettings(hbone, base: base)
+        var workloads: [Workload] = []
+        for w in try top["workloads"]?.sequence() ?? [] { workloads.append(try parseWorkload(w)) }
+        var services: [Service] = []
+        for s in try top["services"]?.sequence() ?? [] { services.append(try parseService(s)) }
+        var policies: [Policy] = []
+        for p in try top["policies"]?.sequence() ?? [] { policies.append(try PolicyParser.localConfig(p)) }
+        let config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
+        try config.checkConsistency(top)
+        return config
+    }
+
+    /// Cross-field rules: unique uids, no IP claimed by two workloads, service references exist.
+    private func checkConsistency(_ top: [String: YAMLReader]) throws(ConfigError) {
+        let workloadNodes = try top["workloads"]?.sequence() ?? []
+        var uids: [String: Int] = [:]
+        var ips: [IPAddress: Int] = [:]
+        let serviceKeys = Set(services.map(\.key))
+        for (i, w) in workloads.enumerated() {
+            if let j = uids[w.uid] {
+                throw workloadNodes[i].child("uid", workloadNodes[i].node).error("uid also used by workloads[\(j)]")
+            }
+            uids[w.uid] = i
+            for (k, ip) in w.workloadIps.enumerated() {
+                if let j = ips[ip], j != i {
+                    throw YAMLReader(node: workloadNodes[i].node, path: "workloads[\(i)].workloadIps[\(k)]", file: file)
+                        .error("\(ip) is also an IP of workloads[\(j)]")
+                }
+                ips[ip] = i
+            }
+            for key in w.services.keys where !serviceKeys.contains(key) && !services.isEmpty {
+                throw YAMLReader(node: workloadNodes[i].node, path: "workloads[\(i)].services", file: file)
+                    .error("service \(key) is not defined under services")
+            }
+        }
+    }
+
+    static func yamlErrorLine(_ error: YamlError) -> Int? {
+        switch error {
+        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _):
+            return mark.line
+        default:
+            return nil
+        }
+    }
+
+    static let ignoredWorkloadKeys: Set<String> = [
+        "network", "workloadType", "status", "locality", "hostname", "authorizationPolicies", "waypoint",
+        "networkGateway", "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
+        "trustDomainAliases", "extensions",
+    ]
+
+    static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
+        let known: Set<String> = ["uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp",
+                                  "protocol", "node", "services", "labels", "clusterId", "workloadName",
+                                  "canonicalName", "canonicalRevision"]
+        let f = try r.fields(allowed: known.union(ignoredWorkloadKeys))
+        func required(_ key: String) throws(ConfigError) -> YAMLReader {
+            guard let v = f[key] else { throw r.error("missing \(key)") }
+            return v
+        }
+        let name = try required("name").nonEmptyString()
+        let namespace = try required("namespace").nonEmptyString()
+        let serviceAccount = try f["serviceAccount"]?.nonEmptyString() ?? "default"
+        let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
+        let identity: SPIFFEID
+        do {
+            identity = try SPIFFEID(trustDomain: trustDomain, namespace: namespace, serviceAccount: serviceAccount)
+        } catch {
+            throw r.error("identity spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount) is invalid: \(error)")
+        }
+        var ips: [IPAddress] = []
+        if let list = f["workloadIps"] { for ip in try list.sequence() { ips.append(try ip.ip()) } }
+        if let single = f["workloadIp"] { ips.append(try single.ip()) }
+        if ips.isEmpty { throw r.error("missing workloadIps") }
+        var proto = InboundProtocol.tcp
+        if let p = f["protocol"] {
+            let s = try p.string()
+            guard let v = InboundProtocol(rawValue: s.uppercased()) else { throw p.error("\"\(s)\" must be HBONE or TCP") }
+            proto = v
+        }
+        var services: [String: [UInt16: UInt16]] = [:]
+        if let s = f["services"] {
+            for (key, ports) in try s.mapping() {
+                guard key.contains("/") else { throw ports.error("service key must be <namespace>/<hostname>") }
+                var map: [UInt16: UInt16] = [:]
+                for (portKey, target) in try ports.mapping() {
+                    guard let port = UInt16(portKey), port > 0 else { throw target.error("\"\(portKey)\" is not a port") }
+                    map[port] = try target.port()
+                }
+                services[key] = map
+            }
+        }
+        var labels: [String: String] = [:]
+        if let l = f["labels"] { for (k, v) in try l.mapping() { labels[k] = try v.string() } }
+        return Workload(
+            uid: try f["uid"]?.nonEmptyString() ?? "\(namespace)/\(name)",
+            name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain,
+            workloadIps: ips, protocol: proto, node: try f["node"]?.string() ?? "",
+            clusterId: try f["clusterId"]?.string() ?? "Kubernetes",
+            workloadName: try f["workloadName"]?.string() ?? name,
+            canonicalName: try f["canonicalName"]?.string() ?? name,
+            canonicalRevision: try f["canonicalRevision"]?.string() ?? "latest",
+            labels: labels, services: services, identity: identity)
+    }
+
+    static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
+        let f = try r.fields(allowed: ["name", "namespace", "hostname", "vips", "ports", "subjectAltNames",
+                                       "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies"])
+        guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
+        guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
+        let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
+        var vips: [IPAddress] = []
+        for v in try f["vips"]?.sequence() ?? [] {
+            // ztunnel writes VIPs as "<network>/<ip>"; a bare IP is accepted too.
+            let s = try v.string()
+            let ipText = s.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? s
+            guard let ip = IPAddress(ipText) else { throw v.error("\"\(s)\" is not [network/]ip") }
+            vips.append(ip)
+        }
+        var ports: [UInt16: UInt16] = [:]
+        if let p = f["ports"] {
+            for (k, target) in try p.mapping() {
+                guard let port = UInt16(k), port > 0 else { throw target.error("\"\(k)\" is not a port") }
+                ports[port] = UInt16(try target.int(in: 0...65535))
+            }
+        }
+        var sans: [SPIFFEID] = []
+        for s in try f["subjectAltNames"]?.sequence() ?? [] {
+            let text = try s.string()
+            do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
+        }
+        return Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
+    }
+
+    static func parseSettings(_ r: YAMLReader, base: String) throws(ConfigError) -> Settings {
+        let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
+                                       "listen", "workers", "clusterName", "rootNamespace", "authorizationPolicies",
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout"])
+        func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
+        guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
+        let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
+        do { _ = try SPIFFEID(trustDomain: trustDomain, namespace: "x", serviceAccount: "x") } catch {
+            throw f["trustDomain"]!.error("\(error)")
+        }
+        guard let roots = try f["rootCertificates"]?.nonEmptyString() else { throw r.error("missing rootCertificates") }
+        guard let certs = f["certificates"] else { throw r.error("missing certificates") }
+        let c = try certs.fields(allowed: ["directory"])
+        guard let dir = try c["directory"]?.nonEmptyString() else { throw certs.error("missing directory") }
+        var s = Settings(node: node, trustDomain: trustDomain, rootCertificates: path(roots), certificates: .directory(path(dir)))
+        for a in try f["trustDomainAliases"]?.sequence() ?? [] {
+            let td = try a.nonEmptyString()
+            do { _ = try SPIFFEID(trustDomain: td, namespace: "x", serviceAccount: "x") } catch { throw a.error("\(error)") }
+            s.trustDomainAliases.append(td)
+        }
+        if let l = f["listen"] {
+            let lf = try l.fields(allowed: ["inboundPort", "inbound", "inboundPlaintext", "outboundCapture", "socks5", "admin", "metrics", "readiness"])
+            func addr(_ key: String) throws(ConfigError) -> SocketAddress?? {
+                guard let v = lf[key] else { return .none }
+                if v.isNull { return .some(nil) }
+                return .some(try v.socketAddress())
+            }
+            if let p = lf["inboundPort"] { s.listen.inboundPort = try p.port() }
+            if case let .some(v) = try addr("inbound") { s.listen.inbound = v }
+            if case let .some(v) = try addr("inboundPlaintext") { s.listen.inboundPlaintext = v }
+            if case let .some(v) = try addr("outboundCapture") { s.listen.outboundCapture = v }
+            if case let .some(v) = try addr("socks5") {
+                if let v, !v.ip.isLoopback { throw lf["socks5"]!.error("SOCKS5 must listen on a loopback address") }
+                s.listen.socks5 = v
+            }
+            if case let .some(v) = try addr("admin") { s.listen.admin = v }
+            if case let .some(v) = try addr("metrics") { s.listen.metrics = v }
+            if case let .some(v) = try addr("readiness") { s.listen.readiness = v }
+        }
+        if let w = f["workers"] { s.workers = try w.int(in: 1...256) }
+        if let v = f["clusterName"] { s.clusterName = try v.nonEmptyString() }
+        if let v = f["rootNamespace"] { s.rootNamespace = try v.nonEmptyString() }
+        for p in try f["authorizationPolicies"]?.sequence() ?? [] { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
+        if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }
+        if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
+        if let t = f["timeouts"] {
+            let tf = try t.fields(allowed: ["handshake", "connect", "idle", "keepaliveInterval", "keepaliveTimeout", "drain"])
+            if let v = tf["handshake"] { s.timeouts.handshake = try v.duration() }
+            if let v = tf["connect"] { s.timeouts.connect = try v.duration() }
+            if let v = tf["idle"] { s.timeouts.idle = v.isNull ? nil : try v.duration() }
+            if let v = tf["keepaliveInterval"] { s.timeouts.keepaliveInterval = try v.duration() }
+            if let v = tf["keepaliveTimeout"] { s.timeouts.keepaliveTimeout = try v.duration() }
+            if let v = tf["drain"] { s.timeouts.drain = try v.duration() }
+        }
+        if let p = f["pool"] {
+            let pf = try p.fields(allowed: ["maxStreamsPerConnection", "idleTimeout"])
+            if let v = pf["maxStreamsPerConnection"] { s.pool.maxStreamsPerConnection = try v.int(in: 1...10_000) }
+            if let v = pf["idleTimeout"] { s.pool.idleTimeout = try v.duration() }
+        }
+        if let h = f["h2"] {
+            let hf = try h.fields(allowed: ["streamWindow", "connectionWindow", "maxConcurrentStreams"])
+            if let v = hf["streamWindow"] { s.h2.streamWindow = try v.int(in: 65_535...(1 << 30)) }
+            if let v = hf["connectionWindow"] { s.h2.connectionWindow = try v.int(in: 65_535...(1 << 30)) }
+            if let v = hf["maxConcurrentStreams"] { s.h2.maxConcurrentStreams = try v.int(in: 1...100_000) }
+            if s.h2.connectionWindow < s.h2.streamWindow {
+                throw h.error("connectionWindow must be at least streamWindow (4× avoids cross-stream stalls)")
+            }
+        }
+        return s
+    }
+}

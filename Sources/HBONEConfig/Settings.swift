@@ -1,0 +1,75 @@
+import HBONECore
+
+/// The proxy's own settings (`hbone:` in the config file). Defaults are named next to each field.
+public struct Settings: Sendable, Equatable {
+    /// Workloads whose `node` equals this are local: we hold their SVIDs and serve their inbound.
+    public var node: String
+    public var trustDomain: String
+    /// Other trust domains whose peers we accept inbound (the reference proxy has none).
+    public var trustDomainAliases: [String] = []
+    /// PEM file with one or more roots (several during a root rotation).
+    public var rootCertificates: String
+    public var certificates: CertificateSource
+    public var listen = Listen()
+    /// Event loops (threads). nil: one per core.
+    public var workers: Int? = nil
+    public var clusterName: String = "Kubernetes"
+    public var rootNamespace: String = "istio-system"
+    public var authorizationPolicies: [String] = []
+    public var timeouts = Timeouts()
+    public var pool = Pool()
+    public var h2 = H2Limits()
+    /// Socket mark on upstream connections, so capture rules can exclude the proxy's own traffic.
+    public var outboundMark: Int32? = nil
+
+    public enum CertificateSource: Sendable, Equatable {
+        /// `<dir>/<namespace>/<serviceAccount>/{cert-chain.pem,key.pem}`, watched for changes.
+        case directory(String)
+    }
+
+    public struct Listen: Sendable, Equatable {
+        /// HBONE port on each local workload IP (reference: 15008).
+        public var inboundPort: UInt16 = 15008
+        /// One fixed HBONE address instead of one per workload IP (where capture redirects to it).
+        public var inbound: SocketAddress? = nil
+        /// Plaintext inbound capture (15006); nil disables.
+        public var inboundPlaintext: SocketAddress? = nil
+        /// iptables-REDIRECTed outbound (15001); nil disables.
+        public var outboundCapture: SocketAddress? = nil
+        /// SOCKS5 outbound for local testing, loopback only (15080); nil disables.
+        public var socks5: SocketAddress? = nil
+        public var admin: SocketAddress? = SocketAddress("127.0.0.1:15000")
+        public var metrics: SocketAddress? = SocketAddress("0.0.0.0:15020")
+        public var readiness: SocketAddress? = SocketAddress("0.0.0.0:15021")
+    }
+
+    public struct Timeouts: Sendable, Equatable {
+        /// A client that connects and never finishes TLS is dropped (the reference has no such limit).
+        public var handshake: Duration = .seconds(10)
+        /// Upstream TCP connect, as the reference (then 503).
+        public var connect: Duration = .seconds(10)
+        /// A tunnel with no bytes either way for this long is closed; nil: never.
+        public var idle: Duration? = .seconds(3600)
+        /// HTTP/2 PING after this much silence (reference: 10 s).
+        public var keepaliveInterval: Duration = .seconds(10)
+        /// Close the connection when a PING is unanswered this long (reference: 20 s).
+        public var keepaliveTimeout: Duration = .seconds(20)
+        /// Open tunnels may finish for this long on shutdown.
+        public var drain: Duration = .seconds(5)
+    }
+
+    public struct Pool: Sendable, Equatable {
+        /// Streams per pooled connection before another is opened (reference: 100).
+        public var maxStreamsPerConnection: Int = 100
+        /// Idle pooled connections close after this (reference: 5 minutes).
+        public var idleTimeout: Duration = .seconds(300)
+    }
+
+    public struct H2Limits: Sendable, Equatable {
+        public var streamWindow: Int = 1 << 20
+        public var connectionWindow: Int = 4 << 20
+        public var maxConcurrentStreams: Int = 200
+    }
+
+    public var trustedDomains: Set<String> { Set([trustDomain] + trustDomainAliases) }
+}
