@@ -101,6 +101,11 @@ public final class TCPStream: Selectable {
         scheduleFlush()
     }
 
+    /// Writes what is queued now, without waiting for the end of the pass (before a close).
+    public func flushNow() {
+        if state == .open { flush() }
+    }
+
     /// Closes gracefully: queued bytes are dropped, the peer sees FIN.
     public func close() {
         guard state != .closed else { return }

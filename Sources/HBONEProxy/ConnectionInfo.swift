@@ -1,0 +1,51 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+
+/// The facts of one proxied connection, for the access log and metrics.
+struct ConnectionInfo {
+    enum Direction: String { case inbound, outbound }
+
+    var direction: Direction
+    var src: SocketAddress
+    var dst: SocketAddress
+    var hboneAddress: SocketAddress?
+    var srcWorkload: Workload?
+    var srcIdentity: SPIFFEID?
+    var dstWorkload: Workload?
+    var dstIdentity: SPIFFEID?
+    var dstService: String?
+    var startedAt: UInt64
+    var bytesSent: UInt64 = 0       // towards the destination
+    var bytesReceived: UInt64 = 0   // back from the destination
+    var mutualTLS: Bool
+    var policy: String?
+}
+
+/// One "connection complete" line per finished connection, with the reference's field names.
+enum AccessLog {
+    static func record(_ info: ConnectionInfo, now: UInt64, error: ProxyError?) {
+        guard log.enabled(.info) else { return }
+        var fields: [(String, String)] = [
+            ("src.addr", "\(info.src)"),
+            ("src.workload", info.srcWorkload?.name ?? "unknown"),
+            ("src.namespace", info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? "unknown"),
+            ("src.identity", info.srcIdentity?.description ?? "unknown"),
+            ("dst.addr", "\(info.dst)"),
+        ]
+        if let h = info.hboneAddress { fields.append(("dst.hbone_addr", "\(h)")) }
+        fields += [
+            ("dst.service", info.dstService ?? "unknown"),
+            ("dst.workload", info.dstWorkload?.name ?? "unknown"),
+            ("dst.namespace", info.dstWorkload?.namespace ?? "unknown"),
+            ("dst.identity", info.dstIdentity?.description ?? "unknown"),
+            ("direction", info.direction.rawValue),
+            ("bytes_sent", String(info.direction == .outbound ? info.bytesSent : info.bytesReceived)),
+            ("bytes_recv", String(info.direction == .outbound ? info.bytesReceived : info.bytesSent)),
+            ("duration", "\((now - info.startedAt) / 1_000_000)ms"),
+        ]
+        if let p = info.policy { fields.append(("authorization_policy", p)) }
+        if let error { fields.append(("error", error.reason)) }
+        log.emit(.info, "access", "connection complete", fields)
+    }
+}

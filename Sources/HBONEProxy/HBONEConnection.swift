@@ -1,0 +1,402 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HBONECore
+import HBONEIdentity
+import HBONEEventLoop
+import HBONETLS
+import HBONEH2
+
+/// One mTLS + HTTP/2 connection between node proxies, carrying many CONNECT tunnels.
+/// Server side: accepted on :15008. Client side: opened by the pool. Confined to its worker's loop.
+final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
+    enum Role { case server, client }
+    enum Phase { case connecting, handshaking, open, closed }
+
+    unowned let worker: Worker
+    let role: Role
+    let tcp: TCPStream
+    let tls: TLSEngine
+    private(set) var h2: H2Session?
+    private(set) var phase: Phase
+    private var owners: [Int32: StreamOwner] = [:]
+    let peerAddress: SocketAddress
+    let localAddress: SocketAddress
+    /// Server side: the local workload whose SVID we present.
+    let localIdentity: SPIFFEID
+    let startedAt: UInt64
+    var poolKey: PoolKey?
+    /// Client side: callbacks waiting for this connection to become usable.
+    var waiters: [(Result<HBONEConnection, ProxyError>) -> Void] = []
+    /// Streams promised to waiters but not yet opened (so the pool does not oversubscribe).
+    var reservedStreams = 0
+    private(set) var draining = false
+    private var handshakeTimer: EventLoop.TimerID?
+    private var keepaliveTimer: EventLoop.TimerID?
+    private var idleTimer: EventLoop.TimerID?
+    private var lastReceive: UInt64
+    private var pingSentAt: UInt64?
+    private var pumpScheduled = false
+    private var teardownScheduled = false
+    private(set) var failure: ProxyError?
+
+    /// Ciphertext queued on the socket above which we stop producing frames.
+    static let socketHighWater = 512 * 1024
+
+    init(worker: Worker, role: Role, fd: Int32, connecting: Bool, context: TLSContext, verification: PeerVerification,
+         peer: SocketAddress, local: SocketAddress) throws {
+        self.worker = worker
+        self.role = role
+        self.peerAddress = peer
+        self.localAddress = local
+        self.localIdentity = context.identity
+        self.tls = try TLSEngine(context: context, verification: verification)
+        self.tcp = try TCPStream(loop: worker.loop, fd: fd, connecting: connecting, delegate: nil)
+        self.phase = connecting ? .connecting : .handshaking
+        self.startedAt = worker.loop.now
+        self.lastReceive = worker.loop.now
+        tcp.delegate = self
+        let timeout = worker.state.settings.timeouts.handshake
+        handshakeTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self] in
+            handshakeTimer = nil
+            if phase == .connecting || phase == .handshaking {
+                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)"), handshake: true)
+            }
+        }
+        if role == .client && !connecting { startClientHandshake() }
+    }
+
+    var peerIdentity: SPIFFEID? { tls.peerIdentity }
+    var openStreams: Int { owners.count }
+    var isUsable: Bool { phase == .open && !draining && !(h2?.goawayReceived ?? true) }
+
+    /// Streams this connection may still take: our pool limit and the server's own limit.
+    var streamCapacity: Int {
+        let limit = min(worker.state.settings.pool.maxStreamsPerConnection, h2?.peerMaxConcurrentStreams ?? Int.max)
+        return limit - owners.count - reservedStreams
+    }
+
+    // MARK: TCP events
+
+    func tcpStreamConnected(_ stream: TCPStream) {
+        phase = .handshaking
+        startClientHandshake()
+    }
+
+    private func startClientHandshake() {
+        if case let .failed(error) = tls.handshake() {
+            fail(ProxyError(.tls, error.reason), handshake: true)
+            return
+        }
+        flushTLS()
+    }
+
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        lastReceive = worker.loop.now
+        tls.feed(bytes)
+        process()
+    }
+
+    func tcpStreamReadClosed(_ stream: TCPStream) {
+        if phase == .open && (h2?.goawayReceived ?? false) && owners.isEmpty {
+            close()
+        } else {
+            fail(ProxyError(role == .server ? .downstream : .upstream, "peer closed the connection"), handshake: phase != .open)
+        }
+    }
+
+    func tcpStream(_ stream: TCPStream, wrote count: Int) {
+        if tcp.pendingWriteBytes < HBONEConnection.socketHighWater / 2 { pump() }
+    }
+
+    func tcpStream(_ stream: TCPStream, failed errno: Int32) {
+        let side: ProxyError.Kind = role == .server ? .downstream : .upstream
+        fail(ProxyError(side, phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))"),
+             handshake: phase != .open)
+    }
+
+    // MARK: TLS and HTTP/2 processing
+
+    private func process() {
+        guard phase == .handshaking || phase == .open else { return }
+        if phase == .handshaking {
+            switch tls.handshake() {
+            case .inProgress:
+                flushTLS()
+                return
+            case let .failed(error):
+                flushTLS()   // the alert must reach the peer
+                worker.stats.handshakeFailed(reason: error.code)
+                fail(ProxyError(.tls, "TLS handshake failed: \(error.reason)"), handshake: true, counted: true)
+                return
+            case .complete:
+                handshakeComplete()
+                if phase != .open { return }
+            }
+        }
+        let buffer = worker.plaintextScratch
+        while phase == .open {
+            switch tls.read(into: buffer) {
+            case let .bytes(n):
+                do {
+                    try h2?.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                } catch {
+                    fail(ProxyError(.h2, "HTTP/2: \(error)"), handshake: false)
+                    return
+                }
+            case .needMore:
+                pump()
+                return
+            case .closed:
+                fail(ProxyError(role == .server ? .downstream : .upstream, "peer sent TLS close_notify"), handshake: false)
+                return
+            case let .failed(error):
+                flushTLS()
+                // TLS 1.3: a server's rejection of our certificate arrives here, on the first read.
+                let handshakeLike = role == .client && h2.map({ $0.openStreams == 0 }) ?? true && worker.loop.now - startedAt < 60_000_000_000
+                if handshakeLike { worker.stats.handshakeFailed(reason: error.code) }
+                fail(ProxyError(.tls, "TLS: \(error.reason)"), handshake: handshakeLike, counted: handshakeLike)
+                return
+            }
+        }
+    }
+
+    private func handshakeComplete() {
+        worker.loop.cancel(handshakeTimer)
+        handshakeTimer = nil
+        let settings = worker.state.settings
+        var h2Settings = H2Settings()
+        h2Settings.streamWindow = settings.h2.streamWindow
+        h2Settings.connectionWindow = settings.h2.connectionWindow
+        h2Settings.maxConcurrentStreams = settings.h2.maxConcurrentStreams
+        do {
+            h2 = try H2Session(role: role == .server ? .server : .client, settings: h2Settings, delegate: self)
+        } catch {
+            fail(ProxyError(.internalError, "HTTP/2 session: \(error)"), handshake: true)
+            return
+        }
+        phase = .open
+        worker.stats.handshakeSucceeded(nanoseconds: worker.loop.now - startedAt)
+        log.debug("HBONE connection established", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
+                                                    "peer_identity": peerIdentity?.description ?? "-", "local_identity": localIdentity.description])
+        scheduleKeepalive()
+        pump()
+        let ready = waiters
+        waiters = []
+        for w in ready { w(.success(self)) }
+        if role == .client && owners.isEmpty && reservedStreams == 0 { armIdleTimer() }
+    }
+
+    /// Moves frames from nghttp2 through TLS to the socket, as far as the socket's queue allows.
+    func pump() {
+        guard phase == .open, let h2 else { return }
+        let room = HBONEConnection.socketHighWater - tcp.pendingWriteBytes
+        if room > 0 && h2.wantsWrite {
+            do {
+                try h2.produce(limit: room) { bytes in
+                    if let error = tls.write(bytes) { Bug.report("TLS write failed: \(error)") }
+                }
+            } catch {
+                fail(ProxyError(.h2, "HTTP/2 send: \(error)"), handshake: false)
+                return
+            }
+        }
+        flushTLS()
+        if (draining || h2.goawayReceived) && owners.isEmpty && !h2.wantsWrite { close() }
+    }
+
+    /// Batches frame production to the end of this loop pass.
+    func schedulePump() {
+        guard !pumpScheduled, phase == .open else { return }
+        pumpScheduled = true
+        worker.loop.deferUntilEndOfPass { [self] in
+            pumpScheduled = false
+            pump()
+        }
+    }
+
+    private func flushTLS() {
+        tls.takeCiphertext { tcp.write($0) }
+    }
+
+    // MARK: Streams
+
+    /// Client side: opens a CONNECT tunnel to `authority`.
+    func openStream(authority: SocketAddress, headers: [H2Header], owner: StreamOwner) throws(ProxyError) -> Int32 {
+        guard let h2, phase == .open else { throw ProxyError(.upstream, "HBONE connection is not open") }
+        do {
+            let id = try h2.connect(authority: authority.description, headers: headers)
+            owners[id] = owner
+            worker.loop.cancel(idleTimer)
+            idleTimer = nil
+            schedulePump()
+            return id
+        } catch {
+            throw ProxyError(.h2, "CONNECT: \(error)")
+        }
+    }
+
+    func adopt(stream: Int32, owner: StreamOwner) { owners[stream] = owner }
+
+    func send(stream: Int32, _ bytes: UnsafeRawBufferPointer) { h2?.send(stream: stream, bytes); schedulePump() }
+    func finish(stream: Int32) { h2?.finish(stream: stream); schedulePump() }
+    func consume(stream: Int32, _ n: Int) { h2?.consume(stream: stream, n); schedulePump() }
+    func isCongested(stream: Int32) -> Bool { h2?.isAboveHighWater(stream: stream) ?? false }
+
+    func reset(stream: Int32, errorCode: UInt32 = H2ErrorCode.cancel) {
+        owners[stream] = nil
+        h2?.release(stream: stream)
+        h2?.reset(stream: stream, errorCode: errorCode)
+        schedulePump()
+        streamGone()
+    }
+
+    func respond(stream: Int32, status: Int) {
+        do {
+            try h2?.respond(stream: stream, status: status)
+        } catch {
+            Bug.report("submit response failed: \(error)")
+        }
+        schedulePump()
+    }
+
+    private func streamGone() {
+        if role == .client && owners.isEmpty && reservedStreams == 0 && phase == .open { armIdleTimer() }
+        if (draining || (h2?.goawayReceived ?? false)) && owners.isEmpty { schedulePump() }
+    }
+
+    // MARK: H2 events
+
+    func h2(_ session: H2Session, request stream: Int32, headers: [H2Header], endStream: Bool) {
+        guard role == .server else { return }
+        if draining {
+            _ = try? session.respond(stream: stream, status: 503)
+            return
+        }
+        worker.handleInboundRequest(connection: self, stream: stream, headers: headers, endStream: endStream)
+    }
+
+    func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {
+        owners[stream]?.streamResponse(status: status)
+    }
+
+    func h2(_ session: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer) {
+        if let owner = owners[stream] {
+            owner.streamData(bytes)
+        } else {
+            // A tunnel already gone: give the window back so other streams keep flowing.
+            session.consume(stream: stream, bytes.count)
+        }
+    }
+
+    func h2(_ session: H2Session, endOfStream stream: Int32) { owners[stream]?.streamEnded() }
+
+    func h2(_ session: H2Session, closed stream: Int32, errorCode: UInt32) {
+        if let owner = owners.removeValue(forKey: stream) { owner.streamClosed(errorCode: errorCode) }
+        streamGone()
+    }
+
+    func h2(_ session: H2Session, drained stream: Int32) { owners[stream]?.streamDrained() }
+
+    func h2(_ session: H2Session, goaway lastStreamID: Int32, errorCode: UInt32) {
+        log.debug("GOAWAY received", ["peer": "\(peerAddress)", "last_stream": "\(lastStreamID)"])
+        worker.pool.remove(self)
+        if owners.isEmpty { schedulePump() }
+    }
+
+    func h2PingAcknowledged(_ session: H2Session) { pingSentAt = nil }
+
+    // MARK: Timers and lifecycle
+
+    private func scheduleKeepalive() {
+        let timeouts = worker.state.settings.timeouts
+        keepaliveTimer = worker.loop.schedule(after: timeouts.keepaliveInterval.nanoseconds) { [unowned self] in
+            keepaliveTimer = nil
+            guard phase == .open else { return }
+            let now = worker.loop.now
+            if let sent = pingSentAt {
+                if now - sent >= timeouts.keepaliveTimeout.nanoseconds {
+                    fail(ProxyError(role == .server ? .downstream : .upstream, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false)
+                    return
+                }
+            } else if now - lastReceive >= timeouts.keepaliveInterval.nanoseconds {
+                pingSentAt = now
+                h2?.ping()
+                pump()
+            }
+            scheduleKeepalive()
+        }
+    }
+
+    private func armIdleTimer() {
+        worker.loop.cancel(idleTimer)
+        idleTimer = worker.loop.schedule(after: worker.state.settings.pool.idleTimeout.nanoseconds) { [unowned self] in
+            idleTimer = nil
+            if owners.isEmpty && reservedStreams == 0 { startDrain() }
+        }
+    }
+
+    /// GOAWAY; open streams finish, then the connection closes.
+    func startDrain() {
+        guard !draining, phase != .closed else { return }
+        draining = true
+        if role == .client { worker.pool.remove(self) }
+        if phase == .open {
+            h2?.goaway()
+            pump()
+        } else {
+            close()
+        }
+    }
+
+    /// Fails the connection: every tunnel on it ends, waiters learn why.
+    func fail(_ error: ProxyError, handshake: Bool, counted: Bool = false) {
+        guard phase != .closed else { return }
+        if handshake && !counted { worker.stats.handshakeFailed(reason: error.kind == .tls ? "tls" : error.kind.rawValue) }
+        failure = error
+        if handshake {
+            log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
+                                                "local_identity": localIdentity.description, "error": error.reason])
+        } else {
+            log.debug("HBONE connection failed", ["peer": "\(peerAddress)", "error": error.reason])
+        }
+        close()
+    }
+
+    /// Closes at once; stream owners and waiters are told, the object is released at the end of the pass.
+    func close() {
+        guard phase != .closed else { return }
+        phase = .closed
+        worker.loop.cancel(handshakeTimer)
+        worker.loop.cancel(keepaliveTimer)
+        worker.loop.cancel(idleTimer)
+        flushTLS()
+        if tcp.pendingWriteBytes > 0 { tcp.shutdownWrite() }
+        let lost = owners
+        owners = [:]
+        for (_, owner) in lost { owner.streamClosed(errorCode: H2ErrorCode.connectError) }
+        let pending = waiters
+        waiters = []
+        for w in pending { w(.failure(failure ?? ProxyError(.upstream, "HBONE connection closed"))) }
+        worker.pool.remove(self)
+        guard !teardownScheduled else { return }
+        teardownScheduled = true
+        // The H2 session may be mid-callback: release only at the end of the pass.
+        worker.loop.deferUntilEndOfPass { [self] in
+            tcp.flushNow()   // a TLS alert or GOAWAY still reaches the peer
+            tcp.close()
+            worker.connectionClosed(self)
+        }
+    }
+}
+
+func errnoText(_ e: Int32) -> String {
+    String(cString: strerror(e))
+}
+
+extension Duration {
+    var nanoseconds: UInt64 {
+        let (s, atto) = components
+        return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, atto) / 1_000_000_000)
+    }
+}

@@ -1,0 +1,43 @@
+import Atomics
+import HBONECore
+import Synchronization
+
+/// One loop's counters. Only the loop writes (relaxed, uncontended); scrapes read and sum all loops.
+final class ProxyStats: Sendable {
+    let tunnelsOpenedInbound = ManagedAtomic<UInt64>(0)
+    let tunnelsOpenedOutbound = ManagedAtomic<UInt64>(0)
+    let tunnelsClosedInbound = ManagedAtomic<UInt64>(0)
+    let tunnelsClosedOutbound = ManagedAtomic<UInt64>(0)
+    let tunnelsFailed = ManagedAtomic<UInt64>(0)
+    let denied = ManagedAtomic<UInt64>(0)
+    let bytesSent = ManagedAtomic<UInt64>(0)
+    let bytesReceived = ManagedAtomic<UInt64>(0)
+    let handshakes = ManagedAtomic<UInt64>(0)
+    let handshakeFailures = ManagedAtomic<UInt64>(0)
+    let handshakeNanos = ManagedAtomic<UInt64>(0)
+    let hboneConnectionsInbound = ManagedAtomic<Int>(0)
+    let hboneConnectionsOutbound = ManagedAtomic<Int>(0)
+    let openTunnels = ManagedAtomic<Int>(0)
+    let failureReasons = ReasonCounts()
+
+    func tunnelEstablished(_ d: ConnectionInfo.Direction) {
+        (d == .inbound ? tunnelsOpenedInbound : tunnelsOpenedOutbound).wrappingIncrement(ordering: .relaxed)
+    }
+
+    func handshakeSucceeded(nanoseconds: UInt64) {
+        handshakes.wrappingIncrement(ordering: .relaxed)
+        handshakeNanos.wrappingIncrement(by: nanoseconds, ordering: .relaxed)
+    }
+
+    func handshakeFailed(reason: String) {
+        handshakeFailures.wrappingIncrement(ordering: .relaxed)
+        failureReasons.add(reason)
+    }
+}
+
+/// Handshake failures by reason. Failures are rare, so a lock here costs nothing on the data path.
+final class ReasonCounts: Sendable {
+    private let counts = Mutex<[String: UInt64]>([:])
+    func add(_ reason: String) { counts.withLock { $0[reason, default: 0] += 1 } }
+    var snapshot: [String: UInt64] { counts.withLock { $0 } }
+}

@@ -1,0 +1,214 @@
+import HBONECore
+import HBONEEventLoop
+import HBONEH2
+
+/// One proxied TCP connection carried as one CONNECT stream: a TCP socket on one side (the app's
+/// connection outbound, the upstream connection inbound) and an HTTP/2 stream on the other.
+/// Flow control is end to end: the socket is read only while the stream's send queue is below its
+/// high-water mark, and stream bytes are acknowledged (WINDOW_UPDATE) only once the socket took them.
+final class StreamTunnel: StreamOwner, TCPStreamDelegate {
+    unowned let worker: Worker
+    var info: ConnectionInfo
+    var tcp: TCPStream?
+    private(set) var connection: HBONEConnection?
+    private(set) var streamID: Int32 = 0
+    private(set) var established = false
+    private var tcpEOF = false
+    private var streamClosed = false
+    private var finished = false
+    private var closeWhenFlushed = false
+    /// Bytes written to the socket that did not come from the stream (the SOCKS5 reply).
+    private var notFromStream = 0
+    /// Outbound: bytes the app sent before the tunnel was up.
+    var earlyData: [UInt8] = []
+    var lastActivity: UInt64
+    /// Outbound SOCKS5: the reply to send once the tunnel is up or has failed.
+    var socksReply = false
+    var connectTimer: EventLoop.TimerID?
+    let id: Int
+
+    init(worker: Worker, info: ConnectionInfo, tcp: TCPStream?) {
+        self.worker = worker
+        self.info = info
+        self.tcp = tcp
+        self.lastActivity = worker.loop.now
+        self.id = worker.nextTunnelID()
+        worker.tunnelOpened(self)
+    }
+
+    // MARK: Outbound set-up
+
+    /// Opens the CONNECT stream on a ready pooled connection.
+    func attach(_ conn: HBONEConnection, authority: SocketAddress, headers: [H2Header]) {
+        guard !finished else { return }
+        do {
+            streamID = try conn.openStream(authority: authority, headers: headers, owner: self)
+            connection = conn
+            info.dstIdentity = conn.peerIdentity
+        } catch {
+            finish(error: error)
+        }
+    }
+
+    func streamResponse(status: Int) {
+        guard !finished else { return }
+        if status == 200 {
+            established = true
+            worker.stats.tunnelEstablished(info.direction)
+            if socksReply { writeSocksReply(Socks5Parser.succeeded) }
+            if !earlyData.isEmpty {
+                let data = earlyData
+                earlyData = []
+                info.bytesSent += UInt64(data.count)
+                data.withUnsafeBytes { connection?.send(stream: streamID, $0) }
+            }
+            if tcpEOF { connection?.finish(stream: streamID) } else { tcp?.readPaused = false }
+        } else {
+            let reason: String
+            switch status {
+            case 400: reason = "destination proxy answered 400 (bad request)"
+            case 401: reason = "destination proxy answered 401 (authorization denied)"
+            case 503: reason = "destination proxy answered 503 (upstream connect failed or unknown destination)"
+            default: reason = "destination proxy answered \(status)"
+            }
+            if socksReply { writeSocksReply(status == 401 ? Socks5Parser.notAllowed : Socks5Parser.hostUnreachable) }
+            finish(error: ProxyError(status == 401 ? .denied : .upstream, reason))
+        }
+    }
+
+    private func writeSocksReply(_ code: UInt8) {
+        socksReply = false
+        let reply = Socks5Parser.reply(code)
+        notFromStream += reply.count
+        tcp?.write(reply)
+    }
+
+    // MARK: Inbound set-up
+
+    func adopt(connection: HBONEConnection, stream: Int32) {
+        self.connection = connection
+        self.streamID = stream
+        connection.adopt(stream: stream, owner: self)
+    }
+
+    /// Upstream TCP connected: answer 200 and start moving bytes.
+    func tcpStreamConnected(_ stream: TCPStream) {
+        worker.loop.cancel(connectTimer)
+        connectTimer = nil
+        guard !finished, let connection else { return }
+        established = true
+        worker.stats.tunnelEstablished(info.direction)
+        connection.respond(stream: streamID, status: 200)
+    }
+
+    /// Inbound: the upstream connect failed or timed out → 503.
+    func upstreamFailed(_ reason: String) {
+        guard !finished else { return }
+        worker.loop.cancel(connectTimer)
+        connectTimer = nil
+        tcp?.abort()
+        connection?.respond(stream: streamID, status: 503)
+        finish(error: ProxyError(.upstream, reason), resetStream: false)
+    }
+
+    // MARK: Bytes
+
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        lastActivity = worker.loop.now
+        guard established, let connection else {
+            // Outbound before the 200: hold a bounded amount, then stop reading.
+            earlyData.append(contentsOf: bytes)
+            if earlyData.count >= 64 * 1024 { stream.readPaused = true }
+            return
+        }
+        info.bytesSent += UInt64(bytes.count)
+        connection.send(stream: streamID, bytes)
+        if connection.isCongested(stream: streamID) { stream.readPaused = true }
+    }
+
+    func streamDrained() { tcp?.readPaused = false }
+
+    func streamData(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = worker.loop.now
+        info.bytesReceived += UInt64(bytes.count)
+        tcp?.write(bytes)
+    }
+
+    func tcpStream(_ stream: TCPStream, wrote count: Int) {
+        var n = count
+        if notFromStream > 0 {
+            let skip = min(notFromStream, n)
+            notFromStream -= skip
+            n -= skip
+        }
+        if n > 0 { connection?.consume(stream: streamID, n) }
+        if closeWhenFlushed && stream.pendingWriteBytes == 0 { complete() }
+    }
+
+    func tcpStreamReadClosed(_ stream: TCPStream) {
+        tcpEOF = true
+        // Before the 200 the FIN waits: it is sent after the early data once the tunnel is up.
+        guard established else { return }
+        connection?.finish(stream: streamID)
+    }
+
+    func streamEnded() {
+        // The peer half-closed: FIN to our socket after what is queued. Reading continues.
+        tcp?.shutdownWrite()
+    }
+
+    func streamClosed(errorCode: UInt32) {
+        streamClosed = true
+        guard !finished else { return }
+        if errorCode == H2ErrorCode.noError && established {
+            if let tcp, tcp.pendingWriteBytes > 0 {
+                closeWhenFlushed = true
+                tcp.shutdownWrite()
+            } else {
+                complete()
+            }
+        } else {
+            if socksReply { writeSocksReply(Socks5Parser.generalFailure) }
+            let error = connection?.failure ?? ProxyError(.upstream, errorCode == H2ErrorCode.connectError ? "HBONE connection lost" : "stream reset by peer (code \(errorCode))")
+            tcp?.abort()
+            finish(error: established ? error : ProxyError(error.kind, "tunnel failed before it was established: \(error.reason)"), resetStream: false)
+        }
+    }
+
+    func tcpStream(_ stream: TCPStream, failed errno: Int32) {
+        if info.direction == .inbound && !established {
+            upstreamFailed("upstream connect to \(info.dst) failed: \(errnoText(errno))")
+            return
+        }
+        finish(error: ProxyError(info.direction == .outbound ? .downstream : .upstream, "socket error: \(errnoText(errno))"))
+    }
+
+    // MARK: End
+
+    private func complete() {
+        tcp?.close()
+        finish(error: nil, resetStream: false)
+    }
+
+    /// Ends the tunnel once: closes what is left, logs, counts.
+    func finish(error: ProxyError?, resetStream: Bool = true) {
+        guard !finished else { return }
+        finished = true
+        worker.loop.cancel(connectTimer)
+        if let error, tcp?.state != .closed {
+            if socksReply { writeSocksReply(Socks5Parser.generalFailure); tcp?.flushNow() }
+            if error.kind == .denied || !established { tcp?.close() } else { tcp?.abort() }
+        }
+        if resetStream && !streamClosed, let connection, streamID != 0 {
+            connection.reset(stream: streamID)
+        }
+        worker.tunnelFinished(self, error: error)
+    }
+
+    /// Closes the tunnel now (policy change, idle timeout, drain deadline).
+    func terminate(_ reason: ProxyError) {
+        if let connection, streamID != 0, !streamClosed { connection.reset(stream: streamID) }
+        tcp?.abort()
+        finish(error: reason, resetStream: false)
+    }
+}

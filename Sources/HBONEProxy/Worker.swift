@@ -1,0 +1,456 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+import HBONEEventLoop
+import HBONETLS
+import HBONEH2
+
+/// Everything one event loop owns: its listeners, HBONE connections, tunnels and outbound pool.
+/// Nothing here is shared with other loops; the only way in is `EventLoop.post`.
+final class Worker {
+    let loop: EventLoop
+    private(set) var state: ProxyState
+    let stats: ProxyStats
+    let pool = ConnectionPool()
+    /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
+    let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private var listeners: [SocketAddress: TCPListener] = [:]
+    private var connections: [ObjectIdentifier: HBONEConnection] = [:]
+    private var tunnels: [Int: StreamTunnel] = [:]
+    private var splices: [Int: SpliceTunnel] = [:]
+    var socksSessions: [ObjectIdentifier: Socks5Session] = [:]
+    private var tunnelCounter = 0
+    private(set) var draining = false
+    private var sweepTimer: EventLoop.TimerID?
+
+    init(loop: EventLoop, state: ProxyState, stats: ProxyStats) {
+        self.loop = loop
+        self.state = state
+        self.stats = stats
+    }
+
+    deinit { plaintextScratch.deallocate() }
+
+    var openTunnels: Int { tunnels.count + splices.count }
+
+    // MARK: Listeners
+
+    enum ListenerKind { case inbound, plaintext, socks5, capture }
+
+    /// Every address this worker should listen on, from the current state.
+    func wantedListeners() -> [SocketAddress: ListenerKind] {
+        let l = state.settings.listen
+        var wanted: [SocketAddress: ListenerKind] = [:]
+        if let single = l.inbound {
+            wanted[single] = .inbound
+        } else {
+            for w in state.config.localWorkloads {
+                for ip in w.workloadIps { wanted[SocketAddress(ip: ip, port: l.inboundPort)] = .inbound }
+            }
+        }
+        if let a = l.inboundPlaintext { wanted[a] = .plaintext }
+        if let a = l.socks5 { wanted[a] = .socks5 }
+        if let a = l.outboundCapture { wanted[a] = .capture }
+        return wanted
+    }
+
+    /// Binds what is wanted and not bound, closes what is bound and no longer wanted.
+    func syncListeners() throws(SystemError) {
+        guard !draining else { return }
+        let wanted = wantedListeners()
+        for (address, listener) in listeners where wanted[address] == nil {
+            listener.close()
+            listeners[address] = nil
+        }
+        for (address, kind) in wanted where listeners[address] == nil {
+            let listener = try TCPListener(loop: loop, address: address) { [unowned self] fd, peer in
+                accept(kind: kind, fd: fd, peer: peer, listener: address)
+            }
+            listeners[address] = listener
+        }
+        if sweepTimer == nil { scheduleSweep() }
+    }
+
+    var boundAddresses: [SocketAddress] { listeners.values.map(\.address) }
+
+    private func accept(kind: ListenerKind, fd: Int32, peer: SocketAddress?, listener: SocketAddress) {
+        guard let peer else {
+            close(fd)
+            return
+        }
+        switch kind {
+        case .inbound: acceptInbound(fd: fd, peer: peer, listener: listener)
+        case .plaintext: acceptPlaintext(fd: fd, peer: peer)
+        case .socks5:
+            do {
+                let session = try Socks5Session(worker: self, fd: fd, client: peer)
+                socksSessions[ObjectIdentifier(session)] = session
+            } catch {
+                log.warn("SOCKS5 accept failed", ["error": "\(error)"])
+            }
+        case .capture: acceptCaptured(fd: fd, peer: peer)
+        }
+    }
+
+    // MARK: Inbound
+
+    private func acceptInbound(fd: Int32, peer: SocketAddress, listener: SocketAddress) {
+        let local = Socket.localAddress(fd) ?? listener
+        // Redirected connections name their real destination in SO_ORIGINAL_DST.
+        let destination = state.settings.listen.inbound != nil ? (Socket.originalDestination(fd, ipv6: !local.ip.isIPv4) ?? local) : local
+        guard let workload = state.localWorkloadsByIP[destination.ip] ?? (state.config.localWorkloads.count == 1 ? state.config.localWorkloads.first : nil) else {
+            log.warn("inbound connection for an address with no local workload", ["dst.addr": "\(destination)", "src.addr": "\(peer)"])
+            Socket.abort(fd)
+            return
+        }
+        guard let contexts = state.identities[workload.identity] else {
+            log.warn("inbound connection refused: no certificate yet", ["identity": workload.identity.description])
+            stats.handshakeFailed(reason: "no_local_certificate")
+            Socket.abort(fd)
+            return
+        }
+        do {
+            let conn = try HBONEConnection(worker: self, role: .server, fd: fd, connecting: false, context: contexts.server,
+                                           verification: .inbound(trustDomains: state.settings.trustedDomains),
+                                           peer: peer, local: destination)
+            connections[ObjectIdentifier(conn)] = conn
+            stats.hboneConnectionsInbound.wrappingIncrement(ordering: .relaxed)
+        } catch {
+            log.warn("inbound connection setup failed", ["error": "\(error)"])
+        }
+    }
+
+    func handleInboundRequest(connection: HBONEConnection, stream: Int32, headers: [H2Header], endStream: Bool) {
+        let method = headers[header: ":method"] ?? ""
+        let authorityText = headers[header: ":authority"] ?? ""
+        var info = ConnectionInfo(direction: .inbound, src: connection.peerAddress, dst: connection.localAddress,
+                                  hboneAddress: connection.localAddress, srcIdentity: connection.peerIdentity,
+                                  dstIdentity: connection.localIdentity, startedAt: loop.now, mutualTLS: true)
+        if let forwarded = headers[header: "forwarded"], let src = Worker.forwardedFor(forwarded) { info.src = src }
+        info.srcWorkload = info.src.ip == connection.peerAddress.ip ? nil : state.workloadsByIP[info.src.ip]
+        func refuse(_ status: Int, _ kind: ProxyError.Kind, _ reason: String) {
+            connection.respond(stream: stream, status: status)
+            stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
+            AccessLog.record(info, now: loop.now, error: ProxyError(kind, "\(status): \(reason)"))
+        }
+        guard method == "CONNECT" else { return refuse(400, .badRequest, "method \(method.isEmpty ? "missing" : method) is not CONNECT") }
+        guard headers[header: ":path"] == nil, headers[header: ":scheme"] == nil else {
+            return refuse(400, .badRequest, "CONNECT must not carry :scheme or :path")
+        }
+        let authority: SocketAddress
+        switch SocketAddress.parse(authorityText) {
+        case let .success(a): authority = a
+        case let .failure(e): return refuse(400, .badRequest, "bad :authority \"\(authorityText.prefix(80))\": \(e)")
+        }
+        info.dst = authority
+        guard !endStream else { return refuse(400, .badRequest, "CONNECT with END_STREAM") }
+        guard let workload = state.localWorkloadsByIP[authority.ip] else {
+            return refuse(503, .upstream, "\(authority.ip) is not a workload on this node")
+        }
+        info.dstWorkload = workload
+        info.dstIdentity = workload.identity
+        if state.settings.listen.inbound == nil && authority.ip != connection.localAddress.ip {
+            return refuse(400, .badRequest, ":authority \(authority) is not this connection's destination \(connection.localAddress.ip)")
+        }
+        if workload.identity != connection.localIdentity {
+            return refuse(400, .badRequest, ":authority \(authority) belongs to \(workload.identity), not \(connection.localIdentity)")
+        }
+        if state.ownPorts.contains(authority.port) {
+            return refuse(400, .badRequest, "port \(authority.port) is one of the proxy's own")
+        }
+        let decision = state.policies.decide(
+            .init(source: connection.peerIdentity, sourceIP: info.src.ip, destinationIP: authority.ip, destinationPort: authority.port),
+            for: .init(namespace: workload.namespace, labels: workload.labels))
+        info.policy = decision.policy
+        if !decision.observed.isEmpty {
+            log.info("dry-run/audit policy matched", ["policies": decision.observed.joined(separator: ","), "src.identity": connection.peerIdentity?.description ?? "unknown", "dst.addr": "\(authority)"])
+        }
+        guard decision.allowed else {
+            stats.denied.wrappingIncrement(ordering: .relaxed)
+            return refuse(401, .denied, "authorization denied: \(decision.reason)")
+        }
+        let tunnel = StreamTunnel(worker: self, info: info, tcp: nil)
+        tunnel.adopt(connection: connection, stream: stream)
+        do {
+            let fd = try Socket.connect(to: authority, mark: state.settings.outboundMark)
+            Socket.tune(fd)
+            tunnel.tcp = try TCPStream(loop: loop, fd: fd, connecting: true, delegate: tunnel)
+        } catch {
+            tunnel.upstreamFailed("upstream connect to \(authority): \(error)")
+            return
+        }
+        let timeout = state.settings.timeouts.connect
+        tunnel.connectTimer = loop.schedule(after: timeout.nanoseconds) { [unowned tunnel] in
+            tunnel.connectTimer = nil
+            tunnel.upstreamFailed("upstream connect to \(authority) timed out after \(timeout)")
+        }
+    }
+
+    static func forwardedFor(_ header: String) -> SocketAddress? {
+        // forwarded: for="1.2.3.4:5678" (or for="[v6]:port")
+        guard let r = header.range(of: "for=") else { return nil }
+        var value = header[r.upperBound...].prefix { $0 != ";" && $0 != "," }
+        value = value.trimmingCharacters(in: ["\""])[...]
+        return SocketAddress(value)
+    }
+
+    private func acceptPlaintext(fd: Int32, peer: SocketAddress) {
+        let local = Socket.localAddress(fd)
+        let dst = Socket.originalDestination(fd, ipv6: !(local?.ip.isIPv4 ?? true)) ?? local
+        guard let dst, let workload = state.localWorkloadsByIP[dst.ip], !state.ownPorts.contains(dst.port) else {
+            log.info("plaintext inbound refused: no local workload at destination", ["src.addr": "\(peer)", "dst.addr": dst.map { "\($0)" } ?? "unknown"])
+            Socket.abort(fd)
+            return
+        }
+        var info = ConnectionInfo(direction: .inbound, src: peer, dst: dst, dstWorkload: workload, dstIdentity: workload.identity,
+                                  startedAt: loop.now, mutualTLS: false)
+        info.srcWorkload = state.workloadsByIP[peer.ip]
+        let decision = state.policies.decide(.init(source: nil, sourceIP: peer.ip, destinationIP: dst.ip, destinationPort: dst.port),
+                                             for: .init(namespace: workload.namespace, labels: workload.labels))
+        info.policy = decision.policy
+        guard decision.allowed else {
+            stats.denied.wrappingIncrement(ordering: .relaxed)
+            Socket.abort(fd)
+            AccessLog.record(info, now: loop.now, error: ProxyError(.denied, "authorization denied: \(decision.reason)"))
+            return
+        }
+        do {
+            let downstream = try TCPStream(loop: loop, fd: fd, connecting: false, delegate: nil)
+            downstream.readPaused = true
+            let splice = SpliceTunnel(worker: self, info: info, downstream: downstream)
+            splice.connect(to: dst)
+        } catch {
+            log.warn("plaintext inbound setup failed", ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Outbound
+
+    private func acceptCaptured(fd: Int32, peer: SocketAddress) {
+        let local = Socket.localAddress(fd)
+        guard let dst = Socket.originalDestination(fd, ipv6: !(local?.ip.isIPv4 ?? true)), dst != local else {
+            log.info("captured connection without an original destination", ["src.addr": "\(peer)"])
+            Socket.abort(fd)
+            return
+        }
+        do {
+            let tcp = try TCPStream(loop: loop, fd: fd, connecting: false, delegate: nil)
+            tcp.readPaused = true
+            openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false)
+        } catch {
+            log.warn("captured accept failed", ["error": "\(error)"])
+        }
+    }
+
+    /// Routes one application connection: HBONE through the pool, or plain TCP.
+    func openOutbound(tcp: TCPStream, src: SocketAddress, original: SocketAddress, destination: Destination?, early: [UInt8], socks: Bool) {
+        let source = state.localWorkloadsByIP[src.ip]
+        var info = ConnectionInfo(direction: .outbound, src: src, dst: original, srcWorkload: source, srcIdentity: source?.identity,
+                                  startedAt: loop.now, mutualTLS: false)
+        func refuse(_ reason: String, code: UInt8 = Socks5Parser.generalFailure) {
+            if socks {
+                tcp.write(Socks5Parser.reply(code))
+                tcp.flushNow()
+            }
+            tcp.close()
+            stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
+            AccessLog.record(info, now: loop.now, error: ProxyError(.downstream, reason))
+        }
+        guard let destination else { return refuse("unknown destination \(original)", code: Socks5Parser.hostUnreachable) }
+        info.dstWorkload = destination.workload
+        info.dstService = destination.service?.hostname
+        switch destination.route {
+        case let .hbone(proxy, authority, expected):
+            info.dst = authority
+            info.hboneAddress = proxy
+            info.mutualTLS = true
+            guard let source, let contexts = state.identities[source.identity] else {
+                return refuse(source == nil ? "source \(src.ip) is not a workload on this node" : "no certificate for \(source!.identity) yet")
+            }
+            if state.localWorkloadsByIP[authority.ip] != nil && state.ownPorts.contains(authority.port) {
+                return refuse("destination \(authority) is the proxy itself", code: Socks5Parser.notAllowed)
+            }
+            let tunnel = StreamTunnel(worker: self, info: info, tcp: tcp)
+            tunnel.earlyData = early
+            tunnel.socksReply = socks
+            tcp.delegate = tunnel
+            tcp.readPaused = true
+            let headers = outboundHeaders(source: source, src: src)
+            let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
+            let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [unowned self, tunnel] result in
+                switch result {
+                case let .success(conn):
+                    conn.reservedStreams -= 1
+                    tunnel.attach(conn, authority: authority, headers: headers)
+                case let .failure(error):
+                    tunnel.finish(error: error)
+                }
+                _ = self
+            }
+            if let conn = pool.find(key) {
+                if conn.phase == .open {
+                    tunnel.attach(conn, authority: authority, headers: headers)
+                } else {
+                    conn.reservedStreams += 1
+                    conn.waiters.append(waiter)
+                }
+                return
+            }
+            do {
+                let fd = try Socket.connect(to: proxy, mark: state.settings.outboundMark)
+                Socket.tune(fd)
+                let conn = try HBONEConnection(worker: self, role: .client, fd: fd, connecting: true, context: contexts.client,
+                                               verification: .outbound(expected: expected), peer: proxy, local: src)
+                connections[ObjectIdentifier(conn)] = conn
+                stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
+                pool.add(conn, key: key)
+                conn.reservedStreams += 1
+                conn.waiters.append(waiter)
+            } catch {
+                tunnel.finish(error: ProxyError(.upstream, "connect to \(proxy): \(error)"))
+            }
+        case let .direct(dst):
+            info.dst = dst
+            if state.ownPorts.contains(dst.port) && (dst.ip.isLoopback || state.localWorkloadsByIP[dst.ip] != nil || boundAddresses.contains(dst)) {
+                return refuse("destination \(dst) is the proxy itself", code: Socks5Parser.notAllowed)
+            }
+            let splice = SpliceTunnel(worker: self, info: info, downstream: tcp)
+            splice.earlyData = early
+            splice.socksReply = socks
+            tcp.readPaused = true
+            splice.connect(to: dst)
+        }
+    }
+
+    /// baggage, forwarded and traceparent, as the reference client sends them.
+    private func outboundHeaders(source: Workload, src: SocketAddress) -> [H2Header] {
+        let baggage = "k8s.cluster.name=\(source.clusterId),k8s.namespace.name=\(source.namespace),k8s.pod.name=\(source.name),service.name=\(source.canonicalName),service.version=\(source.canonicalRevision)"
+        var rng = SystemRandomNumberGenerator()
+        func hex(_ n: Int) -> String {
+            var s = ""
+            for _ in 0..<n { s += String(UInt8.random(in: 0...255, using: &rng), radix: 16).leftPadded(2) }
+            return s
+        }
+        return [
+            H2Header("baggage", baggage),
+            H2Header("forwarded", "for=\"\(src)\""),
+            H2Header("traceparent", "00-\(hex(16))-\(hex(8))-01"),
+        ]
+    }
+
+    // MARK: Bookkeeping
+
+    func nextTunnelID() -> Int {
+        tunnelCounter += 1
+        return tunnelCounter
+    }
+
+    func tunnelOpened(_ t: StreamTunnel) {
+        tunnels[t.id] = t
+        stats.openTunnels.wrappingIncrement(ordering: .relaxed)
+    }
+
+    func spliceOpened(_ t: SpliceTunnel) {
+        splices[t.id] = t
+        stats.openTunnels.wrappingIncrement(ordering: .relaxed)
+    }
+
+    func tunnelFinished(_ t: StreamTunnel, error: ProxyError?) {
+        guard tunnels.removeValue(forKey: t.id) != nil else { return }
+        recordFinished(t.info, error: error)
+    }
+
+    func spliceFinished(_ t: SpliceTunnel, error: ProxyError?) {
+        guard splices.removeValue(forKey: t.id) != nil else { return }
+        recordFinished(t.info, error: error)
+    }
+
+    private func recordFinished(_ info: ConnectionInfo, error: ProxyError?) {
+        stats.openTunnels.wrappingDecrement(ordering: .relaxed)
+        (info.direction == .inbound ? stats.tunnelsClosedInbound : stats.tunnelsClosedOutbound).wrappingIncrement(ordering: .relaxed)
+        if error != nil { stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed) }
+        stats.bytesSent.wrappingIncrement(by: info.bytesSent, ordering: .relaxed)
+        stats.bytesReceived.wrappingIncrement(by: info.bytesReceived, ordering: .relaxed)
+        AccessLog.record(info, now: loop.now, error: error)
+    }
+
+    func connectionClosed(_ c: HBONEConnection) {
+        guard connections.removeValue(forKey: ObjectIdentifier(c)) != nil else { return }
+        (c.role == .server ? stats.hboneConnectionsInbound : stats.hboneConnectionsOutbound).wrappingDecrement(ordering: .relaxed)
+    }
+
+    var hboneConnectionCount: Int { connections.count }
+    var pooledConnectionCount: Int { pool.count }
+
+    // MARK: Config changes, idle sweep, drain
+
+    /// A new snapshot: rebind listeners, then re-check every open inbound tunnel against the policies.
+    func update(_ newState: ProxyState) {
+        state = newState
+        do { try syncListeners() } catch { log.error("listener update failed", ["error": "\(error)"]) }
+        recheckPolicies()
+    }
+
+    func recheckPolicies() {
+        for t in Array(tunnels.values) where t.info.direction == .inbound {
+            guard let w = t.info.dstWorkload else { continue }
+            let decision = state.policies.decide(
+                .init(source: t.info.srcIdentity, sourceIP: t.info.src.ip, destinationIP: t.info.dst.ip, destinationPort: t.info.dst.port),
+                for: .init(namespace: w.namespace, labels: w.labels))
+            if !decision.allowed {
+                log.info("closing tunnel denied after policy change", ["src.identity": t.info.srcIdentity?.description ?? "unknown",
+                                                                       "dst.addr": "\(t.info.dst)", "reason": decision.reason])
+                t.terminate(ProxyError(.denied, "closed by policy change: \(decision.reason)"))
+            }
+        }
+        for s in Array(splices.values) where s.info.direction == .inbound {
+            guard let w = s.info.dstWorkload else { continue }
+            let decision = state.policies.decide(.init(source: nil, sourceIP: s.info.src.ip, destinationIP: s.info.dst.ip, destinationPort: s.info.dst.port),
+                                                 for: .init(namespace: w.namespace, labels: w.labels))
+            if !decision.allowed { s.terminate(ProxyError(.denied, "closed by policy change: \(decision.reason)")) }
+        }
+    }
+
+    /// Idle tunnels close after `timeouts.idle` with no bytes either way.
+    private func scheduleSweep() {
+        sweepTimer = loop.schedule(after: 1_000_000_000) { [unowned self] in
+            sweepTimer = nil
+            if let idle = state.settings.timeouts.idle?.nanoseconds {
+                let now = loop.now
+                for t in Array(tunnels.values) where now - t.lastActivity > idle {
+                    t.terminate(ProxyError(.downstream, "idle for longer than \(state.settings.timeouts.idle!)"))
+                }
+                for s in Array(splices.values) where now - s.lastActivity > idle {
+                    s.terminate(ProxyError(.downstream, "idle for longer than \(state.settings.timeouts.idle!)"))
+                }
+            }
+            scheduleSweep()
+        }
+    }
+
+    /// Stops accepting at once and sends GOAWAY on every HBONE connection; open tunnels go on.
+    func startDrain() {
+        draining = true
+        for (_, l) in listeners { l.close() }
+        listeners = [:]
+        for (_, s) in socksSessions { s.tcp.close() }
+        socksSessions = [:]
+        for c in Array(connections.values) { c.startDrain() }
+    }
+
+    /// The drain deadline passed: close whatever is left.
+    func closeAll() {
+        for t in Array(tunnels.values) { t.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
+        for s in Array(splices.values) { s.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
+        for c in Array(connections.values) { c.close() }
+        loop.cancel(sweepTimer)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
