@@ -137,9 +137,9 @@ public final class TCPStream: Selectable {
             switch Socket.read(fd, into: scratch) {
             case let .bytes(n):
                 delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                // Keep reading to EAGAIN even after a short read: a FIN that arrived with the
+                // data shares its edge, and no new edge would report it.
                 if state != .open || readPaused { return }
-                // A short read drained the socket: a new edge comes when more data arrives.
-                if n < scratch.count { return }
             case .wouldBlock:
                 return
             case .eof:

@@ -1,1 +1,1 @@
-print("hbone")
+HBONECommand.main()

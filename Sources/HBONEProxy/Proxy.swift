@@ -1,0 +1,156 @@
+import Foundation
+import Synchronization
+import HBONECore
+import HBONEConfig
+import HBONEEventLoop
+
+/// The running proxy: one worker thread per loop, each with its own listeners (SO_REUSEPORT).
+/// Methods here run on the caller's thread and reach workers only by posting to their loops.
+public final class Proxy: Sendable {
+    private let workerCount: Int
+    private let loops: Mutex<[EventLoop]> = Mutex([])
+    private let statsList: [ProxyStats]
+    private let current: Mutex<ProxyState>
+    private let done = DispatchGroupBox()
+    public let missingCertificates: [String]
+
+    public init(config: ProxyConfig, workers: Int? = nil) throws(ProxyError) {
+        let (state, missing) = try ProxyState.load(config: config, version: 1)
+        for m in missing { log.warn("no usable certificate", ["detail": m]) }
+        missingCertificates = missing
+        current = Mutex(state)
+        workerCount = workers ?? config.settings.workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        statsList = (0..<workerCount).map { _ in ProxyStats() }
+    }
+
+    public var state: ProxyState { current.withLock { $0 } }
+
+    /// Starts every worker and returns once all listeners are bound (or throws the first bind error).
+    public func start() throws(ProxyError) {
+        _ = Socket.raiseFileLimit()
+        Socket.ignoreSIGPIPE()
+        let state = self.state
+        let ready = DispatchSemaphore(value: 0)
+        let errors = Mutex<[String]>([])
+        for i in 0..<workerCount {
+            let stats = statsList[i]
+            done.enter()
+            let thread = Thread { [self] in
+                Socket.setThreadName("hbone-worker-\(i)")
+                let loop: EventLoop
+                do { loop = try EventLoop(index: i) } catch {
+                    errors.withLock { $0.append("event loop: \(error)") }
+                    ready.signal()
+                    done.leave()
+                    return
+                }
+                loops.withLock { $0.append(loop) }
+                let worker = Worker(loop: loop, state: state, stats: stats)
+                WorkerRegistry.register(worker)
+                defer { WorkerRegistry.unregister(worker) }
+                do { try worker.syncListeners() } catch { errors.withLock { $0.append("\(error)") } }
+                ready.signal()
+                loop.run()
+                worker.closeAll()
+                loop.runOnce(timeoutMillis: 0)
+                withExtendedLifetime(worker) {}
+                done.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        for _ in 0..<workerCount { ready.wait() }
+        if let first = errors.withLock({ $0.first }) {
+            stopLoops()
+            throw ProxyError(.config, "cannot start: \(first)")
+        }
+        log.info("hbone started", ["workers": "\(workerCount)", "node": state.settings.node,
+                                   "local_workloads": "\(state.config.localWorkloads.count)",
+                                   "identities": state.identities.keys.map(\.description).sorted().joined(separator: ",")])
+    }
+
+    /// Applies a new config (certificates and trust reloaded from disk). A failure keeps the old one.
+    public func reload(config: ProxyConfig) throws(ProxyError) {
+        let version = state.version + 1
+        let (newState, missing) = try ProxyState.load(config: config, version: version)
+        for m in missing { log.warn("no usable certificate", ["detail": m]) }
+        current.withLock { $0 = newState }
+        post { worker in worker.update(newState) }
+        log.info("configuration applied", ["version": "\(version)"])
+    }
+
+    /// Runs `body` on every worker's loop.
+    func post(_ body: @escaping @Sendable (Worker) -> Void) {
+        for loop in loops.withLock({ $0 }) {
+            loop.post { [loop] in
+                if let worker = WorkerRegistry.worker(for: loop) { body(worker) }
+            }
+        }
+    }
+
+    /// Graceful stop: stop accepting, GOAWAY, let tunnels finish until `drain`, close the rest.
+    public func shutdown(drain: Duration) {
+        log.info("draining", ["timeout": "\(drain)"])
+        let loops = self.loops.withLock { $0 }
+        for loop in loops { loop.post { WorkerRegistry.worker(for: loop)?.startDrain() } }
+        let deadline = ContinuousClock.now + drain
+        while ContinuousClock.now < deadline && openTunnels > 0 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        if openTunnels > 0 { log.info("drain deadline reached", ["open_tunnels": "\(openTunnels)"]) }
+        stopLoops()
+        done.wait()
+        log.info("hbone stopped")
+    }
+
+    private func stopLoops() {
+        for loop in loops.withLock({ $0 }) { loop.stop() }
+    }
+
+    public var openTunnels: Int { statsList.reduce(0) { $0 + $1.openTunnels.load(ordering: .relaxed) } }
+    public var workers: Int { workerCount }
+
+    /// Totals over all loops (read without stopping them).
+    public var totals: [String: UInt64] {
+        var t: [String: UInt64] = [:]
+        for s in statsList {
+            t["tunnels_opened_inbound", default: 0] += s.tunnelsOpenedInbound.load(ordering: .relaxed)
+            t["tunnels_opened_outbound", default: 0] += s.tunnelsOpenedOutbound.load(ordering: .relaxed)
+            t["tunnels_closed_inbound", default: 0] += s.tunnelsClosedInbound.load(ordering: .relaxed)
+            t["tunnels_closed_outbound", default: 0] += s.tunnelsClosedOutbound.load(ordering: .relaxed)
+            t["tunnels_failed", default: 0] += s.tunnelsFailed.load(ordering: .relaxed)
+            t["denied", default: 0] += s.denied.load(ordering: .relaxed)
+            t["handshakes", default: 0] += s.handshakes.load(ordering: .relaxed)
+            t["handshake_failures", default: 0] += s.handshakeFailures.load(ordering: .relaxed)
+            t["hbone_connections_inbound", default: 0] += UInt64(max(0, s.hboneConnectionsInbound.load(ordering: .relaxed)))
+            t["hbone_connections_outbound", default: 0] += UInt64(max(0, s.hboneConnectionsOutbound.load(ordering: .relaxed)))
+        }
+        return t
+    }
+
+    public var handshakeFailureReasons: [String: UInt64] {
+        var t: [String: UInt64] = [:]
+        for s in statsList { for (k, v) in s.failureReasons.snapshot { t[k, default: 0] += v } }
+        return t
+    }
+}
+
+/// Finds the worker of the loop a posted task runs on (each loop thread registers its worker).
+enum WorkerRegistry {
+    private static let table = Mutex<[ObjectIdentifier: UnsafeWorker]>([:])
+
+    struct UnsafeWorker: @unchecked Sendable { unowned(unsafe) let worker: Worker }
+
+    static func register(_ worker: Worker) { table.withLock { $0[ObjectIdentifier(worker.loop)] = UnsafeWorker(worker: worker) } }
+    static func unregister(_ worker: Worker) { _ = table.withLock { $0.removeValue(forKey: ObjectIdentifier(worker.loop)) } }
+    /// Only valid on the loop's own thread, where the worker is alive.
+    static func worker(for loop: EventLoop) -> Worker? { table.withLock { $0[ObjectIdentifier(loop)]?.worker } }
+}
+
+/// A counter of running threads that can be waited on.
+final class DispatchGroupBox: Sendable {
+    private let group = DispatchGroup()
+    func enter() { group.enter() }
+    func leave() { group.leave() }
+    func wait() { group.wait() }
+}

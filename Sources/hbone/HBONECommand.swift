@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import HBONECore
+import HBONEConfig
+import HBONEProxy
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct HBONECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hbone",
+        abstract: "A per-node HBONE proxy: mTLS + HTTP/2 CONNECT tunnels between workloads, SPIFFE-keyed authorization.",
+        version: HBONEVersion.string,
+        subcommands: [ProxyCommand.self, ValidateCommand.self])
+}
+
+enum HBONEVersion {
+    static let string = "0.1.0"
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "trace, debug, info, warn, error or off.")
+    var logLevel: String = "info"
+
+    @Option(help: "logfmt or json.")
+    var logFormat: String = "logfmt"
+
+    func apply() throws {
+        guard let level = LogLevel(name: logLevel) else { throw ValidationError("--log-level must be trace, debug, info, warn, error or off") }
+        guard let format = LogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be logfmt or json") }
+        log.level = level
+        log.format = format
+    }
+}
+
+struct ProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "proxy", abstract: "Run the proxy.")
+
+    @Option(help: "The config file (ztunnel LocalConfig keys plus hbone: settings).")
+    var config: String
+
+    @Option(help: "Event loops (threads); default: hbone.workers or one per core.")
+    var workers: Int?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be 1-256") }
+    }
+
+    func run() throws {
+        try logging.apply()
+        let loaded: ProxyConfig
+        do {
+            loaded = try ProxyConfig.load(file: config)
+        } catch {
+            FileHandleOutput.stderr("hbone: invalid config: \(error)\n")
+            throw ExitCode(2)
+        }
+        // Signals are taken by this thread only (sigwait); workers must inherit the mask.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&mask, s) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+
+        let proxy: Proxy
+        do {
+            proxy = try Proxy(config: loaded, workers: workers)
+            try proxy.start()
+        } catch {
+            FileHandleOutput.stderr("hbone: \(error)\n")
+            throw ExitCode(1)
+        }
+        var lastModified = modificationTime(config)
+        var drain = loaded.settings.timeouts.drain
+        while true {
+            var timeout = timespec(tv_sec: 1, tv_nsec: 0)
+            let signal = sigtimedwait(&mask, nil, &timeout)
+            if signal == SIGTERM || signal == SIGINT {
+                log.info("signal received", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT"])
+                proxy.shutdown(drain: drain)
+                return
+            }
+            let modified = modificationTime(config)
+            if signal == SIGHUP || modified != lastModified {
+                lastModified = modified
+                do {
+                    let next = try ProxyConfig.load(file: config)
+                    try proxy.reload(config: next)
+                    drain = next.settings.timeouts.drain
+                } catch {
+                    // A bad reload keeps the last good config.
+                    log.error("config reload rejected; keeping the last good config", ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func modificationTime(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a config file and exit.")
+
+    @Option(help: "The config file.")
+    var config: String
+
+    func run() throws {
+        do {
+            let c = try ProxyConfig.load(file: config)
+            print("\(config): OK (\(c.workloads.count) workloads, \(c.localWorkloads.count) local, \(c.services.count) services, \(c.policies.count) policies)")
+        } catch {
+            FileHandleOutput.stderr("hbone: invalid config: \(error)\n")
+            throw ExitCode(2)
+        }
+    }
+}
+
+enum FileHandleOutput {
+    static func stderr(_ s: String) {
+        FileHandle.standardError.write(s.data(using: .utf8)!)
+    }
+}
