@@ -108,7 +108,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
         connectTimer = nil
         tcp?.abort()
         connection?.respond(stream: streamID, status: 503)
-        finish(error: ProxyError(.upstream, reason), resetStream: false)
+        finish(error: ProxyError(.upstream, "503: \(reason)"), resetStream: false)
     }
 
     // MARK: Bytes

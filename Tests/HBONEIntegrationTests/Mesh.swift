@@ -1,0 +1,167 @@
+import Foundation
+import HBONETestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two real `hbone` processes (east, west) plus an echo app behind west, on a /24 of 127.0.0.0/8
+/// of the test's own, so suites never collide.
+final class Mesh {
+    let net: Int
+    let dir: String
+    var processes: [Process] = []
+    let binary = repositoryRoot + "/.build/debug/hbone"
+
+    var eastIP: String { "127.0.\(net).10" }
+    var westIP: String { "127.0.\(net).20" }
+    var eastSocks: String { "127.0.\(net).2:15080" }
+    var echo: String { "\(westIP):8080" }
+    var eastLog: String { dir + "/east.log" }
+    var westLog: String { dir + "/west.log" }
+
+    struct Options {
+        var eastCertificates = "certs-east"
+        var westCertificates = "certs-west"
+        var eastBundle = "bundle-root.pem"
+        var westBundle = "bundle-root.pem"
+        var ledgerServiceAccountSeenByEast = "ledger"
+        var westExtra = ""
+        var westPolicies = ""
+        var logLevel = "info"
+    }
+
+    init(net: Int, _ options: Options = Options()) throws {
+        self.net = net
+        dir = NSTemporaryDirectory() + "hbone-mesh-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let pki = TestPKI.directory
+        try config(node: "east", socks: "127.0.\(net).2", certs: "\(pki)/\(options.eastCertificates)", bundle: "\(pki)/\(options.eastBundle)",
+                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "")
+            .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
+        try config(node: "west", socks: "127.0.\(net).3", certs: "\(pki)/\(options.westCertificates)", bundle: "\(pki)/\(options.westBundle)",
+                   ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies)
+            .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
+        try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
+        try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog)
+        try start(binary, ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel], log: eastLog)
+        for (host, port) in [(westIP, 8080), (westIP, 15008), ("127.0.\(net).2", 15080)] {
+            guard waitForPort(host, port) else { throw MeshError("nothing listens on \(host):\(port); logs in \(dir)") }
+        }
+    }
+
+    func config(node: String, socks: String, certs: String, bundle: String, ledgerSA: String, extra: String, policies: String) -> String {
+        """
+        workloads:
+        - uid: west//ledger-0
+          name: ledger-0
+          namespace: payments
+          serviceAccount: \(ledgerSA)
+          workloadIps: ["\(westIP)"]
+          protocol: HBONE
+          node: west
+        - uid: east//checkout-0
+          name: checkout-0
+          namespace: payments
+          serviceAccount: checkout
+          workloadIps: ["\(eastIP)"]
+          protocol: HBONE
+          node: east
+        \(policies)
+        hbone:
+          node: \(node)
+          trustDomain: cluster.local
+          rootCertificates: \(bundle)
+          certificates:
+            directory: \(certs)
+          listen:
+            socks5: \(socks):15080
+        \(extra)
+        """
+    }
+
+    func start(_ program: String, _ args: [String], log: String) throws {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = args
+        p.standardError = FileHandle(forWritingAtPath: log)
+        p.standardOutput = FileHandle(forWritingAtPath: log)
+        try p.run()
+        processes.append(p)
+    }
+
+    /// Runs the Python tunnel client and returns its JSON result.
+    func client(_ mode: String, dest: String? = nil, source: String? = nil, _ extra: [String] = [], environment: [String: String] = [:]) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", mode, "--socks", eastSocks,
+                       "--source", source ?? eastIP, "--dest", dest ?? echo] + extra
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+              let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw MeshError("client \(mode) printed no result (exit \(p.terminationStatus))")
+        }
+        return obj
+    }
+
+    func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    /// Waits until `predicate` holds for the log at `path` (log lines are written at connection end).
+    func waitForLog(_ path: String, timeout: Double = 5, _ predicate: (String) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if predicate(log(path)) { return true }
+            usleep(50_000)
+        }
+        return predicate(log(path))
+    }
+
+    func rssKiB(of index: Int) -> Int {
+        let pid = processes[index].processIdentifier
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    func stop() {
+        // Proxies get SIGTERM (their drain path); helper scripts are killed outright.
+        for p in processes.reversed() where p.isRunning {
+            if p.executableURL?.path == binary { p.terminate() } else { kill(p.processIdentifier, SIGKILL) }
+        }
+        for p in processes { p.waitUntilExit() }
+        processes = []
+    }
+
+    deinit { stop() }
+}
+
+struct MeshError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func waitForPort(_ host: String, _ port: Int, timeout: Double = 15) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        inet_pton(AF_INET, host, &addr.sin_addr)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        close(fd)
+        if rc == 0 { return true }
+        usleep(100_000)
+    }
+    return false
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Drives tunnels through a SOCKS5 listener for integration tests. Prints one JSON line.
+  tunnel_client.py echo       --socks A --source IP --dest IP:PORT --size N
+  tunnel_client.py concurrent --socks A --source IP --dest IP:PORT --count N
+  tunnel_client.py halfclose  --socks A --source IP --dest IP:PORT
+  tunnel_client.py expect-fail --socks A --source IP --dest IP:PORT
+  tunnel_client.py slow       --socks A --source IP --dest IP:PORT --size N  (sends fast, reads slowly)"""
+import argparse, hashlib, json, os, socket, sys, threading, time
+sys.path.insert(0, os.path.dirname(__file__))
+from socks_client import socks_connect
+
+def echo(a, size):
+    s = socks_connect(a.socks, a.source, *split(a.dest))
+    s.settimeout(60)
+    data = os.urandom(min(size, 1 << 20))
+    sent_hash, recv_hash = hashlib.sha256(), hashlib.sha256()
+    received = [0]
+    def reader():
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                return
+            recv_hash.update(chunk)
+            received[0] += len(chunk)
+    t = threading.Thread(target=reader)
+    t.start()
+    left = size
+    while left > 0:
+        chunk = data[: min(left, len(data))]
+        s.sendall(chunk)
+        sent_hash.update(chunk)
+        left -= len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    t.join(120)
+    s.close()
+    return {"sent": size, "received": received[0], "intact": sent_hash.digest() == recv_hash.digest() and received[0] == size}
+
+def split(dest):
+    h, p = dest.rsplit(":", 1)
+    return h, int(p)
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode")
+    p.add_argument("--socks", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--dest", required=True)
+    p.add_argument("--size", type=int, default=1)
+    p.add_argument("--count", type=int, default=1)
+    a = p.parse_args()
+    if a.mode == "echo":
+        start = time.monotonic()
+        r = echo(a, a.size)
+        r["seconds"] = time.monotonic() - start
+        print(json.dumps(r))
+    elif a.mode == "concurrent":
+        # Open every tunnel first, hold them all open, then echo on each.
+        socks = []
+        for _ in range(a.count):
+            socks.append(socks_connect(a.socks, a.source, *split(a.dest), timeout=30))
+        ok = 0
+        for i, s in enumerate(socks):
+            msg = ("tunnel-%d" % i).encode()
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            ok += got == msg
+        for s in socks:
+            s.close()
+        print(json.dumps({"count": a.count, "ok": ok}))
+    elif a.mode == "halfclose":
+        # The client half-closes first; the echo must still come back in full afterwards.
+        s = socks_connect(a.socks, a.source, *split(a.dest))
+        s.settimeout(20)
+        msg = b"x" * 100000
+        s.sendall(msg)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        print(json.dumps({"intact": got == msg, "received": len(got)}))
+    elif a.mode == "expect-fail":
+        try:
+            s = socks_connect(a.socks, a.source, *split(a.dest))
+            s.settimeout(10)
+            s.sendall(b"ping")
+            got = s.recv(10)
+            print(json.dumps({"failed": got == b"", "got": got.decode(errors="replace")}))
+        except (RuntimeError, OSError) as e:
+            print(json.dumps({"failed": True, "error": str(e)}))
+    elif a.mode == "slow":
+        # Sends `size` bytes while reading nothing for a while: the proxies must push back, not buffer it all.
+        s = socks_connect(a.socks, a.source, *split(a.dest))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.setblocking(False)
+        sent, data, deadline = 0, os.urandom(65536), time.monotonic() + 3
+        while time.monotonic() < deadline and sent < a.size:
+            try:
+                sent += s.send(data)
+            except BlockingIOError:
+                time.sleep(0.01)
+        print(json.dumps({"sent_before_stall": sent}))
+        sys.stdout.flush()
+        time.sleep(float(os.environ.get("SLOW_HOLD", "2")))
+        s.close()
+    else:
+        sys.exit("unknown mode " + a.mode)
+
+if __name__ == "__main__":
+    main()
