@@ -30,9 +30,10 @@ struct YAMLReader {
         for (k, v) in mapping {
             guard case let .scalar(keyScalar) = k else { throw error("mapping keys must be scalars") }
             let key = keyScalar.string
-            if !seen.insert(key).inserted { throw child(key, v).error("duplicate key") }
+            // Errors about a key point at the key's own line.
+            if !seen.insert(key).inserted { throw child(key, k).error("duplicate key") }
             if let allowed, !allowed.contains(key) {
-                throw child(key, v).error("unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+                throw child(key, k).error("unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
             }
             out.append((key, child(key, v)))
         }

@@ -1,0 +1,127 @@
+import Testing
+import HBONECore
+@testable import HBONEConfig
+
+@Suite struct ConfigTests {
+    /// The file from the data-path issue, verbatim apart from paths.
+    static let issueExample = """
+    workloads:
+    - uid: cluster-west//v1/Pod/payments/ledger-0
+      name: ledger-0
+      namespace: payments
+      serviceAccount: ledger
+      trustDomain: cluster.local
+      workloadIps: ["127.0.0.20"]
+      protocol: HBONE
+      node: west
+    - uid: cluster-east//v1/Pod/payments/checkout-0
+      name: checkout-0
+      namespace: payments
+      serviceAccount: checkout
+      trustDomain: cluster.local
+      workloadIps: ["127.0.0.10"]
+      protocol: HBONE
+      node: east
+    hbone:
+      node: west                          # workloads on this node are local
+      trustDomain: cluster.local
+      rootCertificates: /path/root-cert.pem   # the trust bundle; several roots allowed
+      certificates:
+        directory: /path/certs            # <namespace>/<serviceAccount>/cert-chain.pem + key.pem
+      listen:
+        socks5: 127.0.0.2:15080
+        admin: 127.0.0.2:15000
+        metrics: 127.0.0.2:15020
+        readiness: 127.0.0.2:15021
+    """
+
+    @Test func issueExampleLoads() throws {
+        let c = try ProxyConfig.parse(yaml: Self.issueExample, file: "/etc/hbone/config.yaml")
+        #expect(c.workloads.count == 2)
+        #expect(c.localWorkloads.map(\.name) == ["ledger-0"])
+        #expect(c.workloads[1].identity.description == "spiffe://cluster.local/ns/payments/sa/checkout")
+        #expect(c.settings.listen.socks5 == SocketAddress("127.0.0.2:15080"))
+        #expect(c.settings.listen.inboundPort == 15008)
+        #expect(c.settings.certificates == .directory("/path/certs"))
+        #expect(c.settings.timeouts.connect == .seconds(10))
+    }
+
+    @Test func relativePathsResolveAgainstTheConfigDirectory() throws {
+        let yaml = Self.issueExample.replacingOccurrences(of: "/path/root-cert.pem", with: "pki/root.pem")
+        let c = try ProxyConfig.parse(yaml: yaml, file: "/etc/hbone/config.yaml")
+        #expect(c.settings.rootCertificates == "/etc/hbone/pki/root.pem")
+    }
+
+    @Test(arguments: [
+        ("[\"127.0.0.20\"]", "[\"127.0.0.300\"]", "workloads[0].workloadIps[0]", 7, "\"127.0.0.300\" is not an IP address"),
+        ("protocol: HBONE\n  node: west", "protocol: QUIC\n  node: west", "workloads[0].protocol", 8, "must be HBONE or TCP"),
+        ("socks5: 127.0.0.2:15080", "socks5: 127.0.0.2", "hbone.listen.socks5", 25, "missing port"),
+        ("socks5: 127.0.0.2:15080", "socks5: 10.0.0.2:15080", "hbone.listen.socks5", 25, "loopback"),
+        ("trustDomain: cluster.local\n  rootCertificates", "trustDomain: Cluster.Local\n  rootCertificates", "hbone.trustDomain", 20, "lowercase"),
+        ("  certificates:\n", "  certificate:\n", "hbone.certificate", 22, "unknown key"),
+        ("serviceAccount: ledger", "serviceAccount: \"le dger\"", "workloads[0]", 2, "invalid"),
+    ])
+    func badValuesNameTheirPathAndLine(find: String, replace: String, path: String, line: Int, reason: String) {
+        let yaml = Self.issueExample.replacingOccurrences(of: find, with: replace)
+        #expect(yaml != Self.issueExample)
+        do {
+            _ = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.path == path, "\(error)")
+            #expect(error.line == line, "\(error)")
+            #expect(error.reason.contains(reason), "\(error)")
+            #expect(error.description.hasPrefix("c.yaml:\(line): \(path)"), "\(error)")
+        }
+    }
+
+    @Test func duplicateWorkloadIPRejected() {
+        let yaml = Self.issueExample.replacingOccurrences(of: "[\"127.0.0.10\"]", with: "[\"127.0.0.20\"]")
+        #expect(throws: ConfigError.self) { try ProxyConfig.parse(yaml: yaml, file: "c.yaml") }
+    }
+
+    @Test func brokenYAMLReportsItsLine() {
+        do {
+            _ = try ProxyConfig.parse(yaml: "workloads:\n- name: [unclosed\n", file: "c.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.line != nil)
+            #expect(error.reason.contains("invalid YAML"))
+        }
+    }
+
+    @Test func ztunnelPoliciesAndServicesParse() throws {
+        let yaml = Self.issueExample + """
+
+        services:
+        - name: ledger
+          namespace: payments
+          hostname: ledger.payments.svc.cluster.local
+          vips: ["/10.96.0.20"]
+          ports: {"80": 8080}
+        policies:
+        - name: allow-checkout
+          namespace: payments
+          scope: Namespace
+          action: Allow
+          rules:
+          - - - principals: [{Exact: "cluster.local/ns/payments/sa/checkout"}]
+            - - destinationPorts: [8080]
+        """
+        let c = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
+        #expect(c.services[0].vips == [IPAddress("10.96.0.20")!])
+        #expect(c.services[0].ports[80] == 8080)
+        #expect(c.policies.count == 1)
+        #expect(c.policies[0].rules[0].count == 2)
+    }
+
+    @Test(arguments: [("250ms", 250), ("10s", 10_000), ("5m", 300_000), ("24h", 86_400_000), ("3", 3000)])
+    func durations(text: String, millis: Int64) {
+        #expect(parseDuration(text) == .milliseconds(millis))
+    }
+
+    @Test func badDurations() {
+        #expect(parseDuration("-1s") == nil)
+        #expect(parseDuration("ten seconds") == nil)
+    }
+}
