@@ -1,0 +1,150 @@
+import Testing
+import Synchronization
+import HBONECore
+@testable import HBONEEventLoop
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class Recorder: TCPStreamDelegate {
+    var received: [UInt8] = []
+    var eof = false
+    var connected = false
+    var failedErrno: Int32?
+    var wrote = 0
+    func tcpStreamConnected(_ stream: TCPStream) { connected = true }
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) { received += bytes }
+    func tcpStreamReadClosed(_ stream: TCPStream) { eof = true }
+    func tcpStream(_ stream: TCPStream, wrote count: Int) { wrote += count }
+    func tcpStream(_ stream: TCPStream, failed errno: Int32) { failedErrno = errno }
+}
+
+func socketPair() -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds)
+    precondition(rc == 0)
+    return (fds[0], fds[1])
+}
+
+func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
+    for _ in 0..<passes where !condition() { loop.runOnce(timeoutMillis: 10) }
+}
+
+@Suite struct EventLoopTests {
+    @Test func streamReadsWritesAndSeesHalfClose() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        let ra = Recorder(), rb = Recorder()
+        let sa = try TCPStream(loop: loop, fd: a, connecting: false, delegate: ra)
+        let sb = try TCPStream(loop: loop, fd: b, connecting: false, delegate: rb)
+        sa.write(Array("hello".utf8))
+        sa.shutdownWrite()
+        spin(loop) { rb.eof }
+        #expect(rb.received == Array("hello".utf8))
+        #expect(rb.eof)
+        #expect(ra.wrote == 5)
+        // The half-closed side still receives.
+        sb.write(Array("back".utf8))
+        spin(loop) { ra.received.count == 4 }
+        #expect(ra.received == Array("back".utf8))
+        sa.close()
+        sb.close()
+    }
+
+    @Test func dataAndFINTogetherAreBothSeen() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        let rb = Recorder()
+        let sb = try TCPStream(loop: loop, fd: b, connecting: false, delegate: rb)
+        _ = "x".withCString { write(a, $0, 1) }
+        shutdown(a, Int32(SHUT_WR))
+        spin(loop) { rb.eof }
+        #expect(rb.received == [UInt8(ascii: "x")])
+        #expect(rb.eof)
+        close(a)
+        sb.close()
+    }
+
+    @Test func pausedStreamResumesAndReadsWhatWaited() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        let rb = Recorder()
+        let sb = try TCPStream(loop: loop, fd: b, connecting: false, delegate: rb)
+        sb.readPaused = true
+        _ = "abc".withCString { write(a, $0, 3) }
+        for _ in 0..<5 { loop.runOnce(timeoutMillis: 5) }
+        #expect(rb.received.isEmpty)
+        sb.readPaused = false
+        spin(loop) { rb.received.count == 3 }
+        #expect(rb.received == Array("abc".utf8))
+        close(a)
+        sb.close()
+    }
+
+    @Test func connectToClosedPortFails() throws {
+        let loop = try EventLoop()
+        let listener = try Socket.listen(on: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0))
+        let port = Socket.localAddress(listener)!.port
+        close(listener)
+        let fd = try Socket.connect(to: SocketAddress(ip: IPAddress("127.0.0.1")!, port: port))
+        let r = Recorder()
+        let s = try TCPStream(loop: loop, fd: fd, connecting: true, delegate: r)
+        spin(loop) { r.failedErrno != nil }
+        #expect(r.failedErrno == ECONNREFUSED)
+        #expect(s.state == .closed)
+    }
+
+    @Test func listenerAcceptsAndConnectCompletes() throws {
+        let loop = try EventLoop()
+        var accepted: [Int32] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in accepted.append(fd) }
+        let fd = try Socket.connect(to: listener.address)
+        let r = Recorder()
+        let s = try TCPStream(loop: loop, fd: fd, connecting: true, delegate: r)
+        spin(loop) { r.connected && !accepted.isEmpty }
+        #expect(r.connected)
+        #expect(accepted.count == 1)
+        accepted.forEach { close($0) }
+        s.close()
+        listener.close()
+    }
+
+    @Test func timersFireInOrderAndCancelledOnesDoNot() throws {
+        let loop = try EventLoop()
+        var fired: [Int] = []
+        loop.schedule(after: 20_000_000) { fired.append(2) }
+        loop.schedule(after: 5_000_000) { fired.append(1) }
+        let cancelled = loop.schedule(after: 10_000_000) { fired.append(99) }
+        loop.cancel(cancelled)
+        spin(loop) { fired.count == 2 }
+        #expect(fired == [1, 2])
+    }
+
+    @Test func postedTasksRunOnTheLoopThread() throws {
+        let loop = try EventLoop()
+        let count = Mutex(0)
+        let thread = Thread { for _ in 0..<100 { loop.post { count.withLock { $0 += 1 } } } }
+        thread.start()
+        spin(loop, until: { count.withLock { $0 } == 100 }, passes: 500)
+        #expect(count.withLock { $0 } == 100)
+    }
+
+    @Test func staleGenerationIsIgnoredAfterFdReuse() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        let old = Recorder()
+        let s1 = try TCPStream(loop: loop, fd: b, connecting: false, delegate: old)
+        s1.close()                          // fd b is free and will be reused
+        let (c, d) = socketPair()
+        let fresh = Recorder()
+        let s2 = try TCPStream(loop: loop, fd: d, connecting: false, delegate: fresh)
+        _ = "z".withCString { write(c, $0, 1) }
+        spin(loop) { !fresh.received.isEmpty }
+        #expect(fresh.received == [UInt8(ascii: "z")])
+        #expect(old.received.isEmpty)
+        close(a); close(c)
+        s2.close()
+    }
+}
+
+import Foundation

@@ -1,0 +1,155 @@
+import Testing
+@testable import HBONEH2
+
+/// Records what a session reports.
+final class Events: H2SessionDelegate {
+    var requests: [(Int32, [H2Header])] = []
+    var responses: [(Int32, Int)] = []
+    var data: [Int32: [UInt8]] = [:]
+    var ended: Set<Int32> = []
+    var closed: [Int32: UInt32] = [:]
+    var goaways = 0
+    var pings = 0
+    var autoConsume = true
+    weak var session: H2Session?
+
+    func h2(_ s: H2Session, request stream: Int32, headers: [H2Header], endStream: Bool) { requests.append((stream, headers)) }
+    func h2(_ s: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) { responses.append((stream, status)) }
+    func h2(_ s: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer) {
+        data[stream, default: []] += bytes
+        if autoConsume { s.consume(stream: stream, bytes.count) }
+    }
+    func h2(_ s: H2Session, endOfStream stream: Int32) { ended.insert(stream) }
+    func h2(_ s: H2Session, closed stream: Int32, errorCode: UInt32) { closed[stream] = errorCode }
+    func h2(_ s: H2Session, drained stream: Int32) {}
+    func h2(_ s: H2Session, goaway lastStreamID: Int32, errorCode: UInt32) { goaways += 1 }
+    func h2PingAcknowledged(_ s: H2Session) { pings += 1 }
+}
+
+struct Pair {
+    let client: H2Session, server: H2Session
+    let c = Events(), s = Events()
+
+    init(settings: H2Settings = H2Settings()) throws {
+        client = try H2Session(role: .client, settings: settings, delegate: nil)
+        server = try H2Session(role: .server, settings: settings, delegate: nil)
+        client.delegate = c
+        server.delegate = s
+    }
+
+    /// Moves bytes both ways until both are quiet.
+    func run() throws {
+        for _ in 0..<200 {
+            var moved = 0
+            var out: [UInt8] = []
+            moved += try client.produce { out += $0 }
+            try out.withUnsafeBytes { try server.receive($0) }
+            out = []
+            moved += try server.produce { out += $0 }
+            try out.withUnsafeBytes { try client.receive($0) }
+            if moved == 0 { return }
+        }
+    }
+}
+
+@Suite struct H2SessionPairTests {
+    @Test func connectShapeAndDataBothWays() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "127.0.0.20:8080", headers: [H2Header("baggage", "k8s.namespace.name=payments")])
+        try p.run()
+        #expect(p.s.requests.count == 1)
+        let headers = p.s.requests[0].1
+        #expect(headers[header: ":method"] == "CONNECT")
+        #expect(headers[header: ":authority"] == "127.0.0.20:8080")
+        #expect(headers[header: ":path"] == nil)
+        #expect(headers[header: ":scheme"] == nil)
+        #expect(headers[header: "baggage"] == "k8s.namespace.name=payments")
+        try p.server.respond(stream: id, status: 200)
+        try p.run()
+        #expect(p.c.responses.first?.1 == 200)
+        Array("ping".utf8).withUnsafeBytes { p.client.send(stream: id, $0) }
+        Array("pong".utf8).withUnsafeBytes { p.server.send(stream: id, $0) }
+        try p.run()
+        #expect(p.s.data[id] == Array("ping".utf8))
+        #expect(p.c.data[id] == Array("pong".utf8))
+    }
+
+    @Test func halfCloseEachWayThenStreamCloses() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])
+        try p.run()
+        try p.server.respond(stream: id, status: 200)
+        p.client.finish(stream: id)
+        try p.run()
+        #expect(p.s.ended.contains(id))
+        #expect(p.s.closed[id] == nil)       // the server can still send
+        Array("late".utf8).withUnsafeBytes { p.server.send(stream: id, $0) }
+        p.server.finish(stream: id)
+        try p.run()
+        #expect(p.c.data[id] == Array("late".utf8))
+        #expect(p.c.ended.contains(id))
+        #expect(p.c.closed[id] == 0)
+        #expect(p.s.closed[id] == 0)
+    }
+
+    @Test func errorStatusEndsTheStream() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])
+        try p.run()
+        try p.server.respond(stream: id, status: 401)
+        try p.run()
+        #expect(p.c.responses.first?.1 == 401)
+        #expect(p.s.closed[id] == nil || p.s.closed[id] == 0)
+        // Our side of the stream is still open until the client gives up on it.
+        p.client.reset(stream: id, errorCode: H2ErrorCode.cancel)
+        try p.run()
+        #expect(p.c.closed[id] != nil)
+        #expect(p.client.openStreams == 0)
+    }
+
+    @Test func unconsumedDataStopsTheSenderAtTheWindow() throws {
+        var settings = H2Settings()
+        settings.streamWindow = 65_535
+        settings.connectionWindow = 4 * 65_535
+        let p = try Pair(settings: settings)
+        p.s.autoConsume = false
+        let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])
+        try p.run()
+        try p.server.respond(stream: id, status: 200)
+        let big = [UInt8](repeating: 7, count: 1 << 20)
+        big.withUnsafeBytes { p.client.send(stream: id, $0) }
+        try p.run()
+        // Without consume the server holds at most one stream window.
+        #expect(p.s.data[id]?.count == 65_535)
+        p.server.consume(stream: id, 65_535)
+        try p.run()
+        #expect((p.s.data[id]?.count ?? 0) > 65_535)
+    }
+
+    @Test func resetReachesThePeer() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])
+        try p.run()
+        p.client.reset(stream: id, errorCode: H2ErrorCode.cancel)
+        try p.run()
+        #expect(p.s.closed[id] == H2ErrorCode.cancel)
+    }
+
+    @Test func pingAndGoaway() throws {
+        let p = try Pair()
+        p.client.ping()
+        try p.run()
+        #expect(p.c.pings == 1)
+        p.server.goaway()
+        try p.run()
+        #expect(p.c.goaways == 1)
+        #expect(p.client.goawayReceived)
+    }
+
+    @Test func garbageIsAConnectionError() throws {
+        let server = try H2Session(role: .server, delegate: nil)
+        #expect(throws: H2Error.self) {
+            try Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { try server.receive($0) }
+        }
+    }
+}
