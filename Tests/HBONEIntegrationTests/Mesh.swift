@@ -30,7 +30,8 @@ final class Mesh {
         var logLevel = "info"
     }
 
-    init(net: Int, _ options: Options = Options()) throws {
+    /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
+    init(net: Int, _ options: Options = Options(), eastOnly: Bool = false) throws {
         self.net = net
         dir = NSTemporaryDirectory() + "hbone-mesh-\(net)-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
@@ -42,10 +43,12 @@ final class Mesh {
         try config(node: "west", socks: "127.0.\(net).3", certs: "\(pki)/\(options.westCertificates)", bundle: "\(pki)/\(options.westBundle)",
                    ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies)
             .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
-        try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
-        try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog)
+        if !eastOnly {
+            try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
+            try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog)
+        }
         try start(binary, ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel], log: eastLog)
-        for (host, port) in [(westIP, 8080), (westIP, 15008), ("127.0.\(net).2", 15080)] {
+        for (host, port) in (eastOnly ? [] : [(westIP, 8080), (westIP, 15008)]) + [("127.0.\(net).2", 15080)] {
             guard waitForPort(host, port) else { throw MeshError("nothing listens on \(host):\(port); logs in \(dir)") }
         }
     }

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import HBONETestSupport
+
+/// Our proxy against an independent HTTP/2 + TLS stack (Python h2 and ssl), both directions.
+@Suite(.serialized) struct InteropTests {
+    let python = "/usr/bin/python3"
+    let script = repositoryRoot + "/scripts/lib/h2_interop.py"
+
+    func pythonClient(_ mesh: Mesh, authority: String, method: String = "CONNECT") throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [script, "client", "--connect", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"),
+                       "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw MeshError("no JSON from h2 client") }
+        return obj
+    }
+
+    @Test func pythonH2ClientTunnelsThroughOurInbound() throws {
+        let mesh = try Mesh(net: 61)
+        defer { mesh.stop() }
+        let r = try pythonClient(mesh, authority: mesh.echo)
+        #expect(r["alpn"] as? String == "h2")
+        #expect(r["status"] as? Int == 200)
+        #expect(r["echoed"] as? String == "hello from python h2")
+        #expect((r["peer_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/ledger"])
+    }
+
+    @Test func pythonH2ClientGetsTheReferenceErrorStatuses() throws {
+        let mesh = try Mesh(net: 62)
+        defer { mesh.stop() }
+        #expect(try pythonClient(mesh, authority: "not-an-address").first { $0.key == "status" }?.value as? Int == 400)
+        #expect(try pythonClient(mesh, authority: "\(mesh.westIP)").first { $0.key == "status" }?.value as? Int == 400)
+        #expect(try pythonClient(mesh, authority: mesh.echo, method: "GET").first { $0.key == "status" }?.value as? Int == 400)
+        #expect(try pythonClient(mesh, authority: "127.0.62.99:8080").first { $0.key == "status" }?.value as? Int == 503)
+        #expect(try pythonClient(mesh, authority: "\(mesh.westIP):8999").first { $0.key == "status" }?.value as? Int == 503)
+        #expect(try pythonClient(mesh, authority: "\(mesh.westIP):15008").first { $0.key == "status" }?.value as? Int == 400)
+    }
+
+    @Test func ourOutboundTunnelsThroughAPythonH2Server() throws {
+        // West is a Python HBONE server instead of hbone; east must interoperate with it.
+        let net = 63
+        let dir = NSTemporaryDirectory() + "hbone-interop-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let record = dir + "/record.jsonl", ready = dir + "/ready"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
+                            "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", ready]
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let mesh = try Mesh(net: net, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(waitForPort("127.0.\(net).20", 15008))
+        let r = try mesh.client("echo", ["--size", "100000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        let lines = (try? String(contentsOfFile: record, encoding: .utf8))?.split(separator: "\n") ?? []
+        guard let first = lines.first(where: { $0.contains("shape_ok") }), let obj = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any] else {
+            Issue.record("the Python server recorded nothing")
+            return
+        }
+        #expect(obj["shape_ok"] as? Bool == true)
+        #expect(obj["alpn"] as? String == "h2")
+        #expect((obj["client_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/checkout"])
+        let headers = obj["headers"] as? [String: String] ?? [:]
+        #expect(headers[":authority"] == "127.0.\(net).20:8080")
+        #expect(headers["baggage"]?.contains("k8s.namespace.name=payments") == true)
+        #expect(headers["forwarded"]?.hasPrefix("for=\"127.0.\(net).10:") == true)
+        #expect(headers["traceparent"]?.split(separator: "-").count == 4)
+    }
+}

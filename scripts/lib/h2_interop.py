@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""An independent HBONE peer built on Python's ssl + h2 (python-hyper), for interop tests.
+
+  h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT]
+      mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}.
+  h2_interop.py server --listen IP:PORT --cert-dir D --ca F --upstream-echo --record FILE
+      an HBONE server: checks the CONNECT shape itself, answers 200, echoes DATA, records what it saw.
+
+h2 rejects a correct CONNECT without :path (python-hyper/h2#1247), so header validation is off
+and the CONNECT shape is checked here instead."""
+import argparse, json, socket, ssl, sys
+import h2.config, h2.connection, h2.events
+
+def tls_context(server, cert_dir, ca):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(cert_dir + "/cert-chain.pem", cert_dir + "/key.pem")
+    ctx.load_verify_locations(ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = False
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+def peer_san(sock):
+    cert = sock.getpeercert()
+    return [v for k, v in cert.get("subjectAltName", ()) if k == "URI"]
+
+def h2conn(client):
+    return h2.connection.H2Connection(config=h2.config.H2Configuration(
+        client_side=client, header_encoding="utf-8", validate_outbound_headers=False,
+        validate_inbound_headers=False, normalize_outbound_headers=False, normalize_inbound_headers=False))
+
+def client(a):
+    host, port = a.connect.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    s = tls_context(False, a.cert_dir, a.ca).wrap_socket(raw)
+    result = {"alpn": s.selected_alpn_protocol(), "peer_san": peer_san(s), "status": None, "echoed": None}
+    c = h2conn(True)
+    c.initiate_connection()
+    headers = [(":method", a.method), (":authority", a.authority)]
+    if a.method != "CONNECT":
+        headers += [(":scheme", "https"), (":path", "/")]
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers, end_stream=False)
+    s.sendall(c.data_to_send())
+    got, done = b"", False
+    sent = False
+    while not done:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                result["status"] = int(dict(ev.headers)[":status"])
+                if result["status"] == 200 and not sent:
+                    c.send_data(sid, a.message.encode(), end_stream=True)
+                    sent = True
+                elif result["status"] != 200:
+                    done = True
+            elif isinstance(ev, h2.events.DataReceived):
+                got += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        s.sendall(c.data_to_send())
+    result["echoed"] = got.decode(errors="replace") if result["status"] == 200 else None
+    print(json.dumps(result))
+
+def server(a):
+    host, port = a.listen.rsplit(":", 1)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(16)
+    ctx = tls_context(True, a.cert_dir, a.ca)
+    open(a.ready, "w").write("ready")
+    while True:
+        raw, _ = ls.accept()
+        try:
+            serve(ctx.wrap_socket(raw, server_side=True), a)
+        except (ssl.SSLError, OSError) as e:
+            append(a.record, {"error": str(e)})
+
+def append(path, obj):
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+
+def serve(s, a):
+    c = h2conn(False)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    client_san = peer_san(s)
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.RequestReceived):
+                h = dict(ev.headers)
+                ok = h.get(":method") == "CONNECT" and ":path" not in h and ":scheme" not in h and ":authority" in h
+                append(a.record, {"client_san": client_san, "headers": h, "shape_ok": ok, "alpn": s.selected_alpn_protocol()})
+                c.send_headers(ev.stream_id, [(":status", "200" if ok else "400")], end_stream=not ok)
+            elif isinstance(ev, h2.events.DataReceived):
+                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                if ev.data:
+                    c.send_data(ev.stream_id, ev.data)
+            elif isinstance(ev, h2.events.StreamEnded):
+                c.end_stream(ev.stream_id)
+        s.sendall(c.data_to_send())
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode")
+    p.add_argument("--connect")
+    p.add_argument("--listen")
+    p.add_argument("--cert-dir", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--authority")
+    p.add_argument("--method", default="CONNECT")
+    p.add_argument("--message", default="hello from python h2")
+    p.add_argument("--record")
+    p.add_argument("--ready")
+    a = p.parse_args()
+    client(a) if a.mode == "client" else server(a)
+
+if __name__ == "__main__":
+    main()
