@@ -37,6 +37,18 @@ import HBONETestSupport
         #expect(r["intact"] as? Bool == true, "\(r)")
     }
 
+    @Test func halfCloseFromTheServerStillCarriesTheClientsBytes() throws {
+        let mesh = try Mesh(net: 50)
+        defer { mesh.stop() }
+        let record = mesh.dir + "/half-close.txt"
+        try mesh.start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", mesh.westIP, "8081", "--half-close-first", record],
+                       log: mesh.dir + "/half.log")
+        #expect(waitForPort(mesh.westIP, 8081))
+        let r = try mesh.client("serverfirst", dest: "\(mesh.westIP):8081", ["--size", "100000"])
+        #expect(r["greeting"] as? String == "hello, I am done talking\n")
+        #expect(mesh.waitForLog(record) { $0.contains("100000") }, "server counted: \(mesh.log(record))")
+    }
+
     @Test func upstreamRefusedClosesTheAppConnectionAndLogs503() throws {
         let mesh = try Mesh(net: 45)
         defer { mesh.stop() }

@@ -86,6 +86,24 @@ def main():
                 break
             got += chunk
         print(json.dumps({"intact": got == msg, "received": len(got)}))
+    elif a.mode == "serverfirst":
+        # The server half-closes first; we read its EOF, then keep sending (our direction stays open).
+        s = socks_connect(a.socks, a.source, *split(a.dest))
+        s.settimeout(20)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.sendall(b"y" * a.size)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            s.recv(1)
+        except OSError:
+            pass
+        s.close()
+        print(json.dumps({"greeting": got.decode(errors="replace"), "sent_after_eof": a.size}))
     elif a.mode == "expect-fail":
         try:
             s = socks_connect(a.socks, a.source, *split(a.dest))
