@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "hbone", targets: ["hbone"]),
+        .executable(name: "hbone-bench", targets: ["hbone-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,6 +51,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "hbone-bench", dependencies: [
+            "HBONECore", "HBONETLS", "HBONEIdentity",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/hbone-bench"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),
         .testTarget(name: "HBONECoreTests", dependencies: ["HBONETestSupport", "HBONECore"]),
         .testTarget(name: "HBONEIdentityTests", dependencies: ["HBONETestSupport", "HBONEIdentity"]),

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A TCP echo server for demos and tests: echoes every byte, half-closes when the client does.
-   echo_server.py HOST PORT [--ready-file F] [--half-close-first RECORD_FILE]"""
+   echo_server.py HOST PORT [--ready-file F] [--half-close-first RECORD_FILE] [--sink]"""
 import socket, sys, threading
 
 def serve_half_close_first(conn, record):
@@ -16,6 +16,13 @@ def serve_half_close_first(conn, record):
             total += len(data)
         with open(record, "a") as f:
             f.write("%d\n" % total)
+
+def serve_sink(conn):
+    """Discards everything, then answers one byte (so a sender can time the whole transfer)."""
+    with conn:
+        while conn.recv(1 << 20):
+            pass
+        conn.sendall(b"k")
 
 def serve(conn):
     with conn:
@@ -40,7 +47,9 @@ def main():
         open(sys.argv[sys.argv.index("--ready-file") + 1], "w").write("ready\n")
     while True:
         conn, _ = s.accept()
-        if "--half-close-first" in sys.argv:
+        if "--sink" in sys.argv:
+            threading.Thread(target=serve_sink, args=(conn,), daemon=True).start()
+        elif "--half-close-first" in sys.argv:
             record = sys.argv[sys.argv.index("--half-close-first") + 1]
             threading.Thread(target=serve_half_close_first, args=(conn, record), daemon=True).start()
         else:
