@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "HBONECoreTests", dependencies: ["HBONETestSupport", "HBONECore"]),
         .testTarget(name: "HBONEIdentityTests", dependencies: ["HBONETestSupport", "HBONEIdentity"]),
         .testTarget(name: "HBONEAuthzTests", dependencies: ["HBONETestSupport", "HBONEAuthz", "HBONEIdentity", "HBONECore"]),
-        .testTarget(name: "HBONEConfigTests", dependencies: ["HBONETestSupport", "HBONEConfig"]),
+        .testTarget(name: "HBONEConfigTests", dependencies: ["HBONETestSupport", "HBONEConfig", "HBONEAuthz", "HBONEIdentity", "HBONECore"]),
         .testTarget(name: "HBONEEventLoopTests", dependencies: ["HBONETestSupport", "HBONEEventLoop", "CHBONEPosix"]),
         .testTarget(name: "HBONETLSTests", dependencies: ["HBONETestSupport", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),

@@ -56,13 +56,14 @@ public struct Match: Sendable, Hashable {
     public var destinationPorts: [UInt16] = []
     public var notDestinationPorts: [UInt16] = []
     /// HTTP-only fields this match used. They cannot be judged at L4: such a match never holds in an
-    /// ALLOW policy and always holds in a DENY policy (fail closed; the reference fails open here).
+    /// ALLOW (or AUDIT) policy; in a DENY policy they count as satisfied and only the L4 fields are
+    /// judged (fail closed; the reference lets such a DENY match nothing).
     public var unjudgeable: [String] = []
 
     public init() {}
 
     public func matches(_ facts: ConnectionFacts, action: Policy.Action) -> Bool {
-        if !unjudgeable.isEmpty { return action == .deny }
+        if !unjudgeable.isEmpty && action != .deny { return false }
         if !namespaces.isEmpty && !namespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
         if notNamespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
         if !principals.isEmpty && !principals.contains(where: { $0.matches(facts.principal) }) { return false }

@@ -12,6 +12,8 @@ public struct ProxyConfig: Sendable {
     public var settings: Settings
     /// Where it was loaded from (relative paths in it are resolved against its directory).
     public var file: String
+    /// Notes about policies judged conservatively or skipped (logged at load).
+    public var policyWarnings: [String] = []
 
     public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node } }
 
@@ -52,7 +54,10 @@ public struct ProxyConfig: Sendable {
         for s in try top["services"]?.sequence() ?? [] { services.append(try parseService(s)) }
         var policies: [Policy] = []
         for p in try top["policies"]?.sequence() ?? [] { policies.append(try PolicyParser.localConfig(p)) }
-        let config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
+        let istio = try IstioPolicyLoader.load(paths: settings.authorizationPolicies, rootNamespace: settings.rootNamespace)
+        policies += istio.policies
+        var config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
+        config.policyWarnings = istio.warnings
         try config.checkConsistency(top)
         return config
     }

@@ -72,7 +72,8 @@ struct ProxyCommand: ParsableCommand {
             FileHandleOutput.stderr("hbone: \(error)\n")
             throw ExitCode(1)
         }
-        var lastModified = modificationTime(config)
+        for w in loaded.policyWarnings { log.warn("authorization policy", ["detail": w]) }
+        var watched = fingerprint(config, policies: loaded.settings.authorizationPolicies)
         var drain = loaded.settings.timeouts.drain
         while true {
             var timeout = timespec(tv_sec: 1, tv_nsec: 0)
@@ -82,11 +83,12 @@ struct ProxyCommand: ParsableCommand {
                 proxy.shutdown(drain: drain)
                 return
             }
-            let modified = modificationTime(config)
-            if signal == SIGHUP || modified != lastModified {
-                lastModified = modified
+            let now = fingerprint(config, policies: proxy.state.settings.authorizationPolicies)
+            if signal == SIGHUP || now != watched {
+                watched = now
                 do {
                     let next = try ProxyConfig.load(file: config)
+                    for w in next.policyWarnings { log.warn("authorization policy", ["detail": w]) }
                     try proxy.reload(config: next)
                     drain = next.settings.timeouts.drain
                 } catch {
@@ -97,8 +99,22 @@ struct ProxyCommand: ParsableCommand {
         }
     }
 
-    private func modificationTime(_ path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    /// What a change of the config or a policy file (or directory listing) changes.
+    private func fingerprint(_ config: String, policies: [String]) -> [String] {
+        var out: [String] = []
+        func add(_ path: String) {
+            let a = try? FileManager.default.attributesOfItem(atPath: path)
+            let date = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            out.append("\(path)|\(date)|\(a?[.size] as? Int ?? -1)")
+        }
+        add(config)
+        for p in policies {
+            add(p)
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: p) {
+                for n in names.sorted() where n.hasSuffix(".yaml") || n.hasSuffix(".yml") { add(p + "/" + n) }
+            }
+        }
+        return out
     }
 }
 
