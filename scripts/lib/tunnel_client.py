@@ -104,6 +104,21 @@ def main():
             pass
         s.close()
         print(json.dumps({"greeting": got.decode(errors="replace"), "sent_after_eof": a.size}))
+    elif a.mode == "hold":
+        # Opens a tunnel, echoes once, then holds it open until the peer closes it or --size seconds pass.
+        s = socks_connect(a.socks, a.source, *split(a.dest))
+        s.sendall(b"hi")
+        first = s.recv(2)
+        start = time.monotonic()
+        s.settimeout(a.size)
+        closed = False
+        try:
+            closed = s.recv(10) == b""
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            closed = False
+        print(json.dumps({"echoed": first.decode(errors="replace"), "closed_by_peer": closed, "after": time.monotonic() - start}))
     elif a.mode == "expect-fail":
         try:
             s = socks_connect(a.socks, a.source, *split(a.dest))
