@@ -52,7 +52,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "hbone-bench", dependencies: [
-            "HBONECore", "HBONETLS", "HBONEIdentity",
+            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/hbone-bench"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),

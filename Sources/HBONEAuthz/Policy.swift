@@ -12,8 +12,8 @@ public struct Policy: Sendable, Hashable {
 
     public enum Action: String, Sendable, Hashable { case allow = "Allow", deny = "Deny", audit = "Audit" }
 
-    public var name: String
-    public var namespace: String
+    public let name: String
+    public let namespace: String
     public var scope: Scope
     public var action: Action
     /// `istio.io/dry-run: "true"`: evaluated and logged, never enforced.
@@ -22,7 +22,11 @@ public struct Policy: Sendable, Hashable {
     /// Why parts of this policy cannot be judged at L4 (shown as warnings).
     public var warnings: [String]
 
+    /// `namespace/name`, built once (decisions carry it without allocating).
+    public let key: String
+
     public init(name: String, namespace: String, scope: Scope, action: Action, dryRun: Bool = false, rules: [[[Match]]], warnings: [String] = []) {
+        self.key = "\(namespace)/\(name)"
         self.name = name
         self.namespace = namespace
         self.scope = scope
@@ -32,14 +36,30 @@ public struct Policy: Sendable, Hashable {
         self.warnings = warnings
     }
 
-    public var key: String { "\(namespace)/\(name)" }
 
     /// No rules: matches nothing (so an empty ALLOW denies everything it applies to).
     public func matches(_ facts: ConnectionFacts) -> Bool {
-        for rule in rules where rule.allSatisfy({ clause in clause.contains { $0.matches(facts, action: action) } }) {
-            return true
+        // Index loops keep elements borrowed in place (iterating by value would retain each array).
+        for r in rules.indices {
+            var all = true
+            for c in rules[r].indices {
+                var any = false
+                for m in rules[r][c].indices where rules[r][c][m].matches(facts, action: action) {
+                    any = true
+                    break
+                }
+                if !any { all = false; break }
+            }
+            if all { return true }
         }
         return false
+    }
+
+    /// Whether a WorkloadSelector policy picks a workload with these labels.
+    func selects(_ labels: [String: String]) -> Bool {
+        guard case let .workloadSelector(selector) = scope else { return true }
+        for (k, v) in selector where labels[k] != v { return false }
+        return true
     }
 }
 
@@ -64,8 +84,9 @@ public struct Match: Sendable, Hashable {
 
     public func matches(_ facts: ConnectionFacts, action: Policy.Action) -> Bool {
         if !unjudgeable.isEmpty && action != .deny { return false }
-        if !namespaces.isEmpty && !namespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
-        if notNamespaces.contains(where: { $0.matches(facts.sourceNamespace) }) { return false }
+        let namespace = facts.sourceNamespace
+        if !namespaces.isEmpty && !namespaces.contains(where: { $0.matches(namespace) }) { return false }
+        if notNamespaces.contains(where: { $0.matches(namespace) }) { return false }
         if !principals.isEmpty && !principals.contains(where: { $0.matches(facts.principal) }) { return false }
         if notPrincipals.contains(where: { $0.matches(facts.principal) }) { return false }
         if !sourceIps.isEmpty && !sourceIps.contains(where: { $0.contains(facts.sourceIP) }) { return false }

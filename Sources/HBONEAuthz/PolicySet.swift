@@ -3,46 +3,70 @@
 public struct PolicySet: Sendable {
     public let rootNamespace: String
     public let policies: [Policy]
-    private var byNamespace: [String: [Int]] = [:]
-    private var global: [Int] = []
+    private let compiled: [CompiledPolicy]
+    private var byNamespace: [String: [CompiledPolicy]] = [:]
+    private var global: [CompiledPolicy] = []
 
     public init(_ policies: [Policy], rootNamespace: String = "istio-system") {
         self.rootNamespace = rootNamespace
         self.policies = policies
-        for (i, p) in policies.enumerated() {
-            if p.scope == .global || (p.namespace == rootNamespace && p.scope == .namespace) {
-                global.append(i)
+        compiled = policies.map(CompiledPolicy.init)
+        for (p, c) in zip(policies, compiled) {
+            // The root namespace's policies apply to every workload (selectors still select).
+            if p.scope == .global || p.namespace == rootNamespace {
+                global.append(c)
             } else {
-                byNamespace[p.namespace, default: []].append(i)
+                byNamespace[p.namespace, default: []].append(c)
             }
         }
     }
 
     public var count: Int { policies.count }
 
-    @inline(__always)
-    private func applies(_ p: Policy, to target: PolicyTarget) -> Bool {
-        switch p.scope {
-        case .global: return true
-        case .namespace: return p.namespace == rootNamespace || p.namespace == target.namespace
-        case let .workloadSelector(labels):
-            guard p.namespace == target.namespace || p.namespace == rootNamespace else { return false }
-            for (k, v) in labels where target.labels[k] != v { return false }
-            return true
+    /// Istio order: a matching DENY denies; else no applicable ALLOW allows; else a matching ALLOW
+    /// allows; else deny. Dry-run and AUDIT policies are only recorded in `observed`.
+    /// Looks only at global policies and the destination namespace's; allocates nothing unless a
+    /// dry-run or audit policy matched.
+    public func decide(_ facts: ConnectionFacts, for target: PolicyTarget) -> Decision {
+        let namespace = facts.source?.namespace
+        return Self.bytes(facts.principal) { principal in
+            Self.bytes(namespace) { ns in
+                let f = CompiledFacts(principal: principal, namespace: ns, sourceIP: facts.sourceIP,
+                                      destinationIP: facts.destinationIP, port: facts.destinationPort)
+                var scan = Scan()
+                scan.consider(global, f, target)
+                if let local = byNamespace[target.namespace] { scan.consider(local, f, target) }
+                if let p = scan.denyMatch {
+                    return Decision(verdict: .deny, policy: p.key, basis: .denyMatched, observed: scan.observed)
+                }
+                if !scan.allowApplies {
+                    return Decision(verdict: .allow, policy: nil, basis: .noAllowApplies, observed: scan.observed)
+                }
+                if let p = scan.allowMatch {
+                    return Decision(verdict: .allow, policy: p.key, basis: .allowMatched, observed: scan.observed)
+                }
+                return Decision(verdict: .deny, policy: nil, basis: .noAllowMatched, observed: scan.observed)
+            }
         }
     }
 
-    /// Istio order: a matching DENY denies; else no applicable ALLOW allows; else a matching ALLOW
-    /// allows; else deny. Dry-run and AUDIT policies are only recorded in `observed`.
-    public func decide(_ facts: ConnectionFacts, for target: PolicyTarget) -> Decision {
+    /// The UTF-8 bytes of a string for the duration of `body` (nil stays nil).
+    @inline(__always)
+    static func bytes<R>(_ s: String?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        guard let s else { return body(nil) }
+        if let r = s.utf8.withContiguousStorageIfAvailable({ body($0) }) { return r }
+        return Array(s.utf8).withUnsafeBufferPointer { body($0) }
+    }
+
+    private struct Scan {
         var observed: [String] = []
         var allowApplies = false
-        var allowMatch: Policy? = nil
-        var denyMatch: Policy? = nil
-        func consider(_ indices: [Int]) {
-            for i in indices {
-                let p = policies[i]
-                guard applies(p, to: target) else { continue }
+        var allowMatch: CompiledPolicy? = nil
+        var denyMatch: CompiledPolicy? = nil
+
+        mutating func consider(_ list: [CompiledPolicy], _ facts: CompiledFacts, _ target: PolicyTarget) {
+            for p in list {
+                guard p.selects(target.labels) else { continue }
                 if p.dryRun || p.action == .audit {
                     if p.matches(facts) { observed.append("\(p.key)(\(p.dryRun ? "dry-run " : "")\(p.action.rawValue.lowercased()))") }
                     continue
@@ -58,17 +82,5 @@ public struct PolicySet: Sendable {
                 }
             }
         }
-        consider(global)
-        if let local = byNamespace[target.namespace] { consider(local) }
-        if let p = denyMatch {
-            return Decision(verdict: .deny, policy: p.key, reason: "DENY policy \(p.key) matched", observed: observed)
-        }
-        if !allowApplies {
-            return Decision(verdict: .allow, policy: nil, reason: "no ALLOW policy applies", observed: observed)
-        }
-        if let p = allowMatch {
-            return Decision(verdict: .allow, policy: p.key, reason: "ALLOW policy \(p.key) matched", observed: observed)
-        }
-        return Decision(verdict: .deny, policy: nil, reason: "no ALLOW policy matched", observed: observed)
     }
 }
