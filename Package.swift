@@ -64,6 +64,7 @@ let package = Package(
         .testTarget(name: "HBONETLSTests", dependencies: ["HBONETestSupport", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
         .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore"]),
+        .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore"]),
     ]
 )

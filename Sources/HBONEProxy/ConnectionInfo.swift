@@ -20,6 +20,20 @@ struct ConnectionInfo {
     var bytesReceived: UInt64 = 0   // back from the destination
     var mutualTLS: Bool
     var policy: String?
+    /// The metric series bytes are counted on (set once the tunnel is established).
+    var counters: TCPCounters?
+
+    /// Bytes that went towards the destination (Istio's received_bytes: from the downstream side).
+    mutating func addSent(_ n: Int) {
+        bytesSent += UInt64(n)
+        counters?.received.wrappingIncrement(by: UInt64(n), ordering: .relaxed)
+    }
+
+    /// Bytes that came back from the destination (Istio's sent_bytes).
+    mutating func addReceived(_ n: Int) {
+        bytesReceived += UInt64(n)
+        counters?.sent.wrappingIncrement(by: UInt64(n), ordering: .relaxed)
+    }
 }
 
 /// One "connection complete" line per finished connection, with the reference's field names.

@@ -34,6 +34,8 @@ final class ConnectionPool {
 
     func remove(_ c: HBONEConnection) {
         guard let key = c.poolKey, var list = connections[key] else { return }
+        guard list.contains(where: { $0 === c }) else { return }
+        c.worker.stats.pooledConnections.wrappingDecrement(ordering: .relaxed)
         list.removeAll { $0 === c }
         connections[key] = list.isEmpty ? nil : list
     }

@@ -3,13 +3,15 @@ import Synchronization
 import HBONECore
 import HBONEConfig
 import HBONEEventLoop
+import Atomics
 
 /// The running proxy: one worker thread per loop, each with its own listeners (SO_REUSEPORT).
 /// Methods here run on the caller's thread and reach workers only by posting to their loops.
 public final class Proxy: Sendable {
     private let workerCount: Int
     private let loops: Mutex<[EventLoop]> = Mutex([])
-    private let statsList: [ProxyStats]
+    let statsList: [ProxyStats]
+    let started = ManagedAtomic<Bool>(false)
     private let current: Mutex<ProxyState>
     private let done = DispatchGroupBox()
     public let missingCertificates: [String]
@@ -64,6 +66,7 @@ public final class Proxy: Sendable {
             stopLoops()
             throw ProxyError(.config, "cannot start: \(first)")
         }
+        started.store(true, ordering: .relaxed)
         log.info("hbone started", ["workers": "\(workerCount)", "node": state.settings.node,
                                    "local_workloads": "\(state.config.localWorkloads.count)",
                                    "identities": state.identities.keys.map(\.description).sorted().joined(separator: ",")])

@@ -19,6 +19,9 @@ final class ProxyStats: Sendable {
     let hboneConnectionsOutbound = ManagedAtomic<Int>(0)
     let openTunnels = ManagedAtomic<Int>(0)
     let failureReasons = ReasonCounts()
+    let pooledConnections = ManagedAtomic<Int>(0)
+    let shard = MetricsShard()
+    let handshakeDurations = DurationHistogram()
 
     func tunnelEstablished(_ d: ConnectionInfo.Direction) {
         (d == .inbound ? tunnelsOpenedInbound : tunnelsOpenedOutbound).wrappingIncrement(ordering: .relaxed)
@@ -27,6 +30,7 @@ final class ProxyStats: Sendable {
     func handshakeSucceeded(nanoseconds: UInt64) {
         handshakes.wrappingIncrement(ordering: .relaxed)
         handshakeNanos.wrappingIncrement(by: nanoseconds, ordering: .relaxed)
+        handshakeDurations.observe(nanoseconds: nanoseconds)
     }
 
     func handshakeFailed(reason: String) {

@@ -51,13 +51,13 @@ final class SpliceTunnel: TCPStreamDelegate {
         worker.loop.cancel(connectTimer)
         connectTimer = nil
         established = true
-        worker.stats.tunnelEstablished(info.direction)
+        worker.tunnelEstablished(&info)
         if socksReply {
             socksReply = false
             downstream.write(Socks5Parser.reply(Socks5Parser.succeeded))
         }
         if !earlyData.isEmpty {
-            info.bytesSent += UInt64(earlyData.count)
+            info.addSent(earlyData.count)
             stream.write(earlyData)
             earlyData = []
         }
@@ -72,7 +72,7 @@ final class SpliceTunnel: TCPStreamDelegate {
             if earlyData.count >= 64 * 1024 { stream.readPaused = true }
             return
         }
-        if stream === downstream { info.bytesSent += UInt64(bytes.count) } else { info.bytesReceived += UInt64(bytes.count) }
+        if stream === downstream { info.addSent(bytes.count) } else { info.addReceived(bytes.count) }
         other.write(bytes)
         if other.pendingWriteBytes >= SpliceTunnel.highWater { stream.readPaused = true }
     }

@@ -54,12 +54,12 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
         guard !finished else { return }
         if status == 200 {
             established = true
-            worker.stats.tunnelEstablished(info.direction)
+            worker.tunnelEstablished(&info)
             if socksReply { writeSocksReply(Socks5Parser.succeeded) }
             if !earlyData.isEmpty {
                 let data = earlyData
                 earlyData = []
-                info.bytesSent += UInt64(data.count)
+                info.addSent(data.count)
                 data.withUnsafeBytes { connection?.send(stream: streamID, $0) }
             }
             if tcpEOF { connection?.finish(stream: streamID) } else { tcp?.readPaused = false }
@@ -97,7 +97,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
         connectTimer = nil
         guard !finished, let connection else { return }
         established = true
-        worker.stats.tunnelEstablished(info.direction)
+        worker.tunnelEstablished(&info)
         connection.respond(stream: streamID, status: 200)
     }
 
@@ -121,7 +121,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
             if earlyData.count >= 64 * 1024 { stream.readPaused = true }
             return
         }
-        info.bytesSent += UInt64(bytes.count)
+        info.addSent(bytes.count)
         connection.send(stream: streamID, bytes)
         if connection.isCongested(stream: streamID) { stream.readPaused = true }
     }
@@ -130,7 +130,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
 
     func streamData(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = worker.loop.now
-        info.bytesReceived += UInt64(bytes.count)
+        info.addReceived(bytes.count)
         tcp?.write(bytes)
     }
 

@@ -131,7 +131,9 @@ final class Worker {
         func refuse(_ status: Int, _ kind: ProxyError.Kind, _ reason: String) {
             connection.respond(stream: stream, status: status)
             stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
-            AccessLog.record(info, now: loop.now, error: ProxyError(kind, "\(status): \(reason)"))
+            let error = ProxyError(kind, "\(status): \(reason)")
+            stats.shard.counters(labels(info, flags: Worker.responseFlags(error))).failed.wrappingIncrement(ordering: .relaxed)
+            AccessLog.record(info, now: loop.now, error: error)
         }
         guard method == "CONNECT" else { return refuse(400, .badRequest, "method \(method.isEmpty ? "missing" : method) is not CONNECT") }
         guard headers[header: ":path"] == nil, headers[header: ":scheme"] == nil else {
@@ -211,7 +213,9 @@ final class Worker {
         guard decision.allowed else {
             stats.denied.wrappingIncrement(ordering: .relaxed)
             Socket.abort(fd)
-            AccessLog.record(info, now: loop.now, error: ProxyError(.denied, "authorization denied: \(decision.reason)"))
+            let error = ProxyError(.denied, "authorization denied: \(decision.reason)")
+            stats.shard.counters(labels(info, flags: "DENY")).failed.wrappingIncrement(ordering: .relaxed)
+            AccessLog.record(info, now: loop.now, error: error)
             return
         }
         do {
@@ -254,6 +258,7 @@ final class Worker {
             }
             tcp.close()
             stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
+            stats.shard.counters(labels(info, flags: "-")).failed.wrappingIncrement(ordering: .relaxed)
             AccessLog.record(info, now: loop.now, error: ProxyError(.downstream, reason))
         }
         guard let destination else { return refuse("unknown destination \(original)", code: Socks5Parser.hostUnreachable) }
@@ -304,6 +309,7 @@ final class Worker {
                 connections[ObjectIdentifier(conn)] = conn
                 stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
                 pool.add(conn, key: key)
+                stats.pooledConnections.wrappingIncrement(ordering: .relaxed)
                 conn.reservedStreams += 1
                 conn.waiters.append(waiter)
             } catch {
@@ -365,7 +371,48 @@ final class Worker {
         recordFinished(t.info, error: error)
     }
 
+    /// Istio's labels for a connection (hbone-reference §5); missing values are "unknown".
+    func labels(_ info: ConnectionInfo, flags: String) -> TCPLabels {
+        let u = "unknown"
+        return TCPLabels(
+            reporter: info.direction == .outbound ? "source" : "destination",
+            sourcePrincipal: info.srcIdentity?.description ?? u,
+            sourceWorkload: info.srcWorkload?.workloadName ?? u,
+            sourceNamespace: info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? u,
+            sourceCluster: info.srcWorkload?.clusterId ?? u,
+            destinationPrincipal: info.dstIdentity?.description ?? u,
+            destinationWorkload: info.dstWorkload?.workloadName ?? u,
+            destinationNamespace: info.dstWorkload?.namespace ?? u,
+            destinationService: info.dstService ?? u,
+            destinationCluster: info.dstWorkload?.clusterId ?? u,
+            responseFlags: flags,
+            securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
+    }
+
+    static func responseFlags(_ error: ProxyError?) -> String {
+        guard let error else { return "-" }
+        switch error.kind {
+        case .denied: return "DENY"
+        case .tls: return "TLS_FAILURE"
+        case .h2: return "H2_HANDSHAKE_FAILURE"
+        case .upstream: return "CONNECT"
+        default: return "-"
+        }
+    }
+
+    /// The tunnel carries bytes now: its series counts it as opened and takes its bytes.
+    func tunnelEstablished(_ info: inout ConnectionInfo) {
+        stats.tunnelEstablished(info.direction)
+        let c = stats.shard.counters(labels(info, flags: "-"))
+        c.opened.wrappingIncrement(ordering: .relaxed)
+        info.counters = c
+    }
+
     private func recordFinished(_ info: ConnectionInfo, error: ProxyError?) {
+        let flags = Worker.responseFlags(error)
+        let series = flags == "-" ? (info.counters ?? stats.shard.counters(labels(info, flags: flags))) : stats.shard.counters(labels(info, flags: flags))
+        if info.counters != nil { series.closed.wrappingIncrement(ordering: .relaxed) }
+        if error != nil { series.failed.wrappingIncrement(ordering: .relaxed) }
         stats.openTunnels.wrappingDecrement(ordering: .relaxed)
         (info.direction == .inbound ? stats.tunnelsClosedInbound : stats.tunnelsClosedOutbound).wrappingIncrement(ordering: .relaxed)
         if error != nil { stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed) }

@@ -3,6 +3,7 @@ import Foundation
 import HBONECore
 import HBONEConfig
 import HBONEProxy
+import HBONEAdmin
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,7 @@ struct HBONECommand: ParsableCommand {
         commandName: "hbone",
         abstract: "A per-node HBONE proxy: mTLS + HTTP/2 CONNECT tunnels between workloads, SPIFFE-keyed authorization.",
         version: HBONEVersion.string,
-        subcommands: [ProxyCommand.self, ValidateCommand.self])
+        subcommands: [ProxyCommand.self, ValidateCommand.self, AdminCommand.self])
 }
 
 enum HBONEVersion {
@@ -72,6 +73,19 @@ struct ProxyCommand: ParsableCommand {
             FileHandleOutput.stderr("hbone: \(error)\n")
             throw ExitCode(1)
         }
+        // Admin, metrics and readiness run on their own thread; /quitquitquit takes the SIGTERM path.
+        let admin = AdminServer(routes: AdminRoutes(proxy: proxy, version: HBONEVersion.string, onQuit: { kill(getpid(), SIGTERM) }))
+        let listen = loaded.settings.listen
+        let adminListeners = [(AdminRoutes.Port.admin, listen.admin), (.metrics, listen.metrics), (.readiness, listen.readiness)]
+            .compactMap { port, address in address.map { (port, $0) } }
+        do {
+            try admin.start(adminListeners)
+        } catch {
+            FileHandleOutput.stderr("hbone: \(error)\n")
+            proxy.shutdown(drain: .zero)
+            throw ExitCode(1)
+        }
+        defer { admin.stop() }
         for w in loaded.policyWarnings { log.warn("authorization policy", ["detail": w]) }
         var watched = fingerprint(config, policies: loaded.settings.authorizationPolicies)
         var drain = loaded.settings.timeouts.drain

@@ -1,0 +1,80 @@
+import Foundation
+import HBONECore
+import HBONEProxy
+
+/// What each admin port answers. Pure over the proxy's read-only views, so it is testable without sockets.
+public struct AdminRoutes: Sendable {
+    public enum Port: Sendable { case admin, metrics, readiness }
+
+    public struct Response: Sendable, Equatable {
+        public var status: Int
+        public var contentType: String
+        public var body: String
+        public var headers: [String: String] = [:]
+    }
+
+    let proxy: Proxy
+    let version: String
+    let onQuit: @Sendable () -> Void
+
+    public init(proxy: Proxy, version: String, onQuit: @escaping @Sendable () -> Void) {
+        self.proxy = proxy
+        self.version = version
+        self.onQuit = onQuit
+    }
+
+    static let adminEndpoints: [(String, String, String)] = [
+        ("GET", "/", "this list"),
+        ("GET", "/config_dump", "workloads, services, policies, certificates, effective config (JSON)"),
+        ("POST", "/quitquitquit", "graceful shutdown: stop accepting, GOAWAY, drain, exit"),
+        ("POST", "/logging?level=LEVEL", "set the log level (trace, debug, info, warn, error, off)"),
+        ("GET", "/stats/prometheus", "metrics in Prometheus text format (also /metrics)"),
+        ("GET", "/healthz/ready", "readiness"),
+    ]
+
+    public func handle(_ port: Port, _ request: HTTPRequestParser.Request) -> Response {
+        let routes: [String: String]   // path → method
+        switch port {
+        case .admin:
+            routes = ["/": "GET", "/config_dump": "GET", "/quitquitquit": "POST", "/logging": "POST",
+                      "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET"]
+        case .metrics:
+            routes = ["/metrics": "GET", "/stats/prometheus": "GET"]
+        case .readiness:
+            routes = ["/healthz/ready": "GET"]
+        }
+        guard let method = routes[request.path] else {
+            return Response(status: 404, contentType: "text/plain", body: "not found: \(request.path)\n")
+        }
+        let allowed = method == "GET" ? ["GET", "HEAD"] : [method]
+        guard allowed.contains(request.method) else {
+            return Response(status: 405, contentType: "text/plain", body: "\(request.path) takes \(method)\n", headers: ["Allow": allowed.joined(separator: ", ")])
+        }
+        switch request.path {
+        case "/":
+            let lines = Self.adminEndpoints.map { "\($0.0.padding(toLength: 5, withPad: " ", startingAt: 0)) \($0.1.padding(toLength: 22, withPad: " ", startingAt: 0)) \($0.2)" }
+            return Response(status: 200, contentType: "text/plain", body: "hbone \(version) admin\n" + lines.joined(separator: "\n") + "\n")
+        case "/config_dump":
+            let dump = proxy.configDump(version: version)
+            let data = (try? JSONSerialization.data(withJSONObject: dump, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
+            return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
+        case "/quitquitquit":
+            onQuit()
+            return Response(status: 200, contentType: "text/plain", body: "OK\n")
+        case "/logging":
+            guard let name = request.query["level"], let level = LogLevel(name: name) else {
+                return Response(status: 400, contentType: "text/plain", body: "level must be one of trace, debug, info, warn, error, off; now \(log.level)\n")
+            }
+            log.level = level
+            return Response(status: 200, contentType: "text/plain", body: "level: \(level)\n")
+        case "/metrics", "/stats/prometheus":
+            return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: proxy.prometheusText(version: version))
+        case "/healthz/ready":
+            let pending = proxy.readinessPending
+            if pending.isEmpty { return Response(status: 200, contentType: "text/plain", body: "ready\n") }
+            return Response(status: 500, contentType: "text/plain", body: "not ready:\n" + pending.map { "- " + $0 }.joined(separator: "\n") + "\n")
+        default:
+            return Response(status: 404, contentType: "text/plain", body: "not found\n")
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import HBONECore
+import HBONEEventLoop
+import HBONEProxy
+
+/// The admin, metrics and readiness listeners on their own thread and event loop, so a slow scrape
+/// or a large config_dump never stalls a data-plane loop. One request per connection.
+public final class AdminServer: Sendable {
+    private let routes: AdminRoutes
+    private let loopBox = LoopBox()
+
+    public init(routes: AdminRoutes) {
+        self.routes = routes
+    }
+
+    /// Binds the given addresses and starts serving; throws if a bind fails.
+    public func start(_ listeners: [(AdminRoutes.Port, SocketAddress)]) throws {
+        let ready = DispatchSemaphore(value: 0)
+        let failure = LoopBox.ErrorBox()
+        let routes = self.routes
+        let box = loopBox
+        let thread = Thread {
+            Socket.setThreadName("hbone-admin")
+            do {
+                let loop = try EventLoop(index: -1)
+                var bound: [TCPListener] = []
+                for (port, address) in listeners {
+                    bound.append(try TCPListener(loop: loop, address: address) { fd, _ in
+                        AdminConnection.start(fd: fd, loop: loop, port: port, routes: routes)
+                    })
+                }
+                box.set(loop)
+                ready.signal()
+                loop.run()
+                withExtendedLifetime(bound) {}
+            } catch {
+                failure.set("\(error)")
+                ready.signal()
+            }
+        }
+        thread.start()
+        ready.wait()
+        if let error = failure.get() { throw ProxyStartError(description: "admin listeners: \(error)") }
+    }
+
+    public func stop() { loopBox.get()?.stop() }
+}
+
+public struct ProxyStartError: Error, CustomStringConvertible { public let description: String }
+
+/// Cross-thread holders for the admin loop and a start error.
+final class LoopBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var loop: EventLoop?
+    func set(_ l: EventLoop) { lock.withLock { loop = l } }
+    func get() -> EventLoop? { lock.withLock { loop } }
+
+    final class ErrorBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: String?
+        func set(_ v: String) { lock.withLock { value = v } }
+        func get() -> String? { lock.withLock { value } }
+    }
+}
+
+/// One admin HTTP exchange: read the request head, answer, close.
+final class AdminConnection: TCPStreamDelegate {
+    private var parser = HTTPRequestParser()
+    private let port: AdminRoutes.Port
+    private let routes: AdminRoutes
+    private var stream: TCPStream?
+    private var answered = false
+    private var timer: EventLoop.TimerID?
+    /// Live connections (the loop holds them until they close).
+    nonisolated(unsafe) private static var live: [ObjectIdentifier: AdminConnection] = [:]
+
+    static func start(fd: Int32, loop: EventLoop, port: AdminRoutes.Port, routes: AdminRoutes) {
+        let c = AdminConnection(port: port, routes: routes)
+        guard let s = try? TCPStream(loop: loop, fd: fd, connecting: false, delegate: c) else { return }
+        c.stream = s
+        live[ObjectIdentifier(c)] = c
+        // A client that never finishes its request is dropped.
+        c.timer = loop.schedule(after: 10_000_000_000) { [weak c] in c?.finish() }
+    }
+
+    private init(port: AdminRoutes.Port, routes: AdminRoutes) {
+        self.port = port
+        self.routes = routes
+    }
+
+    func tcpStream(_ s: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        guard !answered else { return }
+        switch parser.feed(bytes) {
+        case .needMore:
+            return
+        case let .bad(status, reason):
+            reply(AdminRoutes.Response(status: status, contentType: "text/plain", body: reason + "\n"), head: false)
+        case let .request(request):
+            reply(routes.handle(port, request), head: request.method == "HEAD")
+        }
+    }
+
+    private func reply(_ r: AdminRoutes.Response, head: Bool) {
+        answered = true
+        var text = "HTTP/1.1 \(r.status) \(AdminConnection.reason(r.status))\r\nContent-Type: \(r.contentType)\r\nContent-Length: \(r.body.utf8.count)\r\nConnection: close\r\n"
+        for (k, v) in r.headers.sorted(by: { $0.key < $1.key }) { text += "\(k): \(v)\r\n" }
+        text += "\r\n"
+        if !head { text += r.body }
+        stream?.write(Array(text.utf8))
+        stream?.shutdownWrite()
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 413: return "Payload Too Large"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+
+    private func finish() {
+        guard let s = stream else { return }
+        stream = nil
+        s.loop.cancel(timer)
+        s.close()
+        AdminConnection.live[ObjectIdentifier(self)] = nil
+    }
+
+    func tcpStreamConnected(_ s: TCPStream) {}
+    func tcpStreamReadClosed(_ s: TCPStream) {
+        if !answered { reply(AdminRoutes.Response(status: 400, contentType: "text/plain", body: "incomplete request\n"), head: false) }
+        if s.pendingWriteBytes == 0 { finish() }
+    }
+    func tcpStream(_ s: TCPStream, wrote count: Int) {
+        if answered && s.pendingWriteBytes == 0 && s.writeShut { s.loop.deferUntilEndOfPass { [self] in finish() } }
+    }
+    func tcpStream(_ s: TCPStream, failed errno: Int32) { finish() }
+}

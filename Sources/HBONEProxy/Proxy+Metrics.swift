@@ -1,0 +1,96 @@
+import Foundation
+import HBONECore
+import HBONEIdentity
+
+extension Proxy {
+    /// Prometheus text exposition: Istio's TCP metrics and the proxy's own health, summed over loops.
+    public func prometheusText(version: String) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        family("istio_build", "gauge", "Istio component build info")
+        out += "istio_build{component=\"hbone\",tag=\"\(version)\"} 1\n"
+
+        // Per series: opened, closed, failed, received bytes, sent bytes.
+        var merged: [TCPLabels: [UInt64]] = [:]
+        for stats in statsList {
+            for (labels, c) in stats.shard.snapshot {
+                let v = [c.opened, c.closed, c.failed, c.received, c.sent].map { $0.load(ordering: .relaxed) }
+                merged[labels] = zip(merged[labels] ?? [0, 0, 0, 0, 0], v).map { $0 + $1 }
+            }
+        }
+        let series = merged.sorted { $0.key.prometheus < $1.key.prometheus }
+        let tcp = [
+            ("istio_tcp_connections_opened_total", "The total number of TCP connections opened"),
+            ("istio_tcp_connections_closed_total", "The total number of TCP connections closed"),
+            ("istio_tcp_connections_failed_total", "The total number of failed TCP connections"),
+            ("istio_tcp_received_bytes_total", "The size of total bytes received during request in case of a TCP connection"),
+            ("istio_tcp_sent_bytes_total", "The size of total bytes sent during response in case of a TCP connection"),
+        ]
+        for (i, (name, help)) in tcp.enumerated() {
+            family(name, "counter", help)
+            for (labels, v) in series where v[i] > 0 {
+                out += "\(name){\(labels.prometheus)} \(v[i])\n"
+            }
+        }
+
+        let t = totals
+        family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now")
+        out += "hbone_tunnels_open \(openTunnels)\n"
+        family("hbone_hbone_connections", "gauge", "HBONE (mTLS + HTTP/2) connections open now, by direction")
+        out += "hbone_hbone_connections{direction=\"inbound\"} \(t["hbone_connections_inbound"] ?? 0)\n"
+        out += "hbone_hbone_connections{direction=\"outbound\"} \(t["hbone_connections_outbound"] ?? 0)\n"
+        family("hbone_pooled_connections", "gauge", "Outbound HBONE connections in the pool")
+        out += "hbone_pooled_connections \(statsList.reduce(0) { $0 + max(0, $1.pooledConnections.load(ordering: .relaxed)) })\n"
+        family("hbone_handshakes_total", "counter", "Completed mTLS handshakes")
+        out += "hbone_handshakes_total \(t["handshakes"] ?? 0)\n"
+        family("hbone_handshake_failures_total", "counter", "Failed mTLS handshakes by reason")
+        for (reason, n) in handshakeFailureReasons.sorted(by: { $0.key < $1.key }) {
+            out += "hbone_handshake_failures_total{reason=\"\(reason)\"} \(n)\n"
+        }
+        family("hbone_handshake_duration_seconds", "histogram", "Time from TCP accept/connect to a completed handshake")
+        var cumulative: UInt64 = 0
+        var sum: UInt64 = 0
+        let bounds = DurationHistogram.bounds
+        for i in 0...bounds.count {
+            let n = statsList.reduce(0) { $0 + $1.handshakeDurations.buckets[i].load(ordering: .relaxed) }
+            cumulative += n
+            let le = i < bounds.count ? String(bounds[i]) : "+Inf"
+            out += "hbone_handshake_duration_seconds_bucket{le=\"\(le)\"} \(cumulative)\n"
+        }
+        for s in statsList { sum += s.handshakeDurations.sumNanos.load(ordering: .relaxed) }
+        out += "hbone_handshake_duration_seconds_sum \(Double(sum) / 1e9)\n"
+        out += "hbone_handshake_duration_seconds_count \(cumulative)\n"
+        family("hbone_certificate_expiration_timestamp_seconds", "gauge", "When each local identity's certificate expires (Unix time)")
+        for (id, ctx) in state.identities.sorted(by: { $0.key < $1.key }) {
+            out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(id)\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
+        }
+        family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")
+        out += "hbone_bugs_total \(Bug.count.load(ordering: .relaxed))\n"
+        family("process_open_fds", "gauge", "Open file descriptors")
+        out += "process_open_fds \((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)\n"
+        family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
+        out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
+        return out
+    }
+
+    static func residentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        return 0
+    }
+
+    /// What keeps the proxy from being ready; empty when ready.
+    public var readinessPending: [String] {
+        var pending: [String] = []
+        if !started.load(ordering: .relaxed) { pending.append("listeners are not bound yet") }
+        let s = state
+        for w in s.config.localWorkloads where s.identities[w.identity] == nil {
+            pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))")
+        }
+        return pending
+    }
+}
