@@ -25,7 +25,7 @@ public final class AdminServer: Sendable {
                 let loop = try EventLoop(index: -1)
                 var bound: [TCPListener] = []
                 for (port, address) in listeners {
-                    bound.append(try TCPListener(loop: loop, address: address) { fd, _ in
+                    bound.append(try TCPListener(loop: loop, address: address, reusePort: false) { fd, _ in
                         AdminConnection.start(fd: fd, loop: loop, port: port, routes: routes)
                     })
                 }

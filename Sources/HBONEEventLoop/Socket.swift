@@ -65,11 +65,11 @@ public enum Socket {
 
     /// A listening TCP socket with SO_REUSEPORT, so each loop binds its own and the kernel spreads
     /// connections across loops. `freebind` lets it bind an address not (yet) on this host.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, freebind: Bool = true) throws(SystemError) -> Int32 {
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, freebind: Bool = true, reusePort: Bool = true) throws(SystemError) -> Int32 {
         let fd = chbone_socket(address.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue))
         if fd < 0 { throw SystemError("socket") }
         _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseaddr, 1)
-        _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseport, 1)
+        if reusePort { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseport, 1) }
         if freebind { _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), chbone_ip_freebind, 1) }
         if !address.ip.isIPv4 { _ = chbone_set_int_option(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
         var (storage, length) = makeSockaddr(address)

@@ -15,9 +15,11 @@ public final class TCPListener: Selectable {
     /// Accepts per readiness event; the listener is level-triggered, so the rest come next pass.
     static let acceptsPerEvent = 64
 
-    public init(loop: EventLoop, address: SocketAddress, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError) {
+    /// `reusePort`: data-plane loops share a port (SO_REUSEPORT); single listeners must not, or a
+    /// second process would silently share it.
+    public init(loop: EventLoop, address: SocketAddress, reusePort: Bool = true, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError) {
         self.loop = loop
-        self.fd = try Socket.listen(on: address)
+        self.fd = try Socket.listen(on: address, reusePort: reusePort)
         self.address = Socket.localAddress(fd) ?? address
         self.onAccept = onAccept
         do {

@@ -316,6 +316,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             let now = worker.loop.now
             if let sent = pingSentAt {
                 if now - sent >= timeouts.keepaliveTimeout.nanoseconds {
+                    log.warn("HBONE connection closed: keepalive PING unanswered", ["peer": "\(peerAddress)", "timeout": "\(timeouts.keepaliveTimeout)"])
                     fail(ProxyError(role == .server ? .downstream : .upstream, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false)
                     return
                 }

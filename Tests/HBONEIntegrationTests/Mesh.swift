@@ -17,6 +17,8 @@ final class Mesh {
     var eastSocks: String { "127.0.\(net).2:15080" }
     var echo: String { "\(westIP):8080" }
     var eastLog: String { dir + "/east.log" }
+    var eastAdmin: String { "127.0.\(net).2" }
+    var westAdmin: String { "127.0.\(net).3" }
     var westLog: String { dir + "/west.log" }
 
     struct Options {
@@ -79,6 +81,9 @@ final class Mesh {
             directory: \(certs)
           listen:
             socks5: \(socks):15080
+            admin: \(socks):15000
+            metrics: \(socks):15020
+            readiness: \(socks):15021
         \(extra)
         """
     }

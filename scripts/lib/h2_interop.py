@@ -66,6 +66,30 @@ def client(a):
     result["echoed"] = got.decode(errors="replace") if result["status"] == 200 else None
     print(json.dumps(result))
 
+def silent(a):
+    """Completes TLS and the HTTP/2 preface, then never reads or answers again (for keepalive tests).
+    Prints how long the server took to close the connection."""
+    import time
+    host, port = a.connect.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    s = tls_context(False, a.cert_dir, a.ca).wrap_socket(raw)
+    c = h2conn(True)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    start = time.monotonic()
+    time.sleep(float(a.message))          # ignore PINGs meanwhile
+    s.settimeout(10)
+    closed = False
+    try:
+        while True:
+            data = s.recv(65536)          # whatever was queued (SETTINGS, PING, GOAWAY), then EOF
+            if not data:
+                closed = True
+                break
+    except (ssl.SSLError, OSError):
+        closed = True
+    print(json.dumps({"closed": closed, "after": time.monotonic() - start}))
+
 def server(a):
     host, port = a.listen.rsplit(":", 1)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -121,7 +145,7 @@ def main():
     p.add_argument("--record")
     p.add_argument("--ready")
     a = p.parse_args()
-    client(a) if a.mode == "client" else server(a)
+    {"client": client, "server": server, "silent": silent}[a.mode](a)
 
 if __name__ == "__main__":
     main()

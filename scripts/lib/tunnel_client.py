@@ -119,6 +119,24 @@ def main():
         except socket.timeout:
             closed = False
         print(json.dumps({"echoed": first.decode(errors="replace"), "closed_by_peer": closed, "after": time.monotonic() - start}))
+    elif a.mode == "slowecho":
+        # Sends --count chunks of 1 KiB, one every 100 ms, then half-closes and reads the echo.
+        s = socks_connect(a.socks, a.source, *split(a.dest))
+        s.settimeout(20)
+        sent = b""
+        for i in range(a.count):
+            chunk = bytes([65 + i % 26]) * 1024
+            s.sendall(chunk)
+            sent += chunk
+            time.sleep(0.1)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        print(json.dumps({"intact": got == sent, "received": len(got)}))
     elif a.mode == "expect-fail":
         try:
             s = socks_connect(a.socks, a.source, *split(a.dest))

@@ -1,0 +1,225 @@
+import Foundation
+import Testing
+import HBONETestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Metrics, admin, readiness, drain and timeouts of real proxies.
+@Suite(.serialized) struct OperationsTests {
+    func http(_ url: String, method: String = "GET", metrics: Bool = false) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = [repositoryRoot + "/scripts/lib/http_get.py", url, "--method", method] + (metrics ? ["--metrics"] : [])
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    func sample(_ samples: [[String: Any]], _ name: String, _ labels: [String: String]) -> Double? {
+        samples.first { s in
+            s["name"] as? String == name && labels.allSatisfy { (s["labels"] as? [String: String])?[$0.key] == $0.value }
+        }?["value"] as? Double
+    }
+
+    @Test func istioMetricsParseAndCountBothSides() throws {
+        let mesh = try Mesh(net: 52)
+        defer { mesh.stop() }
+        #expect(try mesh.client("echo", ["--size", "5000"])["intact"] as? Bool == true)
+        _ = mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") }
+        let west = try http("http://\(mesh.westAdmin):15020/metrics", metrics: true)
+        let east = try http("http://\(mesh.eastAdmin):15020/stats/prometheus", metrics: true)
+        let ws = west["samples"] as? [[String: Any]] ?? [], es = east["samples"] as? [[String: Any]] ?? []
+        let checkout = "spiffe://cluster.local/ns/payments/sa/checkout", ledger = "spiffe://cluster.local/ns/payments/sa/ledger"
+        let common = ["source_principal": checkout, "destination_principal": ledger, "connection_security_policy": "mutual_tls",
+                      "request_protocol": "tcp", "response_flags": "-", "destination_workload_namespace": "payments"]
+        #expect(sample(ws, "istio_tcp_connections_opened_total", common.merging(["reporter": "destination"]) { $1 }) == 1)
+        #expect(sample(ws, "istio_tcp_connections_closed_total", common.merging(["reporter": "destination"]) { $1 }) == 1)
+        #expect(sample(ws, "istio_tcp_received_bytes_total", common.merging(["reporter": "destination"]) { $1 }) == 5000)
+        #expect(sample(ws, "istio_tcp_sent_bytes_total", common.merging(["reporter": "destination"]) { $1 }) == 5000)
+        #expect(sample(es, "istio_tcp_connections_opened_total", common.merging(["reporter": "source", "source_workload": "checkout-0"]) { $1 }) == 1)
+        #expect(sample(es, "istio_build", ["component": "hbone"]) == 1)
+        #expect(sample(ws, "hbone_handshakes_total", [:]) ?? 0 >= 1)
+        #expect(sample(ws, "hbone_certificate_expiration_timestamp_seconds", ["identity": ledger]) ?? 0 > Date().timeIntervalSince1970)
+        #expect(sample(ws, "process_open_fds", [:]) ?? 0 > 0)
+        #expect(sample(es, "hbone_pooled_connections", [:]) == 1)
+    }
+
+    @Test func adminEndpoints() throws {
+        let mesh = try Mesh(net: 53)
+        defer { mesh.stop() }
+        let base = "http://\(mesh.westAdmin):15000"
+        let dump = try http(base + "/config_dump")
+        #expect(dump["status"] as? Int == 200)
+        let json = try JSONSerialization.jsonObject(with: Data((dump["body"] as? String ?? "{}").utf8)) as? [String: Any] ?? [:]
+        let certs = json["certificates"] as? [[String: Any]] ?? []
+        #expect(certs.first?["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/ledger")
+        #expect(certs.first?["state"] as? String == "Available")
+        let chain = certs.first?["certChain"] as? [[String: Any]] ?? []
+        #expect(chain.count == 2)
+        #expect((chain.first?["serialNumber"] as? String ?? "").count >= 16)
+        #expect(chain.first?["expirationTime"] as? String != nil)
+        #expect((certs.first?["rootCerts"] as? [[String: Any]])?.count == 1)
+        #expect((json["workloads"] as? [[String: Any]])?.count == 2)
+        #expect(try http(base + "/quitquitquit")["status"] as? Int == 405)
+        #expect(try http(base + "/config_dump", method: "POST")["status"] as? Int == 405)
+        #expect(try http(base + "/nope")["status"] as? Int == 404)
+        #expect(try http(base + "/logging?level=loud", method: "POST")["status"] as? Int == 400)
+        #expect(try http(base + "/logging?level=debug", method: "POST")["status"] as? Int == 200)
+        #expect(try http("http://\(mesh.westAdmin):15021/healthz/ready")["status"] as? Int == 200)
+        #expect(try http("http://\(mesh.westAdmin):15021/config_dump")["status"] as? Int == 404)
+    }
+
+    @Test func readinessNamesTheMissingCertificate() throws {
+        var o = Mesh.Options()
+        o.westCertificates = "certs-east"      // no ledger SVID there
+        let mesh = try Mesh(net: 54, o)
+        defer { mesh.stop() }
+        let r = try http("http://\(mesh.westAdmin):15021/healthz/ready")
+        #expect(r["status"] as? Int == 500)
+        #expect((r["body"] as? String ?? "").contains("spiffe://cluster.local/ns/payments/sa/ledger"))
+    }
+
+    @Test func deniedConnectionsCarryTheDenyFlag() throws {
+        var o = Mesh.Options()
+        o.westPolicies = "policies:\n- name: deny-all\n  namespace: payments\n  action: Deny\n  rules:\n  - []"
+        let mesh = try Mesh(net: 55, o)
+        defer { mesh.stop() }
+        #expect(try mesh.client("expect-fail")["failed"] as? Bool == true)
+        let samples = try http("http://\(mesh.westAdmin):15020/metrics", metrics: true)["samples"] as? [[String: Any]] ?? []
+        #expect(sample(samples, "istio_tcp_connections_failed_total", ["reporter": "destination", "response_flags": "DENY"]) == 1)
+    }
+
+    @Test func drainLetsAShortTransferFinish() throws {
+        let mesh = try Mesh(net: 56)
+        defer { mesh.stop() }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        client.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "slowecho", "--socks", mesh.eastSocks,
+                            "--source", mesh.eastIP, "--dest", mesh.echo, "--count", "10"]
+        let pipe = Pipe()
+        client.standardOutput = pipe
+        try client.run()
+        usleep(300_000)
+        // quitquitquit on west: stop accepting, GOAWAY, drain (default 5 s) — the 1 s transfer fits.
+        #expect(try http("http://\(mesh.westAdmin):15000/quitquitquit", method: "POST")["status"] as? Int == 200)
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        client.waitUntilExit()
+        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        let west = mesh.processes[1]
+        west.waitUntilExit()
+        #expect(west.terminationStatus == 0)
+        #expect(mesh.log(mesh.westLog).contains("GOAWAY") || mesh.log(mesh.westLog).contains("draining"))
+    }
+
+    @Test func drainCutsALongTunnelAtTheDeadline() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  timeouts:\n    drain: 1500ms"
+        let mesh = try Mesh(net: 57, o)
+        defer { mesh.stop() }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        client.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "hold", "--socks", mesh.eastSocks,
+                            "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "20"]
+        let pipe = Pipe()
+        client.standardOutput = pipe
+        try client.run()
+        usleep(500_000)
+        let west = mesh.processes[1]
+        let start = Date()
+        kill(west.processIdentifier, SIGTERM)
+        west.waitUntilExit()
+        let took = Date().timeIntervalSince(start)
+        #expect(west.terminationStatus == 0)
+        #expect(took >= 1.4 && took < 4, "west exited after \(took) s")
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        client.waitUntilExit()
+        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        #expect(r["closed_by_peer"] as? Bool == true, "\(r)")
+        #expect(mesh.log(mesh.westLog).contains("drain deadline reached"))
+    }
+
+    @Test func handshakeAndIdleTimeouts() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  timeouts:\n    handshake: 1s\n    idle: 1s"
+        let mesh = try Mesh(net: 58, o)
+        defer { mesh.stop() }
+        // A client that connects and sends nothing is dropped (the reference has no such timeout).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(15008).bigEndian
+        inet_pton(AF_INET, mesh.westIP, &addr.sin_addr)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(rc == 0)
+        let start = Date()
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        let took = Date().timeIntervalSince(start)
+        #expect(n <= 0, "server sent data to a silent client")
+        #expect(took >= 0.8 && took < 3, "dropped after \(took) s")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("TLS handshake timed out") })
+
+        // An idle tunnel is closed by the idle timeout.
+        let r = try mesh.client("hold", ["--size", "10"])
+        #expect(r["closed_by_peer"] as? Bool == true, "\(r)")
+        #expect((r["after"] as? Double ?? 99) < 4)
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("idle for longer than") })
+    }
+
+    @Test func keepalivePingUnansweredClosesTheConnection() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  timeouts:\n    keepaliveInterval: 1s\n    keepaliveTimeout: 1s"
+        let mesh = try Mesh(net: 59, o)
+        defer { mesh.stop() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = [repositoryRoot + "/scripts/lib/h2_interop.py", "silent", "--connect", "\(mesh.westIP):15008",
+                       "--cert-dir", TestPKI.path("certs-east/payments/checkout"), "--ca", TestPKI.path("bundle-root.pem"), "--message", "4"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        #expect(r["closed"] as? Bool == true, "\(r)")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("keepalive PING unanswered") })
+    }
+
+    @Test func upstreamConnectTimeoutAnswers503() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  timeouts:\n    connect: 1s"
+        let mesh = try Mesh(net: 60, o)
+        defer { mesh.stop() }
+        // A listener with a full accept queue: further SYNs are dropped, so connects hang.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(8444).bigEndian
+        inet_pton(AF_INET, mesh.westIP, &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 0)
+        var fillers: [Int32] = []
+        for _ in 0..<4 {
+            let c = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            fillers.append(c)
+        }
+        defer { fillers.forEach { close($0) } }
+        usleep(200_000)
+        let start = Date()
+        let r = try mesh.client("expect-fail", dest: "\(mesh.westIP):8444")
+        let took = Date().timeIntervalSince(start)
+        #expect(r["failed"] as? Bool == true, "\(r)")
+        #expect(took >= 0.8 && took < 5, "took \(took) s")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("503: upstream connect to \(mesh.westIP):8444 timed out") })
+    }
+}
