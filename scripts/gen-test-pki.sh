@@ -81,6 +81,8 @@ issue_leaf east certs-east/payments/checkout "spiffe://$td/ns/payments/sa/checko
 issue_leaf west certs-west/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 issue_leaf west certs-west/payments/audit "spiffe://$td/ns/payments/sa/audit"
 issue_leaf east certs-east/shop/frontend "spiffe://$td/ns/shop/sa/frontend"
+# The next SVID for ledger (same identity, new key and serial), for rotation tests.
+issue_leaf west certs-west-next/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 
 # An unrelated mesh: same trust domain name, different root. Must never be trusted by the above.
 make_root other-root "unrelated root"

@@ -75,7 +75,7 @@ public final class Proxy: Sendable {
     /// Applies a new config (certificates and trust reloaded from disk). A failure keeps the old one.
     public func reload(config: ProxyConfig) throws(ProxyError) {
         let version = state.version + 1
-        let (newState, missing) = try ProxyState.load(config: config, version: version)
+        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         current.withLock { $0 = newState }
         post { worker in worker.update(newState) }

@@ -59,7 +59,9 @@ public final class ProxyState: Sendable {
 
     /// Loads the trust bundle and every local workload's SVID from disk. Missing SVIDs are reported,
     /// not fatal: readiness stays pending for them.
-    public static func load(config: ProxyConfig, version: Int) throws(ProxyError) -> (ProxyState, missing: [String]) {
+    /// `previous`: an SVID that fails to load now (say, a rotation caught half-written) keeps the
+    /// one in use, so a reload never takes a working identity away.
+    public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil) throws(ProxyError) -> (ProxyState, missing: [String]) {
         let trust: TrustBundle
         do {
             trust = try TrustBundle(file: config.settings.rootCertificates)
@@ -74,12 +76,18 @@ public final class ProxyState: Sendable {
             do {
                 let key = try CertifiedKey(directory: path)
                 guard key.identity == w.identity else {
-                    missing.append("\(w.identity): \(path) holds \(key.identity)")
+                    if let old = previous?.identities[w.identity]?.certifiedKey { certs[w.identity] = old }
+                    else { missing.append("\(w.identity): \(path) holds \(key.identity)") }
                     continue
                 }
                 certs[w.identity] = key
             } catch {
-                missing.append("\(w.identity): \(error.reason)")
+                if let old = previous?.identities[w.identity]?.certifiedKey {
+                    log.warn("keeping the current certificate: the new one does not load", ["identity": w.identity.description, "error": error.reason])
+                    certs[w.identity] = old
+                } else {
+                    missing.append("\(w.identity): \(error.reason)")
+                }
             }
         }
         do {

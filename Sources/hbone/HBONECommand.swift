@@ -87,7 +87,7 @@ struct ProxyCommand: ParsableCommand {
         }
         defer { admin.stop() }
         for w in loaded.policyWarnings { log.warn("authorization policy", ["detail": w]) }
-        var watched = fingerprint(config, policies: loaded.settings.authorizationPolicies)
+        var watched = fingerprint(config, settings: loaded.settings, workloads: loaded.localWorkloads)
         var drain = loaded.settings.timeouts.drain
         while true {
             var timeout = timespec(tv_sec: 1, tv_nsec: 0)
@@ -97,7 +97,7 @@ struct ProxyCommand: ParsableCommand {
                 proxy.shutdown(drain: drain)
                 return
             }
-            let now = fingerprint(config, policies: proxy.state.settings.authorizationPolicies)
+            let now = fingerprint(config, settings: proxy.state.settings, workloads: proxy.state.config.localWorkloads)
             if signal == SIGHUP || now != watched {
                 watched = now
                 do {
@@ -113,15 +113,28 @@ struct ProxyCommand: ParsableCommand {
         }
     }
 
-    /// What a change of the config or a policy file (or directory listing) changes.
-    private func fingerprint(_ config: String, policies: [String]) -> [String] {
+    /// What a change of the config, a policy file (or directory listing), the root bundle or a
+    /// local SVID changes: any difference reloads everything, so rotations need no restart.
+    private func fingerprint(_ config: String, settings: Settings, workloads: [Workload]) -> [String] {
+        let policies = settings.authorizationPolicies
         var out: [String] = []
+        // stat(2) follows symlinks: a Kubernetes secret volume swaps its ..data link, the file names stay.
         func add(_ path: String) {
-            let a = try? FileManager.default.attributesOfItem(atPath: path)
-            let date = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            out.append("\(path)|\(date)|\(a?[.size] as? Int ?? -1)")
+            var st = stat()
+            if stat(path, &st) == 0 {
+                out.append("\(path)|\(st.st_ino)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)|\(st.st_size)")
+            } else {
+                out.append("\(path)|missing")
+            }
         }
         add(config)
+        add(settings.rootCertificates)
+        if case let .directory(dir) = settings.certificates {
+            for w in workloads {
+                add("\(dir)/\(w.namespace)/\(w.serviceAccount)/cert-chain.pem")
+                add("\(dir)/\(w.namespace)/\(w.serviceAccount)/key.pem")
+            }
+        }
         for p in policies {
             add(p)
             if let names = try? FileManager.default.contentsOfDirectory(atPath: p) {

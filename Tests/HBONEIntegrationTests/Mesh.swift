@@ -42,7 +42,8 @@ final class Mesh {
         try config(node: "east", socks: "127.0.\(net).2", certs: "\(pki)/\(options.eastCertificates)", bundle: "\(pki)/\(options.eastBundle)",
                    ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "")
             .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
-        try config(node: "west", socks: "127.0.\(net).3", certs: "\(pki)/\(options.westCertificates)", bundle: "\(pki)/\(options.westBundle)",
+        func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
+        try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
                    ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies)
             .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
         if !eastOnly {
