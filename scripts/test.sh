@@ -10,4 +10,7 @@ echo "== running tests"
 # Integration suites start real proxies on 127.0.0.0/8 and run serialized within their suite.
 swift test --skip-build --parallel --num-workers 2 2>&1 | tee .build/test-output.txt | grep -E "✘|passed after|failed after|Test run|error:|Executed" | grep -v "^◇" | tail -n 80
 status=${PIPESTATUS[0]}
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+echo "== checking Kubernetes manifests and the release binary"
+scripts/check-manifests.sh 2>&1 | grep -E "check:|hbone|error|ERROR" || exit 1
+scripts/build-release.sh 2>&1 | grep -E "check:|error" || exit 1

@@ -28,7 +28,8 @@ public struct ProxyConfig: Sendable {
         return try parse(yaml: text, file: file)
     }
 
-    public static func parse(yaml text: String, file: String) throws(ConfigError) -> ProxyConfig {
+    public static func parse(yaml raw: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ProxyConfig {
+        let text = try expandEnvironment(raw, file: file, environment: environment)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -60,6 +61,38 @@ public struct ProxyConfig: Sendable {
         config.policyWarnings = istio.warnings
         try config.checkConsistency(top)
         return config
+    }
+
+    /// `${NAME}` becomes the environment variable NAME (a DaemonSet passes the node name this way);
+    /// an unset variable is an error naming its line. `$${` stays a literal `${`.
+    static func expandEnvironment(_ text: String, file: String, environment: [String: String]) throws(ConfigError) -> String {
+        guard text.contains("${") else { return text }
+        var out = ""
+        var line = 1
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            let before = rest[..<start.lowerBound]
+            line += before.filter { $0 == "\n" }.count
+            if before.hasSuffix("$") {
+                out += before.dropLast() + "${"
+                rest = rest[start.upperBound...]
+                continue
+            }
+            out += before
+            guard let close = rest[start.upperBound...].firstIndex(of: "}") else {
+                throw ConfigError(file: file, line: line, path: "", reason: "unterminated ${")
+            }
+            let name = String(rest[start.upperBound..<close])
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber || $0 == "_") }), !name.first!.isNumber else {
+                throw ConfigError(file: file, line: line, path: "", reason: "bad variable name ${\(name)} (use A-Z, 0-9, _)")
+            }
+            guard let value = environment[name] else {
+                throw ConfigError(file: file, line: line, path: "", reason: "environment variable \(name) is not set")
+            }
+            out += value
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
     }
 
     /// Cross-field rules: unique uids, no IP claimed by two workloads, service references exist.

@@ -115,6 +115,20 @@ import HBONECore
         #expect(c.policies[0].rules[0].count == 2)
     }
 
+    @Test func environmentExpansion() throws {
+        let yaml = Self.issueExample.replacingOccurrences(of: "node: west                          # workloads", with: "node: ${NODE_NAME}   # workloads")
+        let c = try ProxyConfig.parse(yaml: yaml, file: "c.yaml", environment: ["NODE_NAME": "west"])
+        #expect(c.localWorkloads.map(\.name) == ["ledger-0"])
+        do {
+            _ = try ProxyConfig.parse(yaml: yaml, file: "c.yaml", environment: [:])
+            Issue.record("accepted an unset variable")
+        } catch {
+            #expect(error.line == 19)
+            #expect(error.reason == "environment variable NODE_NAME is not set")
+        }
+        #expect(try ProxyConfig.expandEnvironment("a: $${LITERAL}", file: "f", environment: [:]) == "a: ${LITERAL}")
+    }
+
     @Test(arguments: [("250ms", 250), ("10s", 10_000), ("5m", 300_000), ("24h", 86_400_000), ("3", 3000)])
     func durations(text: String, millis: Int64) {
         #expect(parseDuration(text) == .milliseconds(millis))

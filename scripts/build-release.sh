@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the release binary the Containerfile builds (static Swift stdlib) into dist/hbone and
+# checks its shared-library dependencies: only libc, libssl, libcrypto, libnghttp2 and what the
+# static stdlib needs (libm, libstdc++, libgcc_s, the loader) may remain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --static-swift-stdlib --product hbone 2>&1 | tail -n 1
+mkdir -p dist
+cp "$(swift build -c release --show-bin-path)/hbone" dist/hbone
+strip dist/hbone
+allowed='^(linux-vdso|libc|libssl|libcrypto|libnghttp2|libm|libstdc\+\+|libgcc_s|libdl|libpthread|librt|libutil|ld-linux-x86-64|ld-linux-aarch64|libz|libzstd)\.so'
+bad=$(ldd dist/hbone | awk '{print $1}' | sed 's#.*/##' | grep -Ev "$allowed" || true)
+ldd dist/hbone | sed 's/^/  /'
+if [ -n "$bad" ]; then
+    echo "release check: 0 passed, 1 failed: unexpected shared libraries: $bad"
+    exit 1
+fi
+dist/hbone --version >/dev/null
+echo "release check: 1 passed, 0 failed ($(du -h dist/hbone | cut -f1), dependencies as allowed)"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Validates config/kubernetes against a current Kubernetes schema with kubernetes-validate (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+k8s=${K8S_VERSION:-1.33.0}
+python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==1.33.1" 2>&1 | grep -v "^$" || true
+files=(config/kubernetes/namespace.yaml config/kubernetes/serviceaccount.yaml config/kubernetes/configmap.yaml config/kubernetes/daemonset.yaml)
+# The ConfigMap's embedded config must also load in hbone itself (policies as mounted).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$tmp" <<'PY'
+import sys, yaml
+cm = yaml.safe_load(open("config/kubernetes/configmap.yaml"))
+out = sys.argv[1]
+open(out + "/config.yaml", "w").write(cm["data"]["config.yaml"].replace("/etc/hbone/policies", out + "/policies"))
+import os; os.makedirs(out + "/policies")
+open(out + "/policies/policies.yaml", "w").write(cm["data"]["policies.yaml"])
+PY
+swift build --product hbone >/dev/null
+NODE_NAME=node-1 "$(swift build --show-bin-path)/hbone" validate --config "$tmp/config.yaml"
+if python3 -m kubernetes_validate --strict -k "$k8s" "${files[@]}"; then
+    echo "manifest check: ${#files[@]} passed, 0 failed (Kubernetes $k8s, strict; embedded config loads)"
+else
+    echo "manifest check: 0 passed, 1 failed"
+    exit 1
+fi
