@@ -46,3 +46,6 @@ static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL); }
 unsigned long chbone_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+
+EVP_PKEY *chbone_ec_gen(const char *curve) { return EVP_EC_gen(curve); }
+EVP_PKEY *chbone_rsa_gen(unsigned int bits) { return EVP_RSA_gen(bits); }

@@ -7,6 +7,8 @@ public struct PeerVerification: Sendable, Hashable {
         case inbound(trustDomains: Set<String>)
         /// We are the client: the server must be exactly one of these identities.
         case outbound(expected: Set<SPIFFEID>)
+        /// We are a diagnosing client (`hbone check`): any valid server SVID; the caller judges the identity.
+        case inspect
     }
 
     public let side: Side
@@ -38,6 +40,8 @@ public struct PeerVerification: Sendable, Hashable {
         case let .outbound(expected):
             if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
             if !expected.contains(id) { return .failure(.unexpectedIdentity(got: id, expected: expected.sorted())) }
+        case .inspect:
+            if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
         }
         return .success(id)
     }

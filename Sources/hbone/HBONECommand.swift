@@ -13,7 +13,7 @@ struct HBONECommand: ParsableCommand {
         commandName: "hbone",
         abstract: "A per-node HBONE proxy: mTLS + HTTP/2 CONNECT tunnels between workloads, SPIFFE-keyed authorization.",
         version: HBONEVersion.string,
-        subcommands: [ProxyCommand.self, ValidateCommand.self, AdminCommand.self])
+        subcommands: [ProxyCommand.self, ValidateCommand.self, AdminCommand.self, CACommand.self, CheckCommand.self])
 }
 
 enum HBONEVersion {

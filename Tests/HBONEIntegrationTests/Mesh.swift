@@ -39,10 +39,10 @@ final class Mesh {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let pki = TestPKI.directory
-        try config(node: "east", socks: "127.0.\(net).2", certs: "\(pki)/\(options.eastCertificates)", bundle: "\(pki)/\(options.eastBundle)",
+        func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
+        try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
                    ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "")
             .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
-        func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
         try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
                    ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies)
             .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)

@@ -30,4 +30,6 @@ void chbone_openssl_free(void *p);
 int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx);
 void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
 unsigned long chbone_xn_flag_rfc2253(void);
+EVP_PKEY *chbone_ec_gen(const char *curve);
+EVP_PKEY *chbone_rsa_gen(unsigned int bits);
 #endif
