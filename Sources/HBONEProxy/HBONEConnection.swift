@@ -50,7 +50,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         self.peerAddress = peer
         self.localAddress = local
         self.localIdentity = context.identity
-        self.tls = try TLSEngine(context: context, verification: verification)
+        self.tls = try TLSEngine(context: context, verification: verification, chainCache: worker.chainCache)
         self.tcp = try TCPStream(loop: worker.loop, fd: fd, connecting: connecting, delegate: nil)
         self.phase = connecting ? .connecting : .handshaking
         self.startedAt = worker.loop.now

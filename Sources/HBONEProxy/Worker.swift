@@ -12,6 +12,8 @@ final class Worker {
     private(set) var state: ProxyState
     let stats: ProxyStats
     let pool = ConnectionPool()
+    /// Chains this loop already verified (share-nothing: one cache per loop).
+    let chainCache = VerifiedChainCache()
     /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
     let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var listeners: [SocketAddress: TCPListener] = [:]

@@ -56,6 +56,7 @@ public final class TLSContext: @unchecked Sendable {
         SSL_CTX_set1_cert_store(ctx, trust.store)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tlsVerifyCallback)
         SSL_CTX_set_verify_depth(ctx, TLSContext.verifyDepth)
+        SSL_CTX_set_cert_verify_callback(ctx, tlsCertVerifyCallback, nil)
 
         switch role {
         case .server:

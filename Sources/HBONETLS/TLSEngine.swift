@@ -11,14 +11,16 @@ public final class TLSEngine {
     private let writeBIO: OpaquePointer    // owned by `ssl`
     public let context: TLSContext
     public let verification: PeerVerification
-    public private(set) var peerIdentity: SPIFFEID?
-    public private(set) var rejection: PeerRejection?
+    public internal(set) var peerIdentity: SPIFFEID?
+    public internal(set) var rejection: PeerRejection?
     public private(set) var isHandshakeComplete = false
     public private(set) var failed = false
+    /// The loop's cache of verified chains (nil: verify every chain in full).
+    let chainCache: VerifiedChainCache?
 
     static let exDataIndex: Int32 = chbone_ssl_get_ex_new_index()
 
-    public init(context: TLSContext, verification: PeerVerification) throws(TLSError) {
+    public init(context: TLSContext, verification: PeerVerification, chainCache: VerifiedChainCache? = nil) throws(TLSError) {
         OpenSSLErrors.clear()
         guard let ssl = SSL_new(context.ctx) else { throw TLSError.fromQueue(code: "engine", "SSL_new") }
         guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
@@ -33,6 +35,7 @@ public final class TLSEngine {
         self.writeBIO = w
         self.context = context
         self.verification = verification
+        self.chainCache = chainCache
         switch context.role {
         case .server: SSL_set_accept_state(ssl)
         case .client: SSL_set_connect_state(ssl)

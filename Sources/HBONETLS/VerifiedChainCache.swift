@@ -1,0 +1,111 @@
+import COpenSSL
+import CHBONEOpenSSLShim
+import Foundation
+
+/// Chains that already passed full OpenSSL verification, keyed by the SHA-256 of their exact DER
+/// bytes and the verifying role. A hit skips chain building and signature checks (about 40 % of a
+/// server handshake here) but still requires the same trust-bundle generation and that every
+/// certificate of the verified chain is within its validity period now; the SVID rules at depth 0
+/// run on every handshake regardless. One per event loop: not thread-safe, no locks.
+public final class VerifiedChainCache {
+    struct Entry {
+        let generation: Int
+        let notBefore: Int     // latest notBefore in the verified chain (Unix seconds)
+        let notAfter: Int      // earliest notAfter in the verified chain
+    }
+
+    private var entries: [[UInt8]: Entry] = [:]
+    public let capacity: Int
+    public private(set) var hits = 0
+    public private(set) var misses = 0
+
+    public init(capacity: Int = 4096) { self.capacity = capacity }
+
+    public var count: Int { entries.count }
+
+    func lookup(_ key: [UInt8], generation: Int, now: Int) -> Bool {
+        guard let e = entries[key] else { misses += 1; return false }
+        guard e.generation == generation, now >= e.notBefore, now < e.notAfter else {
+            entries[key] = nil
+            misses += 1
+            return false
+        }
+        hits += 1
+        return true
+    }
+
+    func store(_ key: [UInt8], _ entry: Entry) {
+        // Bounded: when full, drop an arbitrary entry (a miss only costs one full verification).
+        if entries.count >= capacity, let victim = entries.keys.first { entries[victim] = nil }
+        entries[key] = entry
+    }
+
+    /// The cache key: role, then each presented certificate's SHA-256, leaf first.
+    static func key(role: UInt8, leaf: OpaquePointer, untrusted: OpaquePointer?) -> [UInt8] {
+        var key: [UInt8] = [role]
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        func add(_ x: OpaquePointer) {
+            if X509_digest(x, EVP_sha256(), &digest, &length) == 1 { key += digest[0..<Int(length)] }
+        }
+        add(leaf)
+        if let untrusted {
+            for i in 0..<chbone_sk_x509_num(untrusted) {
+                guard let x = chbone_sk_x509_value(untrusted, i), X509_cmp(x, leaf) != 0 else { continue }
+                add(x)
+            }
+        }
+        return key
+    }
+
+    /// Validity window of a verified chain (intersection of all certificates' periods).
+    static func window(_ chain: OpaquePointer?) -> (Int, Int) {
+        var notBefore = Int.min, notAfter = Int.max
+        guard let chain else { return (Int.max, Int.min) }
+        for i in 0..<chbone_sk_x509_num(chain) {
+            guard let x = chbone_sk_x509_value(chain, i) else { continue }
+            notBefore = max(notBefore, Int(Certificate.date(X509_get0_notBefore(x)).timeIntervalSince1970))
+            notAfter = min(notAfter, Int(Certificate.date(X509_get0_notAfter(x)).timeIntervalSince1970))
+        }
+        return (notBefore, notAfter)
+    }
+}
+
+/// Replaces OpenSSL's chain verification step: a cache hit answers at once, a miss verifies fully
+/// (tlsVerifyCallback still runs per depth) and fills the cache. Context as in tlsVerifyCallback.
+let tlsCertVerifyCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { storeContext, _ in
+    guard let storeContext else { return 0 }
+    guard let rawSSL = X509_STORE_CTX_get_ex_data(storeContext, SSL_get_ex_data_X509_STORE_CTX_idx()),
+          let rawEngine = SSL_get_ex_data(OpaquePointer(rawSSL), TLSEngine.exDataIndex)
+    else { return X509_verify_cert(storeContext) }
+    let engine = Unmanaged<TLSEngine>.fromOpaque(rawEngine).takeUnretainedValue()
+    return engine.verifyChain(storeContext)
+}
+
+extension TLSEngine {
+    func verifyChain(_ storeContext: OpaquePointer) -> Int32 {
+        guard let cache = chainCache, let leaf = X509_STORE_CTX_get0_cert(storeContext) else {
+            return X509_verify_cert(storeContext)
+        }
+        let key = VerifiedChainCache.key(role: context.role == .server ? 1 : 2, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
+        let generation = context.trust.generation
+        if cache.lookup(key, generation: generation, now: Int(time(nil))) {
+            // The chain is known good under this bundle; the SVID rules still decide.
+            switch verification.check(leaf: Certificate(borrowing: leaf)) {
+            case let .success(id):
+                peerIdentity = id
+                return 1
+            case let .failure(reason):
+                rejection = reason
+                X509_STORE_CTX_set_error(storeContext, X509_V_ERR_APPLICATION_VERIFICATION)
+                return 0
+            }
+        }
+        let rc = X509_verify_cert(storeContext)
+        if rc == 1 && peerIdentity != nil {
+            let (notBefore, notAfter) = VerifiedChainCache.window(X509_STORE_CTX_get0_chain(storeContext))
+            cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter))
+        }
+        return rc
+    }
+}

@@ -1,0 +1,56 @@
+import Testing
+import HBONETestSupport
+import HBONEIdentity
+@testable import HBONETLS
+
+@Suite struct VerifiedChainCacheTests {
+    func handshake(serverCache: VerifiedChainCache, serverTrust: TrustBundle, clientCert: String = "certs-east/payments/checkout",
+                   expected: Set<SPIFFEID> = [ledger], clientCache: VerifiedChainCache? = nil, clientTrust: TrustBundle? = nil) throws -> (TLSEngine.HandshakeStatus, TLSEngine.HandshakeStatus) {
+        let clientContext = try TLSContext(role: .client, certifiedKey: loadKey(clientCert), trust: clientTrust ?? bundle())
+        let serverContext = try TLSContext(role: .server, certifiedKey: loadKey("certs-west/payments/ledger"), trust: serverTrust)
+        let pair = EnginePair(
+            client: try TLSEngine(context: clientContext, verification: .outbound(expected: expected), chainCache: clientCache),
+            server: try TLSEngine(context: serverContext, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: serverCache))
+        let r = pair.run()
+        if r.1 == .complete { #expect(pair.server.peerIdentity == checkout) }
+        return r
+    }
+
+    @Test func secondHandshakeWithTheSameChainHitsTheCache() throws {
+        let cache = VerifiedChainCache()
+        let trust = try bundle()
+        #expect(try handshake(serverCache: cache, serverTrust: trust).1 == .complete)
+        #expect(cache.misses == 1 && cache.hits == 0 && cache.count == 1)
+        #expect(try handshake(serverCache: cache, serverTrust: trust).1 == .complete)
+        #expect(cache.hits == 1)
+    }
+
+    @Test func aHitStillAppliesTheSVIDRules() throws {
+        let cache = VerifiedChainCache()
+        let trust = try bundle()
+        // The client's cache learns west's chain, then a client expecting another identity must still refuse it.
+        #expect(try handshake(serverCache: VerifiedChainCache(), serverTrust: trust, clientCache: cache, clientTrust: trust).0 == .complete)
+        let (c, _) = try handshake(serverCache: VerifiedChainCache(), serverTrust: trust, expected: [checkout], clientCache: cache, clientTrust: trust)
+        guard case let .failed(error) = c else {
+            Issue.record("accepted an unexpected identity on a cache hit")
+            return
+        }
+        #expect(error.code == "unexpected_identity")
+        #expect(cache.hits == 1)
+    }
+
+    @Test func aNewTrustBundleStartsCold() throws {
+        let cache = VerifiedChainCache()
+        #expect(try handshake(serverCache: cache, serverTrust: bundle()).1 == .complete)
+        // Same roots, new bundle object: a new generation, so no entry of the old one is used.
+        #expect(try handshake(serverCache: cache, serverTrust: bundle()).1 == .complete)
+        #expect(cache.hits == 0 && cache.misses == 2)
+    }
+
+    @Test func rejectedChainsAreNotCached() throws {
+        let cache = VerifiedChainCache()
+        let (_, s) = try handshake(serverCache: cache, serverTrust: bundle(), clientCert: "certs-other/payments/checkout")
+        #expect(s != .complete)
+        #expect(cache.count == 0)
+    }
+}
