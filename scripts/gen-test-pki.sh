@@ -77,6 +77,7 @@ issue_leaf() {
 make_root root "hbone mesh root"
 make_intermediate root east cluster-east
 make_intermediate root west cluster-west
+make_intermediate root west-next cluster-west-next   # a replacement intermediate (rotation tests)
 issue_leaf east certs-east/payments/checkout "spiffe://$td/ns/payments/sa/checkout"
 issue_leaf west certs-west/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 issue_leaf west certs-west/payments/audit "spiffe://$td/ns/payments/sa/audit"

@@ -228,11 +228,35 @@ public struct ProxyConfig: Sendable {
         do { _ = try SPIFFEID(trustDomain: trustDomain, namespace: "x", serviceAccount: "x") } catch {
             throw f["trustDomain"]!.error("\(error)")
         }
-        guard let roots = try f["rootCertificates"]?.nonEmptyString() else { throw r.error("missing rootCertificates") }
         guard let certs = f["certificates"] else { throw r.error("missing certificates") }
-        let c = try certs.fields(allowed: ["directory"])
-        guard let dir = try c["directory"]?.nonEmptyString() else { throw certs.error("missing directory") }
-        var s = Settings(node: node, trustDomain: trustDomain, rootCertificates: path(roots), certificates: .directory(path(dir)))
+        let c = try certs.fields(allowed: ["directory", "ca", "ttl", "rotationGracePeriodRatio"])
+        let source: Settings.CertificateSource
+        switch (c["directory"], c["ca"]) {
+        case let (d?, nil):
+            if let extra = c["ttl"] ?? c["rotationGracePeriodRatio"] { throw extra.error("only with certificates.ca") }
+            source = .directory(path(try d.nonEmptyString()))
+        case let (nil, ca?):
+            var issuance = Settings.CAIssuance(directory: path(try ca.nonEmptyString()))
+            if let t = c["ttl"] {
+                issuance.ttl = try t.duration()
+                if issuance.ttl < .seconds(2) { throw t.error("must be at least 2s") }
+            }
+            if let g = c["rotationGracePeriodRatio"] { issuance.rotationGracePeriodRatio = try g.double(in: 0.01...0.99) }
+            source = .ca(issuance)
+        case (_?, _?):
+            throw certs.error("set either directory or ca, not both")
+        case (nil, nil):
+            throw certs.error("missing directory (SVID files) or ca (a cacerts directory to issue from)")
+        }
+        let roots: String
+        if let r2 = f["rootCertificates"] {
+            roots = path(try r2.nonEmptyString())
+        } else if case let .ca(issuance) = source {
+            roots = issuance.directory + "/root-cert.pem"
+        } else {
+            throw r.error("missing rootCertificates")
+        }
+        var s = Settings(node: node, trustDomain: trustDomain, rootCertificates: roots, certificates: source)
         for a in try f["trustDomainAliases"]?.sequence() ?? [] {
             let td = try a.nonEmptyString()
             do { _ = try SPIFFEID(trustDomain: td, namespace: "x", serviceAccount: "x") } catch { throw a.error("\(error)") }

@@ -25,6 +25,22 @@ public struct Settings: Sendable, Equatable {
     public enum CertificateSource: Sendable, Equatable {
         /// `<dir>/<namespace>/<serviceAccount>/{cert-chain.pem,key.pem}`, watched for changes.
         case directory(String)
+        /// A mounted `cacerts` directory: the proxy issues its local workloads' SVIDs itself.
+        case ca(CAIssuance)
+    }
+
+    public struct CAIssuance: Sendable, Equatable {
+        /// Holds ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem.
+        public var directory: String
+        /// SVID lifetime (Istio's default: 24 h).
+        public var ttl: Duration = .seconds(86_400)
+        /// Renew when this fraction of the lifetime is left; nil: at half-life (Istio's default).
+        public var rotationGracePeriodRatio: Double? = nil
+
+        public init(directory: String) { self.directory = directory }
+
+        /// The fraction of the lifetime after which an SVID is renewed.
+        public var renewAt: Double { 1 - (rotationGracePeriodRatio ?? 0.5) }
     }
 
     public struct Listen: Sendable, Equatable {

@@ -70,7 +70,18 @@ public final class ProxyState: Sendable {
         }
         var certs: [SPIFFEID: CertifiedKey] = [:]
         var missing: [String] = []
-        guard case let .directory(dir) = config.settings.certificates else { throw ProxyError(.config, "no certificate source") }
+        let dir: String
+        switch config.settings.certificates {
+        case let .directory(d):
+            dir = d
+        case let .ca(issuance):
+            certs = try issue(config: config, issuance: issuance, previous: previous, missing: &missing)
+            do {
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
+            } catch {
+                throw ProxyError(.config, "TLS context: \(error)")
+            }
+        }
         for w in config.localWorkloads where certs[w.identity] == nil {
             let path = "\(dir)/\(w.namespace)/\(w.serviceAccount)"
             do {
@@ -99,6 +110,59 @@ public final class ProxyState: Sendable {
 }
 
 /// A proxy failure with the side that failed, which feeds `response_flags` and the access log.
+extension ProxyState {
+    /// When an issued SVID should be renewed: after `renewAt` of its lifetime.
+    static func renewalTime(_ key: CertifiedKey, _ issuance: Settings.CAIssuance) -> Date {
+        let life = key.notAfter.timeIntervalSince(key.notBefore)
+        return key.notBefore.addingTimeInterval(life * issuance.renewAt)
+    }
+
+    /// The earliest renewal among issued SVIDs (nil when SVIDs come from files).
+    public var nextRenewal: Date? {
+        guard case let .ca(issuance) = settings.certificates else { return nil }
+        return identities.values.map { ProxyState.renewalTime($0.certifiedKey, issuance) }.min()
+    }
+
+    /// Issues (or keeps) the SVID of every local workload from the cacerts directory. An SVID is kept
+    /// while it was issued by the current intermediate and is not due for renewal.
+    static func issue(config: ProxyConfig, issuance: Settings.CAIssuance, previous: ProxyState?, missing: inout [String]) throws(ProxyError) -> [SPIFFEID: CertifiedKey] {
+        let dir = issuance.directory
+        let caCert: Certificate, caKey: PrivateKey, caChain: [Certificate]
+        do {
+            guard let c = FileManager.default.contents(atPath: dir + "/ca-cert.pem"), let k = FileManager.default.contents(atPath: dir + "/ca-key.pem") else {
+                throw TLSError(code: "ca", reason: "cannot read ca-cert.pem and ca-key.pem in \(dir)")
+            }
+            caCert = try Certificate.parsePEMChain([UInt8](c))[0]
+            caKey = try PrivateKey.parsePEM([UInt8](k))
+            guard caKey.matches(caCert), caCert.isCA else { throw TLSError(code: "ca", reason: "ca-key.pem does not belong to a CA ca-cert.pem") }
+            // Intermediates between ours and the root, from cert-chain.pem (the root itself is never sent).
+            let chainFile = FileManager.default.contents(atPath: dir + "/cert-chain.pem").map { [UInt8]($0) }
+            caChain = try chainFile.map { try Certificate.parsePEMChain($0).filter { !$0.isSelfSigned } } ?? [caCert]
+        } catch {
+            throw ProxyError(.config, "certificates.ca \(dir): \(error)")
+        }
+        var out: [SPIFFEID: CertifiedKey] = [:]
+        let now = Date()
+        for w in config.localWorkloads where out[w.identity] == nil {
+            if let old = previous?.identities[w.identity]?.certifiedKey, old.chain.count > 1, old.chain[1].der == caCert.der,
+               now < renewalTime(old, issuance) {
+                out[w.identity] = old
+                continue
+            }
+            do {
+                let (leaf, key) = try CertificateAuthority.issueSVID(w.identity, ca: caCert, caKey: caKey, lifetime: issuance.ttl)
+                let chain = [leaf] + (caChain.first?.der == caCert.der ? caChain : [caCert] + caChain)
+                out[w.identity] = try CertifiedKey(chain: chain, key: key)
+                log.info("issued SVID", ["identity": w.identity.description, "serial": leaf.serialHex, "expires": "\(leaf.notAfter)"])
+            } catch {
+                if let old = previous?.identities[w.identity]?.certifiedKey, old.notAfter > now { out[w.identity] = old }
+                missing.append("\(w.identity): cannot issue: \(error.reason)")
+            }
+        }
+        return out
+    }
+}
+
 public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: String, Sendable {
         case config, downstream, upstream, tls, h2, denied, badRequest, internalError

@@ -1,6 +1,7 @@
 import COpenSSL
 import CHBONEOpenSSLShim
 import Foundation
+import HBONEIdentity
 
 /// Key types `hbone ca` can create.
 public enum KeyType: String, Sendable, CaseIterable {
@@ -64,6 +65,22 @@ public enum CertificateAuthority {
         let digest = EVP_PKEY_get_bits(signer.pkey) > 256 && EVP_PKEY_get_base_id(signer.pkey) == EVP_PKEY_EC ? EVP_sha384() : EVP_sha256()
         try check(X509_sign(x, signer.pkey, digest) > 0, "sign")
         return cert
+    }
+}
+
+extension CertificateAuthority {
+    /// An Istio-shaped SVID: P-256, empty subject, CA:false, digitalSignature, serverAuth + clientAuth,
+    /// one critical URI SAN.
+    public static func issueSVID(_ id: SPIFFEID, ca: Certificate, caKey: PrivateKey, lifetime: Duration) throws(TLSError) -> (certificate: Certificate, key: PrivateKey) {
+        let key = try generateKey(.ecP256)
+        let seconds = Double(lifetime.components.seconds)
+        // Backdate for clock skew, but by at most a tenth of the lifetime so renewal points stay ahead.
+        let cert = try sign(subject: .init(), publicKeyOf: key, issuer: ca, signer: caKey, validity: seconds,
+                            notBeforeSkew: min(60, (seconds / 10).rounded(.down)),
+                            extensions: [("basicConstraints", "critical,CA:FALSE"), ("keyUsage", "critical,digitalSignature,keyEncipherment"),
+                                         ("extendedKeyUsage", "serverAuth,clientAuth"), ("subjectAltName", "critical,URI:\(id)"),
+                                         ("authorityKeyIdentifier", "keyid")])
+        return (cert, key)
     }
 }
 

@@ -107,20 +107,6 @@ struct CACommand: ParsableCommand {
     }
 }
 
-extension CertificateAuthority {
-    /// An Istio-shaped SVID: P-256, empty subject, CA:false, digitalSignature, serverAuth + clientAuth,
-    /// one critical URI SAN.
-    static func issueSVID(_ id: SPIFFEID, ca: Certificate, caKey: PrivateKey, lifetime: Duration) throws -> (certificate: Certificate, key: PrivateKey) {
-        let key = try generateKey(.ecP256)
-        let cert = try sign(subject: .init(), publicKeyOf: key, issuer: ca, signer: caKey, validity: Double(lifetime.components.seconds),
-                            notBeforeSkew: 60,
-                            extensions: [("basicConstraints", "critical,CA:FALSE"), ("keyUsage", "critical,digitalSignature,keyEncipherment"),
-                                         ("extendedKeyUsage", "serverAuth,clientAuth"), ("subjectAltName", "critical,URI:\(id)"),
-                                         ("authorityKeyIdentifier", "keyid")])
-        return (cert, key)
-    }
-}
-
 func keyTypeArgument(_ s: String) throws -> KeyType {
     guard let t = KeyType(rawValue: s) else { throw ValidationError("--key-type must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))") }
     return t

@@ -87,6 +87,9 @@ struct ProxyCommand: ParsableCommand {
         }
         defer { admin.stop() }
         for w in loaded.policyWarnings { log.warn("authorization policy", ["detail": w]) }
+        if case .ca = loaded.settings.certificates {
+            log.warn("certificates.ca: this node holds an intermediate CA key; that suits single-node and test setups, not production clusters")
+        }
         var watched = fingerprint(config, settings: loaded.settings, workloads: loaded.localWorkloads)
         var drain = loaded.settings.timeouts.drain
         while true {
@@ -98,7 +101,8 @@ struct ProxyCommand: ParsableCommand {
                 return
             }
             let now = fingerprint(config, settings: proxy.state.settings, workloads: proxy.state.config.localWorkloads)
-            if signal == SIGHUP || now != watched {
+            let renewalDue = proxy.state.nextRenewal.map { $0 <= Date() } ?? false
+            if signal == SIGHUP || now != watched || renewalDue {
                 watched = now
                 do {
                     let next = try ProxyConfig.load(file: config)
@@ -129,11 +133,14 @@ struct ProxyCommand: ParsableCommand {
         }
         add(config)
         add(settings.rootCertificates)
-        if case let .directory(dir) = settings.certificates {
+        switch settings.certificates {
+        case let .directory(dir):
             for w in workloads {
                 add("\(dir)/\(w.namespace)/\(w.serviceAccount)/cert-chain.pem")
                 add("\(dir)/\(w.namespace)/\(w.serviceAccount)/key.pem")
             }
+        case let .ca(issuance):
+            for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"] { add(issuance.directory + "/" + f) }
         }
         for p in policies {
             add(p)

@@ -30,6 +30,10 @@ final class Mesh {
         var westExtra = ""
         var westPolicies = ""
         var logLevel = "info"
+        /// Issue SVIDs in the proxy from these cacerts directories (absolute), with this TTL.
+        var eastCA: String? = nil
+        var westCA: String? = nil
+        var caTTL = "24h"
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -41,10 +45,10 @@ final class Mesh {
         let pki = TestPKI.directory
         func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
         try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
-                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "")
+                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "", ca: options.eastCA, ttl: options.caTTL)
             .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
         try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
-                   ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies)
+                   ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies, ca: options.westCA, ttl: options.caTTL)
             .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
         if !eastOnly {
             try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
@@ -56,8 +60,10 @@ final class Mesh {
         }
     }
 
-    func config(node: String, socks: String, certs: String, bundle: String, ledgerSA: String, extra: String, policies: String) -> String {
-        """
+    func config(node: String, socks: String, certs: String, bundle: String, ledgerSA: String, extra: String, policies: String,
+                ca: String? = nil, ttl: String = "24h") -> String {
+        let certificates = ca.map { "ca: \($0)\n    ttl: \(ttl)\n    rotationGracePeriodRatio: 0.5" } ?? "directory: \(certs)"
+        return """
         workloads:
         - uid: west//ledger-0
           name: ledger-0
@@ -79,7 +85,7 @@ final class Mesh {
           trustDomain: cluster.local
           rootCertificates: \(bundle)
           certificates:
-            directory: \(certs)
+            \(certificates)
           listen:
             socks5: \(socks):15080
             admin: \(socks):15000

@@ -137,6 +137,36 @@ def main():
                 break
             got += chunk
         print(json.dumps({"intact": got == sent, "received": len(got)}))
+    elif a.mode == "loop":
+        # For --size seconds: open a tunnel, echo 20 KiB of random bytes, check them, close; repeat.
+        ok = failed = corrupted = 0
+        errors = []
+        deadline = time.monotonic() + a.size
+        while time.monotonic() < deadline:
+            try:
+                s = socks_connect(a.socks, a.source, *split(a.dest))
+                s.settimeout(10)
+                msg = os.urandom(20480)
+                s.sendall(msg)
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                s.close()
+                if got == msg:
+                    ok += 1
+                elif len(got) == len(msg):
+                    corrupted += 1
+                else:
+                    failed += 1
+                    errors.append("short echo %d" % len(got))
+            except (RuntimeError, OSError) as e:
+                failed += 1
+                errors.append(str(e))
+        print(json.dumps({"ok": ok, "failed": failed, "corrupted": corrupted, "errors": errors[:5]}))
     elif a.mode == "expect-fail":
         try:
             s = socks_connect(a.socks, a.source, *split(a.dest))
