@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "HBONEEventLoopTests", dependencies: ["HBONETestSupport", "HBONEEventLoop", "CHBONEPosix"]),
         .testTarget(name: "HBONETLSTests", dependencies: ["HBONETestSupport", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
-        .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore"]),
+        .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore"]),
     ]

@@ -171,7 +171,8 @@ public struct ProxyConfig: Sendable {
                 var map: [UInt16: UInt16] = [:]
                 for (portKey, target) in try ports.mapping() {
                     guard let port = UInt16(portKey), port > 0 else { throw target.error("\"\(portKey)\" is not a port") }
-                    map[port] = try target.port()
+                    // 0: the same port (as in services[].ports).
+                    map[port] = UInt16(try target.int(in: 0...65535))
                 }
                 services[key] = map
             }

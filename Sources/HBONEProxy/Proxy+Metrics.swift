@@ -36,8 +36,10 @@ extension Proxy {
         }
 
         let t = totals
-        family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now")
-        out += "hbone_tunnels_open \(openTunnels)\n"
+        family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now, by direction")
+        let inbound = statsList.reduce(0) { $0 + $1.openInbound.load(ordering: .relaxed) }
+        out += "hbone_tunnels_open{direction=\"inbound\"} \(inbound)\n"
+        out += "hbone_tunnels_open{direction=\"outbound\"} \(openTunnels - inbound)\n"
         family("hbone_hbone_connections", "gauge", "HBONE (mTLS + HTTP/2) connections open now, by direction")
         out += "hbone_hbone_connections{direction=\"inbound\"} \(t["hbone_connections_inbound"] ?? 0)\n"
         out += "hbone_hbone_connections{direction=\"outbound\"} \(t["hbone_connections_outbound"] ?? 0)\n"

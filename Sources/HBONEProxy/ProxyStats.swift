@@ -18,6 +18,7 @@ final class ProxyStats: Sendable {
     let hboneConnectionsInbound = ManagedAtomic<Int>(0)
     let hboneConnectionsOutbound = ManagedAtomic<Int>(0)
     let openTunnels = ManagedAtomic<Int>(0)
+    let openInbound = ManagedAtomic<Int>(0)
     let failureReasons = ReasonCounts()
     let pooledConnections = ManagedAtomic<Int>(0)
     let shard = MetricsShard()

@@ -356,11 +356,13 @@ final class Worker {
     func tunnelOpened(_ t: StreamTunnel) {
         tunnels[t.id] = t
         stats.openTunnels.wrappingIncrement(ordering: .relaxed)
+        if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
     }
 
     func spliceOpened(_ t: SpliceTunnel) {
         splices[t.id] = t
         stats.openTunnels.wrappingIncrement(ordering: .relaxed)
+        if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
     }
 
     func tunnelFinished(_ t: StreamTunnel, error: ProxyError?) {
@@ -416,6 +418,7 @@ final class Worker {
         if info.counters != nil { series.closed.wrappingIncrement(ordering: .relaxed) }
         if error != nil { series.failed.wrappingIncrement(ordering: .relaxed) }
         stats.openTunnels.wrappingDecrement(ordering: .relaxed)
+        if info.direction == .inbound { stats.openInbound.wrappingDecrement(ordering: .relaxed) }
         (info.direction == .inbound ? stats.tunnelsClosedInbound : stats.tunnelsClosedOutbound).wrappingIncrement(ordering: .relaxed)
         if error != nil { stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed) }
         stats.bytesSent.wrappingIncrement(by: info.bytesSent, ordering: .relaxed)

@@ -46,6 +46,9 @@ import Glibc
         #expect(sample(ws, "hbone_certificate_expiration_timestamp_seconds", ["identity": ledger]) ?? 0 > Date().timeIntervalSince1970)
         #expect(sample(ws, "process_open_fds", [:]) ?? 0 > 0)
         #expect(sample(es, "hbone_pooled_connections", [:]) == 1)
+        #expect(sample(ws, "hbone_tunnels_open", ["direction": "inbound"]) == 0)
+        #expect(sample(es, "hbone_tunnels_open", ["direction": "outbound"]) == 0)
+        #expect(sample(ws, "hbone_hbone_connections", ["direction": "inbound"]) == 1)
     }
 
     @Test func adminEndpoints() throws {
@@ -71,6 +74,27 @@ import Glibc
         #expect(try http(base + "/logging?level=debug", method: "POST")["status"] as? Int == 200)
         #expect(try http("http://\(mesh.westAdmin):15021/healthz/ready")["status"] as? Int == 200)
         #expect(try http("http://\(mesh.westAdmin):15021/config_dump")["status"] as? Int == 404)
+
+        // hbone admin prints readable tables from the same API.
+        func admin(_ what: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: mesh.binary)
+            p.arguments = ["admin", what, "--admin", "\(mesh.westAdmin):15000"]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            return String(decoding: data, as: UTF8.self)
+        }
+        let certTable = try admin("certs")
+        #expect(certTable.hasPrefix("IDENTITY"))
+        #expect(certTable.contains("spiffe://cluster.local/ns/payments/sa/ledger  Available"))
+        let workloads = try admin("workloads")
+        #expect(workloads.contains("west  payments   ledger-0") && workloads.contains("yes"))
+        #expect(try admin("policies").hasPrefix("NAMESPACE"))
+        #expect(try admin("config").contains("\"node\" : \"west\""))
     }
 
     @Test func readinessNamesTheMissingCertificate() throws {

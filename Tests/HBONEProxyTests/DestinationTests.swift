@@ -1,0 +1,90 @@
+import Testing
+import HBONETestSupport
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+import HBONETLS
+@testable import HBONEProxy
+
+@Suite struct DestinationTests {
+    static let yaml = """
+    workloads:
+    - name: ledger-0
+      namespace: payments
+      serviceAccount: ledger
+      workloadIps: ["10.1.0.20"]
+      protocol: HBONE
+      node: west
+      services:
+        "payments/ledger.payments.svc.cluster.local": {80: 8080}
+    - name: legacy-0
+      namespace: payments
+      serviceAccount: legacy
+      workloadIps: ["10.1.0.30"]
+      protocol: TCP
+      node: west
+      services:
+        "payments/legacy.payments.svc.cluster.local": {5432: 0}
+    services:
+    - name: ledger
+      namespace: payments
+      hostname: ledger.payments.svc.cluster.local
+      vips: ["/10.96.0.20"]
+      ports: {"80": 8080}
+      subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/ledger-canary"]
+    - name: legacy
+      namespace: payments
+      hostname: legacy.payments.svc.cluster.local
+      vips: ["10.96.0.30"]
+      ports: {"5432": 0}
+    hbone:
+      node: east
+      rootCertificates: /unused
+      certificates: {directory: /unused}
+    """
+
+    func state() throws -> ProxyState {
+        let config = try ProxyConfig.parse(yaml: Self.yaml, file: "d.yaml")
+        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
+    }
+
+    @Test func workloadIPGoesThroughHBONEToItsNode() throws {
+        let d = try state().resolve(SocketAddress("10.1.0.20:8080")!)
+        #expect(d?.route == .hbone(proxy: SocketAddress("10.1.0.20:15008")!, authority: SocketAddress("10.1.0.20:8080")!,
+                                   expected: [try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger")]))
+    }
+
+    @Test func serviceVIPPicksAnEndpointAndTranslatesThePort() throws {
+        let d = try state().resolve(SocketAddress("10.96.0.20:80")!)
+        guard case let .hbone(proxy, authority, expected) = d?.route else {
+            Issue.record("not HBONE: \(String(describing: d))")
+            return
+        }
+        #expect(proxy == SocketAddress("10.1.0.20:15008"))
+        #expect(authority == SocketAddress("10.1.0.20:8080"))
+        // The endpoint's own identity and the service's listed SANs are both acceptable.
+        #expect(expected.map(\.description).sorted() == ["spiffe://cluster.local/ns/payments/sa/ledger", "spiffe://cluster.local/ns/payments/sa/ledger-canary"])
+        #expect(d?.service?.hostname == "ledger.payments.svc.cluster.local")
+    }
+
+    @Test func hostnameResolvesLikeTheVIP() throws {
+        let d = try state().resolve(hostname: "ledger.payments.svc.cluster.local", port: 80)
+        guard case let .hbone(_, authority, _) = d?.route else {
+            Issue.record("not HBONE")
+            return
+        }
+        #expect(authority == SocketAddress("10.1.0.20:8080"))
+        #expect(try state().resolve(hostname: "nope.svc", port: 80) == nil)
+    }
+
+    @Test func tcpWorkloadsAndUnknownAddressesGoDirect() throws {
+        let s = try state()
+        #expect(s.resolve(SocketAddress("10.96.0.30:5432")!)?.route == .direct(SocketAddress("10.1.0.30:5432")!))   // port 0 = same port
+        #expect(s.resolve(SocketAddress("192.0.2.7:443")!)?.route == .direct(SocketAddress("192.0.2.7:443")!))
+        #expect(s.resolve(SocketAddress("192.0.2.7:443")!)?.workload == nil)
+    }
+
+    @Test func ownPortsAreKnown() throws {
+        #expect(try state().ownPorts.isSuperset(of: [15008, 15000, 15020, 15021]))
+    }
+}
