@@ -78,6 +78,10 @@ make_root root "hbone mesh root"
 make_intermediate root east cluster-east
 make_intermediate root west cluster-west
 make_intermediate root west-next cluster-west-next   # a replacement intermediate (rotation tests)
+# A second mesh root with its own intermediates, for root-rotation tests.
+make_root root2 "hbone mesh root 2"
+make_intermediate root2 east2 cluster-east2
+make_intermediate root2 west2 cluster-west2
 issue_leaf east certs-east/payments/checkout "spiffe://$td/ns/payments/sa/checkout"
 issue_leaf west certs-west/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 issue_leaf west certs-west/payments/audit "spiffe://$td/ns/payments/sa/audit"
@@ -112,4 +116,6 @@ openssl x509 -in certs-east/payments/checkout/cert-chain.pem -out $bad/missing-i
 # Bundles: shared root only; shared + unrelated (a root rotation in progress).
 cp root/root-cert.pem bundle-root.pem
 cat root/root-cert.pem other-root/root-cert.pem > bundle-root-and-other.pem
+cp root2/root-cert.pem bundle-root2.pem
+cat root/root-cert.pem root2/root-cert.pem > bundle-root-and-root2.pem
 echo "test PKI written to $out"

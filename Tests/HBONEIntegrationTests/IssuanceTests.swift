@@ -56,4 +56,80 @@ import HBONETestSupport
         let chain = ((json["certificates"] as? [[String: Any]])?.first?["certChain"] as? [[String: Any]]) ?? []
         #expect((chain.first?["issuer"] as? String ?? "").contains("cluster-west-next intermediate"))
     }
+
+    @Test func rootRotationUnderTrafficLosesNothing() throws {
+        let dir = NSTemporaryDirectory() + "hbone-rootrot-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try copyCA("east", to: dir + "/east")
+        try copyCA("west", to: dir + "/west")
+        func bundle(_ name: String, _ file: String) throws {
+            let data = try Data(contentsOf: URL(fileURLWithPath: TestPKI.path(file)))
+            try data.write(to: URL(fileURLWithPath: "\(dir)/\(name)-bundle.pem"), options: .atomic)
+        }
+        try bundle("east", "bundle-root.pem")
+        try bundle("west", "bundle-root.pem")
+        var o = Mesh.Options()
+        o.eastCA = dir + "/east"
+        o.westCA = dir + "/west"
+        o.eastBundle = dir + "/east-bundle.pem"
+        o.westBundle = dir + "/west-bundle.pem"
+        let mesh = try Mesh(net: 68, o)
+        defer { mesh.stop() }
+        let loops = try (0..<2).map { _ -> (Process, Pipe) in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "loop", "--socks", mesh.eastSocks,
+                           "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "11"]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            return (p, pipe)
+        }
+        // 1. Both sides trust old + new roots.
+        usleep(2_000_000)
+        try bundle("east", "bundle-root-and-root2.pem")
+        try bundle("west", "bundle-root-and-root2.pem")
+        // 2. Both clusters move to intermediates under the new root (every SVID re-issued).
+        usleep(2_500_000)
+        try copyCA("east2", to: dir + "/east")
+        try copyCA("west2", to: dir + "/west")
+        // 3. The old root leaves both bundles.
+        usleep(3_000_000)
+        try bundle("east", "bundle-root2.pem")
+        try bundle("west", "bundle-root2.pem")
+        var ok = 0
+        for (p, pipe) in loops {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            #expect(r["failed"] as? Int == 0, "\(r)")
+            #expect(r["corrupted"] as? Int == 0, "\(r)")
+            ok += r["ok"] as? Int ?? 0
+        }
+        #expect(ok >= 20, "only \(ok) tunnels completed")
+        #expect(mesh.log(mesh.westLog).components(separatedBy: "configuration applied").count - 1 >= 3)
+        // New handshakes after the rotation: a fresh client under the new root works, one under the old root is refused.
+        let dump = try OperationsTests().http("http://\(mesh.eastAdmin):15000/config_dump")
+        let json = try JSONSerialization.jsonObject(with: Data((dump["body"] as? String ?? "{}").utf8)) as? [String: Any] ?? [:]
+        let cert = (json["certificates"] as? [[String: Any]])?.first
+        #expect(((cert?["certChain"] as? [[String: Any]])?.first?["issuer"] as? String ?? "").contains("cluster-east2 intermediate"))
+        #expect(((cert?["rootCerts"] as? [[String: Any]])?.map { $0["subject"] as? String ?? "" }) == ["CN=hbone mesh root 2,O=hbone-test"])
+        func fresh(_ certDir: String) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: mesh.binary)
+            p.arguments = ["check", "\(mesh.westIP):15008", "--cert-dir", certDir, "--ca", TestPKI.path("bundle-root-and-root2.pem")]
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        #expect(try fresh(TestPKI.path("certs-east/payments/checkout")) == 1)     // old root: refused now
+        let issue = Process()
+        issue.executableURL = URL(fileURLWithPath: mesh.binary)
+        issue.arguments = ["ca", "issue", "--ca", TestPKI.path("east2"), "--spiffe-id", "spiffe://cluster.local/ns/payments/sa/checkout", "--out", dir + "/new-svid"]
+        issue.standardOutput = FileHandle.nullDevice
+        try issue.run()
+        issue.waitUntilExit()
+        #expect(try fresh(dir + "/new-svid") == 0)                                  // new root: accepted
+    }
 }
