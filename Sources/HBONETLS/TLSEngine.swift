@@ -215,7 +215,13 @@ public final class TLSEngine {
             rejection = .noCertificate
             return 0
         }
-        switch verification.check(leaf: Certificate(borrowing: x)) {
+        return applySVIDRules(leaf: x, storeContext)
+    }
+
+    /// The SVID rules on a leaf whose chain is trusted: records the identity, or the reason and an
+    /// application verification error. Returns OpenSSL's verdict (1 or 0).
+    func applySVIDRules(leaf: OpaquePointer, _ storeContext: OpaquePointer) -> Int32 {
+        switch verification.check(leaf: Certificate(borrowing: leaf)) {
         case let .success(id):
             peerIdentity = id
             return 1

@@ -91,15 +91,7 @@ extension TLSEngine {
         let generation = context.trust.generation
         if cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
-            switch verification.check(leaf: Certificate(borrowing: leaf)) {
-            case let .success(id):
-                peerIdentity = id
-                return 1
-            case let .failure(reason):
-                rejection = reason
-                X509_STORE_CTX_set_error(storeContext, X509_V_ERR_APPLICATION_VERIFICATION)
-                return 0
-            }
+            return applySVIDRules(leaf: leaf, storeContext)
         }
         let rc = X509_verify_cert(storeContext)
         if rc == 1 && peerIdentity != nil {

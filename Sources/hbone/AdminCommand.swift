@@ -69,17 +69,8 @@ struct AdminCommand: ParsableCommand {
 
     /// A blocking HTTP/1.1 GET (the admin API is plain HTTP on loopback).
     static func get(_ address: SocketAddress, path: String) throws -> String {
-        guard case let .v4(v) = address.ip else { throw ValidationError("IPv4 admin addresses only") }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try connectBlocking(address)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = address.port.bigEndian
-        addr.sin_addr.s_addr = v.bigEndian
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw ValidationError(String(cString: strerror(errno))) }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var response: [UInt8] = []

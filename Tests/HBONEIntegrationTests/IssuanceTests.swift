@@ -13,6 +13,34 @@ import HBONETestSupport
         }
     }
 
+    /// Two clients that keep opening tunnels and checking their bytes for `seconds`.
+    func startTrafficLoops(_ mesh: Mesh, seconds: Int) throws -> [(Process, Pipe)] {
+        try (0..<2).map { _ in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "loop", "--socks", mesh.eastSocks,
+                           "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "\(seconds)"]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            return (p, pipe)
+        }
+    }
+
+    /// Zero failed and zero corrupted tunnels, and enough of them to mean something.
+    func expectNoLoss(_ loops: [(Process, Pipe)]) throws {
+        var ok = 0
+        for (p, pipe) in loops {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            #expect(r["failed"] as? Int == 0, "\(r)")
+            #expect(r["corrupted"] as? Int == 0, "\(r)")
+            ok += r["ok"] as? Int ?? 0
+        }
+        #expect(ok >= 20, "only \(ok) tunnels completed")
+    }
+
     @Test func rotationUnderTrafficLosesNothing() throws {
         let dir = NSTemporaryDirectory() + "hbone-issue-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
@@ -24,29 +52,11 @@ import HBONETestSupport
         o.caTTL = "4s"                    // renewed at half-life: every 2 s
         let mesh = try Mesh(net: 67, o)
         defer { mesh.stop() }
-        let loops = try (0..<2).map { _ -> (Process, Pipe) in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "loop", "--socks", mesh.eastSocks,
-                           "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "9"]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            return (p, pipe)
-        }
+        let loops = try startTrafficLoops(mesh, seconds: 9)
         // Midway: west's cacerts get a new intermediate (same root); every west SVID is re-issued under it.
         usleep(4_000_000)
         try copyCA("west-next", to: dir + "/west")
-        var ok = 0
-        for (p, pipe) in loops {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-            #expect(r["failed"] as? Int == 0, "\(r)")
-            #expect(r["corrupted"] as? Int == 0, "\(r)")
-            ok += r["ok"] as? Int ?? 0
-        }
-        #expect(ok >= 20, "only \(ok) tunnels completed")
+        try expectNoLoss(loops)
         let west = mesh.log(mesh.westLog), east = mesh.log(mesh.eastLog)
         #expect(west.components(separatedBy: "issued SVID").count - 1 >= 4, "west renewed too rarely")
         #expect(east.components(separatedBy: "issued SVID").count - 1 >= 4, "east renewed too rarely")
@@ -75,16 +85,7 @@ import HBONETestSupport
         o.westBundle = dir + "/west-bundle.pem"
         let mesh = try Mesh(net: 68, o)
         defer { mesh.stop() }
-        let loops = try (0..<2).map { _ -> (Process, Pipe) in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "loop", "--socks", mesh.eastSocks,
-                           "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "11"]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            return (p, pipe)
-        }
+        let loops = try startTrafficLoops(mesh, seconds: 11)
         // 1. Both sides trust old + new roots.
         usleep(2_000_000)
         try bundle("east", "bundle-root-and-root2.pem")
@@ -97,16 +98,7 @@ import HBONETestSupport
         usleep(3_000_000)
         try bundle("east", "bundle-root2.pem")
         try bundle("west", "bundle-root2.pem")
-        var ok = 0
-        for (p, pipe) in loops {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-            #expect(r["failed"] as? Int == 0, "\(r)")
-            #expect(r["corrupted"] as? Int == 0, "\(r)")
-            ok += r["ok"] as? Int ?? 0
-        }
-        #expect(ok >= 20, "only \(ok) tunnels completed")
+        try expectNoLoss(loops)
         #expect(mesh.log(mesh.westLog).components(separatedBy: "configuration applied").count - 1 >= 3)
         // New handshakes after the rotation: a fresh client under the new root works, one under the old root is refused.
         let dump = try OperationsTests().http("http://\(mesh.eastAdmin):15000/config_dump")
