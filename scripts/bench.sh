@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against release builds, each figure beside a baseline from the same run.
-#   scripts/bench.sh [handshake|throughput|all]
+#   scripts/bench.sh [handshake|throughput|latency|all]
 # Results: bench-results/<UTC timestamp>.txt (kept out of git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +44,21 @@ if [ "$what" = all ] || [ "$what" = throughput ]; then
     "$bin/hbone" proxy --config "$d/east.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); e=$!
     sleep 1
     "$bin/hbone-bench" throughput --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9000 --mib 1024 --runs 3 --pids $e --pids $w
+fi
+if [ "$what" = all ] || [ "$what" = latency ]; then
+    echo "## latency, new connections over a warm pool, memory per idle tunnel and HBONE connection"
+    python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!)
+    if [ -z "${w:-}" ]; then
+        "$bin/hbone" proxy --config "$d/west.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); w=$!
+        "$bin/hbone" proxy --config "$d/east.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); e=$!
+    fi
+    sleep 1
+    chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001"
+    "$bin/hbone-bench" latency $chain --count 5000
+    "$bin/hbone-bench" connections $chain --duration 3
+    "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
+        --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
+        --expect-id spiffe://cluster.local/ns/payments/sa/ledger --client-pid $e --server-pid $w \
+        --client-metrics 127.0.0.2:15020 --server-metrics 127.0.0.3:15020
 fi
 echo "written to $out"

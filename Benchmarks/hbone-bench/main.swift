@@ -11,7 +11,7 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "hbone-bench",
         abstract: "Benchmarks for hbone; every figure is printed with the command that reproduces it.",
-        subcommands: [Handshake.self, Throughput.self, Authz.self])
+        subcommands: [Handshake.self, Throughput.self, Authz.self, Latency.self, Connections.self, Idle.self])
 }
 
 /// Full TLS 1.3 mTLS handshakes, a fresh TCP connection each, no resumption.

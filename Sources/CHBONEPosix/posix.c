@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <linux/netfilter_ipv4.h>
 
@@ -106,3 +107,8 @@ const int chbone_ip_transparent = IP_TRANSPARENT;
 const int chbone_so_mark = SO_MARK;
 const int chbone_msg_nosignal = MSG_NOSIGNAL;
 const int chbone_shut_wr = SHUT_WR;
+
+uint64_t chbone_heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}

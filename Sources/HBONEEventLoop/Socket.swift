@@ -187,5 +187,6 @@ public enum Socket {
     public static func ignoreSIGPIPE() { chbone_ignore_sigpipe() }
     public static func monotonicNanos() -> UInt64 { chbone_monotonic_ns() }
     public static func processCPUNanos() -> UInt64 { chbone_process_cpu_ns() }
+    public static func heapInUse() -> UInt64 { chbone_heap_in_use() }
     public static func setThreadName(_ name: String) { chbone_set_thread_name(name) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HBONECore
 import HBONEIdentity
+import HBONEEventLoop
 
 extension Proxy {
     /// Prometheus text exposition: Istio's TCP metrics and the proxy's own health, summed over loops.
@@ -72,6 +73,8 @@ extension Proxy {
         out += "hbone_bugs_total \(Bug.count.load(ordering: .relaxed))\n"
         family("process_open_fds", "gauge", "Open file descriptors")
         out += "process_open_fds \((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)\n"
+        family("hbone_heap_in_use_bytes", "gauge", "Heap bytes allocated and not freed (glibc mallinfo2), unlike RSS free of fragmentation")
+        out += "hbone_heap_in_use_bytes \(Socket.heapInUse())\n"
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
         return out

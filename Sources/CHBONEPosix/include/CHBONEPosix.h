@@ -47,6 +47,8 @@ void chbone_ignore_sigpipe(void);
 uint64_t chbone_monotonic_ns(void);
 /// Thread CPU time in nanoseconds (for benchmarks).
 uint64_t chbone_process_cpu_ns(void);
+/// Heap bytes in use (malloc'd and not freed, incl. mmapped chunks), from glibc's mallinfo2.
+uint64_t chbone_heap_in_use(void);
 /// Sets the calling thread's name (shown by top -H and perf).
 void chbone_set_thread_name(const char *name);
 

@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import HBONECore
+import HBONEIdentity
+import HBONETLS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the app side connects: through the proxy chain (SOCKS5) or straight to the echo server.
+struct ChainOptions: ParsableArguments {
+    @Option(help: "SOCKS5 HOST:PORT of the client-side proxy.") var socks: String
+    @Option(help: "Source IP (a local workload of that proxy).") var source: String
+    @Option(help: "Destination IP:PORT of an echo server behind the far proxy.") var dest: String
+
+    func open(proxied: Bool) throws -> BlockingSocket {
+        guard let s = SocketAddress(socks), let d = SocketAddress(dest), let src = IPAddress(source) else { throw ValidationError("bad address") }
+        if proxied {
+            let sock = try BlockingSocket.connect(s, from: src)
+            try sock.socks5Connect(d)
+            return sock
+        }
+        return try BlockingSocket.connect(d, from: src)
+    }
+}
+
+/// Request/response round trips on one connection, through the chain and direct.
+struct Latency: ParsableCommand {
+    @OptionGroup var chain: ChainOptions
+    @Option(help: "Round trips per size.") var count = 5000
+
+    func run() throws {
+        for size in [1, 1024] {
+            var results: [(String, [Double])] = []
+            for proxied in [false, true] {
+                let s = try chain.open(proxied: proxied)
+                defer { s.close() }
+                let out = [UInt8](repeating: 0x61, count: size)
+                var back = [UInt8](repeating: 0, count: size)
+                var rtts: [Double] = []
+                for i in 0..<(count + 200) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try out.withUnsafeBytes { try s.sendAll($0) }
+                    guard back.withUnsafeMutableBytes({ s.receiveExactly($0) }) else { throw BenchError("echo closed") }
+                    if i >= 200 { rtts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                }
+                results.append((proxied ? "through 2 proxies" : "direct TCP", rtts.sorted()))
+            }
+            let direct = results[0].1, chained = results[1].1
+            print(String(format: "%5d B  direct p50 %6.1f µs p99 %6.1f µs | chain p50 %6.1f µs p99 %6.1f µs | ratio p50 %.2f p99 %.2f", size,
+                         percentile(direct, 0.5), percentile(direct, 0.99), percentile(chained, 0.5), percentile(chained, 0.99),
+                         percentile(chained, 0.5) / percentile(direct, 0.5), percentile(chained, 0.99) / percentile(direct, 0.99)))
+        }
+        print("command: \(CommandLine.arguments.joined(separator: " "))")
+    }
+}
+
+/// New application connections per second (connect, 1-byte echo, close) over a warm pool.
+struct Connections: ParsableCommand {
+    @OptionGroup var chain: ChainOptions
+    @Option(help: "Seconds per run.") var duration = 3.0
+
+    func run() throws {
+        var rates: [String: Double] = [:]
+        for proxied in [false, true] {
+            _ = try? once(proxied)          // warm the pool
+            var n = 0
+            let t0 = Date()
+            while Date().timeIntervalSince(t0) < duration {
+                try once(proxied)
+                n += 1
+            }
+            rates[proxied ? "chain" : "direct"] = Double(n) / Date().timeIntervalSince(t0)
+        }
+        print(String(format: "new connections/s: direct %.0f, through 2 proxies %.0f (ratio %.2f)", rates["direct"]!, rates["chain"]!, rates["chain"]! / rates["direct"]!))
+        print("command: \(CommandLine.arguments.joined(separator: " "))")
+    }
+
+    func once(_ proxied: Bool) throws {
+        let s = try chain.open(proxied: proxied)
+        defer { s.close() }
+        try [UInt8](arrayLiteral: 0x78).withUnsafeBytes { try s.sendAll($0) }
+        var b = [UInt8](repeating: 0, count: 1)
+        guard b.withUnsafeMutableBytes({ s.receiveExactly($0) }) else { throw BenchError("echo closed") }
+    }
+}
+
+/// Memory per idle tunnel and per idle HBONE connection: RSS of the proxies before and after
+/// holding N of them open.
+struct Idle: ParsableCommand {
+    @OptionGroup var chain: ChainOptions
+    @Option(help: "Idle tunnels to hold.") var tunnels = 1000
+    @Option(help: "Idle HBONE connections to hold against --hbone-target.") var connections = 200
+    @Option(help: "HBONE HOST:PORT for the connection measurement (the far proxy's :15008).") var hboneTarget: String
+    @Option(help: "Client SVID directory for the HBONE connections.") var certDir: String
+    @Option(help: "Trust bundle.") var ca: String
+    @Option(help: "Identity the HBONE server must present.") var expectId: String
+    @Option(help: "Client-side proxy PID.") var clientPid: Int32
+    @Option(help: "Server-side proxy PID.") var serverPid: Int32
+    @Option(help: "Server-side proxy metrics HOST:PORT (for hbone_heap_in_use_bytes).") var serverMetrics: String?
+    @Option(help: "Client-side proxy metrics HOST:PORT.") var clientMetrics: String?
+
+    /// hbone_heap_in_use_bytes from a proxy's metrics (bytes really held, without malloc's retained free memory).
+    func heap(_ metrics: String?) -> Int? {
+        guard let metrics, let address = SocketAddress(metrics), let s = try? BlockingSocket.connect(address) else { return nil }
+        defer { s.close() }
+        guard (try? Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8).withUnsafeBytes({ try s.sendAll($0) })) != nil else { return nil }
+        var text = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { s.receive(into: $0) }
+            if n <= 0 { break }
+            text += buffer[0..<n]
+        }
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("hbone_heap_in_use_bytes ") {
+            return Int(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    func rss(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        return 0
+    }
+
+    func run() throws {
+        // Tunnels: each one echoed once (so both proxies hold the full tunnel state), then left idle.
+        let c0 = rss(clientPid), s0 = rss(serverPid)
+        let ch0 = heap(clientMetrics), sh0 = heap(serverMetrics)
+        var held: [BlockingSocket] = []
+        for _ in 0..<tunnels {
+            let s = try chain.open(proxied: true)
+            try [UInt8](arrayLiteral: 1).withUnsafeBytes { try s.sendAll($0) }
+            var b = [UInt8](repeating: 0, count: 1)
+            _ = b.withUnsafeMutableBytes { s.receiveExactly($0) }
+            held.append(s)
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let c1 = rss(clientPid), s1 = rss(serverPid)
+        print(String(format: "idle tunnel (RSS): client proxy %.1f KiB, server proxy %.1f KiB each (%d tunnels; RSS %d→%d and %d→%d KiB)",
+                     Double(c1 - c0) / 1024 / Double(tunnels), Double(s1 - s0) / 1024 / Double(tunnels), tunnels, c0 / 1024, c1 / 1024, s0 / 1024, s1 / 1024))
+        if let ch0, let sh0, let ch1 = heap(clientMetrics), let sh1 = heap(serverMetrics) {
+            print(String(format: "idle tunnel (heap in use): client proxy %.1f KiB, server proxy %.1f KiB each",
+                         Double(ch1 - ch0) / 1024 / Double(tunnels), Double(sh1 - sh0) / 1024 / Double(tunnels)))
+        }
+        held.forEach { $0.close() }
+        Thread.sleep(forTimeInterval: 1)
+
+        // HBONE connections: full mTLS handshake + HTTP/2 preface and SETTINGS, then idle.
+        guard let target = SocketAddress(hboneTarget) else { throw ValidationError("--hbone-target must be ip:port") }
+        let context = try TLSContext(role: .client, certifiedKey: CertifiedKey(directory: certDir), trust: TrustBundle(file: ca))
+        let id = try SPIFFEID(parsing: expectId)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
+        let before = rss(serverPid)
+        let heapBefore = heap(serverMetrics)
+        var engines: [(BlockingSocket, TLSEngine)] = []
+        for _ in 0..<connections {
+            let s = try BlockingSocket.connect(target, from: IPAddress(chain.source))
+            let e = try TLSEngine(context: context, verification: .outbound(expected: [id]))
+            while true {
+                let status = e.handshake()
+                var failure: Error?
+                e.takeCiphertext { bytes in do { try s.sendAll(bytes) } catch { failure = error } }
+                if let failure { throw failure }
+                if status == .complete { break }
+                if case .failed = status { throw BenchError("handshake failed") }
+                let n = s.receive(into: buffer)
+                if n <= 0 { throw BenchError("closed") }
+                e.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+            // Client preface + empty SETTINGS, as an HBONE client opens every connection.
+            let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
+            _ = preface.withUnsafeBytes { e.write($0) }
+            e.takeCiphertext { bytes in try? s.sendAll(bytes) }
+            engines.append((s, e))
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let after = rss(serverPid)
+        print(String(format: "idle HBONE connection (RSS): server proxy %.1f KiB each (%d connections; RSS %d→%d KiB)",
+                     Double(after - before) / 1024 / Double(connections), connections, before / 1024, after / 1024))
+        if let heapBefore, let heapAfter = heap(serverMetrics) {
+            print(String(format: "idle HBONE connection (heap in use): server proxy %.1f KiB each", Double(heapAfter - heapBefore) / 1024 / Double(connections)))
+        }
+        engines.forEach { $0.0.close() }
+        print("command: \(CommandLine.arguments.joined(separator: " "))")
+    }
+}
