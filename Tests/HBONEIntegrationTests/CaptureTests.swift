@@ -40,16 +40,8 @@ struct CaptureTests {
     }
 
     func client(_ ns: String, dest: String, mark: Int? = nil) throws -> [String: Any] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: ip)
-        p.arguments = ["netns", "exec", ns, "python3", repositoryRoot + "/scripts/lib/plain_client.py", "--source", "10.77.0.10", "--dest", dest]
-            + (mark.map { ["--mark", "\($0)"] } ?? [])
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        try runJSON(ip, ["netns", "exec", ns, "python3", repositoryRoot + "/scripts/lib/plain_client.py", "--source", "10.77.0.10", "--dest", dest]
+                        + (mark.map { ["--mark", "\($0)"] } ?? []))
     }
 
     @Test func unmodifiedClientIsCapturedTunnelledAndAuthorized() throws {

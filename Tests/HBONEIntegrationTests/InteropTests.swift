@@ -8,17 +8,8 @@ import HBONETestSupport
     let script = repositoryRoot + "/scripts/lib/h2_interop.py"
 
     func pythonClient(_ mesh: Mesh, authority: String, method: String = "CONNECT") throws -> [String: Any] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [script, "client", "--connect", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"),
-                       "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw MeshError("no JSON from h2 client") }
-        return obj
+        try runJSON(python, [script, "client", "--connect", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"),
+                             "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method])
     }
 
     @Test func pythonH2ClientTunnelsThroughOurInbound() throws {

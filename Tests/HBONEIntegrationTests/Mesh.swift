@@ -165,6 +165,19 @@ struct MeshError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Runs a program to completion and decodes the JSON object it prints on stdout.
+func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: program)
+    p.arguments = arguments
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+}
+
 func waitForPort(_ host: String, _ port: Int, timeout: Double = 15) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {

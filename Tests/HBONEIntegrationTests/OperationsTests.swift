@@ -8,15 +8,7 @@ import Glibc
 /// Metrics, admin, readiness, drain and timeouts of real proxies.
 @Suite(.serialized) struct OperationsTests {
     func http(_ url: String, method: String = "GET", metrics: Bool = false) throws -> [String: Any] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = [repositoryRoot + "/scripts/lib/http_get.py", url, "--method", method] + (metrics ? ["--metrics"] : [])
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/http_get.py", url, "--method", method] + (metrics ? ["--metrics"] : []))
     }
 
     func sample(_ samples: [[String: Any]], _ name: String, _ labels: [String: String]) -> Double? {
@@ -203,16 +195,8 @@ import Glibc
         o.westExtra = "  timeouts:\n    keepaliveInterval: 1s\n    keepaliveTimeout: 1s"
         let mesh = try Mesh(net: 59, o)
         defer { mesh.stop() }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = [repositoryRoot + "/scripts/lib/h2_interop.py", "silent", "--connect", "\(mesh.westIP):15008",
-                       "--cert-dir", TestPKI.path("certs-east/payments/checkout"), "--ca", TestPKI.path("bundle-root.pem"), "--message", "4"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let r = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/h2_interop.py", "silent", "--connect", "\(mesh.westIP):15008",
+                                                 "--cert-dir", TestPKI.path("certs-east/payments/checkout"), "--ca", TestPKI.path("bundle-root.pem"), "--message", "4"])
         #expect(r["closed"] as? Bool == true, "\(r)")
         #expect(mesh.waitForLog(mesh.westLog) { $0.contains("keepalive PING unanswered") })
     }

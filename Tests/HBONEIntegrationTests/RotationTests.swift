@@ -11,17 +11,9 @@ import HBONETestSupport
 
     /// A fresh mTLS handshake + CONNECT to west from a client whose SVID chains to the unrelated root.
     func otherRootClient(_ mesh: Mesh) throws -> Int? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = [repositoryRoot + "/scripts/lib/h2_interop.py", "client", "--connect", "\(mesh.westIP):15008",
-                       "--cert-dir", TestPKI.path("certs-other/payments/checkout"), "--ca", TestPKI.path("bundle-root-and-other.pem"),
-                       "--authority", mesh.echo]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let r = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/h2_interop.py", "client", "--connect", "\(mesh.westIP):15008",
+                                                 "--cert-dir", TestPKI.path("certs-other/payments/checkout"), "--ca", TestPKI.path("bundle-root-and-other.pem"),
+                                                 "--authority", mesh.echo])
         return r["status"] as? Int
     }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """An unmodified TCP client: connects to --dest from --source, sends --message, half-closes,
 prints JSON {echoed} or {error}. --mark sets SO_MARK (root) to bypass capture rules."""
-import argparse, json, socket
+import argparse, json, os, socket, sys
+sys.path.insert(0, os.path.dirname(__file__))
+from socks_client import read_all
 p = argparse.ArgumentParser()
 p.add_argument("--source", required=True)
 p.add_argument("--dest", required=True)
@@ -18,12 +20,7 @@ try:
     s.connect((host, int(port)))
     s.sendall(a.message.encode())
     s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_all(s)
     print(json.dumps({"echoed": got.decode(errors="replace")}))
 except OSError as e:
     print(json.dumps({"error": str(e)}))

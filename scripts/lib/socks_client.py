@@ -27,6 +27,15 @@ def socks_connect(proxy, source, dest_host, dest_port, timeout=10):
         raise RuntimeError("SOCKS5 CONNECT refused, reply code %d" % reply[1])
     return s
 
+def read_all(s):
+    """Reads until the peer's FIN; returns everything received."""
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--socks", required=True)
@@ -40,12 +49,7 @@ def main():
     payload = a.message.encode()
     s.sendall(payload)
     s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_all(s)
     rtt = (time.monotonic() - start) * 1000
     print("sent:     %r" % a.message)
     print("received: %r" % got.decode(errors="replace"))

@@ -7,7 +7,7 @@
   tunnel_client.py slow       --socks A --source IP --dest IP:PORT --size N  (sends fast, reads slowly)"""
 import argparse, hashlib, json, os, socket, sys, threading, time
 sys.path.insert(0, os.path.dirname(__file__))
-from socks_client import socks_connect
+from socks_client import socks_connect, read_all
 
 def echo(a, size):
     s = socks_connect(a.socks, a.source, *split(a.dest))
@@ -79,23 +79,13 @@ def main():
         msg = b"x" * 100000
         s.sendall(msg)
         s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_all(s)
         print(json.dumps({"intact": got == msg, "received": len(got)}))
     elif a.mode == "serverfirst":
         # The server half-closes first; we read its EOF, then keep sending (our direction stays open).
         s = socks_connect(a.socks, a.source, *split(a.dest))
         s.settimeout(20)
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_all(s)
         s.sendall(b"y" * a.size)
         s.shutdown(socket.SHUT_WR)
         try:
@@ -130,12 +120,7 @@ def main():
             sent += chunk
             time.sleep(0.1)
         s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_all(s)
         print(json.dumps({"intact": got == sent, "received": len(got)}))
     elif a.mode == "loop":
         # For --size seconds: open a tunnel, echo 20 KiB of random bytes, check them, close; repeat.
@@ -149,12 +134,7 @@ def main():
                 msg = os.urandom(20480)
                 s.sendall(msg)
                 s.shutdown(socket.SHUT_WR)
-                got = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = read_all(s)
                 s.close()
                 if got == msg:
                     ok += 1
