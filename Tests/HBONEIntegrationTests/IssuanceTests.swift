@@ -14,26 +14,15 @@ import HBONETestSupport
     }
 
     /// Two clients that keep opening tunnels and checking their bytes for `seconds`.
-    func startTrafficLoops(_ mesh: Mesh, seconds: Int) throws -> [(Process, Pipe)] {
-        try (0..<2).map { _ in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "loop", "--socks", mesh.eastSocks,
-                           "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "\(seconds)"]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            return (p, pipe)
-        }
+    func startTrafficLoops(_ mesh: Mesh, seconds: Int) throws -> [BackgroundClient] {
+        try (0..<2).map { _ in try mesh.startClient("loop", ["--size", "\(seconds)"]) }
     }
 
     /// Zero failed and zero corrupted tunnels, and enough of them to mean something.
-    func expectNoLoss(_ loops: [(Process, Pipe)]) throws {
+    func expectNoLoss(_ loops: [BackgroundClient]) throws {
         var ok = 0
-        for (p, pipe) in loops {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        for loop in loops {
+            let r = try loop.result()
             #expect(r["failed"] as? Int == 0, "\(r)")
             #expect(r["corrupted"] as? Int == 0, "\(r)")
             ok += r["ok"] as? Int ?? 0

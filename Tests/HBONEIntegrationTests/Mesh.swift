@@ -108,6 +108,11 @@ final class Mesh {
 
     /// Runs the Python tunnel client and returns its JSON result.
     func client(_ mode: String, dest: String? = nil, source: String? = nil, _ extra: [String] = [], environment: [String: String] = [:]) throws -> [String: Any] {
+        try startClient(mode, dest: dest, source: source, extra, environment: environment).result()
+    }
+
+    /// Starts the Python tunnel client in the background (through east's SOCKS5).
+    func startClient(_ mode: String, dest: String? = nil, source: String? = nil, _ extra: [String] = [], environment: [String: String] = [:]) throws -> BackgroundClient {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", mode, "--socks", eastSocks,
@@ -118,13 +123,7 @@ final class Mesh {
         let pipe = Pipe()
         p.standardOutput = pipe
         try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-              let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw MeshError("client \(mode) printed no result (exit \(p.terminationStatus))")
-        }
-        return obj
+        return BackgroundClient(mode: mode, process: p, pipe: pipe)
     }
 
     func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -158,6 +157,24 @@ final class Mesh {
     }
 
     deinit { stop() }
+}
+
+/// A tunnel client running in the background.
+struct BackgroundClient {
+    let mode: String
+    let process: Process
+    let pipe: Pipe
+
+    /// Waits for the client and decodes the JSON object on its last output line.
+    func result() throws -> [String: Any] {
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+              let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw MeshError("client \(mode) printed no result (exit \(process.terminationStatus))")
+        }
+        return obj
+    }
 }
 
 struct MeshError: Error, CustomStringConvertible {

@@ -112,19 +112,11 @@ import Glibc
     @Test func drainLetsAShortTransferFinish() throws {
         let mesh = try Mesh(net: 56)
         defer { mesh.stop() }
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        client.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "slowecho", "--socks", mesh.eastSocks,
-                            "--source", mesh.eastIP, "--dest", mesh.echo, "--count", "10"]
-        let pipe = Pipe()
-        client.standardOutput = pipe
-        try client.run()
+        let client = try mesh.startClient("slowecho", ["--count", "10"])
         usleep(300_000)
         // quitquitquit on west: stop accepting, GOAWAY, drain (default 5 s) — the 1 s transfer fits.
         #expect(try http("http://\(mesh.westAdmin):15000/quitquitquit", method: "POST")["status"] as? Int == 200)
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        client.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let r = try client.result()
         #expect(r["intact"] as? Bool == true, "\(r)")
         let west = mesh.processes[1]
         west.waitUntilExit()
@@ -137,13 +129,7 @@ import Glibc
         o.westExtra = "  timeouts:\n    drain: 1500ms"
         let mesh = try Mesh(net: 57, o)
         defer { mesh.stop() }
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        client.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "hold", "--socks", mesh.eastSocks,
-                            "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "20"]
-        let pipe = Pipe()
-        client.standardOutput = pipe
-        try client.run()
+        let client = try mesh.startClient("hold", ["--size", "20"])
         usleep(500_000)
         let west = mesh.processes[1]
         let start = Date()
@@ -152,9 +138,7 @@ import Glibc
         let took = Date().timeIntervalSince(start)
         #expect(west.terminationStatus == 0)
         #expect(took >= 1.4 && took < 4, "west exited after \(took) s")
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        client.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let r = try client.result()
         #expect(r["closed_by_peer"] as? Bool == true, "\(r)")
         #expect(mesh.log(mesh.westLog).contains("drain deadline reached"))
     }

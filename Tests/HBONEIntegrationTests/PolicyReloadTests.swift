@@ -27,18 +27,10 @@ import HBONETestSupport
         defer { mesh.stop() }
 
         // A tunnel that is allowed now and stays open.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "hold", "--socks", mesh.eastSocks,
-                            "--source", mesh.eastIP, "--dest", mesh.echo, "--size", "15"]
-        let pipe = Pipe()
-        holder.standardOutput = pipe
-        try holder.run()
+        let holder = try mesh.startClient("hold", ["--size", "15"])
         #expect(mesh.waitForLog(mesh.eastLog, timeout: 1) { _ in false } == false)   // let it connect
         try Self.denyCheckout.write(toFile: policyDir + "/deny.yaml", atomically: true, encoding: .utf8)
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        holder.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: output) as? [String: Any] ?? [:]
+        let r = try holder.result()
         #expect(r["echoed"] as? String == "hi")
         #expect(r["closed_by_peer"] as? Bool == true, "\(r)")
         #expect((r["after"] as? Double ?? 99) < 10)

@@ -61,13 +61,7 @@ import HBONETestSupport
         #expect(!before.isEmpty)
 
         // A tunnel that stays open across the rotation.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["python3", repositoryRoot + "/scripts/lib/tunnel_client.py", "slowecho", "--socks", mesh.eastSocks,
-                            "--source", mesh.eastIP, "--dest", mesh.echo, "--count", "25"]
-        let pipe = Pipe()
-        holder.standardOutput = pipe
-        try holder.run()
+        let holder = try mesh.startClient("slowecho", ["--count", "25"])
         usleep(300_000)
         // Key first, then chain (the order a careless writer might use); a half-written state keeps the old SVID.
         try write(TestPKI.path("certs-west-next/payments/ledger/key.pem"), to: dir + "/payments/ledger/key.pem")
@@ -76,9 +70,7 @@ import HBONETestSupport
         while serial() == before && Date() < deadline { usleep(200_000) }
         let after = serial()
         #expect(after != before && !after.isEmpty, "serial stayed \(before)")
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        holder.waitUntilExit()
-        let r = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let r = try holder.result()
         #expect(r["intact"] as? Bool == true, "the open tunnel was disturbed: \(r)")
         // New tunnels work under the new SVID.
         #expect(try mesh.client("echo", ["--size", "1000"])["intact"] as? Bool == true)
