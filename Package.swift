@@ -7,11 +7,14 @@ let package = Package(
     products: [
         .executable(name: "hbone", targets: ["hbone"]),
         .executable(name: "hbone-bench", targets: ["hbone-bench"]),
+        // For the ordo-one micro-benchmarks in Benchmarks/Micro (a separate package).
+        .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // C edges. Only the wrapper modules named below import them.
@@ -52,9 +55,15 @@ let package = Package(
         ]),
 
         .executableTarget(name: "hbone-bench", dependencies: [
-            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz",
+            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz", "HBONEH2", "HBONEBenchFixtures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "Benchmarks/hbone-bench"),
+        // Inputs shared by hbone-bench and the micro-benchmarks: policy sets, an in-memory PKI and
+        // an in-memory client/server pair (TLS engines + HTTP/2 sessions).
+        .target(name: "HBONEBenchFixtures", dependencies: [
+            "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2",
+        ], path: "Benchmarks/Fixtures"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),
         .testTarget(name: "HBONECoreTests", dependencies: ["HBONETestSupport", "HBONECore"]),
         .testTarget(name: "HBONEIdentityTests", dependencies: ["HBONETestSupport", "HBONEIdentity"]),

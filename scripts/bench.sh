@@ -1,64 +1,91 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against release builds, each figure beside a baseline from the same run.
-#   scripts/bench.sh [handshake|throughput|latency|all]
-# Results: bench-results/<UTC timestamp>.txt (kept out of git).
+#   scripts/bench.sh [all|handshake|throughput|latency|authz|micro]...
+# Writes bench-results/<UTC>.{txt,json,md,svg} (kept out of git). `micro` (the ordo-one package in
+# Benchmarks/Micro) is not part of `all`: it builds a second package for several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${1:-all}
+[ $# -eq 0 ] && set -- all
+want() { for a in $selected; do { [ "$a" = all ] && [ "$1" != micro ]; } && return 0; [ "$a" = "$1" ] && return 0; done; return 1; }
+selected="$*"
 scripts/install-deps.sh
 swift build -c release --product hbone >/dev/null
 swift build -c release --product hbone-bench >/dev/null
 bin=$(swift build -c release --show-bin-path)
 d=$(mktemp -d /tmp/hbone-bench.XXXXXX)
 mkdir -p bench-results
-out=bench-results/$(date -u +%Y%m%dT%H%M%SZ).txt
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=bench-results/$stamp
+json=$d/figures.jsonl
+: > "$json"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$d"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$d"; }
 trap cleanup EXIT
 scripts/gen-test-pki.sh "$d/pki" >/dev/null
 source scripts/lib/demo-config.sh
 write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2 cluster-east
 write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3 cluster-west
-exec > >(tee "$out") 2>&1
-client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --expect-id spiffe://cluster.local/ns/payments/sa/ledger --source 127.0.0.10"
-echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores"
-if [ "$what" = all ] || [ "$what" = handshake ]; then
+exec > >(tee "$out.txt") 2>&1
+echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version | cut -d' ' -f1-2), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --source 127.0.0.10 --json $json"
+server_id=spiffe://cluster.local/ns/payments/sa/ledger
+proxy() { "$bin/hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
+# The last figure's value whose name contains $1.
+figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
+up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; return 1; }
+
+if want handshake; then
     echo "## full mTLS handshakes, server with one worker"
-    "$bin/hbone" proxy --config "$d/west.yaml" --workers 1 --log-level error 2>/dev/null & pids+=($!); wpid=$!
-    sleep 1
-    echo "### hbone inbound (127.0.0.20:15008)"
-    "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --concurrency 2 --duration 5 --server-pid $wpid
-    kill $wpid; wait $wpid 2>/dev/null || true
     echo "### baseline: openssl s_server -Verify, same certificates, same harness"
     openssl s_server -accept 127.0.0.30:4433 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
         -cert_chain "$d/pki/west/ca-cert.pem" -key "$d/pki/certs-west/payments/ledger/key.pem" -CAfile "$d/pki/bundle-root.pem" -Verify 3 -tls1_3 \
         -alpn h2 -no_ticket -quiet >/dev/null 2>&1 & pids+=($!); spid=$!
-    sleep 1
-    "$bin/hbone-bench" handshake --target 127.0.0.30:4433 $client --concurrency 2 --duration 5 --server-pid $spid --allow-no-alpn
-    kill $spid; wait $spid 2>/dev/null || true
+    up 127.0.0.30 4433
+    "$bin/hbone-bench" handshake --target 127.0.0.30:4433 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $spid \
+        --allow-no-alpn --label "openssl s_server"
+    kill -9 $spid; wait $spid 2>/dev/null || true
+    base="openssl s_server -Verify=$(figure 'openssl s_server: handshakes per server-core-second')"
+    echo "### hbone inbound (127.0.0.20:15008)"
+    python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!); epid=$!
+    proxy west 1; wpid=$!
+    up 127.0.0.20 15008
+    "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
+        --label hbone --baseline "$base"
+    echo "### hbone inbound, a new tunnel on each new connection (--connect: preface, CONNECT, 1-byte echo)"
+    "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
+        --connect --authority 127.0.0.20:9001 --label hbone --baseline "$base"
+    kill -9 $wpid $epid; wait $wpid $epid 2>/dev/null || true
 fi
-if [ "$what" = all ] || [ "$what" = throughput ]; then
-    echo "## 1-stream bulk upload: app -> east -> west -> sink, and app -> sink directly"
-    python3 scripts/lib/echo_server.py 127.0.0.20 9000 --sink & pids+=($!)
-    "$bin/hbone" proxy --config "$d/west.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); w=$!
-    "$bin/hbone" proxy --config "$d/east.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); e=$!
-    sleep 1
-    "$bin/hbone-bench" throughput --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9000 --mib 1024 --runs 3 --pids $e --pids $w
+if want throughput || want latency; then
+    proxy west 2; w=$!
+    proxy east 2; e=$!
+    up 127.0.0.2 15080; up 127.0.0.20 15008
 fi
-if [ "$what" = all ] || [ "$what" = latency ]; then
+if want throughput; then
+    echo "## bulk transfer app -> east -> west -> app (1 and 8 streams, upload and download) vs direct TCP"
+    "$bin/hbone-bench" throughput --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9000 --mib 1024 --runs 3 \
+        --pids $e --pid-names east --pids $w --pid-names west --json "$json"
+fi
+if want latency; then
     echo "## latency, new connections over a warm pool, memory per idle tunnel and HBONE connection"
     python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!)
-    if [ -z "${w:-}" ]; then
-        "$bin/hbone" proxy --config "$d/west.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); w=$!
-        "$bin/hbone" proxy --config "$d/east.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); e=$!
-    fi
-    sleep 1
-    chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001"
+    up 127.0.0.20 9001
+    chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001 --json $json"
     "$bin/hbone-bench" latency $chain --count 5000
     "$bin/hbone-bench" connections $chain --duration 3
     "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
-        --expect-id spiffe://cluster.local/ns/payments/sa/ledger --client-pid $e --server-pid $w \
+        --expect-id $server_id --client-pid $e --server-pid $w \
         --client-metrics 127.0.0.2:15020 --server-metrics 127.0.0.3:15020
 fi
-echo "written to $out"
+if want authz; then
+    echo "## authorization decision"
+    "$bin/hbone-bench" authz --json "$json"
+fi
+if want micro; then
+    echo "## micro-benchmarks (ordo-one/benchmark, Benchmarks/Micro)"
+    echo "command: swift package --package-path Benchmarks/Micro --disable-sandbox benchmark --format markdown"
+    swift package --package-path Benchmarks/Micro --disable-sandbox benchmark --no-progress --format markdown
+fi
+python3 scripts/lib/bench_report.py "$json" "$out" --title "hbone benchmarks $stamp, $(nproc) cores, $(openssl version | cut -d' ' -f1-2)"
+echo "written: $out.txt $out.json $out.md $out.svg"

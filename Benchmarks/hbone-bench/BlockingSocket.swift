@@ -89,3 +89,33 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return 0 }
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
+
+/// A blocking listener for the benchmark's own servers.
+struct BlockingListener {
+    let fd: Int32
+
+    init(_ address: SocketAddress) throws {
+        guard case let .v4(v) = address.ip else { throw BenchError("IPv4 only") }
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = address.port.bigEndian
+        addr.sin_addr.s_addr = v.bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0, listen(fd, 512) == 0 else {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw BenchError("listen \(address): \(String(cString: strerror(e)))")
+        }
+    }
+
+    func accept() -> BlockingSocket? {
+        let c = Glibc.accept(fd, nil, nil)
+        guard c >= 0 else { return nil }
+        var one: Int32 = 1
+        setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return BlockingSocket(fd: c)
+    }
+}

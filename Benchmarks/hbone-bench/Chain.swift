@@ -28,30 +28,39 @@ struct ChainOptions: ParsableArguments {
 struct Latency: ParsableCommand {
     @OptionGroup var chain: ChainOptions
     @Option(help: "Round trips per size.") var count = 5000
+    @OptionGroup var report: ReportOptions
 
     func run() throws {
+        var figures: [Figure] = []
         for size in [1, 1024] {
-            var results: [(String, [Double])] = []
+            var results: [LatencyRecorder] = []
             for proxied in [false, true] {
                 let s = try chain.open(proxied: proxied)
                 defer { s.close() }
                 let out = [UInt8](repeating: 0x61, count: size)
                 var back = [UInt8](repeating: 0, count: size)
-                var rtts: [Double] = []
+                var rtts = LatencyRecorder()
                 for i in 0..<(count + 200) {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     try out.withUnsafeBytes { try s.sendAll($0) }
                     guard back.withUnsafeMutableBytes({ s.receiveExactly($0) }) else { throw BenchError("echo closed") }
-                    if i >= 200 { rtts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                    if i >= 200 { rtts.record(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) }
                 }
-                results.append((proxied ? "through 2 proxies" : "direct TCP", rtts.sorted()))
+                results.append(rtts)
             }
-            let direct = results[0].1, chained = results[1].1
+            let direct = results[0], chained = results[1]
             print(String(format: "%5d B  direct p50 %6.1f µs p99 %6.1f µs | chain p50 %6.1f µs p99 %6.1f µs | ratio p50 %.2f p99 %.2f", size,
-                         percentile(direct, 0.5), percentile(direct, 0.99), percentile(chained, 0.5), percentile(chained, 0.99),
-                         percentile(chained, 0.5) / percentile(direct, 0.5), percentile(chained, 0.99) / percentile(direct, 0.99)))
+                         direct.micros(50), direct.micros(99), chained.micros(50), chained.micros(99),
+                         chained.micros(50) / direct.micros(50), chained.micros(99) / direct.micros(99)))
+            let label = size == 1 ? "1 B" : "1 KiB"
+            for p in [50.0, 99.0] {
+                let ratio = chained.micros(p) / direct.micros(p)
+                figures.append(Figure("latency", "\(label) request/response RTT p\(Int(p)) through 2 proxies", value: chained.micros(p), unit: "µs",
+                                      baseline: ("direct TCP", direct.micros(p)), higherIsBetter: false, target: ("≤ 2.5× direct", ratio <= 2.5)))
+            }
         }
-        print("command: \(CommandLine.arguments.joined(separator: " "))")
+        try report.emit(figures)
+        printCommand()
     }
 }
 
@@ -59,6 +68,7 @@ struct Latency: ParsableCommand {
 struct Connections: ParsableCommand {
     @OptionGroup var chain: ChainOptions
     @Option(help: "Seconds per run.") var duration = 3.0
+    @OptionGroup var report: ReportOptions
 
     func run() throws {
         var rates: [String: Double] = [:]
@@ -73,7 +83,9 @@ struct Connections: ParsableCommand {
             rates[proxied ? "chain" : "direct"] = Double(n) / Date().timeIntervalSince(t0)
         }
         print(String(format: "new connections/s: direct %.0f, through 2 proxies %.0f (ratio %.2f)", rates["direct"]!, rates["chain"]!, rates["chain"]! / rates["direct"]!))
-        print("command: \(CommandLine.arguments.joined(separator: " "))")
+        try report.emit([Figure("connections", "new app connections/s over a warm pool, through 2 proxies", value: rates["chain"]!, unit: "1/s",
+                                baseline: ("direct TCP", rates["direct"]!), higherIsBetter: true)])
+        printCommand()
     }
 
     func once(_ proxied: Bool) throws {
@@ -99,6 +111,7 @@ struct Idle: ParsableCommand {
     @Option(help: "Server-side proxy PID.") var serverPid: Int32
     @Option(help: "Server-side proxy metrics HOST:PORT (for hbone_heap_in_use_bytes).") var serverMetrics: String?
     @Option(help: "Client-side proxy metrics HOST:PORT.") var clientMetrics: String?
+    @OptionGroup var report: ReportOptions
 
     /// hbone_heap_in_use_bytes from a proxy's metrics (bytes really held, without malloc's retained free memory).
     func heap(_ metrics: String?) -> Int? {
@@ -142,9 +155,17 @@ struct Idle: ParsableCommand {
         let c1 = rss(clientPid), s1 = rss(serverPid)
         print(String(format: "idle tunnel (RSS): client proxy %.1f KiB, server proxy %.1f KiB each (%d tunnels; RSS %d→%d and %d→%d KiB)",
                      Double(c1 - c0) / 1024 / Double(tunnels), Double(s1 - s0) / 1024 / Double(tunnels), tunnels, c0 / 1024, c1 / 1024, s0 / 1024, s1 / 1024))
+        var figures: [Figure] = []
+        func memory(_ name: String, _ kib: Double, goal: Double) {
+            figures.append(Figure("idle", name, value: kib, unit: "KiB", higherIsBetter: false, target: ("≤ \(Int(goal)) KiB", kib <= goal)))
+        }
+        memory("idle tunnel, client proxy (RSS)", Double(c1 - c0) / 1024 / Double(tunnels), goal: 8)
+        memory("idle tunnel, server proxy (RSS)", Double(s1 - s0) / 1024 / Double(tunnels), goal: 8)
         if let ch0, let sh0, let ch1 = heap(clientMetrics), let sh1 = heap(serverMetrics) {
             print(String(format: "idle tunnel (heap in use): client proxy %.1f KiB, server proxy %.1f KiB each",
                          Double(ch1 - ch0) / 1024 / Double(tunnels), Double(sh1 - sh0) / 1024 / Double(tunnels)))
+            memory("idle tunnel, client proxy (heap in use)", Double(ch1 - ch0) / 1024 / Double(tunnels), goal: 8)
+            memory("idle tunnel, server proxy (heap in use)", Double(sh1 - sh0) / 1024 / Double(tunnels), goal: 8)
         }
         held.forEach { $0.close() }
         Thread.sleep(forTimeInterval: 1)
@@ -182,10 +203,13 @@ struct Idle: ParsableCommand {
         let after = rss(serverPid)
         print(String(format: "idle HBONE connection (RSS): server proxy %.1f KiB each (%d connections; RSS %d→%d KiB)",
                      Double(after - before) / 1024 / Double(connections), connections, before / 1024, after / 1024))
+        memory("idle HBONE connection, server proxy (RSS)", Double(after - before) / 1024 / Double(connections), goal: 32)
         if let heapBefore, let heapAfter = heap(serverMetrics) {
             print(String(format: "idle HBONE connection (heap in use): server proxy %.1f KiB each", Double(heapAfter - heapBefore) / 1024 / Double(connections)))
+            memory("idle HBONE connection, server proxy (heap in use)", Double(heapAfter - heapBefore) / 1024 / Double(connections), goal: 32)
         }
         engines.forEach { $0.0.close() }
-        print("command: \(CommandLine.arguments.joined(separator: " "))")
+        try report.emit(figures)
+        printCommand()
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A TCP echo server for demos and tests: echoes every byte, half-closes when the client does.
-   echo_server.py HOST PORT [--ready-file F] [--half-close-first RECORD_FILE] [--sink]"""
+   echo_server.py HOST PORT [--ready-file F] [--half-close-first RECORD_FILE]"""
 import socket, sys, threading
 
 def serve_half_close_first(conn, record):
@@ -17,24 +17,17 @@ def serve_half_close_first(conn, record):
         with open(record, "a") as f:
             f.write("%d\n" % total)
 
-def serve_sink(conn):
-    """Discards everything, then answers one byte (so a sender can time the whole transfer)."""
-    with conn:
-        while conn.recv(1 << 20):
-            pass
-        conn.sendall(b"k")
-
 def serve(conn):
     with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                try:
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
                     conn.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-                return
-            conn.sendall(data)
+                    return
+                conn.sendall(data)
+        except OSError:
+            pass  # a reset from the client (an aborted tunnel) ends this connection only
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
@@ -47,9 +40,7 @@ def main():
         open(sys.argv[sys.argv.index("--ready-file") + 1], "w").write("ready\n")
     while True:
         conn, _ = s.accept()
-        if "--sink" in sys.argv:
-            threading.Thread(target=serve_sink, args=(conn,), daemon=True).start()
-        elif "--half-close-first" in sys.argv:
+        if "--half-close-first" in sys.argv:
             record = sys.argv[sys.argv.index("--half-close-first") + 1]
             threading.Thread(target=serve_half_close_first, args=(conn, record), daemon=True).start()
         else:

@@ -1,0 +1,87 @@
+import Benchmark
+import HBONEAuthz
+import HBONEBenchFixtures
+import HBONEIdentity
+
+// Each group has a baseline measured in the same run (an empty policy set, a copy of the same
+// bytes), so a figure can be read as a ratio on a noisy machine. Malloc counts are exact.
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal],
+                                           warmupIterations: 10, maxDuration: .seconds(2), maxIterations: 100_000)
+
+    // SPIFFE IDs: parsing an accepted ID and refusing a malformed one; the baseline copies the same bytes.
+    let valid = "spiffe://cluster.local/ns/payments/sa/checkout"
+    let invalid = "spiffe://Cluster.local/ns/payments/sa/checkout"
+    Benchmark("SPIFFE ID: baseline, copy the string's bytes") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(Array(valid.utf8)) }
+    }
+    Benchmark("SPIFFE ID: parse valid") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try SPIFFEID(parsing: valid)) }
+    }
+    Benchmark("SPIFFE ID: refuse malformed (uppercase trust domain)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try? SPIFFEID(parsing: invalid)) }
+    }
+
+    // Authorization decisions; the baseline is an empty policy set.
+    let facts = PolicyFixtures.facts, target = PolicyFixtures.target
+    let empty = PolicySet([])
+    let ten = PolicyFixtures.ten()
+    let tenThousand = PolicyFixtures.tenThousand()
+    Benchmark("authz: baseline, no policies") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(empty.decide(facts, for: target)) }
+    }
+    Benchmark("authz: 10 policies") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(ten.decide(facts, for: target)) }
+    }
+    Benchmark("authz: 10,000 policies over 1,000 namespaces") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(tenThousand.decide(facts, for: target)) }
+    }
+
+    // One DATA frame each way on an open stream, in memory; the baseline copies the same bytes twice.
+    let payload = [UInt8](repeating: 0x61, count: 1024)
+    Benchmark("H2 round trip: baseline, copy 1 KiB twice") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(Array(payload))
+            blackHole(Array(payload))
+        }
+    }
+    Benchmark("H2 round trip: 1 KiB DATA each way, HTTP/2 only") { benchmark in
+        let pair = try TunnelPair(pki: nil)
+        let stream = try pair.openStream()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try payload.withUnsafeBytes { try pair.roundTrip(stream: stream, $0) } }
+        benchmark.stopMeasurement()
+    }
+    let pki = try! InMemoryPKI()
+    Benchmark("H2 round trip: 1 KiB DATA each way, HTTP/2 over TLS 1.3") { benchmark in
+        let pair = try TunnelPair(pki: pki)
+        let stream = try pair.openStream()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try payload.withUnsafeBytes { try pair.roundTrip(stream: stream, $0) } }
+        benchmark.stopMeasurement()
+    }
+
+    // One tunnel on an established HBONE connection: CONNECT, 200, one byte each way, END_STREAM
+    // both ways, the stream closed on both sides. Malloc (total) is the allocation count of
+    // opening and closing one tunnel, client and server together.
+    Benchmark("tunnel: open + 1 B each way + close, HTTP/2 only") { benchmark in
+        let pair = try TunnelPair(pki: nil)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try pair.openAndCloseTunnel() }
+        benchmark.stopMeasurement()
+    }
+    Benchmark("tunnel: open + 1 B each way + close, HTTP/2 over TLS 1.3") { benchmark in
+        let pair = try TunnelPair(pki: pki)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try pair.openAndCloseTunnel() }
+        benchmark.stopMeasurement()
+    }
+
+    // A new HBONE connection in memory: full TLS 1.3 mTLS handshake (both sides, no resumption)
+    // and the HTTP/2 prefaces and SETTINGS.
+    Benchmark("connection: mTLS handshake + HTTP/2 prefaces, both sides in memory",
+              configuration: .init(maxDuration: .seconds(3), maxIterations: 2000)) { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try TunnelPair(pki: pki)) }
+    }
+}
