@@ -55,7 +55,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "hbone-bench", dependencies: [
-            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz", "HBONEH2", "HBONEBenchFixtures",
+            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz", "HBONEH2", "HBONEBenchFixtures", "CHBONEPosix",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "Benchmarks/hbone-bench"),

@@ -49,7 +49,7 @@ struct ReportOptions: ParsableArguments {
             lines.append(0x0a)
         }
         if !FileManager.default.fileExists(atPath: json) {
-            FileManager.default.createFile(atPath: json, contents: nil)
+            _ = FileManager.default.createFile(atPath: json, contents: nil)
         }
         guard let handle = FileHandle(forWritingAtPath: json) else { throw BenchError("cannot write \(json)") }
         defer { try? handle.close() }

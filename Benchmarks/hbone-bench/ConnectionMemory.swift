@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import HBONEBenchFixtures
+import HBONEH2
+import HBONETLS
+import CHBONEPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the heap of one idle HBONE connection goes, server side, measured in process: a TLS
+/// engine after a full mTLS handshake, and an HTTP/2 server session after the client's preface and
+/// SETTINGS. The baseline is the heap in use before creating them (glibc mallinfo2).
+struct ConnectionMemory: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connection-memory")
+    @Option(help: "Connections to hold.") var count = 500
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        let pki = try InMemoryPKI()
+        let cctx = try TLSContext(role: .client, certifiedKey: pki.client, trust: pki.trust)
+        let sctx = try TLSContext(role: .server, certifiedKey: pki.server, trust: pki.trust)
+        let cache = VerifiedChainCache()
+        var servers: [TLSEngine] = []
+        let h0 = heapInUse()
+        for _ in 0..<count {
+            let c = try TLSEngine(context: cctx, verification: .outbound(expected: [InMemoryPKI.serverID]))
+            let s = try TLSEngine(context: sctx, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: cache)
+            for _ in 0..<10 {
+                _ = c.handshake()
+                c.takeCiphertext { s.feed($0) }
+                _ = s.handshake()
+                s.takeCiphertext { c.feed($0) }
+                if c.isHandshakeComplete && s.isHandshakeComplete { break }
+            }
+            guard s.isHandshakeComplete else { throw BenchError("in-memory handshake failed") }
+            servers.append(s)
+        }
+        let h1 = heapInUse()
+        var sessions: [H2Session] = []
+        let events = StreamEvents()
+        for _ in 0..<count {
+            let client = try H2Session(role: .client, delegate: nil)
+            let server = try H2Session(role: .server, delegate: events)
+            var bytes: [UInt8] = []
+            try client.produce { bytes += $0 }
+            try bytes.withUnsafeBytes { try server.receive($0) }
+            bytes = []
+            try server.produce { bytes += $0 }
+            try bytes.withUnsafeBytes { try client.receive($0) }
+            bytes = []
+            try client.produce { bytes += $0 }
+            try bytes.withUnsafeBytes { try server.receive($0) }
+            try server.produce { _ in }
+            sessions.append(server)
+        }
+        let h2 = heapInUse()
+        let tls = Double(h1 - h0) / 1024 / Double(count), http2 = Double(h2 - h1) / 1024 / Double(count)
+        print(String(format: "server TLS engine after a full mTLS handshake: %.1f KiB", tls))
+        print(String(format: "server HTTP/2 session after preface and SETTINGS: %.1f KiB", http2))
+        try report.emit([
+            Figure("idle", "server TLS engine after handshake (heap, in process)", value: tls, unit: "KiB", higherIsBetter: false),
+            Figure("idle", "server HTTP/2 session after SETTINGS (heap, in process)", value: http2, unit: "KiB", higherIsBetter: false),
+        ])
+        withExtendedLifetime((servers, sessions)) {}
+        printCommand()
+    }
+
+    func heapInUse() -> Int { Int(chbone_heap_in_use()) }
+}
