@@ -14,6 +14,7 @@ import Glibc
 struct ConnectionMemory: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "connection-memory")
     @Option(help: "Connections to hold.") var count = 500
+    @Flag(help: "Keep what the proxy frees after the handshake (peer chains, grown BIOs), to see what that saves.") var keepHandshakeMemory = false
     @OptionGroup var report: ReportOptions
 
     func run() throws {
@@ -34,6 +35,7 @@ struct ConnectionMemory: ParsableCommand {
                 if c.isHandshakeComplete && s.isHandshakeComplete { break }
             }
             guard s.isHandshakeComplete else { throw BenchError("in-memory handshake failed") }
+            if !keepHandshakeMemory { s.releaseHandshakeMemory() }
             servers.append(s)
         }
         let h1 = heapInUse()

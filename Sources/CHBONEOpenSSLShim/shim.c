@@ -18,6 +18,18 @@ long chbone_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL
 long chbone_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
 void chbone_bio_set_mem_eof_return(BIO *bio, int v) { BIO_set_mem_eof_return(bio, v); }
 long chbone_bio_get_mem_data(BIO *bio, char **out) { return BIO_get_mem_data(bio, out); }
+size_t chbone_bio_mem_capacity(BIO *bio) {
+    BUF_MEM *bm = NULL;
+    BIO_get_mem_ptr(bio, &bm);
+    return bm ? bm->max : 0;
+}
+void chbone_ssl_free_peer_chains(SSL *ssl) {
+    X509 *x;
+    STACK_OF(X509) *presented = SSL_get_peer_cert_chain(ssl);
+    if (presented) while ((x = sk_X509_pop(presented)) != NULL) X509_free(x);
+    STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
+    if (verified) while ((x = sk_X509_pop(verified)) != NULL) X509_free(x);
+}
 int chbone_sk_general_name_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
 GENERAL_NAME *chbone_sk_general_name_value(const GENERAL_NAMES *names, int i) { return sk_GENERAL_NAME_value(names, i); }
 int chbone_sk_x509_num(const STACK_OF(X509) *chain) { return sk_X509_num(chain); }

@@ -42,6 +42,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     /// Ciphertext queued on the socket above which we stop producing frames.
     static let socketHighWater = 512 * 1024
+    /// TLS buffer capacity a quiet connection may keep.
+    static let quietBufferLimit = 16 * 1024
 
     init(worker: Worker, role: Role, fd: Int32, connecting: Bool, context: TLSContext, verification: PeerVerification,
          peer: SocketAddress, local: SocketAddress) throws {
@@ -176,6 +178,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             return
         }
         phase = .open
+        tls.releaseHandshakeMemory()
         worker.stats.handshakeSucceeded(nanoseconds: worker.loop.now - startedAt)
         log.debug("HBONE connection established", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
                                                     "peer_identity": peerIdentity?.description ?? "-", "local_identity": localIdentity.description])
@@ -321,6 +324,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                     return
                 }
             } else if now - lastReceive >= timeouts.keepaliveInterval.nanoseconds {
+                // Quiet: give back the TLS buffers a past burst grew (they never shrink on their own).
+                tls.trimBuffers(above: HBONEConnection.quietBufferLimit)
                 pingSentAt = now
                 h2?.ping()
                 pump()

@@ -7,8 +7,8 @@ import HBONEIdentity
 /// Confined to one thread.
 public final class TLSEngine {
     let ssl: OpaquePointer
-    private let readBIO: OpaquePointer     // owned by `ssl` (SSL_set_bio)
-    private let writeBIO: OpaquePointer    // owned by `ssl`
+    private var readBIO: OpaquePointer     // owned by `ssl` (SSL_set_bio)
+    private var writeBIO: OpaquePointer    // owned by `ssl`
     public let context: TLSContext
     public let verification: PeerVerification
     public internal(set) var peerIdentity: SPIFFEID?
@@ -136,6 +136,37 @@ public final class TLSEngine {
         body(UnsafeRawBufferPointer(start: data, count: n))
         _ = BIO_ctrl(writeBIO, BIO_CTRL_RESET, 0, nil)
     }
+
+    /// After the handshake, frees what only the handshake needed: the peer's certificate chains
+    /// (the verify callback already took the identity) and memory BIOs grown to the handshake's
+    /// flights. A connection idling in a pool is mostly this state. `peerChain` is empty afterwards.
+    public func releaseHandshakeMemory() {
+        guard isHandshakeComplete else { return }
+        chbone_ssl_free_peer_chains(ssl)
+        trimBuffers(above: 0)
+    }
+
+    /// Replaces the memory BIOs with fresh ones when together they hold more than `bytes` of
+    /// capacity, carrying unread and unsent ciphertext over. A burst grows them and nothing shrinks
+    /// them, so call this at quiet moments (the proxy does on its keepalive tick).
+    public func trimBuffers(above bytes: Int) {
+        guard chbone_bio_mem_capacity(readBIO) + chbone_bio_mem_capacity(writeBIO) > bytes else { return }
+        guard let r = BIO_new(BIO_s_mem()) else { return }
+        guard let w = BIO_new(BIO_s_mem()) else { BIO_free(r); return }
+        chbone_bio_set_mem_eof_return(r, -1)
+        var data: UnsafeMutablePointer<CChar>? = nil
+        let unread = chbone_bio_get_mem_data(readBIO, &data)
+        if unread > 0, let data { _ = BIO_write(r, data, Int32(unread)) }
+        let unsent = chbone_bio_get_mem_data(writeBIO, &data)
+        if unsent > 0, let data { _ = BIO_write(w, data, Int32(unsent)) }
+        // Both differ from the current pair: ssl takes one reference to each and frees the old ones.
+        SSL_set_bio(ssl, r, w)
+        readBIO = r
+        writeBIO = w
+    }
+
+    /// Bytes the engine's memory BIOs hold allocated (for tests and memory accounting).
+    public var bufferCapacity: Int { chbone_bio_mem_capacity(readBIO) + chbone_bio_mem_capacity(writeBIO) }
 
     /// Queues close_notify.
     public func shutdown() {

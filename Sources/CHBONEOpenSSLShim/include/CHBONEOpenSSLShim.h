@@ -19,6 +19,12 @@ long chbone_ssl_mode_enable_partial_write(void);
 long chbone_ssl_mode_accept_moving_write_buffer(void);
 void chbone_bio_set_mem_eof_return(BIO *bio, int v);
 long chbone_bio_get_mem_data(BIO *bio, char **out);
+/// Bytes a memory BIO has allocated (its buffer grows to the largest burst and never shrinks).
+size_t chbone_bio_mem_capacity(BIO *bio);
+/// Frees the peer's certificates that `ssl` keeps after the handshake (the presented chain and
+/// the verified chain); the leaf stays in the session. For after verification only: nothing in a
+/// TLS 1.3 connection without resumption or post-handshake auth reads them again.
+void chbone_ssl_free_peer_chains(SSL *ssl);
 int chbone_sk_general_name_num(const GENERAL_NAMES *names);
 GENERAL_NAME *chbone_sk_general_name_value(const GENERAL_NAMES *names, int i);
 int chbone_sk_x509_num(const STACK_OF(X509) *chain);

@@ -1,0 +1,55 @@
+import Testing
+import HBONEIdentity
+@testable import HBONETLS
+
+/// What an established connection gives back, and that it keeps working afterwards.
+@Suite struct TLSEngineMemoryTests {
+    /// Sends `text` from one engine to the other and returns what the receiver read.
+    func transfer(_ text: String, from a: TLSEngine, to b: TLSEngine) -> String {
+        _ = Array(text.utf8).withUnsafeBytes { a.write($0) }
+        a.takeCiphertext { b.feed($0) }
+        var out = [UInt8](repeating: 0, count: 4096)
+        guard case let .bytes(n) = out.withUnsafeMutableBytes({ b.read(into: $0) }) else { return "" }
+        return String(decoding: out[0..<n], as: UTF8.self)
+    }
+
+    @Test func releasingHandshakeMemoryKeepsIdentityAndTraffic() throws {
+        let pair = try makePair()
+        #expect(pair.run() == (.complete, .complete))
+        #expect(pair.server.bufferCapacity > 0)
+        #expect(pair.client.peerChain.count == 2)
+        pair.client.releaseHandshakeMemory()
+        pair.server.releaseHandshakeMemory()
+        #expect(pair.server.bufferCapacity == 0)
+        #expect(pair.client.peerChain.isEmpty)
+        #expect(pair.server.peerIdentity == checkout)
+        #expect(pair.client.peerIdentity == ledger)
+        #expect(transfer("ping", from: pair.client, to: pair.server) == "ping")
+        #expect(transfer("pong", from: pair.server, to: pair.client) == "pong")
+    }
+
+    @Test func trimmingCarriesUnreadAndUnsentCiphertextOver() throws {
+        let pair = try makePair()
+        #expect(pair.run() == (.complete, .complete))
+        // Unread: ciphertext fed to the server but not yet read. Unsent: the server's own reply.
+        _ = Array("request".utf8).withUnsafeBytes { pair.client.write($0) }
+        pair.client.takeCiphertext { pair.server.feed($0) }
+        _ = Array("reply".utf8).withUnsafeBytes { pair.server.write($0) }
+        let before = pair.server.bufferCapacity
+        pair.server.trimBuffers(above: before)      // at the limit: kept
+        #expect(pair.server.bufferCapacity == before)
+        pair.server.trimBuffers(above: 0)
+        var out = [UInt8](repeating: 0, count: 64)
+        guard case let .bytes(n) = out.withUnsafeMutableBytes({ pair.server.read(into: $0) }) else {
+            Issue.record("unread ciphertext was lost")
+            return
+        }
+        #expect(String(decoding: out[0..<n], as: UTF8.self) == "request")
+        pair.server.takeCiphertext { pair.client.feed($0) }
+        guard case let .bytes(m) = out.withUnsafeMutableBytes({ pair.client.read(into: $0) }) else {
+            Issue.record("unsent ciphertext was lost")
+            return
+        }
+        #expect(String(decoding: out[0..<m], as: UTF8.self) == "reply")
+    }
+}
