@@ -17,35 +17,63 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         self.serviceAccount = serviceAccount
     }
 
-    /// Parses `spiffe://TD/ns/NS/sa/SA`.
+    /// Parses `spiffe://TD/ns/NS/sa/SA`. One pass over the UTF-8 bytes: this runs on every
+    /// handshake, and character-level String operations made it 25× slower.
     public init(parsing text: String) throws(SPIFFEIDError) {
-        let utf8 = text.utf8
-        if utf8.count > SPIFFEID.maxLength { throw .tooLong }
-        let scheme = "spiffe://"
-        guard text.hasPrefix(scheme) else {
-            if text.lowercased().hasPrefix(scheme) { throw .schemeNotLowercase }
-            throw .notSPIFFE
+        var text = text
+        // withUTF8 rethrows untyped errors: carry the typed one out in a Result.
+        let parts = try text.withUTF8 { bytes in Result { () throws(SPIFFEIDError) in try SPIFFEID.parse(bytes) } }.get()
+        self.trustDomain = parts.0
+        self.namespace = parts.1
+        self.serviceAccount = parts.2
+    }
+
+    /// The checks of `init(parsing:)`, in the order that decides which error a bad ID reports.
+    private static func parse(_ b: UnsafeBufferPointer<UInt8>) throws(SPIFFEIDError) -> (String, String, String) {
+        if b.count > maxLength { throw .tooLong }
+        let scheme: StaticString = "spiffe://"
+        let n = scheme.utf8CodeUnitCount
+        var exact = b.count >= n, folded = b.count >= n
+        for i in 0..<min(n, b.count) {
+            let want = scheme.utf8Start[i], got = b[i]
+            if got != want { exact = false }
+            let lower = got >= UInt8(ascii: "A") && got <= UInt8(ascii: "Z") ? got | 0x20 : got
+            if lower != want { folded = false }
         }
-        let rest = text.dropFirst(scheme.count)
-        if rest.contains("?") { throw .hasQuery }
-        if rest.contains("#") { throw .hasFragment }
-        if rest.contains("%") { throw .percentEncoded }
-        guard let slash = rest.firstIndex(of: "/") else {
-            if rest.isEmpty { throw .emptyTrustDomain }
+        guard exact else { throw folded ? .schemeNotLowercase : .notSPIFFE }
+        var slash: Int?
+        for i in n..<b.count {
+            switch b[i] {
+            case UInt8(ascii: "?"): throw .hasQuery
+            case UInt8(ascii: "/"): if slash == nil { slash = i }
+            default: continue
+            }
+        }
+        for i in n..<b.count where b[i] == UInt8(ascii: "#") { throw .hasFragment }
+        for i in n..<b.count where b[i] == UInt8(ascii: "%") { throw .percentEncoded }
+        guard let slash else { throw b.count == n ? .emptyTrustDomain : .notIstioShape }
+        let authority = UnsafeBufferPointer(rebasing: b[n..<slash])
+        if authority.contains(UInt8(ascii: "@")) { throw .hasUserInfo }
+        if authority.contains(UInt8(ascii: ":")) { throw .hasPort }
+        try checkTrustDomain(authority)
+        if b[b.count - 1] == UInt8(ascii: "/") { throw .trailingSlash }
+        // Path segments after the first slash; at most five are kept (more is never the Istio shape).
+        var segments: [Range<Int>] = []
+        segments.reserveCapacity(5)
+        var start = slash + 1
+        var count = 0
+        for i in (slash + 1)...b.count where i == b.count || b[i] == UInt8(ascii: "/") {
+            try checkSegment(UnsafeBufferPointer(rebasing: b[start..<i]))
+            if count < 5 { segments.append(start..<i) }
+            count += 1
+            start = i + 1
+        }
+        func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+        func equals(_ r: Range<Int>, _ a: UInt8, _ c: UInt8) -> Bool { r.count == 2 && b[r.lowerBound] == a && b[r.lowerBound + 1] == c }
+        guard count == 4, equals(segments[0], UInt8(ascii: "n"), UInt8(ascii: "s")), equals(segments[2], UInt8(ascii: "s"), UInt8(ascii: "a")) else {
             throw .notIstioShape
         }
-        let authority = String(rest[..<slash])
-        if authority.contains("@") { throw .hasUserInfo }
-        if authority.contains(":") { throw .hasPort }
-        try SPIFFEID.checkTrustDomain(authority)
-        let path = rest[rest.index(after: slash)...]
-        if path.hasSuffix("/") { throw .trailingSlash }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        for segment in segments { try SPIFFEID.checkSegment(segment) }
-        guard segments.count == 4, segments[0] == "ns", segments[2] == "sa" else { throw .notIstioShape }
-        self.trustDomain = authority
-        self.namespace = String(segments[1])
-        self.serviceAccount = String(segments[3])
+        return (text(n..<slash), text(segments[1]), text(segments[3]))
     }
 
     /// `spiffe://TD/ns/NS/sa/SA`
@@ -57,10 +85,15 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
     public static func < (a: SPIFFEID, b: SPIFFEID) -> Bool { a.description < b.description }
 
     /// Trust domain: lowercase letters, digits, `.`, `-`, `_` (SPIFFE-ID spec §2.1).
-    static func checkTrustDomain(_ td: some StringProtocol) throws(SPIFFEIDError) {
+    static func checkTrustDomain(_ td: String) throws(SPIFFEIDError) {
+        var td = td
+        try td.withUTF8 { bytes in Result { () throws(SPIFFEIDError) in try checkTrustDomain(bytes) } }.get()
+    }
+
+    static func checkTrustDomain(_ td: UnsafeBufferPointer<UInt8>) throws(SPIFFEIDError) {
         if td.isEmpty { throw .emptyTrustDomain }
-        if td.utf8.count > 255 { throw .tooLong }
-        for c in td.utf8 {
+        if td.count > 255 { throw .tooLong }
+        for c in td {
             switch c {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                  UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
@@ -74,10 +107,15 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
     }
 
     /// Path segment: letters, digits, `.`, `-`, `_`; not empty, not `.` or `..` (SPIFFE-ID spec §2.2).
-    static func checkSegment(_ segment: some StringProtocol) throws(SPIFFEIDError) {
+    static func checkSegment(_ segment: String) throws(SPIFFEIDError) {
+        var segment = segment
+        try segment.withUTF8 { bytes in Result { () throws(SPIFFEIDError) in try checkSegment(bytes) } }.get()
+    }
+
+    static func checkSegment(_ segment: UnsafeBufferPointer<UInt8>) throws(SPIFFEIDError) {
         if segment.isEmpty { throw .emptySegment }
-        if segment == "." || segment == ".." { throw .dotSegment }
-        for c in segment.utf8 {
+        if segment.allSatisfy({ $0 == UInt8(ascii: ".") }) && segment.count <= 2 { throw .dotSegment }
+        for c in segment {
             switch c {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
                  UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):

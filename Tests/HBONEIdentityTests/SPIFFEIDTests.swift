@@ -15,6 +15,8 @@ import Testing
     @Test(arguments: [
         "spiffe://td/ns/a/sa/b",
         "spiffe://my-mesh_1.example/ns/Team.A/sa/svc-1_x",
+        "spiffe://cluster.local/ns/...a/sa/b..",
+        "spiffe://cluster.local/ns/a-namespace-longer-than-fifteen-bytes/sa/an-account-longer-than-fifteen",
     ])
     func accepted(text: String) throws {
         #expect(try SPIFFEID(parsing: text).description == text)
@@ -23,6 +25,18 @@ import Testing
     @Test(arguments: [
         ("https://cluster.local/ns/a/sa/b", SPIFFEIDError.notSPIFFE),
         ("SPIFFE://cluster.local/ns/a/sa/b", .schemeNotLowercase),
+        ("Spiffe://cluster.local/ns/a/sa/b", .schemeNotLowercase),
+        ("spiffe:/cluster.local/ns/a/sa/b", .notSPIFFE),
+        ("spiffe", .notSPIFFE),
+        ("", .notSPIFFE),
+        ("spiffe\u{1A}//cluster.local/ns/a/sa/b", .notSPIFFE),
+        ("spiffe://cluster.local/ns/a/sa/b?x#y%", .hasQuery),
+        ("spiffe://cluster.local/ns/a/sa/b#y%", .hasFragment),
+        ("spiffe://user@cluster.local:80/ns/a/sa/b", .hasUserInfo),
+        ("spiffe://cluster.local/ns/é/sa/b", .badPathCharacter),
+        ("spiffe://clüster/ns/a/sa/b", .badTrustDomainCharacter),
+        ("spiffe://cluster.local/sa/a/ns/b", .notIstioShape),
+        ("spiffe://cluster.local/ns/a/sa", .notIstioShape),
         ("spiffe://Cluster.Local/ns/a/sa/b", .trustDomainNotLowercase),
         ("spiffe:///ns/a/sa/b", .emptyTrustDomain),
         ("spiffe://", .emptyTrustDomain),
