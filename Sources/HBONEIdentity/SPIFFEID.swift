@@ -57,23 +57,28 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         if authority.contains(UInt8(ascii: ":")) { throw .hasPort }
         try checkTrustDomain(authority)
         if b[b.count - 1] == UInt8(ascii: "/") { throw .trailingSlash }
-        // Path segments after the first slash; at most five are kept (more is never the Istio shape).
-        var segments: [Range<Int>] = []
-        segments.reserveCapacity(5)
+        // Path segments after the first slash; the Istio shape has exactly four.
+        var segments = (0..<0, 0..<0, 0..<0, 0..<0)
         var start = slash + 1
         var count = 0
         for i in (slash + 1)...b.count where i == b.count || b[i] == UInt8(ascii: "/") {
             try checkSegment(UnsafeBufferPointer(rebasing: b[start..<i]))
-            if count < 5 { segments.append(start..<i) }
+            switch count {
+            case 0: segments.0 = start..<i
+            case 1: segments.1 = start..<i
+            case 2: segments.2 = start..<i
+            case 3: segments.3 = start..<i
+            default: break
+            }
             count += 1
             start = i + 1
         }
         func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
         func equals(_ r: Range<Int>, _ a: UInt8, _ c: UInt8) -> Bool { r.count == 2 && b[r.lowerBound] == a && b[r.lowerBound + 1] == c }
-        guard count == 4, equals(segments[0], UInt8(ascii: "n"), UInt8(ascii: "s")), equals(segments[2], UInt8(ascii: "s"), UInt8(ascii: "a")) else {
+        guard count == 4, equals(segments.0, UInt8(ascii: "n"), UInt8(ascii: "s")), equals(segments.2, UInt8(ascii: "s"), UInt8(ascii: "a")) else {
             throw .notIstioShape
         }
-        return (text(n..<slash), text(segments[1]), text(segments[3]))
+        return (text(n..<slash), text(segments.1), text(segments.3))
     }
 
     /// `spiffe://TD/ns/NS/sa/SA`

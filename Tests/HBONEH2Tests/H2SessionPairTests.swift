@@ -153,3 +153,30 @@ struct Pair {
         }
     }
 }
+
+@Suite struct H2FrameSizeTests {
+    /// Every DATA frame fits one full TLS record with its 9-byte header, whatever the peer allows.
+    @Test func dataFramesFitOneTLSRecord() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])
+        try p.run()
+        try p.server.respond(stream: id, status: 200)
+        try p.run()
+        let payload = [UInt8](repeating: 7, count: 100_000)
+        payload.withUnsafeBytes { p.client.send(stream: id, $0) }
+        var wire: [UInt8] = []
+        try p.client.produce { wire += $0 }
+        var offset = 0, dataBytes = 0, largest = 0
+        while offset + 9 <= wire.count {
+            let length = Int(wire[offset]) << 16 | Int(wire[offset + 1]) << 8 | Int(wire[offset + 2])
+            if wire[offset + 3] == 0 {   // DATA
+                dataBytes += length
+                largest = max(largest, length + 9)
+            }
+            offset += 9 + length
+        }
+        #expect(offset == wire.count)
+        #expect(dataBytes == payload.count)
+        #expect(largest == 16384)
+    }
+}
