@@ -14,3 +14,6 @@ status=${PIPESTATUS[0]}
 echo "== checking Kubernetes manifests and the release binary"
 scripts/check-manifests.sh 2>&1 | grep -E "check:|hbone|error|ERROR" || exit 1
 scripts/build-release.sh 2>&1 | grep -E "check:|error" || exit 1
+echo "== building the benchmarks (hbone-bench and the ordo-one micro-benchmarks), so they cannot rot"
+swift build -c release --product hbone-bench 2>&1 | grep -E "error|Build" || exit 1
+swift build --package-path Benchmarks/Micro 2>&1 | grep -E "error|Build" || exit 1
