@@ -3,6 +3,7 @@ import Synchronization
 import HBONECore
 import HBONEConfig
 import HBONEEventLoop
+import HBONETLS
 import Atomics
 
 /// The running proxy: one worker thread per loop, each with its own listeners (SO_REUSEPORT).
@@ -69,7 +70,8 @@ public final class Proxy: Sendable {
         started.store(true, ordering: .relaxed)
         log.info("hbone started", ["workers": "\(workerCount)", "node": state.settings.node,
                                    "local_workloads": "\(state.config.localWorkloads.count)",
-                                   "identities": state.identities.keys.map(\.description).sorted().joined(separator: ",")])
+                                   "identities": state.identities.keys.map(\.description).sorted().joined(separator: ","),
+                                   "openssl": TLSLibrary.version, "ec_keys": TLSLibrary.builtinECKeys ? "built-in method" : "provider"])
     }
 
     /// Applies a new config (certificates and trust reloaded from disk). A failure keeps the old one.

@@ -22,6 +22,7 @@ public final class Certificate: @unchecked Sendable {
 
     /// Every certificate in PEM text, in order. Fails on an empty or damaged input.
     public static func parsePEMChain(_ pem: [UInt8]) throws(TLSError) -> [Certificate] {
+        TLSLibrary.prepare()
         OpenSSLErrors.clear()
         var certs: [Certificate] = []
         let ok: Bool = pem.withUnsafeBytes { raw in
@@ -39,6 +40,7 @@ public final class Certificate: @unchecked Sendable {
     }
 
     public static func parseDER(_ der: [UInt8]) throws(TLSError) -> Certificate {
+        TLSLibrary.prepare()
         OpenSSLErrors.clear()
         let x: OpaquePointer? = der.withUnsafeBytes { raw in
             var p = raw.bindMemory(to: UInt8.self).baseAddress

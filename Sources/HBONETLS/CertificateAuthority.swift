@@ -11,11 +11,12 @@ public enum KeyType: String, Sendable, CaseIterable {
 /// Creates keys and signs certificates (root, intermediate, workload SVID) with OpenSSL.
 public enum CertificateAuthority {
     public static func generateKey(_ type: KeyType) throws(TLSError) -> PrivateKey {
+        TLSLibrary.prepare()
         OpenSSLErrors.clear()
         let key: OpaquePointer?
         switch type {
-        case .ecP256: key = chbone_ec_gen("P-256")
-        case .ecP384: key = chbone_ec_gen("P-384")
+        case .ecP256: key = chbone_ec_gen("prime256v1")   // OID names: the built-in EC method (TLSLibrary) knows no "P-256"
+        case .ecP384: key = chbone_ec_gen("secp384r1")
         case .rsa2048: key = chbone_rsa_gen(2048)
         case .rsa4096: key = chbone_rsa_gen(4096)
         }

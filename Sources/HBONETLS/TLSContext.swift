@@ -21,6 +21,7 @@ public final class TLSContext: @unchecked Sendable {
     public static let verifyDepth: Int32 = 5
 
     public init(role: Role, certifiedKey: CertifiedKey, trust: TrustBundle) throws(TLSError) {
+        TLSLibrary.prepare()
         OpenSSLErrors.clear()
         guard let ctx = SSL_CTX_new(TLS_method()) else { throw TLSError.fromQueue(code: "context", "SSL_CTX_new") }
         self.ctx = ctx

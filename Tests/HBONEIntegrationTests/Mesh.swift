@@ -34,6 +34,8 @@ final class Mesh {
         var eastCA: String? = nil
         var westCA: String? = nil
         var caTTL = "24h"
+        /// Extra environment variables for the west proxy.
+        var westEnvironment: [String: String] = [:]
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -52,7 +54,8 @@ final class Mesh {
             .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
         if !eastOnly {
             try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
-            try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog)
+            try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog,
+                      environment: options.westEnvironment)
         }
         try start(binary, ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel], log: eastLog)
         for (host, port) in (eastOnly ? [] : [(westIP, 8080), (westIP, 15008)]) + [("127.0.\(net).2", 15080)] {
@@ -95,11 +98,12 @@ final class Mesh {
         """
     }
 
-    func start(_ program: String, _ args: [String], log: String) throws {
-        FileManager.default.createFile(atPath: log, contents: nil)
+    func start(_ program: String, _ args: [String], log: String, environment: [String: String] = [:]) throws {
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.standardError = FileHandle(forWritingAtPath: log)
         p.standardOutput = FileHandle(forWritingAtPath: log)
         try p.run()

@@ -53,3 +53,22 @@ import HBONEIdentity
         #expect(String(decoding: out[0..<m], as: UTF8.self) == "reply")
     }
 }
+
+@Suite struct TLSLibraryTests {
+    /// A PEM-loaded EC key signs certificates whichever EC method is in effect (with the built-in
+    /// method a provider-native key failed with "command not supported" until converted).
+    @Test func pemLoadedECKeySignsAndVerifies() throws {
+        let generated = try CertificateAuthority.generateKey(.ecP256)
+        let key = try PrivateKey.parsePEM(Array(generated.pkcs8PEM.utf8))
+        let root = try CertificateAuthority.sign(subject: .init(commonName: "root"), publicKeyOf: key, issuer: nil, signer: key,
+                                                 validity: 3600, extensions: [("basicConstraints", "critical,CA:TRUE")])
+        let leafKey = try CertificateAuthority.generateKey(.ecP384)
+        let leaf = try CertificateAuthority.sign(subject: .init(commonName: "leaf"), publicKeyOf: leafKey, issuer: root, signer: key,
+                                                 validity: 3600, extensions: [("basicConstraints", "critical,CA:FALSE")])
+        #expect(leaf.isSigned(by: root))
+        #expect(key.matches(root))
+        #expect(!TLSLibrary.version.isEmpty)
+        let old = TLSLibrary.version.hasPrefix("OpenSSL 3.0.") || TLSLibrary.version.hasPrefix("OpenSSL 3.1.")
+        #expect(TLSLibrary.builtinECKeys == old)
+    }
+}

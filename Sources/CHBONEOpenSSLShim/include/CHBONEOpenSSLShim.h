@@ -19,6 +19,12 @@ long chbone_ssl_mode_enable_partial_write(void);
 long chbone_ssl_mode_accept_moving_write_buffer(void);
 void chbone_bio_set_mem_eof_return(BIO *bio, int v);
 long chbone_bio_get_mem_data(BIO *bio, char **out);
+/// Routes EC keys through OpenSSL's built-in EC method on OpenSSL 3.0/3.1 (see builtin_ec.c).
+/// Process-wide, once; returns 1 when in effect.
+int chbone_use_builtin_ec_key_method(void);
+/// With the built-in EC method in effect: a new EVP_PKEY of that kind holding `pkey`'s EC key
+/// (the caller owns it), or NULL when nothing needs converting.
+EVP_PKEY *chbone_pkey_to_builtin_ec(EVP_PKEY *pkey);
 /// Bytes a memory BIO has allocated (its buffer grows to the largest burst and never shrinks).
 size_t chbone_bio_mem_capacity(BIO *bio);
 /// Frees the peer's certificates that `ssl` keeps after the handshake (the presented chain and
