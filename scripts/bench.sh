@@ -71,7 +71,7 @@ if want latency; then
     python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!)
     up 127.0.0.20 9001
     chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001 --json $json"
-    "$bin/hbone-bench" latency $chain --count 5000
+    "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000
     "$bin/hbone-bench" connections $chain --duration 3
     "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \

@@ -14,6 +14,10 @@ struct BlockingSocket {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if let source, case let .v4(s) = source {
+            // Pick the port at connect time from the whole 4-tuple: binding port 0 to one source IP
+            // gets slow once thousands of earlier connections sit in TIME_WAIT.
+            var noPort: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &noPort, socklen_t(MemoryLayout<Int32>.size))
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
             local.sin_addr.s_addr = s.bigEndian

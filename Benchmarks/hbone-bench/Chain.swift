@@ -24,43 +24,70 @@ struct ChainOptions: ParsableArguments {
     }
 }
 
-/// Request/response round trips on one connection, through the chain and direct.
+/// Request/response round trips on one connection, through the chain and direct. The two are
+/// measured in alternating blocks, so a change in the machine's load hits both alike; with
+/// `--serve` this process is the echo server (listening on `--dest`), so the baseline is not a
+/// slow test server.
 struct Latency: ParsableCommand {
     @OptionGroup var chain: ChainOptions
-    @Option(help: "Round trips per size.") var count = 5000
+    @Option(help: "Round trips per size and path.") var count = 5000
+    @Option(help: "Alternating blocks the round trips are split into.") var blocks = 10
+    @Flag(help: "Listen on --dest and echo (instead of an echo server already there).") var serve = false
     @OptionGroup var report: ReportOptions
 
     func run() throws {
+        if serve {
+            guard let address = SocketAddress(chain.dest) else { throw ValidationError("--dest must be ip:port") }
+            let listener = try BlockingListener(address)
+            Thread { EchoServer.serve(listener) }.start()
+        }
         var figures: [Figure] = []
         for size in [1, 1024] {
-            var results: [LatencyRecorder] = []
-            for proxied in [false, true] {
-                let s = try chain.open(proxied: proxied)
-                defer { s.close() }
-                let out = [UInt8](repeating: 0x61, count: size)
-                var back = [UInt8](repeating: 0, count: size)
-                var rtts = LatencyRecorder()
-                for i in 0..<(count + 200) {
+            let direct = try chain.open(proxied: false), chained = try chain.open(proxied: true)
+            defer { direct.close(); chained.close() }
+            var results = [LatencyRecorder(), LatencyRecorder()]
+            let out = [UInt8](repeating: 0x61, count: size)
+            var back = [UInt8](repeating: 0, count: size)
+            for block in 0..<(blocks * 2) {
+                let s = block % 2 == 0 ? direct : chained
+                let n = count / blocks
+                for i in 0..<(n + 50) {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     try out.withUnsafeBytes { try s.sendAll($0) }
                     guard back.withUnsafeMutableBytes({ s.receiveExactly($0) }) else { throw BenchError("echo closed") }
-                    if i >= 200 { rtts.record(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) }
+                    if i >= 50 { results[block % 2].record(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) }
                 }
-                results.append(rtts)
             }
-            let direct = results[0], chained = results[1]
+            let d = results[0], c = results[1]
             print(String(format: "%5d B  direct p50 %6.1f µs p99 %6.1f µs | chain p50 %6.1f µs p99 %6.1f µs | ratio p50 %.2f p99 %.2f", size,
-                         direct.micros(50), direct.micros(99), chained.micros(50), chained.micros(99),
-                         chained.micros(50) / direct.micros(50), chained.micros(99) / direct.micros(99)))
+                         d.micros(50), d.micros(99), c.micros(50), c.micros(99), c.micros(50) / d.micros(50), c.micros(99) / d.micros(99)))
             let label = size == 1 ? "1 B" : "1 KiB"
             for p in [50.0, 99.0] {
-                let ratio = chained.micros(p) / direct.micros(p)
-                figures.append(Figure("latency", "\(label) request/response RTT p\(Int(p)) through 2 proxies", value: chained.micros(p), unit: "µs",
-                                      baseline: ("direct TCP", direct.micros(p)), higherIsBetter: false, target: ("≤ 2.5× direct", ratio <= 2.5)))
+                let ratio = c.micros(p) / d.micros(p)
+                figures.append(Figure("latency", "\(label) request/response RTT p\(Int(p)) through 2 proxies", value: c.micros(p), unit: "µs",
+                                      baseline: ("direct TCP", d.micros(p)), higherIsBetter: false, target: ("≤ 2.5× direct", ratio <= 2.5)))
             }
         }
         try report.emit(figures)
         printCommand()
+    }
+}
+
+/// Echoes every byte back, one thread per connection.
+enum EchoServer {
+    static func serve(_ listener: BlockingListener) {
+        while let conn = listener.accept() {
+            Thread {
+                defer { conn.close() }
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+                defer { buffer.deallocate() }
+                while true {
+                    let n = conn.receive(into: buffer)
+                    if n <= 0 { return }
+                    guard (try? conn.sendAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))) != nil else { return }
+                }
+            }.start()
+        }
     }
 }
 
