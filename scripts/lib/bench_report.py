@@ -2,7 +2,7 @@
 """Turns hbone-bench's JSON-lines figures into <out>.json, a Markdown table <out>.md and an SVG
 chart <out>.svg of each figure against its same-run baseline.
    bench_report.py FIGURES.jsonl OUT_PREFIX [--title T]"""
-import json, platform, subprocess, sys
+import json, math, platform, subprocess, sys
 from xml.sax.saxutils import escape
 
 def meta(title):
@@ -39,29 +39,38 @@ def markdown(figures, m):
     return "\n".join(lines) + "\n"
 
 def svg(figures, m):
-    """Horizontal bars, one per figure with a baseline: the ratio to that baseline, 1× marked.
-    Green where the figure meets its goal, red where it misses it, blue where it has none."""
-    rows = [f for f in figures if f.get("ratio") is not None]
-    width, left, right, bar, gap, top = 980, 430, 90, 18, 8, 56
-    height = top + len(rows) * (bar + gap) + 40
-    top_ratio = max([1.0] + [f["ratio"] for f in rows]) * 1.08
-    scale = (width - left - right) / top_ratio
+    """One bar per figure with a baseline: its ratio to that baseline on a log scale, growing from
+    the 1× line (right: more than the baseline, left: less). Green where the figure meets its goal,
+    red where it misses it, blue where it has none."""
+    rows = [f for f in figures if f.get("ratio")]
+    width, left, right, bar, gap, top = 1000, 430, 60, 18, 8, 60
+    height = top + len(rows) * (bar + gap) + 44
+    span = max([1.0] + [abs(math.log2(f["ratio"])) for f in rows]) * 1.1
+    unit = (width - left - right) / (2 * span)
+    centre = left + span * unit
+    x = lambda r: centre + math.log2(r) * unit
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (width, height),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="10" y="22" font-size="15" font-weight="bold">%s</text>' % escape(m["title"]),
-           '<text x="10" y="42" fill="#555">value ÷ same-run baseline; green: goal met, red: goal missed, blue: no goal</text>']
+           '<text x="10" y="42" fill="#555">value ÷ same-run baseline, log scale; green: goal met, red: goal missed, blue: no goal</text>']
     for i, f in enumerate(rows):
         y = top + i * (bar + gap)
         colour = "#4a78b0" if f.get("met") is None else "#3a8d4f" if f["met"] else "#c0504d"
         label = "%s: %s" % (f["benchmark"], f["name"])
-        if len(label) > 68:
-            label = label[:66] + "…"
+        if len(label) > 62:
+            label = label[:60] + "…"
         out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + bar - 5, escape(label)))
-        out.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>' % (left, y, f["ratio"] * scale, bar, colour))
-        out.append('<text x="%.1f" y="%d">%.2f×</text>' % (left + f["ratio"] * scale + 4, y + bar - 5, f["ratio"]))
-    x1 = left + scale
-    out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black" stroke-dasharray="4 3"/>' % (x1, top - 4, x1, height - 30))
-    out.append('<text x="%.1f" y="%d" text-anchor="middle">1× baseline</text>' % (x1, height - 14))
+        x0, x1 = sorted((centre, x(f["ratio"])))
+        out.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>' % (x0, y, max(1.0, x1 - x0), bar, colour))
+        tx = x1 + 4 if f["ratio"] >= 1 else x0 - 4
+        anchor = "start" if f["ratio"] >= 1 else "end"
+        out.append('<text x="%.1f" y="%d" text-anchor="%s">%.2f×</text>' % (tx, y + bar - 5, anchor, f["ratio"]))
+    bottom = height - 34
+    for k in range(-int(span), int(span) + 1):
+        gx = centre + k * unit
+        out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" %s/>' % (
+            gx, top - 4, gx, bottom, "black" if k == 0 else "#ddd", 'stroke-dasharray="4 3"' if k == 0 else ""))
+        out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s×</text>' % (gx, bottom + 14, ("%d" % 2 ** k if k >= 0 else "1/%d" % 2 ** -k)))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
