@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import HBONETestSupport
+
+/// The benchmark harness against a real mesh, briefly: the figures it writes are well-formed and
+/// carry their same-run baselines, and the report script turns them into JSON, Markdown and SVG.
+/// (How fast anything is stays a benchmark; this checks only that the harness works.)
+@Suite(.serialized) struct BenchHarnessTests {
+    let bench = repositoryRoot + "/.build/debug/hbone-bench"
+
+    func run(_ program: String, _ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out)
+    }
+
+    @Test func handshakeConnectThroughputAndReport() throws {
+        let mesh = try Mesh(net: 70)
+        defer { mesh.stop() }
+        let dir = NSTemporaryDirectory() + "hbone-bench-test-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let json = dir + "/figures.jsonl"
+
+        let (hs, hsOut) = try run(bench, ["handshake", "--target", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"),
+                                          "--ca", TestPKI.path("bundle-root.pem"), "--source", mesh.eastIP, "--duration", "1", "--warmup", "0.2",
+                                          "--connect", "--authority", mesh.echo, "--label", "hbone", "--baseline", "reference=100", "--json", json])
+        #expect(hs == 0, "\(hsOut)")
+        #expect(hsOut.contains("failures=0"))
+        #expect(hsOut.contains("command: "))
+
+        let (tp, tpOut) = try run(bench, ["throughput", "--socks", mesh.eastSocks, "--source", mesh.eastIP, "--dest", "\(mesh.westIP):9100",
+                                          "--mib", "8", "--runs", "1", "--streams", "1", "--streams", "2", "--json", json])
+        #expect(tp == 0, "\(tpOut)")
+
+        let lines = try String(contentsOfFile: json, encoding: .utf8).split(separator: "\n")
+        let figures = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+        // handshake: rate + p99 (+ per-core only with --server-pid); throughput: 2 stream counts × 2 directions.
+        #expect(figures.filter { $0["benchmark"] as? String == "handshake" }.count == 2)
+        let throughput = figures.filter { $0["benchmark"] as? String == "throughput" }
+        #expect(throughput.count == 4)
+        for f in throughput {
+            #expect((f["value"] as? Double ?? 0) > 0)
+            #expect(f["baselineName"] as? String == "direct TCP")
+            #expect((f["ratio"] as? Double ?? 0) > 0)
+            #expect((f["command"] as? String ?? "").contains("hbone-bench throughput"))
+        }
+
+        let (rc, reportOut) = try run("/usr/bin/python3", [repositoryRoot + "/scripts/lib/bench_report.py", json, dir + "/out", "--title", "test"])
+        #expect(rc == 0, "\(reportOut)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out.json"))) as? [String: Any]
+        #expect((report?["figures"] as? [Any])?.count == figures.count)
+        let markdown = try String(contentsOfFile: dir + "/out.md", encoding: .utf8)
+        #expect(markdown.contains("| throughput | 1 stream upload through 2 proxies |"))
+        let svg = try String(contentsOfFile: dir + "/out.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("1 stream download through 2 proxies"))
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
