@@ -8,18 +8,7 @@ import HBONETestSupport
 @Suite(.serialized) struct BenchHarnessTests {
     let bench = repositoryRoot + "/.build/debug/hbone-bench"
 
-    func run(_ program: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: program)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
-    }
+    func run(_ program: String, _ args: [String]) throws -> (Int32, String) { try runProgram(program, args, includeErrors: true) }
 
     @Test func handshakeConnectThroughputAndReport() throws {
         let mesh = try Mesh(net: 70)

@@ -7,18 +7,7 @@ import HBONETestSupport
     let hbone = repositoryRoot + "/.build/debug/hbone"
 
     /// Runs a command; returns its exit status and standard output.
-    func exec(_ program: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: program)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    func exec(_ program: String, _ args: [String]) throws -> (Int32, String) { try runProgram(program, args) }
 
     func ca(_ args: [String]) throws -> Int32 { try exec(hbone, ["ca"] + args).0 }
 

@@ -186,17 +186,25 @@ struct MeshError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs a program to completion and decodes the JSON object it prints on stdout.
-func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
+/// Runs a program to completion: its exit status and standard output (and standard error, when
+/// `includeErrors`; otherwise that is discarded).
+func runProgram(_ program: String, _ arguments: [String], includeErrors: Bool = false) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: program)
     p.arguments = arguments
     let pipe = Pipe()
     p.standardOutput = pipe
+    p.standardError = includeErrors ? pipe : FileHandle.nullDevice
     try p.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs a program to completion and decodes the JSON object it prints on stdout.
+func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
+    let output = try runProgram(program, arguments).output
+    return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
 }
 
 func waitForPort(_ host: String, _ port: Int, timeout: Double = 15) -> Bool {
