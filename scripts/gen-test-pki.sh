@@ -113,6 +113,24 @@ mkdir -p $bad/missing-intermediate
 cp certs-east/payments/checkout/key.pem $bad/missing-intermediate/key.pem
 openssl x509 -in certs-east/payments/checkout/cert-chain.pem -out $bad/missing-intermediate/cert-chain.pem
 
+# Off-curve key: the checkout leaf with the last byte of its EC point changed (so its signature
+# no longer verifies either); decoding it must fail cleanly on every EC key path.
+mkdir -p $bad/off-curve-key
+cp certs-east/payments/checkout/key.pem $bad/off-curve-key/key.pem
+openssl x509 -in certs-east/payments/checkout/cert-chain.pem -outform DER -out $bad/off-curve-key/leaf.der
+python3 - "$bad/off-curve-key/leaf.der" <<'PY'
+import sys
+der = bytearray(open(sys.argv[1], "rb").read())
+at = der.find(bytes([0x03, 0x42, 0x00, 0x04]))   # BIT STRING holding the uncompressed P-256 point
+assert at > 0, "no P-256 point found"
+der[at + 4 + 63] ^= 0x01                          # last byte of Y
+open(sys.argv[1], "wb").write(der)
+PY
+openssl x509 -inform DER -in $bad/off-curve-key/leaf.der -out $bad/off-curve-key/cert-chain.pem 2>/dev/null \
+    || python3 -c "import base64,sys,textwrap; d=open(sys.argv[1],'rb').read(); print('-----BEGIN CERTIFICATE-----\n'+'\n'.join(textwrap.wrap(base64.b64encode(d).decode(),64))+'\n-----END CERTIFICATE-----')" $bad/off-curve-key/leaf.der > $bad/off-curve-key/cert-chain.pem
+openssl x509 -in east/ca-cert.pem >> $bad/off-curve-key/cert-chain.pem
+rm $bad/off-curve-key/leaf.der
+
 # Bundles: shared root only; shared + unrelated (a root rotation in progress).
 cp root/root-cert.pem bundle-root.pem
 cat root/root-cert.pem other-root/root-cert.pem > bundle-root-and-other.pem

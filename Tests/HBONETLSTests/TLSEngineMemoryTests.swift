@@ -72,3 +72,21 @@ import HBONEIdentity
         #expect(TLSLibrary.builtinECKeys == old)
     }
 }
+
+@Suite struct OffCurveKeyTests {
+    /// A leaf whose EC point is not on the curve (and whose signature therefore fails too) is refused
+    /// whichever EC key path is in effect: when parsed, when configured, or in the handshake.
+    @Test func offCurveClientKeyIsRefused() throws {
+        let pair: EnginePair
+        do {
+            pair = try makePair(clientCert: "bad/off-curve-key")
+        } catch {
+            // Refused while loading or configuring (today: "decode error" when the SSL_CTX takes it).
+            #expect("\(error)".contains("decode error"))
+            return
+        }
+        let (_, s) = pair.run()
+        #expect(s != .complete, "server accepted an off-curve key")
+
+    }
+}
