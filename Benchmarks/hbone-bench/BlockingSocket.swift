@@ -13,6 +13,9 @@ struct BlockingSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A server that stops answering fails the attempt instead of hanging the benchmark.
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         if let source, case let .v4(s) = source {
             // Pick the port at connect time from the whole 4-tuple: binding port 0 to one source IP
             // gets slow once thousands of earlier connections sit in TIME_WAIT.
