@@ -31,6 +31,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     /// Streams promised to waiters but not yet opened (so the pool does not oversubscribe).
     var reservedStreams = 0
     private(set) var draining = false
+    /// The peer's root left the trust bundle: draining, and cut at the drain deadline.
+    var distrusted = false
     private var handshakeTimer: EventLoop.TimerID?
     private var keepaliveTimer: EventLoop.TimerID?
     private var idleTimer: EventLoop.TimerID?

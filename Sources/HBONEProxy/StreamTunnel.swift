@@ -25,6 +25,8 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
     /// Outbound SOCKS5: the reply to send once the tunnel is up or has failed.
     var socksReply = false
     var connectTimer: EventLoop.TimerID?
+    /// Outbound: opens the CONNECT again on another connection; used once, for a refused stream.
+    var reopen: (() -> Void)?
     let id: Int
 
     init(worker: Worker, info: ConnectionInfo, tcp: TCPStream?) {
@@ -158,8 +160,16 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
     }
 
     func streamClosed(errorCode: UInt32) {
-        streamClosed = true
         guard !finished else { return }
+        if errorCode == H2ErrorCode.refusedStream && !established, let again = reopen {
+            // Never processed by the server (RFC 9113 §8.7): safe to send again, once.
+            reopen = nil
+            connection = nil
+            streamID = 0
+            again()
+            return
+        }
+        streamClosed = true
         if errorCode == H2ErrorCode.noError && established {
             if let tcp, tcp.pendingWriteBytes > 0 {
                 closeWhenFlushed = true
@@ -194,6 +204,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
     func finish(error: ProxyError?, resetStream: Bool = true) {
         guard !finished else { return }
         finished = true
+        reopen = nil
         worker.loop.cancel(connectTimer)
         if let error, tcp?.state != .closed {
             if socksReply { writeSocksReply(Socks5Parser.generalFailure); tcp?.flushNow() }

@@ -284,39 +284,12 @@ final class Worker {
             tcp.readPaused = true
             let headers = outboundHeaders(source: source, src: src)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
-            let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [unowned self, tunnel] result in
-                switch result {
-                case let .success(conn):
-                    conn.reservedStreams -= 1
-                    tunnel.attach(conn, authority: authority, headers: headers)
-                case let .failure(error):
-                    tunnel.finish(error: error)
-                }
-                _ = self
+            // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
+            // its trust changed) is opened once more, on whatever connection the pool has then.
+            tunnel.reopen = { [unowned self, unowned tunnel] in
+                self.openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
             }
-            if let conn = pool.find(key) {
-                if conn.phase == .open {
-                    tunnel.attach(conn, authority: authority, headers: headers)
-                } else {
-                    conn.reservedStreams += 1
-                    conn.waiters.append(waiter)
-                }
-                return
-            }
-            do {
-                let fd = try Socket.connect(to: proxy, mark: state.settings.outboundMark)
-                Socket.tune(fd)
-                let conn = try HBONEConnection(worker: self, role: .client, fd: fd, connecting: true, context: contexts.client,
-                                               verification: .outbound(expected: expected), peer: proxy, local: src)
-                connections[ObjectIdentifier(conn)] = conn
-                stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
-                pool.add(conn, key: key)
-                stats.pooledConnections.wrappingIncrement(ordering: .relaxed)
-                conn.reservedStreams += 1
-                conn.waiters.append(waiter)
-            } catch {
-                tunnel.finish(error: ProxyError(.upstream, "connect to \(proxy): \(error)"))
-            }
+            openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
         case let .direct(dst):
             info.dst = dst
             if state.ownPorts.contains(dst.port) && (dst.ip.isLoopback || state.localWorkloadsByIP[dst.ip] != nil || boundAddresses.contains(dst)) {
@@ -434,13 +407,72 @@ final class Worker {
     var hboneConnectionCount: Int { connections.count }
     var pooledConnectionCount: Int { pool.count }
 
+    /// Puts `tunnel`'s CONNECT on a pooled connection to `key.proxy`: an open one with room, one
+    /// still handshaking (as a waiter), or a new one.
+    private func openStream(for tunnel: StreamTunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
+                            context: TLSContext, src: SocketAddress) {
+        let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [unowned tunnel] result in
+            switch result {
+            case let .success(conn):
+                conn.reservedStreams -= 1
+                tunnel.attach(conn, authority: authority, headers: headers)
+            case let .failure(error):
+                tunnel.finish(error: error)
+            }
+        }
+        if let conn = pool.find(key) {
+            if conn.phase == .open {
+                tunnel.attach(conn, authority: authority, headers: headers)
+            } else {
+                conn.reservedStreams += 1
+                conn.waiters.append(waiter)
+            }
+            return
+        }
+        do {
+            let fd = try Socket.connect(to: key.proxy, mark: state.settings.outboundMark)
+            Socket.tune(fd)
+            let conn = try HBONEConnection(worker: self, role: .client, fd: fd, connecting: true, context: context,
+                                           verification: .outbound(expected: key.expected), peer: key.proxy, local: src)
+            connections[ObjectIdentifier(conn)] = conn
+            stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
+            pool.add(conn, key: key)
+            stats.pooledConnections.wrappingIncrement(ordering: .relaxed)
+            conn.reservedStreams += 1
+            conn.waiters.append(waiter)
+        } catch {
+            tunnel.finish(error: ProxyError(.upstream, "connect to \(key.proxy): \(error)"))
+        }
+    }
+
     // MARK: Config changes, idle sweep, drain
 
-    /// A new snapshot: rebind listeners, then re-check every open inbound tunnel against the policies.
+    /// A new snapshot: rebind listeners, close connections whose peer's root left the trust bundle,
+    /// then re-check every open inbound tunnel against the policies.
     func update(_ newState: ProxyState) {
         state = newState
         do { try syncListeners() } catch { log.error("listener update failed", ["error": "\(error)"]) }
+        recheckTrust()
         recheckPolicies()
+    }
+
+    /// A root removed from the bundle is no longer trusted for connections already open either
+    /// (inbound, and outbound in the pool): they take no new tunnels at once (GOAWAY; new handshakes
+    /// decide), and tunnels still open on them are cut after `timeouts.drain`. A planned root
+    /// rotation loses no short tunnels; a distrusted root keeps nothing beyond the drain period.
+    func recheckTrust() {
+        let grace = state.settings.timeouts.drain
+        for c in Array(connections.values) {
+            guard let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor), !c.distrusted else { continue }
+            c.distrusted = true
+            log.warn("draining HBONE connection: its peer's root left the trust bundle",
+                     ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
+                      "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
+            c.startDrain()
+            _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
+                c?.fail(ProxyError(.tls, "the peer's root was removed from the trust bundle"), handshake: false)
+            }
+        }
     }
 
     func recheckPolicies() {

@@ -13,6 +13,8 @@ public final class TLSEngine {
     public let verification: PeerVerification
     public internal(set) var peerIdentity: SPIFFEID?
     public internal(set) var rejection: PeerRejection?
+    /// SHA-256 of the root the peer's chain was verified up to (see `TrustBundle.contains(anchor:)`).
+    public internal(set) var trustAnchor: [UInt8]?
     public private(set) var isHandshakeComplete = false
     public private(set) var failed = false
     /// The loop's cache of verified chains (nil: verify every chain in full).

@@ -10,6 +10,8 @@ public final class TrustBundle: @unchecked Sendable {
     /// Increases with every bundle built, so caches keyed on a bundle can tell an old one.
     public let generation: Int
     private static let generations = ManagedAtomic<Int>(0)
+    /// SHA-256 of each root's DER.
+    private let anchors: Set<[UInt8]>
 
     public init(roots: [Certificate]) throws(TLSError) {
         guard !roots.isEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
@@ -31,8 +33,17 @@ public final class TrustBundle: @unchecked Sendable {
         }
         self.store = store
         self.roots = roots
+        self.anchors = Set(roots.map { root in
+            var digest = [UInt8](repeating: 0, count: 32)
+            let der = root.der
+            _ = der.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
+            return digest
+        })
         self.generation = TrustBundle.generations.wrappingIncrementThenLoad(ordering: .relaxed)
     }
+
+    /// Whether a chain verified up to `anchor` (a root's SHA-256) still ends at a root of this bundle.
+    public func contains(anchor: [UInt8]) -> Bool { anchors.contains(anchor) }
 
     public convenience init(pem: [UInt8]) throws(TLSError) {
         try self.init(roots: Certificate.parsePEMChain(pem))

@@ -12,6 +12,7 @@ public final class VerifiedChainCache {
         let generation: Int
         let notBefore: Int     // latest notBefore in the verified chain (Unix seconds)
         let notAfter: Int      // earliest notAfter in the verified chain
+        let anchor: [UInt8]    // SHA-256 of the root the chain ended at
     }
 
     private var entries: [[UInt8]: Entry] = [:]
@@ -23,15 +24,16 @@ public final class VerifiedChainCache {
 
     public var count: Int { entries.count }
 
-    func lookup(_ key: [UInt8], generation: Int, now: Int) -> Bool {
-        guard let e = entries[key] else { misses += 1; return false }
+    /// The anchor of a still-valid verified chain, or nil (a miss).
+    func lookup(_ key: [UInt8], generation: Int, now: Int) -> [UInt8]? {
+        guard let e = entries[key] else { misses += 1; return nil }
         guard e.generation == generation, now >= e.notBefore, now < e.notAfter else {
             entries[key] = nil
             misses += 1
-            return false
+            return nil
         }
         hits += 1
-        return true
+        return e.anchor
     }
 
     func store(_ key: [UInt8], _ entry: Entry) {
@@ -56,6 +58,15 @@ public final class VerifiedChainCache {
             }
         }
         return key
+    }
+
+    /// SHA-256 of the last certificate of a verified chain: the trust anchor.
+    static func anchor(_ chain: OpaquePointer?) -> [UInt8]? {
+        guard let chain, chbone_sk_x509_num(chain) > 0, let root = chbone_sk_x509_value(chain, chbone_sk_x509_num(chain) - 1) else { return nil }
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard X509_digest(root, EVP_sha256(), &digest, &length) == 1 else { return nil }
+        return Array(digest[0..<Int(length)])
     }
 
     /// Validity window of a verified chain (intersection of all certificates' periods).
@@ -85,18 +96,24 @@ let tlsCertVerifyCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPoint
 extension TLSEngine {
     func verifyChain(_ storeContext: OpaquePointer) -> Int32 {
         guard let cache = chainCache, let leaf = X509_STORE_CTX_get0_cert(storeContext) else {
-            return X509_verify_cert(storeContext)
+            let rc = X509_verify_cert(storeContext)
+            if rc == 1 { trustAnchor = VerifiedChainCache.anchor(X509_STORE_CTX_get0_chain(storeContext)) }
+            return rc
         }
         let key = VerifiedChainCache.key(role: context.role == .server ? 1 : 2, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
         let generation = context.trust.generation
-        if cache.lookup(key, generation: generation, now: Int(time(nil))) {
+        if let anchor = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
+            trustAnchor = anchor
             return applySVIDRules(leaf: leaf, storeContext)
         }
         let rc = X509_verify_cert(storeContext)
         if rc == 1 && peerIdentity != nil {
-            let (notBefore, notAfter) = VerifiedChainCache.window(X509_STORE_CTX_get0_chain(storeContext))
-            cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter))
+            let chain = X509_STORE_CTX_get0_chain(storeContext)
+            let (notBefore, notAfter) = VerifiedChainCache.window(chain)
+            let anchor = VerifiedChainCache.anchor(chain) ?? []
+            trustAnchor = anchor
+            cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter, anchor: anchor))
         }
         return rc
     }

@@ -65,4 +65,28 @@ import HBONETestSupport
         #expect(headers["forwarded"]?.hasPrefix("for=\"127.0.\(net).10:") == true)
         #expect(headers["traceparent"]?.split(separator: "-").count == 4)
     }
+
+    /// A server that answers our CONNECT with GOAWAY(last_stream_id=0) never processed it: east opens
+    /// it again on a new connection, once, and the app sees nothing of it.
+    @Test func aStreamRefusedByGoawayIsOpenedAgain() throws {
+        let net = 73
+        let dir = NSTemporaryDirectory() + "hbone-interop-refused-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let record = dir + "/record.jsonl", ready = dir + "/ready"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
+                            "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", ready, "--refuse-first"]
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let mesh = try Mesh(net: net, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(waitForPort("127.0.\(net).20", 15008))
+        let r = try mesh.client("echo", ["--size", "1000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        let lines = (try? String(contentsOfFile: record, encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(lines.filter { $0.contains("refused") }.count == 1)
+        #expect(lines.filter { $0.contains("shape_ok") }.count == 1)
+    }
 }

@@ -42,6 +42,49 @@ import HBONETestSupport
         #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
     }
 
+    /// Removing a root from the bundle also ends connections already open under it: GOAWAY at once,
+    /// open tunnels cut at the drain deadline (5 s). Connections under the roots that stay are untouched.
+    @Test func connectionUnderARemovedRootIsClosed() throws {
+        let dir = NSTemporaryDirectory() + "hbone-rot-removed-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bundle = dir + "/roots.pem"
+        try write(TestPKI.path("bundle-root-and-other.pem"), to: bundle)
+        var o = Mesh.Options()
+        o.westBundle = bundle
+        let mesh = try Mesh(net: 72, o)
+        defer { mesh.stop() }
+        // A pooled east→west connection under the shared root, and a held tunnel under the other root.
+        #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
+        let ready = dir + "/ready"
+        let hold = Process()
+        hold.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        hold.arguments = [repositoryRoot + "/scripts/lib/h2_interop.py", "hold", "--connect", "\(mesh.westIP):15008",
+                          "--cert-dir", TestPKI.path("certs-other/payments/checkout"), "--ca", TestPKI.path("bundle-root-and-other.pem"),
+                          "--authority", mesh.echo, "--message", "20", "--ready", ready]
+        let out = Pipe()
+        hold.standardOutput = out
+        try hold.run()
+        defer { if hold.isRunning { kill(hold.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: ready) && Date() < deadline { usleep(50_000) }
+        #expect(FileManager.default.fileExists(atPath: ready), "the other-root tunnel never opened")
+
+        try write(TestPKI.path("bundle-root.pem"), to: bundle)
+        let result = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any] ?? [:]
+        hold.waitUntilExit()
+        #expect(result["status"] as? Int == 200)
+        #expect(result["goaway"] as? Bool == true)
+        #expect(result["closed"] as? Bool == true)
+        let after = result["after"] as? Double ?? 99
+        #expect(after > 3 && after < 12, "cut after \(after) s")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("its peer's root left the trust bundle") })
+        let west = try String(contentsOfFile: mesh.westLog, encoding: .utf8)
+        #expect(west.components(separatedBy: "its peer's root left the trust bundle").count - 1 == 1)
+        #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
+    }
+
     @Test func svidReplacedUnderAnOpenTunnel() throws {
         let dir = NSTemporaryDirectory() + "hbone-svid-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)

@@ -54,3 +54,26 @@ import HBONEIdentity
         #expect(cache.count == 0)
     }
 }
+
+@Suite struct TrustAnchorTests {
+    /// Every verified peer records the root its chain ended at, on a full verification and on a cache hit.
+    @Test(arguments: [false, true])
+    func anchorNamesTheRootTheChainEndedAt(cached: Bool) throws {
+        let cache: VerifiedChainCache? = cached ? VerifiedChainCache() : nil
+        let both = try bundle("bundle-root-and-other.pem")
+        let clientContext = try TLSContext(role: .client, certifiedKey: loadKey("certs-other/payments/checkout"), trust: both)
+        let serverContext = try TLSContext(role: .server, certifiedKey: loadKey("certs-west/payments/ledger"), trust: both)
+        for _ in 0..<(cached ? 2 : 1) {
+            let pair = EnginePair(
+                client: try TLSEngine(context: clientContext, verification: .outbound(expected: [ledger])),
+                server: try TLSEngine(context: serverContext, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: cache))
+            #expect(pair.run() == (.complete, .complete))
+            let anchor = try #require(pair.server.trustAnchor)
+            #expect(both.contains(anchor: anchor))
+            #expect(try TrustBundle(pem: TestPKI.bytes("other-root/root-cert.pem")).contains(anchor: anchor))
+            #expect(!(try bundle()).contains(anchor: anchor))       // the shared root alone: not this peer's
+            #expect(pair.client.trustAnchor.map { try! bundle().contains(anchor: $0) } == true)
+        }
+        if let cache { #expect(cache.hits == 1) }
+    }
+}

@@ -3,8 +3,13 @@
 
   h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT]
       mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}.
-  h2_interop.py server --listen IP:PORT --cert-dir D --ca F --upstream-echo --record FILE
+  h2_interop.py hold --connect IP:PORT --cert-dir D --ca F --authority A --message SECONDS --ready FILE
+      opens one tunnel, writes FILE once the 200 arrived, then keeps the connection (answering PINGs)
+      until the server ends it or SECONDS pass; prints JSON {status, goaway, closed, after}.
+  h2_interop.py server --listen IP:PORT --cert-dir D --ca F --upstream-echo --record FILE [--refuse-first]
       an HBONE server: checks the CONNECT shape itself, answers 200, echoes DATA, records what it saw.
+      --refuse-first: the first request gets GOAWAY(last_stream_id=0) unprocessed, as a draining
+      server does; its connection then closes.
 
 h2 rejects a correct CONNECT without :path (python-hyper/h2#1247), so header validation is off
 and the CONNECT shape is checked here instead."""
@@ -97,6 +102,45 @@ def silent(a):
         closed = True
     print(json.dumps({"closed": closed, "after": time.monotonic() - start}))
 
+def hold(a):
+    import time
+    host, port = a.connect.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    s = tls_context(False, a.cert_dir, a.ca).wrap_socket(raw)
+    c = h2conn(True)
+    c.initiate_connection()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "CONNECT"), (":authority", a.authority)], end_stream=False)
+    s.sendall(c.data_to_send())
+    result = {"status": None, "goaway": False, "closed": False, "after": None}
+    deadline = time.monotonic() + float(a.message)
+    start = None
+    s.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        except (ssl.SSLError, OSError):
+            data = b""
+        if not data:
+            result["closed"] = True
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                result["status"] = int(dict(ev.headers)[":status"])
+                start = time.monotonic()
+                open(a.ready, "w").write("ready")
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                result["goaway"] = True          # no new streams; ours may go on
+            elif isinstance(ev, h2.events.StreamReset):
+                result["closed"] = True
+        s.sendall(c.data_to_send())
+        if result["closed"]:
+            break
+    result["after"] = time.monotonic() - start if start else None
+    print(json.dumps(result))
+
 def server(a):
     host, port = a.listen.rsplit(":", 1)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -104,6 +148,7 @@ def server(a):
     ls.bind((host, int(port)))
     ls.listen(16)
     ctx = tls_context(True, a.cert_dir, a.ca)
+    a.refuse_pending = a.refuse_first
     open(a.ready, "w").write("ready")
     while True:
         raw, _ = ls.accept()
@@ -126,6 +171,13 @@ def serve(s, a):
         if not data:
             return
         for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.RequestReceived) and a.refuse_pending:
+                a.refuse_pending = False
+                append(a.record, {"refused": ev.stream_id})
+                c.close_connection(error_code=0, last_stream_id=0)
+                s.sendall(c.data_to_send())
+                s.close()
+                return
             if isinstance(ev, h2.events.RequestReceived):
                 h = dict(ev.headers)
                 ok = h.get(":method") == "CONNECT" and ":path" not in h and ":scheme" not in h and ":authority" in h
@@ -151,8 +203,9 @@ def main():
     p.add_argument("--message", default="hello from python h2")
     p.add_argument("--record")
     p.add_argument("--ready")
+    p.add_argument("--refuse-first", action="store_true")
     a = p.parse_args()
-    {"client": client, "server": server, "silent": silent}[a.mode](a)
+    {"client": client, "server": server, "silent": silent, "hold": hold}[a.mode](a)
 
 if __name__ == "__main__":
     main()
