@@ -12,6 +12,20 @@ import HBONETestSupport
                              "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method])
     }
 
+    /// The Python HBONE server on 127.0.NET.20:15008 in place of west; returns it and its record file.
+    func pythonServer(net: Int, _ extra: [String] = []) throws -> (process: Process, record: String) {
+        let dir = NSTemporaryDirectory() + "hbone-interop-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let record = dir + "/record.jsonl"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
+                            "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", dir + "/ready"] + extra
+        try server.run()
+        return (server, record)
+    }
+
     @Test func pythonH2ClientTunnelsThroughOurInbound() throws {
         let mesh = try Mesh(net: 61)
         defer { mesh.stop() }
@@ -36,15 +50,7 @@ import HBONETestSupport
     @Test func ourOutboundTunnelsThroughAPythonH2Server() throws {
         // West is a Python HBONE server instead of hbone; east must interoperate with it.
         let net = 63
-        let dir = NSTemporaryDirectory() + "hbone-interop-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let record = dir + "/record.jsonl", ready = dir + "/ready"
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: python)
-        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
-                            "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", ready]
-        try server.run()
+        let (server, record) = try pythonServer(net: net)
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         let mesh = try Mesh(net: net, eastOnly: true)
         defer { mesh.stop() }
@@ -70,15 +76,7 @@ import HBONETestSupport
     /// it again on a new connection, once, and the app sees nothing of it.
     @Test func aStreamRefusedByGoawayIsOpenedAgain() throws {
         let net = 73
-        let dir = NSTemporaryDirectory() + "hbone-interop-refused-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let record = dir + "/record.jsonl", ready = dir + "/ready"
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: python)
-        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
-                            "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", ready, "--refuse-first"]
-        try server.run()
+        let (server, record) = try pythonServer(net: net, ["--refuse-first"])
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         let mesh = try Mesh(net: net, eastOnly: true)
         defer { mesh.stop() }

@@ -9,6 +9,18 @@ import HBONETestSupport
         try data.write(to: URL(fileURLWithPath: destination), options: .atomic)
     }
 
+    /// A mesh whose west bundle is a file of the test's, first holding `initial`.
+    func meshWithWestBundle(net: Int, initial: String) throws -> (mesh: Mesh, bundle: String, dir: String) {
+        let dir = NSTemporaryDirectory() + "hbone-rot-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let bundle = dir + "/roots.pem"
+        try write(TestPKI.path(initial), to: bundle)
+        var o = Mesh.Options()
+        o.westBundle = bundle
+        return (try Mesh(net: net, o), bundle, dir)
+    }
+
     /// A fresh mTLS handshake + CONNECT to west from a client whose SVID chains to the unrelated root.
     func otherRootClient(_ mesh: Mesh) throws -> Int? {
         let r = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/h2_interop.py", "client", "--connect", "\(mesh.westIP):15008",
@@ -18,14 +30,7 @@ import HBONETestSupport
     }
 
     @Test func rootAddedThenRemovedFromTheBundle() throws {
-        let dir = NSTemporaryDirectory() + "hbone-rot-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let bundle = dir + "/roots.pem"
-        try write(TestPKI.path("bundle-root.pem"), to: bundle)
-        var o = Mesh.Options()
-        o.westBundle = bundle
-        let mesh = try Mesh(net: 64, o)
+        let (mesh, bundle, _) = try meshWithWestBundle(net: 64, initial: "bundle-root.pem")
         defer { mesh.stop() }
         #expect(try otherRootClient(mesh) == nil)                    // refused: unknown root
 
@@ -45,15 +50,7 @@ import HBONETestSupport
     /// Removing a root from the bundle also ends connections already open under it: GOAWAY at once,
     /// open tunnels cut at the drain deadline (5 s). Connections under the roots that stay are untouched.
     @Test func connectionUnderARemovedRootIsClosed() throws {
-        let dir = NSTemporaryDirectory() + "hbone-rot-removed-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let bundle = dir + "/roots.pem"
-        try write(TestPKI.path("bundle-root-and-other.pem"), to: bundle)
-        var o = Mesh.Options()
-        o.westBundle = bundle
-        let mesh = try Mesh(net: 72, o)
+        let (mesh, bundle, dir) = try meshWithWestBundle(net: 72, initial: "bundle-root-and-other.pem")
         defer { mesh.stop() }
         // A pooled east→west connection under the shared root, and a held tunnel under the other root.
         #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
