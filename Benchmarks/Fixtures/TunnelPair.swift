@@ -31,21 +31,26 @@ public final class TunnelPair {
         let serverTLS = try TLSEngine(context: sctx, verification: .inbound(trustDomains: ["cluster.local"]))
         self.clientTLS = clientTLS
         self.serverTLS = serverTLS
-        for _ in 0..<10 {
-            let c = clientTLS.handshake()
-            clientTLS.takeCiphertext { serverTLS.feed($0) }
-            let s = serverTLS.handshake()
-            serverTLS.takeCiphertext { clientTLS.feed($0) }
-            if c == .complete && s == .complete { break }
-            if case let .failed(e) = c { throw e }
-            if case let .failed(e) = s { throw e }
-        }
-        guard clientTLS.isHandshakeComplete, serverTLS.isHandshakeComplete else { throw TLSError(code: "bench", reason: "in-memory handshake did not finish") }
+        try TunnelPair.handshake(client: clientTLS, server: serverTLS)
         client = try H2Session(role: .client, delegate: nil)
         server = try H2Session(role: .server, delegate: nil)
         client.delegate = clientEvents
         server.delegate = serverEvents
         try pump()
+    }
+
+    /// Runs a full handshake between two engines in memory.
+    public static func handshake(client: TLSEngine, server: TLSEngine) throws {
+        for _ in 0..<10 {
+            let c = client.handshake()
+            client.takeCiphertext { server.feed($0) }
+            let s = server.handshake()
+            server.takeCiphertext { client.feed($0) }
+            if c == .complete && s == .complete { return }
+            if case let .failed(e) = c { throw e }
+            if case let .failed(e) = s { throw e }
+        }
+        throw TLSError(code: "bench", reason: "in-memory handshake did not finish")
     }
 
     /// Moves frames both ways (H2 → TLS → TLS → H2) until both sides are quiet.

@@ -27,14 +27,7 @@ struct ConnectionMemory: ParsableCommand {
         for _ in 0..<count {
             let c = try TLSEngine(context: cctx, verification: .outbound(expected: [InMemoryPKI.serverID]))
             let s = try TLSEngine(context: sctx, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: cache)
-            for _ in 0..<10 {
-                _ = c.handshake()
-                c.takeCiphertext { s.feed($0) }
-                _ = s.handshake()
-                s.takeCiphertext { c.feed($0) }
-                if c.isHandshakeComplete && s.isHandshakeComplete { break }
-            }
-            guard s.isHandshakeComplete else { throw BenchError("in-memory handshake failed") }
+            try TunnelPair.handshake(client: c, server: s)
             if !keepHandshakeMemory { s.releaseHandshakeMemory() }
             servers.append(s)
         }

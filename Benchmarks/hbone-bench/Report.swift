@@ -31,7 +31,7 @@ struct Figure: Codable {
         self.higherIsBetter = higherIsBetter
         self.target = target?.0
         self.met = target?.1
-        self.command = CommandLine.arguments.map(shellQuoted).joined(separator: " ")
+        self.command = commandLine
     }
 }
 
@@ -63,9 +63,10 @@ func shellQuoted(_ s: String) -> String {
     return safe && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
-func printCommand() {
-    print("command: \(CommandLine.arguments.map(shellQuoted).joined(separator: " "))")
-}
+/// This run's command, quoted for a shell: printed under every figure and stored with it.
+let commandLine = CommandLine.arguments.map(shellQuoted).joined(separator: " ")
+
+func printCommand() { print("command: \(commandLine)") }
 
 /// Latencies in nanoseconds, three significant digits (HdrHistogram).
 struct LatencyRecorder {

@@ -286,10 +286,11 @@ final class Worker {
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
             // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
             // its trust changed) is opened once more, on whatever connection the pool has then.
-            tunnel.reopen = { [unowned self, unowned tunnel] in
+            let open = { [unowned self, unowned tunnel] in
                 self.openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
             }
-            openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
+            tunnel.reopen = open
+            open()
         case let .direct(dst):
             info.dst = dst
             if state.ownPorts.contains(dst.port) && (dst.ip.isLoopback || state.localWorkloadsByIP[dst.ip] != nil || boundAddresses.contains(dst)) {
