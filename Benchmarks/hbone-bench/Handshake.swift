@@ -91,13 +91,14 @@ struct Handshake: ParsableCommand {
         if let e = firstError.withLock({ $0 }) { print("first failure: \(e)") }
         print(String(format: "latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f", latency.millis(50), latency.millis(99), latency.millis(99.9)))
         let kind = connect ? "handshake+CONNECT" : "handshake"
-        var figures = [
-            Figure("handshake", "\(label): \(what)/s (client-observed, \(concurrency) client threads)", value: rate, unit: "1/s", higherIsBetter: true),
-            Figure("handshake", "\(label): \(kind) latency p99", value: latency.millis(99), unit: "ms", higherIsBetter: false),
-        ]
+        var figures = [Figure("handshake", "\(label): \(what)/s (client-observed, \(concurrency) client threads)", value: rate, unit: "1/s", higherIsBetter: true)]
+        for (p, name) in [(50.0, "p50"), (99.0, "p99"), (99.9, "p99.9")] {
+            figures.append(Figure("handshake", "\(label): \(kind) latency \(name)", value: latency.millis(p), unit: "ms", higherIsBetter: false))
+        }
         if let cpu0, let cpu1, n > 0 {
             let perCore = Double(n) / ((cpu1 - cpu0) / 1000)
             print(String(format: "server CPU per %@: %.3f ms  (%.0f per server-core-second)", kind, (cpu1 - cpu0) / Double(n), perCore))
+            figures.append(Figure("handshake", "\(label): server CPU per \(kind)", value: (cpu1 - cpu0) / Double(n), unit: "ms", higherIsBetter: false))
             var base: (String, Double)?
             if let b = baseline, let eq = b.firstIndex(of: "="), let v = Double(b[b.index(after: eq)...]) {
                 base = (String(b[..<eq]), v)
