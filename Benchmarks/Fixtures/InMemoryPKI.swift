@@ -15,13 +15,11 @@ public struct InMemoryPKI: Sendable {
         let rootKey = try CertificateAuthority.generateKey(.ecP256)
         let root = try CertificateAuthority.sign(
             subject: .init(organization: "hbone-bench", commonName: "root"), publicKeyOf: rootKey, issuer: nil, signer: rootKey,
-            validity: 86400, extensions: [("basicConstraints", "critical,CA:TRUE"), ("keyUsage", "critical,keyCertSign,cRLSign"),
-                                          ("subjectKeyIdentifier", "hash")])
+            validity: 86400, extensions: CertificateAuthority.rootExtensions)
         let intermediateKey = try CertificateAuthority.generateKey(.ecP256)
         let intermediate = try CertificateAuthority.sign(
             subject: .init(organization: "hbone-bench", commonName: "intermediate"), publicKeyOf: intermediateKey, issuer: root, signer: rootKey,
-            validity: 86400, extensions: [("basicConstraints", "critical,CA:TRUE,pathlen:0"), ("keyUsage", "critical,keyCertSign,cRLSign"),
-                                          ("subjectKeyIdentifier", "hash"), ("authorityKeyIdentifier", "keyid:always")])
+            validity: 86400, extensions: CertificateAuthority.intermediateExtensions)
         func svid(_ id: SPIFFEID) throws -> CertifiedKey {
             let (cert, key) = try CertificateAuthority.issueSVID(id, ca: intermediate, caKey: intermediateKey, lifetime: .seconds(86400))
             return try CertifiedKey(chain: [cert, intermediate], key: key)

@@ -70,6 +70,13 @@ public enum CertificateAuthority {
 }
 
 extension CertificateAuthority {
+    /// A self-signed root CA.
+    public static let rootExtensions = [("basicConstraints", "critical,CA:TRUE"), ("keyUsage", "critical,keyCertSign,cRLSign"),
+                                        ("subjectKeyIdentifier", "hash")]
+    /// A cluster intermediate under a root: it signs SVIDs only (pathlen 0).
+    public static let intermediateExtensions = [("basicConstraints", "critical,CA:TRUE,pathlen:0"), ("keyUsage", "critical,keyCertSign,cRLSign"),
+                                                ("subjectKeyIdentifier", "hash"), ("authorityKeyIdentifier", "keyid:always")]
+
     /// An Istio-shaped SVID: P-256, empty subject, CA:false, digitalSignature, serverAuth + clientAuth,
     /// one critical URI SAN.
     public static func issueSVID(_ id: SPIFFEID, ca: Certificate, caKey: PrivateKey, lifetime: Duration) throws(TLSError) -> (certificate: Certificate, key: PrivateKey) {

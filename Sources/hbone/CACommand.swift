@@ -28,7 +28,7 @@ struct CACommand: ParsableCommand {
             let cert = try CertificateAuthority.sign(
                 subject: .init(organization: org, commonName: "\(org) mesh root CA"), publicKeyOf: key, issuer: nil, signer: key,
                 validity: Double(days) * 86400,
-                extensions: [("basicConstraints", "critical,CA:TRUE"), ("keyUsage", "critical,keyCertSign,cRLSign"), ("subjectKeyIdentifier", "hash")])
+                extensions: CertificateAuthority.rootExtensions)
             try write(cert.pem, to: out + "/root-cert.pem", secret: false)
             try write(key.pkcs8PEM, to: out + "/root-key.pem", secret: true)
             print("root CA written to \(out): serial \(cert.serialHex), expires \(cert.notAfter)")
@@ -49,8 +49,7 @@ struct CACommand: ParsableCommand {
             let type = try keyTypeArgument(keyType)
             let (rootCert, rootKey) = try loadCA(cert: root + "/root-cert.pem", key: root + "/root-key.pem")
             try prepare(out, ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"], force: force)
-            var extensions = [("basicConstraints", "critical,CA:TRUE,pathlen:0"), ("keyUsage", "critical,keyCertSign,cRLSign"),
-                              ("subjectKeyIdentifier", "hash"), ("authorityKeyIdentifier", "keyid:always")]
+            var extensions = CertificateAuthority.intermediateExtensions
             if let td = trustDomain {
                 do { _ = try SPIFFEID(trustDomain: td, namespace: "x", serviceAccount: "x") } catch {
                     throw ValidationError("--trust-domain \(td): \(error)")

@@ -105,17 +105,7 @@ struct CaptureTests {
         #expect(plain["echoed"] as? String == "hello through capture", "\(plain)")
 
         // 3. A DENY policy for checkout now blocks the same captured connection.
-        try """
-        apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: deny-checkout, namespace: payments}
-        spec:
-          action: DENY
-          rules:
-          - from:
-            - source:
-                principals: ["cluster.local/ns/payments/sa/checkout"]
-        """.write(toFile: dir + "/policies/deny.yaml", atomically: true, encoding: .utf8)
+        try PolicyReloadTests.denyCheckout.write(toFile: dir + "/policies/deny.yaml", atomically: true, encoding: .utf8)
         let deadline = Date().addingTimeInterval(5)
         while !westLog().contains("configuration applied") && Date() < deadline { usleep(100_000) }
         let denied = try client(a, dest: "10.77.0.20:8080")
