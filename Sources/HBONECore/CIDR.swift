@@ -1,4 +1,7 @@
 /// An address block such as `10.0.0.0/8` or `fd00::/8`. A bare address is a /32 or /128.
+/// Addresses are in their normal form (IPv4 written as IPv6 is IPv4), and so are blocks:
+/// `::ffff:10.0.0.0/104` is `10.0.0.0/8`. An IPv6 block wider than the mapped range (say `::/0`)
+/// contains an IPv4 address when it contains its mapped form, so no spelling escapes a block.
 public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public let network: IPAddress
     public let prefixLength: Int
@@ -7,20 +10,40 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         let s = String(text)
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2, let ip = IPAddress(parts[0]) else { return nil }
-        let maxLength = ip.isIPv4 ? 32 : 128
+        let spelledV6 = parts[0].contains(":")
+        let maxLength = spelledV6 ? 128 : 32
         var length = maxLength
         if parts.count == 2 {
             guard !parts[1].isEmpty, parts[1].utf8.count <= 3, parts[1].allSatisfy(\.isASCII),
                   let value = Int(parts[1]), value >= 0, value <= maxLength else { return nil }
             length = value
         }
+        if spelledV6 && ip.isIPv4 {
+            if length >= 96 {
+                // An IPv4 block spelled as mapped IPv6.
+                self.prefixLength = length - 96
+                self.network = CIDR.mask(ip, length - 96)
+            } else {
+                let (hi, lo) = ip.mappedV6
+                self.prefixLength = length
+                self.network = CIDR.mask(.v6(hi, lo), length)
+            }
+            return
+        }
         self.prefixLength = length
         self.network = CIDR.mask(ip, length)
     }
 
     public func contains(_ ip: IPAddress) -> Bool {
-        guard ip.isIPv4 == network.isIPv4 else { return false }
-        return CIDR.mask(ip, prefixLength) == network
+        switch (ip, network) {
+        case (.v4, .v4), (.v6, .v6):
+            return CIDR.mask(ip, prefixLength) == network
+        case (.v4, .v6):
+            let (hi, lo) = ip.mappedV6
+            return CIDR.mask(.v6(hi, lo), prefixLength) == network
+        case (.v6, .v4):
+            return false
+        }
     }
 
     public var description: String { "\(network)/\(prefixLength)" }

@@ -4,9 +4,32 @@ import Glibc
 
 /// An IPv4 or IPv6 address as a value. Parsing is strict (inet_pton rules: no leading zeros,
 /// no zone ids) because addresses arrive from the network and from config files.
+///
+/// Every way in (`init(_:)`, `init(in6:)`, `init(v6:_:)`) yields the one normal form: an IPv4
+/// address written as IPv6 (`::ffff:a.b.c.d`, mapped; `::a.b.c.d`, the deprecated compatible form)
+/// is `.v4`. Decisions (routing, the self-call guard, policy) compare these values, so two
+/// spellings of one address can never get two answers. Build `.v6` only through those inits.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
     case v4(UInt32)                           // host byte order
     case v6(UInt64, UInt64)                   // high, low; host byte order
+
+    /// The normal form of a 128-bit address: mapped and compatible IPv4 become `.v4`;
+    /// `::` and `::1` stay IPv6 (unspecified and loopback, not IPv4 0.0.0.0 and 0.0.0.1).
+    public init(v6 hi: UInt64, _ lo: UInt64) {
+        if hi == 0 && (lo >> 32 == 0xffff || (lo >> 32 == 0 && lo > 1)) {
+            self = .v4(UInt32(truncatingIfNeeded: lo))
+        } else {
+            self = .v6(hi, lo)
+        }
+    }
+
+    /// This address as IPv6: IPv4 becomes `::ffff:a.b.c.d` (for matching against IPv6 blocks).
+    public var mappedV6: (UInt64, UInt64) {
+        switch self {
+        case let .v4(v): return (0, 0xffff_0000_0000 | UInt64(v))
+        case let .v6(hi, lo): return (hi, lo)
+        }
+    }
 
     public init?(_ text: some StringProtocol) {
         let s = String(text)
@@ -28,7 +51,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
             for i in 0..<8 { hi = hi << 8 | UInt64(bytes[i]) }
             for i in 8..<16 { lo = lo << 8 | UInt64(bytes[i]) }
         }
-        self = .v6(hi, lo)
+        self = IPAddress(v6: hi, lo)
     }
 
     public var isIPv4: Bool { if case .v4 = self { return true } else { return false } }

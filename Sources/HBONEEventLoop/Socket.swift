@@ -50,12 +50,8 @@ public enum Socket {
         case AF_INET6:
             return withUnsafePointer(to: &storage) { p in
                 p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
-                    let ip = IPAddress(in6: sin6.pointee.sin6_addr)
-                    // IPv4-mapped addresses (::ffff:a.b.c.d) read as IPv4.
-                    if case let .v6(hi, lo) = ip, hi == 0, lo >> 32 == 0xffff {
-                        return SocketAddress(ip: .v4(UInt32(truncatingIfNeeded: lo)), port: UInt16(bigEndian: sin6.pointee.sin6_port))
-                    }
-                    return SocketAddress(ip: ip, port: UInt16(bigEndian: sin6.pointee.sin6_port))
+                    // init(in6:) gives the normal form: IPv4-mapped addresses read as IPv4.
+                    SocketAddress(ip: IPAddress(in6: sin6.pointee.sin6_addr), port: UInt16(bigEndian: sin6.pointee.sin6_port))
                 }
             }
         default:
@@ -140,6 +136,28 @@ public enum Socket {
         var length = socklen_t(0)
         guard chbone_original_dst(fd, ipv6 ? AF_INET6 : AF_INET, &storage, &length) == 0 else { return nil }
         return socketAddress(storage)
+    }
+
+    /// Every address configured on this host's interfaces (getifaddrs), in normal form.
+    /// A connection to one of them on a port the proxy listens on reaches the proxy itself.
+    public static func interfaceAddresses() -> [IPAddress] {
+        var head: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&head) == 0 else { return [] }
+        defer { freeifaddrs(head) }
+        var out: [IPAddress] = []
+        var cursor = head
+        while let entry = cursor {
+            cursor = entry.pointee.ifa_next
+            guard let sa = entry.pointee.ifa_addr else { continue }
+            let family = Int32(sa.pointee.sa_family)
+            guard family == AF_INET || family == AF_INET6 else { continue }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size))
+            }
+            if let address = socketAddress(storage) { out.append(address.ip) }
+        }
+        return out
     }
 
     public static func pendingError(_ fd: Int32) -> Int32 { chbone_get_socket_error(fd) }

@@ -57,6 +57,23 @@ extension ProxyState {
         }
     }
 
+    /// Whether a connection to `dst` would reach this proxy: one of its ports on an address that is
+    /// this host's (loopback, unspecified, an interface address, a listen address) or a local
+    /// workload's (captured, so it comes back to us). `dst` is in normal form, so `::ffff:127.0.0.1`
+    /// and `0.0.0.0` are caught like `127.0.0.1`.
+    public func isProxyItself(_ dst: SocketAddress) -> Bool {
+        guard ownPorts.contains(dst.port) else { return false }
+        let ip = dst.ip
+        return ip.isLoopback || ip.isUnspecified || localWorkloadsByIP[ip] != nil || hostAddresses.contains(ip)
+            || listenAddresses.contains(ip)
+    }
+
+    /// The IPs the proxy's configured listeners bind.
+    var listenAddresses: Set<IPAddress> {
+        let l = settings.listen
+        return Set([l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0?.ip })
+    }
+
     /// Ports of this proxy, which no tunnel may target (no self-loops).
     public var ownPorts: Set<UInt16> {
         var ports: Set<UInt16> = [settings.listen.inboundPort]

@@ -41,6 +41,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private var pumpScheduled = false
     private var teardownScheduled = false
     private(set) var failure: ProxyError?
+    private var loggedUntrustedAttribution = false
 
     /// Ciphertext queued on the socket above which we stop producing frames.
     static let socketHighWater = 512 * 1024
@@ -115,7 +116,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
         let side: ProxyError.Kind = role == .server ? .downstream : .upstream
-        fail(ProxyError(side, phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))"),
+        fail(ProxyError(side, phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))",
+                        errno: errno),
              handshake: phase != .open)
     }
 
@@ -268,6 +270,16 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private func streamGone() {
         if role == .client && owners.isEmpty && reservedStreams == 0 && phase == .open { armIdleTimer() }
         if (draining || (h2?.goawayReceived ?? false)) && owners.isEmpty { schedulePump() }
+    }
+
+    /// The peer claimed a source address it may not speak for: counted every time, logged once
+    /// per connection (a hostile peer must not be able to flood the log).
+    func untrustedAttribution(_ claim: String) {
+        worker.stats.untrustedAttributions.wrappingIncrement(ordering: .relaxed)
+        guard !loggedUntrustedAttribution else { return }
+        loggedUntrustedAttribution = true
+        log.warn("ignoring forwarded source address the peer may not claim; using the connection's address",
+                 ["peer": "\(peerAddress)", "peer_identity": peerIdentity?.description ?? "-", "claimed": claim])
     }
 
     // MARK: H2 events

@@ -69,6 +69,8 @@ extension Proxy {
         for (id, ctx) in state.identities.sorted(by: { $0.key < $1.key }) {
             out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(id)\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
         }
+        family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
+        out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
         family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")
         out += "hbone_bugs_total \(Bug.count.load(ordering: .relaxed))\n"
         family("process_open_fds", "gauge", "Open file descriptors")

@@ -4,6 +4,7 @@ import HBONEIdentity
 import HBONEConfig
 import HBONEAuthz
 import HBONETLS
+import HBONEEventLoop
 
 /// Everything a worker needs to route and secure connections, immutable and shared read-only by
 /// all loops. A change builds a new snapshot, posted to every loop.
@@ -17,6 +18,8 @@ public final class ProxyState: Sendable {
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
+    /// This host's interface addresses when the snapshot was built (for the self-call guard).
+    public let hostAddresses: Set<IPAddress>
     public let version: Int
 
     public struct IdentityContexts: Sendable {
@@ -55,6 +58,7 @@ public final class ProxyState: Sendable {
         }
         servicesByVIP = vips
         servicesByHostname = hosts
+        hostAddresses = Set(Socket.interfaceAddresses())
     }
 
     /// Loads the trust bundle and every local workload's SVID from disk. Missing SVIDs are reported,
@@ -169,10 +173,13 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
     }
     public let kind: Kind
     public let reason: String
+    /// The socket error behind it, when there is one (it picks the SOCKS5 reply).
+    public let errno: Int32?
 
-    public init(_ kind: Kind, _ reason: String) {
+    public init(_ kind: Kind, _ reason: String, errno: Int32? = nil) {
         self.kind = kind
         self.reason = reason
+        self.errno = errno
     }
 
     public var description: String { reason }

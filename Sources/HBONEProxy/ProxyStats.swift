@@ -21,6 +21,8 @@ final class ProxyStats: Sendable {
     let openInbound = ManagedAtomic<Int>(0)
     let failureReasons = ReasonCounts()
     let pooledConnections = ManagedAtomic<Int>(0)
+    /// `forwarded` claims from peers that may not make them (ignored).
+    let untrustedAttributions = ManagedAtomic<UInt64>(0)
     let shard = MetricsShard()
     let handshakeDurations = DurationHistogram()
 

@@ -33,7 +33,8 @@ public struct Socks5Parser: Sendable {
     private var state = State.greeting
     private var buffer: [UInt8] = []
 
-    /// A client may not send more than this before its request completes.
+    /// A client may not send more than this before its request completes: the longest greeting
+    /// (2 + 255) and request (4 + 1 + 255 + 2) fit. Bytes after a complete request are early data.
     static let maxHandshakeBytes = 600
 
     public init() {}
@@ -46,12 +47,13 @@ public struct Socks5Parser: Sendable {
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Step {
         guard state != .done else { return Step(send: [], outcome: .fail("data after request")) }
         buffer.append(contentsOf: bytes)
-        if buffer.count > Socks5Parser.maxHandshakeBytes { return Step(send: [], outcome: .fail("handshake too long")) }
         var send: [UInt8] = []
         // Greeting and request may arrive together: run every step the buffer allows.
         while true {
             switch advance() {
             case .needMore:
+                // Only an unfinished exchange is bounded; early data after a request never gets here.
+                if buffer.count > Socks5Parser.maxHandshakeBytes { return Step(send: send, outcome: .fail("handshake too long")) }
                 return Step(send: send, outcome: .needMore)
             case let .reply(bytes):
                 send += bytes
@@ -100,7 +102,7 @@ public struct Socks5Parser: Sendable {
                 let p = port(20)
                 state = .done
                 guard p != 0 else { return .fail(reply: Self.reply(Self.generalFailure), reason: "port 0") }
-                return .connect(.address(SocketAddress(ip: .v6(hi, lo), port: p)), consumed: 22)
+                return .connect(.address(SocketAddress(ip: IPAddress(v6: hi, lo), port: p)), consumed: 22)
             case 3:
                 guard buffer.count >= 5 else { return .needMore }
                 let n = Int(buffer[4])
@@ -128,3 +130,22 @@ public struct Socks5Parser: Sendable {
         return buffer
     }
 }
+
+extension Socks5Parser {
+    /// The RFC 1928 reply that fits a failed tunnel, so a SOCKS client learns why instead of
+    /// seeing a bare EOF: denied 0x02, refused 0x05, network/host unreachable 0x03/0x04, else 0x01.
+    static func replyCode(for error: ProxyError) -> UInt8 {
+        if error.kind == .denied { return notAllowed }
+        switch error.errno {
+        case ECONNREFUSED?: return connectionRefused
+        case ENETUNREACH?: return networkUnreachable
+        case EHOSTUNREACH?, ETIMEDOUT?: return hostUnreachable
+        default: break
+        }
+        return error.kind == .upstream ? hostUnreachable : generalFailure
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

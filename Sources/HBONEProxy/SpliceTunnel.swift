@@ -35,13 +35,13 @@ final class SpliceTunnel: TCPStreamDelegate {
             Socket.tune(fd)
             upstream = try TCPStream(loop: worker.loop, fd: fd, connecting: true, delegate: self)
         } catch {
-            fail(ProxyError(.upstream, "connect to \(dst): \(error)"))
+            fail(ProxyError(.upstream, "connect to \(dst): \(error)", errno: error.errno))
             return
         }
         let timeout = worker.state.settings.timeouts.connect
         connectTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self] in
             connectTimer = nil
-            if !established { fail(ProxyError(.upstream, "connect to \(dst) timed out after \(timeout)")) }
+            if !established { fail(ProxyError(.upstream, "connect to \(dst) timed out after \(timeout)", errno: ETIMEDOUT)) }
         }
     }
 
@@ -91,7 +91,7 @@ final class SpliceTunnel: TCPStreamDelegate {
 
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
         if stream === upstream && !established {
-            fail(ProxyError(.upstream, "connect to \(info.dst) failed: \(errnoText(errno))"))
+            fail(ProxyError(.upstream, "connect to \(info.dst) failed: \(errnoText(errno))", errno: errno))
         } else {
             fail(ProxyError(stream === downstream ? .downstream : .upstream, "socket error: \(errnoText(errno))"))
         }
@@ -100,7 +100,7 @@ final class SpliceTunnel: TCPStreamDelegate {
     func fail(_ error: ProxyError) {
         if socksReply {
             socksReply = false
-            downstream.write(Socks5Parser.reply(Socks5Parser.connectionRefused))
+            downstream.write(Socks5Parser.reply(Socks5Parser.replyCode(for: error)))
             downstream.flushNow()
         }
         downstream.close()
@@ -123,3 +123,7 @@ final class SpliceTunnel: TCPStreamDelegate {
         worker.spliceFinished(self, error: error)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -73,7 +73,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
             case 503: reason = "destination proxy answered 503 (upstream connect failed or unknown destination)"
             default: reason = "destination proxy answered \(status)"
             }
-            if socksReply { writeSocksReply(status == 401 ? Socks5Parser.notAllowed : Socks5Parser.hostUnreachable) }
+            // finish() sends the SOCKS5 reply that fits: 401 → 0x02 not allowed, else 0x04 host unreachable.
             finish(error: ProxyError(status == 401 ? .denied : .upstream, reason))
         }
     }
@@ -178,10 +178,9 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
                 complete()
             }
         } else {
-            if socksReply { writeSocksReply(Socks5Parser.generalFailure) }
             let error = connection?.failure ?? ProxyError(.upstream, errorCode == H2ErrorCode.connectError ? "HBONE connection lost" : "stream reset by peer (code \(errorCode))")
-            tcp?.abort()
-            finish(error: established ? error : ProxyError(error.kind, "tunnel failed before it was established: \(error.reason)"), resetStream: false)
+            if established { tcp?.abort() }   // before the 200, finish() answers SOCKS5 and closes
+            finish(error: established ? error : ProxyError(error.kind, "tunnel failed before it was established: \(error.reason)", errno: error.errno), resetStream: false)
         }
     }
 
@@ -207,8 +206,15 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
         reopen = nil
         worker.loop.cancel(connectTimer)
         if let error, tcp?.state != .closed {
-            if socksReply { writeSocksReply(Socks5Parser.generalFailure); tcp?.flushNow() }
-            if error.kind == .denied || !established { tcp?.close() } else { tcp?.abort() }
+            // A SOCKS5 client always learns why (RFC 1928 reply), and the reply must reach it: it is
+            // flushed and the socket closed with FIN, since an RST would discard it.
+            if socksReply { writeSocksReply(Socks5Parser.replyCode(for: error)) }
+            if error.kind == .denied || !established {
+                tcp?.flushNow()
+                tcp?.close()
+            } else {
+                tcp?.abort()
+            }
         }
         if resetStream && !streamClosed, let connection, streamID != 0 {
             connection.reset(stream: streamID)

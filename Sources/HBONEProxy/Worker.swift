@@ -128,8 +128,11 @@ final class Worker {
         var info = ConnectionInfo(direction: .inbound, src: connection.peerAddress, dst: connection.localAddress,
                                   hboneAddress: connection.localAddress, srcIdentity: connection.peerIdentity,
                                   dstIdentity: connection.localIdentity, startedAt: loop.now, mutualTLS: true)
-        if let forwarded = headers[header: "forwarded"], let src = Worker.forwardedFor(forwarded) { info.src = src }
-        info.srcWorkload = info.src.ip == connection.peerAddress.ip ? nil : state.workloadsByIP[info.src.ip]
+        let source = SourceAttribution(peer: connection.peerAddress, peerIdentity: connection.peerIdentity,
+                                       forwarded: headers[header: "forwarded"], workloadsByIP: state.workloadsByIP)
+        info.src = source.src
+        info.srcWorkload = source.workload
+        if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
         func refuse(_ status: Int, _ kind: ProxyError.Kind, _ reason: String) {
             connection.respond(stream: stream, status: status)
             stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
@@ -188,14 +191,6 @@ final class Worker {
             tunnel.connectTimer = nil
             tunnel.upstreamFailed("upstream connect to \(authority) timed out after \(timeout)")
         }
-    }
-
-    static func forwardedFor(_ header: String) -> SocketAddress? {
-        // forwarded: for="1.2.3.4:5678" (or for="[v6]:port")
-        guard let r = header.range(of: "for=") else { return nil }
-        var value = header[r.upperBound...].prefix { $0 != ";" && $0 != "," }
-        value = value.trimmingCharacters(in: ["\""])[...]
-        return SocketAddress(value)
     }
 
     private func acceptPlaintext(fd: Int32, peer: SocketAddress) {
@@ -272,9 +267,10 @@ final class Worker {
             info.hboneAddress = proxy
             info.mutualTLS = true
             guard let source, let contexts = state.identities[source.identity] else {
-                return refuse(source == nil ? "source \(src.ip) is not a workload on this node" : "no certificate for \(source!.identity) yet")
+                return source == nil ? refuse("source \(src.ip) is not a workload on this node", code: Socks5Parser.notAllowed)
+                                     : refuse("no certificate for \(source!.identity) yet")
             }
-            if state.localWorkloadsByIP[authority.ip] != nil && state.ownPorts.contains(authority.port) {
+            if state.isProxyItself(authority) {
                 return refuse("destination \(authority) is the proxy itself", code: Socks5Parser.notAllowed)
             }
             let tunnel = StreamTunnel(worker: self, info: info, tcp: tcp)
@@ -293,7 +289,7 @@ final class Worker {
             open()
         case let .direct(dst):
             info.dst = dst
-            if state.ownPorts.contains(dst.port) && (dst.ip.isLoopback || state.localWorkloadsByIP[dst.ip] != nil || boundAddresses.contains(dst)) {
+            if state.isProxyItself(dst) || boundAddresses.contains(dst) {
                 return refuse("destination \(dst) is the proxy itself", code: Socks5Parser.notAllowed)
             }
             let splice = SpliceTunnel(worker: self, info: info, downstream: tcp)
@@ -442,7 +438,7 @@ final class Worker {
             conn.reservedStreams += 1
             conn.waiters.append(waiter)
         } catch {
-            tunnel.finish(error: ProxyError(.upstream, "connect to \(key.proxy): \(error)"))
+            tunnel.finish(error: ProxyError(.upstream, "connect to \(key.proxy): \(error)", errno: (error as? SystemError)?.errno))
         }
     }
 

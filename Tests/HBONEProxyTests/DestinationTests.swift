@@ -87,4 +87,25 @@ import HBONETLS
     @Test func ownPortsAreKnown() throws {
         #expect(try state().ownPorts.isSuperset(of: [15008, 15000, 15020, 15021]))
     }
+
+    /// Every spelling of a mesh address routes like the address itself (no plaintext bypass).
+    @Test(arguments: ["10.1.0.20:8080", "[::ffff:10.1.0.20]:8080", "[::FFFF:A01:14]:8080", "[0:0:0:0:0:ffff:a01:14]:8080", "[::10.1.0.20]:8080"])
+    func everySpellingOfAWorkloadGoesThroughHBONE(text: String) throws {
+        let d = try state().resolve(try #require(SocketAddress(text)))
+        guard case let .hbone(_, authority, _) = d?.route else {
+            Issue.record("\(text) routed \(String(describing: d?.route))")
+            return
+        }
+        #expect(authority == SocketAddress("10.1.0.20:8080"))
+    }
+
+    /// The self-call guard: the proxy's ports on any address that reaches this host.
+    @Test(arguments: [
+        ("127.0.0.1:15000", true), ("[::ffff:127.0.0.1]:15000", true), ("0.0.0.0:15000", true), ("[::]:15000", true),
+        ("[::1]:15020", true), ("[::ffff:0.0.0.0]:15021", true), ("127.0.0.9:15008", true), ("10.1.0.20:15008", false),
+        ("127.0.0.1:8080", false), ("192.0.2.1:15000", false),
+    ])
+    func proxyItself(text: String, isSelf: Bool) throws {
+        #expect(try state().isProxyItself(try #require(SocketAddress(text))) == isSelf, "\(text)")
+    }
 }

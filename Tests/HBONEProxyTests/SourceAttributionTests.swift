@@ -1,0 +1,69 @@
+import Testing
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+@testable import HBONEProxy
+
+/// `forwarded` is believed only where the peer may speak for the claimed address.
+@Suite struct SourceAttributionTests {
+    static let checkout = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/checkout")
+    static let ledger = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger")
+
+    static func workloads() throws -> [IPAddress: Workload] {
+        let yaml = """
+        workloads:
+        - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east}
+        - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.0.0.20"], protocol: HBONE, node: west}
+        hbone: {node: west, rootCertificates: /unused, certificates: {directory: /unused}}
+        """
+        let config = try ProxyConfig.parse(yaml: yaml, file: "a.yaml")
+        var byIP: [IPAddress: Workload] = [:]
+        for w in config.workloads { for ip in w.workloadIps { byIP[ip] = w } }
+        return byIP
+    }
+
+    struct Case: Sendable, CustomStringConvertible {
+        var forwarded: String?
+        var identity: SPIFFEID?
+        var src: String
+        var workload: String?
+        var rejected: Bool
+        var description: String { "\(forwarded ?? "none") as \(identity?.description ?? "nobody")" }
+    }
+
+    // The peer is the east node proxy at 192.0.2.1:40000.
+    @Test(arguments: [
+        // A node proxy speaking for its own pod: believed.
+        Case(forwarded: "for=\"10.0.0.10:5555\"", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        Case(forwarded: "for=\"[::ffff:10.0.0.10]:5555\"", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        Case(forwarded: "For=10.0.0.10:5555;proto=http", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        // Another workload's address: ignored, the connection's own address stands.
+        Case(forwarded: "for=\"10.0.0.20:5555\"", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
+        // An address outside the mesh (to dodge an ipBlocks DENY): ignored.
+        Case(forwarded: "for=\"203.0.113.9:1\"", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
+        // No identity can claim anything.
+        Case(forwarded: "for=\"10.0.0.10:5555\"", identity: nil, src: "192.0.2.1:40000", workload: nil, rejected: true),
+        // Garbage and obfuscated identifiers are claims we cannot believe.
+        Case(forwarded: "for=_hidden", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
+        Case(forwarded: "by=10.0.0.10:1", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
+        // The peer's own address: fine (it adds only the port).
+        Case(forwarded: "for=\"192.0.2.1:7777\"", identity: checkout, src: "192.0.2.1:7777", workload: nil, rejected: false),
+        // No header: the peer.
+        Case(forwarded: nil, identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: false),
+    ])
+    func attribution(c: Case) throws {
+        let a = SourceAttribution(peer: SocketAddress("192.0.2.1:40000")!, peerIdentity: c.identity, forwarded: c.forwarded,
+                                  workloadsByIP: try Self.workloads())
+        #expect(a.src.description == c.src)
+        #expect(a.workload?.name == c.workload)
+        #expect((a.rejectedClaim != nil) == c.rejected)
+    }
+
+    @Test func aWorkloadConnectingDirectlyIsAttributedOnlyUnderItsOwnIdentity() throws {
+        let byIP = try Self.workloads()
+        let own = SourceAttribution(peer: SocketAddress("10.0.0.10:1234")!, peerIdentity: Self.checkout, forwarded: nil, workloadsByIP: byIP)
+        #expect(own.workload?.name == "checkout-0")
+        let other = SourceAttribution(peer: SocketAddress("10.0.0.10:1234")!, peerIdentity: Self.ledger, forwarded: nil, workloadsByIP: byIP)
+        #expect(other.workload == nil)
+    }
+}
