@@ -36,8 +36,13 @@ public final class EventLoop: @unchecked Sendable {
         var handler: Selectable?
     }
 
+    /// One fd held in reserve (on /dev/null). When accept fails for want of fds, a listener closes
+    /// it to accept-and-close the pending connection, so the backlog stops reporting readable.
+    private var spareFD: Int32 = -1
+
     public init(index: Int = 0) throws(SystemError) {
         self.index = index
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         epfd = chbone_epoll_create()
         if epfd < 0 { throw SystemError("epoll_create1") }
         wakeFD = chbone_eventfd()
@@ -51,6 +56,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        if spareFD >= 0 { close(spareFD) }
         close(epfd)
         close(wakeFD)
         scratch.deallocate()
@@ -94,6 +100,21 @@ public final class EventLoop: @unchecked Sendable {
         guard index < slots.count, slots[index].generation == registration.generation else { return }
         _ = chbone_epoll_del(epfd, registration.fd)
         slots[index] = Slot()
+    }
+
+    /// Runs `body` with the reserved fd released (one fd slot free), then takes the reserve back.
+    /// Returns false when there was no reserve to release.
+    @discardableResult
+    public func withSpareFDReleased(_ body: () -> Void) -> Bool {
+        guard spareFD >= 0 else {
+            spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            return false
+        }
+        close(spareFD)
+        spareFD = -1
+        body()
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        return true
     }
 
     // MARK: Work from elsewhere

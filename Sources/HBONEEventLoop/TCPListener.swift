@@ -4,16 +4,32 @@ import Glibc
 #endif
 
 /// A listening socket on one loop. Accepted fds are non-blocking and tuned; `onAccept` owns them.
+///
+/// Under resource pressure (EMFILE, ENFILE, ENOBUFS, ENOMEM) a level-triggered listener would
+/// report readable on every pass and spin: instead it accepts-and-closes the pending connection
+/// with the loop's reserved fd (the client sees a reset, not a hang), pauses for 100 ms doubling
+/// to 1 s, logs at most once a second with a count, and reports each failure to `onFailure`.
 public final class TCPListener: Selectable {
     public let loop: EventLoop
     public let fd: Int32
     public let address: SocketAddress
     private var registration: EventLoop.Registration?
     private let onAccept: (Int32, SocketAddress?) -> Void
+    /// Called with a short reason (`emfile`, `enfile`, `enobufs`, `enomem`, `other`) per failed accept.
+    public var onFailure: ((String) -> Void)?
     public private(set) var acceptErrors = 0
+    public private(set) var paused = false
+    private var closed = false
+    private var backoff: UInt64 = TCPListener.initialBackoff
+    private var resumeTimer: EventLoop.TimerID?
+    private var lastLog: UInt64 = 0
+    private var unlogged = 0
 
     /// Accepts per readiness event; the listener is level-triggered, so the rest come next pass.
     static let acceptsPerEvent = 64
+    /// First pause after running out of fds or memory; doubles per failure up to `maxBackoff`.
+    public static let initialBackoff: UInt64 = 100_000_000
+    public static let maxBackoff: UInt64 = 1_000_000_000
 
     /// `reusePort`: data-plane loops share a port (SO_REUSEPORT); single listeners must not, or a
     /// second process would silently share it.
@@ -32,9 +48,12 @@ public final class TCPListener: Selectable {
 
     /// Stops accepting at once (drain starts here).
     public func close() {
-        guard let registration else { return }
-        loop.deregister(registration)
-        self.registration = nil
+        guard !closed else { return }
+        closed = true
+        loop.cancel(resumeTimer)
+        resumeTimer = nil
+        if let registration { loop.deregister(registration) }
+        registration = nil
         Glibc.close(fd)
     }
 
@@ -45,15 +64,62 @@ public final class TCPListener: Selectable {
             guard registration != nil else { return }
             guard let (client, peer) = Socket.accept(fd) else {
                 let e = errno
-                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED {
-                    // EMFILE and friends: count, log, keep serving; level-triggering retries next pass.
-                    acceptErrors += 1
-                    log.warn("accept failed", ["listener": "\(address)", "error": String(cString: strerror(e))])
-                }
+                if e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED { return }
+                acceptFailed(e)
                 return
             }
+            backoff = TCPListener.initialBackoff
             Socket.tune(client)
             onAccept(client, peer)
+        }
+    }
+
+    private func acceptFailed(_ e: Int32) {
+        acceptErrors += 1
+        let reason: String
+        switch e {
+        case EMFILE: reason = "emfile"
+        case ENFILE: reason = "enfile"
+        case ENOBUFS: reason = "enobufs"
+        case ENOMEM: reason = "enomem"
+        default: reason = "other"
+        }
+        onFailure?(reason)
+        unlogged += 1
+        let now = Socket.monotonicNanos()
+        if now - lastLog >= 1_000_000_000 || lastLog == 0 {
+            log.warn("accept failed", ["listener": "\(address)", "error": String(cString: strerror(e)),
+                                       "failures_since_last_line": "\(unlogged)", "paused_ms": "\(backoff / 1_000_000)"])
+            lastLog = now
+            unlogged = 0
+        }
+        guard reason != "other" else { return }   // e.g. EPERM from a filter: the next connection may succeed
+        // Take the pending connection off the backlog with the reserved fd, so it is refused (RST)
+        // instead of waiting, then stop listening for a while: retrying now would only fail again.
+        loop.withSpareFDReleased {
+            if let (client, _) = Socket.accept(fd) { Socket.abort(client) }
+        }
+        pause()
+    }
+
+    private func pause() {
+        guard !paused, !closed else { return }
+        paused = true
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        let delay = backoff
+        backoff = min(backoff * 2, TCPListener.maxBackoff)
+        resumeTimer = loop.schedule(after: delay) { [weak self] in
+            guard let self else { return }
+            resumeTimer = nil
+            paused = false
+            guard !closed else { return }
+            do {
+                self.registration = try loop.registerListener(fd: fd, handler: self)
+            } catch {
+                log.error("listener could not resume", ["listener": "\(address)", "error": "\(error)"])
+                pause()
+            }
         }
     }
 }

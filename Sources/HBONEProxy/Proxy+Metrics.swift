@@ -69,6 +69,10 @@ extension Proxy {
         for (id, ctx) in state.identities.sorted(by: { $0.key < $1.key }) {
             out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(id)\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
         }
+        family("hbone_accept_failures_total", "counter", "Failed accepts by reason; the listener pauses 100 ms to 1 s after each")
+        for (reason, n) in Proxy.sum(statsList.map(\.acceptFailures.snapshot)) {
+            out += "hbone_accept_failures_total{reason=\"\(reason)\"} \(n)\n"
+        }
         family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
         family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")
@@ -80,6 +84,13 @@ extension Proxy {
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
         return out
+    }
+
+    /// Per-loop reason counts summed, in a stable order.
+    static func sum(_ counts: [[String: UInt64]]) -> [(String, UInt64)] {
+        var total: [String: UInt64] = [:]
+        for c in counts { for (k, v) in c { total[k, default: 0] += v } }
+        return total.sorted { $0.key < $1.key }
     }
 
     static func residentBytes() -> Int {

@@ -20,6 +20,8 @@ final class ProxyStats: Sendable {
     let openTunnels = ManagedAtomic<Int>(0)
     let openInbound = ManagedAtomic<Int>(0)
     let failureReasons = ReasonCounts()
+    /// Failed accepts by reason (emfile, enfile, enobufs, enomem, other).
+    let acceptFailures = ReasonCounts()
     let pooledConnections = ManagedAtomic<Int>(0)
     /// `forwarded` claims from peers that may not make them (ignored).
     let untrustedAttributions = ManagedAtomic<UInt64>(0)

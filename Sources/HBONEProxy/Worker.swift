@@ -68,6 +68,7 @@ final class Worker {
             let listener = try TCPListener(loop: loop, address: address) { [unowned self] fd, peer in
                 accept(kind: kind, fd: fd, peer: peer, listener: address)
             }
+            listener.onFailure = { [stats] reason in stats.acceptFailures.add(reason) }
             listeners[address] = listener
         }
         if sweepTimer == nil { scheduleSweep() }

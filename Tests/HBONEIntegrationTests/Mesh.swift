@@ -36,6 +36,9 @@ final class Mesh {
         var caTTL = "24h"
         /// Extra environment variables for the west proxy.
         var westEnvironment: [String: String] = [:]
+        /// Runs east with RLIMIT_NOFILE at this (soft and hard), through prlimit.
+        var eastFileLimit: Int? = nil
+        var eastExtra = ""
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -47,7 +50,7 @@ final class Mesh {
         let pki = TestPKI.directory
         func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
         try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
-                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: "", policies: "", ca: options.eastCA, ttl: options.caTTL)
+                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: options.eastExtra, policies: "", ca: options.eastCA, ttl: options.caTTL)
             .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
         try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
                    ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies, ca: options.westCA, ttl: options.caTTL)
@@ -57,7 +60,12 @@ final class Mesh {
             try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog,
                       environment: options.westEnvironment)
         }
-        try start(binary, ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel], log: eastLog)
+        let eastArguments = ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel]
+        if let limit = options.eastFileLimit {
+            try start("/usr/bin/prlimit", ["--nofile=\(limit):\(limit)", binary] + eastArguments, log: eastLog)
+        } else {
+            try start(binary, eastArguments, log: eastLog)
+        }
         for (host, port) in (eastOnly ? [] : [(westIP, 8080), (westIP, 15008)]) + [("127.0.\(net).2", 15080)] {
             guard waitForPort(host, port) else { throw MeshError("nothing listens on \(host):\(port); logs in \(dir)") }
         }
@@ -154,7 +162,7 @@ final class Mesh {
     func stop() {
         // Proxies get SIGTERM (their drain path); helper scripts are killed outright.
         for p in processes.reversed() where p.isRunning {
-            if p.executableURL?.path == binary { p.terminate() } else { kill(p.processIdentifier, SIGKILL) }
+            if p.executableURL?.path == binary || p.executableURL?.path == "/usr/bin/prlimit" { p.terminate() } else { kill(p.processIdentifier, SIGKILL) }
         }
         for p in processes { p.waitUntilExit() }
         processes = []

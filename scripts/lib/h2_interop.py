@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """An independent HBONE peer built on Python's ssl + h2 (python-hyper), for interop tests.
 
-  h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT]
+  h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT] [--header N=V]...
       mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}.
   h2_interop.py hold --connect IP:PORT --cert-dir D --ca F --authority A --message SECONDS --ready FILE
       opens one tunnel, writes FILE once the 200 arrived, then keeps the connection (answering PINGs)
@@ -49,7 +49,7 @@ def run_client(a):
     result = {"alpn": s.selected_alpn_protocol(), "peer_san": peer_san(s), "status": None, "echoed": None}
     c = h2conn(True)
     c.initiate_connection()
-    headers = [(":method", a.method), (":authority", a.authority)]
+    headers = [(":method", a.method), (":authority", a.authority)] + [tuple(h.split("=", 1)) for h in a.header]
     if a.method != "CONNECT":
         headers += [(":scheme", "https"), (":path", "/")]
     sid = c.get_next_available_stream_id()
@@ -204,6 +204,7 @@ def main():
     p.add_argument("--record")
     p.add_argument("--ready")
     p.add_argument("--refuse-first", action="store_true")
+    p.add_argument("--header", action="append", default=[], help="NAME=VALUE, an extra request header (repeatable)")
     a = p.parse_args()
     {"client": client, "server": server, "silent": silent, "hold": hold}[a.mode](a)
 

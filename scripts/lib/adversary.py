@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""A hostile or broken peer for the adversarial integration tests. Each mode prints one JSON line.
+
+  adversary.py socks --socks A --source IP --atyp 1|3|4 --host H --port P [--early N]
+      one SOCKS5 CONNECT with the address spelled as given (atyp 4 takes any IPv6 spelling, 3 sends
+      the text as a domain name); early data of N bytes goes in the same write as the request.
+      {reply: code or null (EOF), echoed: bool}
+  adversary.py h2garbage --connect A --cert-dir D --ca F
+      mTLS + HTTP/2 preface, then a DATA frame on stream 0 (a connection error).
+      {goaway: error code or null, closed: bool, after: seconds until the server closed}
+  adversary.py rapidreset --connect A --cert-dir D --ca F --authority A --count N
+      N CONNECTs, each reset at once, in one write. {goaway, closed, after, responses}
+  adversary.py silent --connect A --cert-dir D --ca F
+      completes TLS, never sends the HTTP/2 preface. {closed, after}
+  adversary.py mute-server --listen A --cert-dir D --ca F --record FILE
+      an HBONE server that completes TLS and SETTINGS but never answers a CONNECT; appends one
+      line per accepted connection to FILE.
+  adversary.py slowloris --connect A --count N --hold S
+      opens N TCP connections, sends nothing, holds them S seconds. {opened}"""
+import argparse, json, os, socket, ssl, struct, sys, threading, time
+sys.path.insert(0, os.path.dirname(__file__))
+from h2_interop import tls_context, h2conn
+import h2.events
+
+def split(a):
+    h, p = a.rsplit(":", 1)
+    return h.strip("[]"), int(p)
+
+def socks(a):
+    host, port = split(a.socks)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.bind((a.source, 0))
+    s.connect((host, port))
+    if a.atyp == 1:
+        addr = b"\x01" + socket.inet_pton(socket.AF_INET, a.host)
+    elif a.atyp == 4:
+        addr = b"\x04" + socket.inet_pton(socket.AF_INET6, a.host)
+    else:
+        addr = b"\x03" + bytes([len(a.host)]) + a.host.encode()
+    early = bytes((i * 7) % 251 for i in range(a.early))
+    s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00" + addr + struct.pack(">H", a.port) + early)
+    got = b""
+    try:
+        while len(got) < 12:
+            chunk = s.recv(12 - len(got))
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    result = {"reply": got[3] if len(got) >= 4 and got[:2] == b"\x05\x00" else None, "echoed": False}
+    if result["reply"] == 0 and a.early:
+        s.shutdown(socket.SHUT_WR)
+        back = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                back += chunk
+        except OSError:
+            pass
+        result["echoed"] = back == early
+    s.close()
+    print(json.dumps(result))
+
+def tls_client(a):
+    host, port = split(a.connect)
+    raw = socket.create_connection((host, port), timeout=10)
+    return tls_context(False, a.cert_dir, a.ca).wrap_socket(raw)
+
+def wait_close(s, c, limit=30):
+    """Reads until the server closes; returns (goaway code, closed, seconds)."""
+    start, goaway, responses = time.monotonic(), None, 0
+    s.settimeout(limit)
+    closed = False
+    try:
+        while time.monotonic() - start < limit:
+            data = s.recv(65536)
+            if not data:
+                closed = True
+                break
+            if c is None:
+                continue
+            try:
+                events = c.receive_data(data)
+            except Exception:
+                continue
+            for ev in events:
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    goaway = ev.error_code
+                elif isinstance(ev, h2.events.ResponseReceived):
+                    responses += 1
+            try:
+                s.sendall(c.data_to_send())
+            except OSError:
+                pass
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        closed = True
+    return goaway, closed, time.monotonic() - start, responses
+
+def h2garbage(a):
+    s = tls_client(a)
+    c = h2conn(True)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    # DATA on stream 0: a connection error of type PROTOCOL_ERROR (RFC 9113 §6.1).
+    s.sendall(struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"junk")
+    goaway, closed, after, _ = wait_close(s, c)
+    print(json.dumps({"goaway": int(goaway) if goaway is not None else None, "closed": closed, "after": after}))
+
+def rapidreset(a):
+    s = tls_client(a)
+    c = h2conn(True)
+    c.initiate_connection()
+    out = c.data_to_send()
+    for _ in range(a.count):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "CONNECT"), (":authority", a.authority)], end_stream=False)
+        c.reset_stream(sid)
+        out += c.data_to_send()
+    try:
+        s.sendall(out)
+    except OSError:
+        pass
+    goaway, closed, after, responses = wait_close(s, c)
+    print(json.dumps({"goaway": int(goaway) if goaway is not None else None, "closed": closed, "after": after, "responses": responses}))
+
+def silent(a):
+    s = tls_client(a)
+    _, closed, after, _ = wait_close(s, None)
+    print(json.dumps({"closed": closed, "after": after}))
+
+def mute_server(a):
+    host, port = split(a.listen)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(64)
+    ctx = tls_context(True, a.cert_dir, a.ca)
+    def serve(raw):
+        try:
+            s = ctx.wrap_socket(raw, server_side=True)
+            c = h2conn(False)
+            c.initiate_connection()
+            s.sendall(c.data_to_send())
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return
+                for ev in c.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        with open(a.record, "a") as f:
+                            f.write("request\n")
+                s.sendall(c.data_to_send())
+        except Exception:
+            return
+    while True:
+        raw, _ = ls.accept()
+        with open(a.record, "a") as f:
+            f.write("connection\n")
+        threading.Thread(target=serve, args=(raw,), daemon=True).start()
+
+def slowloris(a):
+    host, port = split(a.connect)
+    held = []
+    for _ in range(a.count):
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(2)
+            s.connect((host, port))
+            held.append(s)
+        except OSError:
+            pass
+    print(json.dumps({"opened": len(held)}))
+    sys.stdout.flush()
+    time.sleep(a.hold)
+    for s in held:
+        s.close()
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode")
+    p.add_argument("--socks")
+    p.add_argument("--source", default="127.0.0.1")
+    p.add_argument("--atyp", type=int, default=1)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--early", type=int, default=0)
+    p.add_argument("--connect")
+    p.add_argument("--listen")
+    p.add_argument("--cert-dir")
+    p.add_argument("--ca")
+    p.add_argument("--authority")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--hold", type=float, default=1)
+    p.add_argument("--record")
+    a = p.parse_args()
+    modes = {"socks": socks, "h2garbage": h2garbage, "rapidreset": rapidreset, "silent": silent,
+             "mute-server": mute_server, "slowloris": slowloris}
+    if a.mode not in modes:
+        sys.exit("unknown mode " + a.mode)
+    modes[a.mode](a)
+
+if __name__ == "__main__":
+    main()
