@@ -303,7 +303,8 @@ public struct ProxyConfig: Sendable {
             if let v = pf["idleTimeout"] { s.pool.idleTimeout = try v.duration() }
         }
         if let h = f["h2"] {
-            let hf = try h.fields(allowed: ["streamWindow", "connectionWindow", "maxConcurrentStreams"])
+            let hf = try h.fields(allowed: ["streamWindow", "connectionWindow", "maxConcurrentStreams", "maxPrematureResetsPerSecond"])
+            if let v = hf["maxPrematureResetsPerSecond"] { s.h2.maxPrematureResetsPerSecond = try v.int(in: 1...1_000_000) }
             if let v = hf["streamWindow"] { s.h2.streamWindow = try v.int(in: 65_535...(1 << 30)) }
             if let v = hf["connectionWindow"] { s.h2.connectionWindow = try v.int(in: 65_535...(1 << 30)) }
             if let v = hf["maxConcurrentStreams"] { s.h2.maxConcurrentStreams = try v.int(in: 1...100_000) }

@@ -85,6 +85,10 @@ public struct Settings: Sendable, Equatable {
         public var streamWindow: Int = 1 << 20
         public var connectionWindow: Int = 4 << 20
         public var maxConcurrentStreams: Int = 200
+        /// Streams the peer may reset before we answered them, per second, before the connection is
+        /// ended with ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). Apps that abort tunnels
+        /// mid-setup reset a few; an attack resets thousands.
+        public var maxPrematureResetsPerSecond: Int = 200
     }
 
     public var trustedDomains: Set<String> { Set([trustDomain] + trustDomainAliases) }

@@ -21,4 +21,47 @@ public enum H2ErrorCode {
     public static let refusedStream: UInt32 = 7
     public static let cancel: UInt32 = 8
     public static let connectError: UInt32 = 10
+    public static let enhanceYourCalm: UInt32 = 11
+}
+
+/// Why the peer's HTTP/2 was refused; the label of `hbone_h2_protocol_errors_total{reason}`.
+public enum H2ProtocolError: String, Sendable, CaseIterable {
+    /// Too many frames we must answer (PING, SETTINGS, RST) queued: nghttp2's flood guard.
+    case flood
+    /// Streams reset by the peer before we answered them, past the per-second bound.
+    case rapidReset = "rapid_reset"
+    case compression
+    case flowControl = "flow_control"
+    /// A frame on a stream in the wrong state (closed, idle, half-closed).
+    case streamState = "stream_state"
+    case frameSize = "frame_size"
+    /// Not an HTTP/2 connection preface.
+    case badPreface = "bad_preface"
+    /// Any other PROTOCOL_ERROR.
+    case `protocol`
+
+    /// The reason behind an error code nghttp2 sent.
+    public init(code: UInt32) {
+        switch code {
+        case 3: self = .flowControl
+        case 5: self = .streamState
+        case 6: self = .frameSize
+        case 9: self = .compression
+        case 11: self = .flood
+        default: self = .protocol
+        }
+    }
+
+    /// The reason behind a fatal nghttp2 library error from `receive`.
+    public init(libraryError code: Int32) {
+        switch code {
+        case NGHTTP2_ERR_FLOODED.rawValue: self = .flood
+        case NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue: self = .badPreface
+        case NGHTTP2_ERR_HEADER_COMP.rawValue: self = .compression
+        case NGHTTP2_ERR_FLOW_CONTROL.rawValue: self = .flowControl
+        case NGHTTP2_ERR_STREAM_CLOSED.rawValue, NGHTTP2_ERR_STREAM_CLOSING.rawValue, NGHTTP2_ERR_INVALID_STREAM_STATE.rawValue: self = .streamState
+        case NGHTTP2_ERR_FRAME_SIZE_ERROR.rawValue: self = .frameSize
+        default: self = .protocol
+        }
+    }
 }

@@ -13,8 +13,15 @@ public final class H2Session {
     public unowned(unsafe) var delegate: H2SessionDelegate?
     private var session: OpaquePointer!
     private var streams: [Int32: StreamState] = [:]
+    /// RST_STREAM frames we submitted and nghttp2 has not sent yet (so they are not reported as errors).
+    private var ownResets: Set<Int32> = []
     public private(set) var goawayReceived = false
     public private(set) var goawaySent = false
+    /// The peer's SETTINGS arrived (its connection preface is complete).
+    public private(set) var peerSettingsReceived = false
+    /// The session ended for the peer's misbehaviour: nghttp2's own GOAWAY for a protocol error, a
+    /// fatal error, or `terminate`.
+    public private(set) var terminatedByProtocolError = false
 
     final class StreamState {
         var outbound = ByteQueue()
@@ -24,6 +31,7 @@ public final class H2Session {
         var unconsumed = 0       // DATA bytes delivered to the owner and not yet consumed
         var wasAboveHighWater = false
         var hasProvider = false
+        var responded = false
     }
 
     public init(role: Role, settings: H2Settings = H2Settings(), delegate: H2SessionDelegate?) throws(H2Error) {
@@ -39,6 +47,7 @@ public final class H2Session {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
         nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, h2ReadLength)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, h2OnFrameSend)
 
         var option: OpaquePointer?
         guard nghttp2_option_new(&option) == 0, let option else { throw H2Error(NGHTTP2_ERR_NOMEM.rawValue, "option") }
@@ -78,7 +87,11 @@ public final class H2Session {
     public func receive(_ bytes: UnsafeRawBufferPointer) throws(H2Error) {
         guard bytes.count > 0 else { return }
         let n = nghttp2_session_mem_recv(session, bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count)
-        if n < 0 { throw H2Error(Int32(n), "receive") }
+        if n < 0 {
+            terminatedByProtocolError = true
+            delegate?.h2(self, protocolError: H2ProtocolError(libraryError: Int32(n)), stream: 0)
+            throw H2Error(Int32(n), "receive")
+        }
     }
 
     /// Emits pending frames to `body` (borrowed bytes) until nothing is left or `limit` bytes went out.
@@ -100,6 +113,8 @@ public final class H2Session {
     public var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
     /// Neither side has anything left to say (after GOAWAY both ways, or a fatal error).
     public var isFinished: Bool { !wantsWrite && !wantsRead }
+    /// Whether `stream` is still open here (not closed or reset by either side).
+    public func isOpen(stream: Int32) -> Bool { streams[stream] != nil }
 
     // MARK: Streams
 
@@ -121,6 +136,7 @@ public final class H2Session {
     /// ends it (a bare HEADERS frame with END_STREAM, as the reference sends errors).
     public func respond(stream: Int32, status: Int, headers extra: [H2Header] = []) throws(H2Error) {
         let headers = [H2Header(":status", String(status))] + extra
+        streams[stream]?.responded = true
         let rc: Int32
         if status == 200 {
             let state = streams[stream] ?? StreamState()
@@ -150,7 +166,7 @@ public final class H2Session {
 
     /// RST_STREAM.
     public func reset(stream: Int32, errorCode: UInt32 = H2ErrorCode.cancel) {
-        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode)
+        if nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode) == 0 { ownResets.insert(stream) }
     }
 
     /// Tells the peer it may send `count` more bytes on `stream` (and the connection): they left the proxy.
@@ -181,6 +197,14 @@ public final class H2Session {
         goawaySent = true
         let last = nghttp2_session_get_last_proc_stream_id(session)
         _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+    }
+
+    /// Ends the session for the peer's misbehaviour: GOAWAY with `errorCode`, then nghttp2 reads
+    /// nothing more and, once the GOAWAY is out, wants nothing more either.
+    public func terminate(errorCode: UInt32) {
+        goawaySent = true
+        terminatedByProtocolError = true
+        _ = nghttp2_session_terminate_session(session, errorCode)
     }
 
     // MARK: Internals
@@ -252,6 +276,38 @@ public final class H2Session {
             delegate?.h2(self, goaway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
         case Int(NGHTTP2_PING.rawValue):
             if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate?.h2PingAcknowledged(self) }
+        case Int(NGHTTP2_SETTINGS.rawValue):
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 && !peerSettingsReceived {
+                peerSettingsReceived = true
+                delegate?.h2PeerSettingsReceived(self)
+            }
+        case Int(NGHTTP2_RST_STREAM.rawValue):
+            // Called before the stream-close callback, so the stream's state is still here.
+            if role == .server, let state = streams[hd.stream_id], !state.responded {
+                delegate?.h2(self, prematureReset: hd.stream_id)
+            }
+        default:
+            break
+        }
+    }
+
+    /// A frame went out. GOAWAY and RST_STREAM that nghttp2 sent on its own (not through `goaway`,
+    /// `terminate` or `reset`) answer the peer's protocol errors: report them.
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        switch Int(hd.type) {
+        case Int(NGHTTP2_GOAWAY.rawValue):
+            let code = frame.pointee.goaway.error_code
+            if !goawaySent && code != H2ErrorCode.noError {
+                goawaySent = true
+                terminatedByProtocolError = true
+                delegate?.h2(self, protocolError: H2ProtocolError(code: code), stream: 0)
+            }
+        case Int(NGHTTP2_RST_STREAM.rawValue):
+            let code = frame.pointee.rst_stream.error_code
+            if ownResets.remove(hd.stream_id) == nil && code != H2ErrorCode.refusedStream {
+                delegate?.h2(self, protocolError: H2ProtocolError(code: code), stream: hd.stream_id)
+            }
         default:
             break
         }
@@ -334,6 +390,11 @@ private let h2OnHeader: nghttp2_on_header_callback = { _, frame, name, nameLengt
 
 private let h2OnFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, userData in
     if let frame { owner(userData).frameReceived(frame) }
+    return 0
+}
+
+private let h2OnFrameSend: nghttp2_on_frame_send_callback = { _, frame, userData in
+    if let frame { owner(userData).frameSent(frame) }
     return 0
 }
 

@@ -16,4 +16,17 @@ public protocol H2SessionDelegate: AnyObject {
     func h2(_ session: H2Session, drained stream: Int32)
     func h2(_ session: H2Session, goaway lastStreamID: Int32, errorCode: UInt32)
     func h2PingAcknowledged(_ session: H2Session)
+    /// The peer's first SETTINGS arrived: the HTTP/2 connection preface is complete.
+    func h2PeerSettingsReceived(_ session: H2Session)
+    /// The peer reset `stream` before we answered it (the rapid-reset pattern when it repeats).
+    func h2(_ session: H2Session, prematureReset stream: Int32)
+    /// nghttp2 itself refused the peer's input: it sent GOAWAY (`stream` 0) or RST_STREAM with
+    /// `code`, or stopped reading (flood, bad preface). Never called for frames we asked for.
+    func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32)
+}
+
+extension H2SessionDelegate {
+    public func h2PeerSettingsReceived(_ session: H2Session) {}
+    public func h2(_ session: H2Session, prematureReset stream: Int32) {}
+    public func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32) {}
 }

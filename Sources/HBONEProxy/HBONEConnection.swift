@@ -33,6 +33,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private(set) var draining = false
     /// The peer's root left the trust bundle: draining, and cut at the drain deadline.
     var distrusted = false
+    /// A CONNECT on it went unanswered: out of the pool.
+    private(set) var unhealthy = false
     private var handshakeTimer: EventLoop.TimerID?
     private var keepaliveTimer: EventLoop.TimerID?
     private var idleTimer: EventLoop.TimerID?
@@ -42,6 +44,15 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private var teardownScheduled = false
     private(set) var failure: ProxyError?
     private var loggedUntrustedAttribution = false
+    /// Requests read in this `receive`, handled once it returns: a stream the same bytes already
+    /// reset never costs an authorization decision or an upstream connect.
+    private var pendingRequests: [(stream: Int32, headers: [H2Header], endStream: Bool)] = []
+    /// Premature resets (before our answer) in the current one-second window.
+    private var prematureResets = 0
+    private var prematureWindowStart: UInt64 = 0
+    /// Closing after a protocol error: FIN sent, input discarded until the peer closes or 1 s passes,
+    /// so unread input does not turn our close into an RST that could destroy the GOAWAY in flight.
+    private var lingering = false
 
     /// Ciphertext queued on the socket above which we stop producing frames.
     static let socketHighWater = 512 * 1024
@@ -62,10 +73,18 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         self.lastReceive = worker.loop.now
         tcp.delegate = self
         let timeout = worker.state.settings.timeouts.handshake
+        // The handshake timeout covers TLS and the HTTP/2 preface + SETTINGS: a peer that
+        // completes TLS and then says nothing is dropped like one that stalls in TLS.
         handshakeTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self] in
             handshakeTimer = nil
-            if phase == .connecting || phase == .handshaking {
-                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)"), handshake: true)
+            switch phase {
+            case .connecting, .handshaking:
+                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)",
+                                errno: phase == .connecting ? ETIMEDOUT : nil), handshake: true)
+            case .open where !(h2?.peerSettingsReceived ?? false):
+                fail(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within \(timeout)"), handshake: true)
+            default:
+                break
             }
         }
         if role == .client && !connecting { startClientHandshake() }
@@ -73,7 +92,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     var peerIdentity: SPIFFEID? { tls.peerIdentity }
     var openStreams: Int { owners.count }
-    var isUsable: Bool { phase == .open && !draining && !(h2?.goawayReceived ?? true) }
+    var isUsable: Bool { phase == .open && !draining && !unhealthy && !(h2?.goawayReceived ?? true) }
 
     /// Streams this connection may still take: our pool limit and the server's own limit.
     var streamCapacity: Int {
@@ -97,12 +116,17 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        guard phase != .closed else { return }   // lingering after a protocol error: discard
         lastReceive = worker.loop.now
         tls.feed(bytes)
         process()
     }
 
     func tcpStreamReadClosed(_ stream: TCPStream) {
+        if lingering {
+            finishLinger()
+            return
+        }
         if phase == .open && (h2?.goawayReceived ?? false) && owners.isEmpty {
             close()
         } else {
@@ -115,6 +139,10 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
+        if lingering {
+            finishLinger()
+            return
+        }
         let side: ProxyError.Kind = role == .server ? .downstream : .upstream
         fail(ProxyError(side, phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))",
                         errno: errno),
@@ -147,7 +175,16 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 do {
                     try h2?.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 } catch {
-                    fail(ProxyError(.h2, "HTTP/2: \(error)"), handshake: false)
+                    // Fatal for the session (flood, bad preface): nghttp2 will send nothing more.
+                    pendingRequests = []
+                    fail(ProxyError(.h2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true)
+                    return
+                }
+                handlePendingRequests()
+                if phase != .open { return }
+                if h2?.terminatedByProtocolError == true {
+                    // nghttp2 queued a GOAWAY for the peer's error: send it, then end the connection.
+                    pump()
                     return
                 }
             case .needMore:
@@ -168,8 +205,6 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     private func handshakeComplete() {
-        worker.loop.cancel(handshakeTimer)
-        handshakeTimer = nil
         let settings = worker.state.settings
         var h2Settings = H2Settings()
         h2Settings.streamWindow = settings.h2.streamWindow
@@ -209,6 +244,10 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             }
         }
         flushTLS()
+        if h2.terminatedByProtocolError && !h2.wantsWrite {
+            fail(failure ?? ProxyError(.h2, "HTTP/2 protocol error: connection ended with GOAWAY"), handshake: false, linger: true)
+            return
+        }
         if (draining || h2.goawayReceived) && owners.isEmpty && !h2.wantsWrite { close() }
     }
 
@@ -290,7 +329,45 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             _ = try? session.respond(stream: stream, status: 503)
             return
         }
-        worker.handleInboundRequest(connection: self, stream: stream, headers: headers, endStream: endStream)
+        pendingRequests.append((stream, headers, endStream))
+    }
+
+    /// Runs the requests the last `receive` read, skipping streams the peer already reset.
+    private func handlePendingRequests() {
+        guard !pendingRequests.isEmpty else { return }
+        let requests = pendingRequests
+        pendingRequests = []
+        for r in requests {
+            guard phase == .open, let h2, !h2.terminatedByProtocolError else { return }
+            guard h2.isOpen(stream: r.stream) else { continue }
+            worker.handleInboundRequest(connection: self, stream: r.stream, headers: r.headers, endStream: r.endStream)
+        }
+    }
+
+    func h2PeerSettingsReceived(_ session: H2Session) {
+        worker.loop.cancel(handshakeTimer)
+        handshakeTimer = nil
+    }
+
+    func h2(_ session: H2Session, prematureReset stream: Int32) {
+        let now = worker.loop.now
+        if now - prematureWindowStart >= 1_000_000_000 {
+            prematureWindowStart = now
+            prematureResets = 0
+        }
+        prematureResets += 1
+        let limit = worker.state.settings.h2.maxPrematureResetsPerSecond
+        if prematureResets > limit && !session.terminatedByProtocolError {
+            worker.h2ProtocolError(.rapidReset, connection: self, detail: "more than \(limit) streams reset before an answer within a second")
+            failure = ProxyError(.h2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
+            pendingRequests = []
+            session.terminate(errorCode: H2ErrorCode.enhanceYourCalm)
+        }
+    }
+
+    func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32) {
+        worker.h2ProtocolError(reason, connection: self, detail: stream == 0 ? "connection error" : "stream \(stream) reset")
+        if stream == 0 && failure == nil { failure = ProxyError(.h2, "HTTP/2 protocol error (\(reason.rawValue)): connection ended with GOAWAY") }
     }
 
     func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {
@@ -356,6 +433,14 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         }
     }
 
+    /// A CONNECT went unanswered: leave the pool so no new tunnel waits on this connection; the
+    /// tunnels on it go on (or the keepalive ends them if the peer is really gone).
+    func markUnhealthy() {
+        guard !unhealthy else { return }
+        unhealthy = true
+        worker.pool.remove(self)
+    }
+
     /// GOAWAY; open streams finish, then the connection closes.
     func startDrain() {
         guard !draining, phase != .closed else { return }
@@ -369,14 +454,19 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         }
     }
 
-    /// Fails the connection: every tunnel on it ends, waiters learn why.
-    func fail(_ error: ProxyError, handshake: Bool, counted: Bool = false) {
+    /// Fails the connection: every tunnel on it ends, waiters learn why. `linger`: after a
+    /// protocol error, half-close and drain input briefly instead of closing at once.
+    func fail(_ error: ProxyError, handshake: Bool, counted: Bool = false, linger: Bool = false) {
         guard phase != .closed else { return }
+        lingering = linger
         if handshake && !counted { worker.stats.handshakeFailed(reason: error.kind == .tls ? "tls" : error.kind.rawValue) }
         failure = error
         if handshake {
             log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
                                                 "local_identity": localIdentity.description, "error": error.reason])
+        } else if linger {
+            log.info("HBONE connection closed after an HTTP/2 protocol error", ["peer": "\(peerAddress)", "peer_identity": peerIdentity?.description ?? "-",
+                                                                                 "error": error.reason])
         } else {
             log.debug("HBONE connection failed", ["peer": "\(peerAddress)", "error": error.reason])
         }
@@ -404,9 +494,31 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         // The H2 session may be mid-callback: release only at the end of the pass.
         worker.loop.deferUntilEndOfPass { [self] in
             tcp.flushNow()   // a TLS alert or GOAWAY still reaches the peer
+            if lingering && tcp.state == .open {
+                tcp.shutdownWrite()
+                tcp.flushNow()
+                lingerTimer = worker.loop.schedule(after: HBONEConnection.lingerTime) { [unowned self] in
+                    lingerTimer = nil
+                    finishLinger()
+                }
+                return
+            }
             tcp.close()
             worker.connectionClosed(self)
         }
+    }
+
+    /// The most a closing connection waits for the peer to read our GOAWAY and close its side.
+    static let lingerTime: UInt64 = 1_000_000_000
+    private var lingerTimer: EventLoop.TimerID?
+
+    private func finishLinger() {
+        guard lingering else { return }
+        lingering = false
+        worker.loop.cancel(lingerTimer)
+        lingerTimer = nil
+        tcp.close()
+        worker.connectionClosed(self)
     }
 }
 

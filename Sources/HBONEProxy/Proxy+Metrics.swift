@@ -73,6 +73,10 @@ extension Proxy {
         for (reason, n) in Proxy.sum(statsList.map(\.acceptFailures.snapshot)) {
             out += "hbone_accept_failures_total{reason=\"\(reason)\"} \(n)\n"
         }
+        family("hbone_h2_protocol_errors_total", "counter", "HTTP/2 protocol errors of peers (we answered with GOAWAY or RST_STREAM), by reason")
+        for (reason, n) in Proxy.sum(statsList.map(\.h2ProtocolErrors.snapshot)) {
+            out += "hbone_h2_protocol_errors_total{reason=\"\(reason)\"} \(n)\n"
+        }
         family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
         family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")

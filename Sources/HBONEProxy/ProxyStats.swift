@@ -22,6 +22,8 @@ final class ProxyStats: Sendable {
     let failureReasons = ReasonCounts()
     /// Failed accepts by reason (emfile, enfile, enobufs, enomem, other).
     let acceptFailures = ReasonCounts()
+    /// Peers' HTTP/2 protocol errors by reason (flood, rapid_reset, compression, flow_control, …).
+    let h2ProtocolErrors = ReasonCounts()
     let pooledConnections = ManagedAtomic<Int>(0)
     /// `forwarded` claims from peers that may not make them (ignored).
     let untrustedAttributions = ManagedAtomic<UInt64>(0)

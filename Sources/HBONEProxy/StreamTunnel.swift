@@ -49,11 +49,26 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
             info.dstIdentity = conn.peerIdentity
         } catch {
             finish(error: error)
+            return
+        }
+        // A peer that takes the CONNECT and never answers (hung, stopped) fails this tunnel at the
+        // connect timeout, as an upstream connect would, and no new tunnel goes to that connection.
+        let timeout = worker.state.settings.timeouts.connect
+        worker.loop.cancel(connectTimer)
+        connectTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self, unowned conn] in
+            connectTimer = nil
+            guard !established, !finished else { return }
+            log.warn("no response to CONNECT; the HBONE connection takes no new tunnels", ["peer": "\(conn.peerAddress)",
+                     "peer_identity": conn.peerIdentity?.description ?? "-", "dst.addr": "\(info.dst)", "timeout": "\(timeout)"])
+            conn.markUnhealthy()
+            finish(error: ProxyError(.upstream, "503: no response to CONNECT within \(timeout)", errno: ETIMEDOUT))
         }
     }
 
     func streamResponse(status: Int) {
         guard !finished else { return }
+        worker.loop.cancel(connectTimer)
+        connectTimer = nil
         if status == 200 {
             established = true
             worker.tunnelEstablished(&info)
@@ -229,3 +244,7 @@ final class StreamTunnel: StreamOwner, TCPStreamDelegate {
         finish(error: reason, resetStream: false)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

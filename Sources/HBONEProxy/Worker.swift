@@ -24,6 +24,8 @@ final class Worker {
     private var tunnelCounter = 0
     private(set) var draining = false
     private var sweepTimer: EventLoop.TimerID?
+    private var lastAbuseLog: UInt64 = 0
+    private var unloggedAbuse = 0
 
     init(loop: EventLoop, state: ProxyState, stats: ProxyStats) {
         self.loop = loop
@@ -315,6 +317,25 @@ final class Worker {
             H2Header("forwarded", "for=\"\(src)\""),
             H2Header("traceparent", "00-\(hex(16))-\(hex(8))-01"),
         ]
+    }
+
+    // MARK: HTTP/2 abuse
+
+    /// Counts a peer's HTTP/2 protocol error and warns about it, at most once a second per loop
+    /// (with how many were not logged), naming the peer's identity: a flood must not flood the log.
+    func h2ProtocolError(_ reason: H2ProtocolError, connection: HBONEConnection, detail: String) {
+        stats.h2ProtocolErrors.add(reason.rawValue)
+        let now = loop.now
+        guard now - lastAbuseLog >= 1_000_000_000 || lastAbuseLog == 0 else {
+            unloggedAbuse += 1
+            return
+        }
+        log.warn("HTTP/2 protocol error from peer", ["reason": reason.rawValue, "detail": detail, "peer": "\(connection.peerAddress)",
+                                                     "peer_identity": connection.peerIdentity?.description ?? "-",
+                                                     "role": connection.role == .server ? "server" : "client",
+                                                     "not_logged_since_last_line": "\(unloggedAbuse)"])
+        lastAbuseLog = now
+        unloggedAbuse = 0
     }
 
     // MARK: Bookkeeping
