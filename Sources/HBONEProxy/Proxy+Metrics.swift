@@ -110,8 +110,16 @@ extension Proxy {
         var pending: [String] = []
         if !started.load(ordering: .relaxed) { pending.append("listeners are not bound yet") }
         let s = state
-        for w in s.config.localWorkloads where s.identities[w.identity] == nil {
-            pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))")
+        let now = Date()
+        for w in s.config.localWorkloads {
+            if let current = s.identities[w.identity] {
+                // The last valid SVID ran out and nothing valid replaced it: degraded.
+                if current.certifiedKey.notAfter <= now {
+                    pending.append("certificate for \(w.identity) expired at \(current.certifiedKey.notAfter) (workload \(w.namespace)/\(w.name))")
+                }
+            } else {
+                pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))")
+            }
         }
         return pending
     }

@@ -86,23 +86,27 @@ public final class ProxyState: Sendable {
                 throw ProxyError(.config, "TLS context: \(error)")
             }
         }
+        let now = Date()
         for w in config.localWorkloads where certs[w.identity] == nil {
             let path = "\(dir)/\(w.namespace)/\(w.serviceAccount)"
+            let problem: String
             do {
                 let key = try CertifiedKey(directory: path)
-                guard key.identity == w.identity else {
-                    if let old = previous?.identities[w.identity]?.certifiedKey { certs[w.identity] = old }
-                    else { missing.append("\(w.identity): \(path) holds \(key.identity)") }
+                guard let reason = ProxyState.unusable(key, for: w.identity, trust: trust, now: now) else {
+                    certs[w.identity] = key
                     continue
                 }
-                certs[w.identity] = key
+                problem = "\(path): \(reason)"
             } catch {
-                if let old = previous?.identities[w.identity]?.certifiedKey {
-                    log.warn("keeping the current certificate: the new one does not load", ["identity": w.identity.description, "error": error.reason])
-                    certs[w.identity] = old
-                } else {
-                    missing.append("\(w.identity): \(error.reason)")
-                }
+                problem = error.reason
+            }
+            if let old = previous?.identities[w.identity]?.certifiedKey {
+                log.warn("keeping the current certificate: the new one is not usable", ["identity": w.identity.description, "error": problem,
+                                                                                       "current_expires": "\(old.notAfter)"])
+                certs[w.identity] = old
+            } else {
+                log.warn("no usable certificate", ["identity": w.identity.description, "error": problem])
+                missing.append("\(w.identity): \(problem)")
             }
         }
         do {
@@ -113,7 +117,25 @@ public final class ProxyState: Sendable {
     }
 }
 
-/// A proxy failure with the side that failed, which feeds `response_flags` and the access log.
+extension ProxyState {
+    /// A new SVID may start this much in the future (clocks of the issuer and this node differ).
+    static let clockSkewAllowance: TimeInterval = 60
+
+    /// Why `key` must not be presented as `identity` (nil: it may): an SVID is installed only if it
+    /// is the workload's identity, currently valid (give or take the skew allowance) and chains to
+    /// the current bundle. The key matching the leaf is checked when the key is built.
+    static func unusable(_ key: CertifiedKey, for identity: SPIFFEID, trust: TrustBundle, now: Date) -> String? {
+        if key.identity != identity { return "holds \(key.identity), not \(identity)" }
+        if key.notAfter <= now { return "expired at \(key.notAfter)" }
+        if key.notBefore > now.addingTimeInterval(clockSkewAllowance) { return "not valid before \(key.notBefore)" }
+        // Judged at a moment inside its validity, so only the chain decides here.
+        if let reason = trust.verify(chain: key.chain, at: max(now, key.notBefore)) {
+            return "does not chain to the trust bundle: \(reason)"
+        }
+        return nil
+    }
+}
+
 extension ProxyState {
     /// When an issued SVID should be renewed: after `renewAt` of its lifetime.
     static func renewalTime(_ key: CertifiedKey, _ issuance: Settings.CAIssuance) -> Date {

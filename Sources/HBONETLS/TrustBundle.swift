@@ -1,4 +1,5 @@
 import COpenSSL
+import CHBONEOpenSSLShim
 import Atomics
 import Foundation
 
@@ -44,6 +45,33 @@ public final class TrustBundle: @unchecked Sendable {
 
     /// Whether a chain verified up to `anchor` (a root's SHA-256) still ends at a root of this bundle.
     public func contains(anchor: [UInt8]) -> Bool { anchors.contains(anchor) }
+
+    /// Verifies `chain` (leaf first, intermediates after) up to a root of this bundle, as of `time`.
+    /// Nil when it verifies; otherwise OpenSSL's reason. For our own SVIDs before we present them.
+    public func verify(chain: [Certificate], at time: Date = Date()) -> String? {
+        guard let leaf = chain.first else { return "empty certificate chain" }
+        OpenSSLErrors.clear()
+        guard let context = X509_STORE_CTX_new() else { return "X509_STORE_CTX_new failed" }
+        defer { X509_STORE_CTX_free(context) }
+        // The stack owns one reference to each intermediate: up-ref before push, freed with it.
+        guard let untrusted = chbone_sk_x509_new_null() else { return "out of memory" }
+        defer { chbone_sk_x509_pop_free(untrusted) }
+        for c in chain.dropFirst() {
+            X509_up_ref(c.x509)
+            if chbone_sk_x509_push(untrusted, c.x509) == 0 {
+                X509_free(c.x509)
+                return "out of memory"
+            }
+        }
+        guard X509_STORE_CTX_init(context, store, leaf.x509, untrusted) == 1 else {
+            return OpenSSLErrors.drain().joined(separator: "; ")
+        }
+        X509_STORE_CTX_set_time(context, 0, time_t(time.timeIntervalSince1970))
+        if X509_verify_cert(context) == 1 { return nil }
+        let code = X509_STORE_CTX_get_error(context)
+        OpenSSLErrors.clear()
+        return String(cString: X509_verify_cert_error_string(Int(code)))
+    }
 
     public convenience init(pem: [UInt8]) throws(TLSError) {
         try self.init(roots: Certificate.parsePEMChain(pem))

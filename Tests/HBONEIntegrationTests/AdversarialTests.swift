@@ -220,4 +220,61 @@ import Glibc
         #expect(mesh.waitForLog(mesh.westLog) { $0.components(separatedBy: "configuration applied").count >= 2 })
         #expect(try probe(mesh, atyp: 1, host: mesh.westIP, port: 8080)["reply"] as? Int == 2)
     }
+
+    // MARK: 5. Own certificates are validated before use
+
+    /// Broken SVIDs dropped into a workload's directory (expired, wrong identity, unrelated root)
+    /// never replace the working one; each is named in a warning. A short-lived valid one is taken,
+    /// and once it expires with nothing valid after it, readiness says so.
+    @Test func brokenOwnCertificatesNeverReplaceTheWorkingOne() throws {
+        let pki = TestPKI.directory
+        let certs = NSTemporaryDirectory() + "hbone-adv-certs-\(getpid())"
+        try? FileManager.default.removeItem(atPath: certs)
+        try FileManager.default.createDirectory(atPath: certs + "/payments", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: pki + "/certs-west/payments/ledger", toPath: certs + "/payments/ledger")
+        var o = Mesh.Options()
+        o.westCertificates = certs
+        let mesh = try Mesh(net: 88, o)
+        defer { mesh.stop() }
+        #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
+        let ledger = certs + "/payments/ledger"
+        let hbone = repositoryRoot + "/.build/debug/hbone"
+        func install(_ from: String) throws {
+            for f in ["key.pem", "cert-chain.pem"] {
+                let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + f))
+                try data.write(to: URL(fileURLWithPath: ledger + "/" + f), options: .atomic)
+            }
+        }
+        func issue(ttl: String, to dir: String) throws {
+            let r = try runProgram(hbone, ["ca", "issue", "--ca", pki + "/west", "--spiffe-id", "spiffe://cluster.local/ns/payments/sa/ledger",
+                                           "--ttl", ttl, "--out", dir, "--force"], includeErrors: true)
+            #expect(r.status == 0, "\(r.output)")
+        }
+        let scratch = mesh.dir + "/svid"
+        // Expired.
+        try issue(ttl: "1s", to: scratch + "/expired")
+        usleep(1_500_000)
+        try install(scratch + "/expired")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("keeping the current certificate") && $0.contains("expired at") })
+        #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
+        // Another identity.
+        try install(pki + "/certs-west/payments/audit")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("holds spiffe://cluster.local/ns/payments/sa/audit, not spiffe://cluster.local/ns/payments/sa/ledger") })
+        #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
+        // A root the bundle does not hold.
+        try install(pki + "/certs-other/payments/ledger")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("does not chain to the trust bundle") })
+        #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
+        // A valid, short-lived one is taken; when it runs out, readiness reports the workload.
+        try issue(ttl: "4s", to: scratch + "/short")
+        try install(scratch + "/short")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.components(separatedBy: "configuration applied").count >= 2 })
+        var ready = ""
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !ready.contains("expired") {
+            ready = (try? runProgram("/usr/bin/curl", ["-s", "http://\(mesh.westAdmin):15021/healthz/ready"]).output) ?? ""
+            usleep(250_000)
+        }
+        #expect(ready.contains("certificate for spiffe://cluster.local/ns/payments/sa/ledger expired"), "\(ready)")
+    }
 }

@@ -48,9 +48,14 @@ import HBONECore
         #expect(feed(&p, bytes).outcome == .fail(reason))
     }
 
-    @Test func oversizedHandshakeRefused() {
+    /// The longest exchange (255 methods, a 255-byte name) with 5000 bytes of early data in the
+    /// same write: the bytes after the request are early data, not an over-long handshake.
+    @Test func earlyDataAfterTheLongestRequestIsNotHandshake() {
         var p = Socks5Parser()
-        let step = feed(&p, [5, 255] + [UInt8](repeating: 1, count: 700))
-        #expect(step.outcome == .fail("handshake too long"))
+        let name = [UInt8](repeating: 0x61, count: 255)
+        let early = [UInt8](repeating: 7, count: 5000)
+        let step = feed(&p, [5, 255, 0] + [UInt8](repeating: 1, count: 254) + [5, 1, 0, 3, 255] + name + [0, 80] + early)
+        #expect(step.outcome == .connect(.domain(String(repeating: "a", count: 255), 80)))
+        #expect(p.takeLeftover() == early)
     }
 }
