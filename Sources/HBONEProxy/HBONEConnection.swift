@@ -79,8 +79,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             handshakeTimer = nil
             switch phase {
             case .connecting, .handshaking:
-                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)",
-                                errno: phase == .connecting ? ETIMEDOUT : nil), handshake: true)
+                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)", errno: ETIMEDOUT),
+                     handshake: true)
             case .open where !(h2?.peerSettingsReceived ?? false):
                 fail(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within \(timeout)"), handshake: true)
             default:

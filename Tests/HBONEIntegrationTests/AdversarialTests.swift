@@ -178,6 +178,7 @@ import Glibc
     @Test func aHungPeerFailsTheTunnelAtTheConnectTimeout() throws {
         var o = Mesh.Options()
         o.eastExtra = "  timeouts: {connect: 2s, handshake: 2s}"
+        o.eastWorkers = 1   // one loop, one pool: the probe finds the warm connection
         let mesh = try Mesh(net: 86, o)
         defer { mesh.stop() }
         #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)   // pool warm

@@ -39,6 +39,8 @@ final class Mesh {
         /// Runs east with RLIMIT_NOFILE at this (soft and hard), through prlimit.
         var eastFileLimit: Int? = nil
         var eastExtra = ""
+        /// East's worker loops (each loop has its own pool).
+        var eastWorkers = 2
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -60,7 +62,7 @@ final class Mesh {
             try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog,
                       environment: options.westEnvironment)
         }
-        let eastArguments = ["proxy", "--config", dir + "/east.yaml", "--workers", "2", "--log-level", options.logLevel]
+        let eastArguments = ["proxy", "--config", dir + "/east.yaml", "--workers", "\(options.eastWorkers)", "--log-level", options.logLevel]
         if let limit = options.eastFileLimit {
             try start("/usr/bin/prlimit", ["--nofile=\(limit):\(limit)", binary] + eastArguments, log: eastLog)
         } else {
