@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "hbone", targets: ["hbone"]),
         .executable(name: "hbone-bench", targets: ["hbone-bench"]),
+        .executable(name: "hbone-fuzz", targets: ["hbone-fuzz"]),
         // For the ordo-one micro-benchmarks in Benchmarks/Micro (a separate package).
         .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2"]),
     ],
@@ -64,6 +65,11 @@ let package = Package(
         .target(name: "HBONEBenchFixtures", dependencies: [
             "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2",
         ], path: "Benchmarks/Fixtures"),
+        // libFuzzer targets for every parser of untrusted input (scripts/fuzz.sh builds them with
+        // -sanitize=fuzzer); a normal build replays the committed corpus (Fuzz/corpus).
+        .executableTarget(name: "hbone-fuzz", dependencies: [
+            "HBONECore", "HBONEIdentity", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEH2", "HBONETLS", "HBONEBenchFixtures",
+        ], path: "Fuzz/hbone-fuzz"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),
         .testTarget(name: "HBONECoreTests", dependencies: ["HBONETestSupport", "HBONECore"]),
         .testTarget(name: "HBONEIdentityTests", dependencies: ["HBONETestSupport", "HBONEIdentity"]),

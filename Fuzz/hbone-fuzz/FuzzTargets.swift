@@ -1,0 +1,146 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+import HBONEProxy
+import HBONEAdmin
+import HBONEH2
+import HBONETLS
+import HBONEBenchFixtures
+
+/// The parsers that take untrusted bytes, each as a function of one input. A target returns
+/// normally for every input: a crash, a trap or a sanitizer report is the finding.
+enum FuzzTargets {
+    static let all: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
+        "spiffe": spiffe,
+        "socks5": socks5,
+        "address": address,
+        "admin-http": adminHTTP,
+        "config": config,
+        "authz-policy": authorizationPolicy,
+        "h2-server": h2Server,
+    ]
+
+    static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    static func spiffe(_ bytes: UnsafeRawBufferPointer) {
+        if let id = try? SPIFFEID(parsing: text(bytes)) {
+            // What parses must print back to something that parses to the same ID.
+            precondition((try? SPIFFEID(parsing: id.description)) == id, "SPIFFE ID does not round-trip: \(id)")
+        }
+    }
+
+    /// The input split at arbitrary points, as TCP may deliver it.
+    static func socks5(_ bytes: UnsafeRawBufferPointer) {
+        var parser = Socks5Parser()
+        var offset = 0
+        var chunk = 1
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + chunk)
+            let step = parser.feed(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+            switch step.outcome {
+            case .needMore: break
+            case .connect: _ = parser.takeLeftover(); return
+            case .fail: return
+            }
+            offset = end
+            chunk = chunk * 3 % 17 + 1
+        }
+    }
+
+    static func address(_ bytes: UnsafeRawBufferPointer) {
+        let s = text(bytes)
+        if case let .success(a) = SocketAddress.parse(s) {
+            // The normal form is a fixed point: printing and parsing again changes nothing.
+            precondition(SocketAddress(a.description) == a, "address does not round-trip: \(s) -> \(a)")
+        }
+        if let ip = IPAddress(s) { precondition(IPAddress(ip.description) == ip, "IP does not round-trip: \(s)") }
+        if let block = CIDR(s), let ip = IPAddress(s.split(separator: "/").first ?? "") {
+            precondition(block.contains(ip), "\(s) does not contain its own address")
+        }
+    }
+
+    static func adminHTTP(_ bytes: UnsafeRawBufferPointer) {
+        var parser = HTTPRequestParser()
+        let half = bytes.count / 2
+        if case .needMore = parser.feed(Array(bytes[0..<half])) { _ = parser.feed(Array(bytes[half...])) }
+    }
+
+    static func config(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? ProxyConfig.parse(yaml: text(bytes), file: "fuzz.yaml", environment: [:])
+    }
+
+    static func authorizationPolicy(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? IstioPolicyLoader.parse(yaml: text(bytes), file: "fuzz.yaml", rootNamespace: "istio-system")
+    }
+
+    /// Raw HTTP/2 from the client after a completed in-memory mTLS handshake, into a server
+    /// session that answers as the proxy does (200 or an error status, DATA consumed, FIN echoed).
+    static func h2Server(_ bytes: UnsafeRawBufferPointer) {
+        H2ServerHarness.shared.run(bytes)
+    }
+}
+
+/// One mTLS connection in memory, established once; each input gets a fresh server session on it.
+final class H2ServerHarness: H2SessionDelegate {
+    nonisolated(unsafe) static let shared = H2ServerHarness()
+    let client: TLSEngine
+    let server: TLSEngine
+    var session: H2Session?
+    var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    init() {
+        let pki = try! InMemoryPKI()
+        client = try! TLSEngine(context: TLSContext(role: .client, certifiedKey: pki.client, trust: pki.trust),
+                                verification: .outbound(expected: [InMemoryPKI.serverID]))
+        server = try! TLSEngine(context: TLSContext(role: .server, certifiedKey: pki.server, trust: pki.trust),
+                                verification: .inbound(trustDomains: ["cluster.local"]))
+        try! TunnelPair.handshake(client: client, server: server)
+    }
+
+    func run(_ bytes: UnsafeRawBufferPointer) {
+        guard let session = try? H2Session(role: .server, delegate: self) else { return }
+        self.session = session
+        defer { self.session = nil }
+        var input = H2ServerHarness.preface
+        input.append(contentsOf: bytes)
+        // Through TLS in records of at most 16 KiB, as a peer would send them.
+        var offset = 0
+        while offset < input.count {
+            let end = min(input.count, offset + 16 * 1024)
+            _ = input[offset..<end].withUnsafeBytes { client.write($0) }
+            client.takeCiphertext { server.feed($0) }
+            offset = end
+            var alive = true
+            while alive {
+                let status = scratch.withUnsafeMutableBytes { server.read(into: $0) }
+                guard case let .bytes(n) = status else { break }
+                do {
+                    try scratch.withUnsafeBytes { try session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                } catch {
+                    alive = false
+                }
+                _ = try? session.produce { out in _ = server.write(out) }
+            }
+            if !alive || session.isFinished { break }
+        }
+        // Whatever the server said goes back to the client side and is dropped there.
+        server.takeCiphertext { client.feed($0) }
+        while case .bytes = scratch.withUnsafeMutableBytes({ client.read(into: $0) }) {}
+    }
+
+    func h2(_ session: H2Session, request stream: Int32, headers: [H2Header], endStream: Bool) {
+        let ok = headers[header: ":method"] == "CONNECT" && !endStream
+        try? session.respond(stream: stream, status: ok ? 200 : 400)
+    }
+    func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {}
+    func h2(_ session: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer) {
+        session.send(stream: stream, bytes)
+        session.consume(stream: stream, bytes.count)
+    }
+    func h2(_ session: H2Session, endOfStream stream: Int32) { session.finish(stream: stream) }
+    func h2(_ session: H2Session, closed stream: Int32, errorCode: UInt32) {}
+    func h2(_ session: H2Session, drained stream: Int32) {}
+    func h2(_ session: H2Session, goaway lastStreamID: Int32, errorCode: UInt32) {}
+    func h2PingAcknowledged(_ session: H2Session) {}
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of each fuzz target into Fuzz/corpus/TARGET/ (committed; rerun to refresh).
+HTTP/2 seeds come from an independent stack (python h2), without the connection preface, which the
+h2-server harness sends itself."""
+import os, struct, sys
+import h2.config, h2.connection
+
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+def write(target, name, data):
+    d = os.path.join(root, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+for i, s in enumerate(["spiffe://cluster.local/ns/payments/sa/checkout", "spiffe://td/ns/a/sa/b", "spiffe://Cluster.local/ns/x/sa/y",
+                       "spiffe://td/ns/a/sa/b/", "spiffe://td/ns/%61/sa/b", "spiffe://td:80/ns/a/sa/b", "spiffe://td/ns/../sa/b"]):
+    write("spiffe", "seed%d" % i, s)
+
+socks = [
+    b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x14\x1f\x90",
+    b"\x05\x01\x00\x05\x01\x00\x04" + b"\x00" * 10 + b"\xff\xff\x7f\x00\x00\x14\x1f\x90hello",
+    b"\x05\x01\x00\x05\x01\x00\x03\x1fledger.payments.svc.cluster.local\x00\x50",
+    b"\x05\x02\x01\x02", b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00",
+]
+for i, s in enumerate(socks):
+    write("socks5", "seed%d" % i, s)
+
+for i, s in enumerate(["127.0.0.20:8080", "[::ffff:127.0.0.20]:8080", "[fd00::1]:443", "10.0.0.0/8", "::ffff:10.0.0.0/104",
+                       "::/0", "[fe80::1%eth0]:80", "0.0.0.0:15000", "1.2.3.4:080"]):
+    write("address", "seed%d" % i, s)
+
+for i, s in enumerate(["GET /config_dump HTTP/1.1\r\nHost: x\r\n\r\n", "POST /logging?level=debug HTTP/1.1\r\n\r\n",
+                       "POST /quitquitquit HTTP/1.0\r\nContent-Length: 0\r\n\r\n", "GET /stats/prometheus?a=%zz HTTP/1.1\r\n\r\n"]):
+    write("admin-http", "seed%d" % i, s)
+
+config = """workloads:
+- uid: west//ledger-0
+  name: ledger-0
+  namespace: payments
+  serviceAccount: ledger
+  workloadIps: ["10.0.0.20", "::ffff:10.0.0.21"]
+  protocol: HBONE
+  node: west
+  services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}
+services:
+- {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["/10.96.0.20"], ports: {"80": 8080}}
+policies:
+- name: deny
+  namespace: payments
+  action: Deny
+  rules:
+  - - - sourceIps: ["10.0.0.0/8"]
+hbone:
+  node: west
+  rootCertificates: /nonexistent/root.pem
+  certificates: {directory: /nonexistent}
+  listen: {socks5: 127.0.0.1:15080}
+  timeouts: {handshake: 2s, connect: 10s}
+  h2: {streamWindow: 1048576, maxPrematureResetsPerSecond: 100}
+"""
+write("config", "seed0", config)
+write("config", "seed1", "hbone: {node: x, rootCertificates: /r, certificates: {ca: /c, ttl: 1h}}\n")
+
+policy = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow, namespace: payments}
+spec:
+  selector: {matchLabels: {app: ledger}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/payments/sa/checkout"], ipBlocks: ["10.0.0.0/8"]}}]
+    to: [{operation: {ports: ["8080"], methods: ["GET"]}}]
+    when: [{key: source.ip, values: ["10.1.0.0/16"]}]
+---
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: istio-system}
+spec: {action: DENY, rules: [{from: [{source: {notNamespaces: ["payments"]}}]}]}
+"""
+write("authz-policy", "seed0", policy)
+write("authz-policy", "seed1", "kind: List\nitems: []\n")
+
+def client():
+    c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                                                      normalize_outbound_headers=False))
+    c.initiate_connection()
+    return c
+
+def strip_preface(b):
+    return b[24:]
+
+c = client()
+sid = c.get_next_available_stream_id()
+c.send_headers(sid, [(":method", "CONNECT"), (":authority", "10.0.0.20:8080"), ("forwarded", 'for="10.0.0.10:1"')])
+c.send_data(sid, b"hello")
+c.end_stream(sid)
+write("h2-server", "connect-data-fin", strip_preface(c.data_to_send()))
+
+c = client()
+out = c.data_to_send()
+for _ in range(20):
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "CONNECT"), (":authority", "10.0.0.20:8080")])
+    c.reset_stream(sid)
+    out += c.data_to_send()
+write("h2-server", "rapid-reset", strip_preface(out))
+
+c = client()
+c.ping(b"12345678")
+c.increment_flow_control_window(1 << 20)
+sid = c.get_next_available_stream_id()
+c.send_headers(sid, [(":method", "GET"), (":authority", "x"), (":path", "/"), (":scheme", "https")], end_stream=True)
+write("h2-server", "ping-window-get", strip_preface(c.data_to_send()))
+
+# Raw frames h2 would not send: DATA on stream 0, a huge WINDOW_UPDATE, a truncated HEADERS.
+settings = struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0)
+write("h2-server", "data-on-stream-0", settings + struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"junk")
+write("h2-server", "window-overflow", settings + struct.pack(">I", 4)[1:] + b"\x08\x00" + struct.pack(">I", 0) + struct.pack(">I", 0x7fffffff) * 2)
+write("h2-server", "truncated-headers", settings + struct.pack(">I", 40)[1:] + b"\x01\x04" + struct.pack(">I", 1) + b"\x82\x86")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fuzzes one parser of untrusted input with libFuzzer for a bounded time.
+#   scripts/fuzz.sh TARGET SECONDS      targets: spiffe socks5 address admin-http config authz-policy h2-server
+#   scripts/fuzz.sh all SECONDS         each target in turn
+# Builds hbone-fuzz with -sanitize=fuzzer,address into .build/fuzz, starts from the committed seeds
+# (Fuzz/corpus/TARGET) in a working corpus under .build/fuzz-corpus, and writes any crashing input
+# to .build/fuzz-artifacts/TARGET/. Exit status: 0 when nothing was found.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
+seconds=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}
+targets=(spiffe socks5 address admin-http config authz-policy h2-server)
+if [ "$target" = all ]; then
+    for t in "${targets[@]}"; do "$0" "$t" "$seconds"; done
+    exit 0
+fi
+[[ " ${targets[*]} " == *" $target "* ]] || { echo "unknown target $target (${targets[*]})" >&2; exit 2; }
+swift build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DHBONE_FUZZING --product hbone-fuzz 2>&1 \
+    | grep -E "error|Compiling hbone|Build" | grep -v "^\[" || true
+binary=.build/fuzz/debug/hbone-fuzz
+[ -x "$binary" ] || { echo "fuzz build failed" >&2; exit 1; }
+corpus=.build/fuzz-corpus/$target
+artifacts=.build/fuzz-artifacts/$target/
+mkdir -p "$corpus" "$artifacts"
+cp -n Fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
+echo "== fuzzing $target for ${seconds}s (corpus $corpus, crashes in $artifacts)"
+HBONE_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 "$binary" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts" "$corpus" 2>&1 \
+    | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|panic|Fatal error|precondition" || true
+if ls "$artifacts" | grep -q .; then
+    echo "fuzz: $target FOUND a failing input: $(ls "$artifacts")" >&2
+    exit 1
+fi
+echo "fuzz: $target clean for ${seconds}s"
