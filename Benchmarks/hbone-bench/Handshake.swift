@@ -43,9 +43,9 @@ struct Handshake: ParsableCommand {
         let src = source.flatMap { IPAddress($0) }
         let counting = Atomic<Bool>(false)
         let stop = Atomic<Bool>(false)
-        let merged = Mutex(LatencyRecorder())
+        let merged = Locked(LatencyRecorder())
         let failures = Atomic<Int>(0)
-        let firstError = Mutex<String?>(nil)
+        let firstError = Locked<String?>(nil)
         let group = DispatchGroup()
         let noALPN = allowNoAlpn
         for _ in 0..<concurrency {

@@ -40,7 +40,7 @@ public enum LogFormat: String, Sendable { case logfmt, json }
 public final class Log: Sendable {
     public static let shared = Log()
 
-    private let state = Mutex<(level: LogLevel, format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.info, .logfmt, nil))
+    private let state = Locked<(level: LogLevel, format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.info, .logfmt, nil))
 
     public init() {}
 

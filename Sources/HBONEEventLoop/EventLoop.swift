@@ -19,12 +19,12 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private var slots: [Slot] = []
     private var nextGeneration: UInt32 = 1
-    private let posted = Mutex<[@Sendable () -> Void]>([])
-    private let wakePending = Mutex<Bool>(false)
+    private let posted = Locked<[@Sendable () -> Void]>([])
+    private let wakePending = Locked<Bool>(false)
     private var deferred: [() -> Void] = []
     private var timers = TimerHeap()
     private var stopping = false
-    private let stopFlag = Mutex<Bool>(false)
+    private let stopFlag = Locked<Bool>(false)
     /// Monotonic nanoseconds, read once per pass.
     public private(set) var now: UInt64
     /// A reusable read buffer: bytes read are handed to their consumer before the next read.

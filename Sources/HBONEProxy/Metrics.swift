@@ -38,7 +38,7 @@ final class TCPCounters: Sendable {
 /// One loop's series. The map is touched once per connection (open/close), under a lock the
 /// scrape shares; byte counts go straight to the series' atomics.
 final class MetricsShard: Sendable {
-    private let series = Mutex<[TCPLabels: TCPCounters]>([:])
+    private let series = Locked<[TCPLabels: TCPCounters]>([:])
 
     func counters(_ labels: TCPLabels) -> TCPCounters {
         series.withLock { map in

@@ -10,10 +10,10 @@ import Atomics
 /// Methods here run on the caller's thread and reach workers only by posting to their loops.
 public final class Proxy: Sendable {
     private let workerCount: Int
-    private let loops: Mutex<[EventLoop]> = Mutex([])
+    private let loops: Locked<[EventLoop]> = Locked([])
     let statsList: [ProxyStats]
     let started = ManagedAtomic<Bool>(false)
-    private let current: Mutex<ProxyState>
+    private let current: Locked<ProxyState>
     private let done = DispatchGroupBox()
     public let missingCertificates: [String]
 
@@ -21,7 +21,7 @@ public final class Proxy: Sendable {
         let (state, missing) = try ProxyState.load(config: config, version: 1)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         missingCertificates = missing
-        current = Mutex(state)
+        current = Locked(state)
         workerCount = workers ?? config.settings.workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         statsList = (0..<workerCount).map { _ in ProxyStats() }
     }
@@ -34,7 +34,7 @@ public final class Proxy: Sendable {
         Socket.ignoreSIGPIPE()
         let state = self.state
         let ready = DispatchSemaphore(value: 0)
-        let errors = Mutex<[String]>([])
+        let errors = Locked<[String]>([])
         for i in 0..<workerCount {
             let stats = statsList[i]
             done.enter()
@@ -142,7 +142,7 @@ public final class Proxy: Sendable {
 
 /// Finds the worker of the loop a posted task runs on (each loop thread registers its worker).
 enum WorkerRegistry {
-    private static let table = Mutex<[ObjectIdentifier: UnsafeWorker]>([:])
+    private static let table = Locked<[ObjectIdentifier: UnsafeWorker]>([:])
 
     struct UnsafeWorker: @unchecked Sendable { unowned(unsafe) let worker: Worker }
 

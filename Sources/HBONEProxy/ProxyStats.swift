@@ -48,7 +48,7 @@ final class ProxyStats: Sendable {
 
 /// Handshake failures by reason. Failures are rare, so a lock here costs nothing on the data path.
 final class ReasonCounts: Sendable {
-    private let counts = Mutex<[String: UInt64]>([:])
+    private let counts = Locked<[String: UInt64]>([:])
     func add(_ reason: String) { counts.withLock { $0[reason, default: 0] += 1 } }
     var snapshot: [String: UInt64] { counts.withLock { $0 } }
 }

@@ -122,7 +122,7 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
 
     @Test func postedTasksRunOnTheLoopThread() throws {
         let loop = try EventLoop()
-        let count = Mutex(0)
+        let count = Locked(0)
         let thread = Thread { for _ in 0..<100 { loop.post { count.withLock { $0 += 1 } } } }
         thread.start()
         spin(loop, until: { count.withLock { $0 } == 100 }, passes: 500)

@@ -239,7 +239,7 @@ import Glibc
         defer { mesh.stop() }
         #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
         let ledger = certs + "/payments/ledger"
-        let hbone = repositoryRoot + "/.build/debug/hbone"
+        let hbone = hboneBinary
         func install(_ from: String) throws {
             for f in ["key.pem", "cert-chain.pem"] {
                 let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + f))

@@ -4,7 +4,7 @@ import HBONETestSupport
 
 /// `hbone ca` and `hbone check`, run as a user would, checked with the openssl CLI and real proxies.
 @Suite(.serialized) struct CAToolTests {
-    let hbone = repositoryRoot + "/.build/debug/hbone"
+    let hbone = hboneBinary
 
     /// Runs a command; returns its exit status and standard output.
     func exec(_ program: String, _ args: [String]) throws -> (Int32, String) { try runProgram(program, args) }

@@ -74,7 +74,7 @@ struct CaptureTests {
         }
         try config(node: "east", certs: "certs-east", policyDir: dir + "/policies").write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
         try config(node: "west", certs: "certs-west", policyDir: dir + "/policies").write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
-        let binary = repositoryRoot + "/.build/debug/hbone"
+        let binary = hboneBinary
         func start(_ ns: String, _ args: [String], log: String) throws {
             FileManager.default.createFile(atPath: log, contents: nil)
             let p = Process()

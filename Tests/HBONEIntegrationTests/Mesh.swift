@@ -1,8 +1,13 @@
 import Foundation
+import Testing
 import HBONETestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The `hbone` under test: the debug build, or `HBONE_BINARY` (scripts/test.sh --sanitize runs the
+/// integration suite against a sanitized build this way).
+let hboneBinary = ProcessInfo.processInfo.environment["HBONE_BINARY"] ?? repositoryRoot + "/.build/debug/hbone"
 
 /// Two real `hbone` processes (east, west) plus an echo app behind west, on a /24 of 127.0.0.0/8
 /// of the test's own, so suites never collide.
@@ -10,7 +15,7 @@ final class Mesh {
     let net: Int
     let dir: String
     var processes: [Process] = []
-    let binary = repositoryRoot + "/.build/debug/hbone"
+    let binary = hboneBinary
 
     var eastIP: String { "127.0.\(net).10" }
     var westIP: String { "127.0.\(net).20" }
@@ -162,12 +167,21 @@ final class Mesh {
     }
 
     func stop() {
+        guard !processes.isEmpty else { return }
         // Proxies get SIGTERM (their drain path); helper scripts are killed outright.
         for p in processes.reversed() where p.isRunning {
             if p.executableURL?.path == binary || p.executableURL?.path == "/usr/bin/prlimit" { p.terminate() } else { kill(p.processIdentifier, SIGKILL) }
         }
         for p in processes { p.waitUntilExit() }
         processes = []
+        // A sanitized proxy reports what it found in its log: that fails the test that ran it.
+        for path in [eastLog, westLog] {
+            let text = log(path)
+            for marker in ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer", "runtime error:"] where text.contains(marker) {
+                let start = text.range(of: marker)!.lowerBound
+                Issue.record("\(marker) in \(path):\n\(text[start...].prefix(4000))")
+            }
+        }
     }
 
     deinit { stop() }

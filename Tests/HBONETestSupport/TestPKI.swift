@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The repository root, found from this file's path.
 public let repositoryRoot: String = {
@@ -10,18 +9,22 @@ public let repositoryRoot: String = {
 
 /// Test PKI generated once per test process by `scripts/gen-test-pki.sh` (the openssl CLI).
 public enum TestPKI {
-    private static let cached = Mutex<String?>(nil)
+    /// The first caller generates the PKI while the others wait. NSLock (a pthread mutex) rather than
+    /// Synchronization.Mutex: ThreadSanitizer cannot see the futex wait of a contended Mutex and
+    /// reports a false race here (`scripts/test.sh --sanitize thread`).
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cached: String?
 
     /// The directory holding the generated PKI.
     public static var directory: String {
-        cached.withLock { dir in
-            if let dir { return dir }
-            let out = NSTemporaryDirectory() + "hbone-test-pki-\(getpid())"
-            let status = run(repositoryRoot + "/scripts/gen-test-pki.sh", [out])
-            precondition(status == 0, "gen-test-pki.sh failed")
-            dir = out
-            return out
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached { return cached }
+        let out = NSTemporaryDirectory() + "hbone-test-pki-\(getpid())"
+        let status = run(repositoryRoot + "/scripts/gen-test-pki.sh", [out])
+        precondition(status == 0, "gen-test-pki.sh failed")
+        cached = out
+        return out
     }
 
     public static func path(_ relative: String) -> String { directory + "/" + relative }
