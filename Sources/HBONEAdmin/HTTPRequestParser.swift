@@ -27,6 +27,11 @@ public struct HTTPRequestParser: Sendable {
     public mutating func feed(_ bytes: some Collection<UInt8>) -> Outcome {
         buffer.append(contentsOf: bytes)
         guard let end = headerEnd() else {
+            // Bytes no request header can hold (NUL and other controls, DEL): refuse now rather than
+            // wait for a blank line that garbage may never send.
+            if buffer.contains(where: { ($0 < 32 && $0 != 9 && $0 != 10 && $0 != 13) || $0 == 127 }) {
+                return .bad(status: 400, reason: "control character in request header")
+            }
             return buffer.count > Self.maxHeaderBytes ? .bad(status: 431, reason: "request header too large") : .needMore
         }
         if end > Self.maxHeaderBytes { return .bad(status: 431, reason: "request header too large") }

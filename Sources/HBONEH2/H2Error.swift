@@ -26,7 +26,8 @@ public enum H2ErrorCode {
 
 /// Why the peer's HTTP/2 was refused; the label of `hbone_h2_protocol_errors_total{reason}`.
 public enum H2ProtocolError: String, Sendable, CaseIterable {
-    /// Too many frames we must answer (PING, SETTINGS, RST) queued: nghttp2's flood guard.
+    /// Too many frames we must answer (PING, SETTINGS, RST) queued, or a header block split into too
+    /// many CONTINUATION frames: nghttp2's flood guards.
     case flood
     /// Streams reset by the peer before we answered them, past the per-second bound.
     case rapidReset = "rapid_reset"
@@ -55,7 +56,7 @@ public enum H2ProtocolError: String, Sendable, CaseIterable {
     /// The reason behind a fatal nghttp2 library error from `receive`.
     public init(libraryError code: Int32) {
         switch code {
-        case NGHTTP2_ERR_FLOODED.rawValue: self = .flood
+        case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue: self = .flood
         case NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue: self = .badPreface
         case NGHTTP2_ERR_HEADER_COMP.rawValue: self = .compression
         case NGHTTP2_ERR_FLOW_CONTROL.rawValue: self = .flowControl

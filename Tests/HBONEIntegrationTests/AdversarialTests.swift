@@ -278,4 +278,85 @@ import Glibc
         }
         #expect(ready.contains("certificate for spiffe://cluster.local/ns/payments/sa/ledger expired"), "\(ready)")
     }
+
+    // MARK: 8c. Garbage, floods, window abuse, kill -9
+
+    /// Random bytes on every listener: each connection is closed (TLS and SOCKS5 at once or at the
+    /// handshake timeout, the admin ports with 400), and both proxies go on serving.
+    @Test func garbageOnEveryListenerIsClosedAndNothingElseIsLost() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  timeouts: {handshake: 2s}"
+        o.eastExtra = "  timeouts: {handshake: 2s}"
+        let mesh = try Mesh(net: 89, o)
+        defer { mesh.stop() }
+        for target in ["\(mesh.westIP):15008", mesh.eastSocks, "127.0.89.2:15000", "127.0.89.2:15020", "127.0.89.2:15021", "127.0.89.3:15000"] {
+            // One byte could be the start of a request: the admin ports wait their read timeout for
+            // the rest, so only the TLS and SOCKS5 ports get the one-byte case.
+            for size in (target.hasSuffix(":15008") || target == mesh.eastSocks ? [1, 4096, 200_000] : [4096, 200_000]) {
+                let r = try runJSON(python, [adversary, "garbage", "--connect", target, "--count", "\(size)"])
+                #expect(r["closed"] as? Bool == true && (r["after"] as? Double ?? 99) < 5, "\(target) \(size) bytes: \(r)")
+            }
+        }
+        #expect(try mesh.client("echo", ["--size", "100000"])["intact"] as? Bool == true)
+        #expect(mesh.processes.allSatisfy { $0.isRunning })
+    }
+
+    @Test func frameAndHeaderFloodsAndWindowAbuseEndTheConnection() throws {
+        let mesh = try Mesh(net: 91)
+        defer { mesh.stop() }
+        let westRSS = mesh.rssKiB(of: 1)
+        let ping = try runJSON(python, [adversary, "pingflood"] + tlsArguments(mesh) + ["--count", "20000"])
+        #expect(ping["closed"] as? Bool == true && (ping["after"] as? Double ?? 99) < 5, "\(ping)")
+        #expect((metric(mesh, admin: mesh.westAdmin, "hbone_h2_protocol_errors_total{reason=\"flood\"}") ?? 0) >= 1)
+        let window = try runJSON(python, [adversary, "windowabuse"] + tlsArguments(mesh))
+        #expect(window["goaway"] as? Int == 3 && window["closed"] as? Bool == true, "\(window)")   // FLOW_CONTROL_ERROR
+        #expect((metric(mesh, admin: mesh.westAdmin, "hbone_h2_protocol_errors_total{reason=\"flow_control\"}") ?? 0) >= 1)
+        let headers = try runJSON(python, [adversary, "headerflood"] + tlsArguments(mesh) + ["--count", "20000"])
+        #expect(headers["closed"] as? Bool == true && (headers["after"] as? Double ?? 99) < 5, "\(headers)")
+        #expect((metric(mesh, admin: mesh.westAdmin, "hbone_h2_protocol_errors_total{reason=\"flood\"}") ?? 0) >= 2)
+        // What the floods cost stays bounded, and the warn lines are rate-limited.
+        #expect(mesh.rssKiB(of: 1) - westRSS < 32 * 1024, "west RSS grew from \(westRSS) to \(mesh.rssKiB(of: 1)) KiB")
+        #expect(mesh.log(mesh.westLog).components(separatedBy: "HTTP/2 protocol error from peer").count - 1 <= 4)
+        #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
+        #expect(metric(mesh, admin: mesh.westAdmin, "hbone_hbone_connections{direction=\"inbound\"}") == 1)
+    }
+
+    /// kill -9 of the far side mid-transfer: the app sees the tunnel fail, the near side's gauges
+    /// return to zero and it goes on serving; then the same with the near side killed.
+    @Test func killingEitherSideMidTransferLeavesTheOtherClean() throws {
+        let mesh = try Mesh(net: 92)
+        defer { mesh.stop() }
+        var transfer = try mesh.startClient("echo", ["--size", "\(512 << 20)"])
+        usleep(700_000)
+        kill(mesh.processes[1].processIdentifier, SIGKILL)   // west
+        // The app sees the failure: an error (no result) or a short, broken echo.
+        let r = try? transfer.result()
+        #expect(r?["intact"] as? Bool != true, "\(String(describing: r))")
+        var settled = false
+        for _ in 0..<40 where !settled {
+            settled = metric(mesh, admin: "127.0.92.2", "hbone_tunnels_open{direction=\"outbound\"}") == 0
+                && metric(mesh, admin: "127.0.92.2", "hbone_hbone_connections{direction=\"outbound\"}") == 0
+            if !settled { usleep(250_000) }
+        }
+        #expect(settled, "east still counts tunnels or connections to the killed west")
+        #expect(mesh.processes[2].isRunning)
+        // East still answers: a destination outside the mesh gets its SOCKS5 reply.
+        #expect(try probe(mesh, atyp: 1, host: "127.0.92.99", port: 9)["reply"] as? Int == 5)
+
+        // Now the near side: a second mesh, east killed mid-transfer; west ends its inbound tunnel.
+        let mesh2 = try Mesh(net: 93)
+        defer { mesh2.stop() }
+        transfer = try mesh2.startClient("echo", ["--size", "\(512 << 20)"])
+        usleep(700_000)
+        kill(mesh2.processes[2].processIdentifier, SIGKILL)   // east
+        _ = try? transfer.result()
+        settled = false
+        for _ in 0..<40 where !settled {
+            settled = metric(mesh2, admin: mesh2.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") == 0
+                && metric(mesh2, admin: mesh2.westAdmin, "hbone_hbone_connections{direction=\"inbound\"}") == 0
+            if !settled { usleep(250_000) }
+        }
+        #expect(settled, "west still counts the tunnel from the killed east")
+        #expect(mesh2.waitForLog(mesh2.westLog) { $0.contains("direction=inbound") && $0.contains("error=") })
+    }
 }

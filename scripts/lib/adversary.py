@@ -16,7 +16,15 @@
       an HBONE server that completes TLS and SETTINGS but never answers a CONNECT; appends one
       line per accepted connection to FILE.
   adversary.py slowloris --connect A --count N --hold S
-      opens N TCP connections, sends nothing, holds them S seconds. {opened}"""
+      opens N TCP connections, sends nothing, holds them S seconds. {opened}
+  adversary.py garbage --connect A --count N
+      N random bytes on a fresh plain TCP connection (no TLS, no SOCKS). {closed, after}
+  adversary.py pingflood --connect A --cert-dir D --ca F --count N
+      N PINGs (and as many SETTINGS) after the preface, never reading the ACKs. {goaway, closed, after}
+  adversary.py headerflood --connect A --cert-dir D --ca F --count N
+      a CONNECT HEADERS without END_HEADERS, then N CONTINUATION frames of junk headers. {goaway, closed, after}
+  adversary.py windowabuse --connect A --cert-dir D --ca F
+      WINDOW_UPDATEs that push the connection window past 2^31-1. {goaway, closed, after}"""
 import argparse, json, os, socket, ssl, struct, sys, threading, time
 sys.path.insert(0, os.path.dirname(__file__))
 from h2_interop import tls_context, h2conn
@@ -132,6 +140,89 @@ def silent(a):
     _, closed, after, _ = wait_close(s, None)
     print(json.dumps({"closed": closed, "after": after}))
 
+def frame(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+def preface_and_settings(s):
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+
+def report(s, limit=30):
+    goaway, closed, after, _ = wait_close_raw(s, limit)
+    print(json.dumps({"goaway": goaway, "closed": closed, "after": after}))
+
+def wait_close_raw(s, limit):
+    """Reads raw frames until the server closes: (GOAWAY error code, closed, seconds)."""
+    start, buf, goaway = time.monotonic(), b"", None
+    s.settimeout(limit)
+    closed = False
+    try:
+        while time.monotonic() - start < limit:
+            data = s.recv(65536)
+            if not data:
+                closed = True
+                break
+            buf += data
+            while len(buf) >= 9:
+                length = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + length:
+                    break
+                if buf[3] == 7 and length >= 8:
+                    goaway = int.from_bytes(buf[13:17], "big")
+                buf = buf[9 + length:]
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        closed = True
+    return goaway, closed, time.monotonic() - start, 0
+
+def garbage(a):
+    host, port = split(a.connect)
+    s = socket.create_connection((host, port), timeout=10)
+    start = time.monotonic()
+    try:
+        s.sendall(os.urandom(a.count))
+        s.settimeout(15)
+        while s.recv(65536):
+            pass
+        closed = True
+    except socket.timeout:
+        closed = False
+    except OSError:
+        closed = True
+    print(json.dumps({"closed": closed, "after": time.monotonic() - start}))
+
+def pingflood(a):
+    s = tls_client(a)
+    preface_and_settings(s)
+    burst = b"".join(frame(6, 0, 0, struct.pack(">Q", i)) + frame(4, 0, 0, b"") for i in range(a.count))
+    try:
+        s.sendall(burst)
+    except OSError:
+        pass
+    report(s)
+
+def headerflood(a):
+    s = tls_client(a)
+    preface_and_settings(s)
+    # HPACK: literal header without indexing, new name (0x00), 7-byte name, 100-byte value.
+    junk = b"".join(b"\x00\x07x-junk" + bytes([len(str(i))]) + str(i).encode() + b"\x64" + b"v" * 100 for i in range(10))
+    first = frame(1, 0, 1, b"\x82")   # HEADERS (:method GET, indexed) without END_HEADERS
+    try:
+        s.sendall(first)
+        chunk = b"".join(frame(9, 0, 1, junk) for _ in range(100))
+        for _ in range(max(1, a.count // 100)):
+            s.sendall(chunk)
+    except OSError:
+        pass
+    report(s)
+
+def windowabuse(a):
+    s = tls_client(a)
+    preface_and_settings(s)
+    try:
+        s.sendall(frame(8, 0, 0, struct.pack(">I", 0x7fffffff)) + frame(8, 0, 0, struct.pack(">I", 0x7fffffff)))
+    except OSError:
+        pass
+    report(s)
+
 def mute_server(a):
     host, port = split(a.listen)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -198,7 +289,8 @@ def main():
     p.add_argument("--record")
     a = p.parse_args()
     modes = {"socks": socks, "h2garbage": h2garbage, "rapidreset": rapidreset, "silent": silent,
-             "mute-server": mute_server, "slowloris": slowloris}
+             "mute-server": mute_server, "slowloris": slowloris, "garbage": garbage, "pingflood": pingflood,
+             "headerflood": headerflood, "windowabuse": windowabuse}
     if a.mode not in modes:
         sys.exit("unknown mode " + a.mode)
     modes[a.mode](a)
