@@ -67,6 +67,13 @@ import Glibc
                 #expect(r["reply"] as? Int == 2, "\(host):\(port) (atyp \(atyp)): \(r)")
             }
         }
+        // :authority on inbound: the mapped spelling of the workload is the workload (so its policy
+        // decides: 401), and of the proxy's own port on it is refused (400).
+        let script = repositoryRoot + "/scripts/lib/h2_interop.py"
+        for (authority, status) in [("[::ffff:\(west)]:8080", 401), ("[::FFFF:7F00:5014]:8080", 401), ("[::ffff:\(west)]:15008", 400)] {
+            let r = try runJSON(python, [script, "client"] + tlsArguments(mesh) + ["--authority", authority])
+            #expect(r["status"] as? Int == status, "\(authority): \(r)")
+        }
         // Spellings that are not addresses are not resolved behind the mesh's back.
         for host in ["[::ffff:\(west)]", "::ffff:\(west)%lo", "2130706433", "0x7f.0.0.1", "127.000.000.001"] {
             let r = try probe(mesh, atyp: 3, host: host, port: 8080)
