@@ -71,6 +71,11 @@ sample() {  # LABEL
     done
 }
 ( i=1; while sleep 10; do write_policy $i; i=$((i + 1)); done ) & pids+=($!)
+# Every 5 s: each proxy's certificate expiry (it moves at every renewal) and west's config version.
+( while sleep 5; do
+    for ip in $net.2 $net.3; do curl -s "http://$ip:15020/metrics" | grep '^hbone_certificate_expiration' | sed "s/^/$ip /"; done
+    curl -s "http://$net.3:15000/config_dump" | /usr/bin/python3 -c 'import json,sys; print("configVersion", json.load(sys.stdin)["configVersion"])' 2>/dev/null
+  done > "$d/observed.txt" ) & pids+=($!)
 echo "== soak: $concurrency tunnels, $rate new per second, ${seconds}s; SVIDs renewed every 30 s, policies rewritten every 10 s"
 echo "   command: scripts/soak.sh $seconds $concurrency $rate   (logs in $d)"
 /usr/bin/python3 scripts/lib/soak_driver.py --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
@@ -87,9 +92,9 @@ wait $driver
 sleep 2
 sample after | tee "$d/after.txt"
 cat "$d/result.json"
-renewals=$(grep -c "issued SVID" "$d/east.log" "$d/west.log" | paste -sd' ')
-reloads=$(grep -c "configuration applied" "$d/west.log" || true)
-echo "SVIDs issued (east, west): $renewals; west config reloads: $reloads"
+rotations=$(grep '^127' "$d/observed.txt" | sort -u | wc -l)
+versions=$(grep '^configVersion' "$d/observed.txt" | sort -u | wc -l)
+echo "distinct SVID expiry times seen (both proxies): $rotations; distinct west config versions seen: $versions"
 /usr/bin/python3 - "$d" <<'PY'
 import json, sys
 d = sys.argv[1]
