@@ -56,7 +56,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "hbone-bench", dependencies: [
-            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz", "HBONEH2", "HBONEBenchFixtures", "CHBONEPosix",
+            "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEAuthz", "HBONEH2", "HBONEBenchFixtures", "CHBONEPosix", "HBONEEventLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "Benchmarks/hbone-bench"),

@@ -14,6 +14,7 @@ concurrency=${2:-10000}
 rate=${3:-1000}
 scripts/install-deps.sh
 swift build -c release --product hbone >/dev/null
+swift build -c release --product hbone-bench >/dev/null
 bin=$(swift build -c release --show-bin-path)
 d=$(mktemp -d /tmp/hbone-soak.XXXXXX)
 pids=()
@@ -78,7 +79,7 @@ sample() {  # LABEL
   done > "$d/observed.txt" ) & pids+=($!)
 echo "== soak: $concurrency tunnels, $rate new per second, ${seconds}s; SVIDs renewed every 30 s, policies rewritten every 10 s"
 echo "   command: scripts/soak.sh $seconds $concurrency $rate   (logs in $d)"
-/usr/bin/python3 scripts/lib/soak_driver.py --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
+"$bin/hbone-bench" soak --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
     --concurrency "$concurrency" --rate "$rate" --seconds "$seconds" > "$d/result.json" 2> "$d/progress.log" & driver=$!
 pids+=($driver)
 # Both samples under full load: "start" 30 s in (ramped up, first rotation done), "end" 5 s before the

@@ -90,6 +90,9 @@ public enum Socket {
         if let mark { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_mark, mark) }
         if let source {
             _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), chbone_ip_freebind, 1)
+            // Port 0: let connect pick the port per destination (IP_BIND_ADDRESS_NO_PORT), so many
+            // connections from one source address do not run out of ports at bind time.
+            if source.port == 0 { _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, 1) }
             var (storage, length) = makeSockaddr(source)
             let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
             if rc != 0 {
