@@ -44,12 +44,10 @@ import Glibc
     /// tunnelled (and so denied here by west's policy) instead of going out as plaintext; the
     /// proxy's own admin port is refused under every spelling of "this host".
     @Test func everySpellingOfAnAddressGetsTheSameDecision() throws {
-        let policyDir = NSTemporaryDirectory() + "hbone-adv-policies-\(getpid())"
-        try? FileManager.default.removeItem(atPath: policyDir)
-        try FileManager.default.createDirectory(atPath: policyDir, withIntermediateDirectories: true)
-        try PolicyReloadTests.denyCheckout.write(toFile: policyDir + "/deny.yaml", atomically: true, encoding: .utf8)
+        let policies = try policyDirectory("adv-policies")
+        try PolicyReloadTests.denyCheckout.write(toFile: policies.path + "/deny.yaml", atomically: true, encoding: .utf8)
         var o = Mesh.Options()
-        o.westExtra = "  authorizationPolicies: [\"\(policyDir)\"]"
+        o.westExtra = policies.setting
         let mesh = try Mesh(net: 80, o)
         defer { mesh.stop() }
         let west = mesh.westIP
@@ -205,11 +203,9 @@ import Glibc
     // MARK: 6. SOCKS5 always answers
 
     @Test func socksClientsAreToldWhy() throws {
-        let policyDir = NSTemporaryDirectory() + "hbone-adv-socks-\(getpid())"
-        try? FileManager.default.removeItem(atPath: policyDir)
-        try FileManager.default.createDirectory(atPath: policyDir, withIntermediateDirectories: true)
+        let policies = try policyDirectory("adv-socks")
         var o = Mesh.Options()
-        o.westExtra = "  authorizationPolicies: [\"\(policyDir)\"]"
+        o.westExtra = policies.setting
         let mesh = try Mesh(net: 87, o)
         defer { mesh.stop() }
         // Early data well past the old 600-byte handshake cap, in the same write as the request.
@@ -224,7 +220,7 @@ import Glibc
         // Unknown hostname: host unreachable.
         #expect(try probe(mesh, atyp: 3, host: "nowhere.example", port: 80)["reply"] as? Int == 4)
         // 401 from the far side: not allowed.
-        try PolicyReloadTests.denyCheckout.write(toFile: policyDir + "/deny.yaml", atomically: true, encoding: .utf8)
+        try PolicyReloadTests.denyCheckout.write(toFile: policies.path + "/deny.yaml", atomically: true, encoding: .utf8)
         #expect(mesh.waitForLog(mesh.westLog) { $0.components(separatedBy: "configuration applied").count >= 2 })
         #expect(try probe(mesh, atyp: 1, host: mesh.westIP, port: 8080)["reply"] as? Int == 2)
     }

@@ -205,6 +205,14 @@ struct BackgroundClient {
     }
 }
 
+/// A fresh, empty directory for a proxy's `authorizationPolicies`, and the `hbone:` line naming it.
+func policyDirectory(_ name: String) throws -> (path: String, setting: String) {
+    let path = NSTemporaryDirectory() + "hbone-\(name)-\(getpid())"
+    try? FileManager.default.removeItem(atPath: path)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return (path, "  authorizationPolicies: [\"\(path)\"]")
+}
+
 struct MeshError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }

@@ -18,11 +18,9 @@ import HBONETestSupport
     """
 
     @Test func newDenyPolicyClosesOpenTunnelsAndBrokenFilesKeepTheLastGoodSet() throws {
-        let policyDir = NSTemporaryDirectory() + "hbone-policies-\(getpid())"
-        try? FileManager.default.removeItem(atPath: policyDir)
-        try FileManager.default.createDirectory(atPath: policyDir, withIntermediateDirectories: true)
+        let (policyDir, setting) = try policyDirectory("policies")
         var o = Mesh.Options()
-        o.westExtra = "  authorizationPolicies: [\"\(policyDir)\"]"
+        o.westExtra = setting
         let mesh = try Mesh(net: 51, o)
         defer { mesh.stop() }
 

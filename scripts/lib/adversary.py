@@ -78,35 +78,55 @@ def tls_client(a):
     raw = socket.create_connection((host, port), timeout=10)
     return tls_context(False, a.cert_dir, a.ca).wrap_socket(raw)
 
-def wait_close(s, c, limit=30):
-    """Reads until the server closes; returns (goaway code, closed, seconds)."""
-    start, goaway, responses = time.monotonic(), None, 0
+def wait_close(s, on_data, limit=30):
+    """Reads until the server closes or `limit` seconds pass, handing each chunk to `on_data`.
+    Returns (closed, seconds)."""
+    start = time.monotonic()
     s.settimeout(limit)
-    closed = False
     try:
         while time.monotonic() - start < limit:
             data = s.recv(65536)
             if not data:
-                closed = True
-                break
-            if c is None:
-                continue
-            try:
-                events = c.receive_data(data)
-            except Exception:
-                continue
-            for ev in events:
-                if isinstance(ev, h2.events.ConnectionTerminated):
-                    goaway = ev.error_code
-                elif isinstance(ev, h2.events.ResponseReceived):
-                    responses += 1
-            try:
-                s.sendall(c.data_to_send())
-            except OSError:
-                pass
+                return True, time.monotonic() - start
+            on_data(data)
+    except socket.timeout:
+        return False, time.monotonic() - start
     except (ConnectionResetError, ssl.SSLError, OSError):
-        closed = True
-    return goaway, closed, time.monotonic() - start, responses
+        pass
+    return True, time.monotonic() - start
+
+class H2Reader:
+    """Feeds a python-h2 connection, answering what it must; keeps the GOAWAY code and responses."""
+    def __init__(self, s, c):
+        self.s, self.c, self.goaway, self.responses = s, c, None, 0
+    def __call__(self, data):
+        try:
+            events = self.c.receive_data(data)
+        except Exception:
+            return
+        for ev in events:
+            if isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = int(ev.error_code)
+            elif isinstance(ev, h2.events.ResponseReceived):
+                self.responses += 1
+        try:
+            self.s.sendall(self.c.data_to_send())
+        except OSError:
+            pass
+
+class RawReader:
+    """Splits raw HTTP/2 frames; keeps the error code of a GOAWAY."""
+    def __init__(self):
+        self.buf, self.goaway = b"", None
+    def __call__(self, data):
+        self.buf += data
+        while len(self.buf) >= 9:
+            length = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + length:
+                return
+            if self.buf[3] == 7 and length >= 8:
+                self.goaway = int.from_bytes(self.buf[13:17], "big")
+            self.buf = self.buf[9 + length:]
 
 def h2garbage(a):
     s = tls_client(a)
@@ -115,8 +135,9 @@ def h2garbage(a):
     s.sendall(c.data_to_send())
     # DATA on stream 0: a connection error of type PROTOCOL_ERROR (RFC 9113 §6.1).
     s.sendall(struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"junk")
-    goaway, closed, after, _ = wait_close(s, c)
-    print(json.dumps({"goaway": int(goaway) if goaway is not None else None, "closed": closed, "after": after}))
+    r = H2Reader(s, c)
+    closed, after = wait_close(s, r)
+    print(json.dumps({"goaway": r.goaway, "closed": closed, "after": after}))
 
 def rapidreset(a):
     s = tls_client(a)
@@ -132,12 +153,13 @@ def rapidreset(a):
         s.sendall(out)
     except OSError:
         pass
-    goaway, closed, after, responses = wait_close(s, c)
-    print(json.dumps({"goaway": int(goaway) if goaway is not None else None, "closed": closed, "after": after, "responses": responses}))
+    r = H2Reader(s, c)
+    closed, after = wait_close(s, r)
+    print(json.dumps({"goaway": r.goaway, "closed": closed, "after": after, "responses": r.responses}))
 
 def silent(a):
     s = tls_client(a)
-    _, closed, after, _ = wait_close(s, None)
+    closed, after = wait_close(s, lambda data: None)
     print(json.dumps({"closed": closed, "after": after}))
 
 def frame(kind, flags, stream, payload):
@@ -147,31 +169,9 @@ def preface_and_settings(s):
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
 
 def report(s, limit=30):
-    goaway, closed, after, _ = wait_close_raw(s, limit)
-    print(json.dumps({"goaway": goaway, "closed": closed, "after": after}))
-
-def wait_close_raw(s, limit):
-    """Reads raw frames until the server closes: (GOAWAY error code, closed, seconds)."""
-    start, buf, goaway = time.monotonic(), b"", None
-    s.settimeout(limit)
-    closed = False
-    try:
-        while time.monotonic() - start < limit:
-            data = s.recv(65536)
-            if not data:
-                closed = True
-                break
-            buf += data
-            while len(buf) >= 9:
-                length = int.from_bytes(buf[:3], "big")
-                if len(buf) < 9 + length:
-                    break
-                if buf[3] == 7 and length >= 8:
-                    goaway = int.from_bytes(buf[13:17], "big")
-                buf = buf[9 + length:]
-    except (ConnectionResetError, ssl.SSLError, OSError):
-        closed = True
-    return goaway, closed, time.monotonic() - start, 0
+    r = RawReader()
+    closed, after = wait_close(s, r, limit)
+    print(json.dumps({"goaway": r.goaway, "closed": closed, "after": after}))
 
 def garbage(a):
     host, port = split(a.connect)
