@@ -79,8 +79,12 @@ sample() {  # LABEL
   done > "$d/observed.txt" ) & pids+=($!)
 echo "== soak: $concurrency tunnels, $rate new per second, ${seconds}s; SVIDs renewed every 30 s, policies rewritten every 10 s"
 echo "   command: scripts/soak.sh $seconds $concurrency $rate   (logs in $d)"
-# The driver holds both ends of every tunnel (client and echo app): twice the fds of either proxy.
-prlimit --nofile=65536:65536 "$bin/hbone-bench" soak --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
+# The echo app and the tunnel clients are two processes: each holds one end of every tunnel, so
+# each stays under the fd limit the proxies have too.
+"$bin/hbone-bench" soak --role echo --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
+    2> "$d/echo.log" & pids+=($!)
+up $net.20 8080
+"$bin/hbone-bench" soak --role client --socks $net.2:15080 --source $net.10 --dest $net.20:8080 --denied-port 9999 \
     --concurrency "$concurrency" --rate "$rate" --seconds "$seconds" > "$d/result.json" 2> "$d/progress.log" & driver=$!
 pids+=($driver)
 # Both samples under full load: "start" 30 s in (ramped up, first rotation done), "end" 5 s before the

@@ -21,6 +21,8 @@ struct Soak: ParsableCommand {
     @Option(help: "Tunnels held open.") var concurrency = 10_000
     @Option(help: "New tunnels per second once at full concurrency.") var rate = 1_000
     @Option(help: "How long to run.") var seconds = 600.0
+    @Option(help: "client, echo (only the echo app, until killed) or both. Separate processes halve each one's fds.")
+    var role = "both"
 
     func run() throws {
         guard let socksAddress = SocketAddress(socks), let sourceIP = IPAddress(source), let destination = SocketAddress(dest) else {
@@ -28,12 +30,16 @@ struct Soak: ParsableCommand {
         }
         _ = Socket.raiseFileLimit()
         Socket.ignoreSIGPIPE()
+        guard ["client", "echo", "both"].contains(role) else { throw ValidationError("--role is client, echo or both") }
         let loop = try EventLoop()
         let driver = SoakDriver(loop: loop, socks: socksAddress, source: sourceIP, destination: destination, options: self)
-        let echo = try TCPListener(loop: loop, address: destination, reusePort: false) { fd, _ in driver.acceptEcho(fd) }
+        let echo = role == "client" ? nil : try TCPListener(loop: loop, address: destination, reusePort: false) { fd, _ in driver.acceptEcho(fd) }
+        if role == "echo" {
+            while true { loop.runOnce(timeoutMillis: 1000) }
+        }
         driver.start()
         while !driver.done { loop.runOnce(timeoutMillis: 100) }
-        echo.close()
+        echo?.close()
         print(driver.summary())
     }
 }
