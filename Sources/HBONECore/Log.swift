@@ -1,3 +1,4 @@
+import Atomics
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -40,13 +41,16 @@ public enum LogFormat: String, Sendable { case logfmt, json }
 public final class Log: Sendable {
     public static let shared = Log()
 
-    private let state = Locked<(level: LogLevel, format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.info, .logfmt, nil))
+    private let state = Locked<(format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.logfmt, nil))
+    /// Read by every `enabled` check on every loop (each access-log line asks): a relaxed atomic,
+    /// not a lock that all loops would share.
+    private let levelValue = ManagedAtomic<Int>(LogLevel.info.rawValue)
 
     public init() {}
 
     public var level: LogLevel {
-        get { state.withLock { $0.level } }
-        set { state.withLock { $0.level = newValue } }
+        get { LogLevel(rawValue: levelValue.load(ordering: .relaxed)) ?? .info }
+        set { levelValue.store(newValue.rawValue, ordering: .relaxed) }
     }
 
     public var format: LogFormat {
@@ -57,7 +61,7 @@ public final class Log: Sendable {
     /// Tests capture lines here instead of stderr.
     public func setSink(_ sink: (@Sendable (String) -> Void)?) { state.withLock { $0.sink = sink } }
 
-    @inline(__always) public func enabled(_ level: LogLevel) -> Bool { level >= self.level }
+    @inline(__always) public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelValue.load(ordering: .relaxed) }
 
     public func trace(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
         if enabled(.trace) { emit(.trace, target, message(), fields()) }
