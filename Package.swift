@@ -80,6 +80,7 @@ let package = Package(
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
         .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
-        .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore"]),
+        // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.
+        .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore", "hbone", "hbone-bench"]),
     ]
 )
