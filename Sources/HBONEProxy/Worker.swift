@@ -126,8 +126,6 @@ final class Worker {
     }
 
     func handleInboundRequest(connection: HBONEConnection, stream: Int32, headers: [H2Header], endStream: Bool) {
-        let method = headers[header: ":method"] ?? ""
-        let authorityText = headers[header: ":authority"] ?? ""
         var info = ConnectionInfo(direction: .inbound, src: connection.peerAddress, dst: connection.localAddress,
                                   hboneAddress: connection.localAddress, srcIdentity: connection.peerIdentity,
                                   dstIdentity: connection.localIdentity, startedAt: loop.now, mutualTLS: true)
@@ -136,48 +134,33 @@ final class Worker {
         info.src = source.src
         info.srcWorkload = source.workload
         if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
-        func refuse(_ status: Int, _ kind: ProxyError.Kind, _ reason: String) {
+        let admission = InboundAdmission(headers: headers, endStream: endStream, source: info.src.ip,
+                                         connection: .init(peerIdentity: connection.peerIdentity, localAddress: connection.localAddress,
+                                                           localIdentity: connection.localIdentity),
+                                         state: state)
+        if let a = admission.authority { info.dst = a }
+        if let w = admission.workload {
+            info.dstWorkload = w
+            info.dstIdentity = w.identity
+        }
+        info.policy = admission.policy
+        if !admission.observed.isEmpty {
+            log.info("dry-run/audit policy matched", ["policies": admission.observed.joined(separator: ","),
+                                                      "src.identity": connection.peerIdentity?.description ?? "unknown", "dst.addr": "\(info.dst)"])
+        }
+        if case let .refuse(status, kind, reason) = admission.outcome {
+            if kind == .denied { stats.denied.wrappingIncrement(ordering: .relaxed) }
             connection.respond(stream: stream, status: status)
             stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
             let error = ProxyError(kind, "\(status): \(reason)")
             stats.shard.counters(labels(info, flags: Worker.responseFlags(error))).failed.wrappingIncrement(ordering: .relaxed)
             AccessLog.record(info, now: loop.now, error: error)
+            return
         }
-        guard method == "CONNECT" else { return refuse(400, .badRequest, "method \(method.isEmpty ? "missing" : method) is not CONNECT") }
-        guard headers[header: ":path"] == nil, headers[header: ":scheme"] == nil else {
-            return refuse(400, .badRequest, "CONNECT must not carry :scheme or :path")
-        }
-        let authority: SocketAddress
-        switch SocketAddress.parse(authorityText) {
-        case let .success(a): authority = a
-        case let .failure(e): return refuse(400, .badRequest, "bad :authority \"\(authorityText.prefix(80))\": \(e)")
-        }
-        info.dst = authority
-        guard !endStream else { return refuse(400, .badRequest, "CONNECT with END_STREAM") }
-        guard let workload = state.localWorkloadsByIP[authority.ip] else {
-            return refuse(503, .upstream, "\(authority.ip) is not a workload on this node")
-        }
-        info.dstWorkload = workload
-        info.dstIdentity = workload.identity
-        if state.settings.listen.inbound == nil && authority.ip != connection.localAddress.ip {
-            return refuse(400, .badRequest, ":authority \(authority) is not this connection's destination \(connection.localAddress.ip)")
-        }
-        if workload.identity != connection.localIdentity {
-            return refuse(400, .badRequest, ":authority \(authority) belongs to \(workload.identity), not \(connection.localIdentity)")
-        }
-        if state.ownPorts.contains(authority.port) {
-            return refuse(400, .badRequest, "port \(authority.port) is one of the proxy's own")
-        }
-        let decision = state.policies.decide(
-            .init(source: connection.peerIdentity, sourceIP: info.src.ip, destinationIP: authority.ip, destinationPort: authority.port),
-            for: .init(namespace: workload.namespace, labels: workload.labels))
-        info.policy = decision.policy
-        if !decision.observed.isEmpty {
-            log.info("dry-run/audit policy matched", ["policies": decision.observed.joined(separator: ","), "src.identity": connection.peerIdentity?.description ?? "unknown", "dst.addr": "\(authority)"])
-        }
-        guard decision.allowed else {
-            stats.denied.wrappingIncrement(ordering: .relaxed)
-            return refuse(401, .denied, "authorization denied: \(decision.reason)")
+        guard let authority = admission.authority else {
+            Bug.report("inbound CONNECT admitted without an authority")
+            connection.reset(stream: stream, errorCode: H2ErrorCode.internalError)
+            return
         }
         let tunnel = StreamTunnel(worker: self, info: info, tcp: nil)
         tunnel.adopt(connection: connection, stream: stream)
