@@ -244,20 +244,25 @@ final class Worker {
             stats.shard.counters(labels(info, flags: "-")).failed.wrappingIncrement(ordering: .relaxed)
             AccessLog.record(info, now: loop.now, error: ProxyError(.downstream, reason))
         }
-        guard let destination else { return refuse("unknown destination \(original)", code: Socks5Parser.hostUnreachable) }
-        info.dstWorkload = destination.workload
-        info.dstService = destination.service?.hostname
-        switch destination.route {
-        case let .hbone(proxy, authority, expected):
+        info.dstWorkload = destination?.workload
+        info.dstService = destination?.service?.hostname
+        switch destination?.route {
+        case let .hbone(proxy, authority, _)?:
             info.dst = authority
             info.hboneAddress = proxy
             info.mutualTLS = true
-            guard let source, let contexts = state.identities[source.identity] else {
-                return source == nil ? refuse("source \(src.ip) is not a workload on this node", code: Socks5Parser.notAllowed)
-                                     : refuse("no certificate for \(source!.identity) yet")
-            }
-            if state.isProxyItself(authority) {
-                return refuse("destination \(authority) is the proxy itself", code: Socks5Parser.notAllowed)
+        case let .direct(dst)?:
+            info.dst = dst
+        case nil:
+            break
+        }
+        switch state.planOutbound(src: src, destination: destination, original: original, bound: boundAddresses) {
+        case let .refuse(reason, code):
+            refuse(reason, code: code)
+        case let .hbone(source, proxy, authority, expected):
+            guard let contexts = state.identities[source.identity] else {
+                Bug.report("outbound plan without a certificate for \(source.identity)")
+                return refuse("no certificate for \(source.identity)")
             }
             let tunnel = StreamTunnel(worker: self, info: info, tcp: tcp)
             tunnel.earlyData = early
@@ -274,10 +279,6 @@ final class Worker {
             tunnel.reopen = open
             open()
         case let .direct(dst):
-            info.dst = dst
-            if state.isProxyItself(dst) || boundAddresses.contains(dst) {
-                return refuse("destination \(dst) is the proxy itself", code: Socks5Parser.notAllowed)
-            }
             let splice = SpliceTunnel(worker: self, info: info, downstream: tcp)
             splice.earlyData = early
             splice.socksReply = socks

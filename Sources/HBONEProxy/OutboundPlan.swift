@@ -1,0 +1,41 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+
+/// How one application connection leaves this node: a pure function of its source address, its
+/// resolved destination and the snapshot. HBONE needs a local source workload with a certificate;
+/// nothing may loop back into the proxy's own ports; unknown destinations were already resolved
+/// to plain TCP (passthrough) or to nothing (a hostname the mesh does not know).
+enum OutboundPlan: Equatable {
+    /// Through HBONE: CONNECT `authority` on a pooled connection to `proxy`, as `source`.
+    case hbone(source: Workload, proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
+    /// Plain TCP to the address.
+    case direct(SocketAddress)
+    /// Refused before anything is opened; `socksCode` is the RFC 1928 reply.
+    case refuse(reason: String, socksCode: UInt8)
+}
+
+extension ProxyState {
+    /// `bound`: the addresses this worker's listeners actually bound (a port-0 listener included).
+    func planOutbound(src: SocketAddress, destination: Destination?, original: SocketAddress, bound: [SocketAddress] = []) -> OutboundPlan {
+        guard let destination else { return .refuse(reason: "unknown destination \(original)", socksCode: Socks5Parser.hostUnreachable) }
+        switch destination.route {
+        case let .hbone(proxy, authority, expected):
+            guard let source = localWorkloadsByIP[src.ip] else {
+                return .refuse(reason: "source \(src.ip) is not a workload on this node", socksCode: Socks5Parser.notAllowed)
+            }
+            guard identities[source.identity] != nil else {
+                return .refuse(reason: "no certificate for \(source.identity) yet", socksCode: Socks5Parser.generalFailure)
+            }
+            if isProxyItself(authority) {
+                return .refuse(reason: "destination \(authority) is the proxy itself", socksCode: Socks5Parser.notAllowed)
+            }
+            return .hbone(source: source, proxy: proxy, authority: authority, expected: expected)
+        case let .direct(dst):
+            if isProxyItself(dst) || bound.contains(dst) {
+                return .refuse(reason: "destination \(dst) is the proxy itself", socksCode: Socks5Parser.notAllowed)
+            }
+            return .direct(dst)
+        }
+    }
+}
