@@ -7,15 +7,11 @@ int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx) {
 long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
 int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
-int chbone_ssl_ctx_set1_sigalgs_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_sigalgs_list(ctx, list); }
 int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) { return (int)SSL_CTX_add_extra_chain_cert(ctx, x509); }
 int chbone_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 uint64_t chbone_ssl_op_no_ticket(void) { return SSL_OP_NO_TICKET; }
 uint64_t chbone_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
-uint64_t chbone_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 long chbone_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
-long chbone_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
-long chbone_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
 void chbone_bio_set_mem_eof_return(BIO *bio, int v) { BIO_set_mem_eof_return(bio, v); }
 long chbone_bio_get_mem_data(BIO *bio, char **out) { return BIO_get_mem_data(bio, out); }
 size_t chbone_bio_mem_capacity(BIO *bio) {

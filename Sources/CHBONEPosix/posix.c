@@ -28,7 +28,6 @@ static int ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
 }
 
 int chbone_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) { return ctl(epfd, EPOLL_CTL_ADD, fd, events, data); }
-int chbone_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data) { return ctl(epfd, EPOLL_CTL_MOD, fd, events, data); }
 int chbone_epoll_del(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
 
 int chbone_epoll_wait(int epfd, chbone_event *events, int max_events, int timeout_ms) {
@@ -103,7 +102,6 @@ const int chbone_so_keepalive = SO_KEEPALIVE;
 const int chbone_so_reuseport = SO_REUSEPORT;
 const int chbone_so_reuseaddr = SO_REUSEADDR;
 const int chbone_ip_freebind = IP_FREEBIND;
-const int chbone_ip_transparent = IP_TRANSPARENT;
 const int chbone_so_mark = SO_MARK;
 const int chbone_msg_nosignal = MSG_NOSIGNAL;
 const int chbone_shut_wr = SHUT_WR;

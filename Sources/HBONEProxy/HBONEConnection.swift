@@ -521,14 +521,3 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         worker.connectionClosed(self)
     }
 }
-
-func errnoText(_ e: Int32) -> String {
-    String(cString: strerror(e))
-}
-
-extension Duration {
-    var nanoseconds: UInt64 {
-        let (s, atto) = components
-        return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, atto) / 1_000_000_000)
-    }
-}

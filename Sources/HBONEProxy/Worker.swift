@@ -149,12 +149,8 @@ final class Worker {
                                                       "src.identity": connection.peerIdentity?.description ?? "unknown", "dst.addr": "\(info.dst)"])
         }
         if case let .refuse(status, kind, reason) = admission.outcome {
-            if kind == .denied { stats.denied.wrappingIncrement(ordering: .relaxed) }
             connection.respond(stream: stream, status: status)
-            stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
-            let error = ProxyError(kind, "\(status): \(reason)")
-            stats.shard.counters(labels(info, flags: Worker.responseFlags(error))).failed.wrappingIncrement(ordering: .relaxed)
-            AccessLog.record(info, now: loop.now, error: error)
+            record(info, error: ProxyError(kind, "\(status): \(reason)"), wasOpen: false)
             return
         }
         guard let authority = admission.authority else {
@@ -194,11 +190,8 @@ final class Worker {
                                              for: .init(namespace: workload.namespace, labels: workload.labels))
         info.policy = decision.policy
         guard decision.allowed else {
-            stats.denied.wrappingIncrement(ordering: .relaxed)
             Socket.abort(fd)
-            let error = ProxyError(.denied, "authorization denied: \(decision.reason)")
-            stats.shard.counters(labels(info, flags: "DENY")).failed.wrappingIncrement(ordering: .relaxed)
-            AccessLog.record(info, now: loop.now, error: error)
+            record(info, error: ProxyError(.denied, "authorization denied: \(decision.reason)"), wasOpen: false)
             return
         }
         do {
@@ -240,9 +233,7 @@ final class Worker {
                 tcp.flushNow()
             }
             tcp.close()
-            stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
-            stats.shard.counters(labels(info, flags: "-")).failed.wrappingIncrement(ordering: .relaxed)
-            AccessLog.record(info, now: loop.now, error: ProxyError(.downstream, reason))
+            record(info, error: ProxyError(.downstream, reason), wasOpen: false)
         }
         info.dstWorkload = destination?.workload
         info.dstService = destination?.service?.hostname
@@ -343,12 +334,12 @@ final class Worker {
 
     func tunnelFinished(_ t: StreamTunnel, error: ProxyError?) {
         guard tunnels.removeValue(forKey: t.id) != nil else { return }
-        recordFinished(t.info, error: error)
+        record(t.info, error: error, wasOpen: true)
     }
 
     func spliceFinished(_ t: SpliceTunnel, error: ProxyError?) {
         guard splices.removeValue(forKey: t.id) != nil else { return }
-        recordFinished(t.info, error: error)
+        record(t.info, error: error, wasOpen: true)
     }
 
     /// Istio's labels for a connection (hbone-reference §5); missing values are "unknown".
@@ -388,17 +379,27 @@ final class Worker {
         info.counters = c
     }
 
-    private func recordFinished(_ info: ConnectionInfo, error: ProxyError?) {
+    /// The one place a connection's end is recorded: Istio's series (response_flags from the
+    /// error; established ones count as closed on the series that counted them opened), the denied
+    /// and failed totals, the tunnel gauges and byte totals when it had been open (`wasOpen`: it had
+    /// a table entry), and the access-log line.
+    private func record(_ info: ConnectionInfo, error: ProxyError?, wasOpen: Bool) {
         let flags = Worker.responseFlags(error)
         let series = flags == "-" ? (info.counters ?? stats.shard.counters(labels(info, flags: flags))) : stats.shard.counters(labels(info, flags: flags))
         if info.counters != nil { series.closed.wrappingIncrement(ordering: .relaxed) }
-        if error != nil { series.failed.wrappingIncrement(ordering: .relaxed) }
-        stats.openTunnels.wrappingDecrement(ordering: .relaxed)
-        if info.direction == .inbound { stats.openInbound.wrappingDecrement(ordering: .relaxed) }
-        (info.direction == .inbound ? stats.tunnelsClosedInbound : stats.tunnelsClosedOutbound).wrappingIncrement(ordering: .relaxed)
-        if error != nil { stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed) }
-        stats.bytesSent.wrappingIncrement(by: info.bytesSent, ordering: .relaxed)
-        stats.bytesReceived.wrappingIncrement(by: info.bytesReceived, ordering: .relaxed)
+        if let error {
+            series.failed.wrappingIncrement(ordering: .relaxed)
+            stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
+            // Denied by this proxy's policy (a far side's 401 counts there, not here).
+            if error.kind == .denied && info.direction == .inbound { stats.denied.wrappingIncrement(ordering: .relaxed) }
+        }
+        if wasOpen {
+            stats.openTunnels.wrappingDecrement(ordering: .relaxed)
+            if info.direction == .inbound { stats.openInbound.wrappingDecrement(ordering: .relaxed) }
+            (info.direction == .inbound ? stats.tunnelsClosedInbound : stats.tunnelsClosedOutbound).wrappingIncrement(ordering: .relaxed)
+            stats.bytesSent.wrappingIncrement(by: info.bytesSent, ordering: .relaxed)
+            stats.bytesReceived.wrappingIncrement(by: info.bytesReceived, ordering: .relaxed)
+        }
         AccessLog.record(info, now: loop.now, error: error)
     }
 
@@ -534,9 +535,6 @@ final class Worker {
     }
 }
 
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
-}
 
 #if canImport(Glibc)
 import Glibc

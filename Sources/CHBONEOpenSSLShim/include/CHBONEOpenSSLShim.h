@@ -8,15 +8,11 @@ int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx);
 long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode);
 long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx);
 int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list);
-int chbone_ssl_ctx_set1_sigalgs_list(SSL_CTX *ctx, const char *list);
 int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509); // takes ownership
 int chbone_ssl_get_ex_new_index(void);
 uint64_t chbone_ssl_op_no_ticket(void);
 uint64_t chbone_ssl_op_no_renegotiation(void);
-uint64_t chbone_ssl_op_cipher_server_preference(void);
 long chbone_ssl_mode_release_buffers(void);
-long chbone_ssl_mode_enable_partial_write(void);
-long chbone_ssl_mode_accept_moving_write_buffer(void);
 void chbone_bio_set_mem_eof_return(BIO *bio, int v);
 long chbone_bio_get_mem_data(BIO *bio, char **out);
 /// Routes EC keys through OpenSSL's built-in EC method on OpenSSL 3.0/3.1 (see builtin_ec.c).

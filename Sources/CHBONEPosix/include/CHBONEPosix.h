@@ -24,7 +24,6 @@ enum {
 
 int chbone_epoll_create(void);
 int chbone_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
-int chbone_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 int chbone_epoll_del(int epfd, int fd);
 int chbone_epoll_wait(int epfd, chbone_event *events, int max_events, int timeout_ms);
 
@@ -61,7 +60,6 @@ extern const int chbone_so_keepalive;
 extern const int chbone_so_reuseport;
 extern const int chbone_so_reuseaddr;
 extern const int chbone_ip_freebind;
-extern const int chbone_ip_transparent;
 extern const int chbone_so_mark;
 extern const int chbone_msg_nosignal;
 extern const int chbone_shut_wr;
