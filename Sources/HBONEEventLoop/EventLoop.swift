@@ -73,6 +73,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Registers `fd` once for both directions, edge-triggered.
     public func register(fd: Int32, handler: Selectable) throws(SystemError) -> Registration {
+        assertInLoop()
         let index = Int(fd)
         if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count))) }
         nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
@@ -96,6 +97,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Removes the registration; call before closing the fd.
     public func deregister(_ registration: Registration) {
+        assertInLoop()
         let index = Int(registration.fd)
         guard index < slots.count, slots[index].generation == registration.generation else { return }
         _ = chbone_epoll_del(epfd, registration.fd)
@@ -139,7 +141,26 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `body` after every event of the current pass has been handled (closes and frees go here,
     /// so nothing is freed under a callback that still uses it).
     public func deferUntilEndOfPass(_ body: @escaping () -> Void) {
+        assertInLoop()
         deferred.append(body)
+    }
+
+    // MARK: Thread confinement
+
+    /// The thread that runs this loop (the first to call `run` or `runOnce`). Before that, a loop
+    /// may be set up from anywhere; after, only its own thread may touch its private state.
+    private var owner: pthread_t?
+
+    private func claimThread() {
+        if owner == nil { owner = pthread_self() }
+        assertInLoop()
+    }
+
+    /// Debug builds: traps when called off this loop's thread (every loop-confined entry point
+    /// calls it: registration, timers, deferred work, stream writes). Free in release builds.
+    @inline(__always)
+    public func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(owner.map { pthread_equal($0, pthread_self()) != 0 } ?? true, "called off its event loop's thread", file: file, line: line)
     }
 
     // MARK: Timers
@@ -149,10 +170,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `body` once, `nanoseconds` from the start of this pass.
     @discardableResult
     public func schedule(after nanoseconds: UInt64, _ body: @escaping () -> Void) -> TimerID {
-        TimerID(raw: timers.insert(deadline: now &+ nanoseconds, body))
+        assertInLoop()
+        return TimerID(raw: timers.insert(deadline: now &+ nanoseconds, body))
     }
 
     public func cancel(_ timer: TimerID?) {
+        assertInLoop()
         if let timer { timers.cancel(timer.raw) }
     }
 
@@ -162,6 +185,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs until `stop()`. Each pass: wait, dispatch events, run posted tasks, fire timers, run deferred work.
     public func run() {
+        claimThread()
         var events = [chbone_event](repeating: chbone_event(), count: 256)
         while !stopFlag.withLock({ $0 }) {
             pass(&events, maxTimeoutMillis: -1)
@@ -171,6 +195,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs one pass, blocking at most `timeoutMillis` (tests drive loops this way).
     public func runOnce(timeoutMillis: Int32) {
+        claimThread()
         var events = [chbone_event](repeating: chbone_event(), count: 64)
         pass(&events, maxTimeoutMillis: timeoutMillis)
     }

@@ -85,6 +85,7 @@ public final class TCPStream: Selectable {
 
     /// Queues bytes; they are written in one batch at the end of this loop pass.
     public func write(_ bytes: UnsafeRawBufferPointer) {
+        loop.assertInLoop()
         guard state != .closed, !shutdownRequested else { return }
         outbound.append(bytes)
         scheduleFlush()

@@ -126,6 +126,7 @@ final class Worker {
     }
 
     func handleInboundRequest(connection: HBONEConnection, stream: Int32, headers: [H2Header], endStream: Bool) {
+        loop.assertInLoop()
         var info = ConnectionInfo(direction: .inbound, src: connection.peerAddress, dst: connection.localAddress,
                                   hboneAddress: connection.localAddress, srcIdentity: connection.peerIdentity,
                                   dstIdentity: connection.localIdentity, startedAt: loop.now, mutualTLS: true)
@@ -224,6 +225,7 @@ final class Worker {
 
     /// Routes one application connection: HBONE through the pool, or plain TCP.
     func openOutbound(tcp: TCPStream, src: SocketAddress, original: SocketAddress, destination: Destination?, early: [UInt8], socks: Bool) {
+        loop.assertInLoop()
         let source = state.localWorkloadsByIP[src.ip]
         var info = ConnectionInfo(direction: .outbound, src: src, dst: original, srcWorkload: source, srcIdentity: source?.identity,
                                   startedAt: loop.now, mutualTLS: false)
@@ -454,6 +456,7 @@ final class Worker {
     /// A new snapshot: rebind listeners, close connections whose peer's root left the trust bundle,
     /// then re-check every open inbound tunnel against the policies.
     func update(_ newState: ProxyState) {
+        loop.assertInLoop()
         state = newState
         do { try syncListeners() } catch { log.error("listener update failed", ["error": "\(error)"]) }
         recheckTrust()
@@ -518,6 +521,7 @@ final class Worker {
 
     /// Stops accepting at once and sends GOAWAY on every HBONE connection; open tunnels go on.
     func startDrain() {
+        loop.assertInLoop()
         draining = true
         for (_, l) in listeners { l.close() }
         listeners = [:]
@@ -528,6 +532,7 @@ final class Worker {
 
     /// The drain deadline passed: close whatever is left.
     func closeAll() {
+        loop.assertInLoop()
         for t in Array(tunnels.values) { t.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
         for s in Array(splices.values) { s.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }
