@@ -103,19 +103,25 @@ struct YAMLReader {
     /// Durations: `250ms`, `10s`, `5m`, `24h`, or a bare number of seconds.
     func duration() throws(ConfigError) -> Duration {
         let s = try string()
-        guard let d = parseDuration(s) else { throw error("\"\(s)\" is not a duration (like 500ms, 10s, 5m, 24h)") }
+        guard let d = parseDuration(s) else { throw error("\"\(s.prefix(40))\" is not a duration (like 500ms, 10s, 5m, 24h; at most 100 years)") }
         return d
     }
 }
 
-/// Parses `250ms`, `10s`, `5m`, `24h` or plain seconds. Nil when malformed or negative.
+/// The longest duration accepted anywhere (100 years): beyond it a value is a typo, and the
+/// conversions to milliseconds and nanoseconds would overflow (found by fuzzing the config loader).
+public let maxDurationSeconds: Double = 100 * 365 * 86400
+
+/// Parses `250ms`, `10s`, `5m`, `24h` or plain seconds. Nil when malformed, negative or longer
+/// than `maxDurationSeconds`.
 public func parseDuration(_ text: String) -> Duration? {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+    var seconds: Double?
     for (suffix, scale) in units where text.hasSuffix(suffix) {
-        let number = text.dropLast(suffix.count)
-        guard let v = Double(number), v >= 0, v.isFinite else { return nil }
-        return .milliseconds(Int64(v * scale * 1000))
+        guard let v = Double(text.dropLast(suffix.count)) else { return nil }
+        seconds = v * scale
+        break
     }
-    guard let v = Double(text), v >= 0, v.isFinite else { return nil }
-    return .milliseconds(Int64(v * 1000))
+    guard let s = seconds ?? Double(text), s >= 0, s.isFinite, s <= maxDurationSeconds else { return nil }
+    return .milliseconds(Int64(s * 1000))
 }

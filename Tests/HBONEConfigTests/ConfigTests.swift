@@ -137,5 +137,18 @@ import HBONECore
     @Test func badDurations() {
         #expect(parseDuration("-1s") == nil)
         #expect(parseDuration("ten seconds") == nil)
+        // Found by fuzzing: a huge number used to trap converting to Int64.
+        #expect(parseDuration(String(repeating: "3", count: 90) + "h") == nil)
+        #expect(parseDuration("1e300") == nil)
+        #expect(parseDuration("inf") == nil)
+        #expect(parseDuration("nan") == nil)
+        #expect(parseDuration("36500d") == .seconds(36500 * 86400))
+        #expect(parseDuration("36501d") == nil)
+    }
+
+    /// The fuzzer's input: an error with the line, not a crash.
+    @Test func anOverlongDurationInTheFileIsAnError() {
+        let yaml = "hbone: {node: x, rootCertificates: /r, certificates: {ca: /c, ttl: \(String(repeating: "3", count: 90))h}}"
+        #expect(throws: ConfigError.self) { try ProxyConfig.parse(yaml: yaml, file: "f.yaml", environment: [:]) }
     }
 }
