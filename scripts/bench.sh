@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against release builds, each figure beside a baseline from the same run.
 #   scripts/bench.sh [all|handshake|throughput|latency|authz|micro]...
+#   HBONE_UNDER_TEST=/other/build/hbone scripts/bench.sh ...   (the same harness against another proxy build)
 # Writes bench-results/<UTC>.{txt,json,md,svg} (kept out of git). `micro` (the ordo-one package in
 # Benchmarks/Micro) is not part of `all`: it builds a second package for several minutes.
 set -euo pipefail
@@ -14,6 +15,8 @@ scripts/install-deps.sh
 swift build -c release --product hbone >/dev/null
 swift build -c release --product hbone-bench >/dev/null
 bin=$(swift build -c release --show-bin-path)
+# HBONE_UNDER_TEST=/path/to/hbone measures another build of the proxy with this harness (A/B runs).
+hbone=${HBONE_UNDER_TEST:-$bin/hbone}
 d=$(mktemp -d /tmp/hbone-bench.XXXXXX)
 mkdir -p bench-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -29,10 +32,10 @@ write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2 cluster-east
 write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3 cluster-west
 exec > >(tee "$out.txt") 2>&1
 echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version | cut -d' ' -f1-2), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-echo "# proxies: GLIBC_TUNABLES=$tunables (as shipped); baselines run stock"
+echo "# proxies: GLIBC_TUNABLES=$tunables (as shipped); baselines run stock; proxy binary $hbone"
 client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --source 127.0.0.10 --json $json"
 server_id=spiffe://cluster.local/ns/payments/sa/ledger
-proxy() { GLIBC_TUNABLES=$tunables "$bin/hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
+proxy() { GLIBC_TUNABLES=$tunables "$hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
 # The last figure's value whose name contains $1.
 figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
 up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; return 1; }
