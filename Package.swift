@@ -50,8 +50,10 @@ let package = Package(
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
         .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
+        // The application: signals, the file watcher, reloads (`hbone proxy` only parses arguments).
+        .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin"]),
         .executableTarget(name: "hbone", dependencies: [
-            "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
+            "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
         .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEH2"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
+        .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore", "hbone", "hbone-bench"]),
     ]

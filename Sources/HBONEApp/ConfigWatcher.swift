@@ -1,0 +1,42 @@
+import Foundation
+import HBONEConfig
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the proxy watches on disk: the config file, the policy files (and directory listings), the
+/// root bundle and every local SVID (or the cacerts files). Any difference in the fingerprint
+/// reloads everything, so rotations need no restart.
+public enum ConfigWatcher {
+    /// One entry per watched path: inode, modification time and size, or "missing". stat(2) follows
+    /// symlinks: a Kubernetes secret volume swaps its `..data` link while the file names stay.
+    public static func fingerprint(configPath: String, settings: Settings, workloads: [Workload]) -> [String] {
+        var out: [String] = []
+        func add(_ path: String) {
+            var st = stat()
+            if stat(path, &st) == 0 {
+                out.append("\(path)|\(st.st_ino)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)|\(st.st_size)")
+            } else {
+                out.append("\(path)|missing")
+            }
+        }
+        add(configPath)
+        add(settings.rootCertificates)
+        switch settings.certificates {
+        case let .directory(dir):
+            for w in workloads {
+                add("\(dir)/\(w.namespace)/\(w.serviceAccount)/cert-chain.pem")
+                add("\(dir)/\(w.namespace)/\(w.serviceAccount)/key.pem")
+            }
+        case let .ca(issuance):
+            for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"] { add(issuance.directory + "/" + f) }
+        }
+        for p in settings.authorizationPolicies {
+            add(p)
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: p) {
+                for n in names.sorted() where n.hasSuffix(".yaml") || n.hasSuffix(".yml") { add(p + "/" + n) }
+            }
+        }
+        return out
+    }
+}
