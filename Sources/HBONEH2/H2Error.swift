@@ -13,13 +13,17 @@ public struct H2Error: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { reason }
 }
 
-/// RST_STREAM / GOAWAY error codes we use.
+/// RST_STREAM / GOAWAY error codes we send or classify (RFC 9113 §7).
 public enum H2ErrorCode {
     public static let noError: UInt32 = 0
     public static let protocolError: UInt32 = 1
     public static let internalError: UInt32 = 2
+    public static let flowControlError: UInt32 = 3
+    public static let streamClosed: UInt32 = 5
+    public static let frameSizeError: UInt32 = 6
     public static let refusedStream: UInt32 = 7
     public static let cancel: UInt32 = 8
+    public static let compressionError: UInt32 = 9
     public static let connectError: UInt32 = 10
     public static let enhanceYourCalm: UInt32 = 11
 }
@@ -44,11 +48,11 @@ public enum H2ProtocolError: String, Sendable, CaseIterable {
     /// The reason behind an error code nghttp2 sent.
     public init(code: UInt32) {
         switch code {
-        case 3: self = .flowControl
-        case 5: self = .streamState
-        case 6: self = .frameSize
-        case 9: self = .compression
-        case 11: self = .flood
+        case H2ErrorCode.flowControlError: self = .flowControl
+        case H2ErrorCode.streamClosed: self = .streamState
+        case H2ErrorCode.frameSizeError: self = .frameSize
+        case H2ErrorCode.compressionError: self = .compression
+        case H2ErrorCode.enhanceYourCalm: self = .flood
         default: self = .protocol
         }
     }

@@ -64,23 +64,6 @@ extension ProxyState {
     public func isProxyItself(_ dst: SocketAddress) -> Bool {
         guard ownPorts.contains(dst.port) else { return false }
         let ip = dst.ip
-        return ip.isLoopback || ip.isUnspecified || localWorkloadsByIP[ip] != nil || hostAddresses.contains(ip)
-            || listenAddresses.contains(ip)
-    }
-
-    /// The IPs the proxy's configured listeners bind.
-    var listenAddresses: Set<IPAddress> {
-        let l = settings.listen
-        return Set([l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0?.ip })
-    }
-
-    /// Ports of this proxy, which no tunnel may target (no self-loops).
-    public var ownPorts: Set<UInt16> {
-        var ports: Set<UInt16> = [settings.listen.inboundPort]
-        for a in [settings.listen.inbound, settings.listen.inboundPlaintext, settings.listen.outboundCapture,
-                  settings.listen.socks5, settings.listen.admin, settings.listen.metrics, settings.listen.readiness] {
-            if let a { ports.insert(a.port) }
-        }
-        return ports
+        return ip.isLoopback || ip.isUnspecified || localWorkloadsByIP[ip] != nil || ownAddresses.contains(ip)
     }
 }

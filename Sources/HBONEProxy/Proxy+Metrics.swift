@@ -49,7 +49,7 @@ extension Proxy {
         family("hbone_handshakes_total", "counter", "Completed mTLS handshakes")
         out += "hbone_handshakes_total \(t["handshakes"] ?? 0)\n"
         family("hbone_handshake_failures_total", "counter", "Failed mTLS handshakes by reason")
-        for (reason, n) in handshakeFailureReasons.sorted(by: { $0.key < $1.key }) {
+        for (reason, n) in Proxy.sum(statsList.map(\.failureReasons.snapshot)) {
             out += "hbone_handshake_failures_total{reason=\"\(reason)\"} \(n)\n"
         }
         family("hbone_handshake_duration_seconds", "histogram", "Time from TCP accept/connect to a completed handshake")

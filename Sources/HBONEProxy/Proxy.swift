@@ -132,12 +132,6 @@ public final class Proxy: Sendable {
         }
         return t
     }
-
-    public var handshakeFailureReasons: [String: UInt64] {
-        var t: [String: UInt64] = [:]
-        for s in statsList { for (k, v) in s.failureReasons.snapshot { t[k, default: 0] += v } }
-        return t
-    }
 }
 
 /// Finds the worker of the loop a posted task runs on (each loop thread registers its worker).

@@ -18,8 +18,12 @@ public final class ProxyState: Sendable {
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
-    /// This host's interface addresses when the snapshot was built (for the self-call guard).
-    public let hostAddresses: Set<IPAddress>
+    /// Ports of this proxy, which no tunnel may target (no self-loops).
+    public let ownPorts: Set<UInt16>
+    /// Addresses that reach this proxy (for the self-call guard): this host's interface addresses
+    /// when the snapshot was built, and the IPs its configured listeners bind. Both built once per
+    /// snapshot, not per connection.
+    public let ownAddresses: Set<IPAddress>
     public let version: Int
 
     public struct IdentityContexts: Sendable {
@@ -58,7 +62,10 @@ public final class ProxyState: Sendable {
         }
         servicesByVIP = vips
         servicesByHostname = hosts
-        hostAddresses = Set(Socket.interfaceAddresses())
+        let l = config.settings.listen
+        let listeners = [l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0 }
+        ownPorts = Set(listeners.map(\.port) + [l.inboundPort])
+        ownAddresses = Set(Socket.interfaceAddresses() + listeners.map(\.ip))
     }
 
     /// Loads the trust bundle and every local workload's SVID from disk. Missing SVIDs are reported,

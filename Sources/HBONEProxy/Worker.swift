@@ -61,6 +61,7 @@ final class Worker {
     /// Binds what is wanted and not bound, closes what is bound and no longer wanted.
     func syncListeners() throws(SystemError) {
         guard !draining else { return }
+        defer { boundAddresses = listeners.values.map(\.address) }   // also when a bind fails midway
         let wanted = wantedListeners()
         for (address, listener) in listeners where wanted[address] == nil {
             listener.close()
@@ -76,7 +77,9 @@ final class Worker {
         if sweepTimer == nil { scheduleSweep() }
     }
 
-    var boundAddresses: [SocketAddress] { listeners.values.map(\.address) }
+    /// What the listeners actually bound (a port-0 listener included), kept beside `listeners` so
+    /// routing an outbound connection does not rebuild it.
+    private(set) var boundAddresses: [SocketAddress] = []
 
     private func accept(kind: ListenerKind, fd: Int32, peer: SocketAddress?, listener: SocketAddress) {
         guard let peer else {
@@ -525,6 +528,7 @@ final class Worker {
         draining = true
         for (_, l) in listeners { l.close() }
         listeners = [:]
+        boundAddresses = []
         for (_, s) in socksSessions { s.tcp.close() }
         socksSessions = [:]
         for c in Array(connections.values) { c.startDrain() }
