@@ -43,10 +43,7 @@ import HBONETLS
       certificates: {directory: /unused}
     """
 
-    func state() throws -> ProxyState {
-        let config = try ProxyConfig.parse(yaml: Self.yaml, file: "d.yaml")
-        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
-    }
+    func state() throws -> ProxyState { try testState(Self.yaml) }
 
     @Test func workloadIPGoesThroughHBONEToItsNode() throws {
         let d = try state().resolve(SocketAddress("10.1.0.20:8080")!)

@@ -60,8 +60,7 @@ import HBONETLS
         Case(name: "policy deny", headers: connect("10.1.0.20:9000"), status: 401, reason: "DENY policy payments/deny-9000 matched"),
     ])
     func admission(c: Case) throws {
-        let state = try ProxyState(config: ProxyConfig.parse(yaml: Self.yaml, file: "a.yaml", environment: [:]),
-                                   trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
+        let state = try testState(Self.yaml)
         let a = InboundAdmission(headers: c.headers.map { H2Header($0.0, $0.1) }, endStream: c.endStream, source: IPAddress("10.0.0.10")!,
                                  connection: .init(peerIdentity: Self.checkout, localAddress: SocketAddress("10.1.0.20:15008")!,
                                                    localIdentity: Self.ledger),
@@ -82,8 +81,7 @@ import HBONETLS
     /// where a single listener serves every workload (the identity check then decides).
     @Test func identityMismatchOnASharedListener() throws {
         let shared = Self.yaml.replacingOccurrences(of: "  listen: {", with: "  listen: {inbound: 10.1.0.1:15008, ")
-        let state = try ProxyState(config: ProxyConfig.parse(yaml: shared, file: "a.yaml", environment: [:]),
-                                   trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
+        let state = try testState(shared)
         let a = InboundAdmission(headers: Self.connect("10.1.0.21:8080").map { H2Header($0.0, $0.1) }, endStream: false,
                                  source: IPAddress("10.0.0.10")!,
                                  connection: .init(peerIdentity: Self.checkout, localAddress: SocketAddress("10.1.0.1:15008")!, localIdentity: Self.ledger),

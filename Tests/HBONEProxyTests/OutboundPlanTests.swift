@@ -35,10 +35,7 @@ import HBONETLS
     static let canary = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger-canary")
 
     func state() throws -> ProxyState {
-        let config = try ProxyConfig.parse(yaml: Self.yaml, file: "o.yaml", environment: [:])
-        let leaf = try CertifiedKey(directory: TestPKI.path("certs-east/payments/checkout"))
-        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")),
-                              certificates: [leaf.identity: leaf], version: 1)
+        try testState(Self.yaml, certificates: [CertifiedKey(directory: TestPKI.path("certs-east/payments/checkout"))])
     }
 
     func plan(_ src: String, _ dst: String, hostname: String? = nil) throws -> OutboundPlan {

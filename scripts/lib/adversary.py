@@ -189,39 +189,29 @@ def garbage(a):
         closed = True
     print(json.dumps({"closed": closed, "after": time.monotonic() - start}))
 
-def pingflood(a):
+def raw_attack(a, chunks):
+    """mTLS, the HTTP/2 preface and SETTINGS, then each chunk of raw frames (until the server stops
+    taking them); reports how the server ended the connection."""
     s = tls_client(a)
     preface_and_settings(s)
-    burst = b"".join(frame(6, 0, 0, struct.pack(">Q", i)) + frame(4, 0, 0, b"") for i in range(a.count))
     try:
-        s.sendall(burst)
-    except OSError:
-        pass
-    report(s)
-
-def headerflood(a):
-    s = tls_client(a)
-    preface_and_settings(s)
-    # HPACK: literal header without indexing, new name (0x00), 7-byte name, 100-byte value.
-    junk = b"".join(b"\x00\x07x-junk" + bytes([len(str(i))]) + str(i).encode() + b"\x64" + b"v" * 100 for i in range(10))
-    first = frame(1, 0, 1, b"\x82")   # HEADERS (:method GET, indexed) without END_HEADERS
-    try:
-        s.sendall(first)
-        chunk = b"".join(frame(9, 0, 1, junk) for _ in range(100))
-        for _ in range(max(1, a.count // 100)):
+        for chunk in chunks:
             s.sendall(chunk)
     except OSError:
         pass
     report(s)
 
+def pingflood(a):
+    raw_attack(a, [b"".join(frame(6, 0, 0, struct.pack(">Q", i)) + frame(4, 0, 0, b"") for i in range(a.count))])
+
+def headerflood(a):
+    # HEADERS (:method GET, indexed) without END_HEADERS, then CONTINUATION frames of junk header-block bytes.
+    junk = b"".join(b"\x00\x07x-junk" + bytes([len(str(i))]) + str(i).encode() + b"\x64" + b"v" * 100 for i in range(10))
+    chunk = b"".join(frame(9, 0, 1, junk) for _ in range(100))
+    raw_attack(a, [frame(1, 0, 1, b"\x82")] + [chunk] * max(1, a.count // 100))
+
 def windowabuse(a):
-    s = tls_client(a)
-    preface_and_settings(s)
-    try:
-        s.sendall(frame(8, 0, 0, struct.pack(">I", 0x7fffffff)) + frame(8, 0, 0, struct.pack(">I", 0x7fffffff)))
-    except OSError:
-        pass
-    report(s)
+    raw_attack(a, [frame(8, 0, 0, struct.pack(">I", 0x7fffffff)) + frame(8, 0, 0, struct.pack(">I", 0x7fffffff))])
 
 def mute_server(a):
     host, port = split(a.listen)
