@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "HBONEEventLoopTests", dependencies: ["HBONETestSupport", "HBONEEventLoop", "CHBONEPosix"]),
         .testTarget(name: "HBONETLSTests", dependencies: ["HBONETestSupport", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
-        .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEH2"]),
+        .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEH2", "HBONEEventLoop"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.

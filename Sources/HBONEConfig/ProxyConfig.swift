@@ -221,7 +221,7 @@ public struct ProxyConfig: Sendable {
 
     static func parseSettings(_ r: YAMLReader, base: String) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
-                                       "listen", "workers", "clusterName", "rootNamespace", "authorizationPolicies",
+                                       "listen", "workers", "rootNamespace", "authorizationPolicies",
                                        "timeouts", "pool", "h2", "outboundMark", "drainTimeout"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
@@ -283,7 +283,6 @@ public struct ProxyConfig: Sendable {
             if case let .some(v) = try addr("readiness") { s.listen.readiness = v }
         }
         if let w = f["workers"] { s.workers = try w.int(in: 1...256) }
-        if let v = f["clusterName"] { s.clusterName = try v.nonEmptyString() }
         if let v = f["rootNamespace"] { s.rootNamespace = try v.nonEmptyString() }
         for p in try f["authorizationPolicies"]?.sequence() ?? [] { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
         if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }

@@ -13,7 +13,6 @@ public struct Settings: Sendable, Equatable {
     public var listen = Listen()
     /// Event loops (threads). nil: one per core.
     public var workers: Int? = nil
-    public var clusterName: String = "Kubernetes"
     public var rootNamespace: String = "istio-system"
     public var authorizationPolicies: [String] = []
     public var timeouts = Timeouts()

@@ -179,7 +179,52 @@ public final class EventLoop: @unchecked Sendable {
         if let timer { timers.cancel(timer.raw) }
     }
 
-    public func refreshClock() { now = chbone_monotonic_ns() }
+    public func refreshClock() {
+        if !virtualClock { now = chbone_monotonic_ns() }
+    }
+
+    // MARK: Virtual time (tests)
+
+    /// Set by `useVirtualClock`: `now` moves only through `advanceClock(by:)`, and the loop is driven
+    /// by `runUntilIdle` instead of epoll, so in-memory streams and timers run deterministically.
+    public private(set) var virtualClock = false
+
+    /// Stops the clock at `start`; from now on this loop is driven by `runUntilIdle`/`advanceClock`.
+    public func useVirtualClock(startingAt start: UInt64 = 1_000_000_000) {
+        claimThread()
+        virtualClock = true
+        now = start
+    }
+
+    /// Runs posted tasks, due timers and deferred work until none is left at the current time.
+    /// Returns false if work kept coming (a livelock), after `maxRounds`.
+    @discardableResult
+    public func runUntilIdle(maxRounds: Int = 100_000) -> Bool {
+        claimThread()
+        precondition(virtualClock, "runUntilIdle drives a loop on a virtual clock")
+        for _ in 0..<maxRounds {
+            let idle = deferred.isEmpty && posted.withLock { $0.isEmpty } && !(timers.nextDeadline.map { $0 <= now } ?? false)
+            if idle { return true }
+            runPosted()
+            runTimers()
+            runDeferred()
+        }
+        return false
+    }
+
+    /// Moves the virtual clock forward by `nanoseconds`, stopping at each timer deadline on the way
+    /// so every timer fires at its own time, and runs the loop idle after each step.
+    public func advanceClock(by nanoseconds: UInt64) {
+        precondition(virtualClock, "advanceClock moves a virtual clock")
+        let target = now &+ nanoseconds
+        runUntilIdle()
+        while let next = timers.nextDeadline, next <= target {
+            now = max(now, next)
+            runUntilIdle()
+        }
+        now = target
+        runUntilIdle()
+    }
 
     // MARK: Running
 
@@ -204,7 +249,7 @@ public final class EventLoop: @unchecked Sendable {
         var timeout = nextTimeoutMillis()
         if maxTimeoutMillis >= 0 && (timeout < 0 || timeout > maxTimeoutMillis) { timeout = maxTimeoutMillis }
         let n = events.withUnsafeMutableBufferPointer { chbone_epoll_wait(epfd, $0.baseAddress, Int32($0.count), timeout) }
-        now = chbone_monotonic_ns()
+        refreshClock()
         if n < 0 && errno != EINTR { Bug.report("epoll_wait failed: errno \(errno)") }
         for i in 0..<max(0, Int(n)) {
             let event = events[i]

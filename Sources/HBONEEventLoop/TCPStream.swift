@@ -22,7 +22,10 @@ public final class TCPStream: Selectable {
     public enum State { case connecting, open, closed }
 
     public let loop: EventLoop
+    /// -1 for an in-memory stream.
     public let fd: Int32
+    /// Set for an in-memory stream (`MemoryNetwork`): its peer, buffers and addresses.
+    let memory: MemoryEndpoint?
     public unowned(unsafe) var delegate: TCPStreamDelegate?
     public private(set) var state: State
     public private(set) var readEOF = false
@@ -49,6 +52,7 @@ public final class TCPStream: Selectable {
     public init(loop: EventLoop, fd: Int32, connecting: Bool, delegate: TCPStreamDelegate?) throws(SystemError) {
         self.loop = loop
         self.fd = fd
+        self.memory = nil
         self.delegate = delegate
         self.state = connecting ? .connecting : .open
         do {
@@ -60,8 +64,17 @@ public final class TCPStream: Selectable {
         }
     }
 
+    /// An in-memory stream: bytes go to `memory.peer` instead of a socket.
+    init(loop: EventLoop, memory: MemoryEndpoint, connecting: Bool, delegate: TCPStreamDelegate?) {
+        self.loop = loop
+        self.fd = -1
+        self.memory = memory
+        self.delegate = delegate
+        self.state = connecting ? .connecting : .open
+    }
+
     deinit {
-        if state != .closed {
+        if state != .closed, memory == nil {
             if let registration { loop.deregister(registration) }
             Glibc.close(fd)
         }
@@ -70,7 +83,7 @@ public final class TCPStream: Selectable {
     public func handleEvent(readable: Bool, writable: Bool) {
         if state == .connecting {
             guard writable else { return }
-            let error = Socket.pendingError(fd)
+            let error = memory?.connectError ?? Socket.pendingError(fd)
             if error != 0 {
                 fail(error)
                 return
@@ -111,9 +124,13 @@ public final class TCPStream: Selectable {
     public func close() {
         guard state != .closed else { return }
         state = .closed
+        outbound = ByteQueue()
+        if let memory {
+            memory.close(reset: false)
+            return
+        }
         if let registration { loop.deregister(registration) }
         registration = nil
-        outbound = ByteQueue()
         Glibc.close(fd)
     }
 
@@ -121,21 +138,31 @@ public final class TCPStream: Selectable {
     public func abort() {
         guard state != .closed else { return }
         state = .closed
+        outbound = ByteQueue()
+        if let memory {
+            memory.close(reset: true)
+            return
+        }
         if let registration { loop.deregister(registration) }
         registration = nil
-        outbound = ByteQueue()
         Socket.abort(fd)
     }
 
-    public var localAddress: SocketAddress? { Socket.localAddress(fd) }
-    public var peerAddress: SocketAddress? { Socket.peerAddress(fd) }
+    public var localAddress: SocketAddress? { memory?.local ?? Socket.localAddress(fd) }
+    public var peerAddress: SocketAddress? { memory?.remote ?? Socket.peerAddress(fd) }
+
+    /// Where a redirected connection was going (SO_ORIGINAL_DST); nil when it was not redirected.
+    public func originalDestination() -> SocketAddress? {
+        if let memory { return memory.originalDestination }
+        return Socket.originalDestination(fd, ipv6: !(localAddress?.ip.isIPv4 ?? true))
+    }
 
     // MARK: Internals
 
     private func readLoop() {
         let scratch = loop.scratch
         for _ in 0..<TCPStream.readsPerEvent {
-            switch Socket.read(fd, into: scratch) {
+            switch memory?.read(into: scratch) ?? Socket.read(fd, into: scratch) {
             case let .bytes(n):
                 delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 // Keep reading to EAGAIN even after a short read: a FIN that arrived with the
@@ -178,7 +205,7 @@ public final class TCPStream: Selectable {
         while !outbound.isEmpty {
             var result = IOResult.wouldBlock
             _ = outbound.consume { bytes in
-                result = Socket.write(fd, bytes)
+                result = memory?.write(bytes) ?? Socket.write(fd, bytes)
                 if case let .bytes(n) = result { return n }
                 return 0
             }
@@ -199,7 +226,7 @@ public final class TCPStream: Selectable {
             outbound.releaseIfEmpty()
             if shutdownRequested && !writeShut {
                 writeShut = true
-                Socket.shutdownWrite(fd)
+                if let memory { memory.shutdownWrite() } else { Socket.shutdownWrite(fd) }
             }
         }
         if written > 0 { delegate?.tcpStream(self, wrote: written) }

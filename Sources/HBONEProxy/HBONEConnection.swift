@@ -59,15 +59,17 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     /// TLS buffer capacity a quiet connection may keep.
     static let quietBufferLimit = 16 * 1024
 
-    init(worker: Worker, role: Role, fd: Int32, connecting: Bool, context: TLSContext, verification: PeerVerification,
+    /// Takes `tcp` (connecting for a client, open for a server); on a throw the caller still owns it.
+    init(worker: Worker, role: Role, tcp: TCPStream, context: TLSContext, verification: PeerVerification,
          peer: SocketAddress, local: SocketAddress) throws {
+        let connecting = tcp.state == .connecting
         self.worker = worker
         self.role = role
         self.peerAddress = peer
         self.localAddress = local
         self.localIdentity = context.identity
         self.tls = try TLSEngine(context: context, verification: verification, chainCache: worker.chainCache)
-        self.tcp = try TCPStream(loop: worker.loop, fd: fd, connecting: connecting, delegate: nil)
+        self.tcp = tcp
         self.phase = connecting ? .connecting : .handshaking
         self.startedAt = worker.loop.now
         self.lastReceive = worker.loop.now

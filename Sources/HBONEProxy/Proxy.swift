@@ -97,7 +97,9 @@ public final class Proxy: Sendable {
     public func shutdown(drain: Duration) {
         log.info("draining", ["timeout": "\(drain)"])
         let loops = self.loops.withLock { $0 }
-        for loop in loops { loop.post { WorkerRegistry.worker(for: loop)?.startDrain() } }
+        // Each loop cuts its own tunnels at the deadline; this thread only waits for them.
+        let nanos = drain.nanoseconds
+        for loop in loops { loop.post { WorkerRegistry.worker(for: loop)?.startDrain(deadline: nanos) } }
         let deadline = ContinuousClock.now + drain
         while ContinuousClock.now < deadline && openTunnels > 0 {
             Thread.sleep(forTimeInterval: 0.02)

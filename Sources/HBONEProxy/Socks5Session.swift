@@ -10,10 +10,10 @@ final class Socks5Session: TCPStreamDelegate {
     private var done = false
     private var timer: EventLoop.TimerID?
 
-    init(worker: Worker, fd: Int32, client: SocketAddress) throws {
+    init(worker: Worker, tcp: TCPStream, client: SocketAddress) {
         self.worker = worker
         self.client = client
-        self.tcp = try TCPStream(loop: worker.loop, fd: fd, connecting: false, delegate: nil)
+        self.tcp = tcp
         tcp.delegate = self
         // A client that never finishes the SOCKS exchange is dropped like a stalled TLS handshake.
         timer = worker.loop.schedule(after: worker.state.settings.timeouts.handshake.nanoseconds) { [unowned self] in

@@ -31,9 +31,7 @@ final class SpliceTunnel: TCPStreamDelegate {
 
     func connect(to dst: SocketAddress) {
         do {
-            let fd = try Socket.connect(to: dst, mark: worker.state.settings.outboundMark)
-            Socket.tune(fd)
-            upstream = try TCPStream(loop: worker.loop, fd: fd, connecting: true, delegate: self)
+            upstream = try worker.network.connect(to: dst, mark: worker.state.settings.outboundMark, loop: worker.loop, delegate: self)
         } catch {
             fail(ProxyError(.upstream, "connect to \(dst): \(error)", errno: error.errno))
             return

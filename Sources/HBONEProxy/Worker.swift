@@ -9,6 +9,8 @@ import HBONEH2
 /// Nothing here is shared with other loops; the only way in is `EventLoop.post`.
 final class Worker {
     let loop: EventLoop
+    /// Sockets in production; a `MemoryNetwork` host when tests run the path in memory.
+    let network: StreamNetwork
     private(set) var state: ProxyState
     let stats: ProxyStats
     let pool = ConnectionPool()
@@ -16,19 +18,23 @@ final class Worker {
     let chainCache = VerifiedChainCache()
     /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
     let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    private var listeners: [SocketAddress: TCPListener] = [:]
-    private var connections: [ObjectIdentifier: HBONEConnection] = [:]
+    private var listeners: [SocketAddress: any StreamListener] = [:]
+    private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
     private var tunnels: [Int: StreamTunnel] = [:]
     private var splices: [Int: SpliceTunnel] = [:]
     var socksSessions: [ObjectIdentifier: Socks5Session] = [:]
     private var tunnelCounter = 0
     private(set) var draining = false
     private var sweepTimer: EventLoop.TimerID?
+    private var drainTimer: EventLoop.TimerID?
+    /// Sees every finished connection as it is recorded (tests, and tracing when debugging).
+    var recordObserver: ((ConnectionInfo, ProxyError?) -> Void)?
     private var lastAbuseLog: UInt64 = 0
     private var unloggedAbuse = 0
 
-    init(loop: EventLoop, state: ProxyState, stats: ProxyStats) {
+    init(loop: EventLoop, state: ProxyState, stats: ProxyStats, network: StreamNetwork = SocketNetwork()) {
         self.loop = loop
+        self.network = network
         self.state = state
         self.stats = stats
     }
@@ -68,8 +74,8 @@ final class Worker {
             listeners[address] = nil
         }
         for (address, kind) in wanted where listeners[address] == nil {
-            let listener = try TCPListener(loop: loop, address: address) { [unowned self] fd, peer in
-                accept(kind: kind, fd: fd, peer: peer, listener: address)
+            let listener = try network.listen(on: address, loop: loop) { [unowned self] stream, peer in
+                accept(kind: kind, stream: stream, peer: peer, listener: address)
             }
             listener.onFailure = { [stats] reason in stats.acceptFailures.add(reason) }
             listeners[address] = listener
@@ -81,49 +87,42 @@ final class Worker {
     /// routing an outbound connection does not rebuild it.
     private(set) var boundAddresses: [SocketAddress] = []
 
-    private func accept(kind: ListenerKind, fd: Int32, peer: SocketAddress?, listener: SocketAddress) {
-        guard let peer else {
-            close(fd)
-            return
-        }
+    private func accept(kind: ListenerKind, stream: TCPStream, peer: SocketAddress, listener: SocketAddress) {
         switch kind {
-        case .inbound: acceptInbound(fd: fd, peer: peer, listener: listener)
-        case .plaintext: acceptPlaintext(fd: fd, peer: peer)
+        case .inbound: acceptInbound(stream, peer: peer, listener: listener)
+        case .plaintext: acceptPlaintext(stream, peer: peer)
         case .socks5:
-            do {
-                let session = try Socks5Session(worker: self, fd: fd, client: peer)
-                socksSessions[ObjectIdentifier(session)] = session
-            } catch {
-                log.warn("SOCKS5 accept failed", ["error": "\(error)"])
-            }
-        case .capture: acceptCaptured(fd: fd, peer: peer)
+            let session = Socks5Session(worker: self, tcp: stream, client: peer)
+            socksSessions[ObjectIdentifier(session)] = session
+        case .capture: acceptCaptured(stream, peer: peer)
         }
     }
 
     // MARK: Inbound
 
-    private func acceptInbound(fd: Int32, peer: SocketAddress, listener: SocketAddress) {
-        let local = Socket.localAddress(fd) ?? listener
+    private func acceptInbound(_ tcp: TCPStream, peer: SocketAddress, listener: SocketAddress) {
+        let local = tcp.localAddress ?? listener
         // Redirected connections name their real destination in SO_ORIGINAL_DST.
-        let destination = state.settings.listen.inbound != nil ? (Socket.originalDestination(fd, ipv6: !local.ip.isIPv4) ?? local) : local
+        let destination = state.settings.listen.inbound != nil ? (tcp.originalDestination() ?? local) : local
         guard let workload = state.localWorkloadsByIP[destination.ip] ?? (state.config.localWorkloads.count == 1 ? state.config.localWorkloads.first : nil) else {
             log.warn("inbound connection for an address with no local workload", ["dst.addr": "\(destination)", "src.addr": "\(peer)"])
-            Socket.abort(fd)
+            tcp.abort()
             return
         }
         guard let contexts = state.identities[workload.identity] else {
             log.warn("inbound connection refused: no certificate yet", ["identity": workload.identity.description])
             stats.handshakeFailed(reason: "no_local_certificate")
-            Socket.abort(fd)
+            tcp.abort()
             return
         }
         do {
-            let conn = try HBONEConnection(worker: self, role: .server, fd: fd, connecting: false, context: contexts.server,
+            let conn = try HBONEConnection(worker: self, role: .server, tcp: tcp, context: contexts.server,
                                            verification: .inbound(trustDomains: state.settings.trustedDomains),
                                            peer: peer, local: destination)
             connections[ObjectIdentifier(conn)] = conn
             stats.hboneConnectionsInbound.wrappingIncrement(ordering: .relaxed)
         } catch {
+            tcp.abort()
             log.warn("inbound connection setup failed", ["error": "\(error)"])
         }
     }
@@ -165,9 +164,7 @@ final class Worker {
         let tunnel = StreamTunnel(worker: self, info: info, tcp: nil)
         tunnel.adopt(connection: connection, stream: stream)
         do {
-            let fd = try Socket.connect(to: authority, mark: state.settings.outboundMark)
-            Socket.tune(fd)
-            tunnel.tcp = try TCPStream(loop: loop, fd: fd, connecting: true, delegate: tunnel)
+            tunnel.tcp = try network.connect(to: authority, mark: state.settings.outboundMark, loop: loop, delegate: tunnel)
         } catch {
             tunnel.upstreamFailed("upstream connect to \(authority): \(error)")
             return
@@ -179,12 +176,11 @@ final class Worker {
         }
     }
 
-    private func acceptPlaintext(fd: Int32, peer: SocketAddress) {
-        let local = Socket.localAddress(fd)
-        let dst = Socket.originalDestination(fd, ipv6: !(local?.ip.isIPv4 ?? true)) ?? local
+    private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress) {
+        let dst = downstream.originalDestination() ?? downstream.localAddress
         guard let dst, let workload = state.localWorkloadsByIP[dst.ip], !state.ownPorts.contains(dst.port) else {
             log.info("plaintext inbound refused: no local workload at destination", ["src.addr": "\(peer)", "dst.addr": dst.map { "\($0)" } ?? "unknown"])
-            Socket.abort(fd)
+            downstream.abort()
             return
         }
         var info = ConnectionInfo(direction: .inbound, src: peer, dst: dst, dstWorkload: workload, dstIdentity: workload.identity,
@@ -194,36 +190,25 @@ final class Worker {
                                              for: .init(namespace: workload.namespace, labels: workload.labels))
         info.policy = decision.policy
         guard decision.allowed else {
-            Socket.abort(fd)
+            downstream.abort()
             record(info, error: ProxyError(.denied, "authorization denied: \(decision.reason)"), wasOpen: false)
             return
         }
-        do {
-            let downstream = try TCPStream(loop: loop, fd: fd, connecting: false, delegate: nil)
-            downstream.readPaused = true
-            let splice = SpliceTunnel(worker: self, info: info, downstream: downstream)
-            splice.connect(to: dst)
-        } catch {
-            log.warn("plaintext inbound setup failed", ["error": "\(error)"])
-        }
+        downstream.readPaused = true
+        let splice = SpliceTunnel(worker: self, info: info, downstream: downstream)
+        splice.connect(to: dst)
     }
 
     // MARK: Outbound
 
-    private func acceptCaptured(fd: Int32, peer: SocketAddress) {
-        let local = Socket.localAddress(fd)
-        guard let dst = Socket.originalDestination(fd, ipv6: !(local?.ip.isIPv4 ?? true)), dst != local else {
+    private func acceptCaptured(_ tcp: TCPStream, peer: SocketAddress) {
+        guard let dst = tcp.originalDestination(), dst != tcp.localAddress else {
             log.info("captured connection without an original destination", ["src.addr": "\(peer)"])
-            Socket.abort(fd)
+            tcp.abort()
             return
         }
-        do {
-            let tcp = try TCPStream(loop: loop, fd: fd, connecting: false, delegate: nil)
-            tcp.readPaused = true
-            openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false)
-        } catch {
-            log.warn("captured accept failed", ["error": "\(error)"])
-        }
+        tcp.readPaused = true
+        openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false)
     }
 
     /// Routes one application connection: HBONE through the pool, or plain TCP.
@@ -406,6 +391,7 @@ final class Worker {
             stats.bytesReceived.wrappingIncrement(by: info.bytesReceived, ordering: .relaxed)
         }
         AccessLog.record(info, now: loop.now, error: error)
+        recordObserver?(info, error)
     }
 
     func connectionClosed(_ c: HBONEConnection) {
@@ -439,9 +425,8 @@ final class Worker {
             return
         }
         do {
-            let fd = try Socket.connect(to: key.proxy, mark: state.settings.outboundMark)
-            Socket.tune(fd)
-            let conn = try HBONEConnection(worker: self, role: .client, fd: fd, connecting: true, context: context,
+            let tcp = try network.connect(to: key.proxy, mark: state.settings.outboundMark, loop: loop, delegate: nil)
+            let conn = try HBONEConnection(worker: self, role: .client, tcp: tcp, context: context,
                                            verification: .outbound(expected: key.expected), peer: key.proxy, local: src)
             connections[ObjectIdentifier(conn)] = conn
             stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
@@ -522,10 +507,17 @@ final class Worker {
         }
     }
 
-    /// Stops accepting at once and sends GOAWAY on every HBONE connection; open tunnels go on.
-    func startDrain() {
+    /// Stops accepting at once and sends GOAWAY on every HBONE connection; open tunnels go on until
+    /// `deadline` (nanoseconds from now), when whatever is left is closed.
+    func startDrain(deadline: UInt64) {
         loop.assertInLoop()
+        guard !draining else { return }
         draining = true
+        drainTimer = loop.schedule(after: deadline) { [unowned self] in
+            drainTimer = nil
+            if openTunnels > 0 { log.info("drain deadline reached", ["open_tunnels": "\(openTunnels)"]) }
+            closeAll()
+        }
         for (_, l) in listeners { l.close() }
         listeners = [:]
         boundAddresses = []
@@ -537,6 +529,8 @@ final class Worker {
     /// The drain deadline passed: close whatever is left.
     func closeAll() {
         loop.assertInLoop()
+        loop.cancel(drainTimer)
+        drainTimer = nil
         for t in Array(tunnels.values) { t.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
         for s in Array(splices.values) { s.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }

@@ -1,0 +1,53 @@
+import HBONECore
+
+/// Where a proxy's TCP streams come from: the kernel's sockets in production (`SocketNetwork`), or
+/// a `MemoryNetwork` on a virtual clock, so the whole data path runs in a test without sockets,
+/// threads or sleeps. Only listening and connecting differ; everything after is a `TCPStream`.
+public protocol StreamNetwork: AnyObject {
+    /// Listens on `address` (port 0: any free port). `onAccept` owns each accepted stream and gets
+    /// the client's address.
+    func listen(on address: SocketAddress, loop: EventLoop,
+                onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener
+    /// Starts connecting to `address`; the delegate learns the outcome (`tcpStreamConnected` or `failed`).
+    func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop,
+                 delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream
+}
+
+/// A bound listener of a `StreamNetwork`.
+public protocol StreamListener: AnyObject {
+    /// The bound address (the real port when asked for port 0).
+    var address: SocketAddress { get }
+    /// Called with a short reason per failed accept (resource pressure).
+    var onFailure: ((String) -> Void)? { get set }
+    /// Stops accepting at once.
+    func close()
+}
+
+extension TCPListener: StreamListener {}
+
+/// The kernel's TCP: SO_REUSEPORT listeners and non-blocking connects, tuned as the proxy wants them.
+public final class SocketNetwork: StreamNetwork {
+    public init() {}
+
+    public func listen(on address: SocketAddress, loop: EventLoop,
+                       onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener {
+        try TCPListener(loop: loop, address: address) { fd, peer in
+            guard let peer else {
+                Socket.abort(fd)
+                return
+            }
+            do {
+                onAccept(try TCPStream(loop: loop, fd: fd, connecting: false, delegate: nil), peer)
+            } catch {
+                log.warn("accepted connection could not be registered", ["error": "\(error)"])   // the fd is closed
+            }
+        }
+    }
+
+    public func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop,
+                        delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream {
+        let fd = try Socket.connect(to: address, mark: mark)
+        Socket.tune(fd)
+        return try TCPStream(loop: loop, fd: fd, connecting: true, delegate: delegate)
+    }
+}
