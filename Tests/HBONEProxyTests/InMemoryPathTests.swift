@@ -9,7 +9,8 @@ import Glibc
 #endif
 
 /// The east→west path end to end in memory (`InMemoryMesh`): real TLS, HTTP/2, authorization and
-/// pooling, with a virtual clock, so every case runs in milliseconds and always the same way.
+/// pooling over in-memory streams with a virtual clock, so every case runs in milliseconds and
+/// the same way every time.
 @Suite struct InMemoryPathTests {
     @Test func oneByteEcho() throws {
         let mesh = try InMemoryMesh()
@@ -21,5 +22,238 @@ import Glibc
         #expect(app.received == [42])
         #expect(mesh.east.hboneConnectionCount == 1 && mesh.west.hboneConnectionCount == 1)
         #expect(mesh.west.openTunnels == 1 && mesh.east.openTunnels == 1)
+    }
+
+    @Test func oneMebibyteEachWayArrivesIntact() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        var rng = SplitMix(seed: 7)
+        let payload = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        app.send(payload)
+        app.shutdownWrite()
+        mesh.run()
+        #expect(server.connections.first?.received.count == payload.count)
+        #expect(server.connections.first.map { checksum($0.received) } == checksum(payload))
+        #expect(app.received.count == payload.count)
+        #expect(checksum(app.received) == checksum(payload))
+        #expect(app.eof)
+        // Both halves closed cleanly: each side recorded one successful tunnel with its bytes.
+        #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
+        let east = try #require(mesh.eastRecords.first)
+        #expect(east.error == nil)
+        #expect(east.info.bytesSent == UInt64(payload.count) && east.info.bytesReceived == UInt64(payload.count))
+        #expect(mesh.westRecords.first.map { $0.error == nil } == true)
+    }
+
+    @Test func halfCloseByTheClientLetsTheServerFinish() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("question")
+        app.shutdownWrite()
+        mesh.run()
+        // The echo server saw EOF after the bytes, answered, and only then half-closed its side.
+        #expect(server.connections.first?.eof == true)
+        #expect(app.text == "question")
+        #expect(app.eof)
+        #expect(mesh.eastRecords.count == 1 && mesh.eastRecords[0].error == nil)
+    }
+
+    @Test func halfCloseByTheServerLetsTheClientFinish() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080, .greetAndShut("hello"))
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        mesh.run()
+        #expect(app.text == "hello")
+        #expect(app.eof)
+        #expect(mesh.east.openTunnels == 1)   // half-closed, not closed: the client may still talk
+        app.send("late words")
+        app.shutdownWrite()
+        mesh.run()
+        #expect(server.connections.first.map { String(decoding: $0.received, as: UTF8.self) } == "late words")
+        #expect(server.connections.first?.eof == true)
+        #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
+        #expect(mesh.eastRecords.first.map { $0.error == nil } == true)
+    }
+
+    @Test func aResetByTheServerReachesTheApplicationAsAReset() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("x")
+        mesh.run()
+        try #require(app.text == "x")
+        server.connections[0].stream.abort()
+        mesh.run()
+        #expect(app.failure == ECONNRESET)
+        #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
+        #expect(mesh.westRecords.first?.error?.kind == .upstream)
+        #expect(mesh.eastRecords.first?.error != nil)
+    }
+
+    @Test func aResetByTheApplicationReachesTheServerAsAReset() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("x")
+        mesh.run()
+        try #require(app.text == "x")
+        app.stream.abort()
+        mesh.run()
+        #expect(server.connections.first?.failure == ECONNRESET)
+        #expect(server.connections.first?.eof == false)
+        #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
+        #expect(mesh.eastRecords.first?.error?.kind == .downstream)
+    }
+
+    @Test func aDeniedConnectionIsAnswered401AndNeverReachesTheServer() throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 9000)
+        let app = mesh.connect(to: "10.1.0.20:9000")
+        app.send("secret")
+        mesh.run()
+        #expect(server.connections.isEmpty)
+        #expect(app.eof && app.received.isEmpty)
+        #expect(mesh.west.stats.denied.load(ordering: .relaxed) == 1)
+        #expect(mesh.westRecords.first?.error?.kind == .denied)
+        #expect(mesh.westRecords.first?.info.policy == "payments/deny-9000")
+        let east = try #require(mesh.eastRecords.first)
+        #expect(east.error?.kind == .denied && east.error?.reason.contains("401") == true)
+        #expect(Worker.responseFlags(east.error) == "DENY")
+    }
+
+    @Test func anUpstreamThatNeverAnswersIs503AtTheConnectTimeout() throws {
+        let mesh = try InMemoryMesh()
+        mesh.network.blackhole(SocketAddress("10.1.0.20:7000")!)
+        let app = mesh.connect(to: "10.1.0.20:7000")
+        mesh.run()
+        mesh.advance(seconds: 1.9)   // connect timeout is 2 s
+        #expect(mesh.westRecords.isEmpty && mesh.eastRecords.isEmpty)
+        #expect(mesh.west.openTunnels == 1)
+        mesh.advance(seconds: 0.2)
+        let west = try #require(mesh.westRecords.first)
+        #expect(west.error?.kind == .upstream && west.error?.reason.contains("timed out") == true)
+        let east = try #require(mesh.eastRecords.first)
+        #expect(east.error?.reason.contains("503") == true)
+        #expect(Worker.responseFlags(east.error) == "CONNECT")
+        #expect(app.eof || app.failure != nil)
+        #expect(mesh.east.hboneConnectionCount == 1)   // the HBONE connection itself is fine
+    }
+
+    @Test func tunnelsShareAPooledConnectionUpToOneHundredStreams() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let first = mesh.connect(to: "10.1.0.20:8080")
+        first.send("1")
+        mesh.run()
+        first.shutdownWrite()
+        mesh.run()
+        // Reuse: the next tunnel takes the same connection, no second handshake.
+        let second = mesh.connect(to: "10.1.0.20:8080")
+        second.send("2")
+        mesh.run()
+        #expect(second.text == "2")
+        #expect(mesh.east.stats.handshakes.load(ordering: .relaxed) == 1)
+        // 150 tunnels at once: 100 streams on one connection, the rest on a second.
+        let apps = (0..<150).map { _ in mesh.connect(to: "10.1.0.20:8080") }
+        for (i, app) in apps.enumerated() { app.send("\(i)") }
+        mesh.run()
+        #expect(apps.enumerated().allSatisfy { $0.element.text == "\($0.offset)" })
+        #expect(mesh.east.pooledConnectionCount == 2)
+        #expect(mesh.west.hboneConnectionCount == 2)
+        let streams = mesh.east.connections.values.map(\.openStreams).sorted()
+        #expect(streams == [51, 100])
+    }
+
+    @Test func aConnectRefusedByGoawayIsRetriedOnAnotherConnection() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let first = mesh.connect(to: "10.1.0.20:8080")
+        first.send("1")
+        mesh.run()
+        let westConnection = try #require(mesh.west.connections.values.first)
+        // West stops reading, so the next CONNECT waits in its socket while it sends GOAWAY: the
+        // two cross, the CONNECT is beyond GOAWAY's last stream, the client learns it was refused.
+        westConnection.tcp.readPaused = true
+        let second = mesh.connect(to: "10.1.0.20:8080")
+        second.send("2")
+        mesh.run()
+        #expect(second.received.isEmpty)
+        westConnection.startDrain()
+        mesh.run()
+        westConnection.tcp.readPaused = false
+        mesh.run()
+        #expect(second.text == "2")
+        #expect(mesh.east.stats.handshakes.load(ordering: .relaxed) == 2)
+        #expect(mesh.eastRecords.isEmpty)   // nothing failed
+        first.send("still here")
+        mesh.run()
+        #expect(first.text == "1still here")   // the draining connection keeps its tunnel
+    }
+
+    @Test func drainClosesWhatIsLeftAtTheDeadline() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("a")
+        mesh.run()
+        mesh.west.startDrain(deadline: 5_000_000_000)
+        mesh.run()
+        mesh.advance(seconds: 4)
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab")   // open tunnels go on while draining
+        let late = mesh.connect(to: "10.1.0.20:8080")
+        mesh.run()
+        #expect(late.eof || late.failure != nil)   // nothing new is accepted
+        mesh.advance(seconds: 1.1)
+        #expect(mesh.west.openTunnels == 0)
+        #expect(mesh.westRecords.contains { $0.error?.reason.contains("drain deadline") == true })
+        #expect(app.failure != nil || app.eof)
+    }
+
+    @Test func aConnectionUnderARemovedRootIsDrainedThenCut() throws {
+        let mesh = try InMemoryMesh(eastCertificate: "certs-other/payments/checkout", bundle: "bundle-root-and-other.pem")
+        try mesh.serve(port: 8080)
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("a")
+        mesh.run()
+        try #require(app.text == "a")
+        mesh.west.update(try InMemoryMesh.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem"))
+        mesh.run()
+        // GOAWAY at once: a new tunnel needs a new handshake, which the removed root fails.
+        let next = mesh.connect(to: "10.1.0.20:8080")
+        mesh.run()
+        #expect(next.eof || next.failure != nil)
+        #expect(mesh.west.stats.handshakeFailures.load(ordering: .relaxed) == 1)
+        // The old tunnel lives until the drain timeout (5 s), then is cut.
+        mesh.advance(seconds: 4)
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab")
+        mesh.advance(seconds: 1.1)
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(app.failure != nil || app.eof)
+    }
+}
+
+/// FNV-1a over the bytes: enough to tell a reordered or corrupted MiB from the original.
+func checksum(_ bytes: [UInt8]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return h
+}
+
+/// A seeded generator, so a failing payload is the same on every run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 }
