@@ -20,8 +20,8 @@ final class Worker {
     let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var listeners: [SocketAddress: any StreamListener] = [:]
     private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
-    private var tunnels: [Int: StreamTunnel] = [:]
-    private var splices: [Int: SpliceTunnel] = [:]
+    /// Every open tunnel, HBONE or plain, by id.
+    private(set) var tunnels: [Int: Tunnel] = [:]
     var socksSessions: [ObjectIdentifier: Socks5Session] = [:]
     private var tunnelCounter = 0
     private(set) var draining = false
@@ -41,7 +41,7 @@ final class Worker {
 
     deinit { plaintextScratch.deallocate() }
 
-    var openTunnels: Int { tunnels.count + splices.count }
+    var openTunnels: Int { tunnels.count }
 
     // MARK: Listeners
 
@@ -161,19 +161,7 @@ final class Worker {
             connection.reset(stream: stream, errorCode: H2ErrorCode.internalError)
             return
         }
-        let tunnel = StreamTunnel(worker: self, info: info, tcp: nil)
-        tunnel.adopt(connection: connection, stream: stream)
-        do {
-            tunnel.tcp = try network.connect(to: authority, mark: state.settings.outboundMark, loop: loop, delegate: tunnel)
-        } catch {
-            tunnel.upstreamFailed("upstream connect to \(authority): \(error)")
-            return
-        }
-        let timeout = state.settings.timeouts.connect
-        tunnel.connectTimer = loop.schedule(after: timeout.nanoseconds) { [unowned tunnel] in
-            tunnel.connectTimer = nil
-            tunnel.upstreamFailed("upstream connect to \(authority) timed out after \(timeout)")
-        }
+        Tunnel(worker: self, info: info, downstream: .stream(connection, stream)).dial(authority)
     }
 
     private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress) {
@@ -194,9 +182,7 @@ final class Worker {
             record(info, error: ProxyError(.denied, "authorization denied: \(decision.reason)"), wasOpen: false)
             return
         }
-        downstream.readPaused = true
-        let splice = SpliceTunnel(worker: self, info: info, downstream: downstream)
-        splice.connect(to: dst)
+        Tunnel(worker: self, info: info, downstream: .socket(downstream)).dial(dst)
     }
 
     // MARK: Outbound
@@ -207,7 +193,6 @@ final class Worker {
             tcp.abort()
             return
         }
-        tcp.readPaused = true
         openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false)
     }
 
@@ -245,26 +230,19 @@ final class Worker {
                 Bug.report("outbound plan without a certificate for \(source.identity)")
                 return refuse("no certificate for \(source.identity)")
             }
-            let tunnel = StreamTunnel(worker: self, info: info, tcp: tcp)
-            tunnel.earlyData = early
-            tunnel.socksReply = socks
-            tcp.delegate = tunnel
-            tcp.readPaused = true
+            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             let headers = outboundHeaders(source: source, src: src)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
             // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
             // its trust changed) is opened once more, on whatever connection the pool has then.
-            let open = { [unowned self, unowned tunnel] in
-                self.openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
+            let open = { [unowned self, weak tunnel] in
+                guard let tunnel else { return }
+                openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
             }
             tunnel.reopen = open
             open()
         case let .direct(dst):
-            let splice = SpliceTunnel(worker: self, info: info, downstream: tcp)
-            splice.earlyData = early
-            splice.socksReply = socks
-            tcp.readPaused = true
-            splice.connect(to: dst)
+            Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks).dial(dst)
         }
     }
 
@@ -310,25 +288,14 @@ final class Worker {
         return tunnelCounter
     }
 
-    func tunnelOpened(_ t: StreamTunnel) {
+    func tunnelOpened(_ t: Tunnel) {
         tunnels[t.id] = t
         stats.openTunnels.wrappingIncrement(ordering: .relaxed)
         if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
     }
 
-    func spliceOpened(_ t: SpliceTunnel) {
-        splices[t.id] = t
-        stats.openTunnels.wrappingIncrement(ordering: .relaxed)
-        if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
-    }
-
-    func tunnelFinished(_ t: StreamTunnel, error: ProxyError?) {
+    func tunnelFinished(_ t: Tunnel, error: ProxyError?) {
         guard tunnels.removeValue(forKey: t.id) != nil else { return }
-        record(t.info, error: error, wasOpen: true)
-    }
-
-    func spliceFinished(_ t: SpliceTunnel, error: ProxyError?) {
-        guard splices.removeValue(forKey: t.id) != nil else { return }
         record(t.info, error: error, wasOpen: true)
     }
 
@@ -404,15 +371,16 @@ final class Worker {
 
     /// Puts `tunnel`'s CONNECT on a pooled connection to `key.proxy`: an open one with room, one
     /// still handshaking (as a waiter), or a new one.
-    private func openStream(for tunnel: StreamTunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
+    private func openStream(for tunnel: Tunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
                             context: TLSContext, src: SocketAddress) {
-        let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [unowned tunnel] result in
+        // Weak: the app may give up (and the tunnel end) before the connection is ready.
+        let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [weak tunnel] result in
             switch result {
             case let .success(conn):
                 conn.reservedStreams -= 1
-                tunnel.attach(conn, authority: authority, headers: headers)
+                tunnel?.attach(conn, authority: authority, headers: headers)
             case let .failure(error):
-                tunnel.finish(error: error)
+                tunnel?.poolFailed(error)
             }
         }
         if let conn = pool.find(key) {
@@ -435,7 +403,7 @@ final class Worker {
             conn.reservedStreams += 1
             conn.waiters.append(waiter)
         } catch {
-            tunnel.finish(error: ProxyError(.upstream, "connect to \(key.proxy): \(error)", errno: (error as? SystemError)?.errno))
+            tunnel.poolFailed(ProxyError(.upstream, "connect to \(key.proxy): \(error)", errno: (error as? SystemError)?.errno))
         }
     }
 
@@ -470,6 +438,8 @@ final class Worker {
         }
     }
 
+    /// Inbound tunnels, HBONE and plaintext alike (a plaintext one has no source identity), are
+    /// decided again under the new policies; a denied one closes.
     func recheckPolicies() {
         for t in Array(tunnels.values) where t.info.direction == .inbound {
             guard let w = t.info.dstWorkload else { continue }
@@ -482,12 +452,6 @@ final class Worker {
                 t.terminate(ProxyError(.denied, "closed by policy change: \(decision.reason)"))
             }
         }
-        for s in Array(splices.values) where s.info.direction == .inbound {
-            guard let w = s.info.dstWorkload else { continue }
-            let decision = state.policies.decide(.init(source: nil, sourceIP: s.info.src.ip, destinationIP: s.info.dst.ip, destinationPort: s.info.dst.port),
-                                                 for: .init(namespace: w.namespace, labels: w.labels))
-            if !decision.allowed { s.terminate(ProxyError(.denied, "closed by policy change: \(decision.reason)")) }
-        }
     }
 
     /// Idle tunnels close after `timeouts.idle` with no bytes either way.
@@ -498,9 +462,6 @@ final class Worker {
                 let now = loop.now
                 for t in Array(tunnels.values) where now - t.lastActivity > idle {
                     t.terminate(ProxyError(.downstream, "idle for longer than \(state.settings.timeouts.idle!)"))
-                }
-                for s in Array(splices.values) where now - s.lastActivity > idle {
-                    s.terminate(ProxyError(.downstream, "idle for longer than \(state.settings.timeouts.idle!)"))
                 }
             }
             scheduleSweep()
@@ -532,7 +493,6 @@ final class Worker {
         loop.cancel(drainTimer)
         drainTimer = nil
         for t in Array(tunnels.values) { t.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
-        for s in Array(splices.values) { s.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }
         loop.cancel(sweepTimer)
     }

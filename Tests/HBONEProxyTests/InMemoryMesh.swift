@@ -25,7 +25,9 @@ final class InMemoryMesh {
     static let checkoutIP = IPAddress("10.0.0.10")!
     static let ledgerIP = IPAddress("10.1.0.20")!
 
-    static func yaml(node: String, extra: String = "") -> String {
+    static let timeouts = "connect: 2s, handshake: 5s, drain: 5s, keepaliveInterval: 30s, keepaliveTimeout: 10s"
+
+    static func yaml(node: String, timeouts: String = timeouts) -> String {
         """
         workloads:
         - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east}
@@ -41,20 +43,19 @@ final class InMemoryMesh {
           rootCertificates: /unused
           certificates: {directory: /unused}
           listen: {outboundCapture: \(node == "east" ? capture : SocketAddress("10.1.0.1:15001")!)}
-          timeouts: {connect: 2s, handshake: 5s, drain: 5s, keepaliveInterval: 30s, keepaliveTimeout: 10s}
-        \(extra)
+          timeouts: {\(timeouts)}
         """
     }
 
     /// `eastCertificate`: the directory of checkout's SVID (another root for the trust tests);
     /// `bundle`: the roots both sides trust.
-    init(eastCertificate: String = "certs-east/payments/checkout", bundle: String = "bundle-root.pem", extra: String = "") throws {
+    init(eastCertificate: String = "certs-east/payments/checkout", bundle: String = "bundle-root.pem", timeouts: String = timeouts) throws {
         loop = try EventLoop()
         loop.useVirtualClock()
         network = MemoryNetwork(loop: loop)
-        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, extra: extra),
+        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, timeouts: timeouts),
                       stats: ProxyStats(), network: network.host(IPAddress("10.0.0.1")!))
-        west = Worker(loop: loop, state: try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: bundle, extra: extra),
+        west = Worker(loop: loop, state: try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: bundle, timeouts: timeouts),
                       stats: ProxyStats(), network: network.host(IPAddress("10.1.0.1")!))
         east.recordObserver = { [unowned self] in eastRecords.append(($0, $1)) }
         west.recordObserver = { [unowned self] in westRecords.append(($0, $1)) }
@@ -62,8 +63,8 @@ final class InMemoryMesh {
         try west.syncListeners()
     }
 
-    static func state(node: String, certificate: String, bundle: String, extra: String = "") throws -> ProxyState {
-        let config = try ProxyConfig.parse(yaml: yaml(node: node, extra: extra), file: "\(node).yaml", environment: [:])
+    static func state(node: String, certificate: String, bundle: String, timeouts: String = timeouts) throws -> ProxyState {
+        let config = try ProxyConfig.parse(yaml: yaml(node: node, timeouts: timeouts), file: "\(node).yaml", environment: [:])
         let key = try CertifiedKey(directory: TestPKI.path(certificate))
         return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle)), certificates: [key.identity: key], version: 1)
     }

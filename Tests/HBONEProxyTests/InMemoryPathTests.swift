@@ -213,6 +213,24 @@ import Glibc
         #expect(app.failure != nil || app.eof)
     }
 
+    /// Regression: a tunnel that ended while waiting for its pooled connection (here: the idle
+    /// timeout) must not be reached when that connection fails later (it was held `unowned`).
+    @Test func aTunnelThatEndedWhileWaitingForThePoolIsNotReachedLater() throws {
+        let mesh = try InMemoryMesh(timeouts: InMemoryMesh.timeouts + ", idle: 1s")
+        mesh.network.blackhole(SocketAddress("10.1.0.20:15008")!)   // the handshake never starts
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("x")
+        mesh.run()
+        #expect(mesh.east.openTunnels == 1 && mesh.east.pooledConnectionCount == 1)
+        mesh.advance(seconds: 2.5)
+        #expect(mesh.east.openTunnels == 0)
+        #expect(mesh.east.hboneConnectionCount == 1)   // still trying
+        mesh.advance(seconds: 3)   // the handshake timeout fails the connection and its waiters
+        #expect(mesh.east.hboneConnectionCount == 0)
+        #expect(mesh.eastRecords.count == 1)
+        #expect(app.failure != nil || app.eof)
+    }
+
     @Test func aConnectionUnderARemovedRootIsDrainedThenCut() throws {
         let mesh = try InMemoryMesh(eastCertificate: "certs-other/payments/checkout", bundle: "bundle-root-and-other.pem")
         try mesh.serve(port: 8080)

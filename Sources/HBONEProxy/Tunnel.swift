@@ -1,0 +1,361 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HBONECore
+import HBONEEventLoop
+import HBONEH2
+
+/// One proxied TCP connection, whatever carries each side: outbound HBONE (the app's socket →
+/// a CONNECT stream), inbound HBONE (a CONNECT stream → the workload's socket) and plain splices
+/// (socket → socket: 15006, non-mesh destinations). `TunnelLifecycle` decides what happens; this
+/// shell maps socket and stream reports to its events and its actions to sockets, streams and timers.
+///
+/// Bytes flow here directly. Flow control is end to end: a socket is read only while the other
+/// side can take more (a stream below its send high-water mark, a socket below `highWater`), and a
+/// stream's bytes are acknowledged (WINDOW_UPDATE) only once the socket they went to took them.
+final class Tunnel: TCPStreamDelegate, StreamOwner {
+    typealias Side = TunnelLifecycle.Side
+
+    /// What carries one side.
+    enum End {
+        /// Outbound HBONE before the pool has given the tunnel a connection.
+        case pending
+        case socket(TCPStream)
+        case stream(HBONEConnection, Int32)
+        /// A stream the HTTP/2 session has closed (nothing more to send or reset).
+        case closedStream
+    }
+
+    unowned let worker: Worker
+    let id: Int
+    var info: ConnectionInfo
+    private(set) var lifecycle = TunnelLifecycle()
+    private(set) var downstream: End
+    private(set) var upstream: End
+    /// Bytes the downstream socket sent before the upstream was ready (at most `earlyDataLimit`).
+    private var earlyData: [UInt8] = []
+    /// SOCKS5 downstream: the reply goes out once the tunnel is up or has failed.
+    private var socksReply: Bool
+    /// Bytes written to the downstream socket that did not come from the upstream stream (the
+    /// SOCKS5 reply): they are not acknowledged to the stream.
+    private var notFromStream = 0
+    private var connectTimer: EventLoop.TimerID?
+    /// Outbound HBONE: opens the CONNECT again on another connection (a stream refused unprocessed).
+    var reopen: (() -> Void)?
+    private(set) var lastActivity: UInt64
+    /// Events raised while actions run wait here, so actions always see the state they came from.
+    private var queued: [TunnelLifecycle.Event] = []
+    private var handling = false
+    /// The side an HTTP/2 stream carries, if any: the downstream inbound, the upstream outbound.
+    private let streamSide: Side
+
+    /// Bytes held from a downstream socket before the upstream is ready; reading stops there.
+    static let earlyDataLimit = 64 * 1024
+    /// Socket-to-socket: the write queue above which the other socket is no longer read.
+    static let highWater = 256 * 1024
+
+    init(worker: Worker, info: ConnectionInfo, downstream: End, early: [UInt8] = [], socksReply: Bool = false) {
+        self.worker = worker
+        self.info = info
+        self.downstream = downstream
+        self.upstream = .pending
+        self.earlyData = early
+        self.socksReply = socksReply
+        self.lastActivity = worker.loop.now
+        self.id = worker.nextTunnelID()
+        if case .stream = downstream { streamSide = .downstream } else { streamSide = .upstream }
+        switch downstream {
+        case let .socket(tcp):
+            tcp.delegate = self
+            tcp.readPaused = true   // until the upstream is ready
+        case let .stream(connection, stream):
+            connection.adopt(stream: stream, owner: self)
+        case .pending, .closedStream:
+            Bug.report("tunnel created without a downstream")
+        }
+        worker.tunnelOpened(self)
+    }
+
+    // MARK: Upstream set-up
+
+    /// Connects the upstream socket to `address`, failing at the connect timeout.
+    func dial(_ address: SocketAddress) {
+        do {
+            upstream = .socket(try worker.network.connect(to: address, mark: worker.state.settings.outboundMark, loop: worker.loop, delegate: self))
+        } catch {
+            handle(.connectFailed(ProxyError(.upstream, "connect to \(address): \(error)", errno: error.errno), retryable: false))
+            return
+        }
+        handle(.dialing)
+    }
+
+    /// Outbound HBONE: opens the CONNECT stream on a ready pooled connection.
+    func attach(_ connection: HBONEConnection, authority: SocketAddress, headers: [H2Header]) {
+        guard lifecycle.phase == .connecting else { return }
+        do {
+            upstream = .stream(connection, try connection.openStream(authority: authority, headers: headers, owner: self))
+            info.dstIdentity = connection.peerIdentity
+        } catch {
+            handle(.connectFailed(error, retryable: false))
+            return
+        }
+        handle(.dialing)
+    }
+
+    /// Outbound HBONE: the pool could not give a connection.
+    func poolFailed(_ error: ProxyError) {
+        handle(.connectFailed(error, retryable: false))
+    }
+
+    /// Closes the tunnel now (policy change, idle timeout, drain deadline).
+    func terminate(_ reason: ProxyError) { handle(.terminate(reason)) }
+
+    // MARK: The lifecycle
+
+    private func handle(_ event: TunnelLifecycle.Event) {
+        queued.append(event)
+        guard !handling else { return }
+        handling = true
+        defer { handling = false }
+        while !queued.isEmpty {
+            let next = queued.removeFirst()
+            for action in lifecycle.handle(next) { perform(action) }
+        }
+    }
+
+    private func perform(_ action: TunnelLifecycle.Action) {
+        switch action {
+        case .armConnectTimer:
+            armConnectTimer()
+        case .cancelConnectTimer:
+            worker.loop.cancel(connectTimer)
+            connectTimer = nil
+        case .retryUpstream:
+            upstream = .pending
+            let again = reopen
+            reopen = nil
+            again?()
+        case .markEstablished:
+            worker.tunnelEstablished(&info)
+        case .answerDownstream:
+            switch downstream {
+            case let .stream(connection, stream): connection.respond(stream: stream, status: 200)
+            case .socket where socksReply: writeSocksReply(Socks5Parser.succeeded)
+            default: break
+            }
+        case .forwardEarlyData:
+            guard !earlyData.isEmpty else { return }
+            let data = earlyData
+            earlyData = []
+            data.withUnsafeBytes { forward($0, from: .downstream) }
+        case .resumeDownstream:
+            if case let .socket(tcp) = downstream { tcp.readPaused = false }
+        case let .endWrite(side):
+            endWrite(side)
+        case let .refuseDownstream(error):
+            refuseDownstream(error)
+        case let .reset(side):
+            reset(side)
+        case .close:
+            if case let .socket(tcp) = downstream { tcp.close() }
+            if case let .socket(tcp) = upstream { tcp.close() }
+        case let .record(error):
+            worker.loop.cancel(connectTimer)
+            connectTimer = nil
+            reopen = nil
+            worker.tunnelFinished(self, error: error)
+        case let .bug(message):
+            Bug.report("tunnel \(info.direction.rawValue) \(info.src) → \(info.dst): \(message)")
+        }
+    }
+
+    private func armConnectTimer() {
+        let timeout = worker.state.settings.timeouts.connect
+        worker.loop.cancel(connectTimer)
+        connectTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self] in
+            connectTimer = nil
+            guard lifecycle.phase == .connecting else { return }
+            if case let .stream(connection, _) = upstream {
+                // A peer that takes the CONNECT and never answers (hung, stopped): no new tunnel
+                // goes to that connection; the tunnels on it go on.
+                log.warn("no response to CONNECT; the HBONE connection takes no new tunnels",
+                         ["peer": "\(connection.peerAddress)", "peer_identity": connection.peerIdentity?.description ?? "-",
+                          "dst.addr": "\(info.dst)", "timeout": "\(timeout)"])
+                connection.markUnhealthy()
+                handle(.connectFailed(ProxyError(.upstream, "503: no response to CONNECT within \(timeout)", errno: ETIMEDOUT), retryable: false))
+            } else {
+                handle(.connectFailed(ProxyError(.upstream, "connect to \(info.dst) timed out after \(timeout)", errno: ETIMEDOUT), retryable: false))
+            }
+        }
+    }
+
+    private func endWrite(_ side: Side) {
+        switch end(side) {
+        case let .socket(tcp):
+            tcp.shutdownWrite()
+            if tcp.pendingWriteBytes == 0 || tcp.state == .closed { handle(.drained(side)) }
+        case let .stream(connection, stream):
+            connection.finish(stream: stream)
+        case .closedStream:
+            handle(.drained(side))
+        case .pending:
+            Bug.report("tunnel: END towards a side that is not connected")
+        }
+    }
+
+    private func refuseDownstream(_ error: ProxyError) {
+        switch downstream {
+        case let .stream(connection, stream):
+            connection.respond(stream: stream, status: 503)
+        case let .socket(tcp):
+            // A SOCKS5 client always learns why (RFC 1928 reply), and the reply must reach it: it is
+            // flushed and the socket closed with FIN, since an RST would discard it.
+            if socksReply { writeSocksReply(Socks5Parser.replyCode(for: error)) }
+            tcp.flushNow()
+            tcp.close()
+        case .pending, .closedStream:
+            break
+        }
+    }
+
+    private func reset(_ side: Side) {
+        switch end(side) {
+        case let .socket(tcp):
+            tcp.abort()
+        case let .stream(connection, stream):
+            setEnd(side, .closedStream)
+            connection.reset(stream: stream)
+        case .pending, .closedStream:
+            break
+        }
+    }
+
+    private func writeSocksReply(_ code: UInt8) {
+        guard case let .socket(tcp) = downstream else { return }
+        socksReply = false
+        let reply = Socks5Parser.reply(code)
+        notFromStream += reply.count
+        tcp.write(reply)
+    }
+
+    private func end(_ side: Side) -> End { side == .downstream ? downstream : upstream }
+
+    private func setEnd(_ side: Side, _ end: End) {
+        if side == .downstream { downstream = end } else { upstream = end }
+    }
+
+    private func side(of tcp: TCPStream) -> Side {
+        if case let .socket(s) = downstream, s === tcp { return .downstream }
+        return .upstream
+    }
+
+    // MARK: Bytes
+
+    /// Moves bytes one side produced to the other, pausing the producer when the other is full.
+    private func forward(_ bytes: UnsafeRawBufferPointer, from side: Side) {
+        lastActivity = worker.loop.now
+        if side == .downstream { info.addSent(bytes.count) } else { info.addReceived(bytes.count) }
+        switch end(side.other) {
+        case let .socket(tcp):
+            tcp.write(bytes)
+            if tcp.pendingWriteBytes >= Tunnel.highWater, case let .socket(producer) = end(side) { producer.readPaused = true }
+        case let .stream(connection, stream):
+            connection.send(stream: stream, bytes)
+            if connection.isCongested(stream: stream), case let .socket(producer) = end(side) { producer.readPaused = true }
+        case .pending, .closedStream:
+            break
+        }
+    }
+
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        let side = side(of: stream)
+        guard lifecycle.phase == .established else {
+            // Before the upstream is ready: hold a bounded amount, then stop reading.
+            lastActivity = worker.loop.now
+            earlyData.append(contentsOf: bytes)
+            if earlyData.count >= Tunnel.earlyDataLimit { stream.readPaused = true }
+            if side == .upstream { Bug.report("tunnel: upstream socket read before it connected") }
+            return
+        }
+        forward(bytes, from: side)
+    }
+
+    func tcpStream(_ stream: TCPStream, wrote count: Int) {
+        let side = side(of: stream)
+        var n = count
+        if side == .downstream && notFromStream > 0 {
+            let skip = min(notFromStream, n)
+            notFromStream -= skip
+            n -= skip
+        }
+        switch end(side.other) {
+        case let .stream(connection, id) where n > 0:
+            connection.consume(stream: id, n)
+        case let .socket(producer) where stream.pendingWriteBytes < Tunnel.highWater / 2 && lifecycle.phase == .established:
+            producer.readPaused = false
+        default:
+            break
+        }
+        if stream.writeShut && stream.pendingWriteBytes == 0 && lifecycle.hasEnded(side.other) && !lifecycle.hasDrained(side) {
+            handle(.drained(side))
+        }
+    }
+
+    func tcpStreamConnected(_ stream: TCPStream) { handle(.connected) }
+
+    func tcpStreamReadClosed(_ stream: TCPStream) { handle(.ended(side(of: stream))) }
+
+    func tcpStream(_ stream: TCPStream, failed errno: Int32) {
+        let side = side(of: stream)
+        if side == .upstream && lifecycle.phase == .connecting {
+            handle(.connectFailed(ProxyError(.upstream, "connect to \(info.dst) failed: \(errnoText(errno))", errno: errno), retryable: false))
+        } else {
+            handle(.failed(side, ProxyError(side == .downstream ? .downstream : .upstream, "socket error: \(errnoText(errno))", errno: errno)))
+        }
+    }
+
+    // MARK: Stream reports (the stream is the upstream outbound, the downstream inbound)
+
+    func streamResponse(status: Int) {
+        guard status != 200 else { return handle(.connected) }
+        let reason: String
+        switch status {
+        case 400: reason = "destination proxy answered 400 (bad request)"
+        case 401: reason = "destination proxy answered 401 (authorization denied)"
+        case 503: reason = "destination proxy answered 503 (upstream connect failed or unknown destination)"
+        default: reason = "destination proxy answered \(status)"
+        }
+        handle(.connectFailed(ProxyError(status == 401 ? .denied : .upstream, reason), retryable: false))
+    }
+
+    func streamData(_ bytes: UnsafeRawBufferPointer) { forward(bytes, from: streamSide) }
+
+    func streamEnded() { handle(.ended(streamSide)) }
+
+    func streamDrained() {
+        if case let .socket(tcp) = end(streamSide.other), lifecycle.phase == .established { tcp.readPaused = false }
+    }
+
+    func streamClosed(errorCode: UInt32) {
+        let side = streamSide
+        let connection: HBONEConnection? = if case let .stream(c, _) = end(side) { c } else { nil }
+        setEnd(side, .closedStream)
+        if errorCode == H2ErrorCode.noError {
+            if lifecycle.phase == .established {
+                handle(.drained(side))
+            } else {
+                handle(.connectFailed(ProxyError(.upstream, "the CONNECT stream closed without an answer"), retryable: false))
+            }
+            return
+        }
+        let cause = connection?.failure ?? ProxyError(side == .upstream ? .upstream : .downstream,
+                                                      errorCode == H2ErrorCode.connectError ? "HBONE connection lost" : "stream reset by peer (code \(errorCode))")
+        if lifecycle.phase == .connecting && side == .upstream {
+            // Never processed by the server (RFC 9113 §8.7): safe to send again, once.
+            let retryable = errorCode == H2ErrorCode.refusedStream && reopen != nil
+            handle(.connectFailed(ProxyError(cause.kind, "tunnel failed before it was established: \(cause.reason)", errno: cause.errno), retryable: retryable))
+        } else {
+            handle(.failed(side, cause))
+        }
+    }
+}
