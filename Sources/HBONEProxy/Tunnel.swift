@@ -83,7 +83,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         do {
             upstream = .socket(try worker.network.connect(to: address, mark: worker.state.settings.outboundMark, loop: worker.loop, delegate: self))
         } catch {
-            handle(.connectFailed(ProxyError(.upstream, "connect to \(address): \(error)", errno: error.errno), retryable: false))
+            handle(.connectFailed(upstreamConnectError("to \(address): \(error)", errno: error.errno), retryable: false))
             return
         }
         handle(.dialing)
@@ -184,7 +184,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
                 connection.markUnhealthy()
                 handle(.connectFailed(ProxyError(.upstream, "503: no response to CONNECT within \(timeout)", errno: ETIMEDOUT), retryable: false))
             } else {
-                handle(.connectFailed(ProxyError(.upstream, "connect to \(info.dst) timed out after \(timeout)", errno: ETIMEDOUT), retryable: false))
+                handle(.connectFailed(upstreamConnectError("to \(info.dst) timed out after \(timeout)", errno: ETIMEDOUT), retryable: false))
             }
         }
     }
@@ -236,6 +236,11 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         let reply = Socks5Parser.reply(code)
         notFromStream += reply.count
         tcp.write(reply)
+    }
+
+    /// A socket upstream that could not be reached; a CONNECT downstream is answered 503, and says so.
+    private func upstreamConnectError(_ what: String, errno: Int32?) -> ProxyError {
+        ProxyError(.upstream, "\(streamSide == .downstream ? "503: " : "")upstream connect \(what)", errno: errno)
     }
 
     private func end(_ side: Side) -> End { side == .downstream ? downstream : upstream }
@@ -308,7 +313,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
         let side = side(of: stream)
         if side == .upstream && lifecycle.phase == .connecting {
-            handle(.connectFailed(ProxyError(.upstream, "connect to \(info.dst) failed: \(errnoText(errno))", errno: errno), retryable: false))
+            handle(.connectFailed(upstreamConnectError("to \(info.dst) failed: \(errnoText(errno))", errno: errno), retryable: false))
         } else {
             handle(.failed(side, ProxyError(side == .downstream ? .downstream : .upstream, "socket error: \(errnoText(errno))", errno: errno)))
         }
