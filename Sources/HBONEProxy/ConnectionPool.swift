@@ -19,7 +19,7 @@ final class ConnectionPool {
         guard let list = connections[key] else { return nil }
         // Prefer the fullest connection with room, so idle ones can time out.
         var best: HBONEConnection?
-        for c in list where !c.draining && c.phase != .closed {
+        for c in list where c.phase != .draining && c.phase != .closed {
             let room = c.phase == .open ? c.streamCapacity : c.worker.state.settings.pool.maxStreamsPerConnection - c.reservedStreams
             guard room > 0, c.phase != .open || c.isUsable else { continue }
             if best == nil || c.openStreams + c.reservedStreams > best!.openStreams + best!.reservedStreams { best = c }

@@ -9,16 +9,18 @@ import HBONEH2
 
 /// One mTLS + HTTP/2 connection between node proxies, carrying many CONNECT tunnels.
 /// Server side: accepted on :15008. Client side: opened by the pool. Confined to its worker's loop.
+/// One mTLS + HTTP/2 connection between node proxies, carrying many CONNECT tunnels.
+/// Server side: accepted on :15008. Client side: opened by the pool. Confined to its worker's loop.
+/// `ConnectionLifecycle` decides its phases; this shell feeds TLS and HTTP/2, maps their outcomes
+/// and its timers to lifecycle events, and performs the actions.
 final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
-    enum Role { case server, client }
-    enum Phase { case connecting, handshaking, open, closed }
+    typealias Role = ConnectionLifecycle.Role
 
     unowned let worker: Worker
-    let role: Role
     let tcp: TCPStream
     let tls: TLSEngine
     private(set) var h2: H2Session?
-    private(set) var phase: Phase
+    private(set) var lifecycle: ConnectionLifecycle
     private var owners: [Int32: StreamOwner] = [:]
     let peerAddress: SocketAddress
     let localAddress: SocketAddress
@@ -30,7 +32,6 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     var waiters: [(Result<HBONEConnection, ProxyError>) -> Void] = []
     /// Streams promised to waiters but not yet opened (so the pool does not oversubscribe).
     var reservedStreams = 0
-    private(set) var draining = false
     /// The peer's root left the trust bundle: draining, and cut at the drain deadline.
     var distrusted = false
     /// A CONNECT on it went unanswered: out of the pool.
@@ -38,11 +39,13 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private var handshakeTimer: EventLoop.TimerID?
     private var keepaliveTimer: EventLoop.TimerID?
     private var idleTimer: EventLoop.TimerID?
+    private var lingerTimer: EventLoop.TimerID?
     private var lastReceive: UInt64
     private var pingSentAt: UInt64?
     private var pumpScheduled = false
     private var teardownScheduled = false
-    private(set) var failure: ProxyError?
+    /// The handshake failure's metric reason, when TLS named one (else the error's kind).
+    private var handshakeFailureReason: String?
     private var loggedUntrustedAttribution = false
     /// Requests read in this `receive`, handled once it returns: a stream the same bytes already
     /// reset never costs an authorization decision or an upstream connect.
@@ -50,51 +53,45 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     /// Premature resets (before our answer) in the current one-second window.
     private var prematureResets = 0
     private var prematureWindowStart: UInt64 = 0
-    /// Closing after a protocol error: FIN sent, input discarded until the peer closes or 1 s passes,
-    /// so unread input does not turn our close into an RST that could destroy the GOAWAY in flight.
-    private var lingering = false
+    /// Why the HTTP/2 session ended, when nghttp2 ended it for a peer's error (set in its callback).
+    private var protocolFailure: ProxyError?
 
     /// Ciphertext queued on the socket above which we stop producing frames.
     static let socketHighWater = 512 * 1024
     /// TLS buffer capacity a quiet connection may keep.
     static let quietBufferLimit = 16 * 1024
+    /// The most a closing connection waits for the peer to read our GOAWAY and close its side.
+    static let lingerTime: UInt64 = 1_000_000_000
 
     /// Takes `tcp` (connecting for a client, open for a server); on a throw the caller still owns it.
     init(worker: Worker, role: Role, tcp: TCPStream, context: TLSContext, verification: PeerVerification,
          peer: SocketAddress, local: SocketAddress) throws {
-        let connecting = tcp.state == .connecting
         self.worker = worker
-        self.role = role
+        self.lifecycle = ConnectionLifecycle(role: role, connecting: tcp.state == .connecting)
         self.peerAddress = peer
         self.localAddress = local
         self.localIdentity = context.identity
         self.tls = try TLSEngine(context: context, verification: verification, chainCache: worker.chainCache)
         self.tcp = tcp
-        self.phase = connecting ? .connecting : .handshaking
         self.startedAt = worker.loop.now
         self.lastReceive = worker.loop.now
         tcp.delegate = self
-        let timeout = worker.state.settings.timeouts.handshake
         // The handshake timeout covers TLS and the HTTP/2 preface + SETTINGS: a peer that
         // completes TLS and then says nothing is dropped like one that stalls in TLS.
+        let timeout = worker.state.settings.timeouts.handshake
         handshakeTimer = worker.loop.schedule(after: timeout.nanoseconds) { [unowned self] in
             handshakeTimer = nil
-            switch phase {
-            case .connecting, .handshaking:
-                fail(ProxyError(phase == .connecting ? .upstream : .tls, "TLS handshake timed out after \(timeout)", errno: ETIMEDOUT),
-                     handshake: true)
-            case .open where !(h2?.peerSettingsReceived ?? false):
-                fail(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within \(timeout)"), handshake: true)
-            default:
-                break
-            }
+            handle(.handshakeTimerFired(timeout))
         }
-        if role == .client && !connecting { startClientHandshake() }
+        if role == .client && tcp.state == .open { handle(.tcpConnected) }
     }
 
+    var role: Role { lifecycle.role }
+    var phase: ConnectionLifecycle.Phase { lifecycle.phase }
+    var failure: ProxyError? { lifecycle.failure }
     var peerIdentity: SPIFFEID? { tls.peerIdentity }
     var openStreams: Int { owners.count }
-    var isUsable: Bool { phase == .open && !draining && !unhealthy && !(h2?.goawayReceived ?? true) }
+    var isUsable: Bool { lifecycle.isUsable && !unhealthy && !(h2?.goawayReceived ?? true) }
 
     /// Streams this connection may still take: our pool limit and the server's own limit.
     var streamCapacity: Int {
@@ -102,20 +99,73 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         return limit - owners.count - reservedStreams
     }
 
+    private var side: ProxyError.Kind { role == .server ? .downstream : .upstream }
+    private var beforeUsable: Bool { phase == .connecting || phase == .handshaking }
+
+    // MARK: The lifecycle
+
+    private func handle(_ event: ConnectionLifecycle.Event) {
+        for action in lifecycle.handle(event) { perform(action) }
+    }
+
+    private func perform(_ action: ConnectionLifecycle.Action) {
+        switch action {
+        case .startHandshake:
+            if case let .failed(error) = tls.handshake() {
+                handshakeFailureReason = error.code
+                handle(.failed(ProxyError(.tls, error.reason), handshake: true, linger: false))
+                return
+            }
+            flushTLS()
+        case .cancelHandshakeTimer:
+            worker.loop.cancel(handshakeTimer)
+            handshakeTimer = nil
+        case .becameUsable:
+            becameUsable()
+        case .sendGoaway:
+            h2?.goaway()
+            pump()
+        case .leavePool:
+            worker.pool.remove(self)
+        case let .handshakeFailed(error):
+            worker.stats.handshakeFailed(reason: handshakeFailureReason ?? (error.kind == .tls ? "tls" : error.kind.rawValue))
+            log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
+                                                "local_identity": localIdentity.description, "error": error.reason])
+        case let .close(error, linger):
+            if linger, let error {
+                log.info("HBONE connection closed after an HTTP/2 protocol error", ["peer": "\(peerAddress)", "peer_identity": peerIdentity?.description ?? "-",
+                                                                                     "error": error.reason])
+            } else if let error {
+                log.debug("HBONE connection failed", ["peer": "\(peerAddress)", "error": error.reason])
+            }
+            close(error, linger: linger)
+        case .armLingerTimer:
+            lingerTimer = worker.loop.schedule(after: HBONEConnection.lingerTime) { [unowned self] in
+                lingerTimer = nil
+                handle(.lingerTimerFired)
+            }
+        case .release:
+            worker.loop.cancel(lingerTimer)
+            lingerTimer = nil
+            tcp.close()
+            worker.connectionClosed(self)
+        case let .bug(message):
+            Bug.report("HBONE connection \(role == .server ? "server" : "client") \(peerAddress): \(message)")
+        }
+    }
+
+    /// Fails the connection from outside (a distrusted root at the drain deadline, the proxy closing).
+    func fail(_ error: ProxyError) { handle(.failed(error, handshake: beforeUsable, linger: false)) }
+
+    /// Closes at once (the drain deadline): streams on it fail.
+    func close() { fail(ProxyError(.internalError, "HBONE connection closed by the proxy")) }
+
+    /// GOAWAY; open streams finish, then the connection closes. Before it is usable: closes now.
+    func startDrain() { handle(.drain) }
+
     // MARK: TCP events
 
-    func tcpStreamConnected(_ stream: TCPStream) {
-        phase = .handshaking
-        startClientHandshake()
-    }
-
-    private func startClientHandshake() {
-        if case let .failed(error) = tls.handshake() {
-            fail(ProxyError(.tls, error.reason), handshake: true)
-            return
-        }
-        flushTLS()
-    }
+    func tcpStreamConnected(_ stream: TCPStream) { handle(.tcpConnected) }
 
     func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
         guard phase != .closed else { return }   // lingering after a protocol error: discard
@@ -125,14 +175,11 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     func tcpStreamReadClosed(_ stream: TCPStream) {
-        if lingering {
-            finishLinger()
-            return
-        }
-        if phase == .open && (h2?.goawayReceived ?? false) && owners.isEmpty {
-            close()
+        if lifecycle.lingering { return handle(.peerClosed) }
+        if phase == .draining && owners.isEmpty {
+            handle(.quiet)
         } else {
-            fail(ProxyError(role == .server ? .downstream : .upstream, "peer closed the connection"), handshake: phase != .open)
+            handle(.failed(ProxyError(side, "peer closed the connection"), handshake: beforeUsable, linger: false))
         }
     }
 
@@ -141,20 +188,16 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
-        if lingering {
-            finishLinger()
-            return
-        }
-        let side: ProxyError.Kind = role == .server ? .downstream : .upstream
-        fail(ProxyError(side, phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))",
-                        errno: errno),
-             handshake: phase != .open)
+        if lifecycle.lingering { return handle(.peerClosed) }
+        let reason = phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))"
+        handle(.failed(ProxyError(side, reason, errno: errno), handshake: beforeUsable, linger: false))
     }
 
     // MARK: TLS and HTTP/2 processing
 
+    private var carriesFrames: Bool { phase == .open || phase == .draining }
+
     private func process() {
-        guard phase == .handshaking || phase == .open else { return }
         if phase == .handshaking {
             switch tls.handshake() {
             case .inProgress:
@@ -162,16 +205,15 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 return
             case let .failed(error):
                 flushTLS()   // the alert must reach the peer
-                worker.stats.handshakeFailed(reason: error.code)
-                fail(ProxyError(.tls, "TLS handshake failed: \(error.reason)"), handshake: true, counted: true)
+                handshakeFailureReason = error.code
+                handle(.failed(ProxyError(.tls, "TLS handshake failed: \(error.reason)"), handshake: true, linger: false))
                 return
             case .complete:
-                handshakeComplete()
-                if phase != .open { return }
+                startSession()
             }
         }
         let buffer = worker.plaintextScratch
-        while phase == .open {
+        while carriesFrames {
             switch tls.read(into: buffer) {
             case let .bytes(n):
                 do {
@@ -179,11 +221,11 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 } catch {
                     // Fatal for the session (flood, bad preface): nghttp2 will send nothing more.
                     pendingRequests = []
-                    fail(ProxyError(.h2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true)
+                    handle(.failed(ProxyError(.h2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true))
                     return
                 }
                 handlePendingRequests()
-                if phase != .open { return }
+                if !carriesFrames { return }
                 if h2?.terminatedByProtocolError == true {
                     // nghttp2 queued a GOAWAY for the peer's error: send it, then end the connection.
                     pump()
@@ -193,20 +235,21 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 pump()
                 return
             case .closed:
-                fail(ProxyError(role == .server ? .downstream : .upstream, "peer sent TLS close_notify"), handshake: false)
+                handle(.failed(ProxyError(side, "peer sent TLS close_notify"), handshake: false, linger: false))
                 return
             case let .failed(error):
                 flushTLS()
                 // TLS 1.3: a server's rejection of our certificate arrives here, on the first read.
                 let handshakeLike = role == .client && h2.map({ $0.openStreams == 0 }) ?? true && worker.loop.now - startedAt < 60_000_000_000
-                if handshakeLike { worker.stats.handshakeFailed(reason: error.code) }
-                fail(ProxyError(.tls, "TLS: \(error.reason)"), handshake: handshakeLike, counted: handshakeLike)
+                if handshakeLike { handshakeFailureReason = error.code }
+                handle(.failed(ProxyError(.tls, "TLS: \(error.reason)"), handshake: handshakeLike, linger: false))
                 return
             }
         }
     }
 
-    private func handshakeComplete() {
+    /// TLS is done: the HTTP/2 session starts (or the connection fails if it cannot).
+    private func startSession() {
         let settings = worker.state.settings
         var h2Settings = H2Settings()
         h2Settings.streamWindow = settings.h2.streamWindow
@@ -215,10 +258,13 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         do {
             h2 = try H2Session(role: role == .server ? .server : .client, settings: h2Settings, delegate: self)
         } catch {
-            fail(ProxyError(.internalError, "HTTP/2 session: \(error)"), handshake: true)
+            handle(.failed(ProxyError(.internalError, "HTTP/2 session: \(error)"), handshake: true, linger: false))
             return
         }
-        phase = .open
+        handle(.handshakeCompleted)
+    }
+
+    private func becameUsable() {
         tls.releaseHandshakeMemory()
         worker.stats.handshakeSucceeded(nanoseconds: worker.loop.now - startedAt)
         log.debug("HBONE connection established", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
@@ -233,7 +279,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     /// Moves frames from nghttp2 through TLS to the socket, as far as the socket's queue allows.
     func pump() {
-        guard phase == .open, let h2 else { return }
+        guard carriesFrames, let h2 else { return }
         let room = HBONEConnection.socketHighWater - tcp.pendingWriteBytes
         if room > 0 && h2.wantsWrite {
             do {
@@ -241,21 +287,21 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                     if let error = tls.write(bytes) { Bug.report("TLS write failed: \(error)") }
                 }
             } catch {
-                fail(ProxyError(.h2, "HTTP/2 send: \(error)"), handshake: false)
+                handle(.failed(ProxyError(.h2, "HTTP/2 send: \(error)"), handshake: false, linger: false))
                 return
             }
         }
         flushTLS()
         if h2.terminatedByProtocolError && !h2.wantsWrite {
-            fail(failure ?? ProxyError(.h2, "HTTP/2 protocol error: connection ended with GOAWAY"), handshake: false, linger: true)
+            handle(.failed(protocolFailure ?? ProxyError(.h2, "HTTP/2 protocol error: connection ended with GOAWAY"), handshake: false, linger: true))
             return
         }
-        if (draining || h2.goawayReceived) && owners.isEmpty && !h2.wantsWrite { close() }
+        if owners.isEmpty && !h2.wantsWrite { handle(.quiet) }
     }
 
     /// Batches frame production to the end of this loop pass.
     func schedulePump() {
-        guard !pumpScheduled, phase == .open else { return }
+        guard !pumpScheduled, carriesFrames else { return }
         pumpScheduled = true
         worker.loop.deferUntilEndOfPass { [self] in
             pumpScheduled = false
@@ -310,7 +356,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     private func streamGone() {
         if role == .client && owners.isEmpty && reservedStreams == 0 && phase == .open { armIdleTimer() }
-        if (draining || (h2?.goawayReceived ?? false)) && owners.isEmpty { schedulePump() }
+        if phase == .draining && owners.isEmpty { schedulePump() }
     }
 
     /// The peer claimed a source address it may not speak for: counted every time, logged once
@@ -327,7 +373,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func h2(_ session: H2Session, request stream: Int32, headers: [H2Header], endStream: Bool) {
         guard role == .server else { return }
-        if draining {
+        if phase == .draining {
             _ = try? session.respond(stream: stream, status: 503)
             return
         }
@@ -346,10 +392,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         }
     }
 
-    func h2PeerSettingsReceived(_ session: H2Session) {
-        worker.loop.cancel(handshakeTimer)
-        handshakeTimer = nil
-    }
+    func h2PeerSettingsReceived(_ session: H2Session) { handle(.settingsReceived) }
 
     func h2(_ session: H2Session, prematureReset stream: Int32) {
         let now = worker.loop.now
@@ -361,7 +404,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let limit = worker.state.settings.h2.maxPrematureResetsPerSecond
         if prematureResets > limit && !session.terminatedByProtocolError {
             worker.h2ProtocolError(.rapidReset, connection: self, detail: "more than \(limit) streams reset before an answer within a second")
-            failure = ProxyError(.h2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
+            protocolFailure = ProxyError(.h2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
             pendingRequests = []
             session.terminate(errorCode: H2ErrorCode.enhanceYourCalm)
         }
@@ -369,7 +412,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32) {
         worker.h2ProtocolError(reason, connection: self, detail: stream == 0 ? "connection error" : "stream \(stream) reset")
-        if stream == 0 && failure == nil { failure = ProxyError(.h2, "HTTP/2 protocol error (\(reason.rawValue)): connection ended with GOAWAY") }
+        if stream == 0 && protocolFailure == nil {
+            protocolFailure = ProxyError(.h2, "HTTP/2 protocol error (\(reason.rawValue)): connection ended with GOAWAY")
+        }
     }
 
     func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {
@@ -396,24 +441,24 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func h2(_ session: H2Session, goaway lastStreamID: Int32, errorCode: UInt32) {
         log.debug("GOAWAY received", ["peer": "\(peerAddress)", "last_stream": "\(lastStreamID)"])
-        worker.pool.remove(self)
+        handle(.goawayReceived)
         if owners.isEmpty { schedulePump() }
     }
 
     func h2PingAcknowledged(_ session: H2Session) { pingSentAt = nil }
 
-    // MARK: Timers and lifecycle
+    // MARK: Timers
 
     private func scheduleKeepalive() {
         let timeouts = worker.state.settings.timeouts
         keepaliveTimer = worker.loop.schedule(after: timeouts.keepaliveInterval.nanoseconds) { [unowned self] in
             keepaliveTimer = nil
-            guard phase == .open else { return }
+            guard carriesFrames else { return }
             let now = worker.loop.now
             if let sent = pingSentAt {
                 if now - sent >= timeouts.keepaliveTimeout.nanoseconds {
                     log.warn("HBONE connection closed: keepalive PING unanswered", ["peer": "\(peerAddress)", "timeout": "\(timeouts.keepaliveTimeout)"])
-                    fail(ProxyError(role == .server ? .downstream : .upstream, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false)
+                    handle(.failed(ProxyError(side, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false, linger: false))
                     return
                 }
             } else if now - lastReceive >= timeouts.keepaliveInterval.nanoseconds {
@@ -431,7 +476,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         worker.loop.cancel(idleTimer)
         idleTimer = worker.loop.schedule(after: worker.state.settings.pool.idleTimeout.nanoseconds) { [unowned self] in
             idleTimer = nil
-            if owners.isEmpty && reservedStreams == 0 { startDrain() }
+            if owners.isEmpty && reservedStreams == 0 { handle(.drain) }
         }
     }
 
@@ -443,45 +488,17 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         worker.pool.remove(self)
     }
 
-    /// GOAWAY; open streams finish, then the connection closes.
-    func startDrain() {
-        guard !draining, phase != .closed else { return }
-        draining = true
-        if role == .client { worker.pool.remove(self) }
-        if phase == .open {
-            h2?.goaway()
-            pump()
-        } else {
-            close()
-        }
-    }
+    // MARK: Closing
 
-    /// Fails the connection: every tunnel on it ends, waiters learn why. `linger`: after a
-    /// protocol error, half-close and drain input briefly instead of closing at once.
-    func fail(_ error: ProxyError, handshake: Bool, counted: Bool = false, linger: Bool = false) {
-        guard phase != .closed else { return }
-        lingering = linger
-        if handshake && !counted { worker.stats.handshakeFailed(reason: error.kind == .tls ? "tls" : error.kind.rawValue) }
-        failure = error
-        if handshake {
-            log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
-                                                "local_identity": localIdentity.description, "error": error.reason])
-        } else if linger {
-            log.info("HBONE connection closed after an HTTP/2 protocol error", ["peer": "\(peerAddress)", "peer_identity": peerIdentity?.description ?? "-",
-                                                                                 "error": error.reason])
-        } else {
-            log.debug("HBONE connection failed", ["peer": "\(peerAddress)", "error": error.reason])
-        }
-        close()
-    }
-
-    /// Closes at once; stream owners and waiters are told, the object is released at the end of the pass.
-    func close() {
-        guard phase != .closed else { return }
-        phase = .closed
+    /// Streams on it fail and waiters learn why; the socket closes at the end of the pass (the H2
+    /// session may be mid-callback), or half-closes and lingers after a protocol error.
+    private func close(_ error: ProxyError?, linger: Bool) {
         worker.loop.cancel(handshakeTimer)
         worker.loop.cancel(keepaliveTimer)
         worker.loop.cancel(idleTimer)
+        handshakeTimer = nil
+        keepaliveTimer = nil
+        idleTimer = nil
         flushTLS()
         if tcp.pendingWriteBytes > 0 { tcp.shutdownWrite() }
         let lost = owners
@@ -489,37 +506,23 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         for (_, owner) in lost { owner.streamClosed(errorCode: H2ErrorCode.connectError) }
         let pending = waiters
         waiters = []
-        for w in pending { w(.failure(failure ?? ProxyError(.upstream, "HBONE connection closed"))) }
-        worker.pool.remove(self)
+        for w in pending { w(.failure(error ?? ProxyError(.upstream, "HBONE connection closed"))) }
         guard !teardownScheduled else { return }
         teardownScheduled = true
-        // The H2 session may be mid-callback: release only at the end of the pass.
         worker.loop.deferUntilEndOfPass { [self] in
             tcp.flushNow()   // a TLS alert or GOAWAY still reaches the peer
-            if lingering && tcp.state == .open {
+            if linger && lifecycle.lingering && tcp.state == .open {
+                // The linger timer (armed by the lifecycle) or the peer's close releases it.
                 tcp.shutdownWrite()
                 tcp.flushNow()
-                lingerTimer = worker.loop.schedule(after: HBONEConnection.lingerTime) { [unowned self] in
-                    lingerTimer = nil
-                    finishLinger()
-                }
                 return
             }
-            tcp.close()
-            worker.connectionClosed(self)
+            if lifecycle.lingering {
+                handle(.peerClosed)   // the socket is already gone: nothing to wait for
+            } else {
+                tcp.close()
+                worker.connectionClosed(self)
+            }
         }
-    }
-
-    /// The most a closing connection waits for the peer to read our GOAWAY and close its side.
-    static let lingerTime: UInt64 = 1_000_000_000
-    private var lingerTimer: EventLoop.TimerID?
-
-    private func finishLinger() {
-        guard lingering else { return }
-        lingering = false
-        worker.loop.cancel(lingerTimer)
-        lingerTimer = nil
-        tcp.close()
-        worker.connectionClosed(self)
     }
 }

@@ -433,7 +433,7 @@ final class Worker {
                       "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
             c.startDrain()
             _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
-                c?.fail(ProxyError(.tls, "the peer's root was removed from the trust bundle"), handshake: false)
+                c?.fail(ProxyError(.tls, "the peer's root was removed from the trust bundle"))
             }
         }
     }
