@@ -32,7 +32,7 @@ public final class Certificate: @unchecked Sendable {
             return true
         }
         // Reading stops with a "no start line" entry at the end of the input; that one is expected.
-        let errors = OpenSSLErrors.drain().filter { !$0.contains("no start line") }
+        let errors = OpenSSLErrors.drainEntries().filter { !($0.library == ERR_LIB_PEM && $0.reason == PEM_R_NO_START_LINE) }.map(\.text)
         guard ok else { throw TLSError(code: "pem", reason: "cannot allocate BIO") }
         if certs.isEmpty { throw TLSError(code: "pem", reason: "no PEM certificate found") }
         if !errors.isEmpty { throw TLSError(code: "pem", reason: "damaged PEM: \(errors.joined(separator: "; "))") }

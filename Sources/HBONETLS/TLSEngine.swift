@@ -207,24 +207,31 @@ public final class TLSEngine {
         return out
     }
 
+    /// Names a failed handshake, read or write by OpenSSL's library and reason codes (the text is
+    /// kept for people): our own verification's rejection first, then the cases operators act on.
     private func classify(prefix: String) -> TLSError {
-        let entries = OpenSSLErrors.drain()
+        let entries = OpenSSLErrors.drainEntries()
         if let rejection { return TLSError(code: rejection.code, reason: rejection.description) }
-        let text = entries.joined(separator: "; ")
-        if text.contains("peer did not return a certificate") {
+        let text = entries.map(\.text).joined(separator: "; ")
+        if entries.contains(where: { $0.isSSL(SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) }) {
             rejection = .noCertificate
             return TLSError(code: "no_certificate", reason: "peer sent no certificate")
         }
-        if text.contains("no application protocol") || text.contains("no_application_protocol") {
+        if entries.contains(where: { $0.isSSL(SSL_R_NO_APPLICATION_PROTOCOL) || $0.isSSL(SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL) }) {
             rejection = .noALPN
             return TLSError(code: "no_alpn_h2", reason: text)
         }
-        if text.contains("alert") { return TLSError(code: "peer_alert", reason: "\(prefix): peer sent \(text)") }
-        if text.contains("wrong version") || text.contains("unsupported protocol") || text.contains("version") {
+        if entries.contains(where: \.isPeerAlert) { return TLSError(code: "peer_alert", reason: "\(prefix): peer sent \(text)") }
+        if entries.contains(where: { TLSEngine.versionReasons.contains($0.reason) && $0.library == ERR_LIB_SSL }) {
             return TLSError(code: "protocol_version", reason: "\(prefix): \(text)")
         }
         return TLSError(code: prefix == "handshake" ? "handshake" : "tls_\(prefix)", reason: text.isEmpty ? "\(prefix) failed" : "\(prefix): \(text)")
     }
+
+    /// SSL reasons that mean the two sides share no protocol version (or the peer does not speak TLS).
+    static let versionReasons: Set<Int32> = [SSL_R_WRONG_VERSION_NUMBER, SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_NO_PROTOCOLS_AVAILABLE,
+                                             SSL_R_VERSION_TOO_LOW, SSL_R_VERSION_TOO_HIGH, SSL_R_UNSUPPORTED_SSL_VERSION,
+                                             SSL_R_BAD_PROTOCOL_VERSION_NUMBER, SSL_R_UNKNOWN_PROTOCOL]
 
     // MARK: Verification (called by tlsVerifyCallback during the handshake)
 

@@ -21,18 +21,34 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Hashable {
     }
 }
 
+/// One entry of OpenSSL's error queue: the library and reason codes (what decisions use) and
+/// OpenSSL's text (what people read).
+struct OpenSSLErrorEntry: Sendable {
+    let library: Int32
+    let reason: Int32
+    let text: String
+
+    /// `reason` in OpenSSL's SSL library.
+    func isSSL(_ r: Int32) -> Bool { library == ERR_LIB_SSL && reason == r }
+    /// The peer sent a TLS alert (SSL reasons from SSL_AD_REASON_OFFSET are alerts received).
+    var isPeerAlert: Bool { library == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256 }
+}
+
 /// OpenSSL's error queue is per thread: clear before a call whose failure we interpret, drain after.
 enum OpenSSLErrors {
     static func clear() { ERR_clear_error() }
 
-    static func drain() -> [String] {
-        var out: [String] = []
+    static func drain() -> [String] { drainEntries().map(\.text) }
+
+    static func drainEntries() -> [OpenSSLErrorEntry] {
+        var out: [OpenSSLErrorEntry] = []
         while true {
             let code = ERR_get_error()
             if code == 0 { break }
             var buffer = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &buffer, buffer.count)
-            out.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            out.append(OpenSSLErrorEntry(library: ERR_GET_LIB(code), reason: ERR_GET_REASON(code),
+                                         text: String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
             if out.count > 16 { ERR_clear_error(); break }
         }
         return out
