@@ -59,7 +59,7 @@ enum AccessLog {
             ("duration", "\((now - info.startedAt) / 1_000_000)ms"),
         ]
         if let p = info.policy { fields.append(("authorization_policy", p)) }
-        if let error { fields.append(("error", error.reason)) }
+        if let error { fields += [("error", error.reason), ("error.side", error.side.rawValue), ("error.code", error.code.rawValue)] }
         log.emit(.info, "access", "connection complete", fields)
     }
 }

@@ -70,6 +70,9 @@ struct ConnectionLifecycle: Equatable {
         self.phase = connecting ? .connecting : .handshaking
     }
 
+    /// The peer's side in errors: a server's peer is downstream, a client's upstream.
+    var side: ProxyError.Side { role == .server ? .downstream : .upstream }
+
     /// Takes new streams.
     var isUsable: Bool { phase == .open }
 
@@ -86,12 +89,12 @@ struct ConnectionLifecycle: Equatable {
             settingsReceived = true
             return [.cancelHandshakeTimer]
         case let (.connecting, .handshakeTimerFired(timeout)):
-            return fail(ProxyError(.upstream, "TLS handshake timed out after \(timeout) (TCP connect)", errno: ETIMEDOUT), handshake: true)
+            return fail(ProxyError(.upstream, .connect, "TLS handshake timed out after \(timeout) (TCP connect)", errno: ETIMEDOUT), handshake: true)
         case let (.handshaking, .handshakeTimerFired(timeout)):
-            return fail(ProxyError(.tls, "TLS handshake timed out after \(timeout)", errno: ETIMEDOUT), handshake: true)
+            return fail(ProxyError(side, .tls, "TLS handshake timed out after \(timeout)", errno: ETIMEDOUT), handshake: true)
         case let (.open, .handshakeTimerFired(timeout)), let (.draining, .handshakeTimerFired(timeout)):
             guard !settingsReceived else { return [.bug("handshake timer fired after the peer's SETTINGS")] }
-            return fail(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within \(timeout)"), handshake: true)
+            return fail(ProxyError(side, .http2, "HTTP/2 preface and SETTINGS not received within \(timeout)"), handshake: true)
         case (.open, .drain):
             phase = .draining
             goawaySent = true

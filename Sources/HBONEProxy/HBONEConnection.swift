@@ -99,7 +99,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         return limit - owners.count - reservedStreams
     }
 
-    private var side: ProxyError.Kind { role == .server ? .downstream : .upstream }
+    private var side: ProxyError.Side { lifecycle.side }
     private var beforeUsable: Bool { phase == .connecting || phase == .handshaking }
 
     // MARK: The lifecycle
@@ -113,7 +113,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         case .startHandshake:
             if case let .failed(error) = tls.handshake() {
                 handshakeFailureReason = error.code
-                handle(.failed(ProxyError(.tls, error.reason), handshake: true, linger: false))
+                handle(.failed(ProxyError(side, .tls, error.reason), handshake: true, linger: false))
                 return
             }
             flushTLS()
@@ -128,7 +128,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         case .leavePool:
             worker.pool.remove(self)
         case let .handshakeFailed(error):
-            worker.stats.handshakeFailed(reason: handshakeFailureReason ?? (error.kind == .tls ? "tls" : error.kind.rawValue))
+            worker.stats.handshakeFailed(reason: handshakeFailureReason ?? error.code.rawValue)
             log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
                                                 "local_identity": localIdentity.description, "error": error.reason])
         case let .close(error, linger):
@@ -158,7 +158,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func fail(_ error: ProxyError) { handle(.failed(error, handshake: beforeUsable, linger: false)) }
 
     /// Closes at once (the drain deadline): streams on it fail.
-    func close() { fail(ProxyError(.internalError, "HBONE connection closed by the proxy")) }
+    func close() { fail(ProxyError(.internal, .closed, "HBONE connection closed by the proxy")) }
 
     /// GOAWAY; open streams finish, then the connection closes. Before it is usable: closes now.
     func startDrain() { handle(.drain) }
@@ -179,7 +179,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         if phase == .draining && owners.isEmpty {
             handle(.quiet)
         } else {
-            handle(.failed(ProxyError(side, "peer closed the connection"), handshake: beforeUsable, linger: false))
+            handle(.failed(ProxyError(side, .connectionLost, "peer closed the connection"), handshake: beforeUsable, linger: false))
         }
     }
 
@@ -190,7 +190,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func tcpStream(_ stream: TCPStream, failed errno: Int32) {
         if lifecycle.lingering { return handle(.peerClosed) }
         let reason = phase == .connecting ? "connect to \(peerAddress) failed: \(errnoText(errno))" : "connection error: \(errnoText(errno))"
-        handle(.failed(ProxyError(side, reason, errno: errno), handshake: beforeUsable, linger: false))
+        handle(.failed(ProxyError(side, phase == .connecting ? .connect : .connectionLost, reason, errno: errno), handshake: beforeUsable, linger: false))
     }
 
     // MARK: TLS and HTTP/2 processing
@@ -206,7 +206,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             case let .failed(error):
                 flushTLS()   // the alert must reach the peer
                 handshakeFailureReason = error.code
-                handle(.failed(ProxyError(.tls, "TLS handshake failed: \(error.reason)"), handshake: true, linger: false))
+                handle(.failed(ProxyError(side, .tls, "TLS handshake failed: \(error.reason)"), handshake: true, linger: false))
                 return
             case .complete:
                 startSession()
@@ -221,7 +221,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 } catch {
                     // Fatal for the session (flood, bad preface): nghttp2 will send nothing more.
                     pendingRequests = []
-                    handle(.failed(ProxyError(.h2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true))
+                    handle(.failed(ProxyError(side, .http2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true))
                     return
                 }
                 handlePendingRequests()
@@ -235,14 +235,14 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 pump()
                 return
             case .closed:
-                handle(.failed(ProxyError(side, "peer sent TLS close_notify"), handshake: false, linger: false))
+                handle(.failed(ProxyError(side, .connectionLost, "peer sent TLS close_notify"), handshake: false, linger: false))
                 return
             case let .failed(error):
                 flushTLS()
                 // TLS 1.3: a server's rejection of our certificate arrives here, on the first read.
                 let handshakeLike = role == .client && h2.map({ $0.openStreams == 0 }) ?? true && worker.loop.now - startedAt < 60_000_000_000
                 if handshakeLike { handshakeFailureReason = error.code }
-                handle(.failed(ProxyError(.tls, "TLS: \(error.reason)"), handshake: handshakeLike, linger: false))
+                handle(.failed(ProxyError(side, .tls, "TLS: \(error.reason)"), handshake: handshakeLike, linger: false))
                 return
             }
         }
@@ -258,7 +258,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         do {
             h2 = try H2Session(role: role == .server ? .server : .client, settings: h2Settings, delegate: self)
         } catch {
-            handle(.failed(ProxyError(.internalError, "HTTP/2 session: \(error)"), handshake: true, linger: false))
+            handle(.failed(ProxyError(.internal, .http2, "HTTP/2 session: \(error)"), handshake: true, linger: false))
             return
         }
         handle(.handshakeCompleted)
@@ -287,13 +287,13 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                     if let error = tls.write(bytes) { Bug.report("TLS write failed: \(error)") }
                 }
             } catch {
-                handle(.failed(ProxyError(.h2, "HTTP/2 send: \(error)"), handshake: false, linger: false))
+                handle(.failed(ProxyError(.internal, .http2, "HTTP/2 send: \(error)"), handshake: false, linger: false))
                 return
             }
         }
         flushTLS()
         if h2.terminatedByProtocolError && !h2.wantsWrite {
-            handle(.failed(protocolFailure ?? ProxyError(.h2, "HTTP/2 protocol error: connection ended with GOAWAY"), handshake: false, linger: true))
+            handle(.failed(protocolFailure ?? ProxyError(side, .http2, "HTTP/2 protocol error: connection ended with GOAWAY"), handshake: false, linger: true))
             return
         }
         if owners.isEmpty && !h2.wantsWrite { handle(.quiet) }
@@ -317,7 +317,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     /// Client side: opens a CONNECT tunnel to `authority`.
     func openStream(authority: SocketAddress, headers: [H2Header], owner: StreamOwner) throws(ProxyError) -> Int32 {
-        guard let h2, phase == .open else { throw ProxyError(.upstream, "HBONE connection is not open") }
+        guard let h2, phase == .open else { throw ProxyError(.upstream, .connectionLost, "HBONE connection is not open") }
         do {
             let id = try h2.connect(authority: authority.description, headers: headers)
             owners[id] = owner
@@ -326,7 +326,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             schedulePump()
             return id
         } catch {
-            throw ProxyError(.h2, "CONNECT: \(error)")
+            throw ProxyError(.internal, .http2, "CONNECT: \(error)")
         }
     }
 
@@ -404,7 +404,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let limit = worker.state.settings.h2.maxPrematureResetsPerSecond
         if prematureResets > limit && !session.terminatedByProtocolError {
             worker.h2ProtocolError(.rapidReset, connection: self, detail: "more than \(limit) streams reset before an answer within a second")
-            protocolFailure = ProxyError(.h2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
+            protocolFailure = ProxyError(side, .http2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
             pendingRequests = []
             session.terminate(errorCode: H2ErrorCode.enhanceYourCalm)
         }
@@ -413,7 +413,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32) {
         worker.h2ProtocolError(reason, connection: self, detail: stream == 0 ? "connection error" : "stream \(stream) reset")
         if stream == 0 && protocolFailure == nil {
-            protocolFailure = ProxyError(.h2, "HTTP/2 protocol error (\(reason.rawValue)): connection ended with GOAWAY")
+            protocolFailure = ProxyError(side, .http2, "HTTP/2 protocol error (\(reason.rawValue)): connection ended with GOAWAY")
         }
     }
 
@@ -458,7 +458,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             if let sent = pingSentAt {
                 if now - sent >= timeouts.keepaliveTimeout.nanoseconds {
                     log.warn("HBONE connection closed: keepalive PING unanswered", ["peer": "\(peerAddress)", "timeout": "\(timeouts.keepaliveTimeout)"])
-                    handle(.failed(ProxyError(side, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false, linger: false))
+                    handle(.failed(ProxyError(side, .http2, "keepalive PING unanswered for \(timeouts.keepaliveTimeout)"), handshake: false, linger: false))
                     return
                 }
             } else if now - lastReceive >= timeouts.keepaliveInterval.nanoseconds {
@@ -506,7 +506,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         for (_, owner) in lost { owner.streamClosed(errorCode: H2ErrorCode.connectError) }
         let pending = waiters
         waiters = []
-        for w in pending { w(.failure(error ?? ProxyError(.upstream, "HBONE connection closed"))) }
+        for w in pending { w(.failure(error ?? ProxyError(.upstream, .connectionLost, "HBONE connection closed"))) }
         guard !teardownScheduled else { return }
         teardownScheduled = true
         worker.loop.deferUntilEndOfPass { [self] in

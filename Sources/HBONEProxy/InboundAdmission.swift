@@ -10,7 +10,7 @@ import HBONEH2
 struct InboundAdmission: Equatable {
     enum Outcome: Equatable {
         case accept
-        case refuse(status: Int, kind: ProxyError.Kind, reason: String)
+        case refuse(status: Int, code: ProxyError.Code, reason: String)
     }
 
     /// The connection a request arrived on, as admission needs it.
@@ -30,7 +30,7 @@ struct InboundAdmission: Equatable {
 
     init(headers: [H2Header], endStream: Bool, source: IPAddress, connection c: Connection, state: ProxyState) {
         outcome = .accept
-        func refuse(_ status: Int, _ kind: ProxyError.Kind, _ reason: String) -> Outcome { .refuse(status: status, kind: kind, reason: reason) }
+        func refuse(_ status: Int, _ code: ProxyError.Code, _ reason: String) -> Outcome { .refuse(status: status, code: code, reason: reason) }
         let method = headers[header: ":method"] ?? ""
         guard method == "CONNECT" else {
             outcome = refuse(400, .badRequest, "method \(method.isEmpty ? "missing" : method) is not CONNECT")
@@ -54,7 +54,7 @@ struct InboundAdmission: Equatable {
             return
         }
         guard let workload = state.localWorkloadsByIP[authority.ip] else {
-            outcome = refuse(503, .upstream, "\(authority.ip) is not a workload on this node")
+            outcome = refuse(503, .unknownDestination, "\(authority.ip) is not a workload on this node")
             return
         }
         self.workload = workload

@@ -65,7 +65,7 @@ public final class Proxy: Sendable {
         for _ in 0..<workerCount { ready.wait() }
         if let first = errors.withLock({ $0.first }) {
             stopLoops()
-            throw ProxyError(.config, "cannot start: \(first)")
+            throw ProxyError(.internal, .config, "cannot start: \(first)")
         }
         started.store(true, ordering: .relaxed)
         log.info("hbone started", ["workers": "\(workerCount)", "node": state.settings.node,

@@ -77,7 +77,7 @@ public final class ProxyState: Sendable {
         do {
             trust = try TrustBundle(file: config.settings.rootCertificates)
         } catch {
-            throw ProxyError(.config, "rootCertificates \(config.settings.rootCertificates): \(error.reason)")
+            throw ProxyError(.internal, .config, "rootCertificates \(config.settings.rootCertificates): \(error.reason)")
         }
         var certs: [SPIFFEID: CertifiedKey] = [:]
         var missing: [String] = []
@@ -90,7 +90,7 @@ public final class ProxyState: Sendable {
             do {
                 return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
             } catch {
-                throw ProxyError(.config, "TLS context: \(error)")
+                throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
         }
         let now = Date()
@@ -119,7 +119,7 @@ public final class ProxyState: Sendable {
         do {
             return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
         } catch {
-            throw ProxyError(.config, "TLS context: \(error)")
+            throw ProxyError(.internal, .config, "TLS context: \(error)")
         }
     }
 }
@@ -172,7 +172,7 @@ extension ProxyState {
             let chainFile = FileManager.default.contents(atPath: dir + "/cert-chain.pem").map { [UInt8]($0) }
             caChain = try chainFile.map { try Certificate.parsePEMChain($0).filter { !$0.isSelfSigned } } ?? [caCert]
         } catch {
-            throw ProxyError(.config, "certificates.ca \(dir): \(error)")
+            throw ProxyError(.internal, .config, "certificates.ca \(dir): \(error)")
         }
         var out: [SPIFFEID: CertifiedKey] = [:]
         let now = Date()

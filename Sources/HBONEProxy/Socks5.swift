@@ -135,14 +135,14 @@ extension Socks5Parser {
     /// The RFC 1928 reply that fits a failed tunnel, so a SOCKS client learns why instead of
     /// seeing a bare EOF: denied 0x02, refused 0x05, network/host unreachable 0x03/0x04, else 0x01.
     static func replyCode(for error: ProxyError) -> UInt8 {
-        if error.kind == .denied { return notAllowed }
+        if error.code == .denied { return notAllowed }
         switch error.errno {
         case ECONNREFUSED?: return connectionRefused
         case ENETUNREACH?: return networkUnreachable
         case EHOSTUNREACH?, ETIMEDOUT?: return hostUnreachable
         default: break
         }
-        return error.kind == .upstream ? hostUnreachable : generalFailure
+        return error.side == .upstream ? hostUnreachable : generalFailure
     }
 }
 

@@ -182,7 +182,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
                          ["peer": "\(connection.peerAddress)", "peer_identity": connection.peerIdentity?.description ?? "-",
                           "dst.addr": "\(info.dst)", "timeout": "\(timeout)"])
                 connection.markUnhealthy()
-                handle(.connectFailed(ProxyError(.upstream, "503: no response to CONNECT within \(timeout)", errno: ETIMEDOUT), retryable: false))
+                handle(.connectFailed(ProxyError(.upstream, .connect, "503: no response to CONNECT within \(timeout)", errno: ETIMEDOUT), retryable: false))
             } else {
                 handle(.connectFailed(upstreamConnectError("to \(info.dst) timed out after \(timeout)", errno: ETIMEDOUT), retryable: false))
             }
@@ -240,7 +240,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
 
     /// A socket upstream that could not be reached; a CONNECT downstream is answered 503, and says so.
     private func upstreamConnectError(_ what: String, errno: Int32?) -> ProxyError {
-        ProxyError(.upstream, "\(streamSide == .downstream ? "503: " : "")upstream connect \(what)", errno: errno)
+        ProxyError(.upstream, .connect, "\(streamSide == .downstream ? "503: " : "")upstream connect \(what)", errno: errno)
     }
 
     private func end(_ side: Side) -> End { side == .downstream ? downstream : upstream }
@@ -315,7 +315,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         if side == .upstream && lifecycle.phase == .connecting {
             handle(.connectFailed(upstreamConnectError("to \(info.dst) failed: \(errnoText(errno))", errno: errno), retryable: false))
         } else {
-            handle(.failed(side, ProxyError(side == .downstream ? .downstream : .upstream, "socket error: \(errnoText(errno))", errno: errno)))
+            handle(.failed(side, ProxyError(side == .downstream ? .downstream : .upstream, .connectionLost, "socket error: \(errnoText(errno))", errno: errno)))
         }
     }
 
@@ -330,7 +330,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         case 503: reason = "destination proxy answered 503 (upstream connect failed or unknown destination)"
         default: reason = "destination proxy answered \(status)"
         }
-        handle(.connectFailed(ProxyError(status == 401 ? .denied : .upstream, reason), retryable: false))
+        handle(.connectFailed(ProxyError(.upstream, status == 401 ? .denied : .rejected, reason), retryable: false))
     }
 
     func streamData(_ bytes: UnsafeRawBufferPointer) { forward(bytes, from: streamSide) }
@@ -349,16 +349,19 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
             if lifecycle.phase == .established {
                 handle(.drained(side))
             } else {
-                handle(.connectFailed(ProxyError(.upstream, "the CONNECT stream closed without an answer"), retryable: false))
+                handle(.connectFailed(ProxyError(.upstream, .connectionLost, "the CONNECT stream closed without an answer"), retryable: false))
             }
             return
         }
-        let cause = connection?.failure ?? ProxyError(side == .upstream ? .upstream : .downstream,
+        let cause = connection?.failure ?? ProxyError(side == .upstream ? .upstream : .downstream, .connectionLost,
                                                       errorCode == H2ErrorCode.connectError ? "HBONE connection lost" : "stream reset by peer (code \(errorCode))")
         if lifecycle.phase == .connecting && side == .upstream {
             // Never processed by the server (RFC 9113 §8.7): safe to send again, once.
             let retryable = errorCode == H2ErrorCode.refusedStream && reopen != nil
-            handle(.connectFailed(ProxyError(cause.kind, "tunnel failed before it was established: \(cause.reason)", errno: cause.errno), retryable: retryable))
+            // Lost before the answer is a failed connect (response_flags CONNECT), unless TLS or HTTP/2 says more.
+            let code: ProxyError.Code = cause.code == .connectionLost ? .connect : cause.code
+            handle(.connectFailed(ProxyError(cause.side, code, "tunnel failed before it was established: \(cause.reason)", errno: cause.errno),
+                                  retryable: retryable))
         } else {
             handle(.failed(side, cause))
         }

@@ -151,9 +151,9 @@ final class Worker {
             log.info("dry-run/audit policy matched", ["policies": admission.observed.joined(separator: ","),
                                                       "src.identity": connection.peerIdentity?.description ?? "unknown", "dst.addr": "\(info.dst)"])
         }
-        if case let .refuse(status, kind, reason) = admission.outcome {
+        if case let .refuse(status, code, reason) = admission.outcome {
             connection.respond(stream: stream, status: status)
-            record(info, error: ProxyError(kind, "\(status): \(reason)"), wasOpen: false)
+            record(info, error: ProxyError(.downstream, code, "\(status): \(reason)"), wasOpen: false)
             return
         }
         guard let authority = admission.authority else {
@@ -179,7 +179,7 @@ final class Worker {
         info.policy = decision.policy
         guard decision.allowed else {
             downstream.abort()
-            record(info, error: ProxyError(.denied, "authorization denied: \(decision.reason)"), wasOpen: false)
+            record(info, error: ProxyError(.downstream, .denied, "authorization denied: \(decision.reason)"), wasOpen: false)
             return
         }
         Tunnel(worker: self, info: info, downstream: .socket(downstream)).dial(dst)
@@ -208,7 +208,14 @@ final class Worker {
                 tcp.flushNow()
             }
             tcp.close()
-            record(info, error: ProxyError(.downstream, reason), wasOpen: false)
+            // The SOCKS5 code already says why: no route, not allowed (a non-local source, a loop to
+            // the proxy itself), or something of ours (no certificate yet).
+            let error = switch code {
+            case Socks5Parser.hostUnreachable: ProxyError(.downstream, .unknownDestination, reason)
+            case Socks5Parser.notAllowed: ProxyError(.downstream, .badRequest, reason)
+            default: ProxyError(.internal, .config, reason)
+            }
+            record(info, error: error, wasOpen: false)
         }
         info.dstWorkload = destination?.workload
         info.dstService = destination?.service?.hostname
@@ -317,16 +324,7 @@ final class Worker {
             securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
     }
 
-    static func responseFlags(_ error: ProxyError?) -> String {
-        guard let error else { return "-" }
-        switch error.kind {
-        case .denied: return "DENY"
-        case .tls: return "TLS_FAILURE"
-        case .h2: return "H2_HANDSHAKE_FAILURE"
-        case .upstream: return "CONNECT"
-        default: return "-"
-        }
-    }
+    static func responseFlags(_ error: ProxyError?) -> String { error?.responseFlags ?? "-" }
 
     /// The tunnel carries bytes now: its series counts it as opened and takes its bytes.
     func tunnelEstablished(_ info: inout ConnectionInfo) {
@@ -348,7 +346,7 @@ final class Worker {
             series.failed.wrappingIncrement(ordering: .relaxed)
             stats.tunnelsFailed.wrappingIncrement(ordering: .relaxed)
             // Denied by this proxy's policy (a far side's 401 counts there, not here).
-            if error.kind == .denied && info.direction == .inbound { stats.denied.wrappingIncrement(ordering: .relaxed) }
+            if error.code == .denied && info.direction == .inbound { stats.denied.wrappingIncrement(ordering: .relaxed) }
         }
         if wasOpen {
             stats.openTunnels.wrappingDecrement(ordering: .relaxed)
@@ -403,7 +401,7 @@ final class Worker {
             conn.reservedStreams += 1
             conn.waiters.append(waiter)
         } catch {
-            tunnel.poolFailed(ProxyError(.upstream, "connect to \(key.proxy): \(error)", errno: (error as? SystemError)?.errno))
+            tunnel.poolFailed(ProxyError(.upstream, .connect, "connect to \(key.proxy): \(error)", errno: (error as? SystemError)?.errno))
         }
     }
 
@@ -433,7 +431,7 @@ final class Worker {
                       "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
             c.startDrain()
             _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
-                c?.fail(ProxyError(.tls, "the peer's root was removed from the trust bundle"))
+                c?.fail(ProxyError(.internal, .closed, "the peer's root was removed from the trust bundle"))
             }
         }
     }
@@ -449,7 +447,7 @@ final class Worker {
             if !decision.allowed {
                 log.info("closing tunnel denied after policy change", ["src.identity": t.info.srcIdentity?.description ?? "unknown",
                                                                        "dst.addr": "\(t.info.dst)", "reason": decision.reason])
-                t.terminate(ProxyError(.denied, "closed by policy change: \(decision.reason)"))
+                t.terminate(ProxyError(.internal, .denied, "closed by policy change: \(decision.reason)"))
             }
         }
     }
@@ -461,7 +459,7 @@ final class Worker {
             if let idle = state.settings.timeouts.idle?.nanoseconds {
                 let now = loop.now
                 for t in Array(tunnels.values) where now - t.lastActivity > idle {
-                    t.terminate(ProxyError(.downstream, "idle for longer than \(state.settings.timeouts.idle!)"))
+                    t.terminate(ProxyError(.internal, .idle, "idle for longer than \(state.settings.timeouts.idle!)"))
                 }
             }
             scheduleSweep()
@@ -492,7 +490,7 @@ final class Worker {
         loop.assertInLoop()
         loop.cancel(drainTimer)
         drainTimer = nil
-        for t in Array(tunnels.values) { t.terminate(ProxyError(.internalError, "closed at the drain deadline")) }
+        for t in Array(tunnels.values) { t.terminate(ProxyError(.internal, .closed, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }
         loop.cancel(sweepTimer)
     }

@@ -10,9 +10,9 @@ import Glibc
     typealias E = ConnectionLifecycle.Event
     typealias A = ConnectionLifecycle.Action
 
-    static let broken = ProxyError(.upstream, "connection error: reset")
-    static let tls = ProxyError(.tls, "TLS handshake failed: bad certificate")
-    static let flood = ProxyError(.h2, "HTTP/2 protocol error: flood")
+    static let broken = ProxyError(.upstream, .connectionLost, "connection error: reset")
+    static let tls = ProxyError(.upstream, .tls, "TLS handshake failed: bad certificate")
+    static let flood = ProxyError(.downstream, .http2, "HTTP/2 protocol error: flood")
     static let timeout: Duration = .seconds(5)
 
     struct Case: Sendable, CustomStringConvertible {
@@ -38,16 +38,16 @@ import Glibc
         Case(name: "SETTINGS cancel the handshake timer", before: open, event: .settingsReceived, actions: [.cancelHandshakeTimer], phase: .open),
         Case(name: "a later SETTINGS changes nothing", before: settled, event: .settingsReceived, actions: [], phase: .open),
         Case(name: "timeout while connecting", before: [], event: .handshakeTimerFired(timeout),
-             actions: [.handshakeFailed(ProxyError(.upstream, "TLS handshake timed out after 5.0 seconds (TCP connect)", errno: ETIMEDOUT)), .leavePool,
-                       .close(ProxyError(.upstream, "TLS handshake timed out after 5.0 seconds (TCP connect)", errno: ETIMEDOUT), linger: false)],
+             actions: [.handshakeFailed(ProxyError(.upstream, .connect, "TLS handshake timed out after 5.0 seconds (TCP connect)", errno: ETIMEDOUT)), .leavePool,
+                       .close(ProxyError(.upstream, .connect, "TLS handshake timed out after 5.0 seconds (TCP connect)", errno: ETIMEDOUT), linger: false)],
              phase: .closed),
         Case(name: "timeout in TLS", before: handshaking, event: .handshakeTimerFired(timeout),
-             actions: [.handshakeFailed(ProxyError(.tls, "TLS handshake timed out after 5.0 seconds", errno: ETIMEDOUT)), .leavePool,
-                       .close(ProxyError(.tls, "TLS handshake timed out after 5.0 seconds", errno: ETIMEDOUT), linger: false)],
+             actions: [.handshakeFailed(ProxyError(.upstream, .tls, "TLS handshake timed out after 5.0 seconds", errno: ETIMEDOUT)), .leavePool,
+                       .close(ProxyError(.upstream, .tls, "TLS handshake timed out after 5.0 seconds", errno: ETIMEDOUT), linger: false)],
              phase: .closed),
         Case(name: "timeout waiting for the preface", before: open, event: .handshakeTimerFired(timeout),
-             actions: [.handshakeFailed(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within 5.0 seconds")), .leavePool,
-                       .close(ProxyError(.h2, "HTTP/2 preface and SETTINGS not received within 5.0 seconds"), linger: false)],
+             actions: [.handshakeFailed(ProxyError(.upstream, .http2, "HTTP/2 preface and SETTINGS not received within 5.0 seconds")), .leavePool,
+                       .close(ProxyError(.upstream, .http2, "HTTP/2 preface and SETTINGS not received within 5.0 seconds"), linger: false)],
              phase: .closed),
         Case(name: "TLS failure counts as a handshake failure", before: handshaking, event: .failed(tls, handshake: true, linger: false),
              actions: [.handshakeFailed(tls), .leavePool, .close(tls, linger: false)], phase: .closed),

@@ -88,8 +88,9 @@ import Glibc
         mesh.run()
         #expect(app.failure == ECONNRESET)
         #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
-        #expect(mesh.westRecords.first?.error?.kind == .upstream)
-        #expect(mesh.eastRecords.first?.error != nil)
+        // West: its upstream (the server) broke; east: its upstream (the stream west reset) did.
+        #expect(mesh.westRecords.first?.error == failure(.upstream, .connectionLost))
+        #expect(mesh.eastRecords.first?.error == failure(.upstream, .connectionLost))
     }
 
     @Test func aResetByTheApplicationReachesTheServerAsAReset() throws {
@@ -104,7 +105,8 @@ import Glibc
         #expect(server.connections.first?.failure == ECONNRESET)
         #expect(server.connections.first?.eof == false)
         #expect(mesh.east.openTunnels == 0 && mesh.west.openTunnels == 0)
-        #expect(mesh.eastRecords.first?.error?.kind == .downstream)
+        #expect(mesh.eastRecords.first?.error == failure(.downstream, .connectionLost))
+        #expect(mesh.westRecords.first?.error == failure(.downstream, .connectionLost))
     }
 
     @Test func aDeniedConnectionIsAnswered401AndNeverReachesTheServer() throws {
@@ -116,10 +118,11 @@ import Glibc
         #expect(server.connections.isEmpty)
         #expect(app.eof && app.received.isEmpty)
         #expect(mesh.west.stats.denied.load(ordering: .relaxed) == 1)
-        #expect(mesh.westRecords.first?.error?.kind == .denied)
+        #expect(mesh.westRecords.first?.error == failure(.downstream, .denied))
         #expect(mesh.westRecords.first?.info.policy == "payments/deny-9000")
         let east = try #require(mesh.eastRecords.first)
-        #expect(east.error?.kind == .denied && east.error?.reason.contains("401") == true)
+        #expect(east.error == failure(.upstream, .denied))
+        #expect(east.error?.reason.contains("401") == true)
         #expect(Worker.responseFlags(east.error) == "DENY")
     }
 
@@ -133,7 +136,9 @@ import Glibc
         #expect(mesh.west.openTunnels == 1)
         mesh.advance(seconds: 0.2)
         let west = try #require(mesh.westRecords.first)
-        #expect(west.error?.kind == .upstream && west.error?.reason.contains("timed out") == true)
+        #expect(west.error == failure(.upstream, .connect))
+        #expect(west.error?.reason.contains("503: upstream connect") == true && west.error?.reason.contains("timed out") == true)
+        #expect(west.error?.errno == ETIMEDOUT)
         let east = try #require(mesh.eastRecords.first)
         #expect(east.error?.reason.contains("503") == true)
         #expect(Worker.responseFlags(east.error) == "CONNECT")
@@ -255,6 +260,9 @@ import Glibc
         #expect(app.failure != nil || app.eof)
     }
 }
+
+/// A failure as ProxyError compares them: by side and code.
+func failure(_ side: ProxyError.Side, _ code: ProxyError.Code) -> ProxyError { ProxyError(side, code, "") }
 
 /// FNV-1a over the bytes: enough to tell a reordered or corrupted MiB from the original.
 func checksum(_ bytes: [UInt8]) -> UInt64 {

@@ -7,9 +7,9 @@ import Testing
     typealias E = TunnelLifecycle.Event
     typealias A = TunnelLifecycle.Action
 
-    static let refused = ProxyError(.upstream, "connection refused")
-    static let reset = ProxyError(.downstream, "socket error: reset")
-    static let denied = ProxyError(.denied, "closed by policy change")
+    static let refused = ProxyError(.upstream, .connect, "connection refused")
+    static let reset = ProxyError(.downstream, .connectionLost, "socket error: reset")
+    static let denied = ProxyError(.internal, .denied, "closed by policy change")
 
     struct Case: Sendable, CustomStringConvertible {
         var name: String
