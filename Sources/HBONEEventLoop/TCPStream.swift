@@ -26,7 +26,9 @@ public final class TCPStream: Selectable {
     public let fd: Int32
     /// Set for an in-memory stream (`MemoryNetwork`): its peer, buffers and addresses.
     let memory: MemoryEndpoint?
-    public unowned(unsafe) var delegate: TCPStreamDelegate?
+    /// Held strongly until the stream closes: the owner (a tunnel, a connection) and its stream
+    /// keep each other alive while the socket is open, and closing breaks the cycle.
+    public var delegate: TCPStreamDelegate?
     public private(set) var state: State
     public private(set) var readEOF = false
     public private(set) var writeShut = false
@@ -124,6 +126,7 @@ public final class TCPStream: Selectable {
     public func close() {
         guard state != .closed else { return }
         state = .closed
+        delegate = nil
         outbound = ByteQueue()
         if let memory {
             memory.close(reset: false)
@@ -138,6 +141,7 @@ public final class TCPStream: Selectable {
     public func abort() {
         guard state != .closed else { return }
         state = .closed
+        delegate = nil
         outbound = ByteQueue()
         if let memory {
             memory.close(reset: true)
@@ -234,6 +238,7 @@ public final class TCPStream: Selectable {
 
     private func fail(_ error: Int32) {
         guard state != .closed else { return }
+        let delegate = self.delegate   // close() lets go of it; it still hears why
         close()
         delegate?.tcpStream(self, failed: error)
     }

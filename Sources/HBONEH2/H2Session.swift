@@ -10,7 +10,8 @@ public final class H2Session {
 
     public let role: Role
     public let settings: H2Settings
-    public unowned(unsafe) var delegate: H2SessionDelegate?
+    /// Weak: the delegate owns the session. Loaded once per callback, which is per frame, not per byte.
+    public weak var delegate: H2SessionDelegate?
     private var session: OpaquePointer!
     private var streams: [Int32: StreamState] = [:]
     /// RST_STREAM frames we submitted and nghttp2 has not sent yet (so they are not reported as errors).

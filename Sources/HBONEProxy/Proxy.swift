@@ -138,11 +138,13 @@ public final class Proxy: Sendable {
 
 /// Finds the worker of the loop a posted task runs on (each loop thread registers its worker).
 enum WorkerRegistry {
-    private static let table = Locked<[ObjectIdentifier: UnsafeWorker]>([:])
+    private static let table = Locked<[ObjectIdentifier: WorkerRef]>([:])
 
-    struct UnsafeWorker: @unchecked Sendable { unowned(unsafe) let worker: Worker }
+    /// Strong, and only dereferenced on the worker's own loop (`worker(for:)`): a worker is
+    /// registered for exactly as long as its loop runs.
+    struct WorkerRef: @unchecked Sendable { let worker: Worker }
 
-    static func register(_ worker: Worker) { table.withLock { $0[ObjectIdentifier(worker.loop)] = UnsafeWorker(worker: worker) } }
+    static func register(_ worker: Worker) { table.withLock { $0[ObjectIdentifier(worker.loop)] = WorkerRef(worker: worker) } }
     static func unregister(_ worker: Worker) { _ = table.withLock { $0.removeValue(forKey: ObjectIdentifier(worker.loop)) } }
     /// Only valid on the loop's own thread, where the worker is alive.
     static func worker(for loop: EventLoop) -> Worker? { table.withLock { $0[ObjectIdentifier(loop)]?.worker } }
