@@ -20,13 +20,7 @@ import Glibc
         ["--connect", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"), "--ca", TestPKI.path("bundle-root.pem")]
     }
 
-    func metric(_ mesh: Mesh, admin: String, _ line: String) -> Int? {
-        let (_, text) = (try? runProgram("/usr/bin/curl", ["-s", "http://\(admin):15020/metrics"])) ?? (1, "")
-        for l in text.split(separator: "\n") where l.hasPrefix(line + " ") {
-            return Int(Double(l.split(separator: " ").last ?? "") ?? -1)
-        }
-        return nil
-    }
+    func metric(_ mesh: Mesh, admin: String, _ line: String) -> Int? { mesh.metric(admin: admin, line) }
 
     /// CPU seconds (user + system) a process has used, from /proc.
     static func cpuSeconds(_ pid: Int32) -> Double {
@@ -257,7 +251,7 @@ import Glibc
         let scratch = mesh.dir + "/svid"
         // Expired.
         try issue(ttl: "1s", to: scratch + "/expired")
-        usleep(1_500_000)
+        #expect(waitUntil(timeout: 5) { (try? runProgram("/usr/bin/openssl", ["x509", "-checkend", "0", "-noout", "-in", scratch + "/expired/cert-chain.pem"]))?.status == 1 })
         try install(scratch + "/expired")
         #expect(mesh.waitForLog(mesh.westLog) { $0.contains("keeping the current certificate") && $0.contains("expired at") })
         #expect(try mesh.client("echo", ["--size", "10"])["intact"] as? Bool == true)
@@ -330,7 +324,7 @@ import Glibc
         let mesh = try Mesh(net: 92)
         defer { mesh.stop() }
         var transfer = try mesh.startClient("echo", ["--size", "\(512 << 20)"])
-        usleep(700_000)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") { $0 >= 1 })
         kill(mesh.processes[1].processIdentifier, SIGKILL)   // west
         // The app sees the failure: an error (no result) or a short, broken echo.
         let r = try? transfer.result()
@@ -350,7 +344,7 @@ import Glibc
         let mesh2 = try Mesh(net: 93)
         defer { mesh2.stop() }
         transfer = try mesh2.startClient("echo", ["--size", "\(512 << 20)"])
-        usleep(700_000)
+        #expect(mesh2.waitForMetric(admin: mesh2.eastAdmin, "hbone_tunnels_open{direction=\"outbound\"}") { $0 >= 1 })
         kill(mesh2.processes[2].processIdentifier, SIGKILL)   // east
         _ = try? transfer.result()
         settled = false

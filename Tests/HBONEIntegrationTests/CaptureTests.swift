@@ -85,18 +85,20 @@ struct CaptureTests {
             try p.run()
             processes.append(p)
         }
-        try start(b, ["python3", repositoryRoot + "/scripts/lib/echo_server.py", "10.77.0.20", "8080"], log: dir + "/echo.log")
+        try start(b, ["python3", repositoryRoot + "/scripts/lib/echo_server.py", "10.77.0.20", "8080", "--ready-file", dir + "/echo.ready"],
+                  log: dir + "/echo.log")
         try start(b, [binary, "proxy", "--config", dir + "/west.yaml", "--workers", "2"], log: dir + "/west.log")
         try start(a, [binary, "proxy", "--config", dir + "/east.yaml", "--workers", "2"], log: dir + "/east.log")
-        usleep(1_500_000)
+        let westLog = { (try? String(contentsOfFile: dir + "/west.log", encoding: .utf8)) ?? "" }
+        let eastLog = { (try? String(contentsOfFile: dir + "/east.log", encoding: .utf8)) ?? "" }
+        #expect(waitUntil(timeout: 15) {
+            westLog().contains("hbone started") && eastLog().contains("hbone started") && FileManager.default.fileExists(atPath: dir + "/echo.ready")
+        })
 
         // 1. Outbound capture → HBONE → west → the server, with no SOCKS5 and no client change.
         let r = try client(a, dest: "10.77.0.20:8080")
         #expect(r["echoed"] as? String == "hello through capture", "\(r)")
-        let westLog = { (try? String(contentsOfFile: dir + "/west.log", encoding: .utf8)) ?? "" }
-        let eastLog = { (try? String(contentsOfFile: dir + "/east.log", encoding: .utf8)) ?? "" }
-        usleep(300_000)
-        #expect(westLog().contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout"), "\(westLog())")
+        #expect(waitUntil(timeout: 5) { westLog().contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout") }, "\(westLog())")
         #expect(westLog().contains("direction=inbound"))
         #expect(eastLog().contains("dst.hbone_addr=10.77.0.20:15008"))
 
@@ -106,11 +108,9 @@ struct CaptureTests {
 
         // 3. A DENY policy for checkout now blocks the same captured connection.
         try PolicyReloadTests.denyCheckout.write(toFile: dir + "/policies/deny.yaml", atomically: true, encoding: .utf8)
-        let deadline = Date().addingTimeInterval(5)
-        while !westLog().contains("configuration applied") && Date() < deadline { usleep(100_000) }
+        #expect(waitUntil(timeout: 5) { westLog().contains("configuration applied") })
         let denied = try client(a, dest: "10.77.0.20:8080")
         #expect(denied["echoed"] as? String == "" || denied["error"] != nil, "\(denied)")
-        usleep(300_000)
-        #expect(westLog().contains("401: authorization denied: DENY policy payments/deny-checkout matched"))
+        #expect(waitUntil(timeout: 5) { westLog().contains("401: authorization denied: DENY policy payments/deny-checkout matched") })
     }
 }

@@ -18,6 +18,16 @@ import HBONETestSupport
         try (0..<2).map { _ in try mesh.startClient("loop", ["--size", "\(seconds)"]) }
     }
 
+    func count(_ text: String, _ needle: String) -> Int { text.components(separatedBy: needle).count - 1 }
+
+    /// The issuer of the first local SVID in a proxy's /config_dump.
+    func svidIssuer(_ admin: String) -> String {
+        let dump = try? OperationsTests().http("http://\(admin):15000/config_dump")
+        let json = (try? JSONSerialization.jsonObject(with: Data((dump?["body"] as? String ?? "{}").utf8))) as? [String: Any] ?? [:]
+        let cert = (json["certificates"] as? [[String: Any]])?.first
+        return (cert?["certChain"] as? [[String: Any]])?.first?["issuer"] as? String ?? ""
+    }
+
     /// Zero failed and zero corrupted tunnels, and enough of them to mean something.
     func expectNoLoss(_ loops: [BackgroundClient]) throws {
         var ok = 0
@@ -42,9 +52,12 @@ import HBONETestSupport
         let mesh = try Mesh(net: 67, o)
         defer { mesh.stop() }
         let loops = try startTrafficLoops(mesh, seconds: 9)
-        // Midway: west's cacerts get a new intermediate (same root); every west SVID is re-issued under it.
-        usleep(4_000_000)
+        // Once west has renewed under traffic, its cacerts get a new intermediate (same root); every
+        // west SVID is re-issued under it.
+        let issuedAtStart = count(mesh.log(mesh.westLog), "issued SVID")
+        #expect(waitUntil(timeout: 8) { count(mesh.log(mesh.westLog), "issued SVID") > issuedAtStart })
         try copyCA("west-next", to: dir + "/west")
+        #expect(waitUntil(timeout: 8) { svidIssuer(mesh.westAdmin).contains("cluster-west-next intermediate") })
         try expectNoLoss(loops)
         let west = mesh.log(mesh.westLog), east = mesh.log(mesh.eastLog)
         #expect(west.components(separatedBy: "issued SVID").count - 1 >= 4, "west renewed too rarely")
@@ -75,16 +88,22 @@ import HBONETestSupport
         let mesh = try Mesh(net: 68, o)
         defer { mesh.stop() }
         let loops = try startTrafficLoops(mesh, seconds: 11)
+        // Each step waits for the proxies to report the previous one applied, under traffic.
+        #expect(waitUntil(timeout: 8) { mesh.log(mesh.westLog).contains("connection complete") })
         // 1. Both sides trust old + new roots.
-        usleep(2_000_000)
+        let applied = (count(mesh.log(mesh.eastLog), "configuration applied"), count(mesh.log(mesh.westLog), "configuration applied"))
         try bundle("east", "bundle-root-and-root2.pem")
         try bundle("west", "bundle-root-and-root2.pem")
+        #expect(waitUntil(timeout: 8) {
+            count(mesh.log(mesh.eastLog), "configuration applied") > applied.0 && count(mesh.log(mesh.westLog), "configuration applied") > applied.1
+        })
         // 2. Both clusters move to intermediates under the new root (every SVID re-issued).
-        usleep(2_500_000)
         try copyCA("east2", to: dir + "/east")
         try copyCA("west2", to: dir + "/west")
+        #expect(waitUntil(timeout: 8) {
+            svidIssuer(mesh.eastAdmin).contains("cluster-east2 intermediate") && svidIssuer(mesh.westAdmin).contains("cluster-west2 intermediate")
+        })
         // 3. The old root leaves both bundles.
-        usleep(3_000_000)
         try bundle("east", "bundle-root2.pem")
         try bundle("west", "bundle-root2.pem")
         try expectNoLoss(loops)

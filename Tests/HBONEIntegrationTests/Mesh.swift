@@ -147,6 +147,20 @@ final class Mesh {
 
     func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
+    /// One sample of a proxy's /metrics, by its exact name and labels (`name{labels}`); nil if absent.
+    func metric(admin: String, _ line: String) -> Int? {
+        let (_, text) = (try? runProgram("/usr/bin/curl", ["-s", "http://\(admin):15020/metrics"])) ?? (1, "")
+        for l in text.split(separator: "\n") where l.hasPrefix(line + " ") {
+            return Int(Double(l.split(separator: " ").last ?? "") ?? -1)
+        }
+        return nil
+    }
+
+    /// Waits until a metric sample satisfies `predicate` (the proxy reports what the test waits for).
+    func waitForMetric(admin: String, _ line: String, timeout: Double = 10, _ predicate: (Int) -> Bool) -> Bool {
+        waitUntil(timeout: timeout) { metric(admin: admin, line).map(predicate) ?? false }
+    }
+
     /// Waits until `predicate` holds for the log at `path` (log lines are written at connection end).
     func waitForLog(_ path: String, timeout: Double = 5, _ predicate: (String) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -237,6 +251,16 @@ func runProgram(_ program: String, _ arguments: [String], includeErrors: Bool = 
 func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
     let output = try runProgram(program, arguments).output
     return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
+func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
 }
 
 func waitForPort(_ host: String, _ port: Int, timeout: Double = 15) -> Bool {

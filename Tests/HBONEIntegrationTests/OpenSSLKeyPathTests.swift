@@ -33,7 +33,7 @@ import HBONETestSupport
         #expect(out.contains("CONNECTION ESTABLISHED"))
         #expect(out.contains("Server Temp Key: ECDH, prime256v1"))
         #expect(out.contains("Verification: OK"))
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_handshakes_total") { $0 >= 1 })
         let west = try String(contentsOfFile: mesh.westLog, encoding: .utf8)
         #expect(!west.contains("TLS handshake failed"))
     }

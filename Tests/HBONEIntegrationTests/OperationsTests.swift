@@ -113,7 +113,7 @@ import Glibc
         let mesh = try Mesh(net: 56)
         defer { mesh.stop() }
         let client = try mesh.startClient("slowecho", ["--count", "10"])
-        usleep(300_000)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") { $0 >= 1 })
         // quitquitquit on west: stop accepting, GOAWAY, drain (default 5 s) — the 1 s transfer fits.
         #expect(try http("http://\(mesh.westAdmin):15000/quitquitquit", method: "POST")["status"] as? Int == 200)
         let r = try client.result()
@@ -130,7 +130,7 @@ import Glibc
         let mesh = try Mesh(net: 57, o)
         defer { mesh.stop() }
         let client = try mesh.startClient("hold", ["--size", "20"])
-        usleep(500_000)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") { $0 >= 1 })
         let west = mesh.processes[1]
         let start = Date()
         kill(west.processIdentifier, SIGTERM)
@@ -206,7 +206,11 @@ import Glibc
             fillers.append(c)
         }
         defer { fillers.forEach { close($0) } }
-        usleep(200_000)
+        // The queue is full once a filler's handshake completed (it turns writable).
+        #expect(waitUntil(timeout: 2) {
+            var fds = fillers.map { pollfd(fd: $0, events: Int16(POLLOUT), revents: 0) }
+            return poll(&fds, nfds_t(fds.count), 0) > 0
+        })
         let start = Date()
         let r = try mesh.client("expect-fail", dest: "\(mesh.westIP):8444")
         let took = Date().timeIntervalSince(start)

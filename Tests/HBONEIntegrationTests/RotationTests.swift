@@ -102,7 +102,7 @@ import HBONETestSupport
 
         // A tunnel that stays open across the rotation.
         let holder = try mesh.startClient("slowecho", ["--count", "25"])
-        usleep(300_000)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") { $0 >= 1 })
         // Key first, then chain (the order a careless writer might use); a half-written state keeps the old SVID.
         try write(TestPKI.path("certs-west-next/payments/ledger/key.pem"), to: dir + "/payments/ledger/key.pem")
         try write(TestPKI.path("certs-west-next/payments/ledger/cert-chain.pem"), to: dir + "/payments/ledger/cert-chain.pem")
