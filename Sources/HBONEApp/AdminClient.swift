@@ -1,0 +1,72 @@
+import Foundation
+import HBONECore
+
+/// Reads a running proxy's admin API and renders what operators ask for (`hbone admin …`).
+public enum AdminClient {
+    public enum View: String, CaseIterable, Sendable { case certs, workloads, policies, config }
+
+    /// A blocking HTTP/1.1 GET (the admin API is plain HTTP on loopback); the body of a 200.
+    public static func get(_ address: SocketAddress, path: String) throws(ToolError) -> String {
+        let connection = try BlockingConnection(address)
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+        request.withUnsafeBytes { connection.send($0) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { connection.receive(into: $0) }
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw ToolError("no HTTP response") }
+        guard text.hasPrefix("HTTP/1.1 200") else { throw ToolError(String(text.prefix { $0 != "\r" })) }
+        return String(text[split.upperBound...])
+    }
+
+    /// The config_dump of the proxy at `address`, parsed.
+    public static func configDump(_ address: SocketAddress) throws(ToolError) -> [String: Any] {
+        let body = try get(address, path: "/config_dump")
+        guard let dump = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] else {
+            throw ToolError("config_dump is not JSON")
+        }
+        return dump
+    }
+
+    /// A table (or, for `config`, the settings as JSON) from a config_dump.
+    public static func render(_ view: View, _ dump: [String: Any]) -> String {
+        var rows: [[String]] = []
+        switch view {
+        case .certs:
+            rows.append(["IDENTITY", "STATE", "SERIAL", "EXPIRES", "DAYS LEFT"])
+            let iso = ISO8601DateFormatter()
+            for c in dump["certificates"] as? [[String: Any]] ?? [] {
+                let leaf = (c["certChain"] as? [[String: Any]])?.first
+                let expires = leaf?["expirationTime"] as? String ?? "-"
+                let days = iso.date(from: expires).map { String(format: "%.1f", $0.timeIntervalSinceNow / 86400) } ?? "-"
+                rows.append([c["identity"] as? String ?? "?", c["state"] as? String ?? "?", leaf?["serialNumber"] as? String ?? "-", expires, days])
+            }
+        case .workloads:
+            rows.append(["NODE", "NAMESPACE", "NAME", "IPS", "PROTOCOL", "IDENTITY", "LOCAL"])
+            for w in (dump["workloads"] as? [[String: Any]] ?? []).sorted(by: { ($0["node"] as? String ?? "") < ($1["node"] as? String ?? "") }) {
+                rows.append([w["node"] as? String ?? "", w["namespace"] as? String ?? "", w["name"] as? String ?? "",
+                             (w["workloadIps"] as? [String] ?? []).joined(separator: ","), w["protocol"] as? String ?? "",
+                             w["identity"] as? String ?? "", (w["local"] as? Bool ?? false) ? "yes" : "no"])
+            }
+        case .policies:
+            rows.append(["NAMESPACE", "NAME", "ACTION", "SCOPE", "RULES", "DRY-RUN", "WARNINGS"])
+            for p in dump["policies"] as? [[String: Any]] ?? [] {
+                let scope = p["scope"] as? String ?? "WorkloadSelector"
+                rows.append([p["namespace"] as? String ?? "", p["name"] as? String ?? "", p["action"] as? String ?? "", scope,
+                             "\(p["rules"] as? Int ?? 0)", (p["dryRun"] as? Bool ?? false) ? "yes" : "no", "\((p["warnings"] as? [String] ?? []).count)"])
+            }
+        case .config:
+            let data = (try? JSONSerialization.data(withJSONObject: dump["config"] ?? [:], options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self) + "\n"
+        }
+        let widths = rows.reduce(into: [Int](repeating: 0, count: rows.first?.count ?? 0)) { w, row in
+            for (i, cell) in row.enumerated() { w[i] = max(w[i], cell.count) }
+        }
+        return rows.map { row in row.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+            .map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }.joined(separator: "\n") + "\n"
+    }
+}
