@@ -373,7 +373,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func h2(_ session: H2Session, request stream: Int32, headers: [H2Header], endStream: Bool) {
         guard role == .server else { return }
-        if phase == .draining {
+        // Only our own GOAWAY refuses new streams; a client's GOAWAY (it is closing) does not, and
+        // nghttp2 may send it ahead of the client's last HEADERS.
+        if lifecycle.goawaySent {
             _ = try? session.respond(stream: stream, status: 503)
             return
         }
@@ -386,7 +388,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let requests = pendingRequests
         pendingRequests = []
         for r in requests {
-            guard phase == .open, let h2, !h2.terminatedByProtocolError else { return }
+            // Draining still serves what arrived before: our GOAWAY promised these streams.
+            guard carriesFrames, let h2, !h2.terminatedByProtocolError else { return }
             guard h2.isOpen(stream: r.stream) else { continue }
             worker.handleInboundRequest(connection: self, stream: r.stream, headers: r.headers, endStream: r.endStream)
         }

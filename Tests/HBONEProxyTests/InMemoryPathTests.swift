@@ -197,6 +197,25 @@ import Glibc
         #expect(first.text == "1still here")   // the draining connection keeps its tunnel
     }
 
+    /// Regression: a CONNECT that reaches the server in the same flight as the client's GOAWAY
+    /// (the client drained in the pass it opened its last stream) is still answered; it was
+    /// dropped and the connection closed under it.
+    @Test func aConnectSentWithTheClientsGoawayIsAnswered() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let first = mesh.connect(to: "10.1.0.20:8080")
+        first.send("1")
+        mesh.run()
+        let eastConnection = try #require(mesh.east.connections.values.first)
+        let owner = RecordingOwner()
+        // Both frames are produced by one pump: the CONNECT and then the GOAWAY.
+        _ = try eastConnection.openStream(authority: SocketAddress("10.1.0.20:8080")!, headers: [], owner: owner)
+        eastConnection.startDrain()
+        mesh.run()
+        #expect(owner.status == 200)
+        #expect(owner.closedWith == nil)
+    }
+
     @Test func drainClosesWhatIsLeftAtTheDeadline() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
@@ -259,6 +278,17 @@ import Glibc
         #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
         #expect(app.failure != nil || app.eof)
     }
+}
+
+/// A stream owner that only remembers what happened to its stream.
+final class RecordingOwner: StreamOwner {
+    var status: Int?
+    var closedWith: UInt32?
+    func streamResponse(status: Int) { self.status = status }
+    func streamData(_ bytes: UnsafeRawBufferPointer) {}
+    func streamEnded() {}
+    func streamClosed(errorCode: UInt32) { closedWith = errorCode }
+    func streamDrained() {}
 }
 
 /// A failure as ProxyError compares them: by side and code.
