@@ -28,8 +28,8 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p
 trap cleanup EXIT
 scripts/gen-test-pki.sh "$d/pki" >/dev/null
 source scripts/lib/demo-config.sh
-write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2 cluster-east
-write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3 cluster-west
+write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2
+write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3
 exec > >(tee "$out.txt") 2>&1
 echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version | cut -d' ' -f1-2), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
 echo "# proxies: GLIBC_TUNABLES=$tunables (as shipped); baselines run stock; proxy binary $hbone"

@@ -15,8 +15,8 @@ mkdir -p "$demo"
 echo "== generating the demo PKI (one root; intermediates cluster-east and cluster-west)"
 scripts/gen-test-pki.sh "$demo/pki" >/dev/null
 source scripts/lib/demo-config.sh
-write_demo_config "$demo/east.yaml" "$demo/pki" east 127.0.0.2 cluster-east
-write_demo_config "$demo/west.yaml" "$demo/pki" west 127.0.0.3 cluster-west
+write_demo_config "$demo/east.yaml" "$demo/pki" east 127.0.0.2
+write_demo_config "$demo/west.yaml" "$demo/pki" west 127.0.0.3
 
 pids=()
 cleanup() {

@@ -5,23 +5,143 @@ import HBONEIdentity
 public enum InboundProtocol: String, Sendable, Hashable { case hbone = "HBONE", tcp = "TCP" }
 
 /// A workload as ztunnel's LocalConfig describes it (same keys).
+///
+/// A value with its fields in one shared box (copy on write): every routing table and every open
+/// tunnel's record holds workloads, so a copy costs a pointer instead of about 300 bytes.
 public struct Workload: Sendable, Hashable {
-    public var uid: String
-    public var name: String
-    public var namespace: String
-    public var serviceAccount: String
-    public var trustDomain: String
-    public var workloadIps: [IPAddress]
-    public var `protocol`: InboundProtocol
-    public var node: String
-    public var clusterId: String
-    public var workloadName: String
-    public var canonicalName: String
-    public var canonicalRevision: String
-    public var labels: [String: String]
+    private final class Fields: @unchecked Sendable {   // never mutated once shared (see `unique`)
+        var uid: String
+        var name: String
+        var namespace: String
+        var serviceAccount: String
+        var trustDomain: String
+        var workloadIps: [IPAddress]
+        var `protocol`: InboundProtocol
+        var node: String
+        var clusterId: String
+        var workloadName: String
+        var canonicalName: String
+        var canonicalRevision: String
+        var labels: [String: String]
+        var services: [String: [UInt16: UInt16]]
+        var identity: SPIFFEID
+
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID) {
+            self.uid = uid
+            self.name = name
+            self.namespace = namespace
+            self.serviceAccount = serviceAccount
+            self.trustDomain = trustDomain
+            self.workloadIps = workloadIps
+            self.`protocol` = `protocol`
+            self.node = node
+            self.clusterId = clusterId
+            self.workloadName = workloadName
+            self.canonicalName = canonicalName
+            self.canonicalRevision = canonicalRevision
+            self.labels = labels
+            self.services = services
+            self.identity = identity
+        }
+
+        func copy() -> Fields {
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity)
+        }
+    }
+
+    private var fields: Fields
+
+    public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID) {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity)
+    }
+
+    private mutating func unique() {
+        if !isKnownUniquelyReferenced(&fields) { fields = fields.copy() }
+    }
+
+    public var uid: String {
+        get { fields.uid }
+        set { unique(); fields.uid = newValue }
+    }
+    public var name: String {
+        get { fields.name }
+        set { unique(); fields.name = newValue }
+    }
+    public var namespace: String {
+        get { fields.namespace }
+        set { unique(); fields.namespace = newValue }
+    }
+    public var serviceAccount: String {
+        get { fields.serviceAccount }
+        set { unique(); fields.serviceAccount = newValue }
+    }
+    public var trustDomain: String {
+        get { fields.trustDomain }
+        set { unique(); fields.trustDomain = newValue }
+    }
+    public var workloadIps: [IPAddress] {
+        get { fields.workloadIps }
+        set { unique(); fields.workloadIps = newValue }
+    }
+    public var `protocol`: InboundProtocol {
+        get { fields.`protocol` }
+        set { unique(); fields.`protocol` = newValue }
+    }
+    public var node: String {
+        get { fields.node }
+        set { unique(); fields.node = newValue }
+    }
+    public var clusterId: String {
+        get { fields.clusterId }
+        set { unique(); fields.clusterId = newValue }
+    }
+    public var workloadName: String {
+        get { fields.workloadName }
+        set { unique(); fields.workloadName = newValue }
+    }
+    public var canonicalName: String {
+        get { fields.canonicalName }
+        set { unique(); fields.canonicalName = newValue }
+    }
+    public var canonicalRevision: String {
+        get { fields.canonicalRevision }
+        set { unique(); fields.canonicalRevision = newValue }
+    }
+    public var labels: [String: String] {
+        get { fields.labels }
+        set { unique(); fields.labels = newValue }
+    }
     /// `"<namespace>/<hostname>"` → service port → target port.
-    public var services: [String: [UInt16: UInt16]]
-    public var identity: SPIFFEID
+    public var services: [String: [UInt16: UInt16]] {
+        get { fields.services }
+        set { unique(); fields.services = newValue }
+    }
+    public var identity: SPIFFEID {
+        get { fields.identity }
+        set { unique(); fields.identity = newValue }
+    }
+
+    public static func == (a: Workload, b: Workload) -> Bool {
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(uid)
+        hasher.combine(name)
+        hasher.combine(namespace)
+        hasher.combine(serviceAccount)
+        hasher.combine(trustDomain)
+        hasher.combine(workloadIps)
+        hasher.combine(`protocol`)
+        hasher.combine(node)
+        hasher.combine(clusterId)
+        hasher.combine(workloadName)
+        hasher.combine(canonicalName)
+        hasher.combine(canonicalRevision)
+        hasher.combine(labels)
+        hasher.combine(services)
+        hasher.combine(identity)
+    }
 }
 
 /// A service: a hostname and VIPs in front of workloads.

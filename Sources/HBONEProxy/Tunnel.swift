@@ -43,7 +43,8 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Outbound HBONE: opens the CONNECT again on another connection (a stream refused unprocessed).
     var reopen: (() -> Void)?
     private(set) var lastActivity: UInt64
-    /// Events raised while actions run wait here, so actions always see the state they came from.
+    /// Events raised while actions run wait here, so actions always see the state they came from
+    /// (empty and unallocated otherwise: an idle tunnel keeps no buffer for it).
     private var queued: [TunnelLifecycle.Event] = []
     private var handling = false
     /// The side an HTTP/2 stream carries, if any: the downstream inbound, the upstream outbound.
@@ -113,14 +114,19 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     // MARK: The lifecycle
 
     private func handle(_ event: TunnelLifecycle.Event) {
-        queued.append(event)
-        guard !handling else { return }
+        guard !handling else {
+            queued.append(event)
+            return
+        }
         handling = true
-        defer { handling = false }
+        for action in lifecycle.handle(event) { perform(action) }
         while !queued.isEmpty {
             let next = queued.removeFirst()
             for action in lifecycle.handle(next) { perform(action) }
         }
+        // The queue is rarely used: give its buffer back rather than keep it for the tunnel's life.
+        if queued.capacity > 0 { queued = [] }
+        handling = false
     }
 
     private func perform(_ action: TunnelLifecycle.Action) {

@@ -242,8 +242,8 @@ final class Worker {
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
             // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
             // its trust changed) is opened once more, on whatever connection the pool has then.
-            let open = { [unowned self, weak tunnel] in
-                guard let tunnel else { return }
+            // Unowned: the tunnel holds this closure and is the only one to call it.
+            let open = { [unowned self, unowned tunnel] in
                 openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
             }
             tunnel.reopen = open
@@ -371,14 +371,15 @@ final class Worker {
     /// still handshaking (as a waiter), or a new one.
     private func openStream(for tunnel: Tunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
                             context: TLSContext, src: SocketAddress) {
-        // Weak: the app may give up (and the tunnel end) before the connection is ready.
-        let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { [weak tunnel] result in
+        // Strong: the tunnel may end (its app gave up, the idle timeout) before the connection is
+        // ready; it stays allocated until then and, closed, ignores the answer.
+        let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { result in
             switch result {
             case let .success(conn):
                 conn.reservedStreams -= 1
-                tunnel?.attach(conn, authority: authority, headers: headers)
+                tunnel.attach(conn, authority: authority, headers: headers)
             case let .failure(error):
-                tunnel?.poolFailed(error)
+                tunnel.poolFailed(error)
             }
         }
         if let conn = pool.find(key) {

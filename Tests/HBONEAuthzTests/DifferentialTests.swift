@@ -1,4 +1,5 @@
 import Testing
+import HBONETestSupport
 import HBONECore
 import HBONEIdentity
 @testable import HBONEAuthz
@@ -7,20 +8,7 @@ import HBONEIdentity
 /// written straight from the semantics) over random policies and connections: both must reach the
 /// same verdict, for the same reason, naming a policy that really decided.
 @Suite struct DifferentialTests {
-    /// A small deterministic generator (SplitMix64), so a failure reproduces from its seed.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    }
+    typealias Random = SplitMix
 
     static let namespaces = ["payments", "shop", "istio-system", "default"]
     static let accounts = ["checkout", "ledger", "audit", "default"]
@@ -69,7 +57,7 @@ import HBONEIdentity
 
     @Test(arguments: 0..<20)
     func compiledAgreesWithThePlainEvaluator(seed: Int) throws {
-        var r = Random(state: UInt64(seed) &* 7919 &+ 1)
+        var r = Random(seed: UInt64(seed) &* 7919 &+ 1)
         let policies = (0..<(1 + r.below(12))).map { Self.policy(&r, index: $0) }
         let set = PolicySet(policies, rootNamespace: "istio-system")
         for _ in 0..<500 {

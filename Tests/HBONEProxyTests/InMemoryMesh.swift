@@ -95,6 +95,21 @@ final class InMemoryMesh {
         return client
     }
 
+    /// checkout-0 → ledger-0:8080 through both proxies with `greeting` echoed back: an established
+    /// tunnel (the test serves 8080 first).
+    func establishedTunnel(_ greeting: String) throws -> TestClient {
+        let app = connect(to: "10.1.0.20:8080")
+        app.send(greeting)
+        run()
+        guard app.text == greeting else { throw MeshError("the tunnel did not echo \(greeting): got \(app.text)") }
+        return app
+    }
+
+    struct MeshError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
     func run() { precondition(loop.runUntilIdle(), "the loop never went idle") }
     func advance(seconds: Double) { loop.advanceClock(by: UInt64(seconds * 1e9)) }
 }

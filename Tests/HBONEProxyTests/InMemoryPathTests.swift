@@ -80,10 +80,7 @@ import Glibc
     @Test func aResetByTheServerReachesTheApplicationAsAReset() throws {
         let mesh = try InMemoryMesh()
         let server = try mesh.serve(port: 8080)
-        let app = mesh.connect(to: "10.1.0.20:8080")
-        app.send("x")
-        mesh.run()
-        try #require(app.text == "x")
+        let app = try mesh.establishedTunnel("x")
         server.connections[0].stream.abort()
         mesh.run()
         #expect(app.failure == ECONNRESET)
@@ -96,10 +93,7 @@ import Glibc
     @Test func aResetByTheApplicationReachesTheServerAsAReset() throws {
         let mesh = try InMemoryMesh()
         let server = try mesh.serve(port: 8080)
-        let app = mesh.connect(to: "10.1.0.20:8080")
-        app.send("x")
-        mesh.run()
-        try #require(app.text == "x")
+        let app = try mesh.establishedTunnel("x")
         app.stream.abort()
         mesh.run()
         #expect(server.connections.first?.failure == ECONNRESET)
@@ -149,15 +143,11 @@ import Glibc
     @Test func tunnelsShareAPooledConnectionUpToOneHundredStreams() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
-        let first = mesh.connect(to: "10.1.0.20:8080")
-        first.send("1")
-        mesh.run()
+        let first = try mesh.establishedTunnel("1")
         first.shutdownWrite()
         mesh.run()
         // Reuse: the next tunnel takes the same connection, no second handshake.
-        let second = mesh.connect(to: "10.1.0.20:8080")
-        second.send("2")
-        mesh.run()
+        let second = try mesh.establishedTunnel("2")
         #expect(second.text == "2")
         #expect(mesh.east.stats.handshakes.load(ordering: .relaxed) == 1)
         // 150 tunnels at once: 100 streams on one connection, the rest on a second.
@@ -174,9 +164,7 @@ import Glibc
     @Test func aConnectRefusedByGoawayIsRetriedOnAnotherConnection() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
-        let first = mesh.connect(to: "10.1.0.20:8080")
-        first.send("1")
-        mesh.run()
+        let first = try mesh.establishedTunnel("1")
         let westConnection = try #require(mesh.west.connections.values.first)
         // West stops reading, so the next CONNECT waits in its socket while it sends GOAWAY: the
         // two cross, the CONNECT is beyond GOAWAY's last stream, the client learns it was refused.
@@ -203,9 +191,7 @@ import Glibc
     @Test func aConnectSentWithTheClientsGoawayIsAnswered() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
-        let first = mesh.connect(to: "10.1.0.20:8080")
-        first.send("1")
-        mesh.run()
+        let first = try mesh.establishedTunnel("1")
         let eastConnection = try #require(mesh.east.connections.values.first)
         let owner = RecordingOwner()
         // Both frames are produced by one pump: the CONNECT and then the GOAWAY.
@@ -219,9 +205,7 @@ import Glibc
     @Test func drainClosesWhatIsLeftAtTheDeadline() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
-        let app = mesh.connect(to: "10.1.0.20:8080")
-        app.send("a")
-        mesh.run()
+        let app = try mesh.establishedTunnel("a")
         mesh.west.startDrain(deadline: 5_000_000_000)
         mesh.run()
         mesh.advance(seconds: 4)
@@ -258,10 +242,7 @@ import Glibc
     @Test func aConnectionUnderARemovedRootIsDrainedThenCut() throws {
         let mesh = try InMemoryMesh(eastCertificate: "certs-other/payments/checkout", bundle: "bundle-root-and-other.pem")
         try mesh.serve(port: 8080)
-        let app = mesh.connect(to: "10.1.0.20:8080")
-        app.send("a")
-        mesh.run()
-        try #require(app.text == "a")
+        let app = try mesh.establishedTunnel("a")
         mesh.west.update(try InMemoryMesh.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem"))
         mesh.run()
         // GOAWAY at once: a new tunnel needs a new handshake, which the removed root fails.
@@ -299,17 +280,4 @@ func checksum(_ bytes: [UInt8]) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     return h
-}
-
-/// A seeded generator, so a failing payload is the same on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
 }

@@ -1,6 +1,6 @@
 # Writes the two demo node configs. Sourced by demo.sh and tests.  write_demo_config OUT PKI NODE SOCKS_IP
 write_demo_config() {
-    local out=$1 pki=$2 node=$3 socks_ip=$4 cluster=$5
+    local out=$1 pki=$2 node=$3 socks_ip=$4
     cat > "$out" <<YAML
 # The ${node} node of the two-node loopback demo (ztunnel LocalConfig keys + hbone settings).
 workloads:
@@ -23,7 +23,6 @@ workloads:
 hbone:
   node: ${node}
   trustDomain: cluster.local
-  clusterName: ${cluster}
   rootCertificates: ${pki}/bundle-root.pem
   certificates:
     directory: ${pki}/certs-${node}
