@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "HBONECore", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "HBONEIdentity", dependencies: ["HBONECore"]),
         .target(name: "HBONEAuthz", dependencies: ["HBONECore", "HBONEIdentity"]),
+        // gRPC framing, status and reconnect policy for the control-plane client (bytes only).
+        .target(name: "HBONEGRPC", dependencies: ["HBONECore"]),
         .target(name: "HBONEConfig", dependencies: [
             "HBONECore", "HBONEIdentity", "HBONEAuthz",
             .product(name: "Yams", package: "Yams"),
@@ -70,7 +72,7 @@ let package = Package(
         // libFuzzer targets for every parser of untrusted input (scripts/fuzz.sh builds them with
         // -sanitize=fuzzer); a normal build replays the committed corpus (Fuzz/corpus).
         .executableTarget(name: "hbone-fuzz", dependencies: [
-            "HBONECore", "HBONEIdentity", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEH2", "HBONETLS", "HBONEBenchFixtures",
+            "HBONECore", "HBONEIdentity", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEH2", "HBONETLS", "HBONEBenchFixtures", "HBONEGRPC",
         ], path: "Fuzz/hbone-fuzz"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),
         .testTarget(name: "HBONECoreTests", dependencies: ["HBONETestSupport", "HBONECore"]),
@@ -81,6 +83,7 @@ let package = Package(
         .testTarget(name: "HBONETLSTests", dependencies: ["HBONETestSupport", "HBONETLS", "HBONEIdentity"]),
         .testTarget(name: "HBONEH2Tests", dependencies: ["HBONETestSupport", "HBONEH2"]),
         .testTarget(name: "HBONEProxyTests", dependencies: ["HBONETestSupport", "HBONEProxy", "HBONEConfig", "HBONECore", "HBONETLS", "HBONEIdentity", "HBONEH2", "HBONEEventLoop"]),
+        .testTarget(name: "HBONEGRPCTests", dependencies: ["HBONEGRPC"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.

@@ -118,3 +118,13 @@ settings = struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0)
 write("h2-server", "data-on-stream-0", settings + struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"junk")
 write("h2-server", "window-overflow", settings + struct.pack(">I", 4)[1:] + b"\x08\x00" + struct.pack(">I", 0) + struct.pack(">I", 0x7fffffff) * 2)
 write("h2-server", "truncated-headers", settings + struct.pack(">I", 40)[1:] + b"\x01\x04" + struct.pack(">I", 1) + b"\x82\x86")
+
+# gRPC DATA: length-prefixed messages (the first byte of the input picks the chunk size), a
+# compressed flag, an oversized length, and trailers text with percent escapes.
+def grpc_frame(payload, flag=0):
+    return bytes([flag]) + struct.pack(">I", len(payload)) + payload
+write("grpc", "two-messages", b"\x03" + grpc_frame(b"\x0a\x04test") + grpc_frame(b""))
+write("grpc", "compressed", b"\x01" + grpc_frame(b"x", flag=1))
+write("grpc", "oversized", b"\x05" + b"\x00\x7f\xff\xff\xff" + b"data")
+write("grpc", "cut-short", b"\x02" + b"\x00\x00\x00\x00\x10" + b"short")
+write("grpc", "percent", b"\x00" + b"grpc-message: caf%C3%A9%2 %zz")

@@ -6,6 +6,7 @@ import HBONEAdmin
 import HBONEH2
 import HBONETLS
 import HBONEBenchFixtures
+import HBONEGRPC
 
 /// The parsers that take untrusted bytes, each as a function of one input. A target returns
 /// normally for every input: a crash, a trap or a sanitizer report is the finding.
@@ -18,6 +19,7 @@ enum FuzzTargets {
         "config": config,
         "authz-policy": authorizationPolicy,
         "h2-server": h2Server,
+        "grpc": grpc,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -77,6 +79,27 @@ enum FuzzTargets {
     /// session that answers as the proxy does (200 or an error status, DATA consumed, FIN echoed).
     static func h2Server(_ bytes: UnsafeRawBufferPointer) {
         H2ServerHarness.shared.run(bytes)
+    }
+
+    /// gRPC DATA as the control-plane client reads it, split where the first byte says: whatever
+    /// decodes frames back to exactly the bytes consumed, and the reader never holds more than one
+    /// capped message. The same bytes as a `grpc-message` are percent-decoded without failing.
+    static func grpc(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.first else { return }
+        let input = Array(bytes.dropFirst())
+        let chunk = Int(first % 16) + 1
+        var reader = GRPCMessageReader(maxMessageBytes: 1 << 16)
+        var messages: [[UInt8]] = []
+        var offset = 0
+        while offset < input.count {
+            let end = min(input.count, offset + chunk)
+            do { messages += try reader.feed(input[offset..<end]) } catch { break }
+            precondition(reader.buffered <= 5 + (1 << 16), "gRPC reader holds more than one capped message")
+            offset = end
+        }
+        let reframed = messages.flatMap { GRPCMessageReader.frame($0) }
+        precondition(Array(input.prefix(reframed.count)) == reframed, "gRPC messages do not re-frame to their bytes")
+        _ = GRPCStatus(trailers: [("grpc-status", text(bytes)), ("grpc-message", text(bytes))], httpStatus: Int(first))
     }
 }
 
