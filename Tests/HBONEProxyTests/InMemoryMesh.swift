@@ -19,7 +19,11 @@ final class InMemoryMesh {
     /// Finished connections as each side recorded them (access log, metrics).
     var eastRecords: [(info: ConnectionInfo, error: ProxyError?)] = []
     var westRecords: [(info: ConnectionInfo, error: ProxyError?)] = []
-    private var servers: [any StreamListener] = []
+    private var listeners: [any StreamListener] = []
+    /// The applications' ends: each stream and its delegate hold each other until the stream closes,
+    /// so the mesh closes whatever a test left open.
+    private var clients: [TestClient] = []
+    private var servers: [TestServer] = []
 
     static let capture = SocketAddress("10.0.0.1:15001")!
     static let checkoutIP = IPAddress("10.0.0.10")!
@@ -74,6 +78,9 @@ final class InMemoryMesh {
         west.recordObserver = nil
         east.closeAll()
         west.closeAll()
+        for c in clients { c.stream.abort() }
+        for s in servers { for c in s.connections { c.stream.abort() } }
+        for l in listeners { l.close() }
         loop.runUntilIdle()
     }
 
@@ -81,7 +88,8 @@ final class InMemoryMesh {
     @discardableResult
     func serve(port: UInt16, _ behaviour: TestServer.Behaviour = .echo) throws -> TestServer {
         let server = TestServer(behaviour)
-        servers.append(try network.host(Self.ledgerIP).listen(on: SocketAddress(ip: Self.ledgerIP, port: port), loop: loop) { stream, _ in
+        servers.append(server)
+        listeners.append(try network.host(Self.ledgerIP).listen(on: SocketAddress(ip: Self.ledgerIP, port: port), loop: loop) { [unowned server] stream, _ in
             server.accept(stream)
         })
         return server
@@ -92,6 +100,7 @@ final class InMemoryMesh {
         let client = TestClient()
         let source = SocketAddress(ip: Self.checkoutIP, port: port == 0 ? network.ephemeralPort() : port)
         client.stream = network.connect(from: source, to: SocketAddress(destination)!, redirectedTo: Self.capture, delegate: client)
+        clients.append(client)
         return client
     }
 

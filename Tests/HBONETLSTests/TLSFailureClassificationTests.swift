@@ -26,7 +26,8 @@ import HBONETestSupport
     /// A record that is not TLS 1.x at all: the versions cannot meet.
     @Test func aRecordWithAnImpossibleVersionIsAProtocolVersionFailure() throws {
         let pair = try makePair()
-        pair.server.feed(UnsafeRawBufferPointer(start: [0x16, 0x09, 0x09, 0x00, 0x05, 1, 2, 3, 4, 5], count: 10))
+        let record: [UInt8] = [0x16, 0x09, 0x09, 0x00, 0x05, 1, 2, 3, 4, 5]
+        record.withUnsafeBytes { pair.server.feed($0) }
         guard case let .failed(error) = pair.server.handshake() else {
             Issue.record("the server should fail")
             return
