@@ -48,7 +48,7 @@ public struct ProxyConfig: Sendable {
             throw ConfigError(file: file, line: 1, path: "hbone", reason: "missing: the proxy's own settings (node, trustDomain, rootCertificates, certificates)")
         }
         let base = (file as NSString).deletingLastPathComponent
-        let settings = try parseSettings(hbone, base: base)
+        let settings = try parseSettings(hbone, base: base, environment: environment)
         var workloads: [Workload] = []
         for w in try top["workloads"]?.sequence() ?? [] { workloads.append(try parseWorkload(w)) }
         var services: [Service] = []
@@ -219,10 +219,10 @@ public struct ProxyConfig: Sendable {
         return Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
     }
 
-    static func parseSettings(_ r: YAMLReader, base: String) throws(ConfigError) -> Settings {
+    static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies",
-                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout"])
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -286,6 +286,7 @@ public struct ProxyConfig: Sendable {
         if let v = f["rootNamespace"] { s.rootNamespace = try v.nonEmptyString() }
         for p in try f["authorizationPolicies"]?.sequence() ?? [] { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
         if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }
+        s.controlPlane = try ControlPlaneSettings.parse(xds: f["xds"], ca: f["ca"], environment: environment, file: r.file, path: path)
         if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
         if let t = f["timeouts"] {
             let tf = try t.fields(allowed: ["handshake", "connect", "idle", "keepaliveInterval", "keepaliveTimeout", "drain"])

@@ -20,6 +20,8 @@ public struct Settings: Sendable, Equatable {
     public var h2 = H2Limits()
     /// Socket mark on upstream connections, so capture rules can exclude the proxy's own traffic.
     public var outboundMark: Int32? = nil
+    /// istiod (xDS) and the Istio CA: `hbone.xds`, `hbone.ca` and ztunnel's environment variables.
+    public var controlPlane = ControlPlaneSettings()
 
     public enum CertificateSource: Sendable, Equatable {
         /// `<dir>/<namespace>/<serviceAccount>/{cert-chain.pem,key.pem}`, watched for changes.

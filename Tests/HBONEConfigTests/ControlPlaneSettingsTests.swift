@@ -1,0 +1,95 @@
+import Testing
+import HBONECore
+@testable import HBONEConfig
+
+/// istiod and CA settings as ztunnel names them: the environment over `hbone.xds`/`hbone.ca` over
+/// ztunnel's defaults, and a bad value names where it came from.
+@Suite struct ControlPlaneSettingsTests {
+    static func config(_ extra: String = "", environment: [String: String] = [:]) throws(ConfigError) -> ControlPlaneSettings {
+        let yaml = """
+        hbone:
+          node: east
+          rootCertificates: /r.pem
+          certificates: {directory: /certs}
+        \(extra)
+        """
+        return try ProxyConfig.parse(yaml: yaml, file: "/etc/hbone/config.yaml", environment: environment).settings.controlPlane
+    }
+
+    @Test func ztunnelsDefaults() throws {
+        let c = try Self.config()
+        #expect(c.xdsAddress == nil)   // workloads from the file only
+        #expect(c.caAddress.description == "https://istiod.istio-system.svc:15012")
+        #expect(c.caRootCertificate == "./var/run/secrets/istio/root-cert.pem")
+        #expect(c.authToken == "./var/run/secrets/tokens/istio-token")
+        #expect(c.clusterID == "Kubernetes")
+        #expect(c.secretTTL == .seconds(86_400))
+        #expect(c.nodeID == "ztunnel~1.1.1.1~.~.svc.cluster.local")
+    }
+
+    @Test func theFileSetsThemAndRelativePathsFollowTheFile() throws {
+        let c = try Self.config("""
+          xds: {address: "https://istiod.istio-system.svc:15012", rootCertificate: xds-root.pem, altHostname: istiod.example,
+                headers: {X-Tenant: blue}, authToken: token, clusterId: east, podName: hbone-abc, podNamespace: istio-system,
+                instanceIP: 10.0.0.5}
+          ca: {address: "https://ca.example:15012", headers: {x-ca: one}, secretTTL: 12h}
+        """)
+        #expect(c.xdsAddress?.description == "https://istiod.istio-system.svc:15012")
+        #expect(c.xdsRootCertificate == "/etc/hbone/xds-root.pem")
+        #expect(c.authToken == "/etc/hbone/token")
+        #expect(c.caAddress == .init(host: "ca.example", port: 15012))
+        #expect(c.xdsHeaders == [.init(name: "x-tenant", value: "blue")])
+        #expect(c.caHeaders == [.init(name: "x-ca", value: "one")])
+        #expect(c.secretTTL == .seconds(43_200))
+        #expect(c.nodeID == "ztunnel~10.0.0.5~hbone-abc.istio-system~istio-system.svc.cluster.local")
+        #expect(c.nodeMetadata(node: "east") == ["NAME": "hbone-abc", "NAMESPACE": "istio-system", "INSTANCE_IPS": "10.0.0.5",
+                                                 "NODE_NAME": "east", "CLUSTER_ID": "east"])
+    }
+
+    @Test func theEnvironmentWinsOverTheFile() throws {
+        let env = ["XDS_ADDRESS": "https://10.96.0.10:15012", "CA_ADDRESS": "https://[fd00::1]:15012", "CLUSTER_ID": "west",
+                   "NODE_NAME": "node-7", "POD_NAME": "hbone-x", "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "10.1.0.3",
+                   "SECRET_TTL": "1h", "AUTH_TOKEN": "/var/run/t", "XDS_HEADER_X_TENANT": "green", "CA_HEADER_X_CA": "two",
+                   "ALT_XDS_HOSTNAME": "istiod.alt"]
+        let c = try Self.config("  xds: {address: \"https://file:1\", clusterId: east, headers: {x_tenant: blue}}", environment: env)
+        #expect(c.xdsAddress == .init(host: "10.96.0.10", port: 15012))
+        #expect(c.caAddress.description == "https://[fd00::1]:15012")
+        #expect(c.clusterID == "west")
+        #expect(c.xdsHeaders == [.init(name: "x_tenant", value: "green")])
+        #expect(c.caHeaders == [.init(name: "x_ca", value: "two")])
+        #expect(c.secretTTL == .seconds(3600))
+        #expect(c.nodeMetadata(node: "east")["NODE_NAME"] == "node-7")
+        #expect(c.altXDSHostname == "istiod.alt")
+    }
+
+    @Test(arguments: [
+        ("XDS_ADDRESS", "http://istiod:15010", "only https://"),
+        ("XDS_ADDRESS", "https://istiod", "missing :port"),
+        ("CA_ADDRESS", "https://istiod:0", "bad port"),
+        ("CA_ADDRESS", "https://ist iod:15012", "bad host"),
+        ("INSTANCE_IP", "not-an-ip", "not an IP address"),
+        ("SECRET_TTL", "1s", "at least 2s"),
+        ("XDS_HEADER_AUTHORIZATION", "Bearer x", "not a header name"),
+    ])
+    func badEnvironmentValuesNameTheVariable(name: String, value: String, reason: String) {
+        do throws(ConfigError) {
+            _ = try Self.config(environment: [name: value])
+            Issue.record("\(name)=\(value) was accepted")
+        } catch {
+            #expect(error.path == "environment \(name)")
+            #expect(error.reason.contains(reason), "\(error)")
+            #expect(error.file == "/etc/hbone/config.yaml")
+        }
+    }
+
+    @Test func badFileValuesNameTheLine() {
+        do throws(ConfigError) {
+            _ = try Self.config("  xds: {address: \"grpc://istiod:15012\"}")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.line == 5 && error.reason.contains("only https://"), "\(error)")
+        }
+        #expect(throws: ConfigError.self) { _ = try Self.config("  xds: {adress: \"https://istiod:15012\"}") }
+        #expect(throws: ConfigError.self) { _ = try Self.config("  ca: {headers: {te: trailers}}") }
+    }
+}
