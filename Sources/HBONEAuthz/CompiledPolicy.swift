@@ -11,6 +11,8 @@ final class CompiledPolicy: @unchecked Sendable {
     let action: Policy.Action
     let dryRun: Bool
     let selector: [(String, String)]?
+    /// xDS WORKLOAD_SELECTOR: applies where the workload names it.
+    let selectedByWorkloads: Bool
     /// Owns the matches; evaluation walks the unretained copies below.
     private let owned: [CompiledMatch]
     /// Rules flattened: each rule is a range of `clauses`, each clause a range of `matches`.
@@ -23,6 +25,7 @@ final class CompiledPolicy: @unchecked Sendable {
         action = p.action
         dryRun = p.dryRun
         if case let .workloadSelector(labels) = p.scope { selector = labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } } else { selector = nil }
+        selectedByWorkloads = p.scope == .selectedByWorkloads
         var owned: [CompiledMatch] = [], ruleEnds: [Int] = [], clauseEnds: [Int] = []
         for rule in p.rules {
             for clause in rule {
@@ -39,9 +42,10 @@ final class CompiledPolicy: @unchecked Sendable {
     }
 
     @inline(__always)
-    func selects(_ labels: [String: String]) -> Bool {
+    func selects(_ target: PolicyTarget) -> Bool {
+        if selectedByWorkloads { return target.policies.contains(key) }
         guard let selector else { return true }
-        for (k, v) in selector where labels[k] != v { return false }
+        for (k, v) in selector where target.labels[k] != v { return false }
         return true
     }
 

@@ -28,9 +28,12 @@ public struct ConnectionFacts: Sendable, Hashable {
 public struct PolicyTarget: Sendable, Hashable {
     public var namespace: String
     public var labels: [String: String]
+    /// `"<namespace>/<name>"` of the policies that name this workload (from xDS).
+    public var policies: [String]
 
-    public init(namespace: String, labels: [String: String]) {
+    public init(namespace: String, labels: [String: String], policies: [String] = []) {
         self.namespace = namespace
         self.labels = labels
+        self.policies = policies
     }
 }

@@ -8,6 +8,9 @@ public struct Policy: Sendable, Hashable {
         case global
         case namespace
         case workloadSelector([String: String])
+        /// Applies to the workloads that name it (`PolicyTarget.policies`): xDS's WORKLOAD_SELECTOR,
+        /// where istiod resolves the selector and lists the policies on each workload.
+        case selectedByWorkloads
     }
 
     public enum Action: String, Sendable, Hashable { case allow = "Allow", deny = "Deny", audit = "Audit" }
@@ -55,11 +58,15 @@ public struct Policy: Sendable, Hashable {
         return false
     }
 
-    /// Whether a WorkloadSelector policy picks a workload with these labels.
-    func selects(_ labels: [String: String]) -> Bool {
-        guard case let .workloadSelector(selector) = scope else { return true }
-        for (k, v) in selector where labels[k] != v { return false }
-        return true
+    /// Whether the policy applies to this workload (the namespace is the caller's to check).
+    func selects(_ target: PolicyTarget) -> Bool {
+        switch scope {
+        case .global, .namespace: return true
+        case .selectedByWorkloads: return target.policies.contains(key)
+        case let .workloadSelector(selector):
+            for (k, v) in selector where target.labels[k] != v { return false }
+            return true
+        }
     }
 }
 

@@ -66,7 +66,7 @@ public struct PolicySet: Sendable {
 
         mutating func consider(_ list: [CompiledPolicy], _ facts: CompiledFacts, _ target: PolicyTarget) {
             for p in list {
-                guard p.selects(target.labels) else { continue }
+                guard p.selects(target) else { continue }
                 if p.dryRun || p.action == .audit {
                     if p.matches(facts) { observed.append("\(p.key)(\(p.dryRun ? "dry-run " : "")\(p.action.rawValue.lowercased()))") }
                     continue

@@ -25,8 +25,9 @@ public struct Workload: Sendable, Hashable {
         var labels: [String: String]
         var services: [String: [UInt16: UInt16]]
         var identity: SPIFFEID
+        var authorizationPolicies: [String]
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String]) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -42,17 +43,19 @@ public struct Workload: Sendable, Hashable {
             self.labels = labels
             self.services = services
             self.identity = identity
+            self.authorizationPolicies = authorizationPolicies
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies)
         }
     }
 
     private var fields: Fields
 
-    public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID) {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity)
+    public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
+                authorizationPolicies: [String] = []) {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies)
     }
 
     private mutating func unique() {
@@ -120,9 +123,14 @@ public struct Workload: Sendable, Hashable {
         get { fields.identity }
         set { unique(); fields.identity = newValue }
     }
+    /// `"<namespace>/<name>"` of the policies that select it by name (xDS WORKLOAD_SELECTOR scope).
+    public var authorizationPolicies: [String] {
+        get { fields.authorizationPolicies }
+        set { unique(); fields.authorizationPolicies = newValue }
+    }
 
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -141,6 +149,7 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(labels)
         hasher.combine(services)
         hasher.combine(identity)
+        hasher.combine(authorizationPolicies)
     }
 }
 
@@ -154,6 +163,15 @@ public struct Service: Sendable, Hashable {
     public var ports: [UInt16: UInt16]
     /// Identities a client should accept from this service's endpoints besides the endpoint's own.
     public var subjectAltNames: [SPIFFEID]
+
+    public init(name: String, namespace: String, hostname: String, vips: [IPAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
+        self.name = name
+        self.namespace = namespace
+        self.hostname = hostname
+        self.vips = vips
+        self.ports = ports
+        self.subjectAltNames = subjectAltNames
+    }
 
     /// The key workloads use in their `services` map.
     public var key: String { "\(namespace)/\(hostname)" }

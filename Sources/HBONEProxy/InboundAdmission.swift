@@ -73,7 +73,7 @@ struct InboundAdmission: Equatable {
         }
         let decision = state.policies.decide(
             .init(source: c.peerIdentity, sourceIP: source, destinationIP: authority.ip, destinationPort: authority.port),
-            for: .init(namespace: workload.namespace, labels: workload.labels))
+            for: .init(namespace: workload.namespace, labels: workload.labels, policies: workload.authorizationPolicies))
         policy = decision.policy
         observed = decision.observed
         if !decision.allowed { outcome = refuse(401, .denied, "authorization denied: \(decision.reason)") }

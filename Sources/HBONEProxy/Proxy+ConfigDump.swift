@@ -28,7 +28,7 @@ extension Proxy {
         }
         let workloads: [[String: Any]] = s.config.workloads.map { w in
             ["uid": w.uid, "name": w.name, "namespace": w.namespace, "serviceAccount": w.serviceAccount,
-             "trustDomain": w.trustDomain, "workloadIps": w.workloadIps.map(\.description), "protocol": w.protocol.rawValue,
+             "trustDomain": w.trustDomain, "workloadIps": w.workloadIps.map(\.description), "protocol": w.protocol.rawValue, "authorizationPolicies": w.authorizationPolicies,
              "node": w.node, "local": w.node == s.settings.node, "labels": w.labels, "identity": w.identity.description,
              "services": Dictionary(uniqueKeysWithValues: w.services.map { ($0.key, Dictionary(uniqueKeysWithValues: $0.value.map { (String($0.key), Int($0.value)) })) })]
         }
@@ -43,6 +43,7 @@ extension Proxy {
             case .global: scope = "Global"
             case .namespace: scope = "Namespace"
             case let .workloadSelector(labels): scope = ["WorkloadSelector": labels]
+            case .selectedByWorkloads: scope = "WorkloadSelector"
             }
             return ["name": p.name, "namespace": p.namespace, "action": p.action.rawValue, "scope": scope,
                     "dryRun": p.dryRun, "rules": p.rules.count, "warnings": p.warnings]

@@ -175,7 +175,7 @@ final class Worker {
                                   startedAt: loop.now, mutualTLS: false)
         info.srcWorkload = state.workloadsByIP[peer.ip]
         let decision = state.policies.decide(.init(source: nil, sourceIP: peer.ip, destinationIP: dst.ip, destinationPort: dst.port),
-                                             for: .init(namespace: workload.namespace, labels: workload.labels))
+                                             for: .init(namespace: workload.namespace, labels: workload.labels, policies: workload.authorizationPolicies))
         info.policy = decision.policy
         guard decision.allowed else {
             downstream.abort()
@@ -444,7 +444,7 @@ final class Worker {
             guard let w = t.info.dstWorkload else { continue }
             let decision = state.policies.decide(
                 .init(source: t.info.srcIdentity, sourceIP: t.info.src.ip, destinationIP: t.info.dst.ip, destinationPort: t.info.dst.port),
-                for: .init(namespace: w.namespace, labels: w.labels))
+                for: .init(namespace: w.namespace, labels: w.labels, policies: w.authorizationPolicies))
             if !decision.allowed {
                 log.info("closing tunnel denied after policy change", ["src.identity": t.info.srcIdentity?.description ?? "unknown",
                                                                        "dst.addr": "\(t.info.dst)", "reason": decision.reason])

@@ -44,7 +44,7 @@ import HBONEIdentity
     /// The semantics as written in the reference, over `Policy.matches`.
     static func oracle(_ policies: [Policy], root: String, _ facts: ConnectionFacts, _ target: PolicyTarget) -> (allowed: Bool, deciders: Set<String>, basis: Decision.Basis) {
         let applicable = policies.filter { p in
-            (p.scope == .global || p.namespace == root || p.namespace == target.namespace) && p.selects(target.labels) && !p.dryRun && p.action != .audit
+            (p.scope == .global || p.namespace == root || p.namespace == target.namespace) && p.selects(target) && !p.dryRun && p.action != .audit
         }
         let denies = applicable.filter { $0.action == .deny && $0.matches(facts) }
         if !denies.isEmpty { return (false, Set(denies.map(\.key)), .denyMatched) }

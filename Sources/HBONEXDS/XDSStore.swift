@@ -1,0 +1,121 @@
+import HBONEConfig
+import HBONEAuthz
+import HBONEXDSProto
+import SwiftProtobuf
+
+/// The Delta xDS client's state without I/O (ztunnel's behaviour): what the proxy holds of each
+/// type, the requests that open a stream, and the ACK or NACK answering each response.
+///
+/// A response is applied resource by resource: the good ones are used, the removed ones dropped,
+/// and the bad ones rejected with their reasons in the NACK. A rejected resource is not counted as
+/// held, so the next stream asks for it again; a version held from before stays in use.
+public struct XDSStore: Sendable {
+    public static let types = [XDSConversion.addressType, XDSConversion.authorizationType]
+
+    public private(set) var workloads: [String: Workload] = [:]
+    public private(set) var services: [String: Service] = [:]
+    public private(set) var policies: [String: Policy] = [:]
+    /// Resource names held per type (what `initial_resource_versions` lists on a new stream).
+    private var held: [String: Set<String>] = [:]
+    /// Per type: the nonce last ACKed, and the last NACK's nonce and reason.
+    public private(set) var lastACK: [String: String] = [:]
+    public private(set) var lastNACK: [String: (nonce: String, reason: String)] = [:]
+    let node: Envoy_Service_Discovery_V3_Node
+
+    public init(nodeID: String, metadata: [String: String]) {
+        var node = Envoy_Service_Discovery_V3_Node()
+        node.id = nodeID
+        var fields: [String: Google_Protobuf_Value] = [:]
+        for (k, v) in metadata { fields[k] = Google_Protobuf_Value(stringValue: v) }
+        node.metadata = Google_Protobuf_Struct(fields: fields)
+        self.node = node
+    }
+
+    /// Every type ACKed at least once (readiness waits for this, then never withdraws it).
+    public var synced: Bool { XDSStore.types.allSatisfy { lastACK[$0] != nil } }
+
+    /// The first message per type on a new stream: wildcard (no names), the node on the first only
+    /// (ztunnel sends it on each; istiod reads the first), and every resource already held.
+    public func initialRequests() -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
+        XDSStore.types.map { type in
+            var r = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+            r.typeURL = type
+            r.node = node
+            for name in held[type] ?? [] { r.initialResourceVersions[name] = "" }
+            return r
+        }
+    }
+
+    /// The outcome of one response.
+    public struct Applied: Sendable {
+        /// The ACK (no error) or NACK to send back.
+        public var reply: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest
+        public var rejected: [XDSRejection]
+        /// Whether the proxy's snapshot must be rebuilt.
+        public var changed: Bool
+        public var isACK: Bool { rejected.isEmpty }
+    }
+
+    public mutating func apply(_ response: Envoy_Service_Discovery_V3_DeltaDiscoveryResponse) -> Applied {
+        var rejected: [XDSRejection] = []
+        var changed = false
+        let type = response.typeURL
+        switch type {
+        case XDSConversion.addressType:
+            for name in response.removedResources {
+                changed = workloads.removeValue(forKey: name) != nil || changed
+                changed = services.removeValue(forKey: name) != nil || changed
+                held[type]?.remove(name)
+            }
+            for r in response.resources {
+                do throws(XDSRejection) {
+                    switch try XDSConversion.address(name: r.name, resource: r.hasResource ? r.resource : nil) {
+                    case let .workload(w):
+                        if workloads[r.name] != w { changed = true }
+                        workloads[r.name] = w
+                        services[r.name] = nil
+                    case let .service(s):
+                        if services[r.name] != s { changed = true }
+                        services[r.name] = s
+                        workloads[r.name] = nil
+                    }
+                    held[type, default: []].insert(r.name)
+                } catch {
+                    rejected.append(error)
+                    held[type]?.remove(r.name)
+                }
+            }
+        case XDSConversion.authorizationType:
+            for name in response.removedResources {
+                changed = policies.removeValue(forKey: name) != nil || changed
+                held[type]?.remove(name)
+            }
+            for r in response.resources {
+                do throws(XDSRejection) {
+                    let p = try XDSConversion.authorization(name: r.name, resource: r.hasResource ? r.resource : nil)
+                    if policies[r.name] != p { changed = true }
+                    policies[r.name] = p
+                    held[type, default: []].insert(r.name)
+                } catch {
+                    rejected.append(error)
+                    held[type]?.remove(r.name)
+                }
+            }
+        default:
+            rejected.append(XDSRejection(type, "type not subscribed"))
+        }
+        var reply = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+        reply.typeURL = type
+        reply.responseNonce = response.nonce
+        if rejected.isEmpty {
+            lastACK[type] = response.nonce
+        } else {
+            let reason = rejected.map(\.description).joined(separator: "; ")
+            var status = Envoy_Service_Discovery_V3_Status()
+            status.message = reason
+            reply.errorDetail = status
+            lastNACK[type] = (response.nonce, reason)
+        }
+        return Applied(reply: reply, rejected: rejected, changed: changed)
+    }
+}

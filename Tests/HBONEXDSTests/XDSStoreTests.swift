@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+import SwiftProtobuf
+import HBONECore
+import HBONEIdentity
+import HBONEAuthz
+import HBONEConfig
+import HBONEXDSProto
+@testable import HBONEXDS
+
+/// istiod's resources, built with the generated messages and serialized as istiod sends them,
+/// through the store: applied, removed, ACKed, or NACKed with each bad resource's reason.
+@Suite struct XDSStoreTests {
+    static func workload(_ uid: String, ip: [UInt8] = [10, 1, 0, 20], name: String = "ledger-0", sa: String = "ledger",
+                         configure: (inout Istio_Workload_Workload) -> Void = { _ in }) -> Envoy_Service_Discovery_V3_Resource {
+        var w = Istio_Workload_Workload()
+        w.uid = uid
+        w.name = name
+        w.namespace = "payments"
+        w.serviceAccount = sa
+        w.addresses = [Data(ip)]
+        w.tunnelProtocol = .hbone
+        w.node = "west"
+        var ports = Istio_Workload_PortList()
+        var p = Istio_Workload_Port()
+        p.servicePort = 80
+        p.targetPort = 8080
+        ports.ports = [p]
+        w.services = ["payments/ledger.payments.svc.cluster.local": ports]
+        configure(&w)
+        var a = Istio_Workload_Address()
+        a.workload = w
+        return resource(uid, a, type: XDSConversion.addressType)
+    }
+
+    static func service(_ key: String, vip: [UInt8] = [10, 96, 0, 20]) -> Envoy_Service_Discovery_V3_Resource {
+        var s = Istio_Workload_Service()
+        s.name = "ledger"
+        s.namespace = "payments"
+        s.hostname = "ledger.payments.svc.cluster.local"
+        var n = Istio_Workload_NetworkAddress()
+        n.address = Data(vip)
+        s.addresses = [n]
+        var p = Istio_Workload_Port()
+        p.servicePort = 80
+        p.targetPort = 8080
+        s.ports = [p]
+        var a = Istio_Workload_Address()
+        a.service = s
+        return resource(key, a, type: XDSConversion.addressType)
+    }
+
+    static func denyPort(_ name: String, port: UInt32 = 9000, scope: Istio_Security_Scope = .namespace,
+                         configure: (inout Istio_Security_Match) -> Void = { _ in }) -> Envoy_Service_Discovery_V3_Resource {
+        var m = Istio_Security_Match()
+        m.destinationPorts = [port]
+        configure(&m)
+        var clause = Istio_Security_Clause()
+        clause.matches = [m]
+        var rule = Istio_Security_Rule()
+        rule.clauses = [clause]
+        var a = Istio_Security_Authorization()
+        a.name = name
+        a.namespace = "payments"
+        a.scope = scope
+        a.action = .deny
+        a.rules = [rule]
+        return resource("payments/\(name)", a, type: XDSConversion.authorizationType)
+    }
+
+    static func resource(_ name: String, _ message: some SwiftProtobuf.Message, type: String) -> Envoy_Service_Discovery_V3_Resource {
+        var r = Envoy_Service_Discovery_V3_Resource()
+        r.name = name
+        r.version = "1"
+        var any = Google_Protobuf_Any()
+        any.typeURL = type
+        any.value = try! message.serializedData()
+        r.resource = any
+        return r
+    }
+
+    static func response(_ type: String, nonce: String, _ resources: [Envoy_Service_Discovery_V3_Resource], removed: [String] = [])
+        -> Envoy_Service_Discovery_V3_DeltaDiscoveryResponse {
+        var r = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse()
+        r.typeURL = type
+        r.nonce = nonce
+        r.resources = resources
+        r.removedResources = removed
+        // Round-trip through the wire, as the client receives it.
+        return try! Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: try! r.serializedData())
+    }
+
+    func store() -> XDSStore {
+        XDSStore(nodeID: "ztunnel~10.0.0.5~hbone-x.istio-system~istio-system.svc.cluster.local",
+                 metadata: ["NODE_NAME": "west", "CLUSTER_ID": "Kubernetes"])
+    }
+
+    @Test func workloadsServicesAndPoliciesAreAppliedAndACKed() throws {
+        var s = store()
+        let uid = "Kubernetes//Pod/payments/ledger-0"
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1",
+                                      [Self.workload(uid), Self.service("payments/ledger.payments.svc.cluster.local")]))
+        #expect(a.isACK && a.changed)
+        #expect(a.reply.responseNonce == "n1" && !a.reply.hasErrorDetail)
+        let w = try #require(s.workloads[uid])
+        #expect(w.workloadIps == [IPAddress("10.1.0.20")!])
+        #expect(w.identity == (try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger")))
+        #expect(w.protocol == .hbone && w.node == "west")
+        #expect(w.services["payments/ledger.payments.svc.cluster.local"] == [80: 8080])
+        #expect(s.services["payments/ledger.payments.svc.cluster.local"]?.vips == [IPAddress("10.96.0.20")!])
+        #expect(!s.synced)
+        let p = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n2", [Self.denyPort("deny-9000")]))
+        #expect(p.isACK)
+        let policy = try #require(s.policies["payments/deny-9000"])
+        #expect(policy.action == .deny && policy.scope == .namespace && policy.rules.first?.first?.first?.destinationPorts == [9000])
+        #expect(s.synced)
+    }
+
+    @Test func aResponseWithBadResourcesAppliesTheGoodOnesAndNACKsEachBadOneWithItsReason() {
+        var s = store()
+        var corrupt = Self.workload("bad-bytes")
+        corrupt.resource.value = Data([0xff, 0xff, 0xff])
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [
+            Self.workload("good"),
+            Self.workload("five-bytes", ip: [10, 1, 0, 21, 9]),
+            corrupt,
+            Self.workload("bad-service-key") { $0.services = ["no-slash": Istio_Workload_PortList()] },
+            Self.workload("unknown-enum") { $0.tunnelProtocol = .UNRECOGNIZED(7) },
+        ]))
+        #expect(!a.isACK)
+        #expect(s.workloads.keys.sorted() == ["good"])
+        let detail = a.reply.errorDetail.message
+        #expect(detail.contains("five-bytes: addresses[0] has 5 bytes (want 4 or 16)"), "\(detail)")
+        #expect(detail.contains("bad-bytes: cannot decode"), "\(detail)")
+        #expect(detail.contains("bad-service-key: services key \"no-slash\" is not <namespace>/<hostname>"), "\(detail)")
+        #expect(detail.contains("unknown-enum: unknown tunnel_protocol 7"), "\(detail)")
+        #expect(a.rejected.count == 4)
+        #expect(s.lastNACK[XDSConversion.addressType]?.nonce == "n1")
+        // Only the good one is held: a new stream asks again for the rest.
+        let initial = s.initialRequests().first { $0.typeURL == XDSConversion.addressType }
+        #expect(initial.map { Array($0.initialResourceVersions.keys) } == ["good"])
+    }
+
+    @Test func removedResourcesGoAndANewStreamListsWhatIsHeld() {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a"), Self.workload("b", ip: [10, 1, 0, 21])]))
+        let r = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [], removed: ["a", "never-held"]))
+        #expect(r.isACK && r.changed)
+        #expect(s.workloads.keys.sorted() == ["b"])
+        let requests = s.initialRequests()
+        #expect(requests.map(\.typeURL) == XDSStore.types)
+        #expect(requests.allSatisfy { $0.resourceNamesSubscribe.isEmpty && $0.node.id.hasPrefix("ztunnel~10.0.0.5~") })
+        #expect(Array(requests[0].initialResourceVersions.keys) == ["b"])
+        #expect(requests[0].node.metadata.fields["NODE_NAME"]?.stringValue == "west")
+    }
+
+    @Test func anUnchangedResourceChangesNothing() {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a")]))
+        #expect(!s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("a")])).changed)
+    }
+
+    @Test(arguments: [
+        ("empty address", { @Sendable (m: inout Istio_Security_Match) in var a = Istio_Security_Address(); a.address = Data(); m.sourceIps = [a] },
+         "address has 0 bytes"),
+        ("prefix too long", { @Sendable (m: inout Istio_Security_Match) in var a = Istio_Security_Address(); a.address = Data([10, 0, 0, 0]); a.length = 33; m.sourceIps = [a] },
+         "10.0.0.0/33 is not an address block"),
+        ("port 0", { @Sendable (m: inout Istio_Security_Match) in m.notDestinationPorts = [0] }, "port 0 is out of range"),
+        ("port too big", { @Sendable (m: inout Istio_Security_Match) in m.destinationPorts = [70_000] }, "port 70000 is out of range"),
+        ("string match without kind", { @Sendable (m: inout Istio_Security_Match) in m.principals = [Istio_Security_StringMatch()] },
+         "principals: a string match with no kind"),
+    ] as [(String, @Sendable (inout Istio_Security_Match) -> Void, String)])
+    func badPolicyMatchesAreRejectedWithWhereAndWhy(_ name: String, configure: @Sendable (inout Istio_Security_Match) -> Void, reason: String) {
+        var s = store()
+        let r = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n", [Self.denyPort("p", configure: configure)]))
+        #expect(!r.isACK)
+        #expect(r.reply.errorDetail.message.contains("payments/p: rules[0].clauses[0].matches[0]: \(reason)"), "\(r.reply.errorDetail.message)")
+        #expect(s.policies.isEmpty)
+    }
+
+    @Test func policyMatchesMapOntoTheEngine() throws {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n", [Self.denyPort("p") { m in
+            var sa = Istio_Security_ServiceAccountMatch()
+            sa.namespace = "shop"
+            sa.serviceAccount = "frontend"
+            m.serviceAccounts = [sa]
+            var v6 = Istio_Security_Address()
+            v6.address = Data([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 0])   // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+            v6.length = 104
+            m.sourceIps = [v6]
+            var ns = Istio_Security_StringMatch()
+            ns.prefix = "pay"
+            m.namespaces = [ns]
+        }]))
+        let m = try #require(s.policies["payments/p"]?.rules.first?.first?.first)
+        #expect(m.principals == [.suffix("/ns/shop/sa/frontend")])
+        #expect(m.sourceIps == [CIDR("10.0.0.0/8")!])
+        #expect(m.namespaces == [.prefix("pay")])
+    }
+
+    @Test func aWorkloadSelectorPolicyAppliesOnlyToTheWorkloadsThatNameIt() throws {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n", [Self.denyPort("deny-9000", scope: .workloadSelector)]))
+        let set = PolicySet(Array(s.policies.values))
+        let facts = ConnectionFacts(source: nil, sourceIP: IPAddress("10.0.0.10")!, destinationIP: IPAddress("10.1.0.20")!, destinationPort: 9000)
+        #expect(set.decide(facts, for: PolicyTarget(namespace: "payments", labels: [:], policies: ["payments/deny-9000"])).verdict == .deny)
+        #expect(set.decide(facts, for: PolicyTarget(namespace: "payments", labels: [:], policies: [])).verdict == .allow)
+        #expect(set.decide(facts, for: PolicyTarget(namespace: "payments", labels: [:], policies: ["payments/other"])).verdict == .allow)
+    }
+
+    @Test func anUnsubscribedTypeIsNACKed() {
+        var s = store()
+        let r = s.apply(Self.response("type.googleapis.com/envoy.config.cluster.v3.Cluster", nonce: "n", []))
+        #expect(!r.isACK && r.reply.errorDetail.message.contains("type not subscribed"))
+    }
+}
