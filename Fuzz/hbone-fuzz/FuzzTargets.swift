@@ -7,6 +7,9 @@ import HBONEH2
 import HBONETLS
 import HBONEBenchFixtures
 import HBONEGRPC
+import HBONEXDS
+import HBONEXDSProto
+import SwiftProtobuf
 
 /// The parsers that take untrusted bytes, each as a function of one input. A target returns
 /// normally for every input: a crash, a trap or a sanitizer report is the finding.
@@ -20,6 +23,7 @@ enum FuzzTargets {
         "authz-policy": authorizationPolicy,
         "h2-server": h2Server,
         "grpc": grpc,
+        "xds": xds,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -79,6 +83,19 @@ enum FuzzTargets {
     /// session that answers as the proxy does (200 or an error status, DATA consumed, FIN echoed).
     static func h2Server(_ bytes: UnsafeRawBufferPointer) {
         H2ServerHarness.shared.run(bytes)
+    }
+
+    /// A Delta xDS response from istiod, as bytes: whatever decodes is applied twice (the second
+    /// time changes nothing), and every reply answers the response's own nonce.
+    static func xds(_ bytes: UnsafeRawBufferPointer) {
+        guard let response = try? Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: Array(bytes)) else { return }
+        var store = XDSStore(nodeID: "ztunnel~1.1.1.1~p.ns~ns.svc.cluster.local", metadata: [:])
+        let first = store.apply(response)
+        precondition(first.reply.responseNonce == response.nonce, "xDS reply does not answer the response's nonce")
+        precondition(first.isACK == !first.reply.hasErrorDetail, "xDS ACK carries an error, or a NACK none")
+        let again = store.apply(response)
+        precondition(!again.changed, "applying the same xDS response twice changed the state")
+        _ = store.initialRequests()
     }
 
     /// gRPC DATA as the control-plane client reads it, split where the first byte says: whatever
