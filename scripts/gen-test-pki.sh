@@ -89,6 +89,10 @@ issue_leaf east certs-east/shop/frontend "spiffe://$td/ns/shop/sa/frontend"
 # The next SVID for ledger (same identity, new key and serial), for rotation tests.
 issue_leaf west certs-west-next/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 
+# istiod's serving certificate (DNS names and an IP, no SPIFFE ID), for the control-plane TLS tests.
+issue_leaf east istiod "" "subjectAltName=critical,DNS:istiod.istio-system.svc,DNS:istiod.istio-system.svc.cluster.local,IP:127.0.0.1" \
+    "extendedKeyUsage=serverAuth"
+
 # An unrelated mesh: same trust domain name, different root. Must never be trusted by the above.
 make_root other-root "unrelated root"
 make_intermediate other-root other cluster-other

@@ -9,9 +9,13 @@ public struct PeerVerification: Sendable, Hashable {
         case outbound(expected: Set<SPIFFEID>)
         /// We are a diagnosing client (`hbone check`): any valid server SVID; the caller judges the identity.
         case inspect
+        /// We are a control-plane client: istiod's certificate (no SVID) for this DNS name or IP.
+        case controlPlane(serverName: String)
     }
 
     public let side: Side
+
+    var isControlPlane: Bool { if case .controlPlane = side { true } else { false } }
 
     public init(_ side: Side) { self.side = side }
 
@@ -40,7 +44,7 @@ public struct PeerVerification: Sendable, Hashable {
         case let .outbound(expected):
             if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
             if !expected.contains(id) { return .failure(.unexpectedIdentity(got: id, expected: expected.sorted())) }
-        case .inspect:
+        case .inspect, .controlPlane:
             if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
         }
         return .success(id)

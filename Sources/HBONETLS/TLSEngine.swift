@@ -9,7 +9,10 @@ public final class TLSEngine {
     let ssl: OpaquePointer
     private var readBIO: OpaquePointer     // owned by `ssl` (SSL_set_bio)
     private var writeBIO: OpaquePointer    // owned by `ssl`
-    public let context: TLSContext
+    /// Keeps the `SSL_CTX` alive: a `TLSContext` (mesh) or a `ControlPlaneTLSContext`.
+    private let contextOwner: AnyObject
+    let role: TLSContext.Role
+    let trust: TrustBundle
     public let verification: PeerVerification
     public internal(set) var peerIdentity: SPIFFEID?
     public internal(set) var rejection: PeerRejection?
@@ -22,9 +25,39 @@ public final class TLSEngine {
 
     static let exDataIndex: Int32 = chbone_ssl_get_ex_new_index()
 
-    public init(context: TLSContext, verification: PeerVerification, chainCache: VerifiedChainCache? = nil) throws(TLSError) {
+    public convenience init(context: TLSContext, verification: PeerVerification, chainCache: VerifiedChainCache? = nil) throws(TLSError) {
+        try self.init(ctx: context.ctx, owner: context, role: context.role, trust: context.trust, verification: verification,
+                      chainCache: chainCache)
+    }
+
+    /// A control-plane connection: the client checks istiod's certificate against the roots and
+    /// `serverName` (or `alternativeName`, `ALT_XDS_HOSTNAME`) and sends `serverName` as SNI; an
+    /// IP address is checked as one and sent as no SNI.
+    public convenience init(controlPlane context: ControlPlaneTLSContext, serverName: String, alternativeName: String? = nil) throws(TLSError) {
+        try self.init(ctx: context.ctx, owner: context, role: context.role, trust: context.trust,
+                      verification: .init(.controlPlane(serverName: serverName)), chainCache: nil)
+        guard context.role == .client else { return }
         OpenSSLErrors.clear()
-        guard let ssl = SSL_new(context.ctx) else { throw TLSError.fromQueue(code: "engine", "SSL_new") }
+        let param = SSL_get0_param(ssl)
+        if serverName.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") || ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }),
+           X509_VERIFY_PARAM_set1_ip_asc(param, serverName) == 1 {
+            // An IP literal: matched against the certificate's IP SANs; SNI carries no IP.
+        } else {
+            X509_VERIFY_PARAM_set_hostflags(param, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+            guard X509_VERIFY_PARAM_set1_host(param, serverName, 0) == 1, chbone_ssl_set_sni(ssl, serverName) == 1 else {
+                throw TLSError.fromQueue(code: "engine", "server name \(serverName.prefix(80))")
+            }
+            if let alternativeName, X509_VERIFY_PARAM_add1_host(param, alternativeName, 0) != 1 {
+                throw TLSError.fromQueue(code: "engine", "alternative server name \(alternativeName.prefix(80))")
+            }
+        }
+        OpenSSLErrors.clear()
+    }
+
+    private init(ctx: OpaquePointer, owner: AnyObject, role: TLSContext.Role, trust: TrustBundle, verification: PeerVerification,
+                 chainCache: VerifiedChainCache?) throws(TLSError) {
+        OpenSSLErrors.clear()
+        guard let ssl = SSL_new(ctx) else { throw TLSError.fromQueue(code: "engine", "SSL_new") }
         guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
             throw TLSError.fromQueue(code: "engine", "BIO_new")
@@ -35,10 +68,12 @@ public final class TLSEngine {
         self.ssl = ssl
         self.readBIO = r
         self.writeBIO = w
-        self.context = context
+        self.contextOwner = owner
+        self.role = role
+        self.trust = trust
         self.verification = verification
         self.chainCache = chainCache
-        switch context.role {
+        switch role {
         case .server: SSL_set_accept_state(ssl)
         case .client: SSL_set_connect_state(ssl)
         }
@@ -77,7 +112,7 @@ public final class TLSEngine {
             if !alpnIsH2 {
                 return fail(.noALPN)
             }
-            if peerIdentity == nil {
+            if peerIdentity == nil && !verification.isControlPlane {
                 // verify callback did not run at depth 0 (cannot happen with VERIFY_PEER): refuse.
                 return fail(.noCertificate)
             }
@@ -201,7 +236,7 @@ public final class TLSEngine {
             if let x = chbone_sk_x509_value(stack, i) { out.append(Certificate(borrowing: x)) }
         }
         // A server's stack omits the client's leaf in OpenSSL: add it.
-        if context.role == .server, let leaf = SSL_get0_peer_certificate(ssl) {
+        if role == .server, let leaf = SSL_get0_peer_certificate(ssl) {
             if out.first.map({ X509_cmp($0.x509, leaf) != 0 }) ?? true { out.insert(Certificate(borrowing: leaf), at: 0) }
         }
         return out
@@ -251,6 +286,8 @@ public final class TLSEngine {
             return 0
         }
         guard depth == 0 else { return 1 }
+        // The control plane is no SVID: OpenSSL checked the chain and the name; that is all.
+        if verification.isControlPlane { return 1 }
         guard let x = X509_STORE_CTX_get_current_cert(storeContext) else {
             rejection = .noCertificate
             return 0
@@ -284,6 +321,7 @@ public final class TLSEngine {
         case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "chain_too_long"
         case X509_V_ERR_CERT_SIGNATURE_FAILURE: return "bad_signature"
         case X509_V_ERR_PERMITTED_VIOLATION, X509_V_ERR_EXCLUDED_VIOLATION: return "name_constraints"
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: return "hostname_mismatch"
         default: return "chain_invalid"
         }
     }

@@ -100,8 +100,8 @@ extension TLSEngine {
             if rc == 1 { trustAnchor = VerifiedChainCache.anchor(X509_STORE_CTX_get0_chain(storeContext)) }
             return rc
         }
-        let key = VerifiedChainCache.key(role: context.role == .server ? 1 : 2, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
-        let generation = context.trust.generation
+        let key = VerifiedChainCache.key(role: role == .server ? 1 : 2, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
+        let generation = trust.generation
         if let anchor = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
             trustAnchor = anchor
