@@ -37,15 +37,7 @@ public final class ControlPlaneTLSContext: @unchecked Sendable {
         _ = SSL_CTX_set_options(ctx, chbone_ssl_op_no_renegotiation())
         _ = chbone_ssl_ctx_set_mode(ctx, chbone_ssl_mode_release_buffers())
         if let serving {
-            try check(SSL_CTX_use_certificate(ctx, serving.leaf.x509) == 1, "certificate")
-            try check(SSL_CTX_use_PrivateKey(ctx, serving.key.pkey) == 1, "private key")
-            for intermediate in serving.chain.dropFirst() {
-                X509_up_ref(intermediate.x509)   // add_extra_chain_cert takes this reference
-                if chbone_ssl_ctx_add_extra_chain_cert(ctx, intermediate.x509) != 1 {
-                    X509_free(intermediate.x509)
-                    throw TLSError.fromQueue(code: "context", "intermediate certificate")
-                }
-            }
+            try TLSContext.present(serving, in: ctx)
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
             if selectH2 { chbone_ssl_ctx_select_alpn_h2(ctx) }
         } else {

@@ -41,17 +41,7 @@ public final class TLSContext: @unchecked Sendable {
         // An idle SSL keeps 29 KB instead of 45 KB.
         _ = chbone_ssl_ctx_set_mode(ctx, chbone_ssl_mode_release_buffers())
 
-        try check(SSL_CTX_use_certificate(ctx, certifiedKey.leaf.x509) == 1, "leaf certificate")
-        try check(SSL_CTX_use_PrivateKey(ctx, certifiedKey.key.pkey) == 1, "private key")
-        for intermediate in certifiedKey.chain.dropFirst() {
-            // add_extra_chain_cert takes ownership of one reference: give it its own.
-            X509_up_ref(intermediate.x509)
-            if chbone_ssl_ctx_add_extra_chain_cert(ctx, intermediate.x509) != 1 {
-                X509_free(intermediate.x509)
-                throw TLSError.fromQueue(code: "context", "intermediate certificate")
-            }
-        }
-        try check(SSL_CTX_check_private_key(ctx) == 1, "key does not match certificate")
+        try TLSContext.present(certifiedKey, in: ctx)
 
         // set1 adds a reference; set (without 1) would take ours and double-free the shared store.
         SSL_CTX_set1_cert_store(ctx, trust.store)
@@ -71,6 +61,24 @@ public final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(ctx) }
 
     public var identity: SPIFFEID { certifiedKey.identity }
+
+    /// Makes `ctx` present `key`: the leaf, its private key and the intermediates after it.
+    static func present(_ key: CertifiedKey, in ctx: OpaquePointer) throws(TLSError) {
+        func check(_ ok: Bool, _ what: String) throws(TLSError) {
+            if !ok { throw TLSError.fromQueue(code: "context", what) }
+        }
+        try check(SSL_CTX_use_certificate(ctx, key.leaf.x509) == 1, "leaf certificate")
+        try check(SSL_CTX_use_PrivateKey(ctx, key.key.pkey) == 1, "private key")
+        for intermediate in key.chain.dropFirst() {
+            // add_extra_chain_cert takes ownership of one reference: give it its own.
+            X509_up_ref(intermediate.x509)
+            if chbone_ssl_ctx_add_extra_chain_cert(ctx, intermediate.x509) != 1 {
+                X509_free(intermediate.x509)
+                throw TLSError.fromQueue(code: "context", "intermediate certificate")
+            }
+        }
+        try check(SSL_CTX_check_private_key(ctx) == 1, "key does not match certificate")
+    }
 }
 
 /// The chain check for every certificate, then the SVID rules at depth 0. Context comes from the
