@@ -111,9 +111,10 @@ import Glibc
         let out = Pipe()
         loris.standardOutput = out
         try loris.run()
-        usleep(1_000_000)
+        // Measure once east is at its fd limit (it reports the failed accepts), over a 2.5 s window.
+        #expect(mesh.waitForMetric(admin: "127.0.82.2", "hbone_accept_failures_total{reason=\"emfile\"}") { $0 >= 1 })
         let cpuBefore = Self.cpuSeconds(east)
-        usleep(2_500_000)
+        usleep(2_500_000)   // the measurement window, not a wait for a condition
         let cpu = Self.cpuSeconds(east) - cpuBefore
         loris.waitUntilExit()
         // The old listener pegged both cores (about 5 CPU-seconds in 2.5 s).
