@@ -33,6 +33,8 @@ public final class H2Session {
         var wasAboveHighWater = false
         var hasProvider = false
         var responded = false
+        /// Sent as a trailing HEADERS frame (with END_STREAM) after the queued DATA.
+        var trailers: [H2Header]?
     }
 
     public init(role: Role, settings: H2Settings = H2Settings(), delegate: H2SessionDelegate?) throws(H2Error) {
@@ -133,6 +135,20 @@ public final class H2Session {
         return id
     }
 
+    /// Client: opens a request stream with `headers` (pseudo-headers first: `:method`, `:scheme`,
+    /// `:path`, `:authority`), its body streamed with `send` and ended with `finish` — a gRPC call.
+    public func request(_ headers: [H2Header]) throws(H2Error) -> Int32 {
+        let state = StreamState()
+        state.hasProvider = true
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2DataRead)
+        let id = withHeaderVector(headers) { nva, count in
+            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        if id < 0 { throw H2Error(id, "submit request") }
+        streams[id] = state
+        return id
+    }
+
     /// Server: answers `stream`. A `200` keeps the stream open for DATA both ways; any other status
     /// ends it (a bare HEADERS frame with END_STREAM, as the reference sends errors).
     public func respond(stream: Int32, status: Int, headers extra: [H2Header] = []) throws(H2Error) {
@@ -158,10 +174,12 @@ public final class H2Session {
         resumeIfDeferred(stream, state)
     }
 
-    /// END_STREAM after the queued DATA (TCP FIN from our side of the tunnel).
-    public func finish(stream: Int32) {
+    /// END_STREAM after the queued DATA (TCP FIN from our side of the tunnel). With `trailers`,
+    /// the stream ends with a trailing HEADERS frame instead (gRPC's status).
+    public func finish(stream: Int32, trailers: [H2Header]? = nil) {
         guard let state = streams[stream], !state.endRequested else { return }
         state.endRequested = true
+        state.trailers = trailers
         resumeIfDeferred(stream, state)
     }
 
@@ -267,8 +285,10 @@ public final class H2Session {
             } else if role == .client && category == NGHTTP2_HCAT_RESPONSE {
                 let status = Int(headers[header: ":status"] ?? "") ?? 0
                 delegate?.h2(self, response: hd.stream_id, status: status, headers: headers, endStream: endStream)
-            } else if endStream {
-                delegate?.h2(self, endOfStream: hd.stream_id)
+            } else {
+                // A trailing header block (nghttp2 only accepts one with END_STREAM).
+                if !headers.isEmpty { delegate?.h2(self, trailers: hd.stream_id, headers: headers) }
+                if endStream { delegate?.h2(self, endOfStream: hd.stream_id) }
             }
         case Int(NGHTTP2_DATA.rawValue):
             if endStream { delegate?.h2(self, endOfStream: hd.stream_id) }
@@ -353,6 +373,13 @@ public final class H2Session {
             state.outbound.releaseIfEmpty()
             if state.endRequested {
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                if let trailers = state.trailers {
+                    // The trailers carry END_STREAM; submitting them from this callback is nghttp2's way.
+                    state.trailers = nil
+                    flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                    let rc = withHeaderVector(trailers) { nva, count in nghttp2_submit_trailer(session, id, nva, count) }
+                    if rc != 0 { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+                }
             } else if copied == 0 {
                 state.deferred = true
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)

@@ -10,6 +10,8 @@ public protocol H2SessionDelegate: AnyObject {
     func h2(_ session: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer)
     /// The peer half-closed `stream` (END_STREAM).
     func h2(_ session: H2Session, endOfStream stream: Int32)
+    /// A trailing header block on `stream` (gRPC's status); `endOfStream` follows.
+    func h2(_ session: H2Session, trailers stream: Int32, headers: [H2Header])
     /// `stream` is gone (both sides done, or reset with `errorCode`).
     func h2(_ session: H2Session, closed stream: Int32, errorCode: UInt32)
     /// `stream`'s send queue fell below the low-water mark: its source may read again.
@@ -26,6 +28,7 @@ public protocol H2SessionDelegate: AnyObject {
 }
 
 extension H2SessionDelegate {
+    public func h2(_ session: H2Session, trailers stream: Int32, headers: [H2Header]) {}
     public func h2PeerSettingsReceived(_ session: H2Session) {}
     public func h2(_ session: H2Session, prematureReset stream: Int32) {}
     public func h2(_ session: H2Session, protocolError reason: H2ProtocolError, stream: Int32) {}

@@ -8,6 +8,7 @@ final class Events: H2SessionDelegate {
     var data: [Int32: [UInt8]] = [:]
     var ended: Set<Int32> = []
     var closed: [Int32: UInt32] = [:]
+    var trailers: [Int32: [H2Header]] = [:]
     var goaways = 0
     var pings = 0
     var autoConsume = true
@@ -20,6 +21,10 @@ final class Events: H2SessionDelegate {
         if autoConsume { s.consume(stream: stream, bytes.count) }
     }
     func h2(_ s: H2Session, endOfStream stream: Int32) { ended.insert(stream) }
+    func h2(_ s: H2Session, trailers stream: Int32, headers: [H2Header]) {
+        precondition(!ended.contains(stream), "trailers after END_STREAM")   // they come before the end they carry
+        trailers[stream] = headers
+    }
     func h2(_ s: H2Session, closed stream: Int32, errorCode: UInt32) { closed[stream] = errorCode }
     func h2(_ s: H2Session, drained stream: Int32) {}
     func h2(_ s: H2Session, goaway lastStreamID: Int32, errorCode: UInt32) { goaways += 1 }
@@ -53,6 +58,47 @@ struct Pair {
 }
 
 @Suite struct H2SessionPairTests {
+    /// A gRPC-shaped exchange: POST with a streamed body both ways, and the answer's status in
+    /// trailers that end the stream.
+    @Test func aRequestStreamsBothWaysAndEndsWithTrailers() throws {
+        let p = try Pair()
+        let id = try p.client.request([H2Header(":method", "POST"), H2Header(":scheme", "https"),
+                                       H2Header(":path", "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"),
+                                       H2Header(":authority", "istiod.istio-system.svc:15012"),
+                                       H2Header("content-type", "application/grpc"), H2Header("te", "trailers")])
+        [UInt8]([0, 0, 0, 0, 2, 8, 1]).withUnsafeBytes { p.client.send(stream: id, $0) }
+        try p.run()
+        let request = try #require(p.s.requests.first)
+        #expect(request.1[header: ":method"] == "POST" && request.1[header: "te"] == "trailers")
+        #expect(p.s.data[id] == [0, 0, 0, 0, 2, 8, 1])
+        try p.server.respond(stream: id, status: 200, headers: [H2Header("content-type", "application/grpc")])
+        [UInt8]([0, 0, 0, 0, 1, 7]).withUnsafeBytes { p.server.send(stream: id, $0) }
+        p.server.finish(stream: id, trailers: [H2Header("grpc-status", "14"), H2Header("grpc-message", "transport%20is%20closing")])
+        try p.run()
+        #expect(p.c.responses.first?.1 == 200)
+        #expect(p.c.data[id] == [0, 0, 0, 0, 1, 7])
+        #expect(p.c.trailers[id]?[header: "grpc-status"] == "14")
+        #expect(p.c.trailers[id]?[header: "grpc-message"] == "transport%20is%20closing")
+        #expect(p.c.ended.contains(id))
+        p.client.finish(stream: id)
+        try p.run()
+        #expect(p.c.closed[id] == 0 && p.s.closed[id] == 0)
+    }
+
+    /// A trailers-only answer (an error before any message): one HEADERS block with the status.
+    @Test func aTrailersOnlyAnswerArrivesAsAResponseThatEndsTheStream() throws {
+        let p = try Pair()
+        let id = try p.client.request([H2Header(":method", "POST"), H2Header(":scheme", "https"), H2Header(":path", "/x.Y/Z"),
+                                       H2Header(":authority", "a"), H2Header("te", "trailers")])
+        p.client.finish(stream: id)
+        try p.run()
+        try p.server.respond(stream: id, status: 503, headers: [H2Header("grpc-status", "16")])
+        try p.run()
+        #expect(p.c.responses.first?.1 == 503)
+        #expect(p.c.trailers[id] == nil)
+        #expect(p.c.closed[id] == 0)
+    }
+
     @Test func connectShapeAndDataBothWays() throws {
         let p = try Pair()
         let id = try p.client.connect(authority: "127.0.0.20:8080", headers: [H2Header("baggage", "k8s.namespace.name=payments")])
