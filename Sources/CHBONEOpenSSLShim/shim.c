@@ -7,6 +7,14 @@ int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx) {
 long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 int chbone_ssl_ctx_set_min_tls12(SSL_CTX *ctx) { return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
 int chbone_ssl_set_sni(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+int chbone_req_add_extension(X509_REQ *req, X509_EXTENSION *ext) {
+    /* The stack holds a borrowed pointer; the caller still owns and frees ext. */
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    if (exts == NULL || !sk_X509_EXTENSION_push(exts, ext)) { sk_X509_EXTENSION_free(exts); return 0; }
+    int ok = X509_REQ_add_extensions(req, exts);
+    sk_X509_EXTENSION_free(exts);
+    return ok;
+}
 long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
 int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
 int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) { return (int)SSL_CTX_add_extra_chain_cert(ctx, x509); }

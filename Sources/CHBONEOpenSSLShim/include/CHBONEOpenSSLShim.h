@@ -8,6 +8,7 @@ int chbone_ssl_ctx_set_tls13_only(SSL_CTX *ctx);
 long chbone_ssl_ctx_set_mode(SSL_CTX *ctx, long mode);
 int chbone_ssl_ctx_set_min_tls12(SSL_CTX *ctx);
 int chbone_ssl_set_sni(SSL *ssl, const char *name);
+int chbone_req_add_extension(X509_REQ *req, X509_EXTENSION *ext); // ext stays the caller's
 long chbone_ssl_ctx_disable_session_cache(SSL_CTX *ctx);
 int chbone_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list);
 int chbone_ssl_ctx_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509); // takes ownership
