@@ -18,7 +18,7 @@ struct CACommand: ParsableCommand {
         @Flag(help: "Overwrite existing files.") var force = false
 
         func run() throws {
-            print(try tool { try MeshCA.createRoot(out: out, keyType: keyType, days: days, organization: org, force: force) })
+            print(try runtime { try MeshCA.createRoot(out: out, keyType: keyType, days: days, organization: org, force: force) })
         }
     }
 
@@ -33,7 +33,7 @@ struct CACommand: ParsableCommand {
         @Flag(help: "Overwrite existing files.") var force = false
 
         func run() throws {
-            print(try tool {
+            print(try runtime {
                 try MeshCA.createIntermediate(root: root, cluster: cluster, out: out, trustDomain: trustDomain, keyType: keyType, days: days, force: force)
             })
         }
@@ -51,7 +51,7 @@ struct CACommand: ParsableCommand {
             let id: SPIFFEID
             do { id = try SPIFFEID(parsing: spiffeId) } catch { throw ValidationError("--spiffe-id: \(error)") }
             guard let lifetime = parseDuration(ttl), lifetime > .zero else { throw ValidationError("--ttl \(ttl) is not a duration") }
-            print(try tool { try MeshCA.issue(ca: ca, identity: id, lifetime: lifetime, out: out, force: force) })
+            print(try runtime { try MeshCA.issue(ca: ca, identity: id, lifetime: lifetime, out: out, force: force) })
         }
     }
 
@@ -61,15 +61,11 @@ struct CACommand: ParsableCommand {
         @Option(help: "Namespace of the Secret.") var namespace = "istio-system"
 
         func run() throws {
-            print(try tool { try MeshCA.kubernetesSecret(ca: ca, namespace: namespace) }, terminator: "")
+            print(try runtime { try MeshCA.kubernetesSecret(ca: ca, namespace: namespace) }, terminator: "")
         }
     }
 }
 
-/// A tool's refusal is a usage error (exit 64 with the message), as ArgumentParser reports it.
-func tool<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ToolError { throw ValidationError(error.message) }
-}
 
 extension KeyType: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument) }

@@ -22,7 +22,7 @@ struct CheckCommand: ParsableCommand {
             let expected = try expectId.map { s throws -> SPIFFEID in
                 do { return try SPIFFEID(parsing: s) } catch { throw ValidationError("--expect-id: \(error)") }
             }
-            let report = try EndpointCheck(target: address, certDirectory: certDir, bundle: ca, expected: expected).run()
+            let report = try runtime { try EndpointCheck(target: address, certDirectory: certDir, bundle: ca, expected: expected).run() }
             print(json ? report.json : report.text, terminator: json ? "\n" : "")
             if !report.trusted { throw ExitCode(1) }
         }

@@ -75,6 +75,21 @@ struct ValidateCommand: ParsableCommand {
     }
 }
 
+/// A subcommand's work. Arguments it refuses (`ValidationError`) stay usage errors (exit 64 with the
+/// usage); anything else that fails at run time is one line on stderr and exit 1, without usage text.
+func runtime<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ValidationError {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandleOutput.stderr("hbone: \(error)\n")
+        throw ExitCode(1)
+    }
+}
+
 enum FileHandleOutput {
     static func stderr(_ s: String) {
         FileHandle.standardError.write(s.data(using: .utf8)!)

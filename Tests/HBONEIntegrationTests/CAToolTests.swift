@@ -44,11 +44,15 @@ import HBONETestSupport
             #expect(mode == 0o600, "\(key) is \(String(mode, radix: 8))")
         }
         // No silent overwrite; --force overwrites.
-        #expect(try ca(["root", "--out", d + "/root"]) != 0)
+        // A runtime failure is exit 1 and one line; a bad argument is a usage error, 64.
+        #expect(try ca(["root", "--out", d + "/root"]) == 1)
+        let (_, refusal) = try runProgram(hbone, ["ca", "root", "--out", d + "/root"], includeErrors: true)
+        #expect(refusal.contains("hbone: ") && refusal.contains("use --force to overwrite") && !refusal.contains("USAGE"), "\(refusal)")
         #expect(try ca(["root", "--out", d + "/root", "--force"]) == 0)
         // Bad input is refused with a clear error, not a crash.
-        #expect(try ca(["issue", "--ca", d + "/east", "--spiffe-id", "spiffe://Cluster.Local/ns/a/sa/b", "--out", d + "/bad"]) != 0)
-        #expect(try ca(["root", "--out", d + "/r2", "--key-type", "dsa"]) != 0)
+        #expect(try ca(["issue", "--ca", d + "/east", "--spiffe-id", "spiffe://Cluster.Local/ns/a/sa/b", "--out", d + "/bad"]) == 64)
+        #expect(try ca(["root", "--out", d + "/r2", "--key-type", "dsa"]) == 64)
+        #expect(try ca(["issue", "--ca", d + "/missing", "--spiffe-id", "spiffe://cluster.local/ns/a/sa/b", "--out", d + "/bad"]) == 1)
     }
 
     @Test func kubernetesSecretCarriesTheFourFiles() throws {
