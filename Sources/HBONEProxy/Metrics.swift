@@ -17,12 +17,16 @@ struct TCPLabels: Hashable, Sendable {
     var responseFlags: String
     var securityPolicy: String
 
+    /// The label set in the exposition format. Values come from config and, soon, from istiod: each is
+    /// escaped, so a name with a quote, a backslash or a newline cannot break or forge a series.
     var prometheus: String {
-        "reporter=\"\(reporter)\",source_principal=\"\(sourcePrincipal)\",source_workload=\"\(sourceWorkload)\","
-            + "source_workload_namespace=\"\(sourceNamespace)\",source_cluster=\"\(sourceCluster)\",destination_principal=\"\(destinationPrincipal)\","
-            + "destination_workload=\"\(destinationWorkload)\",destination_workload_namespace=\"\(destinationNamespace)\","
-            + "destination_service=\"\(destinationService)\",destination_cluster=\"\(destinationCluster)\",request_protocol=\"tcp\","
-            + "response_flags=\"\(responseFlags)\",connection_security_policy=\"\(securityPolicy)\""
+        let e = PrometheusText.escaped
+        return "reporter=\"\(e(reporter))\",source_principal=\"\(e(sourcePrincipal))\",source_workload=\"\(e(sourceWorkload))\","
+            + "source_workload_namespace=\"\(e(sourceNamespace))\",source_cluster=\"\(e(sourceCluster))\","
+            + "destination_principal=\"\(e(destinationPrincipal))\",destination_workload=\"\(e(destinationWorkload))\","
+            + "destination_workload_namespace=\"\(e(destinationNamespace))\",destination_service=\"\(e(destinationService))\","
+            + "destination_cluster=\"\(e(destinationCluster))\",request_protocol=\"tcp\","
+            + "response_flags=\"\(e(responseFlags))\",connection_security_policy=\"\(e(securityPolicy))\""
     }
 }
 

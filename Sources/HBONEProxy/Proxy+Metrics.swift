@@ -11,7 +11,7 @@ extension Proxy {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         }
         family("istio_build", "gauge", "Istio component build info")
-        out += "istio_build{component=\"hbone\",tag=\"\(version)\"} 1\n"
+        out += "istio_build{component=\"hbone\",tag=\"\(PrometheusText.escaped(version))\"} 1\n"
 
         // Per series: opened, closed, failed, received bytes, sent bytes.
         var merged: [TCPLabels: [UInt64]] = [:]
@@ -67,7 +67,7 @@ extension Proxy {
         out += "hbone_handshake_duration_seconds_count \(cumulative)\n"
         family("hbone_certificate_expiration_timestamp_seconds", "gauge", "When each local identity's certificate expires (Unix time)")
         for (id, ctx) in state.identities.sorted(by: { $0.key < $1.key }) {
-            out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(id)\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
+            out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(PrometheusText.escaped(id.description))\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
         }
         family("hbone_accept_failures_total", "counter", "Failed accepts by reason; the listener pauses 100 ms to 1 s after each")
         for (reason, n) in Proxy.sum(statsList.map(\.acceptFailures.snapshot)) {

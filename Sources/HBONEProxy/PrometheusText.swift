@@ -1,0 +1,18 @@
+/// The Prometheus text exposition format's rules for label values.
+enum PrometheusText {
+    /// `\` → `\\`, `"` → `\"`, newline → `\n`; nothing else changes.
+    static func escaped(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == 0x5c || $0 == 0x22 || $0 == 0x0a }) else { return value }
+        var out = ""
+        out.reserveCapacity(value.utf8.count + 8)
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+}

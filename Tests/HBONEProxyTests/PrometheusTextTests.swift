@@ -1,0 +1,28 @@
+import Testing
+@testable import HBONEProxy
+
+/// Label values from config or istiod are escaped, so hostile names cannot break or forge a series.
+@Suite struct PrometheusTextTests {
+    @Test(arguments: [("ledger-0", "ledger-0"), ("a\"b", "a\\\"b"), ("a\\b", "a\\\\b"), ("a\nb", "a\\nb"),
+                      ("\"} 1\nistio_forged{x=\"", "\\\"} 1\\nistio_forged{x=\\\""), ("café", "café")])
+    func valuesAreEscaped(raw: String, escaped: String) {
+        #expect(PrometheusText.escaped(raw) == escaped)
+    }
+
+    @Test func aHostileWorkloadNameStaysInsideItsLabel() {
+        let hostile = "x\"} 999\nistio_tcp_connections_opened_total{reporter=\"forged"
+        let labels = TCPLabels(reporter: "destination", sourcePrincipal: "p", sourceWorkload: hostile, sourceNamespace: "n",
+                               sourceCluster: "c", destinationPrincipal: "p", destinationWorkload: "w", destinationNamespace: "n",
+                               destinationService: "s", destinationCluster: "c", responseFlags: "-", securityPolicy: "mutual_tls")
+        let text = labels.prometheus
+        #expect(!text.contains("\n"))
+        // Every unescaped quote opens or closes one of the 13 label values.
+        var quotes = 0
+        var escaped = false
+        for c in text {
+            if escaped { escaped = false; continue }
+            if c == "\\" { escaped = true } else if c == "\"" { quotes += 1 }
+        }
+        #expect(quotes == 26)
+    }
+}
