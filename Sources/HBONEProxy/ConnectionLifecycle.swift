@@ -32,6 +32,8 @@ struct ConnectionLifecycle: Equatable {
         case goawayReceived
         /// No stream is open and no frame waits to be sent.
         case quiet
+        /// The peer closed its side (EOF) with no stream open: a clean end after GOAWAY.
+        case peerFinished
         /// The connection broke. `handshake`: before it was usable (counted as a handshake failure);
         /// `linger`: after an HTTP/2 protocol error, so the GOAWAY can reach the peer.
         case failed(ProxyError, handshake: Bool, linger: Bool)
@@ -117,6 +119,13 @@ struct ConnectionLifecycle: Equatable {
         case (.open, .quiet):
             return []
         case (.draining, .quiet):
+            // A client's GOAWAY does not end the connection for its server: HEADERS it sent just
+            // before may still be on the way (nghttp2 puts GOAWAY ahead of them); the client closes
+            // when it is done, and that EOF ends the connection (`peerFinished`).
+            guard goawaySent || role == .client else { return [] }
+            phase = .closed
+            return [.leavePool, .close(nil, linger: false)]
+        case (.draining, .peerFinished):
             phase = .closed
             return [.leavePool, .close(nil, linger: false)]
         case let (.connecting, .failed(error, handshake, linger)), let (.handshaking, .failed(error, handshake, linger)),

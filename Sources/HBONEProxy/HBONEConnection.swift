@@ -177,7 +177,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func tcpStreamReadClosed(_ stream: TCPStream) {
         if lifecycle.lingering { return handle(.peerClosed) }
         if phase == .draining && owners.isEmpty {
-            handle(.quiet)
+            handle(.peerFinished)
         } else {
             handle(.failed(ProxyError(side, .connectionLost, "peer closed the connection"), handshake: beforeUsable, linger: false))
         }
