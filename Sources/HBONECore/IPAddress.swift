@@ -46,12 +46,22 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
     }
 
     public init(in6 raw: in6_addr) {
-        var hi: UInt64 = 0, lo: UInt64 = 0
-        withUnsafeBytes(of: raw) { bytes in
-            for i in 0..<8 { hi = hi << 8 | UInt64(bytes[i]) }
-            for i in 8..<16 { lo = lo << 8 | UInt64(bytes[i]) }
+        self = withUnsafeBytes(of: raw) { IPAddress(networkBytes: $0)! }
+    }
+
+    /// An address in network byte order as it travels on the wire (SOCKS5, xDS): 4 bytes are IPv4,
+    /// 16 are IPv6 in the normal form; any other length is nil.
+    public init?(networkBytes bytes: some Collection<UInt8>) {
+        switch bytes.count {
+        case 4:
+            self = .v4(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        case 16:
+            let hi = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let lo = bytes.dropFirst(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self = IPAddress(v6: hi, lo)
+        default:
+            return nil
         }
-        self = IPAddress(v6: hi, lo)
     }
 
     public var isIPv4: Bool { if case .v4 = self { return true } else { return false } }

@@ -51,9 +51,6 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public static func == (a: ProxyError, b: ProxyError) -> Bool { a.side == b.side && a.code == b.code }
 
-    /// The same failure with more context in its reason.
-    func prefixed(_ context: String) -> ProxyError { ProxyError(side, code, "\(context): \(reason)", errno: errno) }
-
     /// Istio's `response_flags` (hbone-reference §5).
     var responseFlags: String {
         switch code {

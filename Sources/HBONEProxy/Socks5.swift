@@ -89,20 +89,18 @@ public struct Socks5Parser: Sendable {
             switch buffer[3] {
             case 1:
                 guard buffer.count >= 10 else { return .needMore }
-                let v = UInt32(buffer[4]) << 24 | UInt32(buffer[5]) << 16 | UInt32(buffer[6]) << 8 | UInt32(buffer[7])
+                let ip = IPAddress(networkBytes: buffer[4..<8])!
                 let p = port(8)
                 state = .done
                 guard p != 0 else { return .fail(reply: Self.reply(Self.generalFailure), reason: "port 0") }
-                return .connect(.address(SocketAddress(ip: .v4(v), port: p)), consumed: 10)
+                return .connect(.address(SocketAddress(ip: ip, port: p)), consumed: 10)
             case 4:
                 guard buffer.count >= 22 else { return .needMore }
-                var hi: UInt64 = 0, lo: UInt64 = 0
-                for i in 4..<12 { hi = hi << 8 | UInt64(buffer[i]) }
-                for i in 12..<20 { lo = lo << 8 | UInt64(buffer[i]) }
+                let ip = IPAddress(networkBytes: buffer[4..<20])!
                 let p = port(20)
                 state = .done
                 guard p != 0 else { return .fail(reply: Self.reply(Self.generalFailure), reason: "port 0") }
-                return .connect(.address(SocketAddress(ip: IPAddress(v6: hi, lo), port: p)), consumed: 22)
+                return .connect(.address(SocketAddress(ip: ip, port: p)), consumed: 22)
             case 3:
                 guard buffer.count >= 5 else { return .needMore }
                 let n = Int(buffer[4])

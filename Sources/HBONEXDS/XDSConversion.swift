@@ -52,7 +52,7 @@ public enum XDSConversion {
         guard !w.namespace.isEmpty else { throw fail("workload \(w.name) without a namespace") }
         var ips: [IPAddress] = []
         for (i, raw) in w.addresses.enumerated() {
-            guard let ip = ipAddress(raw) else { throw fail("addresses[\(i)] has \(raw.count) bytes (want 4 or 16)") }
+            guard let ip = IPAddress(networkBytes: raw) else { throw fail("addresses[\(i)] has \(raw.count) bytes (want 4 or 16)") }
             ips.append(ip)
         }
         let proto: InboundProtocol
@@ -92,7 +92,7 @@ public enum XDSConversion {
         }
         var vips: [IPAddress] = []
         for (i, a) in s.addresses.enumerated() {
-            guard let ip = ipAddress(a.address) else { throw fail("addresses[\(i)] has \(a.address.count) bytes (want 4 or 16)") }
+            guard let ip = IPAddress(networkBytes: a.address) else { throw fail("addresses[\(i)] has \(a.address.count) bytes (want 4 or 16)") }
             vips.append(ip)
         }
         var sans: [SPIFFEID] = []
@@ -118,19 +118,6 @@ public enum XDSConversion {
     static func isServiceKey(_ key: String) -> Bool {
         guard let slash = key.firstIndex(of: "/") else { return false }
         return slash != key.startIndex && key.index(after: slash) != key.endIndex
-    }
-
-    /// Raw 4 or 16 bytes, in the one normal form (IPv4-mapped IPv6 is IPv4).
-    static func ipAddress(_ raw: Data) -> IPAddress? {
-        let b = [UInt8](raw)
-        switch b.count {
-        case 4: return .v4(b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-        case 16:
-            let hi = b[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let lo = b[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return IPAddress(v6: hi, lo)
-        default: return nil
-        }
     }
 
     // MARK: Policies

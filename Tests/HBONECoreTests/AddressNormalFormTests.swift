@@ -4,6 +4,18 @@ import Testing
 /// One address, many spellings: every accepted spelling of an IPv4 address gives the same value,
 /// and spellings the network may send but we cannot judge (zones, padding) are refused.
 @Suite struct AddressNormalFormTests {
+    /// Wire bytes (SOCKS5, xDS) reach the same normal form as text.
+    @Test(arguments: [([UInt8]([10, 1, 0, 20]), "10.1.0.20"), ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 0, 20], "10.1.0.20"),
+                      ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "fd00::1")] as [([UInt8], String)])
+    func networkBytesReachTheNormalForm(bytes: [UInt8], text: String) {
+        #expect(IPAddress(networkBytes: bytes) == IPAddress(text))
+    }
+
+    @Test(arguments: [0, 3, 5, 15, 17])
+    func otherLengthsAreNotAddresses(count: Int) {
+        #expect(IPAddress(networkBytes: [UInt8](repeating: 1, count: count)) == nil)
+    }
+
     @Test(arguments: [
         ("127.0.0.20", "127.0.0.20"),
         ("::ffff:127.0.0.20", "127.0.0.20"),            // mapped, dotted
