@@ -1,7 +1,8 @@
 /// The request headers of a gRPC call to istiod (gRPC over HTTP/2 "Requests"): POST to
 /// `/<package>.<Service>/<Method>`, `te: trailers` (grpcio resets a stream without it), the bearer
 /// token and `clusterid` that istiod authenticates with, and operator-given extra headers
-/// (`XDS_HEADER_*`, `CA_HEADER_*`). Extra headers never replace the protocol's own.
+/// (`XDS_HEADER_*`, `CA_HEADER_*`, parsed with the settings: `ControlPlaneSettings`). Extra headers never
+/// replace the protocol's own.
 public struct GRPCRequestHead: Sendable {
     public var path: String
     public var authority: String
@@ -35,13 +36,5 @@ public struct GRPCRequestHead: Sendable {
             out.append((lower, value))
         }
         return out
-    }
-
-    /// Extra headers from the environment: `PREFIX<NAME>=value` becomes `<name>: value` (ztunnel's
-    /// `XDS_HEADER_`/`CA_HEADER_` convention); names are lower-cased, `_` stays as written.
-    public static func extraHeaders(from environment: [String: String], prefix: String) -> [(name: String, value: String)] {
-        environment.filter { $0.key.hasPrefix(prefix) && $0.key.count > prefix.count }
-            .map { (name: String($0.key.dropFirst(prefix.count)).lowercased(), value: $0.value) }
-            .sorted { $0.name < $1.name }
     }
 }

@@ -116,10 +116,4 @@ import Testing
     @Test func noTokenSendsNoAuthorization() {
         #expect(!GRPCRequestHead(path: "/x", authority: "a", token: nil, clusterID: "c").headers.contains { $0.name == "authorization" })
     }
-
-    @Test func extraHeadersComeFromPrefixedEnvironmentVariables() {
-        let env = ["XDS_HEADER_X_TENANT": "blue", "XDS_HEADER_": "ignored", "CA_HEADER_X_OTHER": "no", "PATH": "/bin"]
-        let extra = GRPCRequestHead.extraHeaders(from: env, prefix: "XDS_HEADER_")
-        #expect(extra.map(\.name) == ["x_tenant"] && extra.map(\.value) == ["blue"])
-    }
 }
