@@ -57,9 +57,15 @@ let package = Package(
             "HBONEEventLoop", "HBONETLS", "HBONEH2",
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
+        // istiod's Delta xDS and the Istio CA: gRPC over HTTP/2 + TLS on a loop of its own.
+        .target(name: "HBONEControlPlane", dependencies: [
+            "HBONECore", "HBONEConfig", "HBONEIdentity", "HBONEAuthz", "HBONEEventLoop", "HBONETLS", "HBONEH2",
+            "HBONEGRPC", "HBONEXDS", "HBONEXDSProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
         // The application: signals, the file watcher, reloads (`hbone proxy` only parses arguments).
-        .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity"]),
+        .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
+                                                "HBONEControlPlane"]),
         .executableTarget(name: "hbone", dependencies: [
             "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -21,7 +21,7 @@ public enum ConfigWatcher {
             }
         }
         add(configPath)
-        add(settings.rootCertificates)
+        if !settings.rootCertificates.isEmpty { add(settings.rootCertificates) }
         switch settings.certificates {
         case let .directory(dir):
             for w in workloads {
@@ -30,6 +30,8 @@ public enum ConfigWatcher {
             }
         case let .ca(issuance):
             for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"] { add(issuance.directory + "/" + f) }
+        case .istioCA:
+            break   // the CA's answers arrive through the control plane, not files
         }
         for p in settings.authorizationPolicies {
             add(p)

@@ -3,6 +3,8 @@ import HBONECore
 import HBONEConfig
 import HBONEProxy
 import HBONEAdmin
+import HBONEControlPlane
+import HBONETLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,14 +40,24 @@ public struct ProxyApplication {
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&mask, s) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
 
+        let sources = ConfigSources(file: loaded)
         let proxy: Proxy
         do {
-            proxy = try Proxy(config: loaded, workers: workers)
+            proxy = try Proxy(config: loaded, workers: workers, issued: sources.issued)
             try proxy.start()
         } catch {
             ProxyApplication.stderr("hbone: \(error)\n")
             return 1
         }
+        let controlPlane: ControlPlane?
+        do {
+            controlPlane = try ProxyApplication.startControlPlane(loaded, sources: sources, proxy: proxy)
+        } catch {
+            ProxyApplication.stderr("hbone: \(error)\n")
+            proxy.shutdown(drain: .zero)
+            return 1
+        }
+        defer { controlPlane?.stop() }
         // Admin, metrics and readiness run on their own thread; /quitquitquit takes the SIGTERM path.
         let admin = AdminServer(routes: AdminRoutes(proxy: proxy, version: version, onQuit: { kill(getpid(), SIGTERM) }))
         let listen = loaded.settings.listen
@@ -80,7 +92,11 @@ public struct ProxyApplication {
                 do {
                     let next = try ProxyConfig.load(file: configPath)
                     for w in next.policyWarnings { log.warn("authorization policy", ["detail": w]) }
-                    try proxy.reload(config: next)
+                    if next.settings.controlPlane != loaded.settings.controlPlane || next.settings.certificates != loaded.settings.certificates {
+                        log.warn("control-plane settings changed in the file; they apply after a restart")
+                    }
+                    sources.update(file: next)
+                    try sources.apply(to: proxy, controlPlane: controlPlane)
                     drain = next.settings.timeouts.drain
                 } catch {
                     // A bad reload keeps the last good config.
@@ -88,6 +104,40 @@ public struct ProxyApplication {
                 }
             }
         }
+    }
+
+    /// Starts the xDS client and the CA client when the settings ask for either; their snapshots are
+    /// applied like file reloads.
+    static func startControlPlane(_ config: ProxyConfig, sources: ConfigSources, proxy: Proxy) throws -> ControlPlane? {
+        let settings = config.settings
+        let useCA = settings.certificates == .istioCA
+        guard settings.controlPlane.xdsAddress != nil || useCA else { return nil }
+        var caTrust: TrustBundle?
+        if useCA && !settings.rootCertificates.isEmpty { caTrust = try TrustBundle(file: settings.rootCertificates) }
+        // The callbacks run on the control-plane thread; ControlPlane is created before they can fire.
+        let link = Locked<ControlPlane?>(nil)
+        @Sendable func apply(_ what: String) {
+            do { try sources.apply(to: proxy, controlPlane: link.withLock { $0 }) } catch {
+                log.error("\(what) not applied; keeping the last good state", ["error": "\(error)"])
+            }
+        }
+        let cp = try ControlPlane(settings: settings.controlPlane, node: settings.node, useCA: useCA, caTrust: caTrust,
+                                  onXDS: { snapshot in
+                                      sources.update(xds: snapshot)
+                                      apply("xDS update")
+                                  },
+                                  onCertificates: { certs in
+                                      sources.update(issued: IssuedCertificates(keys: certs.keys, roots: certs.roots, problems: certs.problems))
+                                      apply("certificate update")
+                                  })
+        link.withLock { $0 = cp }
+        proxy.attach(ControlPlaneReport(controlPlane: cp))
+        cp.start()
+        cp.want(identities: Set(config.certifiedLocalWorkloads.map(\.identity)))
+        log.info("control plane", ["xds": settings.controlPlane.xdsAddress?.description ?? "off",
+                                   "ca": useCA ? settings.controlPlane.caAddress.description : "off",
+                                   "node": settings.node, "cluster": settings.controlPlane.clusterID])
+        return cp
     }
 
     static func stderr(_ s: String) {

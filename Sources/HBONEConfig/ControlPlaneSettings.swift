@@ -71,6 +71,14 @@ public struct ControlPlaneSettings: Sendable, Equatable {
     public var altXDSHostname: String? = nil
     public var xdsHeaders: [Header] = []
     public var caHeaders: [Header] = []
+    /// Resolution, TCP, TLS and the HTTP/2 SETTINGS exchange must finish within this (ztunnel: 5 s).
+    public var connectTimeout: Duration = .seconds(5)
+    /// HTTP/2 PING interval; never below 30 s (grpc-go servers drop clients that ping more often).
+    public var keepaliveInterval: Duration = .seconds(30)
+    /// An xDS stream that answers nothing this long after it opened is replaced.
+    public var firstResponseTimeout: Duration = .seconds(30)
+    /// The largest xDS message accepted (ztunnel: 200 MiB).
+    public var maxMessageBytes = 200 * 1024 * 1024
 
     public struct Header: Sendable, Equatable {
         public var name: String
@@ -111,7 +119,8 @@ public struct ControlPlaneSettings: Sendable, Equatable {
         }
         if let x = xds {
             let f = try x.fields(allowed: ["address", "rootCertificate", "altHostname", "headers", "authToken", "clusterId",
-                                           "podName", "podNamespace", "instanceIP"])
+                                           "podName", "podNamespace", "instanceIP", "connectTimeout", "keepaliveInterval",
+                                           "firstResponseTimeout", "maxMessageBytes"])
             if let v = f["address"] { s.xdsAddress = try endpoint(v) }
             if let v = f["rootCertificate"] { s.xdsRootCertificate = path(try v.nonEmptyString()) }
             if let v = f["altHostname"] { s.altXDSHostname = try v.nonEmptyString() }
@@ -121,6 +130,19 @@ public struct ControlPlaneSettings: Sendable, Equatable {
             if let v = f["podName"] { s.podName = try v.string() }
             if let v = f["podNamespace"] { s.podNamespace = try v.string() }
             if let v = f["instanceIP"] { s.instanceIP = try v.nonEmptyString() }
+            if let v = f["connectTimeout"] {
+                s.connectTimeout = try v.duration()
+                if s.connectTimeout < .milliseconds(100) { throw v.error("must be at least 100ms") }
+            }
+            if let v = f["keepaliveInterval"] {
+                s.keepaliveInterval = try v.duration()
+                if s.keepaliveInterval < .seconds(30) { throw v.error("must be at least 30s (gRPC servers drop clients that ping more often)") }
+            }
+            if let v = f["firstResponseTimeout"] {
+                s.firstResponseTimeout = try v.duration()
+                if s.firstResponseTimeout < .milliseconds(100) { throw v.error("must be at least 100ms") }
+            }
+            if let v = f["maxMessageBytes"] { s.maxMessageBytes = try v.int(in: 1024...(1 << 30)) }
         }
         if let c = ca {
             let f = try c.fields(allowed: ["address", "rootCertificate", "headers", "secretTTL"])

@@ -16,6 +16,11 @@ public struct ProxyConfig: Sendable {
     public var policyWarnings: [String] = []
 
     public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node } }
+    /// The local workloads this node holds an SVID for: all of them from files, and with the Istio
+    /// CA those reached over HBONE (as ztunnel asks the CA only for those).
+    public var certifiedLocalWorkloads: [Workload] {
+        settings.certificates == .istioCA ? localWorkloads.filter { $0.protocol == .hbone } : localWorkloads
+    }
 
     /// Loads and checks a config file. Errors carry the file, line and path.
     public static func load(file: String) throws(ConfigError) -> ProxyConfig {
@@ -230,9 +235,15 @@ public struct ProxyConfig: Sendable {
             throw f["trustDomain"]!.error("\(error)")
         }
         guard let certs = f["certificates"] else { throw r.error("missing certificates") }
-        let c = try certs.fields(allowed: ["directory", "ca", "ttl", "rotationGracePeriodRatio"])
+        let c = try certs.fields(allowed: ["directory", "ca", "ttl", "rotationGracePeriodRatio", "istioCA"])
         let source: Settings.CertificateSource
+        let istioCA = try c["istioCA"]?.bool() ?? false
         switch (c["directory"], c["ca"]) {
+        case (nil, nil) where istioCA:
+            if let extra = c["ttl"] ?? c["rotationGracePeriodRatio"] { throw extra.error("only with certificates.ca (the Istio CA's lifetime is hbone.ca.secretTTL)") }
+            source = .istioCA
+        case _ where istioCA:
+            throw certs.error("set one of directory, ca or istioCA")
         case let (d?, nil):
             if let extra = c["ttl"] ?? c["rotationGracePeriodRatio"] { throw extra.error("only with certificates.ca") }
             source = .directory(path(try d.nonEmptyString()))
@@ -247,13 +258,15 @@ public struct ProxyConfig: Sendable {
         case (_?, _?):
             throw certs.error("set either directory or ca, not both")
         case (nil, nil):
-            throw certs.error("missing directory (SVID files) or ca (a cacerts directory to issue from)")
+            throw certs.error("missing directory (SVID files), ca (a cacerts directory to issue from) or istioCA: true (the Istio CA)")
         }
         let roots: String
         if let r2 = f["rootCertificates"] {
             roots = path(try r2.nonEmptyString())
         } else if case let .ca(issuance) = source {
             roots = issuance.directory + "/root-cert.pem"
+        } else if source == .istioCA {
+            roots = ""
         } else {
             throw r.error("missing rootCertificates")
         }
@@ -287,6 +300,8 @@ public struct ProxyConfig: Sendable {
         for p in try f["authorizationPolicies"]?.sequence() ?? [] { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
         if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }
         s.controlPlane = try ControlPlaneSettings.parse(xds: f["xds"], ca: f["ca"], environment: environment, file: r.file, path: path)
+        // NODE_NAME names the Kubernetes node: workloads istiod places on it are the local ones.
+        if let n = s.controlPlane.nodeName { s.node = n }
         if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
         if let t = f["timeouts"] {
             let tf = try t.fields(allowed: ["handshake", "connect", "idle", "keepaliveInterval", "keepaliveTimeout", "drain"])

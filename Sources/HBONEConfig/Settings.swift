@@ -7,7 +7,8 @@ public struct Settings: Sendable, Equatable {
     public var trustDomain: String
     /// Other trust domains whose peers we accept inbound (the reference proxy has none).
     public var trustDomainAliases: [String] = []
-    /// PEM file with one or more roots (several during a root rotation).
+    /// PEM file with one or more roots (several during a root rotation). Empty with `istioCA`: the
+    /// roots the Istio CA returns with each certificate.
     public var rootCertificates: String
     public var certificates: CertificateSource
     public var listen = Listen()
@@ -28,6 +29,8 @@ public struct Settings: Sendable, Equatable {
         case directory(String)
         /// A mounted `cacerts` directory: the proxy issues its local workloads' SVIDs itself.
         case ca(CAIssuance)
+        /// The Istio CA (`hbone.ca` / `CA_ADDRESS`) signs each local workload's SVID for this node.
+        case istioCA
     }
 
     public struct CAIssuance: Sendable, Equatable {

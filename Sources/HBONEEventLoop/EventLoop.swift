@@ -315,7 +315,7 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
         self.errno = errno
     }
 
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+    public var description: String { errno == 0 ? call : "\(call): \(String(cString: strerror(errno)))" }
 }
 
 /// epoll event bits as UInt32 (the C enum imports as Int).

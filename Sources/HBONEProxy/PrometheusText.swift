@@ -1,7 +1,7 @@
 /// The Prometheus text exposition format's rules for label values.
-enum PrometheusText {
+public enum PrometheusText {
     /// `\` → `\\`, `"` → `\"`, newline → `\n`; nothing else changes.
-    static func escaped(_ value: String) -> String {
+    public static func escaped(_ value: String) -> String {
         guard value.utf8.contains(where: { $0 == 0x5c || $0 == 0x22 || $0 == 0x0a }) else { return value }
         var out = ""
         out.reserveCapacity(value.utf8.count + 8)

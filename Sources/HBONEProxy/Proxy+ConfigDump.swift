@@ -63,7 +63,9 @@ extension Proxy {
             "h2": ["streamWindow": s.settings.h2.streamWindow, "connectionWindow": s.settings.h2.connectionWindow,
                    "maxConcurrentStreams": s.settings.h2.maxConcurrentStreams],
         ]
-        return ["version": version, "configVersion": s.version, "configFile": s.config.file, "workloads": workloads,
-                "services": services, "policies": policies, "certificates": certificates, "config": settings]
+        var dump: [String: Any] = ["version": version, "configVersion": s.version, "configFile": s.config.file, "workloads": workloads,
+                                   "services": services, "policies": policies, "certificates": certificates, "config": settings]
+        if let source = attachedStatus { dump["controlPlane"] = source.configDump() }
+        return dump
     }
 }

@@ -87,6 +87,7 @@ extension Proxy {
         out += "hbone_heap_in_use_bytes \(Socket.heapInUse())\n"
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
+        if let source = attachedStatus { out += source.prometheusText() }
         return out
     }
 
@@ -111,7 +112,7 @@ extension Proxy {
         if !started.load(ordering: .relaxed) { pending.append("listeners are not bound yet") }
         let s = state
         let now = Date()
-        for w in s.config.localWorkloads {
+        for w in s.config.certifiedLocalWorkloads {
             if let current = s.identities[w.identity] {
                 // The last valid SVID ran out and nothing valid replaced it: degraded.
                 if current.certifiedKey.notAfter <= now {
@@ -121,6 +122,7 @@ extension Proxy {
                 pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))")
             }
         }
+        if let source = attachedStatus { pending += source.readinessPending }
         return pending
     }
 }

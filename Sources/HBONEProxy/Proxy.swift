@@ -16,9 +16,12 @@ public final class Proxy: Sendable {
     private let current: Locked<ProxyState>
     private let done = DispatchGroupBox()
     public let missingCertificates: [String]
+    /// Serializes reloads: the config watcher and the control plane both apply new snapshots.
+    private let reloading = NSLock()
+    private let statusSource = Locked<(any ProxyStatusSource)?>(nil)
 
-    public init(config: ProxyConfig, workers: Int? = nil) throws(ProxyError) {
-        let (state, missing) = try ProxyState.load(config: config, version: 1)
+    public init(config: ProxyConfig, workers: Int? = nil, issued: IssuedCertificates? = nil) throws(ProxyError) {
+        let (state, missing) = try ProxyState.load(config: config, version: 1, issued: issued)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         missingCertificates = missing
         current = Locked(state)
@@ -74,15 +77,22 @@ public final class Proxy: Sendable {
                                    "openssl": TLSLibrary.version, "ec_keys": TLSLibrary.builtinECKeys ? "built-in method" : "provider"])
     }
 
-    /// Applies a new config (certificates and trust reloaded from disk). A failure keeps the old one.
-    public func reload(config: ProxyConfig) throws(ProxyError) {
+    /// Applies a new config (certificates and trust reloaded from disk, or `issued` by the Istio CA).
+    /// A failure keeps the old one. Safe from any thread; reloads apply one at a time.
+    public func reload(config: ProxyConfig, issued: IssuedCertificates? = nil) throws(ProxyError) {
+        reloading.lock()
+        defer { reloading.unlock() }
         let version = state.version + 1
-        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state)
+        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state, issued: issued)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         current.withLock { $0 = newState }
         post { worker in worker.update(newState) }
         log.info("configuration applied", ["version": "\(version)"])
     }
+
+    /// Adds `source`'s readiness, dump section and metrics to the admin views.
+    public func attach(_ source: any ProxyStatusSource) { statusSource.withLock { $0 = source } }
+    var attachedStatus: (any ProxyStatusSource)? { statusSource.withLock { $0 } }
 
     /// Runs `body` on every worker's loop.
     func post(_ body: @escaping @Sendable (Worker) -> Void) {

@@ -72,10 +72,16 @@ public final class ProxyState: Sendable {
     /// not fatal: readiness stays pending for them.
     /// `previous`: an SVID that fails to load now (say, a rotation caught half-written) keeps the
     /// one in use, so a reload never takes a working identity away.
-    public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil) throws(ProxyError) -> (ProxyState, missing: [String]) {
+    public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil,
+                            issued: IssuedCertificates? = nil) throws(ProxyError) -> (ProxyState, missing: [String]) {
         let trust: TrustBundle
         do {
-            trust = try TrustBundle(file: config.settings.rootCertificates)
+            if config.settings.rootCertificates.isEmpty {
+                // istioCA without a root file: the CA's roots; none yet trusts no peer at all.
+                trust = try TrustBundle(roots: issued?.roots ?? [], allowEmpty: true)
+            } else {
+                trust = try TrustBundle(file: config.settings.rootCertificates)
+            }
         } catch {
             throw ProxyError(.internal, .config, "rootCertificates \(config.settings.rootCertificates): \(error.reason)")
         }
@@ -83,6 +89,24 @@ public final class ProxyState: Sendable {
         var missing: [String] = []
         let dir: String
         switch config.settings.certificates {
+        case .istioCA:
+            let now = Date()
+            for w in config.certifiedLocalWorkloads where certs[w.identity] == nil {
+                if let key = issued?.keys[w.identity] {
+                    if let reason = ProxyState.unusable(key, for: w.identity, trust: trust, now: now) {
+                        missing.append("\(w.identity): \(reason)")
+                    } else {
+                        certs[w.identity] = key
+                    }
+                } else if !missing.contains(where: { $0.hasPrefix("\(w.identity):") }) {
+                    missing.append("\(w.identity): \(issued?.problems[w.identity] ?? "certificate requested from the Istio CA, not yet issued")")
+                }
+            }
+            do {
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
+            } catch {
+                throw ProxyError(.internal, .config, "TLS context: \(error)")
+            }
         case let .directory(d):
             dir = d
         case let .ca(issuance):

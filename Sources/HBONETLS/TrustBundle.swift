@@ -14,8 +14,10 @@ public final class TrustBundle: @unchecked Sendable {
     /// SHA-256 of each root's DER.
     private let anchors: Set<[UInt8]>
 
-    public init(roots: [Certificate]) throws(TLSError) {
-        guard !roots.isEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
+    /// `allowEmpty`: a bundle that trusts nothing yet (roots still to come from the Istio CA); every
+    /// peer is refused until a bundle with roots replaces it.
+    public init(roots: [Certificate], allowEmpty: Bool = false) throws(TLSError) {
+        guard !roots.isEmpty || allowEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
         guard let store = X509_STORE_new() else { throw TLSError.fromQueue(code: "trust_bundle", "X509_STORE_new") }
         for root in roots {
             guard root.isCA else {
