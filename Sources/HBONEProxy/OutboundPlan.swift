@@ -25,7 +25,8 @@ extension ProxyState {
                 return .refuse(reason: "source \(src.ip) is not a workload on this node", socksCode: Socks5Parser.notAllowed)
             }
             guard identities[source.identity] != nil else {
-                return .refuse(reason: "no certificate for \(source.identity) yet", socksCode: Socks5Parser.generalFailure)
+                let why = certificateProblems[source.identity].map { ": \($0)" } ?? " yet"
+                return .refuse(reason: "no certificate for \(source.identity)\(why)", socksCode: Socks5Parser.generalFailure)
             }
             if isProxyItself(authority) {
                 return .refuse(reason: "destination \(authority) is the proxy itself", socksCode: Socks5Parser.notAllowed)

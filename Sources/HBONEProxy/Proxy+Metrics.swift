@@ -119,7 +119,8 @@ extension Proxy {
                     pending.append("certificate for \(w.identity) expired at \(current.certifiedKey.notAfter) (workload \(w.namespace)/\(w.name))")
                 }
             } else {
-                pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))")
+                let why = s.certificateProblems[w.identity].map { ": \($0)" } ?? ""
+                pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))\(why)")
             }
         }
         if let source = attachedStatus { pending += source.readinessPending }

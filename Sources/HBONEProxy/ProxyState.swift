@@ -25,6 +25,9 @@ public final class ProxyState: Sendable {
     /// snapshot, not per connection.
     public let ownAddresses: Set<IPAddress>
     public let version: Int
+    /// Why each local identity without a certificate has none (the CA's refusal, a bad file, ...):
+    /// readiness and refused connections say it.
+    public let certificateProblems: [SPIFFEID: String]
 
     public struct IdentityContexts: Sendable {
         public let server: TLSContext
@@ -34,8 +37,10 @@ public final class ProxyState: Sendable {
 
     public var settings: Settings { config.settings }
 
-    public init(config: ProxyConfig, trust: TrustBundle, certificates: [SPIFFEID: CertifiedKey], version: Int) throws(TLSError) {
+    public init(config: ProxyConfig, trust: TrustBundle, certificates: [SPIFFEID: CertifiedKey], version: Int,
+                problems: [SPIFFEID: String] = [:]) throws(TLSError) {
         self.config = config
+        self.certificateProblems = problems
         self.trust = trust
         self.version = version
         policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
@@ -91,19 +96,21 @@ public final class ProxyState: Sendable {
         switch config.settings.certificates {
         case .istioCA:
             let now = Date()
-            for w in config.certifiedLocalWorkloads where certs[w.identity] == nil {
+            var problems: [SPIFFEID: String] = [:]
+            for w in config.certifiedLocalWorkloads where certs[w.identity] == nil && problems[w.identity] == nil {
                 if let key = issued?.keys[w.identity] {
                     if let reason = ProxyState.unusable(key, for: w.identity, trust: trust, now: now) {
-                        missing.append("\(w.identity): \(reason)")
+                        problems[w.identity] = reason
                     } else {
                         certs[w.identity] = key
                     }
-                } else if !missing.contains(where: { $0.hasPrefix("\(w.identity):") }) {
-                    missing.append("\(w.identity): \(issued?.problems[w.identity] ?? "certificate requested from the Istio CA, not yet issued")")
+                } else {
+                    problems[w.identity] = issued?.problems[w.identity] ?? "certificate requested from the Istio CA, not yet issued"
                 }
             }
+            missing = problems.map { "\($0.key): \($0.value)" }.sorted()
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }

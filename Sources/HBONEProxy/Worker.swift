@@ -110,7 +110,8 @@ final class Worker {
             return
         }
         guard let contexts = state.identities[workload.identity] else {
-            log.warn("inbound connection refused: no certificate yet", ["identity": workload.identity.description])
+            log.warn("inbound connection refused: no certificate", ["identity": workload.identity.description,
+                                                                    "reason": state.certificateProblems[workload.identity] ?? "not loaded yet"])
             stats.handshakeFailed(reason: "no_local_certificate")
             tcp.abort()
             return

@@ -46,6 +46,12 @@ final class Mesh {
         var eastExtra = ""
         /// East's worker loops (each loop has its own pool).
         var eastWorkers = 2
+        /// Workloads, services, policies and SVIDs come only from this control plane (no file
+        /// workloads; `certificates.istioCA`); each node's bearer token is `token-<node>`.
+        var controlPlane: FakeIstiod? = nil
+        /// Extra `hbone.xds` lines (indented four spaces) with a control plane.
+        var xdsExtra = ""
+        var eastEnvironment: [String: String] = [:]
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -56,12 +62,20 @@ final class Mesh {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let pki = TestPKI.directory
         func under(_ p: String) -> String { p.hasPrefix("/") ? p : "\(pki)/\(p)" }
-        try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
-                   ledgerSA: options.ledgerServiceAccountSeenByEast, extra: options.eastExtra, policies: "", ca: options.eastCA, ttl: options.caTTL)
-            .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
-        try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
-                   ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies, ca: options.westCA, ttl: options.caTTL)
-            .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
+        if let cp = options.controlPlane {
+            for (node, socks, extra) in [("east", "127.0.\(net).2", options.eastExtra), ("west", "127.0.\(net).3", options.westExtra)] {
+                try "token-\(node)\n".write(toFile: dir + "/token-\(node)", atomically: true, encoding: .utf8)
+                try controlPlaneConfig(node: node, socks: socks, istiod: cp, bundle: under("bundle-root.pem"), xdsExtra: options.xdsExtra, extra: extra)
+                    .write(toFile: dir + "/\(node).yaml", atomically: true, encoding: .utf8)
+            }
+        } else {
+            try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
+                       ledgerSA: options.ledgerServiceAccountSeenByEast, extra: options.eastExtra, policies: "", ca: options.eastCA, ttl: options.caTTL)
+                .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
+            try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
+                       ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies, ca: options.westCA, ttl: options.caTTL)
+                .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
+        }
         if !eastOnly {
             try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
             try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog,
@@ -71,7 +85,7 @@ final class Mesh {
         if let limit = options.eastFileLimit {
             try start("/usr/bin/prlimit", ["--nofile=\(limit):\(limit)", binary] + eastArguments, log: eastLog)
         } else {
-            try start(binary, eastArguments, log: eastLog)
+            try start(binary, eastArguments, log: eastLog, environment: options.eastEnvironment)
         }
         for (host, port) in (eastOnly ? [] : [(westIP, 8080), (westIP, 15008)]) + [("127.0.\(net).2", 15080)] {
             guard waitForPort(host, port) else { throw MeshError("nothing listens on \(host):\(port); logs in \(dir)") }
@@ -111,6 +125,44 @@ final class Mesh {
             readiness: \(socks):15021
         \(extra)
         """
+    }
+
+    /// A node configured only by the control plane: no workloads in the file, SVIDs from the Istio CA.
+    func controlPlaneConfig(node: String, socks: String, istiod: FakeIstiod, bundle: String, xdsExtra: String, extra: String) -> String {
+        """
+        hbone:
+          node: \(node)
+          trustDomain: cluster.local
+          rootCertificates: \(bundle)
+          certificates:
+            istioCA: true
+          xds:
+            address: \(istiod.address)
+            rootCertificate: \(bundle)
+            authToken: \(dir)/token-\(node)
+        \(xdsExtra)
+          ca:
+            address: \(istiod.address)
+            rootCertificate: \(bundle)
+          listen:
+            socks5: \(socks):15080
+            admin: \(socks):15000
+            metrics: \(socks):15020
+            readiness: \(socks):15021
+        \(extra)
+        """
+    }
+
+    /// `/healthz/ready`'s status and body on a proxy's readiness port.
+    func readiness(_ admin: String) -> (status: Int, body: String) {
+        let (_, out) = (try? runProgram("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://\(admin):15021/healthz/ready"])) ?? (1, "")
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// The admin `/config_dump` of a proxy.
+    func configDump(_ admin: String) -> [String: Any] {
+        ((try? runJSON("/usr/bin/curl", ["-s", "http://\(admin):15000/config_dump"])) ?? [:])
     }
 
     func start(_ program: String, _ args: [String], log: String, environment: [String: String] = [:]) throws {

@@ -1,0 +1,279 @@
+import Foundation
+import Testing
+import HBONETestSupport
+
+/// hbone against an independent control plane (grpcio, `scripts/lib/fake_istiod.py`): nodes that
+/// learn workloads and policies only from Delta xDS and get their SVIDs only from the Istio CA.
+@Suite("Control plane (xDS and the Istio CA)", .serialized)
+struct ControlPlaneTests {
+    /// Workloads of a two-node mesh on `net`: checkout on east, ledger (behind the echo app) on west.
+    static func meshWorkloads(net: Int) -> [[String: Any]] {
+        [FakeIstiod.workload("checkout-0", serviceAccount: "checkout", ip: "127.0.\(net).10", node: "east"),
+         FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west")]
+    }
+
+    static func istiod(net: Int, tokens: [String: String] = ["token-east": "east", "token-west": "west"]) throws -> FakeIstiod {
+        let dir = NSTemporaryDirectory() + "hbone-mesh-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let istiod = try FakeIstiod(dir: dir, tokens: tokens)
+        try istiod.push(meshWorkloads(net: net))
+        return istiod
+    }
+
+    static func denyCheckout() -> [String: Any] { [
+        "name": "payments/deny-checkout", "authorization": [
+            "name": "deny-checkout", "namespace": "payments", "scope": "NAMESPACE", "action": "DENY",
+            "rules": [["clauses": [["matches": [["serviceAccounts": [["namespace": "payments", "serviceAccount": "checkout"]]]]]]]],
+        ] as [String: Any],
+    ] }
+
+    @Test("two nodes configured and certified only by the control plane tunnel; a pushed DENY closes open tunnels; removal allows again")
+    func twoNodesFromTheControlPlane() throws {
+        let net = 100
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.eastEnvironment = ["XDS_HEADER_X_MESH_TEST": "east-node", "CLUSTER_ID": "cluster-east", "POD_NAME": "ztunnel-abc",
+                             "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "127.0.\(net).2"]
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
+                "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
+
+        let r = try mesh.client("echo", ["--size", "100000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+
+        // What east sent istiod: ztunnel's node identity and metadata, both types, the headers.
+        let xds = istiod.requests("xds").filter { ($0["headers"] as? [String: String])?["authorization"] == "Bearer token-east" }
+        let first = xds.filter { $0["response_nonce"] == nil }
+        #expect(Set(first.compactMap { $0["type_url"] as? String }) == ["type.googleapis.com/istio.workload.Address",
+                                                                      "type.googleapis.com/istio.security.Authorization"])
+        let node = first.first?["node"] as? [String: Any]
+        #expect(node?["id"] as? String == "ztunnel~127.0.\(net).2~ztunnel-abc.istio-system~istio-system.svc.cluster.local")
+        let metadata = node?["metadata"] as? [String: String]
+        #expect(metadata?["NODE_NAME"] == "east" && metadata?["CLUSTER_ID"] == "cluster-east" && metadata?["NAME"] == "ztunnel-abc"
+                && metadata?["NAMESPACE"] == "istio-system" && metadata?["INSTANCE_IPS"] == "127.0.\(net).2", "\(String(describing: metadata))")
+        let headers = first.first?["headers"] as? [String: String]
+        #expect(headers?["clusterid"] == "cluster-east" && headers?["x_mesh_test"] == "east-node", "\(String(describing: headers))")
+        #expect(xds.contains { $0["response_nonce"] != nil && $0["error_detail"] == nil }, "no ACK seen")
+
+        // What the CA saw: one request per local identity, impersonating it, with ztunnel's CSR.
+        let ca = istiod.requests("ca")
+        let checkout = ca.first { $0["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/checkout" }
+        #expect(checkout?["csr_uris"] as? [String] == ["spiffe://cluster.local/ns/payments/sa/checkout"])
+        #expect(checkout?["csr_san_critical"] as? Bool == true && checkout?["csr_subject"] as? String == "")
+        #expect(checkout?["csr_key"] as? String == "ECPublicKey:secp256r1" && checkout?["validity_duration"] as? Int == 86400)
+        #expect((checkout?["headers"] as? [String: String])?["authorization"] == "Bearer token-east")
+        #expect(ca.contains { $0["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/ledger" })
+        #expect(!ca.contains { $0["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/ledger"
+                               && ($0["headers"] as? [String: String])?["authorization"] == "Bearer token-east" },
+                "east asked for an identity of another node")
+
+        // A DENY pushed while a tunnel is open: the open tunnel is re-checked and closed, new ones refused.
+        let holder = try mesh.startClient("hold", ["--size", "20"])
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}", timeout: 10) { $0 >= 1 })
+        try istiod.push([Self.denyCheckout()], type: "authorization")
+        let held = try holder.result()
+        #expect(held["echoed"] as? String == "hi" && held["closed_by_peer"] as? Bool == true, "\(held)")
+        #expect((held["after"] as? Double ?? 99) < 10, "\(held)")
+        let denied = try mesh.client("expect-fail")
+        #expect(denied["failed"] as? Bool == true, "\(denied)")
+
+        // Removed at istiod: allowed again.
+        try istiod.push([], type: "authorization", removed: ["payments/deny-checkout"])
+        #expect(waitUntil(timeout: 10) { ((try? mesh.client("echo", ["--size", "1000"]))?["intact"] as? Bool) == true })
+    }
+
+    @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")
+    func nackNamesEachBadResource() throws {
+        let net = 101
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 })
+
+        var fiveBytes = FakeIstiod.workload("five-0", serviceAccount: "five", ip: "127.0.\(net).40", node: "west")
+        var w = (fiveBytes["address"] as! [String: Any])["workload"] as! [String: Any]
+        w["addresses"] = nil
+        w["rawAddresses"] = ["AQIDBAU="]   // 5 bytes
+        fiveBytes["address"] = ["workload": w]
+        let badService: [String: Any] = ["name": "payments/", "address": ["service": ["name": "x", "namespace": "payments", "hostname": ""]]]
+        let corrupt: [String: Any] = ["name": "Kubernetes//Pod/payments/corrupt-0",
+                                      "raw": ["type_url": "type.googleapis.com/istio.workload.Address", "value_b64": "CgP/////"]]
+        let good = FakeIstiod.workload("good-0", serviceAccount: "good", ip: "127.0.\(net).30", node: "west")
+        try istiod.push([good, fiveBytes, badService, corrupt])
+
+        #expect(waitUntil(timeout: 10) { istiod.requests("xds").contains { $0["error_detail"] != nil } })
+        let nack = istiod.requests("xds").first { $0["error_detail"] != nil }
+        let reason = ((nack?["error_detail"] as? [String: Any])?["message"] as? String) ?? ""
+        for name in ["Kubernetes//Pod/payments/five-0", "payments/", "Kubernetes//Pod/payments/corrupt-0"] {
+            #expect(reason.contains(name), "NACK does not name \(name): \(reason)")
+        }
+        #expect(!reason.contains("good-0"), "\(reason)")
+        let dump = mesh.configDump(mesh.eastAdmin)
+        let names = (dump["workloads"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(names.contains("good-0") && !names.contains("five-0"), "\(names)")
+        let cp = (dump["controlPlane"] as? [String: Any])?["xds"] as? [String: Any]
+        let address = (cp?["types"] as? [String: Any])?["type.googleapis.com/istio.workload.Address"] as? [String: Any]
+        #expect((address?["lastNackReason"] as? String)?.contains("five-0") == true, "\(String(describing: address))")
+        #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_xds_nacks_total{type_url=\"type.googleapis.com/istio.workload.Address\"}") == 1)
+
+        // A new stream (istiod recycles it): what east holds is listed, the rejected ones are not.
+        let before = istiod.requests("xds").count
+        try istiod.post("/xds/end", ["code": 14])
+        #expect(waitUntil(timeout: 10) {
+            istiod.requests("xds").dropFirst(before).contains { ($0["initial_resource_versions"] as? [String: Any]) != nil }
+        })
+        let again = istiod.requests("xds").dropFirst(before).filter { $0["response_nonce"] == nil }
+        let held = again.compactMap { $0["initial_resource_versions"] as? [String: Any] }.flatMap(\.keys)
+        #expect(held.contains("Kubernetes//Pod/payments/good-0"), "\(held)")
+        #expect(!held.contains("Kubernetes//Pod/payments/five-0") && !held.contains("Kubernetes//Pod/payments/corrupt-0"), "\(held)")
+    }
+
+    @Test("readiness waits for the first ACK of every type, then holds while istiod is away; tunnels go on")
+    func readinessAndOutage() throws {
+        let net = 102
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        try istiod.post("/xds/mode", ["mode": "silent"])
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.xdsExtra = "    firstResponseTimeout: 1s"
+        let mesh = try Mesh(net: net, o, eastOnly: true)
+        defer { mesh.stop() }
+        // A stream that says nothing is given up and replaced; readiness names what is missing.
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"cancelled\"}", timeout: 10) { $0 >= 1 })
+        let waiting = mesh.readiness(mesh.eastAdmin)
+        #expect(waiting.status == 500 && waiting.body.contains("xDS: waiting for the first ACK"), "\(waiting)")
+
+        try istiod.post("/xds/mode", ["mode": "normal"])
+        #expect(waitUntil(timeout: 20) { mesh.readiness(mesh.eastAdmin).status == 200 }, "\(mesh.readiness(mesh.eastAdmin))")
+        let ready = mesh.configDump(mesh.eastAdmin)
+        #expect((ready["workloads"] as? [[String: Any]] ?? []).count == 2)
+
+        istiod.stop()
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_connected", timeout: 10) { $0 == 0 })
+        #expect(mesh.readiness(mesh.eastAdmin).status == 200)
+        #expect((mesh.configDump(mesh.eastAdmin)["workloads"] as? [[String: Any]] ?? []).count == 2, "the last state stays in force")
+        // It keeps trying, with backoff: a few attempts, not a storm.
+        let attempts = mesh.metric(admin: mesh.eastAdmin, "hbone_xds_connection_attempts_total") ?? 0
+        Thread.sleep(forTimeInterval: 1.5)
+        let later = mesh.metric(admin: mesh.eastAdmin, "hbone_xds_connection_attempts_total") ?? 0
+        #expect(later > attempts && later - attempts < 12, "\(attempts) → \(later)")
+    }
+
+    @Test("garbage and oversized xDS messages end the stream with a reason; the proxy lives on and reconnects")
+    func garbageAndOversize() throws {
+        let net = 103
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        try istiod.post("/xds/mode", ["mode": "garbage"])
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.xdsExtra = "    maxMessageBytes: 1048576"
+        let mesh = try Mesh(net: net, o, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"cancelled\"}", timeout: 10) { $0 >= 1 })
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("xDS response does not decode") })
+        try istiod.post("/xds/mode", ["mode": "oversize"])
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"resource_exhausted\"}", timeout: 20) { $0 >= 1 })
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("exceeds the 1048576-byte limit") })
+        try istiod.post("/xds/mode", ["mode": "normal"])
+        #expect(waitUntil(timeout: 20) { mesh.readiness(mesh.eastAdmin).status == 200 }, "\(mesh.readiness(mesh.eastAdmin))")
+        let running = mesh.processes.allSatisfy { $0.isRunning }
+        #expect(running)
+    }
+
+    @Test("a CA answer that fails a check is not served: wrong SAN, empty chain, foreign root, not PEM")
+    func badCAAnswers() throws {
+        for (i, mode) in ["wrong_san", "empty_chain", "foreign_root", "not_pem"].enumerated() {
+            let net = 104 + i
+            let istiod = try Self.istiod(net: net)
+            defer { istiod.stop() }
+            try istiod.post("/ca/mode", ["mode": mode])
+            var o = Mesh.Options()
+            o.controlPlane = istiod
+            let mesh = try Mesh(net: net, o, eastOnly: true)
+            defer { mesh.stop() }
+            #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_ca_requests_total{outcome=\"rejected_answer\"}", timeout: 10) { $0 >= 1 }, "\(mode)")
+            let ready = mesh.readiness(mesh.eastAdmin)
+            #expect(ready.status == 500 && ready.body.contains("spiffe://cluster.local/ns/payments/sa/checkout"), "\(mode): \(ready)")
+            let dump = mesh.configDump(mesh.eastAdmin)
+            let certs = (dump["certificates"] as? [[String: Any]]) ?? []
+            #expect(certs.first?["state"] as? String == "Unavailable", "\(mode): \(certs)")
+            let state = (((dump["controlPlane"] as? [String: Any])?["ca"] as? [String: Any])?["certificates"] as? [String: Any])?[
+                "spiffe://cluster.local/ns/payments/sa/checkout"] as? [String: Any]
+            #expect(state?["lastError"] is String, "\(mode): \(String(describing: state))")
+            // A connection that needs the identity is refused.
+            let r = try mesh.client("expect-fail", dest: "127.0.\(net).20:8080")
+            #expect(r["failed"] as? Bool == true, "\(mode): \(r)")
+        }
+    }
+
+    @Test("node authorization: the CA refuses identities not on the caller's node; the proxy refuses those connections and backs off")
+    func nodeAuthorization() throws {
+        let net = 108
+        // east's token stands for another node: every identity east asks for is refused.
+        let istiod = try Self.istiod(net: net, tokens: ["token-east": "elsewhere", "token-west": "west"])
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_ca_requests_total{outcome=\"refused\"}", timeout: 10) { $0 >= 1 })
+        let ready = mesh.readiness(mesh.eastAdmin)
+        #expect(ready.status == 500 && ready.body.contains("request impersonation authentication failure"), "\(ready)")
+        let r = try mesh.client("expect-fail")
+        #expect(r["failed"] as? Bool == true, "\(r)")
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("request impersonation authentication failure") })
+        // Not hammered: after 3.5 s at most 3 attempts (at once, ~1 s, ~3 s).
+        Thread.sleep(forTimeInterval: 3.5)
+        let asked = istiod.requests("ca").filter { ($0["headers"] as? [String: String])?["authorization"] == "Bearer token-east" }.count
+        #expect(asked >= 2 && asked <= 4, "\(asked) requests")
+        // west, whose token is its own, is fine.
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.westAdmin).status == 200 })
+    }
+
+    @Test("control-plane TLS: a wrong root or a wrong server name fails before any request; ALT_XDS_HOSTNAME fixes the name")
+    func controlPlaneTLS() throws {
+        let net = 109
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        // east dials istiod as "localhost" (not in its certificate) and trusts only the unrelated root for xDS.
+        o.xdsExtra = "    altHostname: istiod.invalid"
+        o.eastEnvironment = ["XDS_ADDRESS": "https://localhost:\(istiod.grpcPort)", "CA_ADDRESS": "https://localhost:\(istiod.grpcPort)"]
+        let mesh = try Mesh(net: net, o, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"connection_failed\"}", timeout: 10) { $0 >= 1 })
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("TLS handshake with localhost failed") })
+        #expect(istiod.requests("xds").isEmpty && istiod.requests("ca").isEmpty, "a request reached istiod")
+        mesh.stop()
+
+        // The same name with ALT_XDS_HOSTNAME set to one the certificate carries: connects.
+        var o2 = Mesh.Options()
+        o2.controlPlane = istiod
+        o2.eastEnvironment = ["XDS_ADDRESS": "https://localhost:\(istiod.grpcPort)", "CA_ADDRESS": "https://localhost:\(istiod.grpcPort)",
+                              "ALT_XDS_HOSTNAME": "istiod.istio-system.svc"]
+        let mesh2 = try Mesh(net: net, o2, eastOnly: true)
+        defer { mesh2.stop() }
+        #expect(waitUntil(timeout: 10) { mesh2.readiness(mesh2.eastAdmin).status == 200 }, "\(mesh2.readiness(mesh2.eastAdmin))")
+
+        // A wrong root: the handshake fails.
+        mesh2.stop()
+        var o3 = Mesh.Options()
+        o3.controlPlane = istiod
+        o3.eastEnvironment = ["XDS_ROOT_CA": TestPKI.path("other-root/root-cert.pem")]
+        let before = istiod.requests("xds").count
+        let mesh3 = try Mesh(net: net, o3, eastOnly: true)
+        defer { mesh3.stop() }
+        #expect(mesh3.waitForLog(mesh3.eastLog) { $0.contains("TLS handshake with 127.0.0.1 failed") })
+        #expect(istiod.requests("xds").count == before)
+    }
+}
