@@ -99,6 +99,8 @@ let package = Package(
         .testTarget(name: "HBONEGRPCTests", dependencies: ["HBONEGRPC"]),
         .testTarget(name: "HBONEXDSTests", dependencies: ["HBONEXDS", "HBONEXDSProto", "HBONEConfig", "HBONEAuthz", "HBONECore",
                                                           "HBONEIdentity", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "HBONEControlPlaneTests", dependencies: ["HBONETestSupport", "HBONEControlPlane", "HBONETLS", "HBONEH2", "HBONEGRPC",
+                                                                  "HBONEEventLoop", "HBONEConfig", "HBONEIdentity", "HBONECore"]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.

@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The test control plane's Python (grpcio, grpcio-tools, protobuf, cryptography from PyPI) in a
+# virtual environment, with modules generated from proto/. The tests fail, never skip, without it.
+echo "== test Python environment: $(scripts/lib/pyenv.sh)"
 
 # Runs swift test with the given arguments; prints failures and the closing line, keeps the status.
 run_tests() {

@@ -13,6 +13,11 @@ public struct ControlPlaneSettings: Sendable, Equatable {
 
         public var description: String { "https://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 
+        public init(host: String, port: UInt16) {
+            self.host = host
+            self.port = port
+        }
+
         /// Why an address was refused.
         public struct Invalid: Error, Sendable, CustomStringConvertible {
             public let description: String

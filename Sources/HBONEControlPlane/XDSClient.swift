@@ -79,6 +79,7 @@ final class XDSClient {
                 $0.xdsStreamsEstablished += 1
             }
             log.info("xDS stream open", ["address": "\(self.endpoint)", "peer": channel.peer.map(\.description) ?? "-"])
+            self.armSilenceTimer()
         }
         let head = GRPCRequestHead(path: XDSClient.path, authority: "\(endpoint.host):\(endpoint.port)", token: token,
                                    clusterID: settings.clusterID, extra: settings.xdsHeaders.map { ($0.name, $0.value) })
@@ -93,15 +94,14 @@ final class XDSClient {
             }
         }
         channel.start()
-        armSilenceTimer()
     }
 
-    /// A stream that says nothing for this long after it opened is given up (istiod answers a
-    /// wildcard subscription at once, even when it has nothing).
+    /// A stream that says nothing for `firstResponseTimeout` after the connection came up is given up
+    /// (istiod answers a wildcard subscription at once, even when it has nothing).
     private func armSilenceTimer() {
         loop.cancel(silenceTimer)
         let limit = settings.firstResponseTimeout
-        silenceTimer = loop.schedule(after: (settings.connectTimeout + limit).nanoseconds) { [weak self] in
+        silenceTimer = loop.schedule(after: limit.nanoseconds) { [weak self] in
             guard let self, !self.receivedOnStream, let call = self.call else { return }
             log.warn("xDS stream sent nothing; starting a new one", ["timeout": "\(limit)"])
             call.cancel("no response within \(limit)")

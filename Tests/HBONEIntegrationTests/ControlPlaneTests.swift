@@ -276,4 +276,45 @@ struct ControlPlaneTests {
         #expect(mesh3.waitForLog(mesh3.eastLog) { $0.contains("TLS handshake with 127.0.0.1 failed") })
         #expect(istiod.requests("xds").count == before)
     }
+
+    @Test("the CA away: a valid certificate is kept while renewal retries back off, refused after expiry with the reason; a gone workload's certificate is dropped")
+    func certificateOutageAndDrop() throws {
+        let net = 110
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.eastEnvironment = ["SECRET_TTL": "6s"]
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 })
+        let checkout = "spiffe://cluster.local/ns/payments/sa/checkout"
+        #expect(istiod.requests("ca").first { $0["identity"] as? String == checkout }?["validity_duration"] as? Int == 6)
+
+        try istiod.post("/ca/mode", ["mode": "unavailable"])
+        // Renewal at half-life (3 s) fails; the certificate in hand still serves.
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_ca_requests_total{outcome=\"unavailable\"}", timeout: 10) { $0 >= 1 })
+        let kept = try mesh.client("echo", ["--size", "1000"])
+        #expect(kept["intact"] as? Bool == true, "\(kept)")
+        // Past expiry it is not served: readiness and refused connections say why.
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 500 })
+        let ready = mesh.readiness(mesh.eastAdmin)
+        #expect(ready.body.contains(checkout) && ready.body.contains("CA is down"), "\(ready)")
+        let refused = try mesh.client("expect-fail")
+        #expect(refused["failed"] as? Bool == true, "\(refused)")
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("no certificate for \(checkout): CreateCertificate: UNAVAILABLE") })
+        // Backing off per identity: a handful of attempts over those seconds, not one per tick.
+        let attempts = mesh.metric(admin: mesh.eastAdmin, "hbone_ca_requests_total{outcome=\"unavailable\"}") ?? 0
+        #expect(attempts >= 1 && attempts <= 4, "\(attempts)")
+
+        // The CA is back; then the last workload with that identity goes: its certificate goes too.
+        try istiod.post("/ca/mode", ["mode": "normal"])
+        #expect(waitUntil(timeout: 15) { mesh.readiness(mesh.eastAdmin).status == 200 }, "\(mesh.readiness(mesh.eastAdmin))")
+        try istiod.push([], removed: ["Kubernetes//Pod/payments/checkout-0"])
+        #expect(waitUntil(timeout: 10) {
+            let ca = (mesh.configDump(mesh.eastAdmin)["controlPlane"] as? [String: Any])?["ca"] as? [String: Any]
+            return (ca?["certificates"] as? [String: Any])?.isEmpty == true
+        })
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("certificate dropped: no local workload needs it") })
+    }
 }
