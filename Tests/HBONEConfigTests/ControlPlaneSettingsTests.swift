@@ -92,4 +92,39 @@ import HBONECore
         #expect(throws: ConfigError.self) { _ = try Self.config("  xds: {adress: \"https://istiod:15012\"}") }
         #expect(throws: ConfigError.self) { _ = try Self.config("  ca: {headers: {te: trailers}}") }
     }
+
+    @Test func streamLimitsAndTheirFloors() throws {
+        let c = try Self.config("  xds: {connectTimeout: 2s, keepaliveInterval: 45s, firstResponseTimeout: 1s, maxMessageBytes: 1048576}")
+        #expect(c.connectTimeout == .seconds(2) && c.keepaliveInterval == .seconds(45))
+        #expect(c.firstResponseTimeout == .seconds(1) && c.maxMessageBytes == 1_048_576)
+        let defaults = try Self.config()
+        #expect(defaults.connectTimeout == .seconds(5) && defaults.keepaliveInterval == .seconds(30))
+        #expect(defaults.maxMessageBytes == 200 * 1024 * 1024)
+        // grpc-go servers drop clients that ping more often than every 30 s.
+        #expect(throws: ConfigError.self) { _ = try Self.config("  xds: {keepaliveInterval: 10s}") }
+        #expect(throws: ConfigError.self) { _ = try Self.config("  xds: {maxMessageBytes: 10}") }
+    }
+
+    static func settings(_ certificates: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
+        let yaml = """
+        hbone:
+          node: east
+          certificates: \(certificates)
+        """
+        return try ProxyConfig.parse(yaml: yaml, file: "/etc/hbone/config.yaml", environment: environment).settings
+    }
+
+    @Test func theIstioCAWithoutARootFileTrustsTheCAsRoots() throws {
+        let s = try Self.settings("{istioCA: true}")
+        #expect(s.certificates == .istioCA)
+        #expect(s.rootCertificates.isEmpty)
+        #expect(throws: ConfigError.self) { _ = try Self.settings("{istioCA: true, directory: /certs}") }
+        #expect(throws: ConfigError.self) { _ = try Self.settings("{istioCA: true, ttl: 1h}") }
+        #expect(throws: ConfigError.self) { _ = try Self.settings("{directory: /certs}") }   // a root file is needed there
+    }
+
+    @Test func nodeNameNamesTheLocalNode() throws {
+        #expect(try Self.settings("{istioCA: true}", environment: ["NODE_NAME": "worker-3"]).node == "worker-3")
+        #expect(try Self.settings("{istioCA: true}").node == "east")
+    }
 }
