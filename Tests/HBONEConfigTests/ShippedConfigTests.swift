@@ -20,4 +20,14 @@ import HBONEConfig
         let config = try ProxyConfig.load(file: out)
         #expect(config.settings.node == node)
     }
+
+    @Test(arguments: ["east", "west"])
+    func theControlPlaneDemoConfigsLoad(_ node: String) throws {
+        let out = NSTemporaryDirectory() + "hbone-demo-cp-config-\(getpid())-\(node).yaml"
+        let script = "source '\(repositoryRoot)/scripts/lib/demo-config.sh' && write_control_plane_config '\(out)' '\(TestPKI.directory)' \(node) 127.0.0.2 https://127.0.0.1:15012 /tmp/token"
+        #expect(run("/bin/bash", ["-c", script]) == 0)
+        let config = try ProxyConfig.load(file: out)
+        #expect(config.settings.certificates == .istioCA && config.workloads.isEmpty)
+        #expect(config.settings.controlPlane.xdsAddress?.description == "https://127.0.0.1:15012")
+    }
 }
