@@ -26,8 +26,11 @@ public struct Workload: Sendable, Hashable {
         var services: [String: [UInt16: UInt16]]
         var identity: SPIFFEID
         var authorizationPolicies: [String]
+        var network: String
+        var networkGateway: GatewayAddress?
+        var waypoint: GatewayAddress?
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String]) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -44,18 +47,21 @@ public struct Workload: Sendable, Hashable {
             self.services = services
             self.identity = identity
             self.authorizationPolicies = authorizationPolicies
+            self.network = network
+            self.networkGateway = networkGateway
+            self.waypoint = waypoint
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint)
         }
     }
 
     private var fields: Fields
 
     public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
-                authorizationPolicies: [String] = []) {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies)
+                authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil) {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint)
     }
 
     private mutating func unique() {
@@ -129,8 +135,24 @@ public struct Workload: Sendable, Hashable {
         set { unique(); fields.authorizationPolicies = newValue }
     }
 
+    /// The network its addresses are on (empty: the default network).
+    public var network: String {
+        get { fields.network }
+        set { unique(); fields.network = newValue }
+    }
+    /// How to reach it from another network (kept from xDS; not yet used for routing).
+    public var networkGateway: GatewayAddress? {
+        get { fields.networkGateway }
+        set { unique(); fields.networkGateway = newValue }
+    }
+    /// Its waypoint (kept from xDS; not yet used for routing).
+    public var waypoint: GatewayAddress? {
+        get { fields.waypoint }
+        set { unique(); fields.waypoint = newValue }
+    }
+
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -150,6 +172,9 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(services)
         hasher.combine(identity)
         hasher.combine(authorizationPolicies)
+        hasher.combine(network)
+        hasher.combine(networkGateway)
+        hasher.combine(waypoint)
     }
 }
 
@@ -163,6 +188,10 @@ public struct Service: Sendable, Hashable {
     public var ports: [UInt16: UInt16]
     /// Identities a client should accept from this service's endpoints besides the endpoint's own.
     public var subjectAltNames: [SPIFFEID]
+    /// The network of each VIP not on the default network (from xDS).
+    public var vipNetworks: [IPAddress: String] = [:]
+    /// The service's waypoint (kept from xDS; not yet used for routing).
+    public var waypoint: GatewayAddress? = nil
 
     public init(name: String, namespace: String, hostname: String, vips: [IPAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         self.name = name

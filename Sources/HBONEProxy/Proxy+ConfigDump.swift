@@ -30,12 +30,14 @@ extension Proxy {
             ["uid": w.uid, "name": w.name, "namespace": w.namespace, "serviceAccount": w.serviceAccount,
              "trustDomain": w.trustDomain, "workloadIps": w.workloadIps.map(\.description), "protocol": w.protocol.rawValue, "authorizationPolicies": w.authorizationPolicies,
              "node": w.node, "local": w.node == s.settings.node, "labels": w.labels, "identity": w.identity.description,
+             "network": w.network, "networkGateway": w.networkGateway?.description as Any, "waypoint": w.waypoint?.description as Any,
              "services": Dictionary(uniqueKeysWithValues: w.services.map { ($0.key, Dictionary(uniqueKeysWithValues: $0.value.map { (String($0.key), Int($0.value)) })) })]
         }
         let services: [[String: Any]] = s.config.services.map { v in
             ["name": v.name, "namespace": v.namespace, "hostname": v.hostname, "vips": v.vips.map(\.description),
              "ports": Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
-             "subjectAltNames": v.subjectAltNames.map(\.description)]
+             "subjectAltNames": v.subjectAltNames.map(\.description), "waypoint": v.waypoint?.description as Any,
+             "vipNetworks": Dictionary(uniqueKeysWithValues: v.vipNetworks.map { ($0.key.description, $0.value) })]
         }
         let policies: [[String: Any]] = s.policies.policies.map { p in
             var scope: Any = "Namespace"

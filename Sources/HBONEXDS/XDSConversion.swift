@@ -76,13 +76,31 @@ public enum XDSConversion {
         for p in w.authorizationPolicies where !isServiceKey(p) {
             throw fail("authorization_policies entry \"\(p.prefix(80))\" is not <namespace>/<name>")
         }
+        let networkGateway = w.hasNetworkGateway ? try gateway(w.networkGateway, "network_gateway", fail) : nil
+        let waypoint = w.hasWaypoint ? try gateway(w.waypoint, "waypoint", fail) : nil
         return Workload(uid: w.uid.isEmpty ? name : w.uid, name: w.name, namespace: w.namespace, serviceAccount: serviceAccount,
                         trustDomain: trustDomain, workloadIps: ips, protocol: proto, node: w.node,
                         clusterId: w.clusterID.isEmpty ? "Kubernetes" : w.clusterID,
                         workloadName: w.workloadName.isEmpty ? w.name : w.workloadName,
                         canonicalName: w.canonicalName.isEmpty ? w.name : w.canonicalName,
                         canonicalRevision: w.canonicalRevision.isEmpty ? "latest" : w.canonicalRevision,
-                        labels: [:], services: services, identity: identity, authorizationPolicies: w.authorizationPolicies)
+                        labels: [:], services: services, identity: identity, authorizationPolicies: w.authorizationPolicies,
+                        network: w.network, networkGateway: networkGateway, waypoint: waypoint)
+    }
+
+    static func gateway(_ g: Istio_Workload_GatewayAddress, _ field: String, _ fail: (String) -> XDSRejection) throws(XDSRejection) -> GatewayAddress {
+        guard g.hboneMtlsPort <= 65_535 else { throw fail("\(field).hbone_mtls_port \(g.hboneMtlsPort) is out of range") }
+        let port = g.hboneMtlsPort == 0 ? 15008 : UInt16(g.hboneMtlsPort)
+        switch g.destination {
+        case let .address(a)?:
+            guard let ip = IPAddress(networkBytes: a.address) else { throw fail("\(field).address has \(a.address.count) bytes (want 4 or 16)") }
+            return GatewayAddress(destination: .address(network: a.network, ip: ip), hboneMtlsPort: port)
+        case let .hostname(h)?:
+            guard !h.namespace.isEmpty, !h.hostname.isEmpty else { throw fail("\(field).hostname needs a namespace and a hostname") }
+            return GatewayAddress(destination: .hostname(namespace: h.namespace, hostname: h.hostname), hboneMtlsPort: port)
+        case nil:
+            throw fail("\(field) names neither an address nor a hostname")
+        }
     }
 
     static func service(_ name: String, _ s: Istio_Workload_Service) throws(XDSRejection) -> Service {
@@ -90,17 +108,25 @@ public enum XDSConversion {
         guard !s.name.isEmpty, !s.namespace.isEmpty, !s.hostname.isEmpty else {
             throw fail("service without a name, namespace or hostname")
         }
+        // istiod names a service <namespace>/<hostname>; anything else is not the resource it claims.
+        guard name == "\(s.namespace)/\(s.hostname)" else { throw fail("a service's resource name must be \(s.namespace)/\(s.hostname)") }
         var vips: [IPAddress] = []
+        var networks: [IPAddress: String] = [:]
         for (i, a) in s.addresses.enumerated() {
             guard let ip = IPAddress(networkBytes: a.address) else { throw fail("addresses[\(i)] has \(a.address.count) bytes (want 4 or 16)") }
             vips.append(ip)
+            if !a.network.isEmpty { networks[ip] = a.network }
         }
+        let waypoint = s.hasWaypoint ? try gateway(s.waypoint, "waypoint", fail) : nil
         var sans: [SPIFFEID] = []
         for (i, text) in s.subjectAltNames.enumerated() {
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw fail("subject_alt_names[\(i)]: \(error)") }
         }
-        return Service(name: s.name, namespace: s.namespace, hostname: s.hostname, vips: vips, ports: try ports(s.ports, fail),
-                       subjectAltNames: sans)
+        var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, vips: vips, ports: try ports(s.ports, fail),
+                              subjectAltNames: sans)
+        service.vipNetworks = networks
+        service.waypoint = waypoint
+        return service
     }
 
     static func ports(_ list: [Istio_Workload_Port], _ fail: (String) -> XDSRejection) throws(XDSRejection) -> [UInt16: UInt16] {

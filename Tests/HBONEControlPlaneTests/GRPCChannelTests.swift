@@ -20,6 +20,8 @@ import HBONEIdentity
         let network: MemoryNetwork
         var server: MemoryGRPCServer?
         var listener: (any StreamListener)?
+        /// Applied to each accepted server before it reads anything.
+        var configure: (MemoryGRPCServer) -> Void = { _ in }
 
         init() throws {
             loop = try EventLoop()
@@ -35,6 +37,7 @@ import HBONEIdentity
                                                      trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), selectH2: selectH2)
             listener = try network.host(GRPCChannelTests.istiodAddress.ip).listen(on: GRPCChannelTests.istiodAddress, loop: loop) { [self] stream, _ in
                 let s = MemoryGRPCServer(stream: stream, tls: try! TLSEngine(controlPlane: context, serverName: ""), silent: !handshake)
+                configure(s)
                 stream.delegate = s
                 server = s
             }
@@ -143,6 +146,44 @@ import HBONEIdentity
         #expect(h.server?.plaintextReceived == 0, "the server got HTTP/2 bytes")
     }
 
+    @Test func aCompressedOrOversizedMessageEndsTheCallWithAReason() throws {
+        for (raw, expected) in [([1, 0, 0, 0, 1, 0x41] as [UInt8], "compressed message"), ([0, 0, 0x10, 0, 1] as [UInt8], "exceeds the 1024-byte limit")] {
+            let h = try Harness()
+            h.configure = { $0.rawReply = raw }
+            try h.serve()
+            let channel = try h.channel()
+            let o = Outcome()
+            let head = GRPCRequestHead(path: "/test.Echo/Call", authority: "istiod:15012", token: "t", clusterID: "c")
+            let call = channel.call(headers: head.headers.map { H2Header($0.name, $0.value) }, maxMessageBytes: 1024,
+                                    onMessage: { o.messages.append($0) }, onEnd: { o.ended = $0 })
+            call.send([1])
+            call.finishSending()
+            channel.start()
+            h.run(seconds: 1)
+            guard case let .status(status)? = o.ended else {
+                Issue.record("call did not end: \(String(describing: o.ended))")
+                continue
+            }
+            #expect(status.message.contains(expected), "\(status)")
+            #expect(o.messages.isEmpty)
+            #expect(channel.isReady, "one bad call does not take the channel down")
+        }
+    }
+
+    @Test func garbageInsteadOfHTTP2ClosesTheChannelWithAReason() throws {
+        let h = try Harness()
+        h.configure = { $0.garbage = Array("HTTP/1.1 400 Bad Request\r\n\r\nnot http/2 at all".utf8) }
+        try h.serve()
+        let channel = try h.channel()
+        var closed: String?
+        channel.onClosed = { closed = $0 }
+        let o = Self.unary(channel)
+        channel.start()
+        h.run(seconds: 1)
+        #expect(closed?.contains("HTTP/2") == true, "\(String(describing: closed))")
+        #expect(o.ended != nil)
+    }
+
     @Test func keepalivePingsEveryThirtySecondsAndAnUnansweredOneCloses() throws {
         let h = try Harness()
         try h.serve()
@@ -177,6 +218,10 @@ final class MemoryGRPCServer: TCPStreamDelegate, H2SessionDelegate {
     var pings = 0
     /// Stops reading: nothing it receives is answered any more.
     var deaf = false
+    /// Sent as the response DATA instead of the echo (a hand-made gRPC frame).
+    var rawReply: [UInt8]?
+    /// Sent instead of HTTP/2 frames once TLS is up.
+    var garbage: [UInt8]?
     private var body: [Int32: [UInt8]] = [:]
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
 
@@ -198,6 +243,11 @@ final class MemoryGRPCServer: TCPStreamDelegate, H2SessionDelegate {
                 return
             }
             h2 = try? H2Session(role: .server, delegate: self)
+            if let garbage {
+                _ = garbage.withUnsafeBytes { tls.write($0) }
+                tls.takeCiphertext { stream.write($0) }
+                return
+            }
         }
         while case let .bytes(n) = tls.read(into: buffer) {
             plaintextReceived += n
@@ -228,7 +278,7 @@ final class MemoryGRPCServer: TCPStreamDelegate, H2SessionDelegate {
         session.consume(stream: stream, bytes.count)
     }
     func h2(_ session: H2Session, endOfStream stream: Int32) {
-        let echo = body[stream] ?? []
+        let echo = rawReply ?? GRPCMessageReader.frame(Array((body[stream] ?? []).dropFirst(5)))
         echo.withUnsafeBytes { session.send(stream: stream, $0) }
         session.finish(stream: stream, trailers: [H2Header("grpc-status", "0"), H2Header("grpc-message", "fine")])
     }

@@ -154,6 +154,40 @@ import HBONEXDSProto
         #expect(requests[0].node.metadata.fields["NODE_NAME"]?.stringValue == "west")
     }
 
+    @Test func gatewaysWaypointsAndNetworksAreKept() throws {
+        var s = store()
+        let w = Self.workload("w") { w in
+            w.network = "net-east"
+            var gw = Istio_Workload_GatewayAddress()
+            var na = Istio_Workload_NetworkAddress()
+            na.network = "net-east"
+            na.address = Data([192, 0, 2, 7])
+            gw.address = na
+            w.networkGateway = gw
+            var wp = Istio_Workload_GatewayAddress()
+            var host = Istio_Workload_NamespacedHostname()
+            host.namespace = "payments"
+            host.hostname = "waypoint.payments.svc.cluster.local"
+            wp.hostname = host
+            wp.hboneMtlsPort = 15009
+            w.waypoint = wp
+        }
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [w, Self.service("payments/ledger.payments.svc.cluster.local")]))
+        #expect(a.isACK, "\(a.reply.errorDetail.message)")
+        let kept = try #require(s.workloads["w"])
+        #expect(kept.network == "net-east")
+        #expect(kept.networkGateway?.description == "net-east/192.0.2.7:15008")
+        #expect(kept.waypoint?.description == "payments/waypoint.payments.svc.cluster.local:15009")
+    }
+
+    @Test func aServiceMustBeNamedNamespaceSlashHostname() {
+        var s = store()
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/other-host")]))
+        #expect(!a.isACK && s.services.isEmpty)
+        #expect(a.reply.errorDetail.message.contains("payments/other-host: a service's resource name must be payments/ledger.payments.svc.cluster.local"),
+                "\(a.reply.errorDetail.message)")
+    }
+
     @Test func anUnchangedResourceChangesNothing() {
         var s = store()
         _ = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a")]))
