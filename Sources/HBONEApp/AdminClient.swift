@@ -3,7 +3,7 @@ import HBONECore
 
 /// Reads a running proxy's admin API and renders what operators ask for (`hbone admin …`).
 public enum AdminClient {
-    public enum View: String, CaseIterable, Sendable { case certs, workloads, policies, config }
+    public enum View: String, CaseIterable, Sendable { case certs, workloads, policies, config, controlplane }
 
     /// A blocking HTTP/1.1 GET (the admin API is plain HTTP on loopback); the body of a 200.
     public static func get(_ address: SocketAddress, path: String) throws(ToolError) -> String {
@@ -59,6 +59,8 @@ public enum AdminClient {
                 rows.append([p["namespace"] as? String ?? "", p["name"] as? String ?? "", p["action"] as? String ?? "", scope,
                              "\(p["rules"] as? Int ?? 0)", (p["dryRun"] as? Bool ?? false) ? "yes" : "no", "\((p["warnings"] as? [String] ?? []).count)"])
             }
+        case .controlplane:
+            return controlPlane(dump["controlPlane"] as? [String: Any])
         case .config:
             let data = (try? JSONSerialization.data(withJSONObject: dump["config"] ?? [:], options: [.prettyPrinted, .sortedKeys])) ?? Data()
             return String(decoding: data, as: UTF8.self) + "\n"
@@ -68,5 +70,44 @@ public enum AdminClient {
         }
         return rows.map { row in row.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
             .map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }.joined(separator: "\n") + "\n"
+    }
+
+    /// istiod's side: the xDS stream and each type's last ACK and NACK, then each identity's certificate.
+    static func controlPlane(_ cp: [String: Any]?) -> String {
+        guard let cp else { return "no control plane: this proxy is configured from files only\n" }
+        var out = ""
+        let xds = cp["xds"] as? [String: Any] ?? [:]
+        if xds["enabled"] as? Bool == true {
+            let state = xds["connected"] as? Bool == true ? "connected" : "not connected"
+            out += "xDS \(xds["address"] as? String ?? "?"): \(state), \(xds["synced"] as? Bool == true ? "synced" : "not synced yet")"
+            if let e = xds["lastError"] as? String { out += " (last error: \(e))" }
+            out += "\n"
+            for (type, value) in (xds["types"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let t = value as? [String: Any] ?? [:]
+                out += "  \(type.split(separator: "/").last ?? ""): ACKed version \(t["lastAckedVersion"] as? String ?? "-") nonce \(t["lastAckedNonce"] as? String ?? "-")"
+                out += ", \(t["acks"] as? Int ?? 0) ACKs, \(t["nacks"] as? Int ?? 0) NACKs"
+                if let reason = t["lastNackReason"] as? String { out += "; last NACK (nonce \(t["lastNackNonce"] as? String ?? "-")): \(reason)" }
+                out += "\n"
+            }
+        } else {
+            out += "xDS: off (workloads and policies from the config file)\n"
+        }
+        let ca = cp["ca"] as? [String: Any] ?? [:]
+        guard ca["enabled"] as? Bool == true else { return out + "Istio CA: off\n" }
+        out += "Istio CA \(ca["address"] as? String ?? "?"):\n"
+        var rows = [["IDENTITY", "STATE", "VALID UNTIL", "NEXT ATTEMPT", "LAST ERROR"]]
+        for (id, value) in (ca["certificates"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let c = value as? [String: Any] ?? [:]
+            rows.append([id, c["state"] as? String ?? "?", c["validUntil"] as? String ?? "-", c["nextAttempt"] as? String ?? "-",
+                         c["lastError"] as? String ?? "-"])
+        }
+        let widths = rows.reduce(into: [Int](repeating: 0, count: 5)) { w, row in
+            for (i, cell) in row.enumerated() { w[i] = max(w[i], cell.count) }
+        }
+        for row in rows {
+            out += "  " + row.enumerated().map { i, c in i == 4 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ") + "\n"
+        }
+        return out
     }
 }

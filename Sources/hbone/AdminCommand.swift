@@ -2,11 +2,11 @@ import ArgumentParser
 import HBONECore
 import HBONEApp
 
-/// `hbone admin certs|workloads|policies|config`: readable tables from a running proxy's config_dump.
+/// `hbone admin certs|workloads|policies|config|controlplane`: readable tables from a running proxy's config_dump.
 struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "admin", abstract: "Show what a running proxy holds (reads its admin API).")
 
-    @Argument(help: "certs, workloads, policies or config.") var what: AdminClient.View
+    @Argument(help: "certs, workloads, policies, config or controlplane.") var what: AdminClient.View
     @Option(help: "The admin address.") var admin = "127.0.0.1:15000"
 
     func run() throws {

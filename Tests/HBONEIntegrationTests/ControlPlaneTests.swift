@@ -122,6 +122,9 @@ struct ControlPlaneTests {
         let address = (cp?["types"] as? [String: Any])?["type.googleapis.com/istio.workload.Address"] as? [String: Any]
         #expect((address?["lastNackReason"] as? String)?.contains("five-0") == true, "\(String(describing: address))")
         #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_xds_nacks_total{type_url=\"type.googleapis.com/istio.workload.Address\"}") == 1)
+        let admin = try runProgram(hboneBinary, ["admin", "controlplane", "--admin", "\(mesh.eastAdmin):15000"]).output
+        #expect(admin.contains("connected, synced") && admin.contains("last NACK (nonce") && admin.contains("five-0")
+                && admin.contains("spiffe://cluster.local/ns/payments/sa/checkout  valid"), "\(admin)")
 
         // A new stream (istiod recycles it): what east holds is listed, the rejected ones are not.
         let before = istiod.requests("xds").count
@@ -316,5 +319,23 @@ struct ControlPlaneTests {
             return (ca?["certificates"] as? [String: Any])?.isEmpty == true
         })
         #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("certificate dropped: no local workload needs it") })
+    }
+
+    @Test("without a root file, the trust bundle is the roots the CA returned")
+    func trustFromTheCA() throws {
+        let net = 111
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.trustFromCA = true
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 })
+        let r = try mesh.client("echo", ["--size", "5000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        let certs = mesh.configDump(mesh.eastAdmin)["certificates"] as? [[String: Any]] ?? []
+        let roots = (certs.first?["rootCerts"] as? [[String: Any]] ?? []).compactMap { $0["subject"] as? String }
+        #expect(roots == ["CN=hbone mesh root,O=hbone-test"], "\(roots)")
     }
 }

@@ -14,11 +14,16 @@ final class FakeIstiod {
     let controlPort: Int
     let log: String
 
-    /// The test Python environment (grpcio, protobuf, cryptography; modules from proto/), made once.
-    static let environment: String = {
-        let (status, output) = (try? runProgram(repositoryRoot + "/scripts/lib/pyenv.sh", [], includeErrors: false)) ?? (1, "")
-        precondition(status == 0, "scripts/lib/pyenv.sh failed: cannot build the test control plane's Python environment")
-        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The test Python environment (grpcio, protobuf, cryptography; modules from proto/), made once;
+    /// a test that cannot have it fails (it never skips).
+    static func environment() throws -> String {
+        try cachedEnvironment.get()
+    }
+
+    private static let cachedEnvironment: Result<String, MeshError> = {
+        let (status, output) = (try? runProgram(repositoryRoot + "/scripts/lib/pyenv.sh", [], includeErrors: true)) ?? (1, "cannot run")
+        guard status == 0 else { return .failure(MeshError("scripts/lib/pyenv.sh failed (the test control plane needs it): \(output.suffix(2000))")) }
+        return .success(String(output.split(separator: "\n").last ?? "").trimmingCharacters(in: .whitespaces))
     }()
 
     /// `tokens`: bearer token → node, as istiod's node authorizer would resolve them.
@@ -26,9 +31,10 @@ final class FakeIstiod {
         let pki = TestPKI.directory
         log = dir + "/istiod.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let python = try FakeIstiod.environment()
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: FakeIstiod.environment + "/bin/python")
-        p.arguments = [repositoryRoot + "/scripts/lib/fake_istiod.py", "--proto-dir", FakeIstiod.environment + "/proto",
+        p.executableURL = URL(fileURLWithPath: python + "/bin/python")
+        p.arguments = [repositoryRoot + "/scripts/lib/fake_istiod.py", "--proto-dir", python + "/proto",
                        "--serving-chain", pki + "/istiod/cert-chain.pem", "--serving-key", pki + "/istiod/key.pem",
                        "--ca", pki + "/east", "--foreign-ca", pki + "/other"] + tokens.map { ["--token", "\($0.key)=\($0.value)"] }.joined()
         let pipe = Pipe()

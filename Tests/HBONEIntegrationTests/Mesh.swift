@@ -52,6 +52,8 @@ final class Mesh {
         /// Extra `hbone.xds` lines (indented four spaces) with a control plane.
         var xdsExtra = ""
         var eastEnvironment: [String: String] = [:]
+        /// With a control plane: no root file; the roots come with the CA's answers.
+        var trustFromCA = false
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -65,7 +67,8 @@ final class Mesh {
         if let cp = options.controlPlane {
             for (node, socks, extra) in [("east", "127.0.\(net).2", options.eastExtra), ("west", "127.0.\(net).3", options.westExtra)] {
                 try "token-\(node)\n".write(toFile: dir + "/token-\(node)", atomically: true, encoding: .utf8)
-                try controlPlaneConfig(node: node, socks: socks, istiod: cp, bundle: under("bundle-root.pem"), xdsExtra: options.xdsExtra, extra: extra)
+                try controlPlaneConfig(node: node, socks: socks, istiod: cp, bundle: under("bundle-root.pem"), xdsExtra: options.xdsExtra,
+                                       extra: extra, trustFromCA: options.trustFromCA)
                     .write(toFile: dir + "/\(node).yaml", atomically: true, encoding: .utf8)
             }
         } else {
@@ -128,12 +131,13 @@ final class Mesh {
     }
 
     /// A node configured only by the control plane: no workloads in the file, SVIDs from the Istio CA.
-    func controlPlaneConfig(node: String, socks: String, istiod: FakeIstiod, bundle: String, xdsExtra: String, extra: String) -> String {
+    func controlPlaneConfig(node: String, socks: String, istiod: FakeIstiod, bundle: String, xdsExtra: String, extra: String,
+                            trustFromCA: Bool = false) -> String {
         """
         hbone:
           node: \(node)
           trustDomain: cluster.local
-          rootCertificates: \(bundle)
+        \(trustFromCA ? "" : "  rootCertificates: \(bundle)")
           certificates:
             istioCA: true
           xds:
