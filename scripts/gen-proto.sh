@@ -21,5 +21,5 @@ out=Sources/HBONEXDSProto
 rm -f "$out"/*.pb.swift
 mkdir -p "$out"
 protoc --plugin=protoc-gen-swift="$plugin" --swift_opt=Visibility=Public --swift_out="$out" \
-    -I proto -I /usr/include proto/workload.proto proto/authorization.proto proto/discovery.proto proto/ca.proto
+    -I proto -I /usr/include proto/workload.proto proto/authorization.proto proto/discovery.proto proto/ca.proto proto/zds.proto
 echo "generated: $(ls "$out")"

@@ -12,6 +12,15 @@
 #include <malloc.h>
 #include <netinet/tcp.h>
 #include <linux/netfilter_ipv4.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <linux/nsfs.h>
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
@@ -110,3 +119,101 @@ uint64_t chbone_heap_in_use(void) {
     struct mallinfo2 mi = mallinfo2();
     return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
+
+
+int chbone_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+int chbone_is_netns(int fd) {
+    int type = ioctl(fd, NS_GET_NSTYPE);
+    if (type >= 0) return type == CLONE_NEWNET ? 1 : 0;
+    // Older kernels: an nsfs file whose link reads net:[inode].
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return -1;
+    if ((unsigned long)fs.f_type != 0x6e736673UL) return 0;   // NSFS_MAGIC
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0) return -1;
+    link[n] = 0;
+    return strncmp(link, "net:[", 5) == 0 ? 1 : 0;
+}
+
+int chbone_open_own_netns(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int chbone_seqpacket_connect(const char *path) {
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+long chbone_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated) {
+    // Room for more descriptors than allowed, so a sender passing too many is seen (and all closed).
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int) * 16)]; } control;
+    struct iovec iov = { buf, len };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    *nfds = 0;
+    *truncated = 0;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *received = (int *)CMSG_DATA(c);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < max_fds) fds[(*nfds)++] = received[i];
+            else close(received[i]);   // more than the caller takes: never leaked
+        }
+        if (count > max_fds) *truncated = 1;
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = 1;
+    return (long)n;
+}
+
+long chbone_send_with_fd(int fd, const void *buf, size_t len, int fd_to_send) {
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int))]; } control;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd_to_send >= 0) {
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd_to_send, sizeof(int));
+    }
+    return (long)sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+int chbone_poll_readable(int fd, int timeout_ms) {
+    struct pollfd p = { fd, POLLIN, 0 };
+    int rc = poll(&p, 1, timeout_ms);
+    if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) return 1;
+    return rc;
+}
+
+const int chbone_ip_transparent = IP_TRANSPARENT;
+const int chbone_sol_ip = SOL_IP;

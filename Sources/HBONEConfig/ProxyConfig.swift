@@ -227,7 +227,7 @@ public struct ProxyConfig: Sendable {
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies",
-                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca"])
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -302,6 +302,18 @@ public struct ProxyConfig: Sendable {
         s.controlPlane = try ControlPlaneSettings.parse(xds: f["xds"], ca: f["ca"], environment: environment, file: r.file, path: path)
         // NODE_NAME names the Kubernetes node: workloads istiod places on it are the local ones.
         if let n = s.controlPlane.nodeName { s.node = n }
+        // In-pod mode: hbone.inpod.uds or ztunnel's INPOD_UDS (the environment wins); PACKET_MARK.
+        if let i = f["inpod"] {
+            let fi = try i.fields(allowed: ["uds"])
+            if let u = fi["uds"] { s.inPod = Settings.InPod(uds: path(try u.nonEmptyString())) }
+        }
+        if let uds = environment["INPOD_UDS"], !uds.isEmpty { s.inPod = Settings.InPod(uds: uds) }
+        if let mark = environment["PACKET_MARK"], !mark.isEmpty {
+            guard let m = Int32(mark), m > 0 else {
+                throw ConfigError(file: r.file, line: nil, path: "environment PACKET_MARK", reason: "\"\(mark.prefix(20))\" is not a positive integer")
+            }
+            s.outboundMark = m
+        }
         if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
         if let t = f["timeouts"] {
             let tf = try t.fields(allowed: ["handshake", "connect", "idle", "keepaliveInterval", "keepaliveTimeout", "drain"])

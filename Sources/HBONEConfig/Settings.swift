@@ -23,6 +23,23 @@ public struct Settings: Sendable, Equatable {
     public var outboundMark: Int32? = nil
     /// istiod (xDS) and the Istio CA: `hbone.xds`, `hbone.ca` and ztunnel's environment variables.
     public var controlPlane = ControlPlaneSettings()
+    /// In-pod mode (pods handed over by istio-cni over ZDS); nil: capture in the node's namespace.
+    public var inPod: InPod? = nil
+
+    public struct InPod: Sendable, Equatable {
+        /// The CNI agent's socket (`INPOD_UDS`; ztunnel's default `/var/run/ztunnel/ztunnel.sock`).
+        public var uds: String
+        /// Ports the proxy listens on inside each pod (ztunnel's, which the redirection rules name).
+        public var outboundPort: UInt16 = 15001
+        public var inboundPlaintextPort: UInt16 = 15006
+        public var inboundPort: UInt16 = 15008
+
+        public init(uds: String) { self.uds = uds }
+    }
+
+    /// The mark on sockets the proxy makes (so capture skips them): `outboundMark`, else 1337 in
+    /// in-pod mode (ztunnel's PACKET_MARK, which istio-cni's rules exempt).
+    public var packetMark: Int32? { outboundMark ?? (inPod == nil ? nil : 1337) }
 
     public enum CertificateSource: Sendable, Equatable {
         /// `<dir>/<namespace>/<serviceAccount>/{cert-chain.pem,key.pem}`, watched for changes.

@@ -91,13 +91,16 @@ final class MemoryHost: StreamNetwork {
         self.ip = ip
     }
 
-    func listen(on address: SocketAddress, loop: EventLoop,
+    /// One flat network: namespaces and marks do not apply in memory.
+    func listen(on address: SocketAddress, loop: EventLoop, namespace: NetworkNamespace?, mark: Int32?,
                 onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener {
         try network.listen(on: address, onAccept: onAccept)
     }
 
-    func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop, delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream {
-        network.connect(from: SocketAddress(ip: ip, port: network.ephemeralPort()), to: address, delegate: delegate)
+    func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop, namespace: NetworkNamespace?, source: SocketAddress?,
+                 delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream {
+        let from = source.map { SocketAddress(ip: $0.ip, port: $0.port == 0 ? network.ephemeralPort() : $0.port) }
+        return network.connect(from: from ?? SocketAddress(ip: ip, port: network.ephemeralPort()), to: address, delegate: delegate)
     }
 }
 

@@ -61,9 +61,14 @@ public enum Socket {
 
     /// A listening TCP socket with SO_REUSEPORT, so each loop binds its own and the kernel spreads
     /// connections across loops. `freebind` lets it bind an address not (yet) on this host.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, freebind: Bool = true, reusePort: Bool = true) throws(SystemError) -> Int32 {
+    /// `transparent`: IP_TRANSPARENT, for in-pod listeners that accept redirected connections
+    /// addressed anywhere (ztunnel sets it on its pod listeners).
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, freebind: Bool = true, reusePort: Bool = true,
+                              transparent: Bool = false, mark: Int32? = nil) throws(SystemError) -> Int32 {
         let fd = chbone_socket(address.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue))
         if fd < 0 { throw SystemError("socket") }
+        if transparent { _ = chbone_set_int_option(fd, chbone_sol_ip, chbone_ip_transparent, 1) }
+        if let mark { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_mark, mark) }
         _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseaddr, 1)
         if reusePort { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseport, 1) }
         if freebind { _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), chbone_ip_freebind, 1) }
@@ -84,10 +89,18 @@ public enum Socket {
     }
 
     /// Starts a non-blocking connect. Returns the fd; completion shows as writability (check `pendingError`).
-    public static func connect(to address: SocketAddress, from source: SocketAddress? = nil, mark: Int32? = nil) throws(SystemError) -> Int32 {
+    /// `transparent`: bind `source` with IP_TRANSPARENT, an address that is not this host's (in-pod
+    /// inbound connects to the app from the original client's address).
+    public static func connect(to address: SocketAddress, from source: SocketAddress? = nil, mark: Int32? = nil,
+                               transparent: Bool = false) throws(SystemError) -> Int32 {
         let fd = chbone_socket(address.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue))
         if fd < 0 { throw SystemError("socket") }
         if let mark { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_mark, mark) }
+        if transparent, source != nil, chbone_set_int_option(fd, chbone_sol_ip, chbone_ip_transparent, 1) != 0 {
+            let error = SystemError("IP_TRANSPARENT")
+            close(fd)
+            throw error
+        }
         if let source {
             _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), chbone_ip_freebind, 1)
             // Port 0: let connect pick the port per destination (IP_BIND_ADDRESS_NO_PORT), so many

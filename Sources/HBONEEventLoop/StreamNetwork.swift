@@ -4,13 +4,26 @@ import HBONECore
 /// a `MemoryNetwork` on a virtual clock, so the whole data path runs in a test without sockets,
 /// threads or sleeps. Only listening and connecting differ; everything after is a `TCPStream`.
 public protocol StreamNetwork: AnyObject {
-    /// Listens on `address` (port 0: any free port). `onAccept` owns each accepted stream and gets
-    /// the client's address.
-    func listen(on address: SocketAddress, loop: EventLoop,
+    /// Listens on `address` (port 0: any free port), inside `namespace` when given (a pod's, in-pod
+    /// mode: transparent and marked). `onAccept` owns each accepted stream and gets the client's address.
+    func listen(on address: SocketAddress, loop: EventLoop, namespace: NetworkNamespace?, mark: Int32?,
                 onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener
-    /// Starts connecting to `address`; the delegate learns the outcome (`tcpStreamConnected` or `failed`).
-    func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop,
+    /// Starts connecting to `address`, from inside `namespace` when given and from `source` when
+    /// given (a transparent bind); the delegate learns the outcome (`tcpStreamConnected` or `failed`).
+    func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop, namespace: NetworkNamespace?, source: SocketAddress?,
                  delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream
+}
+
+extension StreamNetwork {
+    /// In this process's own namespace.
+    public func listen(on address: SocketAddress, loop: EventLoop,
+                       onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener {
+        try listen(on: address, loop: loop, namespace: nil, mark: nil, onAccept: onAccept)
+    }
+
+    public func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop, delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream {
+        try connect(to: address, mark: mark, loop: loop, namespace: nil, source: nil, delegate: delegate)
+    }
 }
 
 /// A bound listener of a `StreamNetwork`.
@@ -29,9 +42,9 @@ extension TCPListener: StreamListener {}
 public final class SocketNetwork: StreamNetwork {
     public init() {}
 
-    public func listen(on address: SocketAddress, loop: EventLoop,
+    public func listen(on address: SocketAddress, loop: EventLoop, namespace: NetworkNamespace?, mark: Int32?,
                        onAccept: @escaping (TCPStream, SocketAddress) -> Void) throws(SystemError) -> any StreamListener {
-        try TCPListener(loop: loop, address: address) { fd, peer in
+        try TCPListener(loop: loop, address: address, namespace: namespace, mark: mark) { fd, peer in
             guard let peer else {
                 Socket.abort(fd)
                 return
@@ -44,9 +57,16 @@ public final class SocketNetwork: StreamNetwork {
         }
     }
 
-    public func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop,
+    public func connect(to address: SocketAddress, mark: Int32?, loop: EventLoop, namespace: NetworkNamespace?, source: SocketAddress?,
                         delegate: TCPStreamDelegate?) throws(SystemError) -> TCPStream {
-        let fd = try Socket.connect(to: address, mark: mark)
+        let fd: Int32
+        if let namespace {
+            fd = try namespace.run { () throws(SystemError) -> Int32 in
+                try Socket.connect(to: address, from: source, mark: mark, transparent: source != nil)
+            }
+        } else {
+            fd = try Socket.connect(to: address, from: source, mark: mark)
+        }
         Socket.tune(fd)
         return try TCPStream(loop: loop, fd: fd, connecting: true, delegate: delegate)
     }

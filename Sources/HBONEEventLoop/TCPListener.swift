@@ -33,9 +33,17 @@ public final class TCPListener: Selectable {
 
     /// `reusePort`: data-plane loops share a port (SO_REUSEPORT); single listeners must not, or a
     /// second process would silently share it.
-    public init(loop: EventLoop, address: SocketAddress, reusePort: Bool = true, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError) {
+    /// `namespace`: bound inside a pod's network namespace (transparent, `mark`ed), as in-pod mode does.
+    public init(loop: EventLoop, address: SocketAddress, reusePort: Bool = true, namespace: NetworkNamespace? = nil, mark: Int32? = nil,
+                onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError) {
         self.loop = loop
-        self.fd = try Socket.listen(on: address, reusePort: reusePort)
+        if let namespace {
+            self.fd = try namespace.run { () throws(SystemError) -> Int32 in
+                try Socket.listen(on: address, reusePort: reusePort, transparent: true, mark: mark)
+            }
+        } else {
+            self.fd = try Socket.listen(on: address, reusePort: reusePort, mark: mark)
+        }
         self.address = Socket.localAddress(fd) ?? address
         self.onAccept = onAccept
         do {

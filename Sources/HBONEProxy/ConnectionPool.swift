@@ -7,6 +7,8 @@ struct PoolKey: Hashable {
     let source: SPIFFEID
     let expected: Set<SPIFFEID>
     let proxy: SocketAddress
+    /// In-pod mode: connections are made inside the source pod's namespace, so pods never share one.
+    var pod: String? = nil
 }
 
 /// One loop's pool: no locks (the loop owns it), and a connection still handshaking is shared by

@@ -64,6 +64,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     static let lingerTime: UInt64 = 1_000_000_000
 
     /// Takes `tcp` (connecting for a client, open for a server); on a throw the caller still owns it.
+    /// In-pod mode: the pod this connection was accepted in (inbound) or made from (outbound).
+    var pod: InPodWorkload?
+
     init(worker: Worker, role: Role, tcp: TCPStream, context: TLSContext, verification: PeerVerification,
          peer: SocketAddress, local: SocketAddress) throws {
         self.worker = worker

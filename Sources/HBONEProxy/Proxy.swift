@@ -79,14 +79,26 @@ public final class Proxy: Sendable {
 
     /// Applies a new config (certificates and trust reloaded from disk, or `issued` by the Istio CA).
     /// A failure keeps the old one. Safe from any thread; reloads apply one at a time.
-    public func reload(config: ProxyConfig, issued: IssuedCertificates? = nil) throws(ProxyError) {
+    /// `pods`: in-pod mode's pods. `waitForWorkers`: return only once every worker applied it
+    /// (their listeners in new pods are bound, or failed and logged), as a ZDS ACK needs.
+    public func reload(config: ProxyConfig, issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:],
+                       waitForWorkers: Bool = false) throws(ProxyError) {
         reloading.lock()
         defer { reloading.unlock() }
         let version = state.version + 1
-        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state, issued: issued)
+        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state, issued: issued, pods: pods)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         current.withLock { $0 = newState }
-        post { worker in worker.update(newState) }
+        let applied = DispatchGroup()
+        let loops = self.loops.withLock { $0 }
+        for loop in loops {
+            applied.enter()
+            loop.post { [loop] in
+                WorkerRegistry.worker(for: loop)?.update(newState)
+                applied.leave()
+            }
+        }
+        if waitForWorkers { _ = applied.wait(timeout: .now() + 10) }
         log.info("configuration applied", ["version": "\(version)"])
     }
 

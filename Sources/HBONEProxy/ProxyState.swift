@@ -28,6 +28,8 @@ public final class ProxyState: Sendable {
     /// Why each local identity without a certificate has none (the CA's refusal, a bad file, ...):
     /// readiness and refused connections say it.
     public let certificateProblems: [SPIFFEID: String]
+    /// In-pod mode: the pods the CNI agent handed over, by UID.
+    public let pods: [String: InPodWorkload]
 
     public struct IdentityContexts: Sendable {
         public let server: TLSContext
@@ -38,9 +40,10 @@ public final class ProxyState: Sendable {
     public var settings: Settings { config.settings }
 
     public init(config: ProxyConfig, trust: TrustBundle, certificates: [SPIFFEID: CertifiedKey], version: Int,
-                problems: [SPIFFEID: String] = [:]) throws(TLSError) {
+                problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:]) throws(TLSError) {
         self.config = config
         self.certificateProblems = problems
+        self.pods = pods
         self.trust = trust
         self.version = version
         policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
@@ -78,7 +81,7 @@ public final class ProxyState: Sendable {
     /// `previous`: an SVID that fails to load now (say, a rotation caught half-written) keeps the
     /// one in use, so a reload never takes a working identity away.
     public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil,
-                            issued: IssuedCertificates? = nil) throws(ProxyError) -> (ProxyState, missing: [String]) {
+                            issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:]) throws(ProxyError) -> (ProxyState, missing: [String]) {
         let trust: TrustBundle
         do {
             if config.settings.rootCertificates.isEmpty {
@@ -110,7 +113,7 @@ public final class ProxyState: Sendable {
             }
             missing = problems.map { "\($0.key): \($0.value)" }.sorted()
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems, pods: pods), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -119,7 +122,7 @@ public final class ProxyState: Sendable {
         case let .ca(issuance):
             certs = try issue(config: config, issuance: issuance, previous: previous, missing: &missing)
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -148,7 +151,7 @@ public final class ProxyState: Sendable {
             }
         }
         do {
-            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version), missing)
+            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods), missing)
         } catch {
             throw ProxyError(.internal, .config, "TLS context: \(error)")
         }

@@ -42,6 +42,11 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     private var connectTimer: EventLoop.TimerID?
     /// Outbound HBONE: opens the CONNECT again on another connection (a stream refused unprocessed).
     var reopen: (() -> Void)?
+    /// In-pod mode: the pod whose namespace the upstream socket is made in.
+    var pod: InPodWorkload?
+    /// With `pod`, an inbound upstream is made from the original client's address (transparent),
+    /// so the app sees its real peer.
+    var transparentSource: IPAddress?
     private(set) var lastActivity: UInt64
     /// Events raised while actions run wait here, so actions always see the state they came from
     /// (empty and unallocated otherwise: an idle tunnel keeps no buffer for it).
@@ -82,7 +87,9 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Connects the upstream socket to `address`, failing at the connect timeout.
     func dial(_ address: SocketAddress) {
         do {
-            upstream = .socket(try worker.network.connect(to: address, mark: worker.state.settings.outboundMark, loop: worker.loop, delegate: self))
+            upstream = .socket(try worker.network.connect(to: address, mark: worker.state.settings.packetMark, loop: worker.loop,
+                                                          namespace: pod?.netns, source: transparentSource.map { SocketAddress(ip: $0, port: 0) },
+                                                          delegate: self))
         } catch {
             handle(.connectFailed(upstreamConnectError("to \(address): \(error)", errno: error.errno), retryable: false))
             return

@@ -18,7 +18,7 @@ final class Worker {
     let chainCache = VerifiedChainCache()
     /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
     let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    private var listeners: [SocketAddress: any StreamListener] = [:]
+    private var listeners: [ListenerKey: any StreamListener] = [:]
     private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
     /// Every open tunnel, HBONE or plain, by id.
     private(set) var tunnels: [Int: Tunnel] = [:]
@@ -47,64 +47,99 @@ final class Worker {
 
     enum ListenerKind { case inbound, plaintext, socks5, capture }
 
+    /// A listener: an address in this process's namespace, or in a pod's (in-pod mode; the same
+    /// address exists once per pod, and a pod handed over again comes with a new namespace).
+    struct ListenerKey: Hashable {
+        var pod: String? = nil
+        var netns: ObjectIdentifier? = nil
+        var address: SocketAddress
+    }
+
     /// Every address this worker should listen on, from the current state.
-    func wantedListeners() -> [SocketAddress: ListenerKind] {
+    func wantedListeners() -> [ListenerKey: (kind: ListenerKind, pod: InPodWorkload?)] {
         let l = state.settings.listen
-        var wanted: [SocketAddress: ListenerKind] = [:]
+        var wanted: [ListenerKey: (kind: ListenerKind, pod: InPodWorkload?)] = [:]
         if let single = l.inbound {
-            wanted[single] = .inbound
-        } else {
+            wanted[ListenerKey(address: single)] = (.inbound, nil)
+        } else if state.settings.inPod == nil {
             for w in state.config.localWorkloads {
-                for ip in w.workloadIps { wanted[SocketAddress(ip: ip, port: l.inboundPort)] = .inbound }
+                for ip in w.workloadIps { wanted[ListenerKey(address: SocketAddress(ip: ip, port: l.inboundPort))] = (.inbound, nil) }
             }
         }
-        if let a = l.inboundPlaintext { wanted[a] = .plaintext }
-        if let a = l.socks5 { wanted[a] = .socks5 }
-        if let a = l.outboundCapture { wanted[a] = .capture }
+        if let a = l.inboundPlaintext { wanted[ListenerKey(address: a)] = (.plaintext, nil) }
+        if let a = l.socks5 { wanted[ListenerKey(address: a)] = (.socks5, nil) }
+        if let a = l.outboundCapture { wanted[ListenerKey(address: a)] = (.capture, nil) }
+        if let inPod = state.settings.inPod {
+            let any = IPAddress("0.0.0.0")!
+            for (uid, pod) in state.pods {
+                let ns = ObjectIdentifier(pod.netns)
+                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.outboundPort))] = (.capture, pod)
+                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPlaintextPort))] = (.plaintext, pod)
+                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPort))] = (.inbound, pod)
+            }
+        }
         return wanted
     }
 
-    /// Binds what is wanted and not bound, closes what is bound and no longer wanted.
+    /// Binds what is wanted and not bound, closes what is bound and no longer wanted. A listener in
+    /// a pod that fails to bind is logged and counted; the first failure of the proxy's own is thrown.
     func syncListeners() throws(SystemError) {
         guard !draining else { return }
-        defer { boundAddresses = listeners.values.map(\.address) }   // also when a bind fails midway
+        defer { boundAddresses = listeners.filter { $0.key.pod == nil }.map(\.value.address) }   // also when a bind fails midway
         let wanted = wantedListeners()
-        for (address, listener) in listeners where wanted[address] == nil {
+        for (key, listener) in listeners where wanted[key] == nil {
             listener.close()
-            listeners[address] = nil
+            listeners[key] = nil
         }
-        for (address, kind) in wanted where listeners[address] == nil {
-            let listener = try network.listen(on: address, loop: loop) { [unowned self] stream, peer in
-                accept(kind: kind, stream: stream, peer: peer, listener: address)
+        var firstError: SystemError?
+        for (key, want) in wanted where listeners[key] == nil {
+            let (kind, pod) = want
+            do {
+                let listener = try network.listen(on: key.address, loop: loop, namespace: pod?.netns, mark: pod == nil ? nil : state.settings.packetMark) {
+                    [unowned self] stream, peer in
+                    accept(kind: kind, stream: stream, peer: peer, listener: key.address, pod: pod)
+                }
+                listener.onFailure = { [stats] reason in stats.acceptFailures.add(reason) }
+                listeners[key] = listener
+            } catch {
+                if let pod {
+                    log.error("cannot listen in the pod", ["pod": pod.uid, "address": "\(key.address)", "error": "\(error)"])
+                    stats.acceptFailures.add("pod_listen")
+                } else if firstError == nil {
+                    firstError = error
+                }
             }
-            listener.onFailure = { [stats] reason in stats.acceptFailures.add(reason) }
-            listeners[address] = listener
         }
         if sweepTimer == nil { scheduleSweep() }
+        if let firstError { throw firstError }
     }
+
+    /// In-pod mode: the pods with listeners on this worker (for the config dump).
+    var podsListening: Set<String> { Set(listeners.keys.compactMap(\.pod)) }
 
     /// What the listeners actually bound (a port-0 listener included), kept beside `listeners` so
     /// routing an outbound connection does not rebuild it.
     private(set) var boundAddresses: [SocketAddress] = []
 
-    private func accept(kind: ListenerKind, stream: TCPStream, peer: SocketAddress, listener: SocketAddress) {
+    private func accept(kind: ListenerKind, stream: TCPStream, peer: SocketAddress, listener: SocketAddress, pod: InPodWorkload?) {
         switch kind {
-        case .inbound: acceptInbound(stream, peer: peer, listener: listener)
-        case .plaintext: acceptPlaintext(stream, peer: peer)
+        case .inbound: acceptInbound(stream, peer: peer, listener: listener, pod: pod)
+        case .plaintext: acceptPlaintext(stream, peer: peer, pod: pod)
         case .socks5:
             let session = Socks5Session(worker: self, tcp: stream, client: peer)
             socksSessions[ObjectIdentifier(session)] = session
-        case .capture: acceptCaptured(stream, peer: peer)
+        case .capture: acceptCaptured(stream, peer: peer, pod: pod)
         }
     }
 
     // MARK: Inbound
 
-    private func acceptInbound(_ tcp: TCPStream, peer: SocketAddress, listener: SocketAddress) {
+    private func acceptInbound(_ tcp: TCPStream, peer: SocketAddress, listener: SocketAddress, pod: InPodWorkload?) {
         let local = tcp.localAddress ?? listener
         // Redirected connections name their real destination in SO_ORIGINAL_DST.
-        let destination = state.settings.listen.inbound != nil ? (tcp.originalDestination() ?? local) : local
-        guard let workload = state.localWorkloadsByIP[destination.ip] ?? (state.config.localWorkloads.count == 1 ? state.config.localWorkloads.first : nil) else {
+        let destination = state.settings.listen.inbound != nil || pod != nil ? (tcp.originalDestination() ?? local) : local
+        let fallback = pod?.workload ?? (state.config.localWorkloads.count == 1 ? state.config.localWorkloads.first : nil)
+        guard let workload = pod?.workload ?? state.localWorkloadsByIP[destination.ip] ?? fallback else {
             log.warn("inbound connection for an address with no local workload", ["dst.addr": "\(destination)", "src.addr": "\(peer)"])
             tcp.abort()
             return
@@ -120,6 +155,7 @@ final class Worker {
             let conn = try HBONEConnection(worker: self, role: .server, tcp: tcp, context: contexts.server,
                                            verification: .inbound(trustDomains: state.settings.trustedDomains),
                                            peer: peer, local: destination)
+            conn.pod = pod
             connections[ObjectIdentifier(conn)] = conn
             stats.hboneConnectionsInbound.wrappingIncrement(ordering: .relaxed)
         } catch {
@@ -162,10 +198,16 @@ final class Worker {
             connection.reset(stream: stream, errorCode: H2ErrorCode.internalError)
             return
         }
-        Tunnel(worker: self, info: info, downstream: .stream(connection, stream)).dial(authority)
+        let tunnel = Tunnel(worker: self, info: info, downstream: .stream(connection, stream))
+        if let pod = connection.pod {
+            // Inside the pod, from the client's own address: the app sees its real peer.
+            tunnel.pod = pod
+            tunnel.transparentSource = info.src.ip
+        }
+        tunnel.dial(authority)
     }
 
-    private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress) {
+    private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress, pod: InPodWorkload?) {
         let dst = downstream.originalDestination() ?? downstream.localAddress
         guard let dst, let workload = state.localWorkloadsByIP[dst.ip], !state.ownPorts.contains(dst.port) else {
             log.info("plaintext inbound refused: no local workload at destination", ["src.addr": "\(peer)", "dst.addr": dst.map { "\($0)" } ?? "unknown"])
@@ -183,24 +225,30 @@ final class Worker {
             record(info, error: ProxyError(.downstream, .denied, "authorization denied: \(decision.reason)"), wasOpen: false)
             return
         }
-        Tunnel(worker: self, info: info, downstream: .socket(downstream)).dial(dst)
+        let tunnel = Tunnel(worker: self, info: info, downstream: .socket(downstream))
+        if let pod {
+            tunnel.pod = pod
+            tunnel.transparentSource = peer.ip
+        }
+        tunnel.dial(dst)
     }
 
     // MARK: Outbound
 
-    private func acceptCaptured(_ tcp: TCPStream, peer: SocketAddress) {
+    private func acceptCaptured(_ tcp: TCPStream, peer: SocketAddress, pod: InPodWorkload?) {
         guard let dst = tcp.originalDestination(), dst != tcp.localAddress else {
             log.info("captured connection without an original destination", ["src.addr": "\(peer)"])
             tcp.abort()
             return
         }
-        openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false)
+        openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false, pod: pod)
     }
 
     /// Routes one application connection: HBONE through the pool, or plain TCP.
-    func openOutbound(tcp: TCPStream, src: SocketAddress, original: SocketAddress, destination: Destination?, early: [UInt8], socks: Bool) {
+    func openOutbound(tcp: TCPStream, src: SocketAddress, original: SocketAddress, destination: Destination?, early: [UInt8], socks: Bool,
+                      pod: InPodWorkload? = nil) {
         loop.assertInLoop()
-        let source = state.localWorkloadsByIP[src.ip]
+        let source = state.localWorkloadsByIP[src.ip] ?? pod?.workload
         var info = ConnectionInfo(direction: .outbound, src: src, dst: original, srcWorkload: source, srcIdentity: source?.identity,
                                   startedAt: loop.now, mutualTLS: false)
         func refuse(_ reason: String, code: UInt8 = Socks5Parser.generalFailure) {
@@ -240,17 +288,19 @@ final class Worker {
             }
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             let headers = outboundHeaders(source: source, src: src)
-            let key = PoolKey(source: source.identity, expected: expected, proxy: proxy)
+            let key = PoolKey(source: source.identity, expected: expected, proxy: proxy, pod: pod?.uid)
             // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
             // its trust changed) is opened once more, on whatever connection the pool has then.
             // Unowned: the tunnel holds this closure and is the only one to call it.
             let open = { [unowned self, unowned tunnel] in
-                openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src)
+                openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src, pod: pod)
             }
             tunnel.reopen = open
             open()
         case let .direct(dst):
-            Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks).dial(dst)
+            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
+            tunnel.pod = pod   // from inside the pod, marked so its own redirection lets it out
+            tunnel.dial(dst)
         }
     }
 
@@ -371,7 +421,7 @@ final class Worker {
     /// Puts `tunnel`'s CONNECT on a pooled connection to `key.proxy`: an open one with room, one
     /// still handshaking (as a waiter), or a new one.
     private func openStream(for tunnel: Tunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
-                            context: TLSContext, src: SocketAddress) {
+                            context: TLSContext, src: SocketAddress, pod: InPodWorkload?) {
         // Strong: the tunnel may end (its app gave up, the idle timeout) before the connection is
         // ready; it stays allocated until then and, closed, ignores the answer.
         let waiter: (Result<HBONEConnection, ProxyError>) -> Void = { result in
@@ -393,9 +443,10 @@ final class Worker {
             return
         }
         do {
-            let tcp = try network.connect(to: key.proxy, mark: state.settings.outboundMark, loop: loop, delegate: nil)
+            let tcp = try network.connect(to: key.proxy, mark: state.settings.packetMark, loop: loop, namespace: pod?.netns, source: nil, delegate: nil)
             let conn = try HBONEConnection(worker: self, role: .client, tcp: tcp, context: context,
                                            verification: .outbound(expected: key.expected), peer: key.proxy, local: src)
+            conn.pod = pod
             connections[ObjectIdentifier(conn)] = conn
             stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
             pool.add(conn, key: key)
@@ -413,10 +464,30 @@ final class Worker {
     /// then re-check every open inbound tunnel against the policies.
     func update(_ newState: ProxyState) {
         loop.assertInLoop()
+        let gonePods = Set(state.pods.keys).subtracting(newState.pods.keys)
         state = newState
         do { try syncListeners() } catch { log.error("listener update failed", ["error": "\(error)"]) }
+        if !gonePods.isEmpty { drainPods(gonePods) }
         recheckTrust()
         recheckPolicies()
+    }
+
+    /// Pods the CNI agent deleted: their listeners are closed already; their HBONE connections get
+    /// GOAWAY and, with their tunnels, are cut after `timeouts.drain`.
+    private func drainPods(_ uids: Set<String>) {
+        let grace = state.settings.timeouts.drain
+        for c in Array(connections.values) where c.pod.map({ uids.contains($0.uid) }) ?? false {
+            c.startDrain()
+            _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
+                c?.fail(ProxyError(.internal, .closed, "the pod was removed"))
+            }
+        }
+        for t in Array(tunnels.values) where t.pod.map({ uids.contains($0.uid) }) ?? false {
+            _ = loop.schedule(after: grace.nanoseconds) { [weak t] in
+                t?.terminate(ProxyError(.internal, .closed, "the pod was removed"))
+            }
+        }
+        log.info("pods removed: draining their connections", ["pods": uids.sorted().joined(separator: ","), "cut_after": "\(grace)"])
     }
 
     /// A root removed from the bundle is no longer trusted for connections already open either

@@ -22,6 +22,16 @@ import HBONEIdentity
         var listener: (any StreamListener)?
         /// Applied to each accepted server before it reads anything.
         var configure: (MemoryGRPCServer) -> Void = { _ in }
+        private var channels: [GRPCChannel] = []
+
+        /// Closes every channel and server stream: each holds its peer (and the memory network
+        /// its endpoints) until closed, so a test that left one open would leak it.
+        deinit {
+            for c in channels { c.close("test over") }
+            server?.stream.abort()
+            listener?.close()
+            _ = loop.runUntilIdle()
+        }
 
         init() throws {
             loop = try EventLoop()
@@ -35,7 +45,7 @@ import HBONEIdentity
             let identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/istio-system/sa/istiod")
             let context = try ControlPlaneTLSContext(serving: CertifiedKey(unchecked: chain, key: key, identity: identity),
                                                      trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), selectH2: selectH2)
-            listener = try network.host(GRPCChannelTests.istiodAddress.ip).listen(on: GRPCChannelTests.istiodAddress, loop: loop) { [self] stream, _ in
+            listener = try network.host(GRPCChannelTests.istiodAddress.ip).listen(on: GRPCChannelTests.istiodAddress, loop: loop) { [unowned self] stream, _ in
                 let s = MemoryGRPCServer(stream: stream, tls: try! TLSEngine(controlPlane: context, serverName: ""), silent: !handshake)
                 configure(s)
                 stream.delegate = s
@@ -45,9 +55,11 @@ import HBONEIdentity
 
         func channel(name: String = "istiod.istio-system.svc", bundle: String = "bundle-root.pem") throws -> GRPCChannel {
             let tls = try ControlPlaneTLSContext(trust: TrustBundle(pem: TestPKI.bytes(bundle)))
-            return GRPCChannel(loop: loop, target: .init(endpoint: .init(host: name, port: 15012), tls: tls),
-                               network: network.host(IPAddress("10.9.0.2")!),
-                               resolve: { _, _, done in done(.success([GRPCChannelTests.istiodAddress])) })
+            let channel = GRPCChannel(loop: loop, target: .init(endpoint: .init(host: name, port: 15012), tls: tls),
+                                      network: network.host(IPAddress("10.9.0.2")!),
+                                      resolve: { _, _, done in done(.success([GRPCChannelTests.istiodAddress])) })
+            channels.append(channel)
+            return channel
         }
 
         func run(seconds: Double) {

@@ -63,4 +63,26 @@ extern const int chbone_ip_freebind;
 extern const int chbone_so_mark;
 extern const int chbone_msg_nosignal;
 extern const int chbone_shut_wr;
+/// Network namespaces (in-pod mode). setns(fd, CLONE_NEWNET) for the calling thread.
+int chbone_setns_net(int fd);
+/// 1 when fd is a network namespace (ioctl NS_GET_NSTYPE, else nsfs + /proc/self/fd link), 0 when
+/// it is something else, -1 when it cannot be told.
+int chbone_is_netns(int fd);
+/// The calling thread's current network namespace, opened O_RDONLY|O_CLOEXEC.
+int chbone_open_own_netns(void);
+
+/// A connected AF_UNIX SOCK_SEQPACKET socket (blocking, close-on-exec) to path, or -1.
+int chbone_seqpacket_connect(const char *path);
+/// recvmsg of one datagram with up to max_fds SCM_RIGHTS descriptors (received close-on-exec).
+/// Returns the byte count (0: the peer closed) or -1; *nfds the descriptors received; *truncated 1
+/// when the datagram or its control data did not fit (MSG_TRUNC / MSG_CTRUNC).
+long chbone_recv_with_fds(int fd, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated);
+/// send of one datagram with one SCM_RIGHTS descriptor (fd_to_send >= 0) or none.
+long chbone_send_with_fd(int fd, const void *buf, size_t len, int fd_to_send);
+/// poll for readability: 1 readable, 0 timeout, -1 error.
+int chbone_poll_readable(int fd, int timeout_ms);
+
+extern const int chbone_ip_transparent;
+extern const int chbone_sol_ip;
+
 #endif

@@ -1,0 +1,17 @@
+import HBONEConfig
+import HBONEEventLoop
+
+/// A pod handed over by the CNI agent (in-pod mode): its workload (from the file or xDS by UID, or
+/// made from what the agent said) and its network namespace, where every worker opens the pod's
+/// 15001/15006/15008 listeners and makes the pod's upstream connections.
+public struct InPodWorkload: Sendable {
+    public let uid: String
+    public let workload: Workload
+    public let netns: NetworkNamespace
+
+    public init(uid: String, workload: Workload, netns: NetworkNamespace) {
+        self.uid = uid
+        self.workload = workload
+        self.netns = netns
+    }
+}
