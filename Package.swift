@@ -62,10 +62,14 @@ let package = Package(
             "HBONECore", "HBONEConfig", "HBONEIdentity", "HBONEAuthz", "HBONEEventLoop", "HBONETLS", "HBONEH2",
             "HBONEGRPC", "HBONEXDS", "HBONEXDSProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        // istio-cni's ZDS (in-pod mode): pods and their network namespaces from the node agent.
+        .target(name: "HBONEInPod", dependencies: [
+            "HBONECore", "HBONEEventLoop", "HBONEXDSProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
         // The application: signals, the file watcher, reloads (`hbone proxy` only parses arguments).
         .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
-                                                "HBONEControlPlane"]),
+                                                "HBONEControlPlane", "HBONEInPod", "HBONEEventLoop"]),
         .executableTarget(name: "hbone", dependencies: [
             "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,6 +105,8 @@ let package = Package(
                                                           "HBONEIdentity", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEControlPlaneTests", dependencies: ["HBONETestSupport", "HBONEControlPlane", "HBONETLS", "HBONEH2", "HBONEGRPC",
                                                                   "HBONEEventLoop", "HBONEConfig", "HBONEIdentity", "HBONECore"]),
+        .testTarget(name: "HBONEInPodTests", dependencies: ["HBONEInPod", "HBONEXDSProto", "HBONEEventLoop",
+                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.

@@ -4,6 +4,8 @@ import HBONEConfig
 import HBONEIdentity
 import HBONEProxy
 import HBONEControlPlane
+import HBONEEventLoop
+import HBONEInPod
 
 /// The proxy's config as the sum of its sources: the file (always; ztunnel's `LOCAL_XDS_PATH`
 /// equivalent), what istiod's xDS holds, and the SVIDs the Istio CA issued. Whichever changes, the
@@ -13,6 +15,8 @@ final class ConfigSources: Sendable {
         var file: ProxyConfig
         var xds: ControlPlane.XDSSnapshot?
         var issued: IssuedCertificates?
+        /// In-pod mode: pods the CNI agent handed over, by UID.
+        var pods: [String: (info: ZDSSession.PodInfo, netns: NetworkNamespace)] = [:]
     }
 
     private let inputs: Locked<Inputs>
@@ -26,16 +30,54 @@ final class ConfigSources: Sendable {
     var issued: IssuedCertificates? { inputs.withLock { $0.issued } }
 
     /// File workloads, services and policies first, then xDS's (a resource in both: xDS wins where
-    /// the proxy looks things up by address or hostname).
-    var merged: ProxyConfig {
-        inputs.withLock { i in
-            var config = i.file
-            if let x = i.xds {
-                config.workloads += x.workloads
-                config.services += x.services
-                config.policies += x.policies
+    /// the proxy looks things up by address or hostname); then a workload for each handed-over pod
+    /// that neither knows by UID, made from what the agent said (local, HBONE, no addresses).
+    var merged: ProxyConfig { inputs.withLock { Self.merge($0).config } }
+
+    private static func merge(_ i: Inputs) -> (config: ProxyConfig, pods: [String: InPodWorkload]) {
+        var config = i.file
+        if let x = i.xds {
+            config.workloads += x.workloads
+            config.services += x.services
+            config.policies += x.policies
+        }
+        var pods: [String: InPodWorkload] = [:]
+        guard !i.pods.isEmpty else { return (config, pods) }
+        var byUID: [String: Workload] = [:]
+        for w in config.workloads { byUID[w.uid] = w }
+        let settings = config.settings
+        for (uid, pod) in i.pods {
+            if let w = byUID[uid] {
+                pods[uid] = InPodWorkload(uid: uid, workload: w, netns: pod.netns)
+                continue
             }
-            return config
+            let info = pod.info
+            let sa = info.serviceAccount.isEmpty ? "default" : info.serviceAccount
+            guard let identity = try? SPIFFEID(trustDomain: settings.trustDomain, namespace: info.namespace, serviceAccount: sa) else {
+                log.warn("pod with no valid identity ignored", ["pod": uid, "namespace": info.namespace, "service_account": sa])
+                continue
+            }
+            let w = Workload(uid: uid, name: info.name, namespace: info.namespace, serviceAccount: sa, trustDomain: settings.trustDomain,
+                             workloadIps: [], protocol: .hbone, node: settings.node, clusterId: "Kubernetes", workloadName: info.name,
+                             canonicalName: info.name, canonicalRevision: "latest", labels: [:], services: [:], identity: identity)
+            config.workloads.append(w)
+            pods[uid] = InPodWorkload(uid: uid, workload: w, netns: pod.netns)
+        }
+        return (config, pods)
+    }
+
+    /// The pods held now (the ZDS snapshot reconciles against them).
+    var podUIDs: Set<String> { inputs.withLock { Set($0.pods.keys) } }
+
+    /// In-pod changes from the CNI agent.
+    func update(pods changes: [ZDSClient.Change]) {
+        inputs.withLock { i in
+            for change in changes {
+                switch change {
+                case let .add(info, netns): i.pods[info.uid] = (info, netns)
+                case let .remove(uid): i.pods[uid] = nil
+                }
+            }
         }
     }
 
@@ -45,11 +87,12 @@ final class ConfigSources: Sendable {
 
     /// Builds the merged config and reloads the proxy with it; then tells the control plane which
     /// identities local workloads need. Throws what the reload threw (the proxy keeps its state).
-    func apply(to proxy: Proxy, controlPlane: ControlPlane?) throws(ProxyError) {
+    /// `waitForWorkers`: return once every worker applied it (a ZDS ACK means listeners are up).
+    func apply(to proxy: Proxy, controlPlane: ControlPlane?, waitForWorkers: Bool = false) throws(ProxyError) {
         applying.lock()
         defer { applying.unlock() }
-        let config = merged
-        try proxy.reload(config: config, issued: issued)
+        let (config, pods) = inputs.withLock { Self.merge($0) }
+        try proxy.reload(config: config, issued: issued, pods: pods, waitForWorkers: waitForWorkers)
         controlPlane?.want(identities: Set(config.certifiedLocalWorkloads.map(\.identity)))
     }
 }

@@ -40,7 +40,7 @@ struct ControlPlaneReport: ProxyStatusSource {
                       "failures": c.failures] as [String: Any])
             })
         }
-        return ["xds": xds, "ca": ca]
+        return ["controlPlane": ["xds": xds, "ca": ca]]
     }
 
     func prometheusText() -> String {

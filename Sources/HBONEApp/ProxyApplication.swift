@@ -4,6 +4,7 @@ import HBONEConfig
 import HBONEProxy
 import HBONEAdmin
 import HBONEControlPlane
+import HBONEInPod
 import HBONETLS
 #if canImport(Glibc)
 import Glibc
@@ -58,6 +59,8 @@ public struct ProxyApplication {
             return 1
         }
         defer { controlPlane?.stop() }
+        let zds = ProxyApplication.startInPod(loaded, sources: sources, proxy: proxy, controlPlane: controlPlane)
+        defer { zds?.stop() }
         // Admin, metrics and readiness run on their own thread; /quitquitquit takes the SIGTERM path.
         let admin = AdminServer(routes: AdminRoutes(proxy: proxy, version: version, onQuit: { kill(getpid(), SIGTERM) }))
         let listen = loaded.settings.listen
@@ -138,6 +141,25 @@ public struct ProxyApplication {
                                    "ca": useCA ? settings.controlPlane.caAddress.description : "off",
                                    "node": settings.node, "cluster": settings.controlPlane.clusterID])
         return cp
+    }
+
+    /// In-pod mode: the ZDS client takes pods from the CNI agent; each change is applied (listeners
+    /// bound in the pod on every worker) before it is ACKed.
+    static func startInPod(_ config: ProxyConfig, sources: ConfigSources, proxy: Proxy, controlPlane: ControlPlane?) -> ZDSClient? {
+        guard let inPod = config.settings.inPod else { return nil }
+        let client = ZDSClient(path: inPod.uds, apply: { changes in
+            sources.update(pods: changes)
+            do {
+                try sources.apply(to: proxy, controlPlane: controlPlane, waitForWorkers: true)
+                return nil
+            } catch {
+                return "cannot apply: \(error)"
+            }
+        }, known: { sources.podUIDs })
+        proxy.attach(InPodReport(client: client))
+        client.start()
+        log.info("in-pod mode", ["uds": inPod.uds, "mark": "\(config.settings.packetMark ?? 0)"])
+        return client
     }
 
     static func stderr(_ s: String) {

@@ -81,7 +81,7 @@ public struct ZDSSession: Sendable {
     }
 
     /// An ACK (nil) or a NACK with `error`.
-    static func response(_ error: String?) -> [UInt8] {
+    public static func response(_ error: String?) -> [UInt8] {
         var ack = Istio_Workload_Zds_Ack()
         ack.error = error ?? ""
         var r = Istio_Workload_Zds_WorkloadResponse()

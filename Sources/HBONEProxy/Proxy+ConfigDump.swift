@@ -67,7 +67,17 @@ extension Proxy {
         ]
         var dump: [String: Any] = ["version": version, "configVersion": s.version, "configFile": s.config.file, "workloads": workloads,
                                    "services": services, "policies": policies, "certificates": certificates, "config": settings]
-        if let source = attachedStatus { dump["controlPlane"] = source.configDump() }
+        for source in attachedStatus {
+            for (key, value) in source.configDump() { dump[key] = value }
+        }
+        if s.settings.inPod != nil {
+            dump["pods"] = s.pods.values.sorted { $0.uid < $1.uid }.map { pod -> [String: Any] in
+                let w = pod.workload
+                let state = s.identities[w.identity] == nil ? "waiting for certificate" : "listening"
+                return ["uid": pod.uid, "name": w.name, "namespace": w.namespace, "identity": w.identity.description,
+                        "workloadIps": w.workloadIps.map(\.description), "state": state]
+            }
+        }
         return dump
     }
 }

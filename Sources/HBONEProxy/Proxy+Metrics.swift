@@ -87,7 +87,7 @@ extension Proxy {
         out += "hbone_heap_in_use_bytes \(Socket.heapInUse())\n"
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
-        if let source = attachedStatus { out += source.prometheusText() }
+        for source in attachedStatus { out += source.prometheusText() }
         return out
     }
 
@@ -123,7 +123,7 @@ extension Proxy {
                 pending.append("no usable certificate for \(w.identity) (workload \(w.namespace)/\(w.name))\(why)")
             }
         }
-        if let source = attachedStatus { pending += source.readinessPending }
+        for source in attachedStatus { pending += source.readinessPending }
         return pending
     }
 }

@@ -18,7 +18,7 @@ public final class Proxy: Sendable {
     public let missingCertificates: [String]
     /// Serializes reloads: the config watcher and the control plane both apply new snapshots.
     private let reloading = NSLock()
-    private let statusSource = Locked<(any ProxyStatusSource)?>(nil)
+    private let statusSources = Locked<[any ProxyStatusSource]>([])
 
     public init(config: ProxyConfig, workers: Int? = nil, issued: IssuedCertificates? = nil) throws(ProxyError) {
         let (state, missing) = try ProxyState.load(config: config, version: 1, issued: issued)
@@ -103,8 +103,8 @@ public final class Proxy: Sendable {
     }
 
     /// Adds `source`'s readiness, dump section and metrics to the admin views.
-    public func attach(_ source: any ProxyStatusSource) { statusSource.withLock { $0 = source } }
-    var attachedStatus: (any ProxyStatusSource)? { statusSource.withLock { $0 } }
+    public func attach(_ source: any ProxyStatusSource) { statusSources.withLock { $0.append(source) } }
+    var attachedStatus: [any ProxyStatusSource] { statusSources.withLock { $0 } }
 
     /// Runs `body` on every worker's loop.
     func post(_ body: @escaping @Sendable (Worker) -> Void) {

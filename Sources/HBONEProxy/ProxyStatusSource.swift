@@ -3,7 +3,7 @@
 /// and their metric families. Called on the admin thread; must be cheap and thread-safe.
 public protocol ProxyStatusSource: Sendable {
     var readinessPending: [String] { get }
-    /// A JSON-serializable object.
+    /// Top-level `/config_dump` sections (JSON-serializable), e.g. `controlPlane`.
     func configDump() -> [String: Any]
     /// Whole metric families in the Prometheus text format.
     func prometheusText() -> String

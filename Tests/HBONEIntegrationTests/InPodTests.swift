@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+import HBONETestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// In-pod mode as ztunnel's namespaced tests run it: a node namespace holding the proxy, pod
+/// namespaces joined to it by veth pairs, istio-cni's in-pod redirection inside each pod
+/// (scripts/inpod-redirect.sh), and a stand-in CNI agent (Python, socket.send_fds) handing the
+/// pods' namespaces over ZDS. Needs root, ip and iptables; reported as skipped otherwise.
+@Suite(.serialized, .enabled(if: captureTestsCanRun, "needs root, ip netns and iptables"))
+struct InPodTests {
+    let tag = getpid() % 10000
+    var node: String { "hbn-\(tag)" }
+    var podA: String { "hbpa-\(tag)" }
+    var podB: String { "hbpb-\(tag)" }
+    let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
+    let aIP = "10.78.0.10", bIP = "10.78.0.20"
+
+    func sh(_ args: [String]) -> Int32 { run(ip, args) }
+    func inNS(_ ns: String, _ args: [String]) -> Int32 { run(ip, ["netns", "exec", ns] + args) }
+
+    /// A stand-in agent driven line by line on its stdin; each command's JSON answer is returned.
+    final class Agent {
+        let process = Process()
+        let input = Pipe()
+        let output = Pipe()
+        var buffered = Data()
+
+        init(ns: String, ip: String, uds: String, log: String) throws {
+            let python = try FakeIstiod.environment()
+            process.executableURL = URL(fileURLWithPath: ip)
+            process.arguments = ["netns", "exec", ns, python + "/bin/python", repositoryRoot + "/scripts/lib/fake_cni_agent.py",
+                                 "--uds", uds, "--proto-dir", python + "/proto"]
+            process.standardInput = input
+            process.standardOutput = output
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: log)
+            try process.run()
+        }
+
+        func send(_ command: String) -> [String: Any] {
+            input.fileHandleForWriting.write(Data((command + "\n").utf8))
+            while !buffered.contains(0x0a) {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { return ["error": "the agent exited"] }
+                buffered.append(chunk)
+            }
+            let end = buffered.firstIndex(of: 0x0a)!
+            let line = buffered[..<end]
+            buffered = Data(buffered[(end + 1)...])
+            return ((try? JSONSerialization.jsonObject(with: line)) as? [String: Any]) ?? ["error": "not JSON: \(String(decoding: line, as: UTF8.self))"]
+        }
+
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+    }
+
+    func config(dir: String) -> String {
+        """
+        workloads:
+        - {uid: "Kubernetes//Pod/payments/checkout-0", name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["\(aIP)"], protocol: HBONE, node: node-1}
+        - {uid: "Kubernetes//Pod/payments/ledger-0", name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["\(bIP)"], protocol: HBONE, node: node-1}
+        hbone:
+          node: node-1
+          rootCertificates: \(TestPKI.path("bundle-root.pem"))
+          certificates: {directory: \(dir)/certs}
+          authorizationPolicies: ["\(dir)/policies"]
+          inpod: {uds: \(dir)/ztunnel.sock}
+          timeouts: {drain: 1s}
+          listen:
+            admin: 127.0.0.1:15000
+            metrics: 127.0.0.1:15020
+            readiness: 127.0.0.1:15021
+        """
+    }
+
+    /// Connects from `ns` to `dest` (optionally marked to skip redirection); the server answers with
+    /// the address it saw the connection come from.
+    func whoami(_ ns: String, dest: String, mark: Int? = nil) throws -> [String: Any] {
+        try runJSON(ip, ["netns", "exec", ns, "python3", repositoryRoot + "/scripts/lib/plain_client.py", "--source", ns == podA ? aIP : bIP,
+                         "--dest", dest, "--message", "who am i"] + (mark.map { ["--mark", "\($0)"] } ?? []))
+    }
+
+    func openFDs(_ pid: Int32) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+
+    @Test func podsHandedOverByTheCNIAgentAreServedInTheirOwnNamespaces() throws {
+        let dir = NSTemporaryDirectory() + "hbone-inpod-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/policies", withIntermediateDirectories: true)
+        // Both pods' SVIDs in one directory (one node holds every local pod's identity).
+        try FileManager.default.createDirectory(atPath: dir + "/certs/payments", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestPKI.path("certs-east/payments/checkout"), toPath: dir + "/certs/payments/checkout")
+        try FileManager.default.copyItem(atPath: TestPKI.path("certs-west/payments/ledger"), toPath: dir + "/certs/payments/ledger")
+        var processes: [Process] = []
+        var agent: Agent?
+        defer {
+            agent?.stop()
+            for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            for p in processes { p.waitUntilExit() }
+            for ns in [podA, podB, node] { _ = sh(["netns", "del", ns]) }
+        }
+        for ns in [node, podA, podB] { #expect(sh(["netns", "add", ns]) == 0) }
+        #expect(inNS(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]) == 0)
+        for (pod, podIP, n) in [(podA, aIP, "a"), (podB, bIP, "b")] {
+            let host = "hbh\(n)\(tag)", inPod = "hbp\(n)\(tag)"
+            #expect(sh(["link", "add", host, "netns", node, "type", "veth", "peer", "name", inPod, "netns", pod]) == 0)
+            #expect(inNS(pod, ["ip", "link", "set", "lo", "up"]) == 0)
+            #expect(inNS(pod, ["ip", "addr", "add", "\(podIP)/32", "dev", inPod]) == 0)
+            #expect(inNS(pod, ["ip", "link", "set", inPod, "up"]) == 0)
+            #expect(inNS(pod, ["ip", "route", "add", "169.254.1.1", "dev", inPod, "scope", "link"]) == 0)
+            #expect(inNS(pod, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", inPod]) == 0)
+            #expect(inNS(node, ["ip", "addr", "add", "169.254.1.1/32", "dev", host]) == 0)
+            #expect(inNS(node, ["ip", "link", "set", host, "up"]) == 0)
+            #expect(inNS(node, ["ip", "route", "add", "\(podIP)/32", "dev", host]) == 0)
+            #expect(inNS(pod, [repositoryRoot + "/scripts/inpod-redirect.sh"]) == 0)
+        }
+        #expect(inNS(node, ["ip", "link", "set", "lo", "up"]) == 0)
+        try config(dir: dir).write(toFile: dir + "/node.yaml", atomically: true, encoding: .utf8)
+        func start(_ ns: String, _ args: [String], log: String) throws -> Process {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: ip)
+            p.arguments = ["netns", "exec", ns] + args
+            p.standardError = FileHandle(forWritingAtPath: log)
+            p.standardOutput = FileHandle(forWritingAtPath: log)
+            try p.run()
+            processes.append(p)
+            return p
+        }
+        // The app in pod B answers with the address its client came from.
+        let server = "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('\(bIP)', 8080)); s.listen(16)\n" +
+            "open('\(dir)/app.ready','w').close()\nwhile True:\n  c,a=s.accept(); c.recv(100); c.sendall(('peer=%s' % a[0]).encode()); c.close()\n" +
+            "  open('\(dir)/app.count','a').write('x')\n"
+        _ = try start(podB, ["python3", "-c", server], log: dir + "/app.log")
+        agent = try Agent(ns: node, ip: ip, uds: dir + "/ztunnel.sock", log: dir + "/agent.log")
+        let proxy = try start(node, [hboneBinary, "proxy", "--config", dir + "/node.yaml", "--workers", "2"], log: dir + "/hbone.log")
+        let log = { (try? String(contentsOfFile: dir + "/hbone.log", encoding: .utf8)) ?? "" }
+        let hello = agent!.send("wait")
+        #expect((hello["hello"] as? [String: Any])?["version"] as? Int == 1, "\(hello) \(log())")
+        #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/app.ready") })
+
+        let dump = { () -> [String: Any] in (try? runJSON(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15000/config_dump"])) ?? [:] }
+        let ready = { () -> String in (try? runProgram(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15021/healthz/ready"]).output) ?? "" }
+        #expect(waitUntil(timeout: 5) { ready().contains("waiting for the CNI agent's snapshot") }, "\(ready())")
+
+        // The pods come over ZDS; each add is ACKed once the pod's listeners are up.
+        let addA = agent!.send("add Kubernetes//Pod/payments/checkout-0 checkout-0 payments checkout \(podA)")
+        let addB = agent!.send("add Kubernetes//Pod/payments/ledger-0 ledger-0 payments ledger \(podB)")
+        #expect(addA["ack"] as? String == "" && addB["ack"] as? String == "", "\(addA) \(addB)\n\(log())")
+        #expect(agent!.send("snapshot")["ack"] as? String == "")
+        #expect(waitUntil(timeout: 5) { ready().hasPrefix("ready") }, "\(ready())")
+        let pods = (dump()["pods"] as? [[String: Any]] ?? []).map { "\($0["uid"] ?? "")=\($0["state"] ?? "")" }
+        #expect(pods == ["Kubernetes//Pod/payments/checkout-0=listening", "Kubernetes//Pod/payments/ledger-0=listening"], "\(pods)")
+        let zds = dump()["zds"] as? [String: Any]
+        #expect(zds?["connected"] as? Bool == true && zds?["snapshotReceived"] as? Bool == true, "\(String(describing: zds))")
+        let (_, listening) = try runProgram(ip, ["netns", "exec", podB, "ss", "-Htln"])
+        for port in [":15001", ":15006", ":15008"] { #expect(listening.contains(port), "\(listening)") }
+
+        // 1. An unmodified client in A reaches B by IP and port; B's app sees A's pod IP; the proxy
+        //    names A's identity on the inbound side.
+        let r = try whoami(podA, dest: "\(bIP):8080")
+        #expect(r["echoed"] as? String == "peer=\(aIP)", "\(r)\n\(log())")
+        #expect(waitUntil(timeout: 5) { log().contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout") && log().contains("direction=inbound") },
+                "\(log())")
+
+        // 2. Skipping redirection in A lands on B's 15006 in plaintext; B's app still sees A's IP.
+        let plain = try whoami(podA, dest: "\(bIP):8080", mark: 1337)
+        #expect(plain["echoed"] as? String == "peer=\(aIP)", "\(plain)")
+
+        // 3. A DENY for checkout: refused with no connection to the app.
+        let before = ((try? String(contentsOfFile: dir + "/app.count", encoding: .utf8)) ?? "").count
+        try PolicyReloadTests.denyCheckout.write(toFile: dir + "/policies/deny.yaml", atomically: true, encoding: .utf8)
+        #expect(waitUntil(timeout: 5) { log().contains("configuration applied") && log().components(separatedBy: "configuration applied").count > 3 })
+        Thread.sleep(forTimeInterval: 1.2)
+        let denied = try whoami(podA, dest: "\(bIP):8080")
+        #expect(denied["echoed"] as? String == "" || denied["error"] != nil, "\(denied)")
+        #expect(((try? String(contentsOfFile: dir + "/app.count", encoding: .utf8)) ?? "").count == before, "the app was reached")
+        try? FileManager.default.removeItem(atPath: dir + "/policies/deny.yaml")
+
+        // 4. Malformed requests are NACKed and leak no descriptor.
+        let fdsBefore = openFDs(proxy.processIdentifier)
+        let garbage = agent!.send("raw ffff01 /var/run/netns/\(podA)")
+        #expect((garbage["ack"] as? String)?.contains("cannot parse") == true, "\(garbage)")
+        let notNetns = agent!.send("raw 0a0f0a0d4b756265726e657465732f2f78 /etc/hostname")
+        #expect((notNetns["ack"] as? String)?.contains("not a network namespace") == true, "\(notNetns)")
+        let twoFDs = agent!.send("raw 0a0f0a0d4b756265726e657465732f2f78 /var/run/netns/\(podA) /var/run/netns/\(podB)")
+        #expect((twoFDs["ack"] as? String)?.contains("2 file descriptors") == true, "\(twoFDs)")
+        let noFD = agent!.send("raw 0a0f0a0d4b756265726e657465732f2f78")
+        #expect((noFD["ack"] as? String)?.contains("0 file descriptors") == true, "\(noFD)")
+        #expect(openFDs(proxy.processIdentifier) == fdsBefore, "descriptors leaked")
+
+        // 5. del B: its listeners go (nothing left in B's namespace).
+        #expect(agent!.send("del Kubernetes//Pod/payments/ledger-0")["ack"] as? String == "")
+        #expect(waitUntil(timeout: 5) {
+            let (_, l) = (try? runProgram(ip, ["netns", "exec", podB, "ss", "-Htln"])) ?? (1, "")
+            return !l.contains(":15008") && !l.contains(":15006") && !l.contains(":15001")
+        })
+
+        // 6. The agent reconnects; its snapshot omits A: A is removed too.
+        _ = agent!.send("close")
+        #expect((agent!.send("wait")["hello"]) != nil)
+        #expect(agent!.send("snapshot")["ack"] as? String == "")
+        #expect(waitUntil(timeout: 5) {
+            let (_, l) = (try? runProgram(ip, ["netns", "exec", podA, "ss", "-Htln"])) ?? (1, "")
+            return !l.contains(":15008")
+        })
+        #expect(proxy.isRunning)
+    }
+}
