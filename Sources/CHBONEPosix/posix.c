@@ -215,5 +215,12 @@ int chbone_poll_readable(int fd, int timeout_ms) {
     return rc;
 }
 
+int chbone_affinity_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
+
 const int chbone_ip_transparent = IP_TRANSPARENT;
 const int chbone_sol_ip = SOL_IP;

@@ -314,6 +314,13 @@ public struct ProxyConfig: Sendable {
             }
             s.outboundMark = m
         }
+        // ztunnel's rule: drain for the pod's grace period less 5 s, unless the file says otherwise.
+        if let g = environment["TERMINATION_GRACE_PERIOD_SECONDS"], !g.isEmpty {
+            guard let seconds = Int(g), seconds >= 0 else {
+                throw ConfigError(file: r.file, line: nil, path: "environment TERMINATION_GRACE_PERIOD_SECONDS", reason: "\"\(g.prefix(20))\" is not a number of seconds")
+            }
+            s.timeouts.drain = .seconds(max(0, seconds - 5))
+        }
         if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
         if let t = f["timeouts"] {
             let tf = try t.fields(allowed: ["handshake", "connect", "idle", "keepaliveInterval", "keepaliveTimeout", "drain"])

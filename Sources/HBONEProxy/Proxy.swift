@@ -25,7 +25,7 @@ public final class Proxy: Sendable {
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         missingCertificates = missing
         current = Locked(state)
-        workerCount = workers ?? config.settings.workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        workerCount = workers ?? config.settings.workers ?? CPUBudget.workers()
         statsList = (0..<workerCount).map { _ in ProxyStats() }
     }
 

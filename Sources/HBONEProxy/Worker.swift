@@ -70,12 +70,16 @@ final class Worker {
         if let a = l.socks5 { wanted[ListenerKey(address: a)] = (.socks5, nil) }
         if let a = l.outboundCapture { wanted[ListenerKey(address: a)] = (.capture, nil) }
         if let inPod = state.settings.inPod {
-            let any = IPAddress("0.0.0.0")!
             for (uid, pod) in state.pods {
                 let ns = ObjectIdentifier(pod.netns)
-                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.outboundPort))] = (.capture, pod)
-                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPlaintextPort))] = (.plaintext, pod)
-                wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPort))] = (.inbound, pod)
+                // IPv4 always; IPv6 too for a pod with an IPv6 address (the IPv6 sockets are V6ONLY).
+                var anys = [IPAddress("0.0.0.0")!]
+                if pod.workload.workloadIps.contains(where: { !$0.isIPv4 }) { anys.append(IPAddress("::")!) }
+                for any in anys {
+                    wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.outboundPort))] = (.capture, pod)
+                    wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPlaintextPort))] = (.plaintext, pod)
+                    wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPort))] = (.inbound, pod)
+                }
             }
         }
         return wanted
@@ -487,7 +491,9 @@ final class Worker {
                 t?.terminate(ProxyError(.internal, .closed, "the pod was removed"))
             }
         }
-        log.info("pods removed: draining their connections", ["pods": uids.sorted().joined(separator: ","), "cut_after": "\(grace)"])
+        if loop.index == 0 {
+            log.info("pods removed: draining their connections", ["pods": uids.sorted().joined(separator: ","), "cut_after": "\(grace)"])
+        }
     }
 
     /// A root removed from the bundle is no longer trusted for connections already open either

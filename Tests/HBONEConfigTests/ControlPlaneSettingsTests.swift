@@ -127,4 +127,23 @@ import HBONECore
         #expect(try Self.settings("{istioCA: true}", environment: ["NODE_NAME": "worker-3"]).node == "worker-3")
         #expect(try Self.settings("{istioCA: true}").node == "east")
     }
+
+    @Test func drainFollowsThePodsGracePeriodUnlessTheFileSetsIt() throws {
+        #expect(try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "30"]).timeouts.drain == .seconds(25))
+        #expect(try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "3"]).timeouts.drain == .seconds(0))
+        #expect(try Self.settings("{istioCA: true}").timeouts.drain == .seconds(5))
+        let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  timeouts: {drain: 7s}\n"
+        let explicit = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "30"])
+        #expect(explicit.settings.timeouts.drain == .seconds(7))
+        #expect(throws: ConfigError.self) { _ = try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "soon"]) }
+    }
+
+    @Test func inPodModeFromTheFileOrTheEnvironment() throws {
+        #expect(try Self.settings("{istioCA: true}").inPod == nil)
+        #expect(try Self.settings("{istioCA: true}").packetMark == nil)
+        let env = try Self.settings("{istioCA: true}", environment: ["INPOD_UDS": "/var/run/ztunnel/ztunnel.sock"])
+        #expect(env.inPod?.uds == "/var/run/ztunnel/ztunnel.sock" && env.packetMark == 1337)
+        let marked = try Self.settings("{istioCA: true}", environment: ["INPOD_UDS": "/s", "PACKET_MARK": "4242"])
+        #expect(marked.packetMark == 4242)
+    }
 }

@@ -211,3 +211,37 @@ struct InPodTests {
         #expect(proxy.isRunning)
     }
 }
+
+/// Lifecycle settings a pod gives the proxy: its CPU set sizes the worker pool.
+@Suite struct LifecycleSettingsTests {
+    @Test func oneCPUInTheAffinityMaskGivesOneWorker() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else {
+            Issue.record("taskset (util-linux) is missing")
+            return
+        }
+        let dir = NSTemporaryDirectory() + "hbone-taskset-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try """
+        hbone:
+          node: east
+          rootCertificates: \(TestPKI.path("bundle-root.pem"))
+          certificates: {directory: \(TestPKI.path("certs-east"))}
+          listen: {admin: "127.0.120.2:15000", metrics: "127.0.120.2:15020", readiness: "127.0.120.2:15021"}
+        """.write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let log = dir + "/hbone.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        p.arguments = ["-c", "0", hboneBinary, "proxy", "--config", dir + "/c.yaml"]
+        p.standardError = FileHandle(forWritingAtPath: log)
+        try p.run()
+        defer {
+            p.terminate()
+            p.waitUntilExit()
+        }
+        let text = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        #expect(waitUntil(timeout: 10) { text().contains("hbone started") }, "\(text())")
+        #expect(text().contains("hbone started workers=1 "), "\(text())")
+    }
+}

@@ -191,7 +191,7 @@ import Glibc
     @Test func aConnectSentWithTheClientsGoawayIsAnswered() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)
-        let first = try mesh.establishedTunnel("1")
+        _ = try mesh.establishedTunnel("1")
         let eastConnection = try #require(mesh.east.connections.values.first)
         let owner = RecordingOwner()
         // Both frames are produced by one pump: the CONNECT and then the GOAWAY.

@@ -82,6 +82,9 @@ long chbone_send_with_fd(int fd, const void *buf, size_t len, int fd_to_send);
 /// poll for readability: 1 readable, 0 timeout, -1 error.
 int chbone_poll_readable(int fd, int timeout_ms);
 
+/// CPUs in the calling thread's affinity mask (taskset), or -1.
+int chbone_affinity_cpus(void);
+
 extern const int chbone_ip_transparent;
 extern const int chbone_sol_ip;
 

@@ -1,0 +1,20 @@
+import Testing
+@testable import HBONEEventLoop
+
+/// Workers when none are configured: the CPU limit, else the cgroup quota, else the affinity mask.
+@Suite struct CPUBudgetTests {
+    @Test func theLimitWinsThenTheQuotaThenTheMask() {
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "2"], cpuMax: "400000 100000", affinity: 8) == 2)
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "1.5"], cpuMax: nil, affinity: 8) == 2)
+        #expect(CPUBudget.workers(environment: [:], cpuMax: "150000 100000\n", affinity: 8) == 2)
+        #expect(CPUBudget.workers(environment: [:], cpuMax: "max 100000\n", affinity: 8) == 8)
+        #expect(CPUBudget.workers(environment: [:], cpuMax: nil, affinity: 1) == 1)   // taskset -c 0
+        // Never more loops than CPUs it may run on, never fewer than one; junk is ignored.
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "16"], cpuMax: nil, affinity: 4) == 4)
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "lots"], cpuMax: "garbage", affinity: 3) == 3)
+    }
+
+    @Test func thisProcessHasAMask() {
+        #expect(CPUBudget.workers() >= 1)
+    }
+}
