@@ -27,8 +27,10 @@ public struct AdminRoutes: Sendable {
         ("GET", "/", "this list"),
         ("GET", "/config_dump", "workloads, services, policies, certificates, effective config (JSON)"),
         ("POST", "/quitquitquit", "graceful shutdown: stop accepting, GOAWAY, drain, exit"),
-        ("POST", "/logging?level=LEVEL", "set the log level (trace, debug, info, warn, error, off)"),
+        ("POST", "/logging[?level=L]", "show the levels; set all (trace..off) or per scope (hbone:debug,access:info)"),
         ("GET", "/stats/prometheus", "metrics in Prometheus text format (also /metrics)"),
+        ("GET", "/stats", "the proxy's counters as plain name: value lines"),
+        ("GET", "/memory", "heap in use, resident memory, open tunnels and connections (JSON)"),
         ("GET", "/healthz/ready", "readiness"),
     ]
 
@@ -37,7 +39,7 @@ public struct AdminRoutes: Sendable {
         switch port {
         case .admin:
             routes = ["/": "GET", "/config_dump": "GET", "/quitquitquit": "POST", "/logging": "POST",
-                      "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET"]
+                      "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET", "/stats": "GET", "/memory": "GET"]
         case .metrics:
             routes = ["/metrics": "GET", "/stats/prometheus": "GET"]
         case .readiness:
@@ -62,11 +64,23 @@ public struct AdminRoutes: Sendable {
             onQuit()
             return Response(status: 200, contentType: "text/plain", body: "OK\n")
         case "/logging":
-            guard let name = request.query["level"], let level = LogLevel(name: name) else {
-                return Response(status: 400, contentType: "text/plain", body: "level must be one of trace, debug, info, warn, error, off; now \(log.level)\n")
+            guard let spec = request.query["level"] else {
+                return Response(status: 200, contentType: "text/plain", body: "levels: \(log.levels)\n")
             }
-            log.level = level
-            return Response(status: 200, contentType: "text/plain", body: "level: \(level)\n")
+            if let problem = log.setLevels(spec) {
+                return Response(status: 400, contentType: "text/plain",
+                                body: "\(problem); give a level (trace, debug, info, warn, error, off) or scope:level pairs (scopes: \(Log.scopes.joined(separator: ", "))); now \(log.levels)\n")
+            }
+            return Response(status: 200, contentType: "text/plain", body: "levels: \(log.levels)\n")
+        case "/stats":
+            let lines = proxy.totals.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+                + ["open_tunnels: \(proxy.openTunnels)", "log_lines_dropped: \(log.droppedLines)"]
+            return Response(status: 200, contentType: "text/plain", body: lines.joined(separator: "\n") + "\n")
+        case "/memory":
+            let memory: [String: Any] = ["heap_in_use_bytes": proxy.heapInUse, "resident_bytes": Proxy.residentBytes(),
+                                         "open_tunnels": proxy.openTunnels, "workers": proxy.workers]
+            let data = (try? JSONSerialization.data(withJSONObject: memory, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
+            return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
         case "/metrics", "/stats/prometheus":
             return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: proxy.prometheusText(version: version))
         case "/healthz/ready":

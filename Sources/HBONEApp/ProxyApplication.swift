@@ -40,6 +40,11 @@ public struct ProxyApplication {
         sigemptyset(&mask)
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&mask, s) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
+        // From here on a stalled stderr reader cannot block a loop: lines are queued, dropped and
+        // counted when the queue is full, and flushed at exit. (Made after the mask: its thread
+        // must not take SIGTERM either.)
+        log.useBackgroundWriter()
+        defer { log.flush() }
 
         let sources = ConfigSources(file: loaded)
         let proxy: Proxy

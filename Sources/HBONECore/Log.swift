@@ -41,17 +41,66 @@ public enum LogFormat: String, Sendable { case logfmt, json }
 public final class Log: Sendable {
     public static let shared = Log()
 
-    private let state = Locked<(format: LogFormat, sink: (@Sendable (String) -> Void)?)>((.logfmt, nil))
-    /// Read by every `enabled` check on every loop (each access-log line asks): a relaxed atomic,
-    /// not a lock that all loops would share.
+    private let state = Locked<(format: LogFormat, sink: (@Sendable (String) -> Void)?, writer: LogWriter?)>((.logfmt, nil, nil))
+    /// Read by every `enabled` check on every loop (each access-log line asks): relaxed atomics,
+    /// not a lock that all loops would share. One per scope: `hbone` (everything else) and `access`.
     private let levelValue = ManagedAtomic<Int>(LogLevel.info.rawValue)
+    private let accessLevelValue = ManagedAtomic<Int>(LogLevel.info.rawValue)
+
+    /// The scopes a level can be set for (`/logging?level=hbone:debug,access:off`).
+    public static let scopes = ["hbone", "access"]
 
     public init() {}
 
+    /// The level of every scope (setting it sets both, as a bare `/logging?level=debug` does).
     public var level: LogLevel {
         get { LogLevel(rawValue: levelValue.load(ordering: .relaxed)) ?? .info }
-        set { levelValue.store(newValue.rawValue, ordering: .relaxed) }
+        set {
+            levelValue.store(newValue.rawValue, ordering: .relaxed)
+            accessLevelValue.store(newValue.rawValue, ordering: .relaxed)
+        }
     }
+
+    /// `scope:level` pairs, e.g. `hbone:info,access:info`.
+    public var levels: String {
+        "hbone:\(LogLevel(rawValue: levelValue.load(ordering: .relaxed)) ?? .info),access:\(LogLevel(rawValue: accessLevelValue.load(ordering: .relaxed)) ?? .info)"
+    }
+
+    /// Sets levels from `level` (all scopes) or `scope:level,…` (ztunnel's and Envoy's style).
+    /// Returns why not, and changes nothing, when any part is wrong.
+    public func setLevels(_ spec: String) -> String? {
+        var changes: [(String?, LogLevel)] = []
+        for part in spec.split(separator: ",") {
+            let pieces = part.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pieces.count == 1 {
+                guard let l = LogLevel(name: pieces[0]) else { return "unknown level \"\(pieces[0].prefix(20))\"" }
+                changes.append((nil, l))
+            } else {
+                guard Log.scopes.contains(pieces[0]) else { return "unknown scope \"\(pieces[0].prefix(20))\" (scopes: \(Log.scopes.joined(separator: ", ")))" }
+                guard let l = LogLevel(name: pieces[1]) else { return "unknown level \"\(pieces[1].prefix(20))\"" }
+                changes.append((pieces[0], l))
+            }
+        }
+        guard !changes.isEmpty else { return "no level given" }
+        for (scope, l) in changes {
+            switch scope {
+            case nil: level = l
+            case "access"?: accessLevelValue.store(l.rawValue, ordering: .relaxed)
+            default: levelValue.store(l.rawValue, ordering: .relaxed)
+            }
+        }
+        return nil
+    }
+
+    /// From here on lines go through a `LogWriter` thread (the running proxy: a stalled stderr
+    /// must not block a loop). Tools and tests write directly.
+    public func useBackgroundWriter(_ writer: LogWriter = LogWriter()) { state.withLock { $0.writer = writer } }
+
+    /// Lines dropped because stderr could not keep up.
+    public var droppedLines: UInt64 { state.withLock { $0.writer }?.dropped.load(ordering: .relaxed) ?? 0 }
+
+    /// Waits for queued lines to reach stderr (at exit).
+    public func flush() { state.withLock { $0.writer }?.flush() }
 
     public var format: LogFormat {
         get { state.withLock { $0.format } }
@@ -62,6 +111,8 @@ public final class Log: Sendable {
     public func setSink(_ sink: (@Sendable (String) -> Void)?) { state.withLock { $0.sink = sink } }
 
     @inline(__always) public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelValue.load(ordering: .relaxed) }
+    /// For the `access` scope's lines.
+    @inline(__always) public func accessEnabled(_ level: LogLevel) -> Bool { level.rawValue >= accessLevelValue.load(ordering: .relaxed) }
 
     public func trace(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:], target: String = "hbone") {
         if enabled(.trace) { emit(.trace, target, message(), fields()) }
@@ -85,7 +136,7 @@ public final class Log: Sendable {
     }
 
     public func emit(_ level: LogLevel, _ target: String, _ message: String, _ fields: [(String, String)]) {
-        let (format, sink) = state.withLock { ($0.format, $0.sink) }
+        let (format, sink, writer) = state.withLock { ($0.format, $0.sink, $0.writer) }
         let time = Log.timestamp()
         var line: String
         switch format {
@@ -100,6 +151,10 @@ public final class Log: Sendable {
         line += "\n"
         if let sink {
             sink(line)
+            return
+        }
+        if let writer {
+            writer.enqueue(Array(line.utf8))
             return
         }
         var bytes = Array(line.utf8)

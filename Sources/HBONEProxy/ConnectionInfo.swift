@@ -39,15 +39,20 @@ struct ConnectionInfo {
 /// One "connection complete" line per finished connection, with the reference's field names.
 enum AccessLog {
     static func record(_ info: ConnectionInfo, now: UInt64, error: ProxyError?) {
-        guard log.enabled(.info) else { return }
+        guard log.accessEnabled(.info) else { return }
         var fields: [(String, String)] = [
             ("src.addr", "\(info.src)"),
             ("src.workload", info.srcWorkload?.name ?? "unknown"),
             ("src.namespace", info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? "unknown"),
             ("src.identity", info.srcIdentity?.description ?? "unknown"),
-            ("dst.addr", "\(info.dst)"),
         ]
-        if let h = info.hboneAddress { fields.append(("dst.hbone_addr", "\(h)")) }
+        // As ztunnel logs them: dst.addr is where the connection went (the peer's :15008 for
+        // HBONE), dst.hbone_addr the target inside the tunnel.
+        if let h = info.hboneAddress {
+            fields += [("dst.addr", "\(h)"), ("dst.hbone_addr", "\(info.dst)")]
+        } else {
+            fields.append(("dst.addr", "\(info.dst)"))
+        }
         fields += [
             ("dst.service", info.dstService ?? "unknown"),
             ("dst.workload", info.dstWorkload?.name ?? "unknown"),
@@ -60,6 +65,7 @@ enum AccessLog {
         ]
         if let p = info.policy { fields.append(("authorization_policy", p)) }
         if let error { fields += [("error", error.reason), ("error.side", error.side.rawValue), ("error.code", error.code.rawValue)] }
-        log.emit(.info, "access", "connection complete", fields)
+        // As ztunnel: a failed connection's line is at error level (alerts key on it).
+        log.emit(error == nil ? .info : .error, "access", "connection complete", fields)
     }
 }

@@ -79,6 +79,8 @@ extension Proxy {
         }
         family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
+        family("hbone_log_lines_dropped_total", "counter", "Log lines dropped because stderr did not keep up (logging never blocks a loop)")
+        out += "hbone_log_lines_dropped_total \(log.droppedLines)\n"
         family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")
         out += "hbone_bugs_total \(Bug.count.load(ordering: .relaxed))\n"
         family("process_open_fds", "gauge", "Open file descriptors")
@@ -98,7 +100,10 @@ extension Proxy {
         return total.sorted { $0.key < $1.key }
     }
 
-    static func residentBytes() -> Int {
+    /// Heap bytes allocated and not freed (glibc mallinfo2).
+    public var heapInUse: UInt64 { Socket.heapInUse() }
+
+    public static func residentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024

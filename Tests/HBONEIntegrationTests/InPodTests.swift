@@ -121,13 +121,7 @@ struct InPodTests {
         #expect(inNS(node, ["ip", "link", "set", "lo", "up"]) == 0)
         try config(dir: dir).write(toFile: dir + "/node.yaml", atomically: true, encoding: .utf8)
         func start(_ ns: String, _ args: [String], log: String) throws -> Process {
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: ip)
-            p.arguments = ["netns", "exec", ns] + args
-            p.standardError = FileHandle(forWritingAtPath: log)
-            p.standardOutput = FileHandle(forWritingAtPath: log)
-            try p.run()
+            let p = try startInNamespace(ip: ip, ns, args, log: log)
             processes.append(p)
             return p
         }
@@ -166,6 +160,11 @@ struct InPodTests {
         #expect(r["echoed"] as? String == "peer=\(aIP)", "\(r)\n\(log())")
         #expect(waitUntil(timeout: 5) { log().contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout") && log().contains("direction=inbound") },
                 "\(log())")
+        #expect(log().contains("dst.addr=\(bIP):15008 dst.hbone_addr=\(bIP):8080"), "\(log())")
+
+        let metrics = (try? runProgram(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15020/metrics"]).output) ?? ""
+        #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{reporter=\"destination\"")
+            && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") }, "\(metrics.prefix(3000))")
 
         // 2. Skipping redirection in A lands on B's 15006 in plaintext; B's app still sees A's IP.
         let plain = try whoami(podA, dest: "\(bIP):8080", mark: 1337)

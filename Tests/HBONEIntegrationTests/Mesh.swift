@@ -309,6 +309,18 @@ func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
     return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
 }
 
+/// Starts `args` inside network namespace `ns` (`ip netns exec`), output to `log`.
+func startInNamespace(ip: String, _ ns: String, _ args: [String], log: String) throws -> Process {
+    FileManager.default.createFile(atPath: log, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: ip)
+    p.arguments = ["netns", "exec", ns] + args
+    p.standardError = FileHandle(forWritingAtPath: log)
+    p.standardOutput = FileHandle(forWritingAtPath: log)
+    try p.run()
+    return p
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
 func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)

@@ -64,6 +64,22 @@ import Glibc
         #expect(try http(base + "/nope")["status"] as? Int == 404)
         #expect(try http(base + "/logging?level=loud", method: "POST")["status"] as? Int == 400)
         #expect(try http(base + "/logging?level=debug", method: "POST")["status"] as? Int == 200)
+        // No level: the current ones; per scope as ztunnel takes them; a bad scope changes nothing.
+        #expect(try http(base + "/logging", method: "POST")["body"] as? String == "levels: hbone:debug,access:debug\n")
+        let scoped = try http(base + "/logging?level=hbone:info,access:off", method: "POST")
+        #expect(scoped["status"] as? Int == 200 && scoped["body"] as? String == "levels: hbone:info,access:off\n", "\(scoped)")
+        #expect(try http(base + "/logging?level=nope:debug", method: "POST")["status"] as? Int == 400)
+        #expect(try http(base + "/logging", method: "POST")["body"] as? String == "levels: hbone:info,access:off\n")
+        // access:off: a finished connection writes no access line, other lines still appear.
+        let before = mesh.log(mesh.westLog).components(separatedBy: "connection complete").count
+        _ = try mesh.client("echo", ["--size", "100"])
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(mesh.log(mesh.westLog).components(separatedBy: "connection complete").count == before)
+        _ = try http(base + "/logging?level=info", method: "POST")
+        let stats = try http(base + "/stats")["body"] as? String ?? ""
+        #expect(stats.contains("tunnels_opened_inbound: ") && stats.contains("log_lines_dropped: 0"), "\(stats)")
+        let memory = try JSONSerialization.jsonObject(with: Data((try http(base + "/memory")["body"] as? String ?? "{}").utf8)) as? [String: Any]
+        #expect((memory?["heap_in_use_bytes"] as? Int ?? 0) > 0 && (memory?["resident_bytes"] as? Int ?? 0) > 0, "\(String(describing: memory))")
         #expect(try http("http://\(mesh.westAdmin):15021/healthz/ready")["status"] as? Int == 200)
         #expect(try http("http://\(mesh.westAdmin):15021/config_dump")["status"] as? Int == 404)
 
