@@ -57,7 +57,7 @@ public enum AdminClient {
             for p in dump["policies"] as? [[String: Any]] ?? [] {
                 let scope = p["scope"] as? String ?? "WorkloadSelector"
                 rows.append([p["namespace"] as? String ?? "", p["name"] as? String ?? "", p["action"] as? String ?? "", scope,
-                             "\(p["rules"] as? Int ?? 0)", (p["dryRun"] as? Bool ?? false) ? "yes" : "no", "\((p["warnings"] as? [String] ?? []).count)"])
+                             "\((p["rules"] as? [Any] ?? []).count)", (p["dryRun"] as? Bool ?? false) ? "yes" : "no", "\((p["warnings"] as? [String] ?? []).count)"])
             }
         case .controlplane:
             return controlPlane(dump["controlPlane"] as? [String: Any])

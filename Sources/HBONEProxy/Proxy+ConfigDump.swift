@@ -5,51 +5,10 @@ import HBONEAuthz
 import HBONETLS
 
 extension Proxy {
-    /// The admin `config_dump`: workloads, services, policies, certificates, effective settings.
+    /// The admin `config_dump`: workloads, services, policies and certificates in ztunnel's shape
+    /// (`ConfigDump`), then the effective settings and each status source's sections.
     public func configDump(version: String) -> [String: Any] {
         let s = state
-        let iso = ISO8601DateFormatter()
-        func certificate(_ c: Certificate) -> [String: Any] {
-            ["subject": c.subject, "issuer": c.issuer, "serialNumber": c.serialHex,
-             "validFrom": iso.string(from: c.notBefore), "expirationTime": iso.string(from: c.notAfter),
-             "uriSANs": c.uriSANs, "key": c.keyDescription]
-        }
-        let now = Date()
-        var certificates: [[String: Any]] = []
-        for w in s.config.localWorkloads where !certificates.contains(where: { $0["identity"] as? String == w.identity.description }) {
-            guard let ctx = s.identities[w.identity] else {
-                certificates.append(["identity": w.identity.description, "state": "Unavailable"])
-                continue
-            }
-            let key = ctx.certifiedKey
-            let state = key.notAfter < now ? "Expired" : (key.notBefore > now ? "NotYetValid" : "Available")
-            certificates.append(["identity": w.identity.description, "state": state,
-                                 "certChain": key.chain.map(certificate), "rootCerts": s.trust.roots.map(certificate)])
-        }
-        let workloads: [[String: Any]] = s.config.workloads.map { w in
-            ["uid": w.uid, "name": w.name, "namespace": w.namespace, "serviceAccount": w.serviceAccount,
-             "trustDomain": w.trustDomain, "workloadIps": w.workloadIps.map(\.description), "protocol": w.protocol.rawValue, "authorizationPolicies": w.authorizationPolicies,
-             "node": w.node, "local": w.node == s.settings.node, "labels": w.labels, "identity": w.identity.description,
-             "network": w.network, "networkGateway": w.networkGateway?.description as Any, "waypoint": w.waypoint?.description as Any,
-             "services": Dictionary(uniqueKeysWithValues: w.services.map { ($0.key, Dictionary(uniqueKeysWithValues: $0.value.map { (String($0.key), Int($0.value)) })) })]
-        }
-        let services: [[String: Any]] = s.config.services.map { v in
-            ["name": v.name, "namespace": v.namespace, "hostname": v.hostname, "vips": v.vips.map(\.description),
-             "ports": Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
-             "subjectAltNames": v.subjectAltNames.map(\.description), "waypoint": v.waypoint?.description as Any,
-             "vipNetworks": Dictionary(uniqueKeysWithValues: v.vipNetworks.map { ($0.key.description, $0.value) })]
-        }
-        let policies: [[String: Any]] = s.policies.policies.map { p in
-            var scope: Any = "Namespace"
-            switch p.scope {
-            case .global: scope = "Global"
-            case .namespace: scope = "Namespace"
-            case let .workloadSelector(labels): scope = ["WorkloadSelector": labels]
-            case .selectedByWorkloads: scope = "WorkloadSelector"
-            }
-            return ["name": p.name, "namespace": p.namespace, "action": p.action.rawValue, "scope": scope,
-                    "dryRun": p.dryRun, "rules": p.rules.count, "warnings": p.warnings]
-        }
         let l = s.settings.listen
         let t = s.settings.timeouts
         let settings: [String: Any] = [
@@ -65,8 +24,11 @@ extension Proxy {
             "h2": ["streamWindow": s.settings.h2.streamWindow, "connectionWindow": s.settings.h2.connectionWindow,
                    "maxConcurrentStreams": s.settings.h2.maxConcurrentStreams],
         ]
-        var dump: [String: Any] = ["version": version, "configVersion": s.version, "configFile": s.config.file, "workloads": workloads,
-                                   "services": services, "policies": policies, "certificates": certificates, "config": settings]
+        var dump = ConfigDump(state: s).jsonObject()
+        dump["version"] = version
+        dump["configVersion"] = s.version
+        dump["configFile"] = s.config.file
+        dump["config"] = settings
         for source in attachedStatus {
             for (key, value) in source.configDump() { dump[key] = value }
         }

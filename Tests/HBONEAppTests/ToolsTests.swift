@@ -57,7 +57,8 @@ import HBONETLS
         let dump: [String: Any] = [
             "workloads": [["node": "west", "namespace": "payments", "name": "ledger-0", "workloadIps": ["10.1.0.20"], "protocol": "HBONE",
                            "identity": "spiffe://cluster.local/ns/payments/sa/ledger", "local": true]],
-            "policies": [["namespace": "payments", "name": "deny-9000", "action": "DENY", "rules": 1]],
+            "policies": [["namespace": "payments", "name": "deny-9000", "action": "DENY", "scope": "WorkloadSelector",
+                          "rules": [[[["destinationPorts": [9000]]]]]]],
             "config": ["node": "west"],
         ]
         let workloads = AdminClient.render(.workloads, dump).split(separator: "\n")

@@ -43,6 +43,57 @@ import Glibc
         #expect(sample(ws, "hbone_hbone_connections", ["direction": "inbound"]) == 1)
     }
 
+    /// istioctl ztunnel-config decodes our dump: checked field by field against the Go structs it
+    /// uses (scripts/lib/check_ztunnel_dump.py), with policies that use every kind of match.
+    @Test func theConfigDumpDecodesAsIstioctlReadsIt() throws {
+        let policies = try policyDirectory("dump-shape")
+        try """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: mixed, namespace: payments}
+        spec:
+          action: ALLOW
+          selector: {matchLabels: {app: ledger}}
+          rules:
+          - from:
+            - source: {principals: ["cluster.local/ns/payments/sa/checkout", "*/sa/audit"], namespaces: ["payments"], ipBlocks: ["10.0.0.0/8"]}
+            - source: {notPrincipals: ["*"], notIpBlocks: ["192.168.0.0/16"]}
+            to:
+            - operation: {ports: ["8080"], notPorts: ["9090"]}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-all-9000, namespace: istio-system}
+        spec:
+          action: DENY
+          rules: [{to: [{operation: {ports: ["9000"]}}]}]
+        """.write(toFile: policies.path + "/p.yaml", atomically: true, encoding: .utf8)
+        var o = Mesh.Options()
+        o.westExtra = policies.setting
+        let mesh = try Mesh(net: 112, o)
+        defer { mesh.stop() }
+        let body = try http("http://\(mesh.westAdmin):15000/config_dump")["body"] as? String ?? ""
+        let checker = Process()
+        checker.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        checker.arguments = [repositoryRoot + "/scripts/lib/check_ztunnel_dump.py"]
+        let input = Pipe(), output = Pipe()
+        checker.standardInput = input
+        checker.standardOutput = output
+        try checker.run()
+        input.fileHandleForWriting.write(Data(body.utf8))
+        try input.fileHandleForWriting.close()
+        let verdict = try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        checker.waitUntilExit()
+        #expect(verdict?["ok"] as? Bool == true, "\(String(describing: verdict?["errors"]))")
+        let dump = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+        let mixed = (dump["policies"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "mixed" }
+        #expect(mixed?["scope"] as? String == "WorkloadSelector" && mixed?["action"] as? String == "Allow")   // ztunnel's names
+        let rules = mixed?["rules"] as? [[[[String: Any]]]] ?? []
+        #expect(rules.count == 1 && rules[0].count >= 1, "\(String(describing: mixed?["rules"]))")
+        let principals = rules.first?.first?.first?["principals"] as? [[String: String]] ?? []
+        #expect(principals.contains { $0["Exact"] != nil } && principals.contains { $0["Suffix"] != nil } || principals.contains { $0["Prefix"] != nil }, "\(principals)")
+    }
+
     @Test func adminEndpoints() throws {
         let mesh = try Mesh(net: 53)
         defer { mesh.stop() }
@@ -55,7 +106,10 @@ import Glibc
         #expect(certs.first?["state"] as? String == "Available")
         let chain = certs.first?["certChain"] as? [[String: Any]] ?? []
         #expect(chain.count == 2)
-        #expect((chain.first?["serialNumber"] as? String ?? "").count >= 16)
+        // Decimal, as ztunnel prints serials (istioctl shows them as is).
+        let serialNumber = chain.first?["serialNumber"] as? String ?? ""
+        #expect(!serialNumber.isEmpty && serialNumber.allSatisfy { $0.isNumber })
+        #expect((chain.first?["pem"] as? String ?? "").hasPrefix("-----BEGIN CERTIFICATE-----"))
         #expect(chain.first?["expirationTime"] as? String != nil)
         #expect((certs.first?["rootCerts"] as? [[String: Any]])?.count == 1)
         #expect((json["workloads"] as? [[String: Any]])?.count == 2)
