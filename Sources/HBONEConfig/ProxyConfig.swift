@@ -184,14 +184,15 @@ public struct ProxyConfig: Sendable {
         }
         var labels: [String: String] = [:]
         if let l = f["labels"] { for (k, v) in try l.mapping() { labels[k] = try v.string() } }
+        let workloadName = try f["workloadName"]?.string() ?? name
         return Workload(
             uid: try f["uid"]?.nonEmptyString() ?? "\(namespace)/\(name)",
             name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain,
             workloadIps: ips, protocol: proto, node: try f["node"]?.string() ?? "",
             clusterId: try f["clusterId"]?.string() ?? "Kubernetes",
-            workloadName: try f["workloadName"]?.string() ?? name,
-            canonicalName: try f["canonicalName"]?.string() ?? name,
-            canonicalRevision: try f["canonicalRevision"]?.string() ?? "latest",
+            workloadName: workloadName,
+            canonicalName: try f["canonicalName"]?.string() ?? Workload.canonicalName(labels: labels, workloadName: workloadName),
+            canonicalRevision: try f["canonicalRevision"]?.string() ?? Workload.canonicalRevision(labels: labels),
             labels: labels, services: services, identity: identity)
     }
 

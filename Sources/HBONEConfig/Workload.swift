@@ -178,6 +178,21 @@ public struct Workload: Sendable, Hashable {
     }
 }
 
+extension Workload {
+    /// Istio's canonical service from a pod's labels (what istiod puts in `canonical_name`):
+    /// `service.istio.io/canonical-name`, else `app.kubernetes.io/name`, else `app`, else the
+    /// workload (deployment) name. Metrics label `source_app`/`destination_app` with it.
+    public static func canonicalName(labels: [String: String], workloadName: String) -> String {
+        labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"] ?? labels["app"] ?? workloadName
+    }
+
+    /// `service.istio.io/canonical-revision`, else `app.kubernetes.io/version`, else `version`,
+    /// else `latest` (the `_version` metric labels).
+    public static func canonicalRevision(labels: [String: String]) -> String {
+        labels["service.istio.io/canonical-revision"] ?? labels["app.kubernetes.io/version"] ?? labels["version"] ?? "latest"
+    }
+}
+
 /// A service: a hostname and VIPs in front of workloads.
 public struct Service: Sendable, Hashable {
     public var name: String

@@ -2,32 +2,69 @@ import Atomics
 import Synchronization
 import HBONECore
 
-/// The Istio label set of one TCP metric series (hbone-reference §5).
+/// The Istio label set of one TCP metric series: ztunnel's `CommonTrafficLabels`, with its
+/// derivations (app and version are the canonical service and revision; the service's name and
+/// namespace come from the destination service), so Istio's dashboards find every label.
 struct TCPLabels: Hashable, Sendable {
     var reporter: String
     var sourcePrincipal: String
     var sourceWorkload: String
     var sourceNamespace: String
+    var sourceCanonicalService: String = "unknown"
+    var sourceCanonicalRevision: String = "unknown"
     var sourceCluster: String
     var destinationPrincipal: String
     var destinationWorkload: String
     var destinationNamespace: String
+    var destinationCanonicalService: String = "unknown"
+    var destinationCanonicalRevision: String = "unknown"
     var destinationService: String
+    var destinationServiceName: String = "unknown"
+    var destinationServiceNamespace: String = "unknown"
     var destinationCluster: String
     var responseFlags: String
     var securityPolicy: String
 
-    /// The label set in the exposition format. Values come from config and, soon, from istiod: each is
+    init(reporter: String, sourcePrincipal: String, sourceWorkload: String, sourceNamespace: String, sourceCluster: String,
+         destinationPrincipal: String, destinationWorkload: String, destinationNamespace: String, destinationService: String,
+         destinationCluster: String, responseFlags: String, securityPolicy: String) {
+        self.reporter = reporter
+        self.sourcePrincipal = sourcePrincipal
+        self.sourceWorkload = sourceWorkload
+        self.sourceNamespace = sourceNamespace
+        self.sourceCluster = sourceCluster
+        self.destinationPrincipal = destinationPrincipal
+        self.destinationWorkload = destinationWorkload
+        self.destinationNamespace = destinationNamespace
+        self.destinationService = destinationService
+        self.destinationCluster = destinationCluster
+        self.responseFlags = responseFlags
+        self.securityPolicy = securityPolicy
+    }
+
+    /// The label set in the exposition format. Values come from config and from istiod: each is
     /// escaped, so a name with a quote, a backslash or a newline cannot break or forge a series.
     var prometheus: String {
         let e = PrometheusText.escaped
-        return "reporter=\"\(e(reporter))\",source_principal=\"\(e(sourcePrincipal))\",source_workload=\"\(e(sourceWorkload))\","
-            + "source_workload_namespace=\"\(e(sourceNamespace))\",source_cluster=\"\(e(sourceCluster))\","
-            + "destination_principal=\"\(e(destinationPrincipal))\",destination_workload=\"\(e(destinationWorkload))\","
-            + "destination_workload_namespace=\"\(e(destinationNamespace))\",destination_service=\"\(e(destinationService))\","
-            + "destination_cluster=\"\(e(destinationCluster))\",request_protocol=\"tcp\","
-            + "response_flags=\"\(e(responseFlags))\",connection_security_policy=\"\(e(securityPolicy))\""
+        let pairs: [(String, String)] = [
+            ("reporter", reporter),
+            ("source_workload", sourceWorkload), ("source_canonical_service", sourceCanonicalService),
+            ("source_canonical_revision", sourceCanonicalRevision), ("source_workload_namespace", sourceNamespace),
+            ("source_principal", sourcePrincipal), ("source_app", sourceCanonicalService), ("source_version", sourceCanonicalRevision),
+            ("source_cluster", sourceCluster),
+            ("destination_service", destinationService), ("destination_service_namespace", destinationServiceNamespace),
+            ("destination_service_name", destinationServiceName),
+            ("destination_workload", destinationWorkload), ("destination_canonical_service", destinationCanonicalService),
+            ("destination_canonical_revision", destinationCanonicalRevision), ("destination_workload_namespace", destinationNamespace),
+            ("destination_principal", destinationPrincipal), ("destination_app", destinationCanonicalService),
+            ("destination_version", destinationCanonicalRevision), ("destination_cluster", destinationCluster),
+            ("request_protocol", "tcp"), ("response_flags", responseFlags), ("connection_security_policy", securityPolicy),
+        ]
+        return pairs.map { "\($0.0)=\"\(e($0.1))\"" }.joined(separator: ",")
     }
+
+    /// Labels in the series, for tests that count quotes.
+    static let labelCount = 23
 }
 
 /// Counters of one series. Written by one loop with relaxed atomics (uncontended), read by scrapes.

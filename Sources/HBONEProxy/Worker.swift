@@ -364,7 +364,7 @@ final class Worker {
     /// Istio's labels for a connection (hbone-reference §5); missing values are "unknown".
     func labels(_ info: ConnectionInfo, flags: String) -> TCPLabels {
         let u = "unknown"
-        return TCPLabels(
+        var labels = TCPLabels(
             reporter: info.direction == .outbound ? "source" : "destination",
             sourcePrincipal: info.srcIdentity?.description ?? u,
             sourceWorkload: info.srcWorkload?.workloadName ?? u,
@@ -377,6 +377,19 @@ final class Worker {
             destinationCluster: info.dstWorkload?.clusterId ?? u,
             responseFlags: flags,
             securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
+        if let w = info.srcWorkload {
+            labels.sourceCanonicalService = w.canonicalName
+            labels.sourceCanonicalRevision = w.canonicalRevision
+        }
+        if let w = info.dstWorkload {
+            labels.destinationCanonicalService = w.canonicalName
+            labels.destinationCanonicalRevision = w.canonicalRevision
+        }
+        if let host = info.dstService, let service = state.servicesByHostname[host] {
+            labels.destinationServiceName = service.name
+            labels.destinationServiceNamespace = service.namespace
+        }
+        return labels
     }
 
     static func responseFlags(_ error: ProxyError?) -> String { error?.responseFlags ?? "-" }

@@ -54,6 +54,10 @@ final class Mesh {
         var eastEnvironment: [String: String] = [:]
         /// With a control plane: no root file; the roots come with the CA's answers.
         var trustFromCA = false
+        /// Extra keys of the ledger workload (indented six spaces), e.g. labels; and top-level
+        /// sections (services) placed before `hbone:`, in both nodes' files.
+        var ledgerExtra = ""
+        var topLevel = ""
     }
 
     /// `eastOnly`: no west proxy and no echo app (a test brings its own west).
@@ -73,10 +77,12 @@ final class Mesh {
             }
         } else {
             try config(node: "east", socks: "127.0.\(net).2", certs: under(options.eastCertificates), bundle: under(options.eastBundle),
-                       ledgerSA: options.ledgerServiceAccountSeenByEast, extra: options.eastExtra, policies: "", ca: options.eastCA, ttl: options.caTTL)
+                       ledgerSA: options.ledgerServiceAccountSeenByEast, extra: options.eastExtra, policies: options.topLevel, ca: options.eastCA,
+                       ttl: options.caTTL, ledgerExtra: options.ledgerExtra)
                 .write(toFile: dir + "/east.yaml", atomically: true, encoding: .utf8)
             try config(node: "west", socks: "127.0.\(net).3", certs: under(options.westCertificates), bundle: under(options.westBundle),
-                       ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies, ca: options.westCA, ttl: options.caTTL)
+                       ledgerSA: "ledger", extra: options.westExtra, policies: options.westPolicies + "\n" + options.topLevel, ca: options.westCA,
+                       ttl: options.caTTL, ledgerExtra: options.ledgerExtra)
                 .write(toFile: dir + "/west.yaml", atomically: true, encoding: .utf8)
         }
         if !eastOnly {
@@ -96,7 +102,7 @@ final class Mesh {
     }
 
     func config(node: String, socks: String, certs: String, bundle: String, ledgerSA: String, extra: String, policies: String,
-                ca: String? = nil, ttl: String = "24h") -> String {
+                ca: String? = nil, ttl: String = "24h", ledgerExtra: String = "") -> String {
         let certificates = ca.map { "ca: \($0)\n    ttl: \(ttl)\n    rotationGracePeriodRatio: 0.5" } ?? "directory: \(certs)"
         return """
         workloads:
@@ -107,6 +113,7 @@ final class Mesh {
           workloadIps: ["\(westIP)"]
           protocol: HBONE
           node: west
+        \(ledgerExtra)
         - uid: east//checkout-0
           name: checkout-0
           namespace: payments

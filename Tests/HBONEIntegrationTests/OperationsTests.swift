@@ -17,6 +17,44 @@ import Glibc
         }?["value"] as? Double
     }
 
+    /// ztunnel's full label set: canonical service/revision (and app/version) from workload labels,
+    /// the destination service's name and namespace; a hostile label value stays one value
+    /// (prometheus_client parses it back exactly).
+    @Test func istioLabelsAreDerivedAsZtunnelDoesAndEscaped() throws {
+        var o = Mesh.Options()
+        let net = 113
+        o.ledgerExtra = "  labels: {app: ledger-app, version: \"v2 \\\"quoted\\\" \\\\ end\"}\n"
+            + "  services: {\"payments/ledger.payments.svc.cluster.local\": {8080: 8080}}"
+        o.topLevel = """
+        services:
+        - {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["127.0.\(net).50"], ports: {8080: 8080}}
+        """
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(try mesh.client("echo", dest: "ledger.payments.svc.cluster.local:8080", ["--size", "100"])["intact"] as? Bool == true)
+        _ = mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") }
+        let west = try http("http://\(mesh.westAdmin):15020/metrics", metrics: true)
+        #expect(west["samples"] != nil, "prometheus_client could not parse: \(west)")
+        let ws = west["samples"] as? [[String: Any]] ?? []
+        let labels: [String: String] = [
+            "reporter": "destination", "destination_app": "ledger-app", "destination_canonical_service": "ledger-app",
+            "destination_version": "v2 \"quoted\" \\ end", "destination_canonical_revision": "v2 \"quoted\" \\ end",
+            "source_app": "checkout-0", "source_version": "latest", "source_canonical_service": "checkout-0",
+            "source_cluster": "Kubernetes", "destination_cluster": "Kubernetes",
+        ]
+        #expect(sample(ws, "istio_tcp_connections_opened_total", labels) == 1,
+                "\(ws.filter { $0["name"] as? String == "istio_tcp_connections_opened_total" })")
+        // The client's side knows the service it dialled.
+        let es = try http("http://\(mesh.eastAdmin):15020/metrics", metrics: true)["samples"] as? [[String: Any]] ?? []
+        var source = labels
+        source["reporter"] = "source"
+        source["destination_service"] = "ledger.payments.svc.cluster.local"
+        source["destination_service_name"] = "ledger"
+        source["destination_service_namespace"] = "payments"
+        #expect(sample(es, "istio_tcp_connections_opened_total", source) == 1,
+                "\(es.filter { $0["name"] as? String == "istio_tcp_connections_opened_total" })")
+    }
+
     @Test func istioMetricsParseAndCountBothSides() throws {
         let mesh = try Mesh(net: 52)
         defer { mesh.stop() }

@@ -16,13 +16,13 @@ import Testing
                                destinationService: "s", destinationCluster: "c", responseFlags: "-", securityPolicy: "mutual_tls")
         let text = labels.prometheus
         #expect(!text.contains("\n"))
-        // Every unescaped quote opens or closes one of the 13 label values.
+        // Every unescaped quote opens or closes one of the label values.
         var quotes = 0
         var escaped = false
         for c in text {
             if escaped { escaped = false; continue }
             if c == "\\" { escaped = true } else if c == "\"" { quotes += 1 }
         }
-        #expect(quotes == 26)
+        #expect(quotes == 2 * TCPLabels.labelCount)
     }
 }
