@@ -28,12 +28,13 @@ public struct ProxyApplication {
     /// Runs until SIGTERM or SIGINT (or `/quitquitquit`). Returns the process exit status:
     /// 0 after a drain, 2 for a config that does not load, 1 when the proxy cannot start.
     public func run() -> Int32 {
+        // The same checks `hbone validate` makes, so both refuse a config with the same words.
         let loaded: ProxyConfig
-        do {
-            loaded = try ProxyConfig.load(file: configPath)
-        } catch {
-            ProxyApplication.stderr("hbone: invalid config: \(error)\n")
-            return 2
+        switch StartupCheck.run(configPath: configPath) {
+        case let .success(report): loaded = report.config
+        case let .failure(failure):
+            ProxyApplication.stderr("hbone: \(failure.description)\n")
+            return failure.exitCode
         }
         // Signals are taken by this thread only (sigtimedwait); workers must inherit the mask.
         var mask = sigset_t()

@@ -59,18 +59,26 @@ struct ProxyCommand: ParsableCommand {
 }
 
 struct ValidateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a config file and exit.")
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Run the proxy's start-up checks on a config file and exit.",
+                                                    discussion: "Exit 0 when `hbone proxy` would start with it, 2 when the config does not load, 1 when the proxy could not start with it (certificates, roots, listen addresses).")
 
     @Option(help: "The config file.")
     var config: String
 
+    @Flag(help: "Check the file alone (keys, values, policies), not the certificates, roots and listen addresses it names: for a config meant for another machine.")
+    var configOnly = false
+
+    /// The same checks as `hbone proxy` before it serves (StartupCheck): exit 0 only when the
+    /// proxy would start; 2 for a config that does not load, 1 for one the proxy could not start with.
     func run() throws {
-        do {
-            let c = try ProxyConfig.load(file: config)
+        switch StartupCheck.run(configPath: config, configOnly: configOnly) {
+        case let .success(report):
+            for w in report.warnings { FileHandleOutput.stderr("hbone: warning: \(w)\n") }
+            let c = report.config
             print("\(config): OK (\(c.workloads.count) workloads, \(c.localWorkloads.count) local, \(c.services.count) services, \(c.policies.count) policies)")
-        } catch {
-            FileHandleOutput.stderr("hbone: invalid config: \(error)\n")
-            throw ExitCode(2)
+        case let .failure(failure):
+            FileHandleOutput.stderr("hbone: \(failure.description)\n")
+            throw ExitCode(failure.exitCode)
         }
     }
 }
