@@ -10,6 +10,7 @@ import HBONEGRPC
 import HBONEXDS
 import HBONEXDSProto
 import SwiftProtobuf
+import HBONEInPod
 
 /// The parsers that take untrusted bytes, each as a function of one input. A target returns
 /// normally for every input: a crash, a trap or a sanitizer report is the finding.
@@ -24,6 +25,7 @@ enum FuzzTargets {
         "h2-server": h2Server,
         "grpc": grpc,
         "xds": xds,
+        "zds": zds,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -96,6 +98,25 @@ enum FuzzTargets {
         let again = store.apply(response)
         precondition(!again.changed, "applying the same xDS response twice changed the state")
         _ = store.initialRequests()
+    }
+
+    /// A ZDS request from the CNI agent, with one stand-in descriptor: every request gets a
+    /// well-formed ACK or NACK, a NACK hands nothing on and closes the descriptor, an ACKed add
+    /// takes exactly the one descriptor.
+    static func zds(_ bytes: UnsafeRawBufferPointer) {
+        var session = ZDSSession()
+        let fd: Int32 = 1000
+        let outcome = session.handle(Array(bytes), fds: [fd], truncated: false, known: ["a", "b"], isNetns: { $0 == fd })
+        guard let reply = try? Istio_Workload_Zds_WorkloadResponse(serializedBytes: outcome.reply), case let .ack(ack)? = reply.payload else {
+            preconditionFailure("ZDS reply is not a WorkloadResponse ack")
+        }
+        precondition(ack.error.isEmpty == (outcome.error == nil), "ZDS ACK/NACK disagrees with the outcome")
+        if outcome.error != nil {
+            precondition(outcome.actions.isEmpty && outcome.close == [fd], "a NACK acted, or kept a descriptor")
+        } else {
+            let takes = outcome.actions.filter { if case .add = $0 { true } else { false } }.count
+            precondition(takes + outcome.close.count <= 1, "a descriptor handed on twice")
+        }
     }
 
     /// gRPC DATA as the control-plane client reads it, split where the first byte says: whatever
