@@ -36,7 +36,7 @@ struct Handshake: ParsableCommand {
 
     func run() throws {
         guard let address = SocketAddress(target) else { throw ValidationError("--target must be ip:port") }
-        let verification: PeerVerification = try expectId.map { .outbound(expected: [try SPIFFEID(parsing: $0)]) } ?? PeerVerification(.inspect)
+        let verification: PeerVerification = try expectId.map { .outbound(expected: [try SPIFFEID(parsing: $0)]) } ?? PeerVerification(.inspect(trustDomains: nil))
         let context = try TLSContext(role: .client, certifiedKey: CertifiedKey(directory: certDir),
                                      trust: TrustBundle(file: ca ?? certDir + "/root-cert.pem"))
         let mode: Mode = connect ? .connect(authority: authority!) : waitForServer ? .waitForServer : .handshake

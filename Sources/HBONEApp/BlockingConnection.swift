@@ -1,5 +1,6 @@
 import Foundation
 import HBONECore
+import HBONEEventLoop
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,22 +10,24 @@ import Glibc
 struct BlockingConnection: ~Copyable {
     let fd: Int32
 
-    /// Connects with a 10 s receive timeout.
-    init(_ address: SocketAddress) throws(ToolError) {
-        guard case let .v4(v) = address.ip else { throw ToolError("IPv4 targets only") }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// Connects within `timeout` seconds (then "timed out"), and reads with the same limit.
+    init(_ address: SocketAddress, timeout: Int = 10) throws(ToolError) {
+        let fd = socket(address.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ToolError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = address.port.bigEndian
-        addr.sin_addr.s_addr = v.bigEndian
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        // SO_SNDTIMEO bounds a blocking connect too.
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var (storage, length) = Socket.makeSockaddr(address)
+        let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
         if rc != 0 {
             let e = errno
             close(fd)
-            throw ToolError("connect \(address): \(String(cString: strerror(e)))")
+            switch e {
+            case EINPROGRESS, EAGAIN, ETIMEDOUT: throw ToolError("connect \(address): timed out after \(timeout)s")
+            case ECONNREFUSED: throw ToolError("connect \(address): connection refused")
+            default: throw ToolError("connect \(address): \(String(cString: strerror(e)))")
+            }
         }
         self.fd = fd
     }

@@ -2,6 +2,7 @@ import Foundation
 import HBONECore
 import HBONEIdentity
 import HBONETLS
+import HBONEEventLoop
 
 /// `hbone check endpoint`: handshakes with an HBONE server as a client and reports what it presents
 /// and whether that chain is trusted by the bundle (and is the identity expected).
@@ -11,6 +12,11 @@ public struct EndpointCheck {
     /// Trust bundle file; default `<certDirectory>/root-cert.pem`.
     public var bundle: String?
     public var expected: SPIFFEID?
+    /// Trust domains whose servers are trusted; empty: the trust domain of our own SVID (as the
+    /// proxy trusts its own domain and its configured aliases).
+    public var trustDomains: [String] = []
+    /// Connect and each read give up after this many seconds.
+    public var timeout: Int = 5
 
     public init(target: SocketAddress, certDirectory: String, bundle: String? = nil, expected: SPIFFEID? = nil) {
         self.target = target
@@ -30,19 +36,38 @@ public struct EndpointCheck {
         }
     }
 
+    /// `HOST:PORT` or `[V6]:PORT` to an address (a host name through the system resolver).
+    public static func resolve(_ target: String) throws(ToolError) -> SocketAddress {
+        if let address = SocketAddress(target) { return address }
+        guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]), port > 0 else {
+            throw ToolError("\(target.prefix(80)): want HOST:PORT")
+        }
+        let host = String(target[..<colon])
+        switch Socket.resolve(host: host, port: port) {
+        case let .success(addresses): return addresses[0]
+        case let .failure(error): throw ToolError("\(error)")
+        }
+    }
+
     public func run() throws -> Report {
         let trust = try TrustBundle(file: bundle ?? certDirectory + "/root-cert.pem")
-        let context = try TLSContext(role: .client, certifiedKey: CertifiedKey(directory: certDirectory), trust: trust)
-        let engine = try TLSEngine(context: context, verification: .init(.inspect))
+        let own = try CertifiedKey(directory: certDirectory)
+        let context = try TLSContext(role: .client, certifiedKey: own, trust: trust)
+        let domains = Set(trustDomains.isEmpty ? [own.identity.trustDomain] : trustDomains)
+        let engine = try TLSEngine(context: context, verification: .init(.inspect(trustDomains: domains)))
         var handshake = "incomplete"
         var failure: String?
+        let connection: BlockingConnection
         do {
-            let connection = try BlockingConnection(target)
-            failure = Self.drive(engine, connection)
-            handshake = failure == nil ? "complete" : "failed"
+            connection = try BlockingConnection(target, timeout: timeout)
         } catch {
-            failure = "\(error)"
+            // No TCP connection: nothing was presented, so there is no chain to judge.
+            let text = "target:        \(target)\nproblem:       \(error)\nverdict:       NOT trusted (no connection)\n"
+            return Report(fields: ["target": "\(target)", "handshake": "no connection", "reasons": ["\(error)"], "verdict": "NOT trusted"],
+                          trusted: false, text: text)
         }
+        failure = Self.drive(engine, connection)
+        handshake = failure == nil ? "complete" : "failed"
         let chain = engine.peerChain
         let presented = chain.map { c -> [String: Any] in
             ["subject": c.subject, "issuer": c.issuer, "serial": c.serialHex, "notBefore": iso(c.notBefore), "notAfter": iso(c.notAfter),
@@ -50,7 +75,8 @@ public struct EndpointCheck {
         }
         let anchor = chain.last.flatMap { last in trust.roots.first { last.isSigned(by: $0) } }
         var trusted = failure == nil
-        var reasons: [String] = failure.map { [$0] } ?? []
+        // The reason the proxy would log for the same server (its SPIFFE rules, trust domains included).
+        var reasons: [String] = failure.map { [engine.rejection?.description ?? $0] } ?? []
         if let expected, engine.peerIdentity != expected {
             trusted = false
             reasons.append("server is \(engine.peerIdentity?.description ?? "unknown"), expected \(expected)")
@@ -102,6 +128,7 @@ public struct EndpointCheck {
                 return e.description
             case .inProgress:
                 let n = buffer.withUnsafeMutableBytes { connection.receive(into: $0) }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return "timed out waiting for the server's handshake" }
                 if n <= 0 { return "connection closed during the handshake" }
                 buffer.withUnsafeBytes { engine.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }

@@ -7,8 +7,9 @@ public struct PeerVerification: Sendable, Hashable {
         case inbound(trustDomains: Set<String>)
         /// We are the client: the server must be exactly one of these identities.
         case outbound(expected: Set<SPIFFEID>)
-        /// We are a diagnosing client (`hbone check`): any valid server SVID; the caller judges the identity.
-        case inspect
+        /// We are a diagnosing client (`hbone check`): any valid server SVID of these trust domains (nil:
+        /// any, the benchmark's client); the caller judges the identity.
+        case inspect(trustDomains: Set<String>?)
         /// We are a control-plane client: istiod's certificate (no SVID) for this DNS name or IP.
         case controlPlane(serverName: String)
     }
@@ -44,7 +45,10 @@ public struct PeerVerification: Sendable, Hashable {
         case let .outbound(expected):
             if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
             if !expected.contains(id) { return .failure(.unexpectedIdentity(got: id, expected: expected.sorted())) }
-        case .inspect, .controlPlane:
+        case let .inspect(trustDomains):
+            if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
+            if let trustDomains, !trustDomains.contains(id.trustDomain) { return .failure(.untrustedTrustDomain(id.trustDomain)) }
+        case .controlPlane:
             if !leaf.allowsServerAuth { return .failure(.missingServerAuth) }
         }
         return .success(id)
