@@ -28,6 +28,20 @@ public enum CACertsCheck {
                 }
                 if chain.first.map({ $0.der != ca.der }) ?? true { text += "  PROBLEM: cert-chain.pem does not start with ca-cert.pem\n"; ok = false }
                 if !ca.isCA { text += "  PROBLEM: ca-cert.pem is not a CA\n"; ok = false }
+                // The key must sign for this certificate, or nothing the cluster issues will verify.
+                if let keyBytes = FileManager.default.contents(atPath: dir + "/ca-key.pem") {
+                    do {
+                        if !(try PrivateKey.parsePEM([UInt8](keyBytes))).matches(ca) {
+                            text += "  PROBLEM: ca-key.pem does not belong to ca-cert.pem\n"
+                            ok = false
+                        }
+                    } catch {
+                        text += "  PROBLEM: ca-key.pem: \(error)\n"
+                        ok = false
+                    }
+                } else {
+                    text += "  note: no ca-key.pem here (the key is elsewhere; not checked)\n"
+                }
                 if days < 0 { text += "  PROBLEM: expired\n"; ok = false } else if days < 30 { text += "  warning: expires in under 30 days\n" }
             } catch {
                 text += "\(dir): PROBLEM: \(error)\n"

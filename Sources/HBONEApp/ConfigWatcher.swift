@@ -29,7 +29,7 @@ public enum ConfigWatcher {
                 add("\(dir)/\(w.namespace)/\(w.serviceAccount)/key.pem")
             }
         case let .ca(issuance):
-            for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"] { add(issuance.directory + "/" + f) }
+            for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", "tls.crt", "tls.key", "ca.crt"] { add(issuance.directory + "/" + f) }
         case .istioCA:
             break   // the CA's answers arrive through the control plane, not files
         }

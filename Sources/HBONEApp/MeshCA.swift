@@ -9,11 +9,13 @@ import Glibc
 /// (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), workload SVIDs, the cacerts Secret.
 /// Each call returns the line to print; keys are written 0600 before any byte of them.
 public enum MeshCA {
-    public static func createRoot(out: String, keyType: KeyType, days: Int, organization: String, force: Bool) throws -> String {
+    /// `subject`: `O=…,CN=…` (either may be left out); nil: `O=<organization>,CN=<organization> mesh root CA`.
+    public static func createRoot(out: String, keyType: KeyType, days: Int, organization: String, subject: String? = nil, force: Bool) throws -> String {
+        let name = try subject.map(parseSubject) ?? .init(organization: organization, commonName: "\(organization) mesh root CA")
         try prepare(out, ["root-cert.pem", "root-key.pem"], force: force)
         let key = try CertificateAuthority.generateKey(keyType)
         let cert = try CertificateAuthority.sign(
-            subject: .init(organization: organization, commonName: "\(organization) mesh root CA"), publicKeyOf: key, issuer: nil, signer: key,
+            subject: name, publicKeyOf: key, issuer: nil, signer: key,
             validity: Double(days) * 86400, extensions: CertificateAuthority.rootExtensions)
         try write(cert.pem, to: out + "/root-cert.pem", secret: false)
         try write(key.pkcs8PEM, to: out + "/root-key.pem", secret: true)
@@ -42,16 +44,55 @@ public enum MeshCA {
         return "cacerts for \(cluster) written to \(out): intermediate serial \(cert.serialHex), expires \(cert.notAfter)"
     }
 
+    /// Refuses an identity the issuer's name constraints do not permit (the SVID would never verify),
+    /// and caps the lifetime at the issuer's own expiry (saying so).
     public static func issue(ca: String, identity: SPIFFEID, lifetime: Duration, out: String, force: Bool) throws -> String {
         let (caCert, caKey) = try loadCA(cert: ca + "/ca-cert.pem", key: ca + "/ca-key.pem")
         let rootPEM: String
         do { rootPEM = try String(contentsOfFile: ca + "/root-cert.pem", encoding: .utf8) } catch { throw ToolError("cannot read \(ca)/root-cert.pem") }
+        var note = ""
+        var granted = lifetime
+        let left = caCert.notAfter.timeIntervalSinceNow
+        guard left > 60 else { throw ToolError("\(ca)/ca-cert.pem expires at \(caCert.notAfter): nothing valid can be issued from it") }
+        if Double(lifetime.components.seconds) > left {
+            granted = .seconds(Int64(left))
+            note = " (lifetime capped at the issuer's expiry: asked \(lifetime), got \(granted))"
+        }
+        let leaf = try CertificateAuthority.issueSVID(identity, ca: caCert, caKey: caKey, lifetime: granted)
+        // Verified before anything is written: name constraints, chain to the root.
+        let chain = [leaf.certificate] + (try Certificate.parsePEMChain(Array(caChain(ca, caCert).utf8)))
+        let roots = try Certificate.parsePEMChain(Array(rootPEM.utf8))
+        if let problem = try TrustBundle(roots: roots).verify(chain: chain, at: max(Date(), leaf.certificate.notBefore)) {
+            throw ToolError("\(identity) cannot be issued from \(ca): \(problem)")
+        }
         try prepare(out, ["cert-chain.pem", "key.pem", "root-cert.pem"], force: force)
-        let leaf = try CertificateAuthority.issueSVID(identity, ca: caCert, caKey: caKey, lifetime: lifetime)
         try write(leaf.certificate.pem + caCert.pem, to: out + "/cert-chain.pem", secret: false)
         try write(leaf.key.pkcs8PEM, to: out + "/key.pem", secret: true)
         try write(rootPEM, to: out + "/root-cert.pem", secret: false)
-        return "SVID \(identity) written to \(out): serial \(leaf.certificate.serialHex), expires \(leaf.certificate.notAfter)"
+        return "SVID \(identity) written to \(out): serial \(leaf.certificate.serialHex), expires \(leaf.certificate.notAfter)\(note)"
+    }
+
+    /// The issuer and any intermediates above it (cert-chain.pem without the root), else the issuer alone.
+    static func caChain(_ ca: String, _ caCert: Certificate) -> String {
+        guard let text = try? String(contentsOfFile: ca + "/cert-chain.pem", encoding: .utf8),
+              let certs = try? Certificate.parsePEMChain(Array(text.utf8)), certs.first?.der == caCert.der else { return caCert.pem }
+        return certs.filter { !$0.isSelfSigned }.map(\.pem).joined()
+    }
+
+    /// `O=…,CN=…` for `ca root --subject`.
+    static func parseSubject(_ text: String) throws(ToolError) -> CertificateAuthority.Subject {
+        var subject = CertificateAuthority.Subject()
+        for part in text.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[1].isEmpty else { throw ToolError("--subject: \"\(part)\" is not KEY=VALUE") }
+            switch kv[0].uppercased() {
+            case "O": subject.organization = kv[1]
+            case "CN": subject.commonName = kv[1]
+            default: throw ToolError("--subject: only O and CN are supported, not \(kv[0])")
+            }
+        }
+        guard subject.organization != nil || subject.commonName != nil else { throw ToolError("--subject is empty") }
+        return subject
     }
 
     /// The `cacerts` Secret istiod reads, for a cluster's cacerts directory.

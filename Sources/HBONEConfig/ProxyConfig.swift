@@ -265,7 +265,7 @@ public struct ProxyConfig: Sendable {
         if let r2 = f["rootCertificates"] {
             roots = path(try r2.nonEmptyString())
         } else if case let .ca(issuance) = source {
-            roots = issuance.directory + "/root-cert.pem"
+            roots = issuance.directory + "/" + Settings.CAIssuance.files(in: issuance.directory).root
         } else if source == .istioCA {
             roots = ""
         } else {

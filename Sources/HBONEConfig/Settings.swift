@@ -1,3 +1,4 @@
+import Foundation
 import HBONECore
 
 /// The proxy's own settings (`hbone:` in the config file). Defaults are named next to each field.
@@ -62,6 +63,17 @@ public struct Settings: Sendable, Equatable {
 
         /// The fraction of the lifetime after which an SVID is renewed.
         public var renewAt: Double { 1 - (rotationGracePeriodRatio ?? 0.5) }
+
+        /// The files of a CA directory: Istio's `cacerts` (ca-cert.pem, ca-key.pem, cert-chain.pem,
+        /// root-cert.pem), or, when there is no ca-cert.pem but a tls.crt, the kubernetes.io/tls
+        /// layout cert-manager writes (tls.crt, tls.key, ca.crt), as istiod accepts both.
+        public static func files(in directory: String) -> (cert: String, key: String, chain: String?, root: String) {
+            let fm = FileManager.default
+            if !fm.fileExists(atPath: directory + "/ca-cert.pem") && fm.fileExists(atPath: directory + "/tls.crt") {
+                return ("tls.crt", "tls.key", nil, "ca.crt")
+            }
+            return ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem")
+        }
     }
 
     public struct Listen: Sendable, Equatable {

@@ -196,15 +196,22 @@ extension ProxyState {
         let dir = issuance.directory
         let caCert: Certificate, caKey: PrivateKey, caChain: [Certificate]
         do {
-            guard let c = FileManager.default.contents(atPath: dir + "/ca-cert.pem"), let k = FileManager.default.contents(atPath: dir + "/ca-key.pem") else {
-                throw TLSError(code: "ca", reason: "cannot read ca-cert.pem and ca-key.pem in \(dir)")
+            // Istio's cacerts layout, or the kubernetes.io/tls one cert-manager writes (tls.crt: the
+            // CA and any intermediates above it, tls.key, ca.crt: the root), as istiod reads both.
+            let layout = Settings.CAIssuance.files(in: dir)
+            guard let c = FileManager.default.contents(atPath: dir + "/" + layout.cert), let k = FileManager.default.contents(atPath: dir + "/" + layout.key) else {
+                throw TLSError(code: "ca", reason: "cannot read ca-cert.pem and ca-key.pem (or tls.crt and tls.key) in \(dir)")
             }
-            caCert = try Certificate.parsePEMChain([UInt8](c))[0]
+            let certs = try Certificate.parsePEMChain([UInt8](c))
+            caCert = certs[0]
             caKey = try PrivateKey.parsePEM([UInt8](k))
-            guard caKey.matches(caCert), caCert.isCA else { throw TLSError(code: "ca", reason: "ca-key.pem does not belong to a CA ca-cert.pem") }
+            guard caKey.matches(caCert), caCert.isCA else { throw TLSError(code: "ca", reason: "\(layout.key) does not belong to a CA \(layout.cert)") }
             // Intermediates between ours and the root, from cert-chain.pem (the root itself is never sent).
-            let chainFile = FileManager.default.contents(atPath: dir + "/cert-chain.pem").map { [UInt8]($0) }
-            caChain = try chainFile.map { try Certificate.parsePEMChain($0).filter { !$0.isSelfSigned } } ?? [caCert]
+            if let chainName = layout.chain, let chainFile = FileManager.default.contents(atPath: dir + "/" + chainName) {
+                caChain = try Certificate.parsePEMChain([UInt8](chainFile)).filter { !$0.isSelfSigned }
+            } else {
+                caChain = certs.filter { !$0.isSelfSigned }
+            }
         } catch {
             throw ProxyError(.internal, .config, "certificates.ca \(dir): \(error)")
         }

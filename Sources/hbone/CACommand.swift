@@ -15,10 +15,11 @@ struct CACommand: ParsableCommand {
         @Option(help: "ec-p256, ec-p384, rsa-2048 or rsa-4096.") var keyType: KeyType = .ecP256
         @Option(help: "Validity in days.") var days = 3650
         @Option(help: "Organization in the subject.") var org = "hbone"
+        @Option(help: "The whole subject, O=…,CN=… (instead of --org).") var subject: String?
         @Flag(help: "Overwrite existing files.") var force = false
 
         func run() throws {
-            print(try runtime { try MeshCA.createRoot(out: out, keyType: keyType, days: days, organization: org, force: force) })
+            print(try runtime { try MeshCA.createRoot(out: out, keyType: keyType, days: days, organization: org, subject: subject, force: force) })
         }
     }
 

@@ -138,4 +138,52 @@ import HBONETestSupport
         #expect(try thirdClient() == 0)
         #expect(try mesh.client("echo", dest: "127.0.66.30:8080", ["--size", "500"])["intact"] as? Bool == true)
     }
+
+    @Test func guardrails() throws {
+        let d = try freshDir("ca-guard")
+        #expect(try ca(["root", "--out", d + "/root", "--subject", "O=Acme,CN=Acme Mesh Root"]) == 0)
+        let (_, subject) = try exec("/usr/bin/openssl", ["x509", "-in", d + "/root/root-cert.pem", "-noout", "-subject"])
+        #expect(subject.contains("O = Acme") && subject.contains("CN = Acme Mesh Root"), "\(subject)")
+        #expect(try ca(["root", "--out", d + "/root2", "--subject", "OU=nope"]) == 1)
+        #expect(try ca(["intermediate", "--root", d + "/root", "--cluster", "east", "--out", d + "/east", "--trust-domain", "cluster.local",
+                        "--days", "1"]) == 0)
+        // Outside the intermediate's URI name constraint: refused, nothing written.
+        let (status, output) = try runProgram(hbone, ["ca", "issue", "--ca", d + "/east", "--spiffe-id", "spiffe://other.mesh/ns/a/sa/b",
+                                                      "--out", d + "/foreign"], includeErrors: true)
+        #expect(status == 1 && output.contains("cannot be issued"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: d + "/foreign/key.pem"))
+        // Longer than the issuer lives: capped, and said.
+        let (capped, note) = try runProgram(hbone, ["ca", "issue", "--ca", d + "/east", "--spiffe-id", "spiffe://cluster.local/ns/a/sa/b",
+                                                    "--out", d + "/svid", "--ttl", "72h"], includeErrors: true)
+        #expect(capped == 0 && note.contains("capped at the issuer's expiry"), "\(note)")
+        // check cacerts: a key that is not the certificate's.
+        try FileManager.default.copyItem(atPath: d + "/east", toPath: d + "/mixed")
+        #expect(try ca(["intermediate", "--root", d + "/root", "--cluster", "west", "--out", d + "/west"]) == 0)
+        try FileManager.default.removeItem(atPath: d + "/mixed/ca-key.pem")
+        try FileManager.default.copyItem(atPath: d + "/west/ca-key.pem", toPath: d + "/mixed/ca-key.pem")
+        let (bad, report) = try exec(hbone, ["check", "cacerts", d + "/mixed"])
+        #expect(bad == 1 && report.contains("ca-key.pem does not belong to ca-cert.pem"), "\(report)")
+    }
+
+    /// certificates.ca also reads the kubernetes.io/tls layout (tls.crt, tls.key, ca.crt) that
+    /// cert-manager writes, as istiod does.
+    @Test func certManagerLayoutIssues() throws {
+        let d = try freshDir("ca-tls")
+        #expect(try ca(["root", "--out", d + "/root"]) == 0)
+        #expect(try ca(["intermediate", "--root", d + "/root", "--cluster", "east", "--out", d + "/east"]) == 0)
+        try FileManager.default.createDirectory(atPath: d + "/tls", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: d + "/east/ca-cert.pem", toPath: d + "/tls/tls.crt")
+        try FileManager.default.copyItem(atPath: d + "/east/ca-key.pem", toPath: d + "/tls/tls.key")
+        try FileManager.default.copyItem(atPath: d + "/root/root-cert.pem", toPath: d + "/tls/ca.crt")
+        #expect(try ca(["intermediate", "--root", d + "/root", "--cluster", "west", "--out", d + "/west"]) == 0)
+        var o = Mesh.Options()
+        o.eastCA = d + "/tls"
+        o.westCA = d + "/west"
+        o.eastBundle = d + "/root/root-cert.pem"
+        o.westBundle = d + "/root/root-cert.pem"
+        let mesh = try Mesh(net: 116, o)
+        defer { mesh.stop() }
+        #expect(try mesh.client("echo", ["--size", "1000"])["intact"] as? Bool == true)
+        #expect(mesh.log(mesh.eastLog).contains("issued SVID"))
+    }
 }
