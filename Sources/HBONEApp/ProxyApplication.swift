@@ -81,6 +81,7 @@ public struct ProxyApplication {
         }
         defer { admin.stop() }
         for w in loaded.policyWarnings { log.warn("authorization policy", ["detail": w]) }
+        for w in loaded.configWarnings { log.warn("config", ["detail": w]) }
         if case .ca = loaded.settings.certificates {
             log.warn("certificates.ca: this node holds an intermediate CA key; that suits single-node and test setups, not production clusters")
         }

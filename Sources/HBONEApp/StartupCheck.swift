@@ -31,7 +31,7 @@ public enum StartupCheck {
         do { config = try ProxyConfig.load(file: configPath) } catch {
             return .failure(Failure(description: "invalid config: \(error)", exitCode: 2))
         }
-        var warnings = config.policyWarnings.map { "authorization policy: \($0)" }
+        var warnings = config.policyWarnings.map { "authorization policy: \($0)" } + config.configWarnings
         if configOnly {
             if let problem = listenProblem(config.settings, bind: false) { return .failure(Failure(description: problem, exitCode: 1)) }
             return .success(Report(config: config, warnings: warnings))

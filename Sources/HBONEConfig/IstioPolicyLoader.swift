@@ -135,12 +135,14 @@ public enum IstioPolicyLoader {
                                                     "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks",
                                                     "serviceAccounts", "notServiceAccounts"])
                 var m = Match()
-                m.principals = try strings(s["principals"])
-                m.notPrincipals = try strings(s["notPrincipals"])
-                m.namespaces = try strings(s["namespaces"])
-                m.notNamespaces = try strings(s["notNamespaces"])
-                m.sourceIps = try cidrs(s["ipBlocks"])
-                m.notSourceIps = try cidrs(s["notIpBlocks"])
+                m.principals = try strings(s["principals"], principal: true, policy: policy, warnings: &warnings)
+                    + serviceAccounts(s["serviceAccounts"])
+                m.notPrincipals = try strings(s["notPrincipals"], principal: true, policy: policy, warnings: &warnings)
+                    + serviceAccounts(s["notServiceAccounts"])
+                m.namespaces = try strings(s["namespaces"], policy: policy, warnings: &warnings)
+                m.notNamespaces = try strings(s["notNamespaces"], policy: policy, warnings: &warnings)
+                m.sourceIps = try cidrs(s["ipBlocks"], policy: policy, warnings: &warnings)
+                m.notSourceIps = try cidrs(s["notIpBlocks"], policy: policy, warnings: &warnings)
                 m.unjudgeable = ["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"].filter { s[$0] != nil }
                 note(m.unjudgeable, at: source)
                 clause.append(m)
@@ -168,13 +170,17 @@ public enum IstioPolicyLoader {
             var m = Match()
             switch key {
             case "source.ip":
-                m.sourceIps = try cidrs(c["values"]); m.notSourceIps = try cidrs(c["notValues"])
+                m.sourceIps = try cidrs(c["values"], policy: policy, warnings: &warnings)
+                m.notSourceIps = try cidrs(c["notValues"], policy: policy, warnings: &warnings)
             case "source.namespace":
-                m.namespaces = try strings(c["values"]); m.notNamespaces = try strings(c["notValues"])
+                m.namespaces = try strings(c["values"], policy: policy, warnings: &warnings)
+                m.notNamespaces = try strings(c["notValues"], policy: policy, warnings: &warnings)
             case "source.principal":
-                m.principals = try strings(c["values"]); m.notPrincipals = try strings(c["notValues"])
+                m.principals = try strings(c["values"], principal: true, policy: policy, warnings: &warnings)
+                m.notPrincipals = try strings(c["notValues"], principal: true, policy: policy, warnings: &warnings)
             case "destination.ip":
-                m.destinationIps = try cidrs(c["values"]); m.notDestinationIps = try cidrs(c["notValues"])
+                m.destinationIps = try cidrs(c["values"], policy: policy, warnings: &warnings)
+                m.notDestinationIps = try cidrs(c["notValues"], policy: policy, warnings: &warnings)
             case "destination.port":
                 m.destinationPorts = try ports(c["values"]); m.notDestinationPorts = try ports(c["notValues"])
             default:
@@ -186,17 +192,33 @@ public enum IstioPolicyLoader {
         return clauses
     }
 
-    private static func strings(_ r: YAMLReader?) throws(ConfigError) -> [StringMatch] {
+    private static func strings(_ r: YAMLReader?, principal: Bool = false, policy: String, warnings: inout [String]) throws(ConfigError) -> [StringMatch] {
         var out: [StringMatch] = []
-        for v in try r?.sequence() ?? [] { out.append(StringMatch(istio: try v.string())) }
+        for v in try r?.sequence() ?? [] {
+            let text = try v.string()
+            if let w = PolicyLint.pattern(text, at: v.path, principal: principal) { warnings.append("\(policy): \(w)") }
+            out.append(StringMatch(istio: text))
+        }
         return out
     }
 
-    private static func cidrs(_ r: YAMLReader?) throws(ConfigError) -> [CIDR] {
+    /// `serviceAccounts: ["<namespace>/<name>"]`: the peers whose SVID names that account.
+    private static func serviceAccounts(_ r: YAMLReader?) throws(ConfigError) -> [StringMatch] {
+        var out: [StringMatch] = []
+        for v in try r?.sequence() ?? [] {
+            let text = try v.string()
+            guard let match = PolicyLint.serviceAccount(text) else { throw v.error("\"\(text.prefix(80))\" is not <namespace>/<service account>") }
+            out.append(match)
+        }
+        return out
+    }
+
+    private static func cidrs(_ r: YAMLReader?, policy: String, warnings: inout [String]) throws(ConfigError) -> [CIDR] {
         var out: [CIDR] = []
         for v in try r?.sequence() ?? [] {
             let s = try v.string()
             guard let c = CIDR(s) else { throw v.error("\"\(s)\" is not an IP address or CIDR block") }
+            if let w = PolicyLint.cidr(s, c, at: v.path) { warnings.append("\(policy): \(w)") }
             out.append(c)
         }
         return out

@@ -1,5 +1,6 @@
 import HBONECore
 import HBONEAuthz
+import Yams
 
 /// Reads policies in ztunnel's LocalConfig shape (rules → clauses → matches).
 enum PolicyParser {
@@ -32,26 +33,37 @@ enum PolicyParser {
             }
         }
         var rules: [[[Match]]] = []
+        var warnings: [String] = []
         for rule in try f["rules"]?.sequence() ?? [] {
             var clauses: [[Match]] = []
             for clause in try rule.sequence() {
                 var matches: [Match] = []
-                for m in try clause.sequence() { matches.append(try match(m)) }
+                for m in try clause.sequence() { matches.append(try match(m, warnings: &warnings)) }
                 clauses.append(matches)
             }
             rules.append(clauses)
         }
-        return Policy(name: name, namespace: namespace, scope: scope, action: action,
-                      dryRun: try f["dryRun"]?.bool() ?? false, rules: rules)
+        var policy = Policy(name: name, namespace: namespace, scope: scope, action: action,
+                            dryRun: try f["dryRun"]?.bool() ?? false, rules: rules)
+        policy.warnings += warnings
+        return policy
     }
 
-    static func match(_ r: YAMLReader) throws(ConfigError) -> Match {
+    static func match(_ r: YAMLReader, warnings: inout [String]) throws(ConfigError) -> Match {
         let f = try r.fields(allowed: ["namespaces", "notNamespaces", "principals", "notPrincipals", "sourceIps", "notSourceIps",
                                        "destinationIps", "notDestinationIps", "destinationPorts", "notDestinationPorts", "serviceAccounts", "notServiceAccounts"])
         var m = Match()
-        func strings(_ key: String) throws(ConfigError) -> [StringMatch] {
+        func strings(_ key: String, principal: Bool = false) throws(ConfigError) -> [StringMatch] {
             var out: [StringMatch] = []
-            for v in try f[key]?.sequence() ?? [] { out.append(try stringMatch(v)) }
+            for v in try f[key]?.sequence() ?? [] {
+                let match = try stringMatch(v)
+                switch match {
+                case let .exact(t), let .prefix(t), let .suffix(t):
+                    if let w = PolicyLint.pattern(t, at: v.path, principal: principal) { warnings.append(w) }
+                case .presence: break
+                }
+                out.append(match)
+            }
             return out
         }
         func cidrs(_ key: String) throws(ConfigError) -> [CIDR] {
@@ -59,19 +71,39 @@ enum PolicyParser {
             for v in try f[key]?.sequence() ?? [] {
                 let s = try v.string()
                 guard let c = CIDR(s) else { throw v.error("\"\(s)\" is not an IP block") }
+                if let w = PolicyLint.cidr(s, c, at: v.path) { warnings.append(w) }
                 out.append(c)
             }
             return out
         }
         func ports(_ key: String) throws(ConfigError) -> [UInt16] {
             var out: [UInt16] = []
-            for v in try f[key]?.sequence() ?? [] { out.append(try v.port()) }
+            for v in try f[key]?.sequence() ?? [] {
+                // LocalConfig ports are numbers (ztunnel refuses "80"); Istio's YAML policies take strings.
+                if case let .scalar(scalar) = v.node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {
+                    throw v.error("\"\(scalar.string)\" is a string; ports are numbers here")
+                }
+                out.append(try v.port())
+            }
+            return out
+        }
+        /// ztunnel's `{namespace, serviceAccount}` matches, as the principal suffix they stand for.
+        func serviceAccounts(_ key: String) throws(ConfigError) -> [StringMatch] {
+            var out: [StringMatch] = []
+            for v in try f[key]?.sequence() ?? [] {
+                let sf = try v.fields(allowed: ["namespace", "serviceAccount"])
+                guard let ns = try sf["namespace"]?.nonEmptyString(), let sa = try sf["serviceAccount"]?.nonEmptyString(),
+                      let match = PolicyLint.serviceAccount("\(ns)/\(sa)") else {
+                    throw v.error("a service account match needs namespace and serviceAccount")
+                }
+                out.append(match)
+            }
             return out
         }
         m.namespaces = try strings("namespaces")
         m.notNamespaces = try strings("notNamespaces")
-        m.principals = try strings("principals")
-        m.notPrincipals = try strings("notPrincipals")
+        m.principals = try strings("principals", principal: true) + serviceAccounts("serviceAccounts")
+        m.notPrincipals = try strings("notPrincipals", principal: true) + serviceAccounts("notServiceAccounts")
         m.sourceIps = try cidrs("sourceIps")
         m.notSourceIps = try cidrs("notSourceIps")
         m.destinationIps = try cidrs("destinationIps")

@@ -14,6 +14,9 @@ public struct ProxyConfig: Sendable {
     public var file: String
     /// Notes about policies judged conservatively or skipped (logged at load).
     public var policyWarnings: [String] = []
+    /// ztunnel LocalConfig keys that were accepted but whose meaning hbone does not act on (one
+    /// note per key, with the first place it was used; logged at load and by `validate`).
+    public var configWarnings: [String] = []
 
     public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node } }
     /// The local workloads this node holds an SVID for: all of them from files, and with the Istio
@@ -60,10 +63,12 @@ public struct ProxyConfig: Sendable {
         for s in try top["services"]?.sequence() ?? [] { services.append(try parseService(s)) }
         var policies: [Policy] = []
         for p in try top["policies"]?.sequence() ?? [] { policies.append(try PolicyParser.localConfig(p)) }
+        let localWarnings = policies.flatMap { p in p.warnings.map { "\(p.namespace)/\(p.name): \($0)" } }
         let istio = try IstioPolicyLoader.load(paths: settings.authorizationPolicies, rootNamespace: settings.rootNamespace)
         policies += istio.policies
         var config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
-        config.policyWarnings = istio.warnings
+        config.policyWarnings = localWarnings + istio.warnings
+        config.configWarnings = unusedKeyWarnings(workloads: top["workloads"], services: top["services"])
         try config.checkConsistency(top)
         return config
     }
@@ -134,6 +139,30 @@ public struct ProxyConfig: Sendable {
         }
     }
 
+    /// Keys ztunnel acts on that hbone accepts without acting on them (yet): said once each.
+    static let unusedMeaningfulKeys: [String: String] = [
+        "waypoint": "traffic is not sent through waypoints", "networkGateway": "traffic is not sent through network gateways",
+        "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "capacity": "load balancing ignores capacity",
+        "loadBalancer": "services are balanced by hash, not by this policy", "subsetting": "services are not subset",
+        "locality": "load balancing ignores locality", "extensions": "extensions are not run",
+    ]
+
+    static func unusedKeyWarnings(workloads: YAMLReader?, services: YAMLReader?) -> [String] {
+        var seen: Set<String> = []
+        var out: [String] = []
+        for (section, reader) in [("workloads", workloads), ("services", services)] {
+            guard let items = try? reader?.sequence() else { continue }
+            for (i, item) in items.enumerated() {
+                guard let fields = try? item.mapping() else { continue }
+                for (key, _) in fields.sorted(by: { $0.0 < $1.0 }) {
+                    guard let why = unusedMeaningfulKeys[key], seen.insert(key).inserted else { continue }
+                    out.append("\(section)[\(i)].\(key): accepted but not used (\(why))")
+                }
+            }
+        }
+        return out
+    }
+
     static let ignoredWorkloadKeys: Set<String> = [
         "network", "workloadType", "status", "locality", "hostname", "authorizationPolicies", "waypoint",
         "networkGateway", "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
@@ -198,17 +227,20 @@ public struct ProxyConfig: Sendable {
 
     static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
         let f = try r.fields(allowed: ["name", "namespace", "hostname", "vips", "ports", "subjectAltNames",
-                                       "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies"])
+                                       "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies", "canonical"])
         guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
         guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
         var vips: [IPAddress] = []
+        var networks: [IPAddress: String] = [:]
         for v in try f["vips"]?.sequence() ?? [] {
             // ztunnel writes VIPs as "<network>/<ip>"; a bare IP is accepted too.
             let s = try v.string()
-            let ipText = s.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? s
-            guard let ip = IPAddress(ipText) else { throw v.error("\"\(s)\" is not [network/]ip") }
+            let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+            let ipText = parts.last.map(String.init) ?? s
+            guard parts.count <= 2, let ip = IPAddress(ipText) else { throw v.error("\"\(s)\" is not [network/]ip") }
             vips.append(ip)
+            if parts.count == 2, !parts[0].isEmpty { networks[ip] = String(parts[0]) }
         }
         var ports: [UInt16: UInt16] = [:]
         if let p = f["ports"] {
@@ -222,7 +254,10 @@ public struct ProxyConfig: Sendable {
             let text = try s.string()
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
         }
-        return Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
+        var service = Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
+        service.vipNetworks = networks
+        service.canonical = try f["canonical"]?.bool() ?? false
+        return service
     }
 
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {

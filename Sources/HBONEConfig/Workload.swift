@@ -207,6 +207,8 @@ public struct Service: Sendable, Hashable {
     public var vipNetworks: [IPAddress: String] = [:]
     /// The service's waypoint (kept from xDS; not yet used for routing).
     public var waypoint: GatewayAddress? = nil
+    /// ztunnel's `canonical`: of several services with one hostname, the one the hostname names.
+    public var canonical = false
 
     public init(name: String, namespace: String, hostname: String, vips: [IPAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         self.name = name

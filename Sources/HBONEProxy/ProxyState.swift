@@ -66,7 +66,8 @@ public final class ProxyState: Sendable {
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:]
         for s in config.services {
             for v in s.vips { vips[v] = s }
-            hosts[s.hostname] = s
+            // Several services may share a hostname (one per cluster); the canonical one answers for it.
+            if hosts[s.hostname]?.canonical != true || s.canonical { hosts[s.hostname] = s }
         }
         servicesByVIP = vips
         servicesByHostname = hosts
