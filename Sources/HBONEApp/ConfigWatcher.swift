@@ -41,4 +41,26 @@ public enum ConfigWatcher {
         }
         return out
     }
+
+    /// A hash of the bytes the config is parsed from: the file and every policy file it names (nil
+    /// when one cannot be read: then the reload parses, and reports what is wrong).
+    static func contentHash(configPath: String, settings: Settings) -> Int? {
+        var hasher = Hasher()
+        var files = [configPath]
+        for p in settings.authorizationPolicies {
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: p) {
+                files += names.sorted().filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { p + "/" + $0 }
+            } else {
+                files.append(p)
+            }
+        }
+        for f in files {
+            guard let data = FileManager.default.contents(atPath: f) else { return nil }
+            hasher.combine(f)
+            hasher.combine(data)
+        }
+        // The environment is part of the file (${NAME}, and the variables that win over it).
+        hasher.combine(ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+        return hasher.finalize()
+    }
 }

@@ -42,7 +42,7 @@ public enum IstioPolicyLoader {
         var result = Result()
         let documents: [Node]
         do {
-            documents = Array(try Yams.compose_all(yaml: text)).compactMap { $0 }
+            documents = Array(try Yams.compose_all(yaml: text, .basic)).compactMap { $0 }
         } catch let error as YamlError {
             throw ConfigError(file: file, line: ProxyConfig.yamlErrorLine(error), path: "", reason: "invalid YAML: \(error)")
         } catch {

@@ -29,6 +29,10 @@ extension Proxy {
         dump["configVersion"] = s.version
         dump["configFile"] = s.config.file
         dump["config"] = settings
+        if let failure = lastReloadFailure {
+            dump["lastReloadFailure"] = ["at": ISO8601DateFormatter().string(from: failure.at), "reason": failure.reason,
+                                         "failures": reloadFailures.load(ordering: .relaxed)] as [String: Any]
+        }
         for source in attachedStatus {
             for (key, value) in source.configDump() { dump[key] = value }
         }

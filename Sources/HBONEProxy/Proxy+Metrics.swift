@@ -79,6 +79,10 @@ extension Proxy {
         }
         family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
+        family("hbone_config_reload_failures_total", "counter", "Reloads refused (the last good config stays in force; /config_dump shows why)")
+        out += "hbone_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"
+        family("hbone_config_reparses_total", "counter", "Times the config file was parsed again after start (an unchanged file is not)")
+        out += "hbone_config_reparses_total \(reparses.load(ordering: .relaxed))\n"
         family("hbone_log_lines_dropped_total", "counter", "Log lines dropped because stderr did not keep up (logging never blocks a loop)")
         out += "hbone_log_lines_dropped_total \(log.droppedLines)\n"
         family("hbone_bugs_total", "counter", "Impossible states reached (each also logged as BUG:)")

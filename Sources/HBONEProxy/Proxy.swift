@@ -19,6 +19,11 @@ public final class Proxy: Sendable {
     /// Serializes reloads: the config watcher and the control plane both apply new snapshots.
     private let reloading = NSLock()
     private let statusSources = Locked<[any ProxyStatusSource]>([])
+    /// Reloads refused (bad file, certificates that do not load, a control-plane snapshot that does
+    /// not apply), the last one's reason, and how often the file was actually parsed again.
+    let reloadFailures = ManagedAtomic<UInt64>(0)
+    let reparses = ManagedAtomic<UInt64>(0)
+    private let lastReloadError = Locked<(at: Date, reason: String)?>(nil)
 
     public init(config: ProxyConfig, workers: Int? = nil, issued: IssuedCertificates? = nil) throws(ProxyError) {
         let (state, missing) = try ProxyState.load(config: config, version: 1, issued: issued)
@@ -101,6 +106,15 @@ public final class Proxy: Sendable {
         if waitForWorkers { _ = applied.wait(timeout: .now() + 10) }
         log.info("configuration applied", ["version": "\(version)"])
     }
+
+    public func recordReloadFailure(_ reason: String) {
+        reloadFailures.wrappingIncrement(ordering: .relaxed)
+        lastReloadError.withLock { $0 = (Date(), reason) }
+    }
+
+    public func recordReparse() { reparses.wrappingIncrement(ordering: .relaxed) }
+
+    var lastReloadFailure: (at: Date, reason: String)? { lastReloadError.withLock { $0 } }
 
     /// Adds `source`'s readiness, dump section and metrics to the admin views.
     public func attach(_ source: any ProxyStatusSource) { statusSources.withLock { $0.append(source) } }

@@ -132,6 +132,27 @@ import Glibc
         #expect(principals.contains { $0["Exact"] != nil } && principals.contains { $0["Suffix"] != nil } || principals.contains { $0["Prefix"] != nil }, "\(principals)")
     }
 
+    @Test func rejectedReloadsAreCountedAndAnUnchangedFileIsNotParsedAgain() throws {
+        let mesh = try Mesh(net: 117)
+        defer { mesh.stop() }
+        let west = mesh.dir + "/west.yaml"
+        let text = try String(contentsOfFile: west, encoding: .utf8)
+        // Same bytes, new mtime: the watcher reloads (certificates are read again), the file is not parsed again.
+        Thread.sleep(forTimeInterval: 1.1)
+        try text.write(toFile: west, atomically: true, encoding: .utf8)
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("configuration applied version=2") }, "\(mesh.log(mesh.westLog))")
+        #expect(mesh.metric(admin: mesh.westAdmin, "hbone_config_reparses_total") == 0)
+        // A broken file: refused, counted, and the reason is in the dump.
+        try (text + "\nbogus: [").write(toFile: west, atomically: true, encoding: .utf8)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_config_reload_failures_total") { $0 == 1 })
+        let failure = try JSONSerialization.jsonObject(with: Data((try http("http://\(mesh.westAdmin):15000/config_dump")["body"] as? String ?? "{}").utf8))
+            as? [String: Any]
+        let reason = (failure?["lastReloadFailure"] as? [String: Any])?["reason"] as? String ?? ""
+        #expect(reason.contains("west.yaml") && reason.contains("YAML"), "\(reason)")
+        // The tunnel still works on the last good config.
+        #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
+    }
+
     @Test func adminEndpoints() throws {
         let mesh = try Mesh(net: 53)
         defer { mesh.stop() }
