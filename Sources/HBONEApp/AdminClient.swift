@@ -17,10 +17,17 @@ public enum AdminClient {
             if n <= 0 { break }
             response += buffer[0..<n]
         }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw ToolError("no HTTP response") }
-        guard text.hasPrefix("HTTP/1.1 200") else { throw ToolError(String(text.prefix { $0 != "\r" })) }
-        return String(text[split.upperBound...])
+        // Split as bytes: a String would merge "\r\n" into one Character and never find it.
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let split = (0...max(0, response.count - 4)).first(where: { response.count >= 4 && Array(response[$0..<$0 + 4]) == separator }) else {
+            throw ToolError("GET \(path) at \(address): no HTTP response")
+        }
+        let statusLine = String(decoding: response[..<(response.firstIndex(of: 13) ?? split)], as: UTF8.self)
+        let body = String(decoding: response[(split + 4)...], as: UTF8.self)
+        guard statusLine.hasPrefix("HTTP/1.1 200") else {
+            throw ToolError("GET \(path) at \(address) answered \(statusLine.dropFirst(9))\(body.isEmpty ? "" : ": " + body.prefix(200).trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return body
     }
 
     /// The config_dump of the proxy at `address`, parsed.

@@ -13,6 +13,9 @@ struct HBONECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hbone",
         abstract: "A per-node HBONE proxy: mTLS + HTTP/2 CONNECT tunnels between workloads, SPIFFE-keyed authorization.",
+        discussion: """
+        Exit status: 0 success; 1 a failure at run time (one "hbone: …" line on stderr, no usage text); 2 a config file that does not load (file:line: path: reason); 64 bad arguments (with the usage).
+        """,
         version: HBONEVersion.string,
         subcommands: [ProxyCommand.self, ValidateCommand.self, AdminCommand.self, CACommand.self, CheckCommand.self])
 }

@@ -196,6 +196,10 @@ import Glibc
         #expect(try http("http://\(mesh.westAdmin):15021/healthz/ready")["status"] as? Int == 200)
         #expect(try http("http://\(mesh.westAdmin):15021/config_dump")["status"] as? Int == 404)
 
+        // An endpoint that answers something else: which one, and what it said; exit 1, no usage.
+        let (wrongStatus, wrong) = try runProgram(mesh.binary, ["admin", "certs", "--admin", "\(mesh.westAdmin):15020"], includeErrors: true)
+        #expect(wrongStatus == 1 && wrong.contains("GET /config_dump at \(mesh.westAdmin):15020 answered 404") && !wrong.contains("USAGE"), "\(wrong)")
+
         // hbone admin prints readable tables from the same API.
         func admin(_ what: String) throws -> String {
             let p = Process()
