@@ -8,7 +8,9 @@ import Glibc
 /// Something registered with a loop for readiness events.
 public protocol Selectable: AnyObject {
     /// Error and hang-up are folded into readable+writable so they reach the normal read/write paths.
-    func handleEvent(readable: Bool, writable: Bool)
+    /// `peerClosed`: the event itself says the peer's FIN (or an error) has arrived (EPOLLRDHUP,
+    /// EPOLLHUP, EPOLLERR); without it, a short read has drained the socket.
+    func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool)
 }
 
 /// One epoll reactor owned by one thread. Everything on it is confined to that thread except
@@ -264,7 +266,7 @@ public final class EventLoop: @unchecked Sendable {
             let bad = event.events & (Epoll.err | Epoll.hup) != 0
             let readable = bad || event.events & (Epoll.in | Epoll.rdhup) != 0
             let writable = bad || event.events & Epoll.out != 0
-            handler.handleEvent(readable: readable, writable: writable)
+            handler.handleEvent(readable: readable, writable: writable, peerClosed: bad || event.events & Epoll.rdhup != 0)
         }
         runPosted()
         runTimers()

@@ -67,7 +67,7 @@ public final class TCPListener: Selectable {
 
     deinit { close() }
 
-    public func handleEvent(readable: Bool, writable: Bool) {
+    public func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool) {
         for _ in 0..<TCPListener.acceptsPerEvent {
             guard registration != nil else { return }
             guard let (client, peer) = Socket.accept(fd) else {

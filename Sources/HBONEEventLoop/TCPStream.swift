@@ -82,7 +82,7 @@ public final class TCPStream: Selectable {
         }
     }
 
-    public func handleEvent(readable: Bool, writable: Bool) {
+    public func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool) {
         if state == .connecting {
             guard writable else { return }
             let error = memory?.connectError ?? Socket.pendingError(fd)
@@ -95,7 +95,7 @@ public final class TCPStream: Selectable {
             if state != .open { return }
         }
         if writable && state == .open { flush() }
-        if readable && state == .open && !readPaused && !readEOF { readLoop() }
+        if readable && state == .open && !readPaused && !readEOF { readLoop(shortReadDrains: !peerClosed) }
     }
 
     /// Queues bytes; they are written in one batch at the end of this loop pass.
@@ -163,15 +163,19 @@ public final class TCPStream: Selectable {
 
     // MARK: Internals
 
-    private func readLoop() {
+    /// `shortReadDrains`: this read answers an epoll event that did not report the peer's FIN, so
+    /// a read that does not fill the buffer has taken everything (data or a FIN arriving later
+    /// raises a new edge): the EAGAIN read after it is skipped, one syscall per wake-up. Reads not
+    /// prompted by an event (resuming after backpressure) go on to EAGAIN.
+    private func readLoop(shortReadDrains: Bool = false) {
         let scratch = loop.scratch
         for _ in 0..<TCPStream.readsPerEvent {
             switch memory?.read(into: scratch) ?? Socket.read(fd, into: scratch) {
             case let .bytes(n):
                 delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                // Keep reading to EAGAIN even after a short read: a FIN that arrived with the
-                // data shares its edge, and no new edge would report it.
                 if state != .open || readPaused { return }
+                // A FIN that arrived with the data shares its edge (the event said so: keep reading).
+                if shortReadDrains && memory == nil && n < scratch.count { return }
             case .wouldBlock:
                 return
             case .eof:
