@@ -56,7 +56,7 @@ if want handshake; then
     proxy west 1; wpid=$!
     up 127.0.0.20 15008
     "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
-        --label hbone --baseline "$base"
+        --server-workers 1 --label hbone --baseline "$base"
     echo "### hbone inbound, a new tunnel on each new connection (--connect: preface, CONNECT, 1-byte echo)"
     "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
         --connect --authority 127.0.0.20:9001 --label hbone --baseline "$base"

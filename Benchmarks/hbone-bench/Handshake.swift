@@ -18,6 +18,7 @@ struct Handshake: ParsableCommand {
     @Option(help: "Seconds to measure.") var duration = 5.0
     @Option(help: "Seconds of warm-up, not counted.") var warmup = 1.0
     @Option(help: "Server PID, to report its CPU milliseconds per handshake.") var serverPid: Int32?
+    @Option(help: "The server's worker loops (its --workers), to report handshakes per second per server worker.") var serverWorkers: Int?
     @Option(help: "Source IP to connect from.") var source: String?
     @Flag(help: "Wait for the server's first application bytes (HTTP/2 SETTINGS): the server finished verifying us.") var waitForServer = false
     @Flag(help: "Also open one HBONE CONNECT tunnel per connection and echo 1 byte through it.") var connect = false
@@ -75,12 +76,14 @@ struct Handshake: ParsableCommand {
         }
         Thread.sleep(forTimeInterval: warmup)
         let cpu0 = serverPid.flatMap(processCPUMillis)
+        let clientCPU0 = processCPUMillis(getpid())
         counting.store(true, ordering: .relaxed)
         let t0 = Date()
         Thread.sleep(forTimeInterval: duration)
         counting.store(false, ordering: .relaxed)
         let elapsed = Date().timeIntervalSince(t0)
         let cpu1 = serverPid.flatMap(processCPUMillis)
+        let clientCPU1 = processCPUMillis(getpid())
         stop.store(true, ordering: .relaxed)
         group.wait()
         let latency = merged.withLock { $0 }
@@ -94,6 +97,19 @@ struct Handshake: ParsableCommand {
         var figures = [Figure("handshake", "\(label): \(what)/s (client-observed, \(concurrency) client threads)", value: rate, unit: "1/s", higherIsBetter: true)]
         for (p, name) in [(50.0, "p50"), (99.0, "p99"), (99.9, "p99.9")] {
             figures.append(Figure("handshake", "\(label): \(kind) latency \(name)", value: latency.millis(p), unit: "ms", higherIsBetter: false))
+        }
+        // Which side ran out of CPU: cores each one used over the run (the client is this process).
+        if let c0 = clientCPU0, let c1 = clientCPU1, n > 0 {
+            let clientCores = (c1 - c0) / 1000 / elapsed
+            let serverCores = cpu0.flatMap { s0 in cpu1.map { ($0 - s0) / 1000 / elapsed } }
+            print(String(format: "client CPU per %@: %.3f ms; cores busy: client %.2f%@", kind, (c1 - c0) / Double(n), clientCores,
+                         serverCores.map { String(format: ", server %.2f of %d worker(s)", $0, serverWorkers ?? 1) } ?? ""))
+            figures.append(Figure("handshake", "\(label): client CPU per \(kind)", value: (c1 - c0) / Double(n), unit: "ms", higherIsBetter: false))
+            if let workers = serverWorkers, workers > 0 {
+                print(String(format: "%@/s per server worker: %.0f", what, rate / Double(workers)))
+                figures.append(Figure("handshake", "\(label): \(what)/s per server worker (--workers \(workers))", value: rate / Double(workers),
+                                      unit: "1/s", higherIsBetter: true))
+            }
         }
         if let cpu0, let cpu1, n > 0 {
             let perCore = Double(n) / ((cpu1 - cpu0) / 1000)
