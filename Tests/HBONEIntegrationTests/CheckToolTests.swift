@@ -42,13 +42,8 @@ import Glibc
         #expect(closed.status == 1 && closed.output.contains("connection refused"), "\(closed.output)")
         #expect(!closed.output.contains("chain ends at bundle root"), "\(closed.output)")
         // A server that accepts and says nothing: "timed out" after --timeout.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(15008).bigEndian
-        inet_pton(AF_INET, "127.0.115.31", &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(rc == 0 && listen(fd, 4) == 0)
+        let fd = listeningSocket("127.0.115.31", 15008)
+        #expect(fd >= 0)
         defer { close(fd) }
         let silent = try check(["127.0.115.31:15008", "--cert-dir", client, "--ca", bundle, "--timeout", "1"])
         #expect(silent.status == 1 && silent.output.contains("timed out"), "\(silent.output)")

@@ -316,6 +316,22 @@ func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
     return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
 }
 
+/// A plain listening IPv4 socket (no SO_REUSEPORT) that never accepts: a port someone else holds,
+/// or a server that says nothing. -1 if it cannot be bound.
+func listeningSocket(_ host: String, _ port: UInt16) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, host, &addr.sin_addr)
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0, listen(fd, 4) == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
 /// Starts `args` inside network namespace `ns` (`ip netns exec`), output to `log`.
 func startInNamespace(ip: String, _ ns: String, _ args: [String], log: String) throws -> Process {
     FileManager.default.createFile(atPath: log, contents: nil)

@@ -52,13 +52,8 @@ import Glibc
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // A port held by someone else (not SO_REUSEPORT): the proxy could not bind it.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(15099).bigEndian
-        inet_pton(AF_INET, "127.0.\(Self.net).3", &addr.sin_addr)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(bound == 0 && listen(holder, 1) == 0)
+        let holder = listeningSocket("127.0.\(Self.net).3", 15099)
+        #expect(holder >= 0)
         defer { close(holder) }
         let net = Self.net
         let cases: [(String, String, Int32, String)] = [
