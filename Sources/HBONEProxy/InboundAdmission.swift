@@ -19,6 +19,9 @@ struct InboundAdmission: Equatable {
         /// The workload address the connection was made to (its SVID was presented).
         var localAddress: SocketAddress
         var localIdentity: SPIFFEID
+        /// In-pod mode: the pod the connection was accepted in (it stands for its own address when
+        /// neither the file nor xDS names a workload there).
+        var podWorkload: Workload? = nil
     }
 
     var outcome: Outcome
@@ -53,7 +56,8 @@ struct InboundAdmission: Equatable {
             outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
             return
         }
-        guard let workload = state.localWorkloadsByIP[authority.ip] else {
+        let podFallback = authority.ip == c.localAddress.ip && state.workloadsByIP[authority.ip] == nil ? c.podWorkload : nil
+        guard let workload = state.localWorkloadsByIP[authority.ip] ?? podFallback else {
             outcome = refuse(503, .unknownDestination, "\(authority.ip) is not a workload on this node")
             return
         }

@@ -180,7 +180,7 @@ final class Worker {
         if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
         let admission = InboundAdmission(headers: headers, endStream: endStream, source: info.src.ip,
                                          connection: .init(peerIdentity: connection.peerIdentity, localAddress: connection.localAddress,
-                                                           localIdentity: connection.localIdentity),
+                                                           localIdentity: connection.localIdentity, podWorkload: connection.pod?.workload),
                                          state: state)
         if let a = admission.authority { info.dst = a }
         if let w = admission.workload {
@@ -213,7 +213,9 @@ final class Worker {
 
     private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress, pod: InPodWorkload?) {
         let dst = downstream.originalDestination() ?? downstream.localAddress
-        guard let dst, let workload = state.localWorkloadsByIP[dst.ip], !state.ownPorts.contains(dst.port) else {
+        // In a pod's namespace the destination is the pod itself, also when only the CNI agent named it.
+        let podFallback = dst.flatMap { state.workloadsByIP[$0.ip] == nil ? pod?.workload : nil }
+        guard let dst, let workload = state.localWorkloadsByIP[dst.ip] ?? podFallback, !state.ownPorts.contains(dst.port) else {
             log.info("plaintext inbound refused: no local workload at destination", ["src.addr": "\(peer)", "dst.addr": dst.map { "\($0)" } ?? "unknown"])
             downstream.abort()
             return

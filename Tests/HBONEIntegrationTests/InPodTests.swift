@@ -15,8 +15,10 @@ struct InPodTests {
     var node: String { "hbn-\(tag)" }
     var podA: String { "hbpa-\(tag)" }
     var podB: String { "hbpb-\(tag)" }
+    /// A pod only the CNI agent names (no workload in the file): served from what the agent said.
+    var podC: String { "hbpc-\(tag)" }
     let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
-    let aIP = "10.78.0.10", bIP = "10.78.0.20"
+    let aIP = "10.78.0.10", bIP = "10.78.0.20", cIP = "10.78.0.30"
 
     func sh(_ args: [String]) -> Int32 { run(ip, args) }
     func inNS(_ ns: String, _ args: [String]) -> Int32 { run(ip, ["netns", "exec", ns] + args) }
@@ -95,17 +97,18 @@ struct InPodTests {
         try FileManager.default.createDirectory(atPath: dir + "/certs/payments", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: TestPKI.path("certs-east/payments/checkout"), toPath: dir + "/certs/payments/checkout")
         try FileManager.default.copyItem(atPath: TestPKI.path("certs-west/payments/ledger"), toPath: dir + "/certs/payments/ledger")
+        try FileManager.default.copyItem(atPath: TestPKI.path("certs-west/payments/audit"), toPath: dir + "/certs/payments/audit")
         var processes: [Process] = []
         var agent: Agent?
         defer {
             agent?.stop()
             for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
             for p in processes { p.waitUntilExit() }
-            for ns in [podA, podB, node] { _ = sh(["netns", "del", ns]) }
+            for ns in [podA, podB, podC, node] { _ = sh(["netns", "del", ns]) }
         }
-        for ns in [node, podA, podB] { #expect(sh(["netns", "add", ns]) == 0) }
+        for ns in [node, podA, podB, podC] { #expect(sh(["netns", "add", ns]) == 0) }
         #expect(inNS(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]) == 0)
-        for (pod, podIP, n) in [(podA, aIP, "a"), (podB, bIP, "b")] {
+        for (pod, podIP, n) in [(podA, aIP, "a"), (podB, bIP, "b"), (podC, cIP, "c")] {
             let host = "hbh\(n)\(tag)", inPod = "hbp\(n)\(tag)"
             #expect(sh(["link", "add", host, "netns", node, "type", "veth", "peer", "name", inPod, "netns", pod]) == 0)
             #expect(inNS(pod, ["ip", "link", "set", "lo", "up"]) == 0)
@@ -130,6 +133,9 @@ struct InPodTests {
             "open('\(dir)/app.ready','w').close()\nwhile True:\n  c,a=s.accept(); c.recv(100); c.sendall(('peer=%s' % a[0]).encode()); c.close()\n" +
             "  open('\(dir)/app.count','a').write('x')\n"
         _ = try start(podB, ["python3", "-c", server], log: dir + "/app.log")
+        let serverC = server.replacingOccurrences(of: "'\(bIP)'", with: "'\(cIP)'").replacingOccurrences(of: "app.ready", with: "appc.ready")
+            .replacingOccurrences(of: "app.count", with: "appc.count")
+        _ = try start(podC, ["python3", "-c", serverC], log: dir + "/appc.log")
         agent = try Agent(ns: node, ip: ip, uds: dir + "/ztunnel.sock", log: dir + "/agent.log")
         let proxy = try start(node, [hboneBinary, "proxy", "--config", dir + "/node.yaml", "--workers", "2"], log: dir + "/hbone.log")
         let log = { (try? String(contentsOfFile: dir + "/hbone.log", encoding: .utf8)) ?? "" }
@@ -169,6 +175,17 @@ struct InPodTests {
         // 2. Skipping redirection in A lands on B's 15006 in plaintext; B's app still sees A's IP.
         let plain = try whoami(podA, dest: "\(bIP):8080", mark: 1337)
         #expect(plain["echoed"] as? String == "peer=\(aIP)", "\(plain)")
+
+        // 2b. A pod only the agent named (C: no workload in the file): its listeners serve it from
+        //     what the agent said; A reaches it (not a known workload: plain TCP, marked) and C's
+        //     app still sees A's address through C's 15006.
+        #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/appc.ready") })
+        #expect(agent!.send("add Kubernetes//Pod/payments/audit-0 audit-0 payments audit \(podC)")["ack"] as? String == "")
+        let toC = try whoami(podA, dest: "\(cIP):8080")
+        #expect(toC["echoed"] as? String == "peer=\(aIP)", "\(toC)\n\(log())")
+        let podsNow = (dump()["pods"] as? [[String: Any]] ?? []).first { $0["uid"] as? String == "Kubernetes//Pod/payments/audit-0" }
+        #expect(podsNow?["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/audit" && podsNow?["state"] as? String == "listening",
+                "\(String(describing: podsNow))")
 
         // 3. A DENY for checkout: refused with no connection to the app.
         let before = ((try? String(contentsOfFile: dir + "/app.count", encoding: .utf8)) ?? "").count
