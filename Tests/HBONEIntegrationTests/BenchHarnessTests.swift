@@ -31,8 +31,11 @@ import HBONETestSupport
 
         let lines = try String(contentsOfFile: json, encoding: .utf8).split(separator: "\n")
         let figures = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
-        // handshake: rate + p50/p99/p99.9 (CPU figures only with --server-pid); throughput: 2 stream counts × 2 directions.
-        #expect(figures.filter { $0["benchmark"] as? String == "handshake" }.count == 4)
+        // handshake: rate + p50/p99/p99.9 + the client's CPU (server CPU figures only with --server-pid);
+        // throughput: 2 stream counts × 2 directions.
+        let handshake = figures.filter { $0["benchmark"] as? String == "handshake" }
+        #expect(handshake.count == 5)
+        #expect(handshake.contains { ($0["name"] as? String ?? "").contains("client CPU per handshake") })
         let throughput = figures.filter { $0["benchmark"] as? String == "throughput" }
         #expect(throughput.count == 4)
         for f in throughput {
