@@ -2,7 +2,7 @@
 # Installs the system packages hbone builds and tests with (Debian 12). Skips what is installed.
 set -euo pipefail
 need=()
-for p in libssl-dev libnghttp2-dev pkg-config openssl python3 python3-h2 python3-prometheus-client python3-venv iproute2 iptables curl; do
+for p in libssl-dev libnghttp2-dev pkg-config openssl python3 python3-h2 python3-prometheus-client python3-venv iproute2 iptables curl procps util-linux; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
