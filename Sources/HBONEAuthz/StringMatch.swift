@@ -9,6 +9,13 @@ public enum StringMatch: Hashable, Sendable, CustomStringConvertible {
     case suffix(String)
     case presence
 
+    /// A service account as a principal match: `<any trust domain>/ns/<namespace>/sa/<name>` (xDS
+    /// `ServiceAccountMatch`, Istio's `serviceAccounts`); nil when a part is empty or holds a `/`.
+    public static func serviceAccount(namespace: String, name: String) -> StringMatch? {
+        guard !namespace.isEmpty, !name.isEmpty, !namespace.contains("/"), !name.contains("/") else { return nil }
+        return .suffix("/ns/\(namespace)/sa/\(name)")
+    }
+
     public init(istio pattern: String) {
         if pattern == "*" {
             self = .presence

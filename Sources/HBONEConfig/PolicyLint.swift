@@ -26,7 +26,7 @@ enum PolicyLint {
     /// A service-account match (`<namespace>/<name>`) as the principal suffix it stands for.
     static func serviceAccount(_ text: String) -> StringMatch? {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !text.contains("*") else { return nil }
-        return .suffix("/ns/\(parts[0])/sa/\(parts[1])")
+        guard parts.count == 2, !text.contains("*") else { return nil }
+        return StringMatch.serviceAccount(namespace: String(parts[0]), name: String(parts[1]))
     }
 }

@@ -210,10 +210,10 @@ public enum XDSConversion {
 
     /// A service account as a principal: `<any trust domain>/ns/<namespace>/sa/<name>`.
     static func serviceAccount(_ s: Istio_Security_ServiceAccountMatch, _ fail: (String) -> XDSRejection) throws(XDSRejection) -> StringMatch {
-        guard !s.namespace.isEmpty, !s.serviceAccount.isEmpty, !s.namespace.contains("/"), !s.serviceAccount.contains("/") else {
+        guard let match = StringMatch.serviceAccount(namespace: s.namespace, name: s.serviceAccount) else {
             throw fail("service account match needs a namespace and a name")
         }
-        return .suffix("/ns/\(s.namespace)/sa/\(s.serviceAccount)")
+        return match
     }
 
     static func cidr(_ a: Istio_Security_Address, _ fail: (String) -> XDSRejection) throws(XDSRejection) -> CIDR {
