@@ -32,8 +32,6 @@ final class ConfigSources: Sendable {
     /// File workloads, services and policies first, then xDS's (a resource in both: xDS wins where
     /// the proxy looks things up by address or hostname); then a workload for each handed-over pod
     /// that neither knows by UID, made from what the agent said (local, HBONE, no addresses).
-    var merged: ProxyConfig { inputs.withLock { Self.merge($0).config } }
-
     private static func merge(_ i: Inputs) -> (config: ProxyConfig, pods: [String: InPodWorkload]) {
         var config = i.file
         if let x = i.xds {

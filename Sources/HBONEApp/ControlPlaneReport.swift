@@ -46,7 +46,7 @@ struct ControlPlaneReport: ProxyStatusSource {
     func prometheusText() -> String {
         let s = controlPlane.status
         var out = ""
-        func family(_ name: String, _ type: String, _ help: String) { out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        func family(_ name: String, _ type: String, _ help: String) { out += PrometheusText.family(name, type, help) }
         if controlPlane.usesXDS {
             family("hbone_xds_connected", "gauge", "1 while the xDS stream to istiod is up")
             out += "hbone_xds_connected \(s.xdsConnected ? 1 : 0)\n"

@@ -20,15 +20,9 @@ struct InPodReport: ProxyStatusSource {
 
     func prometheusText() -> String {
         let s = client.status
-        return """
-        # HELP hbone_zds_connected 1 while connected to the CNI agent
-        # TYPE hbone_zds_connected gauge
-        hbone_zds_connected \(s.connected ? 1 : 0)
-        # HELP hbone_zds_responses_total ZDS requests answered, by outcome
-        # TYPE hbone_zds_responses_total counter
-        hbone_zds_responses_total{outcome="ack"} \(s.acks)
-        hbone_zds_responses_total{outcome="nack"} \(s.nacks)
-
-        """
+        return PrometheusText.family("hbone_zds_connected", "gauge", "1 while connected to the CNI agent")
+            + "hbone_zds_connected \(s.connected ? 1 : 0)\n"
+            + PrometheusText.family("hbone_zds_responses_total", "counter", "ZDS requests answered, by outcome")
+            + "hbone_zds_responses_total{outcome=\"ack\"} \(s.acks)\nhbone_zds_responses_total{outcome=\"nack\"} \(s.nacks)\n"
     }
 }

@@ -1,5 +1,10 @@
 /// The Prometheus text exposition format's rules for label values.
 public enum PrometheusText {
+    /// The `# HELP` and `# TYPE` lines that open a metric family.
+    public static func family(_ name: String, _ type: String, _ help: String) -> String {
+        "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
     /// `\` → `\\`, `"` → `\"`, newline → `\n`; nothing else changes.
     public static func escaped(_ value: String) -> String {
         guard value.utf8.contains(where: { $0 == 0x5c || $0 == 0x22 || $0 == 0x0a }) else { return value }

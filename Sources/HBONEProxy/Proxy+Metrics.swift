@@ -7,9 +7,7 @@ extension Proxy {
     /// Prometheus text exposition: Istio's TCP metrics and the proxy's own health, summed over loops.
     public func prometheusText(version: String) -> String {
         var out = ""
-        func family(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        }
+        func family(_ name: String, _ type: String, _ help: String) { out += PrometheusText.family(name, type, help) }
         family("istio_build", "gauge", "Istio component build info")
         out += "istio_build{component=\"hbone\",tag=\"\(PrometheusText.escaped(version))\"} 1\n"
 
