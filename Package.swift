@@ -40,6 +40,7 @@ let package = Package(
                                                  .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "HBONEConfig", dependencies: [
             "HBONECore", "HBONEIdentity", "HBONEAuthz",
+            // For the libyaml it builds (module CYaml): YAMLTree drives libyaml's event parser itself.
             .product(name: "Yams", package: "Yams"),
         ]),
 

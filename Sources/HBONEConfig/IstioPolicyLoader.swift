@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 import HBONECore
 import HBONEAuthz
 
@@ -40,16 +39,9 @@ public enum IstioPolicyLoader {
 
     public static func parse(yaml text: String, file: String, rootNamespace: String) throws(ConfigError) -> Result {
         var result = Result()
-        let documents: [Node]
-        do {
-            documents = Array(try Yams.compose_all(yaml: text, .basic)).compactMap { $0 }
-        } catch let error as YamlError {
-            throw ConfigError(file: file, line: ProxyConfig.yamlErrorLine(error), path: "", reason: "invalid YAML: \(error)")
-        } catch {
-            throw ConfigError(file: file, line: nil, path: "", reason: "invalid YAML: \(error)")
-        }
+        let documents = try YAMLReader.documents(yaml: text, file: file)
         for (i, doc) in documents.enumerated() {
-            let r = YAMLReader(node: doc, path: documents.count > 1 ? "document[\(i)]" : "", file: file)
+            let r = documents.count > 1 ? doc.at("document[\(i)]") : doc
             if r.isNull { continue }
             try resource(r, rootNamespace: rootNamespace, into: &result)
         }
@@ -60,7 +52,7 @@ public enum IstioPolicyLoader {
         let f = try r.fields(allowed: ["apiVersion", "kind", "metadata", "spec", "items", "status"])
         let kind = try f["kind"]?.string() ?? ""
         if kind == "List" || kind.hasSuffix("List") {
-            for item in try f["items"]?.sequence() ?? [] { try resource(item, rootNamespace: rootNamespace, into: &result) }
+            for item in try f["items"].sequence() { try resource(item, rootNamespace: rootNamespace, into: &result) }
             return
         }
         let apiVersion = try f["apiVersion"]?.string() ?? ""
@@ -109,7 +101,7 @@ public enum IstioPolicyLoader {
         }
         var warnings: [String] = []
         var rules: [[[Match]]] = []
-        for rule in try spec["rules"]?.sequence() ?? [] {
+        for rule in try spec["rules"].sequence() {
             rules.append(try translate(rule: rule, action: action, policy: key, warnings: &warnings))
         }
         result.warnings += warnings
@@ -164,7 +156,7 @@ public enum IstioPolicyLoader {
             }
             clauses.append(clause)
         }
-        for condition in try f["when"]?.sequence() ?? [] {
+        for condition in try f["when"].sequence() {
             let c = try condition.fields(allowed: ["key", "values", "notValues"])
             guard let key = try c["key"]?.nonEmptyString() else { throw condition.error("missing key") }
             var m = Match()
@@ -194,7 +186,7 @@ public enum IstioPolicyLoader {
 
     private static func strings(_ r: YAMLReader?, principal: Bool = false, policy: String, warnings: inout [String]) throws(ConfigError) -> [StringMatch] {
         var out: [StringMatch] = []
-        for v in try r?.sequence() ?? [] {
+        for v in try r.sequence() {
             let text = try v.string()
             if let w = PolicyLint.pattern(text, at: v.path, principal: principal) { warnings.append("\(policy): \(w)") }
             out.append(StringMatch(istio: text))
@@ -205,7 +197,7 @@ public enum IstioPolicyLoader {
     /// `serviceAccounts: ["<namespace>/<name>"]`: the peers whose SVID names that account.
     private static func serviceAccounts(_ r: YAMLReader?) throws(ConfigError) -> [StringMatch] {
         var out: [StringMatch] = []
-        for v in try r?.sequence() ?? [] {
+        for v in try r.sequence() {
             let text = try v.string()
             guard let match = PolicyLint.serviceAccount(text) else { throw v.error("\"\(text.prefix(80))\" is not <namespace>/<service account>") }
             out.append(match)
@@ -215,7 +207,7 @@ public enum IstioPolicyLoader {
 
     private static func cidrs(_ r: YAMLReader?, policy: String, warnings: inout [String]) throws(ConfigError) -> [CIDR] {
         var out: [CIDR] = []
-        for v in try r?.sequence() ?? [] {
+        for v in try r.sequence() {
             let s = try v.string()
             guard let c = CIDR(s) else { throw v.error("\"\(s)\" is not an IP address or CIDR block") }
             if let w = PolicyLint.cidr(s, c, at: v.path) { warnings.append("\(policy): \(w)") }
@@ -227,7 +219,7 @@ public enum IstioPolicyLoader {
     /// Istio writes ports as strings ("8080"); numbers are accepted too.
     private static func ports(_ r: YAMLReader?) throws(ConfigError) -> [UInt16] {
         var out: [UInt16] = []
-        for v in try r?.sequence() ?? [] {
+        for v in try r.sequence() {
             let s = try v.string()
             guard let p = UInt16(s), p > 0 else { throw v.error("\"\(s)\" is not a port") }
             out.append(p)

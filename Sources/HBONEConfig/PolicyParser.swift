@@ -1,6 +1,5 @@
 import HBONECore
 import HBONEAuthz
-import Yams
 
 /// Reads policies in ztunnel's LocalConfig shape (rules → clauses → matches).
 enum PolicyParser {
@@ -34,7 +33,7 @@ enum PolicyParser {
         }
         var rules: [[[Match]]] = []
         var warnings: [String] = []
-        for rule in try f["rules"]?.sequence() ?? [] {
+        for rule in try f["rules"].sequence() {
             var clauses: [[Match]] = []
             for clause in try rule.sequence() {
                 var matches: [Match] = []
@@ -55,7 +54,7 @@ enum PolicyParser {
         var m = Match()
         func strings(_ key: String, principal: Bool = false) throws(ConfigError) -> [StringMatch] {
             var out: [StringMatch] = []
-            for v in try f[key]?.sequence() ?? [] {
+            for v in try f[key].sequence() {
                 let match = try stringMatch(v)
                 switch match {
                 case let .exact(t), let .prefix(t), let .suffix(t):
@@ -68,7 +67,7 @@ enum PolicyParser {
         }
         func cidrs(_ key: String) throws(ConfigError) -> [CIDR] {
             var out: [CIDR] = []
-            for v in try f[key]?.sequence() ?? [] {
+            for v in try f[key].sequence() {
                 let s = try v.string()
                 guard let c = CIDR(s) else { throw v.error("\"\(s)\" is not an IP block") }
                 if let w = PolicyLint.cidr(s, c, at: v.path) { warnings.append(w) }
@@ -78,10 +77,10 @@ enum PolicyParser {
         }
         func ports(_ key: String) throws(ConfigError) -> [UInt16] {
             var out: [UInt16] = []
-            for v in try f[key]?.sequence() ?? [] {
+            for v in try f[key].sequence() {
                 // LocalConfig ports are numbers (ztunnel refuses "80"); Istio's YAML policies take strings.
-                if case let .scalar(scalar) = v.node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {
-                    throw v.error("\"\(scalar.string)\" is a string; ports are numbers here")
+                if v.isQuoted {
+                    throw v.error("\"\(v.node.string)\" is a string; ports are numbers here")
                 }
                 out.append(try v.port())
             }
@@ -90,7 +89,7 @@ enum PolicyParser {
         /// ztunnel's `{namespace, serviceAccount}` matches, as the principal suffix they stand for.
         func serviceAccounts(_ key: String) throws(ConfigError) -> [StringMatch] {
             var out: [StringMatch] = []
-            for v in try f[key]?.sequence() ?? [] {
+            for v in try f[key].sequence() {
                 let sf = try v.fields(allowed: ["namespace", "serviceAccount"])
                 guard let ns = try sf["namespace"]?.nonEmptyString(), let sa = try sf["serviceAccount"]?.nonEmptyString(),
                       let match = PolicyLint.serviceAccount("\(ns)/\(sa)") else {
@@ -115,7 +114,7 @@ enum PolicyParser {
 
     /// A plain string uses Istio's glob rules; ztunnel's `{Exact: x}`/`{Prefix: x}`/`{Suffix: x}`/`{Presence: {}}` too.
     static func stringMatch(_ r: YAMLReader) throws(ConfigError) -> StringMatch {
-        if case .scalar = r.node { return StringMatch(istio: try r.string()) }
+        if r.isScalar { return StringMatch(istio: try r.string()) }
         let entries = try r.mapping(allowed: ["Exact", "Prefix", "Suffix", "Presence"])
         guard entries.count == 1, let (k, v) = entries.first else { throw r.error("expected exactly one of Exact, Prefix, Suffix, Presence") }
         switch k {

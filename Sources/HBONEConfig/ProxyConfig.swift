@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 import HBONECore
 import HBONEIdentity
 import HBONEAuthz
@@ -26,43 +25,48 @@ public struct ProxyConfig: Sendable {
     }
 
     /// Loads and checks a config file. Errors carry the file, line and path.
-    public static func load(file: String) throws(ConfigError) -> ProxyConfig {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigError(file: file, line: nil, path: "", reason: "cannot read the file")
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ProxyConfig {
+        // The file's bytes and text live only inside this call: a large config's tree is built
+        // from them, and they must be gone before its workloads are.
+        func read() throws(ConfigError) -> String {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError(file: file, line: nil, path: "", reason: "cannot read the file")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigError(file: file, line: nil, path: "", reason: "not UTF-8 text")
+            }
+            return text
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError(file: file, line: nil, path: "", reason: "not UTF-8 text")
+        func documents() throws(ConfigError) -> [YAMLReader] {
+            try YAMLReader.documents(yaml: try expandEnvironment(try read(), file: file, environment: environment), file: file)
         }
-        return try parse(yaml: text, file: file)
+        return try parse(documents: try documents(), file: file, environment: environment)
     }
 
     public static func parse(yaml raw: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ProxyConfig {
         let text = try expandEnvironment(raw, file: file, environment: environment)
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text, .basic) else {
-                throw ConfigError(file: file, line: nil, path: "", reason: "empty config")
-            }
-            root = node
-        } catch let error as ConfigError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigError(file: file, line: yamlErrorLine(error), path: "", reason: "invalid YAML: \(error)")
-        } catch {
-            throw ConfigError(file: file, line: nil, path: "", reason: "invalid YAML: \(error)")
+        return try parse(documents: try YAMLReader.documents(yaml: text, file: file), file: file, environment: environment)
+    }
+
+    static func parse(documents: [YAMLReader], file: String, environment: [String: String]) throws(ConfigError) -> ProxyConfig {
+        guard let root = documents.first else {
+            throw ConfigError(file: file, line: nil, path: "", reason: "empty config")
         }
-        let top = try YAMLReader(node: root, path: "", file: file).fields(allowed: ["workloads", "services", "policies", "hbone"])
+        if documents.count > 1 {
+            throw documents[1].error("a config is one YAML document; found another one here")
+        }
+        let top = try root.fields(allowed: ["workloads", "services", "policies", "hbone"])
         guard let hbone = top["hbone"] else {
             throw ConfigError(file: file, line: 1, path: "hbone", reason: "missing: the proxy's own settings (node, trustDomain, rootCertificates, certificates)")
         }
         let base = (file as NSString).deletingLastPathComponent
         let settings = try parseSettings(hbone, base: base, environment: environment)
         var workloads: [Workload] = []
-        for w in try top["workloads"]?.sequence() ?? [] { workloads.append(try parseWorkload(w)) }
+        for w in try top["workloads"].sequence() { workloads.append(try parseWorkload(w)) }
         var services: [Service] = []
-        for s in try top["services"]?.sequence() ?? [] { services.append(try parseService(s)) }
+        for s in try top["services"].sequence() { services.append(try parseService(s)) }
         var policies: [Policy] = []
-        for p in try top["policies"]?.sequence() ?? [] { policies.append(try PolicyParser.localConfig(p)) }
+        for p in try top["policies"].sequence() { policies.append(try PolicyParser.localConfig(p)) }
         let localWarnings = policies.flatMap { p in p.warnings.map { "\(p.namespace)/\(p.name): \($0)" } }
         let istio = try IstioPolicyLoader.load(paths: settings.authorizationPolicies, rootNamespace: settings.rootNamespace)
         policies += istio.policies
@@ -107,35 +111,25 @@ public struct ProxyConfig: Sendable {
 
     /// Cross-field rules: unique uids, no IP claimed by two workloads, service references exist.
     private func checkConsistency(_ top: [String: YAMLReader]) throws(ConfigError) {
-        let workloadNodes = try top["workloads"]?.sequence() ?? []
-        var uids: [String: Int] = [:]
-        var ips: [IPAddress: Int] = [:]
+        let workloadNodes = try top["workloads"].sequence()
+        // Sized up front: growing them doubles a large config's peak for a moment.
+        var uids = [String: Int](minimumCapacity: workloads.count)
+        var ips = [IPAddress: Int](minimumCapacity: workloads.count)
         let serviceKeys = Set(services.map(\.key))
         for (i, w) in workloads.enumerated() {
             if let j = uids[w.uid] {
-                throw workloadNodes[i].child("uid", workloadNodes[i].node).error("uid also used by workloads[\(j)]")
+                throw workloadNodes[i].at("workloads[\(i)].uid").error("uid also used by workloads[\(j)]")
             }
             uids[w.uid] = i
             for (k, ip) in w.workloadIps.enumerated() {
                 if let j = ips[ip], j != i {
-                    throw YAMLReader(node: workloadNodes[i].node, path: "workloads[\(i)].workloadIps[\(k)]", file: file)
-                        .error("\(ip) is also an IP of workloads[\(j)]")
+                    throw workloadNodes[i].at("workloads[\(i)].workloadIps[\(k)]").error("\(ip) is also an IP of workloads[\(j)]")
                 }
                 ips[ip] = i
             }
             for key in w.services.keys where !serviceKeys.contains(key) && !services.isEmpty {
-                throw YAMLReader(node: workloadNodes[i].node, path: "workloads[\(i)].services", file: file)
-                    .error("service \(key) is not defined under services")
+                throw workloadNodes[i].at("workloads[\(i)].services").error("service \(key) is not defined under services")
             }
-        }
-    }
-
-    static func yamlErrorLine(_ error: YamlError) -> Int? {
-        switch error {
-        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _):
-            return mark.line
-        default:
-            return nil
         }
     }
 
@@ -152,10 +146,11 @@ public struct ProxyConfig: Sendable {
         var out: [String] = []
         for (section, reader) in [("workloads", workloads), ("services", services)] {
             // Straight over the nodes: this runs once per workload of configs with 100,000 of them.
-            guard let reader, case let .sequence(items) = reader.node else { continue }
-            for (i, item) in items.enumerated() {
-                guard case let .mapping(fields) = item else { continue }
-                for key in fields.keys.compactMap(\.string).sorted() {
+            guard let reader, reader.node.kind == .sequence else { continue }
+            let tree = reader.tree
+            for (i, item) in tree.children(of: reader.index).enumerated() where tree.node(item).kind == .mapping {
+                let keys = tree.children(of: item).enumerated().filter { $0.offset % 2 == 0 }.map { tree.node($0.element) }
+                for key in keys.filter({ $0.kind == .scalar }).map(\.string).sorted() {
                     guard let why = unusedMeaningfulKeys[key], seen.insert(key).inserted else { continue }
                     out.append("\(section)[\(i)].\(key): accepted but not used (\(why))")
                 }
@@ -234,7 +229,7 @@ public struct ProxyConfig: Sendable {
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
         var vips: [IPAddress] = []
         var networks: [IPAddress: String] = [:]
-        for v in try f["vips"]?.sequence() ?? [] {
+        for v in try f["vips"].sequence() {
             // ztunnel writes VIPs as "<network>/<ip>"; a bare IP is accepted too.
             let s = try v.string()
             let parts = s.split(separator: "/", omittingEmptySubsequences: false)
@@ -251,7 +246,7 @@ public struct ProxyConfig: Sendable {
             }
         }
         var sans: [SPIFFEID] = []
-        for s in try f["subjectAltNames"]?.sequence() ?? [] {
+        for s in try f["subjectAltNames"].sequence() {
             let text = try s.string()
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
         }
@@ -308,7 +303,7 @@ public struct ProxyConfig: Sendable {
             throw r.error("missing rootCertificates")
         }
         var s = Settings(node: node, trustDomain: trustDomain, rootCertificates: roots, certificates: source)
-        for a in try f["trustDomainAliases"]?.sequence() ?? [] {
+        for a in try f["trustDomainAliases"].sequence() {
             let td = try a.nonEmptyString()
             do { _ = try SPIFFEID(trustDomain: td, namespace: "x", serviceAccount: "x") } catch { throw a.error("\(error)") }
             s.trustDomainAliases.append(td)
@@ -334,7 +329,7 @@ public struct ProxyConfig: Sendable {
         }
         if let w = f["workers"] { s.workers = try w.int(in: 1...256) }
         if let v = f["rootNamespace"] { s.rootNamespace = try v.nonEmptyString() }
-        for p in try f["authorizationPolicies"]?.sequence() ?? [] { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
+        for p in try f["authorizationPolicies"].sequence() { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
         if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }
         s.controlPlane = try ControlPlaneSettings.parse(xds: f["xds"], ca: f["ca"], environment: environment, file: r.file, path: path)
         // NODE_NAME names the Kubernetes node: workloads istiod places on it are the local ones.
