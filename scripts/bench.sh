@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 [ $# -eq 0 ] && set -- all
 want() { for a in $selected; do { [ "$a" = all ] && [ "$1" != micro ]; } && return 0; [ "$a" = "$1" ] && return 0; done; return 1; }
 selected="$*"
-# The proxies run with the malloc tuning the DaemonSet and the image ship (config/README.md).
-tunables=glibc.malloc.tcache_count=256
+# The proxies run as shipped: no environment. HBONE_BENCH_GLIBC_TUNABLES=... measures them with glibc tunables.
+tunables=${HBONE_BENCH_GLIBC_TUNABLES-}
 scripts/install-deps.sh
 swift build -c release --product hbone >/dev/null
 swift build -c release --product hbone-bench >/dev/null

@@ -79,7 +79,8 @@ public final class Proxy: Sendable {
         log.info("hbone started", ["workers": "\(workerCount)", "node": state.settings.node,
                                    "local_workloads": "\(state.config.localWorkloads.count)",
                                    "identities": state.identities.keys.map(\.description).sorted().joined(separator: ","),
-                                   "openssl": TLSLibrary.version, "ec_keys": TLSLibrary.builtinECKeys ? "built-in method" : "provider"])
+                                   "openssl": TLSLibrary.version, "ec_keys": TLSLibrary.builtinECKeys ? "built-in method" : "provider",
+                                   "openssl_malloc": TLSLibrary.threadCache ? "thread cache" : "system"])
     }
 
     /// Applies a new config (certificates and trust reloaded from disk, or `issued` by the Istio CA).

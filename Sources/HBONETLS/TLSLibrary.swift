@@ -15,6 +15,19 @@ public enum TLSLibrary {
         return chbone_use_builtin_ec_key_method() == 1
     }()
 
+    /// OpenSSL allocates through a per-thread cache of freed blocks (the shim's thread_cache.c):
+    /// about 1,800 allocations per server handshake and a record buffer per record otherwise reach
+    /// the shared heap. `HBONE_OPENSSL_MALLOC=system` keeps the system allocator (for comparison);
+    /// sanitizer builds always do.
+    public static var threadCache: Bool { chbone_alloc_thread_cache_installed() == 1 }
+
+    /// Bytes the calling thread's OpenSSL cache holds.
+    public static var threadCacheBytes: Int { chbone_alloc_thread_cache_bytes() }
+
+    /// For each event loop about once a second: a cache that served nothing since the last call
+    /// (an idle loop) is given back to the heap.
+    public static func tickThreadCache() { chbone_alloc_tick() }
+
     /// "OpenSSL 3.0.22 25 Aug 2026"
     public static var version: String { String(cString: OpenSSL_version(OPENSSL_VERSION)) }
 

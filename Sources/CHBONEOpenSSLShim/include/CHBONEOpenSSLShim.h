@@ -43,4 +43,14 @@ void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
 unsigned long chbone_xn_flag_rfc2253(void);
 EVP_PKEY *chbone_ec_gen(const char *curve);
 EVP_PKEY *chbone_rsa_gen(unsigned int bits);
+/// OpenSSL's allocations go through a per-thread cache of freed blocks (thread_cache.c), installed
+/// before OpenSSL's first allocation unless HBONE_OPENSSL_MALLOC=system or a sanitizer build.
+int chbone_alloc_thread_cache_installed(void);
+/// Bytes the calling thread's cache holds.
+size_t chbone_alloc_thread_cache_bytes(void);
+/// Called by each event loop about once a second: a cache that served nothing since the last call
+/// is given back to the heap.
+void chbone_alloc_tick(void);
+/// Gives the calling thread's cache back to the heap now.
+void chbone_alloc_flush(void);
 #endif
