@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against release builds, each figure beside a baseline from the same run.
-#   scripts/bench.sh [all|handshake|throughput|latency|authz|micro]...
+#   scripts/bench.sh [all|handshake|throughput|latency|authz|micro]... [--peer go|none|HOST:PORT] [--peer-pid PID]
 #   HBONE_UNDER_TEST=/other/build/hbone scripts/bench.sh ...   (the same harness against another proxy build)
+# --peer go (the default when ../shared/baselines/go-hbone exists; HBONE_GO_BASELINE names another
+# copy) builds the independent Go HBONE server and client and measures them with the same harness
+# in the same run: handshakes against its server, latency and new connections through a Go
+# two-proxy chain. --peer HOST:PORT measures handshakes against any other HBONE server already
+# running there (--peer-pid PID adds its CPU per handshake).
 # Writes bench-results/<UTC>.{txt,json,md,svg} (kept out of git). `micro` (the ordo-one package in
 # Benchmarks/Micro) is not part of `all`: it builds a second package for several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+go_src=${HBONE_GO_BASELINE:-$(cd .. && pwd)/shared/baselines/go-hbone}
+peer=none; [ -x "$go_src/build.sh" ] && peer=go
+peer_pid=
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --peer) peer=${2:?--peer go|none|HOST:PORT}; shift 2 ;;
+        --peer-pid) peer_pid=${2:?--peer-pid PID}; shift 2 ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+set -- "${args[@]+"${args[@]}"}"
 [ $# -eq 0 ] && set -- all
 want() { for a in $selected; do { [ "$a" = all ] && [ "$1" != micro ]; } && return 0; [ "$a" = "$1" ] && return 0; done; return 1; }
 selected="$*"
@@ -39,6 +56,15 @@ proxy() { GLIBC_TUNABLES=$tunables "$hbone" proxy --config "$d/$1.yaml" --worker
 # The last figure's value whose name contains $1.
 figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
 up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; return 1; }
+# The Go peer: its server holds the same server SVID as west; its client (an outbound proxy that
+# turns each accepted connection into a CONNECT stream) holds east's client SVID.
+if [ "$peer" = go ]; then
+    go_bin=$("$go_src/build.sh" "$PWD/.build/go-hbone" | tail -n 1)
+    "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
+        -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); go_server=$!
+    up 127.0.0.31 15008
+    echo "# peer: Go HBONE baseline ($go_src), server 127.0.0.31:15008"
+fi
 
 if want handshake; then
     echo "## full mTLS handshakes, server with one worker"
@@ -51,15 +77,27 @@ if want handshake; then
         --allow-no-alpn --label "openssl s_server"
     kill -9 $spid; wait $spid 2>/dev/null || true
     base="openssl s_server -Verify=$(figure 'openssl s_server: handshakes per server-core-second')"
-    echo "### hbone inbound (127.0.0.20:15008)"
     python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!); epid=$!
+    base_connect=
+    if [ "$peer" != none ]; then
+        if [ "$peer" = go ]; then target=127.0.0.31:15008; label="Go HBONE server"; ppid=$go_server
+        else target=$peer; label="peer $peer"; ppid=$peer_pid; fi
+        echo "### $label ($target), same harness"
+        "$bin/hbone-bench" handshake --target "$target" $client --expect-id $server_id --concurrency 2 --duration 5 \
+            ${ppid:+--server-pid $ppid} --label "$label"
+        [ -n "$ppid" ] && base="$label=$(figure "$label: handshakes per server-core-second")"
+        "$bin/hbone-bench" handshake --target "$target" $client --expect-id $server_id --concurrency 2 --duration 5 \
+            ${ppid:+--server-pid $ppid} --connect --authority 127.0.0.20:9001 --label "$label"
+        [ -n "$ppid" ] && base_connect="$label=$(figure "$label: handshake+CONNECTs per server-core-second")"
+    fi
+    echo "### hbone inbound (127.0.0.20:15008)"
     proxy west 1; wpid=$!
     up 127.0.0.20 15008
     "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
         --server-workers 1 --label hbone --baseline "$base"
     echo "### hbone inbound, a new tunnel on each new connection (--connect: preface, CONNECT, 1-byte echo)"
     "$bin/hbone-bench" handshake --target 127.0.0.20:15008 $client --expect-id $server_id --concurrency 2 --duration 5 --server-pid $wpid \
-        --connect --authority 127.0.0.20:9001 --label hbone --baseline "$base"
+        --connect --authority 127.0.0.20:9001 --label hbone ${base_connect:+--baseline "$base_connect"}
     kill -9 $wpid $epid; wait $wpid $epid 2>/dev/null || true
 fi
 if want throughput || want latency; then
@@ -77,8 +115,18 @@ if want latency; then
     python3 scripts/lib/echo_server.py 127.0.0.20 9001 & pids+=($!)
     up 127.0.0.20 9001
     chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001 --json $json"
-    "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000
-    "$bin/hbone-bench" connections $chain --duration 3
+    peer_chain=
+    if [ "$peer" = go ]; then
+        # The Go two-proxy chain to the same echo server: hboneclient (east's SVID) -> Go server.
+        "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
+            -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
+            -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
+        up 127.0.0.32 9100
+        peer_chain="--peer 127.0.0.32:9100 --peer-name Go-chain"
+    fi
+    "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000 $peer_chain
+    "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" \
+        --duration 3 --concurrency 16 $peer_chain
     "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
         --expect-id $server_id --client-pid $e --server-pid $w \

@@ -54,7 +54,9 @@ struct Throughput: ParsableCommand {
                 if !pids.isEmpty {
                     print("    proxy CPU seconds per GB: " + zip(names, best.cpu).map { String(format: "%@ %.2f", $0 as NSString, $1) }.joined(separator: ", "))
                     for (name, cpu) in zip(names, best.cpu) {
-                        figures.append(Figure("throughput", "\(title): \(name) CPU per GB", value: cpu, unit: "s/GB", higherIsBetter: false))
+                        // Issue 16: at most 1.2 s of CPU per GB in each proxy of the chain.
+                        figures.append(Figure("throughput", "\(title): \(name) CPU per GB", value: cpu, unit: "s/GB", higherIsBetter: false,
+                                              target: ("≤ 1.2 s/GB", cpu <= 1.2)))
                     }
                 }
             }

@@ -6,13 +6,16 @@
 // installed with CRYPTO_set_mem_functions before OpenSSL allocates anything (a constructor).
 // One event loop is one thread, so the cache is the loop's pool of record buffers; it is bounded
 // (CACHE_BYTES per thread) and a loop that stops allocating gives it back (chbone_alloc_tick).
-// Each block carries a 16-byte header with its class, so free needs no size and any thread may
-// free a block another thread allocated (it joins the freeing thread's cache).
+// A block's class is read back from glibc's own chunk size (malloc_usable_size), so blocks carry
+// no header and cost the heap exactly what plain malloc would: glibc rounds a request up to 16
+// bytes, and the small classes are 16 bytes apart. Any thread may free a block another thread
+// allocated (it joins the freeing thread's cache).
 // Sanitizer builds keep the system allocator so ASan and TSan still see every OpenSSL block.
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include "CHBONEOpenSSLShim.h"
 
@@ -25,24 +28,22 @@
 #define CHBONE_SANITIZED 1
 #endif
 
-#define HEADER 16
-#define SMALL_STEP 32
-#define SMALL_CLASSES 32                // 32 B … 1 KiB
+// Small classes are the usable sizes glibc itself hands out (16k + 24 bytes, up to 8 KiB), so a
+// cached block costs the heap exactly what plain malloc would; large classes (record buffers) are
+// 4 KiB apart, up to 64 KiB.
+#define SMALL_BASE 24
+#define SMALL_STEP 16
+#define SMALL_CLASSES 511               // 24 B … 8184 B
+#define SMALL_MAX (SMALL_BASE + (SMALL_CLASSES - 1) * SMALL_STEP)
+#define LARGE_BASE 8192
 #define LARGE_STEP 4096
-#define LARGE_CLASSES 16                // 4 KiB … 64 KiB
+#define LARGE_CLASSES 14                // 12 KiB … 64 KiB
+#define LARGE_MAX (LARGE_BASE + LARGE_CLASSES * LARGE_STEP)
 #define CLASSES (SMALL_CLASSES + LARGE_CLASSES)
 #define UNCACHED 0xffffu
-#define MAGIC 0x6862u                   // "hb": a block of ours (checked in debug builds)
 #define CACHE_BYTES (1u << 20)          // per thread
-#define SMALL_DEPTH 256
+#define SMALL_DEPTH 128
 #define LARGE_DEPTH 16
-
-typedef struct header {
-    uint16_t cls;      // size class, or UNCACHED
-    uint16_t magic;
-    uint32_t unused;
-    size_t size;       // usable bytes after the header
-} header;
 
 typedef struct block { struct block *next; } block;
 
@@ -60,13 +61,29 @@ static pthread_key_t exit_key;
 static int installed;
 
 static inline size_t class_size(unsigned cls) {
-    return cls < SMALL_CLASSES ? (size_t)(cls + 1) * SMALL_STEP : (size_t)(cls - SMALL_CLASSES + 1) * LARGE_STEP;
+    if (cls < SMALL_CLASSES) return SMALL_BASE + (size_t)cls * SMALL_STEP;
+    return LARGE_BASE + (size_t)(cls - SMALL_CLASSES + 1) * LARGE_STEP;
 }
 
-static inline unsigned class_of(size_t n) {
-    if (n <= SMALL_CLASSES * SMALL_STEP) return n == 0 ? 0 : (unsigned)((n - 1) / SMALL_STEP);
-    if (n <= (size_t)LARGE_CLASSES * LARGE_STEP) return SMALL_CLASSES + (unsigned)((n - 1) / LARGE_STEP);
+/// The class a request of n bytes is served from (the smallest that holds it).
+static inline unsigned class_for_request(size_t n) {
+    if (n <= SMALL_BASE) return 0;
+    if (n <= SMALL_MAX) return (unsigned)((n - SMALL_BASE + SMALL_STEP - 1) / SMALL_STEP);
+    if (n <= LARGE_BASE + LARGE_STEP) return SMALL_CLASSES;
+    if (n <= LARGE_MAX) return SMALL_CLASSES + (unsigned)((n - LARGE_BASE - 1) / LARGE_STEP);
     return UNCACHED;
+}
+
+/// The class of a block whose usable size is `usable`: the largest class it holds. Blocks are
+/// allocated at exactly a class size, and glibc adds less than 16 bytes, so this finds it again.
+static inline unsigned class_for_block(size_t usable) {
+    if (usable < SMALL_BASE) return UNCACHED;
+    if (usable < LARGE_BASE + LARGE_STEP) {
+        size_t n = usable < SMALL_MAX ? usable : SMALL_MAX;
+        return (unsigned)((n - SMALL_BASE) / SMALL_STEP);
+    }
+    size_t n = usable < LARGE_MAX ? usable : LARGE_MAX;
+    return SMALL_CLASSES + (unsigned)((n - LARGE_BASE) / LARGE_STEP) - 1;
 }
 
 static inline unsigned depth(unsigned cls) { return cls < SMALL_CLASSES ? SMALL_DEPTH : LARGE_DEPTH; }
@@ -76,7 +93,7 @@ static void flush(cache *c) {
         block *b = c->head[i];
         while (b) {
             block *next = b->next;
-            free((char *)b - HEADER);
+            free(b);
             b = next;
         }
         c->head[i] = NULL;
@@ -92,31 +109,23 @@ static void thread_exit(void *unused) {
 
 static void *cached_malloc(size_t n, const char *file, int line) {
     (void)file; (void)line;
-    unsigned cls = class_of(n);
-    if (cls != UNCACHED) {
-        block *b = tc.head[cls];
-        if (b) {
-            tc.head[cls] = b->next;
-            tc.count[cls]--;
-            tc.bytes -= class_size(cls);
-            tc.served++;
-            return b;
-        }
+    unsigned cls = class_for_request(n);
+    if (cls == UNCACHED) return malloc(n);
+    block *b = tc.head[cls];
+    if (b) {
+        tc.head[cls] = b->next;
+        tc.count[cls]--;
+        tc.bytes -= class_size(cls);
+        tc.served++;
+        return b;
     }
-    size_t size = cls == UNCACHED ? n : class_size(cls);
-    header *h = malloc(HEADER + size);
-    if (h == NULL) return NULL;
-    h->cls = (uint16_t)cls;
-    h->magic = MAGIC;
-    h->size = size;
-    return (char *)h + HEADER;
+    return malloc(class_size(cls));
 }
 
 static void cached_free(void *p, const char *file, int line) {
     (void)file; (void)line;
     if (p == NULL) return;
-    header *h = (header *)((char *)p - HEADER);
-    unsigned cls = h->cls;
+    unsigned cls = class_for_block(malloc_usable_size(p));
     if (cls != UNCACHED && tc.count[cls] < depth(cls) && tc.bytes + class_size(cls) <= CACHE_BYTES) {
         if (!tc.registered) {
             // The first block this thread keeps: have the thread's exit hand the cache back.
@@ -130,22 +139,18 @@ static void cached_free(void *p, const char *file, int line) {
         tc.bytes += class_size(cls);
         return;
     }
-    free(h);
+    free(p);
 }
 
 static void *cached_realloc(void *p, size_t n, const char *file, int line) {
     if (p == NULL) return cached_malloc(n, file, line);
-    header *h = (header *)((char *)p - HEADER);
-    if (n <= h->size && (h->cls != UNCACHED || n > h->size / 2)) return p;
-    if (h->cls == UNCACHED && class_of(n) == UNCACHED) {
-        header *g = realloc(h, HEADER + n);
-        if (g == NULL) return NULL;
-        g->size = n;
-        return (char *)g + HEADER;
-    }
+    size_t usable = malloc_usable_size(p);
+    unsigned old = class_for_block(usable), want = class_for_request(n);
+    if (old == UNCACHED && want == UNCACHED) return realloc(p, n);
+    if (old != UNCACHED && n <= class_size(old) && want == old) return p;
     void *q = cached_malloc(n, file, line);
     if (q == NULL) return NULL;
-    memcpy(q, p, n < h->size ? n : h->size);
+    memcpy(q, p, n < usable ? n : usable);
     cached_free(p, file, line);
     return q;
 }
@@ -172,4 +177,26 @@ void chbone_alloc_tick(void) {
 
 void chbone_alloc_flush(void) {
     if (installed) flush(&tc);
+}
+
+int chbone_alloc_self_check(void) {
+    int failures = 0;
+    for (size_t n = 0; n <= LARGE_MAX + LARGE_STEP; n++) {
+        unsigned cls = class_for_request(n);
+        if (cls == UNCACHED) {
+            failures += n <= LARGE_MAX;
+            continue;
+        }
+        if (cls >= CLASSES || class_size(cls) < n) { failures++; continue; }
+        // The smallest class that holds n, found again from the block glibc returns for it.
+        if (cls > 0 && cls < SMALL_CLASSES && class_size(cls - 1) >= n) failures++;
+        void *p = malloc(class_size(cls));
+        if (p == NULL) return -1;
+        size_t usable = malloc_usable_size(p);
+        failures += class_for_block(usable) != cls;
+        // Small classes cost exactly what glibc would give the same request.
+        failures += cls < SMALL_CLASSES && usable != class_size(cls);
+        free(p);
+    }
+    return failures;
 }

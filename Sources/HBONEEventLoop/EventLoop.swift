@@ -97,12 +97,14 @@ public final class EventLoop: @unchecked Sendable {
         return registration
     }
 
-    /// Removes the registration; call before closing the fd.
-    public func deregister(_ registration: Registration) {
+    /// Removes the registration; call before closing the fd. `closing`: the caller closes the fd
+    /// next, which takes it out of the epoll set by itself (no fd is ever duplicated or inherited),
+    /// so the EPOLL_CTL_DEL syscall is skipped — one per connection.
+    public func deregister(_ registration: Registration, closing: Bool = false) {
         assertInLoop()
         let index = Int(registration.fd)
         guard index < slots.count, slots[index].generation == registration.generation else { return }
-        _ = chbone_epoll_del(epfd, registration.fd)
+        if !closing { _ = chbone_epoll_del(epfd, registration.fd) }
         slots[index] = Slot()
     }
 

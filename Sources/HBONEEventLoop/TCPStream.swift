@@ -132,7 +132,7 @@ public final class TCPStream: Selectable {
             memory.close(reset: false)
             return
         }
-        if let registration { loop.deregister(registration) }
+        if let registration { loop.deregister(registration, closing: true) }
         registration = nil
         Glibc.close(fd)
     }
@@ -147,7 +147,7 @@ public final class TCPStream: Selectable {
             memory.close(reset: true)
             return
         }
-        if let registration { loop.deregister(registration) }
+        if let registration { loop.deregister(registration, closing: true) }
         registration = nil
         Socket.abort(fd)
     }

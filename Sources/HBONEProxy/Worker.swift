@@ -139,7 +139,10 @@ final class Worker {
     // MARK: Inbound
 
     private func acceptInbound(_ tcp: TCPStream, peer: SocketAddress, listener: SocketAddress, pod: InPodWorkload?) {
-        let local = tcp.localAddress ?? listener
+        // A listener on one workload IP (not a pod's, not the capture address) is the local end
+        // itself: no getsockname per connection.
+        let fixed = pod == nil && state.settings.listen.inbound == nil && !listener.ip.isUnspecified
+        let local = fixed ? listener : (tcp.localAddress ?? listener)
         // Redirected connections name their real destination in SO_ORIGINAL_DST.
         let destination = state.settings.listen.inbound != nil || pod != nil ? (tcp.originalDestination() ?? local) : local
         let fallback = pod?.workload ?? (state.config.localWorkloads.count == 1 ? state.config.localWorkloads.first : nil)

@@ -24,6 +24,9 @@ public enum TLSLibrary {
     /// Bytes the calling thread's OpenSSL cache holds.
     public static var threadCacheBytes: Int { chbone_alloc_thread_cache_bytes() }
 
+    /// Failures of the cache's size-class self-check (0 when sound; for tests).
+    static func threadCacheSelfCheck() -> Int { Int(chbone_alloc_self_check()) }
+
     /// For each event loop about once a second: a cache that served nothing since the last call
     /// (an idle loop) is given back to the heap.
     public static func tickThreadCache() { chbone_alloc_tick() }

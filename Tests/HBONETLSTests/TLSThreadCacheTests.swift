@@ -31,6 +31,12 @@ import Testing
         #expect(TLSLibrary.threadCache == !Self.sanitized)
     }
 
+    /// Every request size gets the smallest class that holds it, found again from the block on
+    /// free, and small blocks cost the heap what plain malloc would (idle connections keep theirs).
+    @Test func sizeClassesMatchGlibc() {
+        #expect(TLSLibrary.threadCacheSelfCheck() == 0)
+    }
+
     /// Records reuse cached buffers, the cache stays bounded, and an idle thread gives it back.
     @Test(.enabled(if: !sanitized)) func recordBuffersAreReusedBoundedAndReturned() throws {
         let pair = try makePair()
