@@ -10,7 +10,9 @@ import Glibc
 
 /// Where the heap of one idle HBONE connection goes, server side, measured in process: a TLS
 /// engine after a full mTLS handshake, and an HTTP/2 server session after the client's preface and
-/// SETTINGS. The baseline is the heap in use before creating them (glibc mallinfo2).
+/// SETTINGS, then the same session idle (its frame buffer's pages given back, as the proxy's sweep
+/// does). The baseline is the heap in use before creating them (glibc mallinfo2 plus the HTTP/2
+/// frame buffers, which live on pages of their own), with OpenSSL's block cache emptied first.
 struct ConnectionMemory: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "connection-memory")
     @Option(help: "Connections to hold.") var count = 500
@@ -50,16 +52,26 @@ struct ConnectionMemory: ParsableCommand {
             sessions.append(server)
         }
         let h2 = heapInUse()
-        let tls = Double(h1 - h0) / 1024 / Double(count), http2 = Double(h2 - h1) / 1024 / Double(count)
+        // Two sweeps with nothing sent in between: each idle session gives its frame buffer back.
+        for s in sessions { s.releaseIdleMemory(); s.releaseIdleMemory() }
+        let h3 = heapInUse()
+        let per = { (a: Int, b: Int) in Double(b - a) / 1024 / Double(count) }
+        let tls = per(h0, h1), http2 = per(h1, h2), idle = per(h1, h3)
         print(String(format: "server TLS engine after a full mTLS handshake: %.1f KiB", tls))
         print(String(format: "server HTTP/2 session after preface and SETTINGS: %.1f KiB", http2))
+        print(String(format: "server HTTP/2 session idle (frame buffer given back): %.1f KiB", idle))
         try report.emit([
             Figure("idle", "server TLS engine after handshake (heap, in process)", value: tls, unit: "KiB", higherIsBetter: false),
             Figure("idle", "server HTTP/2 session after SETTINGS (heap, in process)", value: http2, unit: "KiB", higherIsBetter: false),
+            Figure("idle", "server HTTP/2 session idle, frame buffer given back (heap, in process)", value: idle, unit: "KiB", higherIsBetter: false),
         ])
         withExtendedLifetime((servers, sessions)) {}
         printCommand()
     }
 
-    func heapInUse() -> Int { Int(chbone_heap_in_use()) }
+    func heapInUse() -> Int {
+        TLSLibrary.tickThreadCache()
+        TLSLibrary.tickThreadCache()
+        return Int(chbone_heap_in_use()) + H2Session.frameBufferBytes
+    }
 }

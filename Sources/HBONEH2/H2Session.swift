@@ -13,6 +13,10 @@ public final class H2Session {
     /// Weak: the delegate owns the session. Loaded once per callback, which is per frame, not per byte.
     public weak var delegate: H2SessionDelegate?
     private var session: OpaquePointer!
+    /// nghttp2's allocator for this session; outlives `session` (freed in deinit after it).
+    let memory = H2FrameBufferMemory()
+    /// Frames went out since the last `releaseIdleMemory`.
+    private var producedSinceSweep = false
     private var streams: [Int32: StreamState] = [:]
     /// RST_STREAM frames we submitted and nghttp2 has not sent yet (so they are not reported as errors).
     private var ownResets: Set<Int32> = []
@@ -62,9 +66,12 @@ public final class H2Session {
         // user_data is this session, unretained: the session owns the nghttp2 object and frees it in deinit.
         let context = Unmanaged.passUnretained(self).toOpaque()
         var raw: OpaquePointer?
+        var mem = memory.mem
+        memory.capturing = true
         let rc = role == .client
-            ? nghttp2_session_client_new2(&raw, callbacks, context, option)
-            : nghttp2_session_server_new2(&raw, callbacks, context, option)
+            ? nghttp2_session_client_new3(&raw, callbacks, context, option, &mem)
+            : nghttp2_session_server_new3(&raw, callbacks, context, option, &mem)
+        memory.capturing = false
         guard rc == 0, let raw else { throw H2Error(rc, "session_new") }
         session = raw
 
@@ -106,11 +113,27 @@ public final class H2Session {
             let n = nghttp2_session_mem_send(session, &data)
             if n < 0 { throw H2Error(Int32(n), "send") }
             if n == 0 { break }
+            if memory.released { memory.reactivate() }
+            producedSinceSweep = true
             body(UnsafeRawBufferPointer(start: data, count: n))
             total += n
         }
         return total
     }
+
+    /// For a sweep about once a second: a session that sent nothing since the last sweep and has
+    /// nothing to send gives its frame buffer's pages back to the kernel (H2FrameBufferMemory).
+    public func releaseIdleMemory() {
+        defer { producedSinceSweep = false }
+        guard !producedSinceSweep, !memory.released, !wantsWrite else { return }
+        memory.release()
+    }
+
+    /// Whether the frame buffer's pages are given back (the session is idle).
+    public var frameBufferReleased: Bool { memory.released }
+
+    /// Frame-buffer bytes of all sessions that may be resident (they are outside malloc's heap).
+    public static var frameBufferBytes: Int { H2FrameBufferMemory.residentBytes }
 
     public var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
     public var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }

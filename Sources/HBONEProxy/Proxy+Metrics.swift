@@ -2,6 +2,7 @@ import Foundation
 import HBONECore
 import HBONEIdentity
 import HBONEEventLoop
+import HBONEH2
 
 extension Proxy {
     /// Prometheus text exposition: Istio's TCP metrics and the proxy's own health, summed over loops.
@@ -87,8 +88,10 @@ extension Proxy {
         out += "hbone_bugs_total \(Bug.count.load(ordering: .relaxed))\n"
         family("process_open_fds", "gauge", "Open file descriptors")
         out += "process_open_fds \((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)\n"
-        family("hbone_heap_in_use_bytes", "gauge", "Heap bytes allocated and not freed (glibc mallinfo2), unlike RSS free of fragmentation")
-        out += "hbone_heap_in_use_bytes \(Socket.heapInUse())\n"
+        family("hbone_heap_in_use_bytes", "gauge", "Heap bytes allocated and not freed (glibc mallinfo2, plus HTTP/2 frame buffers on their own pages), unlike RSS free of fragmentation")
+        out += "hbone_heap_in_use_bytes \(heapInUse)\n"
+        family("hbone_h2_frame_buffer_bytes", "gauge", "HTTP/2 frame-buffer pages in use or pooled; an idle connection's are given back to the kernel")
+        out += "hbone_h2_frame_buffer_bytes \(H2Session.frameBufferBytes)\n"
         family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes")
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
         for source in attachedStatus { out += source.prometheusText() }
@@ -102,8 +105,9 @@ extension Proxy {
         return total.sorted { $0.key < $1.key }
     }
 
-    /// Heap bytes allocated and not freed (glibc mallinfo2).
-    public var heapInUse: UInt64 { Socket.heapInUse() }
+    /// Heap bytes allocated and not freed (glibc mallinfo2), plus the HTTP/2 frame buffers that
+    /// live on pages of their own (H2FrameBufferMemory) while they are not given back.
+    public var heapInUse: UInt64 { Socket.heapInUse() + UInt64(H2Session.frameBufferBytes) }
 
     public static func residentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }

@@ -550,11 +550,12 @@ final class Worker {
     }
 
     /// Idle tunnels close after `timeouts.idle` with no bytes either way; an idle loop gives its
-    /// OpenSSL block cache back to the heap.
+    /// OpenSSL block cache back to the heap, and idle HBONE connections their frame buffers.
     private func scheduleSweep() {
         sweepTimer = loop.schedule(after: 1_000_000_000) { [unowned self] in
             sweepTimer = nil
             TLSLibrary.tickThreadCache()
+            for c in connections.values { c.releaseIdleMemory() }
             if let idle = state.settings.timeouts.idle?.nanoseconds {
                 let now = loop.now
                 for t in Array(tunnels.values) where now - t.lastActivity > idle {

@@ -31,8 +31,9 @@ import Testing
         #expect(TLSLibrary.threadCache == !Self.sanitized)
     }
 
-    /// Every request size gets the smallest class that holds it, found again from the block on
-    /// free, and small blocks cost the heap what plain malloc would (idle connections keep theirs).
+    /// Every request size gets the smallest class that holds it, a freed block files under a class
+    /// it holds (never a larger one than its real size), and small classes cost the heap what
+    /// plain malloc would (idle connections keep theirs).
     @Test func sizeClassesMatchGlibc() {
         #expect(TLSLibrary.threadCacheSelfCheck() == 0)
     }

@@ -54,7 +54,7 @@ void chbone_alloc_tick(void);
 /// Gives the calling thread's cache back to the heap now.
 void chbone_alloc_flush(void);
 /// Checks the size classes against glibc for every request size up to the largest class: each
-/// request gets the smallest class that holds it, the class is found again from the block's
-/// usable size, and small blocks cost what plain malloc would. Returns the number of failures.
+/// request gets the smallest class that holds it, a freed block files under a class it holds, and
+/// small classes ask glibc for what it would give the request anyway. Returns the failures.
 int chbone_alloc_self_check(void);
 #endif
