@@ -49,10 +49,10 @@ write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2
 write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3
 exec > >(tee "$out.txt") 2>&1
 echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version | cut -d' ' -f1-2), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-echo "# proxies: GLIBC_TUNABLES=$tunables (as shipped); baselines run stock; proxy binary $hbone"
+echo "# proxies: ${tunables:+GLIBC_TUNABLES=$tunables, }no environment (as shipped); proxy binary $hbone"
 client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --source 127.0.0.10 --json $json"
 server_id=spiffe://cluster.local/ns/payments/sa/ledger
-proxy() { GLIBC_TUNABLES=$tunables "$hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
+proxy() { env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
 # The last figure's value whose name contains $1.
 figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
 up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; return 1; }

@@ -57,7 +57,7 @@ write_config west $net.3
 write_policy 0
 # The proxies run as the DaemonSet ships them (config/README.md).
 for node in west east; do
-    GLIBC_TUNABLES=glibc.malloc.tcache_count=256 "$bin/hbone" proxy --config "$d/$node.yaml" --log-level warn > "$d/$node.log" 2>&1 &
+    "$bin/hbone" proxy --config "$d/$node.yaml" --log-level warn > "$d/$node.log" 2>&1 &
     pids+=($!)
 done
 west_pid=${pids[0]}; east_pid=${pids[1]}
