@@ -121,12 +121,13 @@ if want latency; then
         "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
             -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
             -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
+        go_client=${pids[${#pids[@]}-1]}
         up 127.0.0.32 9100
         peer_chain="--peer 127.0.0.32:9100 --peer-name Go-chain"
     fi
     "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000 $peer_chain
     "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" \
-        --duration 3 --concurrency 16 $peer_chain
+        --duration 3 --concurrency 16 --pids $e --pids $w $peer_chain ${go_client:+--peer-pids $go_client --peer-pids $go_server}
     "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
         --expect-id $server_id --client-pid $e --server-pid $w \

@@ -136,6 +136,8 @@ struct Connections: ParsableCommand {
     @Option(help: "Seconds per run.") var duration = 3.0
     @Option(help: "Connections in flight at once (one client thread each).") var concurrency = 16
     @Flag(help: "Listen on --dest and echo (instead of an echo server already there).") var serve = false
+    @Option(help: "PIDs of our chain's proxies, to report their CPU per connection.") var pids: [Int32] = []
+    @Option(help: "PIDs of the --peer chain's processes, likewise.") var peerPids: [Int32] = []
     @OptionGroup var report: ReportOptions
 
     func run() throws {
@@ -145,14 +147,27 @@ struct Connections: ParsableCommand {
             Thread { EchoServer.serve(listener) }.start()
         }
         var rates: [Double] = []
+        var figures: [Figure] = []
         for path in chain.paths {
             for _ in 0..<concurrency { _ = try? once(path) }     // warm the pool
-            rates.append(try measure(path))
+            let watched = path == .chain ? pids : path == .peer ? peerPids : []
+            let cpu0 = watched.map { processCPUMillis($0) ?? 0 }
+            let (rate, done) = try measure(path)
+            rates.append(rate)
+            if !watched.isEmpty, done > 0 {
+                // CPU of the chain's own processes per new connection: what the proxies cost,
+                // apart from the client and the echo server both chains share.
+                let micros = zip(watched, cpu0).map { ((processCPUMillis($0.0) ?? 0) - $0.1) * 1000 / Double(done) }
+                print(String(format: "%@: proxy CPU per new connection %.0f µs (%@)", chain.name(path), micros.reduce(0, +),
+                             micros.map { String(format: "%.0f", $0) }.joined(separator: " + ")))
+                figures.append(Figure("connections", "\(chain.name(path)): proxy CPU per new connection", value: micros.reduce(0, +),
+                                      unit: "µs", higherIsBetter: false))
+            }
         }
         let direct = rates[0], ours = rates[1]
         print(String(format: "new connections/s (%d at a time): direct %.0f, through 2 proxies %.0f (ratio %.2f)", concurrency, direct, ours, ours / direct))
-        var figures = [Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies", value: ours, unit: "1/s",
-                              baseline: ("direct TCP", direct), higherIsBetter: true)]
+        figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies", value: ours, unit: "1/s",
+                              baseline: ("direct TCP", direct), higherIsBetter: true))
         if rates.count == 3 {
             let peer = rates[2]
             print(String(format: "new connections/s through the %@: %.0f (hbone %.2f×)", chain.peerName, peer, ours / peer))
@@ -164,8 +179,8 @@ struct Connections: ParsableCommand {
         printCommand()
     }
 
-    /// Connections per second with `concurrency` client threads for `duration` seconds.
-    func measure(_ path: ChainOptions.Path) throws -> Double {
+    /// Connections per second with `concurrency` client threads for `duration` seconds, and how many.
+    func measure(_ path: ChainOptions.Path) throws -> (Double, Int) {
         final class Tally: @unchecked Sendable {
             let lock = NSLock()
             var done = 0
@@ -190,7 +205,7 @@ struct Connections: ParsableCommand {
         }
         group.wait()
         if let failure = tally.failure { throw BenchError("\(chain.name(path)): \(failure)") }
-        return Double(tally.done) / Date().timeIntervalSince(t0)
+        return (Double(tally.done) / Date().timeIntervalSince(t0), tally.done)
     }
 
     func once(_ path: ChainOptions.Path) throws {

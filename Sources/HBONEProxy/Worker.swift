@@ -24,6 +24,7 @@ final class Worker {
     private(set) var tunnels: [Int: Tunnel] = [:]
     var socksSessions: [ObjectIdentifier: Socks5Session] = [:]
     private var tunnelCounter = 0
+    private var traceparents = TraceparentGenerator()
     private(set) var draining = false
     private var sweepTimer: EventLoop.TimerID?
     private var drainTimer: EventLoop.TimerID?
@@ -316,16 +317,10 @@ final class Worker {
     /// baggage, forwarded and traceparent, as the reference client sends them.
     private func outboundHeaders(source: Workload, src: SocketAddress) -> [H2Header] {
         let baggage = "k8s.cluster.name=\(source.clusterId),k8s.namespace.name=\(source.namespace),k8s.pod.name=\(source.name),service.name=\(source.canonicalName),service.version=\(source.canonicalRevision)"
-        var rng = SystemRandomNumberGenerator()
-        func hex(_ n: Int) -> String {
-            var s = ""
-            for _ in 0..<n { s += String(UInt8.random(in: 0...255, using: &rng), radix: 16).leftPadded(2) }
-            return s
-        }
         return [
             H2Header("baggage", baggage),
             H2Header("forwarded", "for=\"\(src)\""),
-            H2Header("traceparent", "00-\(hex(16))-\(hex(8))-01"),
+            H2Header("traceparent", traceparents.next()),
         ]
     }
 
