@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite against release builds, each figure beside a baseline from the same run.
-#   scripts/bench.sh [all|handshake|throughput|latency|authz|micro]... [--peer go|none|HOST:PORT] [--peer-pid PID]
+#   scripts/bench.sh [all|handshake|throughput|latency|authz|datapath|micro]... [--peer go|none|HOST:PORT] [--peer-pid PID]
 #   HBONE_UNDER_TEST=/other/build/hbone scripts/bench.sh ...   (the same harness against another proxy build)
 # --peer go (the default when ../shared/baselines/go-hbone exists; HBONE_GO_BASELINE names another
 # copy) builds the independent Go HBONE server and client and measures them with the same harness
 # in the same run: handshakes against its server, latency and new connections through a Go
 # two-proxy chain. --peer HOST:PORT measures handshakes against any other HBONE server already
 # running there (--peer-pid PID adds its CPU per handshake).
-# Writes bench-results/<UTC>.{txt,json,md,svg} (kept out of git). `micro` (the ordo-one package in
-# Benchmarks/Micro) is not part of `all`: it builds a second package for several minutes.
+# Writes bench-results/<UTC>.{txt,json,md,svg} (kept out of git). `datapath` (in `all`) runs the
+# round-trip micro-benchmarks of the ordo-one package in Benchmarks/Micro for exact malloc counts;
+# `micro` (all of that package) is not part of `all`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go_src=${HBONE_GO_BASELINE:-$(cd .. && pwd)/shared/baselines/go-hbone}
@@ -136,6 +137,33 @@ fi
 if want authz; then
     echo "## authorization decision"
     "$bin/hbone-bench" authz --json "$json"
+fi
+if want datapath; then
+    echo "## data path: mallocs and time per 1 KiB round trip over TLS (ordo-one, exact malloc counts)"
+    micro="swift package --package-path Benchmarks/Micro --disable-sandbox benchmark --no-progress --format markdown"
+    echo "command: $micro --filter 'H2 round trip.*'"
+    $micro --filter 'H2 round trip.*' > "$d/micro.md" 2>&1 || { tail -n 20 "$d/micro.md"; exit 1; }
+    # The p50 of each benchmark's metrics, as figures beside the same run's baselines.
+    python3 - "$d/micro.md" "$json" "$micro --filter 'H2 round trip.*'" <<'PY'
+import json, re, sys
+text, out, command = open(sys.argv[1]).read(), open(sys.argv[2], "a"), sys.argv[3]
+p50 = {}
+for block in re.split(r"^### ", text, flags=re.M)[1:]:
+    name = block.splitlines()[0].strip()
+    for row in re.findall(r"^\| (Malloc \(total\)|Time \(wall clock\) \(ns\)) \*? *\|([^|]+)\|([^|]+)\|([^|]+)\|", block, flags=re.M):
+        p50[(name, row[0].split()[0])] = float(row[3].strip())
+tls, plain = "H2 round trip: 1 KiB DATA each way, HTTP/2 over TLS 1.3", "H2 round trip: 1 KiB DATA each way, HTTP/2 only"
+def fig(name, value, unit, base=None, target=None):
+    f = {"benchmark": "datapath", "name": name, "value": value, "unit": unit, "higherIsBetter": False, "command": command}
+    if base: f.update(baselineName=base[0], baseline=base[1], ratio=value / base[1] if base[1] else None)
+    if target: f.update(target=target[0], met=target[1])
+    out.write(json.dumps(f) + "\n")
+    print(f"{name}: {value:g} {unit}" + (f" (baseline {base[0]}: {base[1]:g})" if base else "") + (f"  goal {target[0]}: {'met' if target[1] else 'NOT met'}" if target else ""))
+m = p50.get((tls, "Malloc"))
+if m is None: sys.exit("no TLS round-trip figure in the micro-benchmark output")
+fig("mallocs per 1 KiB round trip over TLS 1.3", m, "mallocs", ("HTTP/2 only", p50.get((plain, "Malloc"), 0)), ("≤ 4", m <= 4))
+fig("1 KiB round trip over TLS 1.3 (in memory)", p50[(tls, "Time")], "ns", ("HTTP/2 only", p50.get((plain, "Time"), 0)))
+PY
 fi
 if want micro; then
     echo "## micro-benchmarks (ordo-one/benchmark, Benchmarks/Micro)"
