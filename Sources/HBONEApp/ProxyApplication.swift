@@ -30,8 +30,11 @@ public struct ProxyApplication {
     public func run() -> Int32 {
         // The same checks `hbone validate` makes, so both refuse a config with the same words.
         let loaded: ProxyConfig
+        let prepared: ProxyState.Loaded?
         switch StartupCheck.run(configPath: configPath) {
-        case let .success(report): loaded = report.config
+        case let .success(report):
+            loaded = report.config
+            prepared = report.state
         case let .failure(failure):
             ProxyApplication.stderr("hbone: \(failure.description)\n")
             return failure.exitCode
@@ -50,7 +53,7 @@ public struct ProxyApplication {
         let sources = ConfigSources(file: loaded)
         let proxy: Proxy
         do {
-            proxy = try Proxy(config: loaded, workers: workers, issued: sources.issued)
+            proxy = try Proxy(config: loaded, workers: workers, issued: sources.issued, prepared: prepared)
             try proxy.start()
         } catch {
             ProxyApplication.stderr("hbone: \(error)\n")

@@ -22,6 +22,10 @@ public enum StartupCheck {
         public let config: ProxyConfig
         /// Start-up would go on, but these need attention (missing SVIDs, policies judged conservatively).
         public let warnings: [String]
+        /// The proxy's first state as the check built it (trust bundle, SVIDs parsed or issued, TLS
+        /// contexts), for `hbone proxy` to start from instead of building it twice. Nil with
+        /// `configOnly`, and in istioCA mode (the proxy's state starts from its control plane's).
+        public var state: ProxyState.Loaded? = nil
     }
 
     /// `configOnly`: the file alone (for a config meant for another machine: its certificate and
@@ -32,14 +36,18 @@ public enum StartupCheck {
             return .failure(Failure(description: "invalid config: \(error)", exitCode: 2))
         }
         var warnings = config.policyWarnings.map { "authorization policy: \($0)" } + config.configWarnings
+        var prepared: ProxyState.Loaded?
         if configOnly {
             if let problem = listenProblem(config.settings, bind: false) { return .failure(Failure(description: problem, exitCode: 1)) }
             return .success(Report(config: config, warnings: warnings))
         }
         do {
-            let issued: IssuedCertificates? = config.settings.certificates == .istioCA ? IssuedCertificates() : nil
-            let (_, missing) = try ProxyState.load(config: config, version: 0, issued: issued)
-            if config.settings.certificates != .istioCA { warnings += missing.map { "no usable certificate: \($0)" } }
+            let istioCA = config.settings.certificates == .istioCA
+            let loaded = try ProxyState.load(config: config, version: 1, issued: istioCA ? IssuedCertificates() : nil)
+            if !istioCA {
+                warnings += loaded.missing.map { "no usable certificate: \($0)" }
+                prepared = loaded
+            }
         } catch {
             return .failure(Failure(description: "\(error)", exitCode: 1))
         }
@@ -58,7 +66,7 @@ public enum StartupCheck {
         if let problem = listenProblem(settings, bind: bindListeners) {
             return .failure(Failure(description: problem, exitCode: 1))
         }
-        return .success(Report(config: config, warnings: warnings))
+        return .success(Report(config: config, warnings: warnings, state: prepared))
     }
 
     /// Two listeners on one address, or one that cannot be bound (in use, not an address here).

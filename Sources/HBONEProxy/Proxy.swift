@@ -25,8 +25,12 @@ public final class Proxy: Sendable {
     let reparses = ManagedAtomic<UInt64>(0)
     private let lastReloadError = Locked<(at: Date, reason: String)?>(nil)
 
-    public init(config: ProxyConfig, workers: Int? = nil, issued: IssuedCertificates? = nil) throws(ProxyError) {
-        let (state, missing) = try ProxyState.load(config: config, version: 1, issued: issued)
+    /// `prepared`: the first state, already built from `config` (by the start-up check), so the
+    /// SVIDs are not parsed or issued and the TLS contexts not built a second time.
+    public init(config: ProxyConfig, workers: Int? = nil, issued: IssuedCertificates? = nil,
+                prepared: ProxyState.Loaded? = nil) throws(ProxyError) {
+        let (state, missing): ProxyState.Loaded
+        if let prepared { (state, missing) = prepared } else { (state, missing) = try ProxyState.load(config: config, version: 1, issued: issued) }
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         missingCertificates = missing
         current = Locked(state)
