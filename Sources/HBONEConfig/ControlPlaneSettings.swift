@@ -219,8 +219,6 @@ extension ControlPlaneSettings.Header {
         let token = !lower.isEmpty && lower.utf8.allSatisfy { c in
             (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e
         }
-        let reserved: Set<String> = ["te", "content-type", "authorization", "clusterid", "host", "connection", "grpc-timeout",
-                                     "grpc-encoding", "grpc-accept-encoding", "transfer-encoding", "upgrade"]
-        return token && !reserved.contains(lower)
+        return token && !ReservedHeaderNames.contains(lower)
     }
 }

@@ -1,3 +1,5 @@
+import HBONECore
+
 /// The request headers of a gRPC call to istiod (gRPC over HTTP/2 "Requests"): POST to
 /// `/<package>.<Service>/<Method>`, `te: trailers` (grpcio resets a stream without it), the bearer
 /// token and `clusterid` that istiod authenticates with, and operator-given extra headers
@@ -19,9 +21,6 @@ public struct GRPCRequestHead: Sendable {
         self.extra = extra
     }
 
-    static let reserved: Set<String> = [":method", ":scheme", ":path", ":authority", "content-type", "te", "authorization",
-                                        "clusterid", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"]
-
     /// Name/value pairs in the order to send them (pseudo-headers first, names lower-case).
     public var headers: [(name: String, value: String)] {
         var out: [(name: String, value: String)] = [
@@ -32,7 +31,7 @@ public struct GRPCRequestHead: Sendable {
         out.append(("clusterid", clusterID))
         for (name, value) in extra {
             let lower = name.lowercased()
-            guard !GRPCRequestHead.reserved.contains(lower), !lower.hasPrefix(":") else { continue }
+            guard !ReservedHeaderNames.contains(lower) else { continue }
             out.append((lower, value))
         }
         return out
