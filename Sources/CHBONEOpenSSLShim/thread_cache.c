@@ -40,6 +40,7 @@
 #define LARGE_CLASSES 14                // 12 KiB … 64 KiB
 #define LARGE_MAX (LARGE_BASE + LARGE_CLASSES * LARGE_STEP)
 #define CLASSES (SMALL_CLASSES + LARGE_CLASSES)
+#define GLIBC_SLACK 31                  // glibc may hand out up to MINSIZE - 1 more than asked
 #define UNCACHED 0xffffu
 #define CACHE_BYTES (1u << 20)          // per thread
 #define SMALL_DEPTH 128
@@ -82,6 +83,9 @@ static inline unsigned class_for_block(size_t usable) {
         size_t n = usable < SMALL_MAX ? usable : SMALL_MAX;
         return (unsigned)((n - SMALL_BASE) / SMALL_STEP);
     }
+    // Larger than the largest class (plus glibc's slack): a block of any size, never cached, or
+    // the cache's byte bound (which counts class sizes) would not hold.
+    if (usable > LARGE_MAX + GLIBC_SLACK) return UNCACHED;
     size_t n = usable < LARGE_MAX ? usable : LARGE_MAX;
     return SMALL_CLASSES + (unsigned)((n - LARGE_BASE) / LARGE_STEP) - 1;
 }
@@ -198,7 +202,14 @@ int chbone_alloc_self_check(void) {
         unsigned back = class_for_block(usable);
         failures += back == UNCACHED || back < cls || class_size(back) > usable;
         // Small classes ask glibc for what it would give the same request anyway.
-        failures += cls < SMALL_CLASSES && usable - class_size(cls) >= 32;
+        failures += cls < SMALL_CLASSES && usable - class_size(cls) > GLIBC_SLACK;
+        free(p);
+    }
+    // Blocks beyond the largest class are never cached, whatever their size.
+    for (size_t n = LARGE_MAX + 64; n <= 4 * LARGE_MAX; n += 4096) {
+        void *p = malloc(n);
+        if (p == NULL) return -1;
+        failures += class_for_block(malloc_usable_size(p)) != UNCACHED;
         free(p);
     }
     return failures;
