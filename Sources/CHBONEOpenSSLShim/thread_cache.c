@@ -7,9 +7,9 @@
 // One event loop is one thread, so the cache is the loop's pool of record buffers; it is bounded
 // (CACHE_BYTES per thread) and a loop that stops allocating gives it back (chbone_alloc_tick).
 // A block's class is read back from glibc's own chunk size (malloc_usable_size), so blocks carry
-// no header and cost the heap exactly what plain malloc would: glibc rounds a request up to 16
-// bytes, and the small classes are 16 bytes apart. Any thread may free a block another thread
-// allocated (it joins the freeing thread's cache).
+// no header and cost the heap what plain malloc would: the small classes are the sizes glibc
+// rounds requests to. Any thread may free a block another thread allocated (it joins the freeing
+// thread's cache).
 // Sanitizer builds keep the system allocator so ASan and TSan still see every OpenSSL block.
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -29,8 +29,8 @@
 #endif
 
 // Small classes are the usable sizes glibc itself hands out (16k + 24 bytes, up to 8 KiB), so a
-// cached block costs the heap what plain malloc would for the same request; large classes (record buffers) are
-// 4 KiB apart, up to 64 KiB.
+// cached block costs the heap what plain malloc would for the same request; large classes
+// (record buffers) are 4 KiB apart, up to 64 KiB.
 #define SMALL_BASE 24
 #define SMALL_STEP 16
 #define SMALL_CLASSES 511               // 24 B … 8184 B
@@ -109,6 +109,9 @@ static void flush(cache *c) {
 static void thread_exit(void *unused) {
     (void)unused;
     flush(&tc);
+    // Other destructors (OpenSSL's own thread state) may free blocks after this one ran: the next
+    // kept block registers again, and glibc calls this destructor once more.
+    tc.registered = 0;
 }
 
 static void *cached_malloc(size_t n, const char *file, int line) {

@@ -7,7 +7,8 @@ import Glibc
 /// The allocator one nghttp2 session uses (its `nghttp2_mem`): plain malloc, except for the
 /// outbound frame buffer, which goes on pages of its own so an idle connection can give them back.
 ///
-/// Why: nghttp2 1.52 allocates a 16,394-byte frame buffer when a session is made and keeps it for
+/// Why: nghttp2 1.52 allocates a 16,394-byte frame buffer when a session is made (as
+/// `realloc(NULL, n)`) and keeps it for
 /// the session's life, though it only holds frames between `nghttp2_session_mem_send` calls. It
 /// was a third of an idle HBONE connection's heap (16 of 46 KiB) with no option to size it. Once
 /// a session has had nothing to send for a sweep (about a second), `release()` hands the pages to
@@ -70,10 +71,6 @@ final class H2FrameBufferMemory {
     private func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
         guard capturing, size == Self.chunkLength else { return Glibc.malloc(size) }
         guard let region = Self.takeRegion() else { return Glibc.malloc(size) }
-        if released {
-            // A new chunk while the others are released (cannot happen while idle, but stays exact).
-            reactivate()
-        }
         regions.append(region)
         return region
     }
