@@ -37,15 +37,16 @@ public struct ProxyConfig: Sendable {
             }
             return text
         }
-        func documents() throws(ConfigError) -> [YAMLReader] {
-            try YAMLReader.documents(yaml: try expandEnvironment(try read(), file: file, environment: environment), file: file)
-        }
-        return try parse(documents: try documents(), file: file, environment: environment)
+        return try parse(documents: try documents(yaml: try read(), file: file, environment: environment), file: file, environment: environment)
     }
 
     public static func parse(yaml raw: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ProxyConfig {
-        let text = try expandEnvironment(raw, file: file, environment: environment)
-        return try parse(documents: try YAMLReader.documents(yaml: text, file: file), file: file, environment: environment)
+        try parse(documents: try documents(yaml: raw, file: file, environment: environment), file: file, environment: environment)
+    }
+
+    /// The file's text with `${NAME}` expanded, read into YAML documents.
+    static func documents(yaml raw: String, file: String, environment: [String: String]) throws(ConfigError) -> [YAMLReader] {
+        try YAMLReader.documents(yaml: try expandEnvironment(raw, file: file, environment: environment), file: file)
     }
 
     static func parse(documents: [YAMLReader], file: String, environment: [String: String]) throws(ConfigError) -> ProxyConfig {
