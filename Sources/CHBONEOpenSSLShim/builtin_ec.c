@@ -3,17 +3,107 @@
 // type has a default ENGINE take the built-in (pre-provider) EC method instead, which decodes the
 // same key in a few microseconds and signs and verifies with the same EC code. This file registers
 // an ENGINE that carries nothing but OpenSSL's own EC method; it needs the deprecated ENGINE API.
+//
+// The engine also carries a copy of OpenSSL's EC ASN.1 method whose public-key decoder takes the
+// P-256 group from one prepared copy (EC_KEY_set_group duplicates it) instead of building the group
+// from the curve's constants for every certificate: EC_GROUP_new_by_curve_name computes two
+// Montgomery contexts, each with a modular inverse, about 8 µs per certificate and two certificates
+// per inbound handshake. Other curves and explicit parameters go to OpenSSL's own decoder.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include "CHBONEOpenSSLShim.h"
 
 static EVP_PKEY_METHOD *ec_method;     // lives for the process, owned by the engine tables
+static EVP_PKEY_ASN1_METHOD *ec_asn1;  // lives for the process; NULL when the decoder detour is off
 static const int ec_nids[] = { EVP_PKEY_EC };
 static int installed;
+
+typedef int (*pub_decode_fn)(EVP_PKEY *, const X509_PUBKEY *);
+static pub_decode_fn builtin_pub_decode;
+static EC_GROUP *p256;                 // the template every P-256 key's group is copied from
+
+static int shared_group_pub_decode(EVP_PKEY *pkey, const X509_PUBKEY *pub) {
+    const unsigned char *p = NULL;
+    int len = 0, ptype = 0;
+    const void *pval = NULL;
+    X509_ALGOR *alg = NULL;
+    if (!X509_PUBKEY_get0_param(NULL, &p, &len, &alg, pub)) return 0;
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    if (ptype != V_ASN1_OBJECT || OBJ_obj2nid(pval) != NID_X9_62_prime256v1) return builtin_pub_decode(pkey, pub);
+    EC_KEY *key = EC_KEY_new();
+    if (key == NULL) return 0;
+    // o2i_ECPublicKey checks the point is on the curve, as OpenSSL's decoder does.
+    if (!EC_KEY_set_group(key, p256) || o2i_ECPublicKey(&key, &p, len) == NULL || !EVP_PKEY_assign_EC_KEY(pkey, key)) {
+        EC_KEY_free(key);
+        return 0;
+    }
+    return 1;
+}
+
+static void sentinel_pub_decode_a(void) {}
+static void sentinel_pub_decode_b(void) {}
+
+// OpenSSL has setters for an ASN.1 method's functions but no getters, and its setter replaces six
+// at once. The slot of pub_decode is found by setting it through the public setter on a scratch
+// method and looking for the pointer: no layout is assumed that this check does not confirm.
+static int pub_decode_slot(void) {
+    int slot = -1;
+    for (int round = 0; round < 2; round++) {
+        void (*sentinel)(void) = round == 0 ? sentinel_pub_decode_a : sentinel_pub_decode_b;
+        EVP_PKEY_ASN1_METHOD *probe = EVP_PKEY_asn1_new(EVP_PKEY_EC, 0, "hbone-probe", "hbone-probe");
+        if (probe == NULL) return -1;
+        EVP_PKEY_asn1_set_public(probe, (pub_decode_fn)(void *)sentinel, NULL, NULL, NULL, NULL, NULL);
+        void *const *words = (void *const *)probe;
+        int found = -1, matches = 0;
+        for (int i = 0; i < 12; i++) {
+            if (words[i] == (void *)sentinel) { found = i; matches++; }
+        }
+        EVP_PKEY_asn1_free(probe);
+        if (matches != 1 || (slot != -1 && found != slot)) return -1;
+        slot = found;
+    }
+    return slot;
+}
+
+static int asn1_methods(ENGINE *e, EVP_PKEY_ASN1_METHOD **method, const int **nids, int nid) {
+    (void)e;
+    if (method == NULL) {
+        *nids = ec_nids;
+        return 1;
+    }
+    *method = nid == EVP_PKEY_EC ? ec_asn1 : NULL;
+    return *method != NULL;
+}
+
+// A copy of OpenSSL's EC ASN.1 method with the shared-group decoder, or NULL (then OpenSSL's stays).
+static EVP_PKEY_ASN1_METHOD *shared_group_asn1_method(void) {
+    const EVP_PKEY_ASN1_METHOD *builtin = EVP_PKEY_asn1_find(NULL, EVP_PKEY_EC);
+    int slot = pub_decode_slot();
+    if (builtin == NULL || slot < 0) return NULL;
+    pub_decode_fn original = ((pub_decode_fn const *)(const void *)builtin)[slot];
+    int id = 0, base = 0, flags = 0;
+    const char *info = NULL, *pem = NULL;
+    if (original == NULL || !EVP_PKEY_asn1_get0_info(&id, &base, &flags, &info, &pem, builtin) || id != EVP_PKEY_EC) return NULL;
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    EVP_PKEY_ASN1_METHOD *method = EVP_PKEY_asn1_new(EVP_PKEY_EC, flags, pem, info);
+    if (group == NULL || method == NULL) {
+        EC_GROUP_free(group);
+        EVP_PKEY_asn1_free(method);
+        return NULL;
+    }
+    EVP_PKEY_asn1_copy(method, builtin);
+    ((pub_decode_fn *)(void *)method)[slot] = shared_group_pub_decode;
+    builtin_pub_decode = original;
+    p256 = group;
+    return method;
+}
 
 static int pkey_methods(ENGINE *e, EVP_PKEY_METHOD **method, const int **nids, int nid) {
     (void)e;
@@ -33,14 +123,16 @@ static void install(void) {
     ec_method = EVP_PKEY_meth_new(EVP_PKEY_EC, 0);
     if (ec_method == NULL) return;
     EVP_PKEY_meth_copy(ec_method, builtin);
+    ec_asn1 = shared_group_asn1_method();
     ENGINE *e = ENGINE_new();
     if (e == NULL) goto fail;
     if (!ENGINE_set_id(e, "hbone-builtin-ec") || !ENGINE_set_name(e, "OpenSSL built-in EC key method")
-        || !ENGINE_set_pkey_meths(e, pkey_methods) || !ENGINE_init(e)) {
+        || !ENGINE_set_pkey_meths(e, pkey_methods) || (ec_asn1 != NULL && !ENGINE_set_pkey_asn1_meths(e, asn1_methods))
+        || !ENGINE_init(e)) {
         ENGINE_free(e);
         goto fail;
     }
-    if (!ENGINE_set_default_pkey_meths(e)) {
+    if (!ENGINE_set_default_pkey_meths(e) || (ec_asn1 != NULL && !ENGINE_set_default_pkey_asn1_meths(e))) {
         ENGINE_finish(e);
         ENGINE_free(e);
         goto fail;
@@ -51,8 +143,14 @@ static void install(void) {
 fail:
     EVP_PKEY_meth_free(ec_method);
     ec_method = NULL;
+    EVP_PKEY_asn1_free(ec_asn1);
+    ec_asn1 = NULL;
+    EC_GROUP_free(p256);
+    p256 = NULL;
     ERR_clear_error();
 }
+
+int chbone_ec_shared_group_decoder(void) { return installed && ec_asn1 != NULL; }
 
 int chbone_use_builtin_ec_key_method(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -8,9 +8,20 @@ import Glibc
 /// Something registered with a loop for readiness events.
 public protocol Selectable: AnyObject {
     /// Error and hang-up are folded into readable+writable so they reach the normal read/write paths.
-    /// `peerClosed`: the event itself says the peer's FIN (or an error) has arrived (EPOLLRDHUP,
-    /// EPOLLHUP, EPOLLERR); without it, a short read has drained the socket.
-    func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool)
+    func handleEvent(readable: Bool, writable: Bool, read: ReadHint)
+}
+
+/// What an event says about the bytes behind it, so a reader can skip the syscall that would only
+/// confirm what the kernel already reported.
+public enum ReadHint: Sendable {
+    /// No FIN, no error: a short read has drained the socket (later data raises a new edge).
+    case shortReadDrains
+    /// The peer's FIN has arrived (EPOLLRDHUP alone). TCP takes a FIN only in sequence, so every
+    /// byte before it is already queued: a short read has taken them all and the rest is EOF.
+    case shortReadThenEOF
+    /// An error or hang-up (EPOLLERR, EPOLLHUP), or a stream that is not a socket: read until the
+    /// read itself says what happened.
+    case readToEnd
 }
 
 /// One epoll reactor owned by one thread. Everything on it is confined to that thread except
@@ -268,7 +279,8 @@ public final class EventLoop: @unchecked Sendable {
             let bad = event.events & (Epoll.err | Epoll.hup) != 0
             let readable = bad || event.events & (Epoll.in | Epoll.rdhup) != 0
             let writable = bad || event.events & Epoll.out != 0
-            handler.handleEvent(readable: readable, writable: writable, peerClosed: bad || event.events & Epoll.rdhup != 0)
+            let hint: ReadHint = bad ? .readToEnd : event.events & Epoll.rdhup != 0 ? .shortReadThenEOF : .shortReadDrains
+            handler.handleEvent(readable: readable, writable: writable, read: hint)
         }
         runPosted()
         runTimers()

@@ -201,7 +201,7 @@ final class MemoryEndpoint {
             wakeReadable = false
             wakeWritable = false
             guard let stream = self.stream, stream.state != .closed else { return }
-            stream.handleEvent(readable: r, writable: w, peerClosed: true)   // memory: read on to the end
+            stream.handleEvent(readable: r, writable: w, read: .readToEnd)   // memory: read on to the end
         }
     }
 }

@@ -70,7 +70,7 @@ public final class TCPListener: Selectable {
 
     deinit { close() }
 
-    public func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool) {
+    public func handleEvent(readable: Bool, writable: Bool, read: ReadHint) {
         for _ in 0..<TCPListener.acceptsPerEvent {
             guard registration != nil else { return }
             guard let (client, peer) = Socket.accept(fd) else {

@@ -82,7 +82,7 @@ public final class TCPStream: Selectable {
         }
     }
 
-    public func handleEvent(readable: Bool, writable: Bool, peerClosed: Bool) {
+    public func handleEvent(readable: Bool, writable: Bool, read hint: ReadHint) {
         if state == .connecting {
             guard writable else { return }
             let error = memory?.connectError ?? Socket.pendingError(fd)
@@ -95,7 +95,7 @@ public final class TCPStream: Selectable {
             if state != .open { return }
         }
         if writable && state == .open { flush() }
-        if readable && state == .open && !readPaused && !readEOF { readLoop(shortReadDrains: !peerClosed) }
+        if readable && state == .open && !readPaused && !readEOF { readLoop(hint) }
     }
 
     /// Queues bytes; they are written in one batch at the end of this loop pass.
@@ -115,6 +115,14 @@ public final class TCPStream: Selectable {
         guard state != .closed, !shutdownRequested else { return }
         shutdownRequested = true
         scheduleFlush()
+    }
+
+    /// Drops what is queued and refuses later writes; `close()` then sends only the FIN. For a
+    /// peer that has already gone, which would answer anything more with a reset.
+    public func discardOutput() {
+        outbound = ByteQueue()
+        shutdownRequested = true
+        writeShut = true
     }
 
     /// Writes what is queued now, without waiting for the end of the pass (before a close).
@@ -163,19 +171,25 @@ public final class TCPStream: Selectable {
 
     // MARK: Internals
 
-    /// `shortReadDrains`: this read answers an epoll event that did not report the peer's FIN, so
-    /// a read that does not fill the buffer has taken everything (data or a FIN arriving later
-    /// raises a new edge): the EAGAIN read after it is skipped, one syscall per wake-up. Reads not
-    /// prompted by an event (resuming after backpressure) go on to EAGAIN.
-    private func readLoop(shortReadDrains: Bool = false) {
+    /// `hint` says what the event reported (`ReadHint`): after a short read, the EAGAIN read (no
+    /// FIN) or the read that would return 0 (FIN reported) is skipped, one syscall per wake-up.
+    /// Reads not prompted by an event (resuming after backpressure) go on to EAGAIN or EOF.
+    private func readLoop(_ hint: ReadHint = .readToEnd) {
         let scratch = loop.scratch
         for _ in 0..<TCPStream.readsPerEvent {
             switch memory?.read(into: scratch) ?? Socket.read(fd, into: scratch) {
             case let .bytes(n):
                 delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 if state != .open || readPaused { return }
-                // A FIN that arrived with the data shares its edge (the event said so: keep reading).
-                if shortReadDrains && memory == nil && n < scratch.count { return }
+                guard memory == nil && n < scratch.count else { continue }
+                switch hint {
+                case .shortReadDrains: return
+                case .shortReadThenEOF:
+                    readEOF = true
+                    delegate?.tcpStreamReadClosed(self)
+                    return
+                case .readToEnd: continue
+                }
             case .wouldBlock:
                 return
             case .eof:

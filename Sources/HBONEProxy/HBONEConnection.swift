@@ -44,6 +44,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private var pingSentAt: UInt64?
     private var pumpScheduled = false
     private var teardownScheduled = false
+    /// The peer's FIN ended the connection: what is still queued for it (SETTINGS, a PING, an
+    /// alert) would only draw a reset, so the close sends nothing but our FIN.
+    private var peerStoppedFirst = false
     /// The handshake failure's metric reason, when TLS named one (else the error's kind).
     private var handshakeFailureReason: String?
     private var loggedUntrustedAttribution = false
@@ -186,6 +189,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         if phase == .draining && owners.isEmpty {
             handle(.peerFinished)
         } else {
+            // Only when this FIN is what ends it: an alert queued by a failure earlier in the pass still goes out.
+            if !teardownScheduled { peerStoppedFirst = true }
             handle(.failed(ProxyError(side, .connectionLost, "peer closed the connection"), handshake: beforeUsable, linger: false))
         }
     }
@@ -509,8 +514,12 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         handshakeTimer = nil
         keepaliveTimer = nil
         idleTimer = nil
-        flushTLS()
-        if tcp.pendingWriteBytes > 0 { tcp.shutdownWrite() }
+        if peerStoppedFirst {
+            tcp.discardOutput()
+        } else {
+            flushTLS()
+            if tcp.pendingWriteBytes > 0 { tcp.shutdownWrite() }
+        }
         let lost = owners
         owners = [:]
         for (_, owner) in lost { owner.streamClosed(errorCode: H2ErrorCode.connectError) }

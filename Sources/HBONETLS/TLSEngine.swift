@@ -79,6 +79,8 @@ public final class TLSEngine {
         }
         // Unretained: this engine owns `ssl` and frees it in deinit, so the pointer never dangles.
         SSL_set_ex_data(ssl, TLSEngine.exDataIndex, Unmanaged.passUnretained(self).toOpaque())
+        // The chain cache's key: the digest of the peer's Certificate message as it arrived.
+        if chainCache != nil { chbone_ssl_capture_peer_certificates(ssl, 1) }
     }
 
     deinit { SSL_free(ssl) }
@@ -117,6 +119,7 @@ public final class TLSEngine {
                 return fail(.noCertificate)
             }
             isHandshakeComplete = true
+            if chainCache != nil { chbone_ssl_capture_peer_certificates(ssl, 0) }
             return .complete
         }
         let error = SSL_get_error(ssl, rc)

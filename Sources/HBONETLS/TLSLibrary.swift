@@ -15,6 +15,10 @@ public enum TLSLibrary {
         return chbone_use_builtin_ec_key_method() == 1
     }()
 
+    /// With `builtinECKeys`: a certificate's P-256 key takes its group from one prepared copy
+    /// instead of building the curve anew (about 8 µs per certificate; builtin_ec.c).
+    public static var sharedGroupDecoder: Bool { builtinECKeys && chbone_ec_shared_group_decoder() == 1 }
+
     /// OpenSSL allocates through a per-thread cache of freed blocks (the shim's thread_cache.c):
     /// about 1,800 allocations per server handshake and a record buffer per record otherwise reach
     /// the shared heap. `HBONE_OPENSSL_MALLOC=system` keeps the system allocator (for comparison);

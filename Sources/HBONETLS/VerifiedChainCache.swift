@@ -42,7 +42,17 @@ public final class VerifiedChainCache {
         entries[key] = entry
     }
 
-    /// The cache key: role, then each presented certificate's SHA-256, leaf first.
+    /// The cache key: role (tagged apart from the fallback's), then the SHA-256 of the peer's
+    /// Certificate message as received (its certificates' exact DER, leaf first), captured while
+    /// OpenSSL read it.
+    static func key(role: UInt8, ssl: OpaquePointer) -> [UInt8]? {
+        var key = [UInt8](repeating: role | 0x10, count: 33)
+        let taken = key.withUnsafeMutableBufferPointer { chbone_ssl_take_peer_certificates_digest(ssl, $0.baseAddress! + 1) }
+        return taken == 1 ? key : nil
+    }
+
+    /// The same key's fallback when no message was captured: role, then each presented
+    /// certificate's SHA-256 (re-encoded by OpenSSL), leaf first.
     static func key(role: UInt8, leaf: OpaquePointer, untrusted: OpaquePointer?) -> [UInt8] {
         var key: [UInt8] = [role]
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
@@ -52,8 +62,9 @@ public final class VerifiedChainCache {
         }
         add(leaf)
         if let untrusted {
+            // libssl passes the presented chain, leaf included, as the untrusted stack.
             for i in 0..<chbone_sk_x509_num(untrusted) {
-                guard let x = chbone_sk_x509_value(untrusted, i), X509_cmp(x, leaf) != 0 else { continue }
+                guard let x = chbone_sk_x509_value(untrusted, i), x != leaf else { continue }
                 add(x)
             }
         }
@@ -100,7 +111,9 @@ extension TLSEngine {
             if rc == 1 { trustAnchor = VerifiedChainCache.anchor(X509_STORE_CTX_get0_chain(storeContext)) }
             return rc
         }
-        let key = VerifiedChainCache.key(role: role == .server ? 1 : 2, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
+        let roleByte: UInt8 = role == .server ? 1 : 2
+        let key = VerifiedChainCache.key(role: roleByte, ssl: ssl)
+            ?? VerifiedChainCache.key(role: roleByte, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
         let generation = trust.generation
         if let anchor = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.

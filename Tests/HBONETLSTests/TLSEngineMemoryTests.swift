@@ -70,6 +70,7 @@ import HBONEIdentity
         #expect(!TLSLibrary.version.isEmpty)
         let old = TLSLibrary.version.hasPrefix("OpenSSL 3.0.") || TLSLibrary.version.hasPrefix("OpenSSL 3.1.")
         #expect(TLSLibrary.builtinECKeys == old)
+        #expect(TLSLibrary.sharedGroupDecoder == old)
     }
 }
 

@@ -47,6 +47,24 @@ import HBONEIdentity
         #expect(cache.hits == 0 && cache.misses == 2)
     }
 
+    /// The key covers the whole presented chain, not the leaf alone: the cached leaf with another
+    /// cluster's intermediate is a miss, verified in full, and refused.
+    @Test func theCachedLeafWithAnotherIntermediateIsVerifiedInFull() throws {
+        let cache = VerifiedChainCache()
+        let trust = try bundle()
+        #expect(try handshake(serverCache: cache, serverTrust: trust).1 == .complete)
+        let good = try loadKey("certs-east/payments/checkout")
+        let west = try loadKey("certs-west/payments/ledger")
+        let forged = CertifiedKey(unchecked: [good.leaf, west.chain[1]], key: good.key, identity: checkout)
+        let clientContext = try TLSContext(role: .client, certifiedKey: forged, trust: trust)
+        let serverContext = try TLSContext(role: .server, certifiedKey: west, trust: trust)
+        let pair = EnginePair(
+            client: try TLSEngine(context: clientContext, verification: .outbound(expected: [ledger])),
+            server: try TLSEngine(context: serverContext, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: cache))
+        #expect(pair.run().1 != .complete)
+        #expect(cache.hits == 0 && cache.misses == 2 && cache.count == 1)
+    }
+
     @Test func rejectedChainsAreNotCached() throws {
         let cache = VerifiedChainCache()
         let (_, s) = try handshake(serverCache: cache, serverTrust: bundle(), clientCert: "certs-other/payments/checkout")

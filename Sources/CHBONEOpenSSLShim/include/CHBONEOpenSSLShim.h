@@ -21,9 +21,17 @@ long chbone_bio_get_mem_data(BIO *bio, char **out);
 /// Routes EC keys through OpenSSL's built-in EC method on OpenSSL 3.0/3.1 (see builtin_ec.c).
 /// Process-wide, once; returns 1 when in effect.
 int chbone_use_builtin_ec_key_method(void);
+/// 1 when certificates' P-256 keys are decoded with the shared group (see builtin_ec.c).
+int chbone_ec_shared_group_decoder(void);
 /// With the built-in EC method in effect: a new EVP_PKEY of that kind holding `pkey`'s EC key
 /// (the caller owns it), or NULL when nothing needs converting.
 EVP_PKEY *chbone_pkey_to_builtin_ec(EVP_PKEY *pkey);
+/// Starts (on = 1) or stops digesting each Certificate handshake message `ssl` receives
+/// (peer_certificate.c); the message callback also runs for every record, so stop it after the handshake.
+void chbone_ssl_capture_peer_certificates(SSL *ssl, int on);
+/// The SHA-256 of the Certificate message `ssl` received last on this thread, taken once: 1 and
+/// `out` filled, or 0 when none was captured for `ssl`.
+int chbone_ssl_take_peer_certificates_digest(const SSL *ssl, unsigned char out[32]);
 /// Bytes a memory BIO has allocated (its buffer grows to the largest burst and never shrinks).
 size_t chbone_bio_mem_capacity(BIO *bio);
 /// Frees the peer's certificates that `ssl` keeps after the handshake (the presented chain and
