@@ -9,6 +9,13 @@
 // from the curve's constants for every certificate: EC_GROUP_new_by_curve_name computes two
 // Montgomery contexts, each with a modular inverse, about 8 µs per certificate and two certificates
 // per inbound handshake. Other curves and explicit parameters go to OpenSSL's own decoder.
+//
+// X25519 key shares take OpenSSL's built-in X25519 method the same way: through the provider, each
+// handshake's key generation, peer-key import and derivation fetched key-management and exchange
+// methods and walked the whole algorithm-name map (EVP_PKEY_set_type_by_keymgmt), about 6 % of a
+// server handshake here. The arithmetic (ossl_x25519, with its all-zero shared secret check) is the
+// same code either way. libssl asks for X25519 "parameters" before importing the peer's share; the
+// built-in method has no parameter generation, so ours sets the key type, which is all there is.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -21,8 +28,10 @@
 #include "CHBONEOpenSSLShim.h"
 
 static EVP_PKEY_METHOD *ec_method;     // lives for the process, owned by the engine tables
+static EVP_PKEY_METHOD *x25519_method; // the same
 static EVP_PKEY_ASN1_METHOD *ec_asn1;  // lives for the process; NULL when the decoder detour is off
 static const int ec_nids[] = { EVP_PKEY_EC };
+static const int pkey_nids[] = { EVP_PKEY_EC, EVP_PKEY_X25519 };
 static int installed;
 
 typedef int (*pub_decode_fn)(EVP_PKEY *, const X509_PUBKEY *);
@@ -105,13 +114,28 @@ static EVP_PKEY_ASN1_METHOD *shared_group_asn1_method(void) {
     return method;
 }
 
+static int x25519_paramgen(EVP_PKEY_CTX *ctx, EVP_PKEY *pkey) {
+    (void)ctx;
+    return EVP_PKEY_set_type(pkey, EVP_PKEY_X25519);
+}
+
+static EVP_PKEY_METHOD *builtin_x25519_method(void) {
+    const EVP_PKEY_METHOD *builtin = EVP_PKEY_meth_find(EVP_PKEY_X25519);
+    if (builtin == NULL) return NULL;
+    EVP_PKEY_METHOD *method = EVP_PKEY_meth_new(EVP_PKEY_X25519, 0);
+    if (method == NULL) return NULL;
+    EVP_PKEY_meth_copy(method, builtin);
+    EVP_PKEY_meth_set_paramgen(method, NULL, x25519_paramgen);
+    return method;
+}
+
 static int pkey_methods(ENGINE *e, EVP_PKEY_METHOD **method, const int **nids, int nid) {
     (void)e;
     if (method == NULL) {
-        *nids = ec_nids;
-        return 1;
+        *nids = x25519_method != NULL ? pkey_nids : ec_nids;
+        return x25519_method != NULL ? 2 : 1;
     }
-    *method = nid == EVP_PKEY_EC ? ec_method : NULL;
+    *method = nid == EVP_PKEY_EC ? ec_method : nid == EVP_PKEY_X25519 ? x25519_method : NULL;
     return *method != NULL;
 }
 
@@ -124,6 +148,7 @@ static void install(void) {
     if (ec_method == NULL) return;
     EVP_PKEY_meth_copy(ec_method, builtin);
     ec_asn1 = shared_group_asn1_method();
+    x25519_method = builtin_x25519_method();
     ENGINE *e = ENGINE_new();
     if (e == NULL) goto fail;
     if (!ENGINE_set_id(e, "hbone-builtin-ec") || !ENGINE_set_name(e, "OpenSSL built-in EC key method")
@@ -143,6 +168,8 @@ static void install(void) {
 fail:
     EVP_PKEY_meth_free(ec_method);
     ec_method = NULL;
+    EVP_PKEY_meth_free(x25519_method);
+    x25519_method = NULL;
     EVP_PKEY_asn1_free(ec_asn1);
     ec_asn1 = NULL;
     EC_GROUP_free(p256);
@@ -151,6 +178,7 @@ fail:
 }
 
 int chbone_ec_shared_group_decoder(void) { return installed && ec_asn1 != NULL; }
+int chbone_builtin_x25519(void) { return installed && x25519_method != NULL; }
 
 int chbone_use_builtin_ec_key_method(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -23,13 +23,15 @@ public struct PeerVerification: Sendable, Hashable {
     public static func inbound(trustDomains: Set<String>) -> PeerVerification { .init(.inbound(trustDomains: trustDomains)) }
     public static func outbound(expected: Set<SPIFFEID>) -> PeerVerification { .init(.outbound(expected: expected)) }
 
-    /// The SVID rules for a leaf that already chains to a trusted root. Pure: certificate in, identity or reason out.
-    public func check(leaf: Certificate) -> Result<SPIFFEID, PeerRejection> {
-        let sans = leaf.subjectAltNames
-        if sans.count == 0 { return .failure(.noSAN) }
-        if sans.uris.isEmpty { return .failure(.noURISAN) }
-        if sans.uris.count > 1 { return .failure(.multipleURISANs(sans.uris.count)) }
-        let uri = sans.uris[0]
+    /// The SVID rules for a leaf that already chains to a trusted root.
+    public func check(leaf: Certificate) -> Result<SPIFFEID, PeerRejection> { check(LeafFacts(leaf)) }
+
+    /// The SVID rules on what the leaf says. Pure: facts in, identity or reason out.
+    public func check(_ leaf: LeafFacts) -> Result<SPIFFEID, PeerRejection> {
+        if leaf.sanCount == 0 { return .failure(.noSAN) }
+        if leaf.uris.isEmpty { return .failure(.noURISAN) }
+        if leaf.uris.count > 1 { return .failure(.multipleURISANs(leaf.uris.count)) }
+        let uri = leaf.uris[0]
         let id: SPIFFEID
         do {
             id = try SPIFFEID(parsing: uri)

@@ -18,6 +18,8 @@ public final class TLSEngine {
     public internal(set) var rejection: PeerRejection?
     /// SHA-256 of the root the peer's chain was verified up to (see `TrustBundle.contains(anchor:)`).
     public internal(set) var trustAnchor: [UInt8]?
+    /// What the SVID rules read from the peer's leaf (kept with a verified chain in the cache).
+    var leafFacts: LeafFacts?
     public private(set) var isHandshakeComplete = false
     public private(set) var failed = false
     /// The loop's cache of verified chains (nil: verify every chain in full).
@@ -301,7 +303,14 @@ public final class TLSEngine {
     /// The SVID rules on a leaf whose chain is trusted: records the identity, or the reason and an
     /// application verification error. Returns OpenSSL's verdict (1 or 0).
     func applySVIDRules(leaf: OpaquePointer, _ storeContext: OpaquePointer) -> Int32 {
-        switch verification.check(leaf: Certificate(borrowing: leaf)) {
+        let facts = LeafFacts(Certificate(borrowing: leaf))
+        leafFacts = facts
+        return applySVIDRules(facts, storeContext)
+    }
+
+    /// The same on facts already read (a verified-chain cache hit).
+    func applySVIDRules(_ facts: LeafFacts, _ storeContext: OpaquePointer) -> Int32 {
+        switch verification.check(facts) {
         case let .success(id):
             peerIdentity = id
             return 1

@@ -19,6 +19,10 @@ public enum TLSLibrary {
     /// instead of building the curve anew (about 8 µs per certificate; builtin_ec.c).
     public static var sharedGroupDecoder: Bool { builtinECKeys && chbone_ec_shared_group_decoder() == 1 }
 
+    /// With `builtinECKeys`: X25519 key shares take OpenSSL's built-in X25519 method too (no
+    /// provider fetches per key exchange; builtin_ec.c).
+    public static var builtinX25519: Bool { builtinECKeys && chbone_builtin_x25519() == 1 }
+
     /// OpenSSL allocates through a per-thread cache of freed blocks (the shim's thread_cache.c):
     /// about 1,800 allocations per server handshake and a record buffer per record otherwise reach
     /// the shared heap. `HBONE_OPENSSL_MALLOC=system` keeps the system allocator (for comparison);

@@ -13,6 +13,7 @@ public final class VerifiedChainCache {
         let notBefore: Int     // latest notBefore in the verified chain (Unix seconds)
         let notAfter: Int      // earliest notAfter in the verified chain
         let anchor: [UInt8]    // SHA-256 of the root the chain ended at
+        let leaf: LeafFacts    // what the SVID rules read from the leaf (its bytes are in the key)
     }
 
     private var entries: [[UInt8]: Entry] = [:]
@@ -24,8 +25,8 @@ public final class VerifiedChainCache {
 
     public var count: Int { entries.count }
 
-    /// The anchor of a still-valid verified chain, or nil (a miss).
-    func lookup(_ key: [UInt8], generation: Int, now: Int) -> [UInt8]? {
+    /// A still-valid verified chain's entry, or nil (a miss).
+    func lookup(_ key: [UInt8], generation: Int, now: Int) -> Entry? {
         guard let e = entries[key] else { misses += 1; return nil }
         guard e.generation == generation, now >= e.notBefore, now < e.notAfter else {
             entries[key] = nil
@@ -33,7 +34,7 @@ public final class VerifiedChainCache {
             return nil
         }
         hits += 1
-        return e.anchor
+        return e
     }
 
     func store(_ key: [UInt8], _ entry: Entry) {
@@ -115,18 +116,18 @@ extension TLSEngine {
         let key = VerifiedChainCache.key(role: roleByte, ssl: ssl)
             ?? VerifiedChainCache.key(role: roleByte, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
         let generation = trust.generation
-        if let anchor = cache.lookup(key, generation: generation, now: Int(time(nil))) {
+        if let entry = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
-            trustAnchor = anchor
-            return applySVIDRules(leaf: leaf, storeContext)
+            trustAnchor = entry.anchor
+            return applySVIDRules(entry.leaf, storeContext)
         }
         let rc = X509_verify_cert(storeContext)
-        if rc == 1 && peerIdentity != nil {
+        if rc == 1 && peerIdentity != nil, let facts = leafFacts {
             let chain = X509_STORE_CTX_get0_chain(storeContext)
             let (notBefore, notAfter) = VerifiedChainCache.window(chain)
             let anchor = VerifiedChainCache.anchor(chain) ?? []
             trustAnchor = anchor
-            cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter, anchor: anchor))
+            cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter, anchor: anchor, leaf: facts))
         }
         return rc
     }

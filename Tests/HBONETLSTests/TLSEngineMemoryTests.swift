@@ -71,6 +71,7 @@ import HBONEIdentity
         let old = TLSLibrary.version.hasPrefix("OpenSSL 3.0.") || TLSLibrary.version.hasPrefix("OpenSSL 3.1.")
         #expect(TLSLibrary.builtinECKeys == old)
         #expect(TLSLibrary.sharedGroupDecoder == old)
+        #expect(TLSLibrary.builtinX25519 == old)
     }
 }
 

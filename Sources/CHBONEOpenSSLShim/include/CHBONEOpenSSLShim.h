@@ -23,6 +23,8 @@ long chbone_bio_get_mem_data(BIO *bio, char **out);
 int chbone_use_builtin_ec_key_method(void);
 /// 1 when certificates' P-256 keys are decoded with the shared group (see builtin_ec.c).
 int chbone_ec_shared_group_decoder(void);
+/// 1 when X25519 key shares take OpenSSL's built-in X25519 method (see builtin_ec.c).
+int chbone_builtin_x25519(void);
 /// With the built-in EC method in effect: a new EVP_PKEY of that kind holding `pkey`'s EC key
 /// (the caller owns it), or NULL when nothing needs converting.
 EVP_PKEY *chbone_pkey_to_builtin_ec(EVP_PKEY *pkey);
