@@ -41,12 +41,16 @@ public final class TCPStream: Selectable {
     /// Most reads per event before yielding to other connections (fairness under load).
     static let readsPerEvent = 16
 
-    /// Stops reading (backpressure); clearing it reads again at once, as edge-triggered events will not repeat.
+    /// Stops reading (backpressure); clearing it reads again at once, as edge-triggered events will
+    /// not repeat, unless the last read drained the socket and no event came since.
     public var readPaused = false {
         didSet {
-            if oldValue && !readPaused { scheduleRead() }
+            if oldValue && !readPaused && !drained { scheduleRead() }
         }
     }
+    /// The last read took all the kernel had (a short read or EAGAIN) and no readable event came
+    /// since: nothing is waiting, and new bytes will raise an event.
+    private var drained = false
 
     public var pendingWriteBytes: Int { outbound.count }
 
@@ -85,7 +89,8 @@ public final class TCPStream: Selectable {
     public func handleEvent(readable: Bool, writable: Bool, read hint: ReadHint) {
         if state == .connecting {
             guard writable else { return }
-            let error = memory?.connectError ?? Socket.pendingError(fd)
+            // Writable without an error or hang-up in the same event: the connect succeeded.
+            let error = memory?.connectError ?? (hint == .readToEnd ? Socket.pendingError(fd) : 0)
             if error != 0 {
                 fail(error)
                 return
@@ -95,6 +100,7 @@ public final class TCPStream: Selectable {
             if state != .open { return }
         }
         if writable && state == .open { flush() }
+        if readable { drained = false }
         if readable && state == .open && !readPaused && !readEOF { readLoop(hint) }
     }
 
@@ -179,9 +185,11 @@ public final class TCPStream: Selectable {
         for _ in 0..<TCPStream.readsPerEvent {
             switch memory?.read(into: scratch) ?? Socket.read(fd, into: scratch) {
             case let .bytes(n):
+                let short = memory == nil && n < scratch.count
+                drained = short && hint == .shortReadDrains
                 delegate?.tcpStream(self, received: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 if state != .open || readPaused { return }
-                guard memory == nil && n < scratch.count else { continue }
+                guard short else { continue }
                 switch hint {
                 case .shortReadDrains: return
                 case .shortReadThenEOF:
@@ -191,6 +199,7 @@ public final class TCPStream: Selectable {
                 case .readToEnd: continue
                 }
             case .wouldBlock:
+                drained = memory == nil
                 return
             case .eof:
                 readEOF = true

@@ -81,6 +81,47 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         sb.close()
     }
 
+    /// A read that drained the socket, then a pause: resuming skips the read that would only say
+    /// EAGAIN, yet bytes that came during the pause, or after it, are still read.
+    @Test func pauseAfterADrainingReadLosesNothing() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        final class Pauser: TCPStreamDelegate {
+            var received: [UInt8] = []
+            var pauseNext = true
+            func tcpStreamConnected(_ stream: TCPStream) {}
+            func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+                received += bytes
+                if pauseNext { stream.readPaused = true; pauseNext = false }
+            }
+            func tcpStreamReadClosed(_ stream: TCPStream) {}
+            func tcpStream(_ stream: TCPStream, wrote count: Int) {}
+            func tcpStream(_ stream: TCPStream, failed errno: Int32) {}
+        }
+        let p = Pauser()
+        let sb = try TCPStream(loop: loop, fd: b, connecting: false, delegate: p)
+        _ = "a".withCString { write(a, $0, 1) }
+        spin(loop) { p.received.count == 1 }
+        #expect(sb.readPaused)
+        _ = "b".withCString { write(a, $0, 1) }   // arrives while paused
+        for _ in 0..<5 { loop.runOnce(timeoutMillis: 5) }
+        #expect(p.received == Array("a".utf8))
+        sb.readPaused = false
+        spin(loop) { p.received.count == 2 }
+        #expect(p.received == Array("ab".utf8))
+        // Drained, paused and resumed with nothing waiting: the next bytes still arrive.
+        p.pauseNext = true
+        _ = "c".withCString { write(a, $0, 1) }
+        spin(loop) { p.received.count == 3 }
+        sb.readPaused = false
+        for _ in 0..<3 { loop.runOnce(timeoutMillis: 5) }
+        _ = "d".withCString { write(a, $0, 1) }
+        spin(loop) { p.received.count == 4 }
+        #expect(p.received == Array("abcd".utf8))
+        close(a)
+        sb.close()
+    }
+
     @Test func connectToClosedPortFails() throws {
         let loop = try EventLoop()
         let listener = try Socket.listen(on: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0))
