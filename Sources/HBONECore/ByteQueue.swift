@@ -8,6 +8,8 @@ public struct ByteQueue: Sendable {
 
     @inlinable public var count: Int { storage.count - head }
     @inlinable public var isEmpty: Bool { head == storage.count }
+    /// Bytes of storage held (for memory accounting and tests).
+    public var capacity: Int { storage.capacity }
 
     @inlinable public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }

@@ -9,6 +9,12 @@ import Glibc
 public protocol Selectable: AnyObject {
     /// Error and hang-up are folded into readable+writable so they reach the normal read/write paths.
     func handleEvent(readable: Bool, writable: Bool, read: ReadHint)
+    /// From `EventLoop.releaseIdleMemory`: give back buffers that were not used since the last call.
+    func releaseIdleMemory()
+}
+
+extension Selectable {
+    public func releaseIdleMemory() {}
 }
 
 /// What an event says about the bytes behind it, so a reader can skip the syscall that would only
@@ -111,6 +117,20 @@ public final class EventLoop: @unchecked Sendable {
     /// Removes the registration; call before closing the fd. `closing`: the caller closes the fd
     /// next, which takes it out of the epoll set by itself (no fd is ever duplicated or inherited),
     /// so the EPOLL_CTL_DEL syscall is skipped — one per connection.
+    /// Every registered handler gives back the buffers it did not use since the last call
+    /// (`Selectable.releaseIdleMemory`); `run()` does this once a second.
+    public func releaseIdleMemory() {
+        assertInLoop()
+        for i in slots.indices { slots[i].handler?.releaseIdleMemory() }
+    }
+
+    private func armIdleSweep() {
+        _ = schedule(after: 1_000_000_000) { [unowned self] in
+            releaseIdleMemory()
+            armIdleSweep()
+        }
+    }
+
     public func deregister(_ registration: Registration, closing: Bool = false) {
         assertInLoop()
         let index = Int(registration.fd)
@@ -246,6 +266,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs until `stop()`. Each pass: wait, dispatch events, run posted tasks, fire timers, run deferred work.
     public func run() {
         claimThread()
+        armIdleSweep()
         var events = [chbone_event](repeating: chbone_event(), count: 256)
         while !stopFlag.withLock({ $0 }) {
             pass(&events, maxTimeoutMillis: -1)

@@ -48,11 +48,15 @@ public final class TCPStream: Selectable {
             if oldValue && !readPaused && !drained { scheduleRead() }
         }
     }
+    /// Bytes were queued since the last sweep (`releaseIdleMemory`).
+    private var wroteSinceSweep = false
     /// The last read took all the kernel had (a short read or EAGAIN) and no readable event came
     /// since: nothing is waiting, and new bytes will raise an event.
     private var drained = false
 
     public var pendingWriteBytes: Int { outbound.count }
+    /// Bytes the write queue holds allocated.
+    public var writeQueueCapacity: Int { outbound.capacity }
 
     /// Takes ownership of `fd`: it is closed by `close()`/`abort()` or on failure.
     public init(loop: EventLoop, fd: Int32, connecting: Bool, delegate: TCPStreamDelegate?) throws(SystemError) {
@@ -109,6 +113,7 @@ public final class TCPStream: Selectable {
         loop.assertInLoop()
         guard state != .closed, !shutdownRequested else { return }
         outbound.append(bytes)
+        wroteSinceSweep = true
         scheduleFlush()
     }
 
@@ -121,6 +126,14 @@ public final class TCPStream: Selectable {
         guard state != .closed, !shutdownRequested else { return }
         shutdownRequested = true
         scheduleFlush()
+    }
+
+    /// For the loop's sweep about once a second: a stream that queued nothing since the last sweep
+    /// gives its emptied write queue back. A busy stream keeps it between passes: freeing and
+    /// taking a large block each pass made glibc map and fault its pages in every time.
+    public func releaseIdleMemory() {
+        if !wroteSinceSweep { outbound.releaseIfEmpty() }
+        wroteSinceSweep = false
     }
 
     /// Drops what is queued and refuses later writes; `close()` then sends only the FIN. For a
@@ -254,7 +267,6 @@ public final class TCPStream: Selectable {
             break
         }
         if outbound.isEmpty {
-            outbound.releaseIfEmpty()
             if shutdownRequested && !writeShut {
                 writeShut = true
                 if let memory { memory.shutdownWrite() } else { Socket.shutdownWrite(fd) }

@@ -39,6 +39,9 @@ public final class H2Session {
         var responded = false
         /// Sent as a trailing HEADERS frame (with END_STREAM) after the queued DATA.
         var trailers: [H2Header]?
+        /// Bytes were queued since the last sweep: a busy stream keeps its buffer between passes
+        /// (freeing and taking a large one each pass faulted its pages in every time).
+        var queuedSinceSweep = false
     }
 
     public init(role: Role, settings: H2Settings = H2Settings(), delegate: H2SessionDelegate?) throws(H2Error) {
@@ -121,9 +124,17 @@ public final class H2Session {
         return total
     }
 
-    /// For a sweep about once a second: a session that sent nothing since the last sweep and has
+    /// Bytes `stream`'s send buffer holds allocated (for tests).
+    func sendBufferCapacity(stream: Int32) -> Int { streams[stream]?.outbound.capacity ?? 0 }
+
+    /// For a sweep about once a second: a stream that queued nothing since the last sweep gives
+    /// its emptied send buffer back, and a session that sent nothing since the last sweep and has
     /// nothing to send gives its frame buffer's pages back to the kernel (H2FrameBufferMemory).
     public func releaseIdleMemory() {
+        for state in streams.values {
+            if !state.queuedSinceSweep { state.outbound.releaseIfEmpty() }
+            state.queuedSinceSweep = false
+        }
         defer { producedSinceSweep = false }
         guard !producedSinceSweep, !memory.released, !wantsWrite else { return }
         memory.release()
@@ -194,6 +205,7 @@ public final class H2Session {
     public func send(stream: Int32, _ bytes: UnsafeRawBufferPointer) {
         guard let state = streams[stream], !state.endRequested else { return }
         state.outbound.append(bytes)
+        state.queuedSinceSweep = true
         resumeIfDeferred(stream, state)
     }
 
@@ -393,7 +405,6 @@ public final class H2Session {
             return n
         }
         if state.outbound.isEmpty {
-            state.outbound.releaseIfEmpty()
             if state.endRequested {
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if let trailers = state.trailers {

@@ -167,8 +167,12 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func close() { fail(ProxyError(.internal, .closed, "HBONE connection closed by the proxy")) }
 
     /// From the worker's sweep: an HTTP/2 session that sent nothing since the last sweep gives its
-    /// frame buffer's pages back (they come back with its next frame).
-    func releaseIdleMemory() { h2?.releaseIdleMemory() }
+    /// frame buffer's pages back (they come back with its next frame), and TLS its emptied
+    /// outgoing buffer.
+    func releaseIdleMemory() {
+        h2?.releaseIdleMemory()
+        tls.releaseIdleBuffers()
+    }
 
     /// GOAWAY; open streams finish, then the connection closes. Before it is usable: closes now.
     func startDrain() { handle(.drain) }

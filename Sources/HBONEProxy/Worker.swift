@@ -545,7 +545,8 @@ final class Worker {
     }
 
     /// Idle tunnels close after `timeouts.idle` with no bytes either way; an idle loop gives its
-    /// OpenSSL block cache back to the heap, and idle HBONE connections their frame buffers.
+    /// OpenSSL block cache back to the heap, idle HBONE connections their frame buffers and stream
+    /// send buffers (idle sockets give their write queues back in the loop's own sweep).
     private func scheduleSweep() {
         sweepTimer = loop.schedule(after: 1_000_000_000) { [unowned self] in
             sweepTimer = nil

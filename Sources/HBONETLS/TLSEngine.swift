@@ -8,7 +8,7 @@ import HBONEIdentity
 public final class TLSEngine {
     let ssl: OpaquePointer
     private var readBIO: OpaquePointer     // owned by `ssl` (SSL_set_bio)
-    private var writeBIO: OpaquePointer    // owned by `ssl`
+    private let writeBIO: OpaquePointer    // owned by `ssl`: a sink for outgoing ciphertext (sink_bio.c)
     /// Keeps the `SSL_CTX` alive: a `TLSContext` (mesh) or a `ControlPlaneTLSContext`.
     private let contextOwner: AnyObject
     let role: TLSContext.Role
@@ -60,9 +60,14 @@ public final class TLSEngine {
                  chainCache: VerifiedChainCache?) throws(TLSError) {
         OpenSSLErrors.clear()
         guard let ssl = SSL_new(ctx) else { throw TLSError.fromQueue(code: "engine", "SSL_new") }
-        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
+        guard let r = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
             throw TLSError.fromQueue(code: "engine", "BIO_new")
+        }
+        guard let w = chbone_sink_bio_new() else {
+            BIO_free(r)
+            SSL_free(ssl)
+            throw TLSError.fromQueue(code: "engine", "ciphertext sink BIO")
         }
         // An empty read BIO means "wait for more", not EOF.
         chbone_bio_set_mem_eof_return(r, -1)
@@ -168,15 +173,18 @@ public final class TLSEngine {
     }
 
     /// Bytes waiting to go to the peer.
-    public var pendingCiphertext: Int { Int(BIO_ctrl_pending(writeBIO)) }
+    public var pendingCiphertext: Int {
+        var data: UnsafePointer<UInt8>? = nil
+        return chbone_sink_bio_data(writeBIO, &data)
+    }
 
     /// Hands the outgoing ciphertext to `body` (borrowed for the call), then empties the buffer.
     public func takeCiphertext(_ body: (UnsafeRawBufferPointer) -> Void) {
-        var data: UnsafeMutablePointer<CChar>? = nil
-        let n = chbone_bio_get_mem_data(writeBIO, &data)
+        var data: UnsafePointer<UInt8>? = nil
+        let n = chbone_sink_bio_data(writeBIO, &data)
         guard n > 0, let data else { return }
         body(UnsafeRawBufferPointer(start: data, count: n))
-        _ = BIO_ctrl(writeBIO, BIO_CTRL_RESET, 0, nil)
+        chbone_sink_bio_clear(writeBIO)
     }
 
     /// After the handshake, frees what only the handshake needed: the peer's certificate chains
@@ -188,27 +196,32 @@ public final class TLSEngine {
         trimBuffers(above: 0)
     }
 
-    /// Replaces the memory BIOs with fresh ones when together they hold more than `bytes` of
-    /// capacity, carrying unread and unsent ciphertext over. A burst grows them and nothing shrinks
-    /// them, so call this at quiet moments (the proxy does on its keepalive tick).
+    /// Gives back buffer capacity a burst left when the buffers together hold more than `bytes`:
+    /// the read BIO is replaced by a fresh one carrying unread ciphertext over, the outgoing sink
+    /// keeps only what is unsent. Nothing shrinks them otherwise, so call this at quiet moments
+    /// (the proxy does on its keepalive tick).
     public func trimBuffers(above bytes: Int) {
-        guard chbone_bio_mem_capacity(readBIO) + chbone_bio_mem_capacity(writeBIO) > bytes else { return }
-        guard let r = BIO_new(BIO_s_mem()) else { return }
-        guard let w = BIO_new(BIO_s_mem()) else { BIO_free(r); return }
+        guard bufferCapacity > bytes else { return }
+        chbone_sink_bio_trim(writeBIO)
+        guard chbone_bio_mem_capacity(readBIO) > 0, let r = BIO_new(BIO_s_mem()) else { return }
         chbone_bio_set_mem_eof_return(r, -1)
         var data: UnsafeMutablePointer<CChar>? = nil
         let unread = chbone_bio_get_mem_data(readBIO, &data)
         if unread > 0, let data { _ = BIO_write(r, data, Int32(unread)) }
-        let unsent = chbone_bio_get_mem_data(writeBIO, &data)
-        if unsent > 0, let data { _ = BIO_write(w, data, Int32(unsent)) }
-        // Both differ from the current pair: ssl takes one reference to each and frees the old ones.
-        SSL_set_bio(ssl, r, w)
+        // The read BIO differs from the current one and the write BIO is the same: ssl takes one
+        // reference to `r`, frees the old read BIO, and keeps its own reference to the sink.
+        SSL_set0_rbio(ssl, r)
         readBIO = r
-        writeBIO = w
     }
 
-    /// Bytes the engine's memory BIOs hold allocated (for tests and memory accounting).
-    public var bufferCapacity: Int { chbone_bio_mem_capacity(readBIO) + chbone_bio_mem_capacity(writeBIO) }
+    /// For a sweep about once a second: the outgoing buffer, when empty, is given back (a busy
+    /// connection takes a new one at its next write).
+    public func releaseIdleBuffers() {
+        if pendingCiphertext == 0 { chbone_sink_bio_trim(writeBIO) }
+    }
+
+    /// Bytes the engine's buffers hold allocated (for tests and memory accounting).
+    public var bufferCapacity: Int { chbone_bio_mem_capacity(readBIO) + chbone_sink_bio_capacity(writeBIO) }
 
     /// Queues close_notify.
     public func shutdown() {

@@ -122,6 +122,23 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         sb.close()
     }
 
+    /// A busy stream keeps its write queue between passes; one quiet for a whole sweep gives it back.
+    @Test func writeQueueIsKeptWhileBusyAndGivenBackWhenQuiet() throws {
+        let loop = try EventLoop()
+        let (a, b) = socketPair()
+        let ra = Recorder()
+        let sa = try TCPStream(loop: loop, fd: a, connecting: false, delegate: ra)
+        sa.write([UInt8](repeating: 7, count: 4096))
+        spin(loop) { ra.wrote == 4096 }
+        #expect(sa.pendingWriteBytes == 0 && sa.writeQueueCapacity >= 4096)
+        loop.releaseIdleMemory()                 // wrote since the last sweep: kept
+        #expect(sa.writeQueueCapacity >= 4096)
+        loop.releaseIdleMemory()                 // quiet for a whole sweep: given back
+        #expect(sa.writeQueueCapacity == 0)
+        close(b)
+        sa.close()
+    }
+
     @Test func connectToClosedPortFails() throws {
         let loop = try EventLoop()
         let listener = try Socket.listen(on: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0))

@@ -120,6 +120,27 @@ struct Pair {
         #expect(p.c.data[id] == Array("pong".utf8))
     }
 
+    /// A stream's send buffer outlives the pass that emptied it while the stream is busy, and is
+    /// given back by the sweep after one in which nothing was queued.
+    @Test func sendBufferIsKeptWhileBusyAndGivenBackWhenQuiet() throws {
+        let p = try Pair()
+        let id = try p.client.connect(authority: "127.0.0.20:8080", headers: [])
+        try p.run()
+        try p.server.respond(stream: id, status: 200)
+        try p.run()
+        [UInt8](repeating: 1, count: 8192).withUnsafeBytes { p.client.send(stream: id, $0) }
+        try p.run()
+        #expect(p.s.data[id]?.count == 8192)
+        #expect(p.client.sendBufferCapacity(stream: id) >= 8192)
+        p.client.releaseIdleMemory()              // queued since the last sweep: kept
+        #expect(p.client.sendBufferCapacity(stream: id) >= 8192)
+        p.client.releaseIdleMemory()              // a whole sweep without: given back
+        #expect(p.client.sendBufferCapacity(stream: id) == 0)
+        Array("more".utf8).withUnsafeBytes { p.client.send(stream: id, $0) }
+        try p.run()
+        #expect(p.s.data[id]?.count == 8196)
+    }
+
     @Test func halfCloseEachWayThenStreamCloses() throws {
         let p = try Pair()
         let id = try p.client.connect(authority: "10.0.0.1:80", headers: [])

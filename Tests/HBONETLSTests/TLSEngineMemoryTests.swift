@@ -28,6 +28,29 @@ import HBONEIdentity
         #expect(transfer("pong", from: pair.server, to: pair.client) == "pong")
     }
 
+    /// A burst larger than any record grows the outgoing buffer; it arrives intact, and an idle
+    /// sweep gives the buffer back once it is empty, never while ciphertext waits in it.
+    @Test func outgoingBufferCarriesABurstAndIsGivenBackWhenEmpty() throws {
+        let pair = try makePair()
+        #expect(pair.run() == (.complete, .complete))
+        pair.server.releaseHandshakeMemory()
+        let burst = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        _ = burst.withUnsafeBytes { pair.server.write($0) }
+        #expect(pair.server.pendingCiphertext > burst.count)
+        pair.server.releaseIdleBuffers()          // ciphertext waiting: kept
+        #expect(pair.server.pendingCiphertext > burst.count)
+        pair.server.takeCiphertext { pair.client.feed($0) }
+        #expect(pair.server.pendingCiphertext == 0)
+        var received: [UInt8] = []
+        var out = [UInt8](repeating: 0, count: 65536)
+        while case let .bytes(n) = out.withUnsafeMutableBytes({ pair.client.read(into: $0) }) { received += out[0..<n] }
+        #expect(received == burst)
+        let grown = pair.server.bufferCapacity
+        pair.server.releaseIdleBuffers()
+        #expect(pair.server.bufferCapacity < grown)
+        #expect(transfer("after", from: pair.server, to: pair.client) == "after")
+    }
+
     @Test func trimmingCarriesUnreadAndUnsentCiphertextOver() throws {
         let pair = try makePair()
         #expect(pair.run() == (.complete, .complete))

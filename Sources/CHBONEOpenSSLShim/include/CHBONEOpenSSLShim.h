@@ -34,6 +34,17 @@ void chbone_ssl_capture_peer_certificates(SSL *ssl, int on);
 /// The SHA-256 of the Certificate message `ssl` received last on this thread, taken once: 1 and
 /// `out` filled, or 0 when none was captured for `ssl`.
 int chbone_ssl_take_peer_certificates_digest(const SSL *ssl, unsigned char out[32]);
+/// A write-only BIO that collects what is written into one growing buffer (sink_bio.c): the
+/// engine's outgoing ciphertext. NULL when it cannot be made.
+BIO *chbone_sink_bio_new(void);
+/// The collected bytes (borrowed until the next write or clear) and their count.
+size_t chbone_sink_bio_data(BIO *bio, const unsigned char **data);
+/// Empties it, keeping the buffer.
+void chbone_sink_bio_clear(BIO *bio);
+/// Bytes its buffer holds allocated.
+size_t chbone_sink_bio_capacity(BIO *bio);
+/// Frees the buffer when nothing is in it, or shrinks it to what it holds.
+void chbone_sink_bio_trim(BIO *bio);
 /// Bytes a memory BIO has allocated (its buffer grows to the largest burst and never shrinks).
 size_t chbone_bio_mem_capacity(BIO *bio);
 /// Frees the peer's certificates that `ssl` keeps after the handshake (the presented chain and
