@@ -42,7 +42,12 @@ out=bench-results/$stamp
 json=$d/figures.jsonl
 : > "$json"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$d"; }
+ns=
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$d"
+}
 trap cleanup EXIT
 scripts/gen-test-pki.sh "$d/pki" >/dev/null
 source scripts/lib/demo-config.sh
@@ -133,6 +138,51 @@ if want latency; then
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
         --expect-id $server_id --client-pid $e --server-pid $w \
         --client-metrics 127.0.0.2:15020 --server-metrics 127.0.0.3:15020
+    # New connections again, entering our chain as applications do in a mesh: a REDIRECT rule (as
+    # istio-cni installs) hands each connection from 127.0.0.11 to east's outbound capture, with no
+    # SOCKS5 exchange, like the Go chain's plain listener. Both chains run in a private network
+    # namespace (its own loopback, with the NAT rule), which needs root and iptables.
+    if [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 && ip netns add "hbone-bench-$$" 2>/dev/null; then
+        ns=hbone-bench-$$
+        in_ns="ip netns exec $ns"
+        ip -n "$ns" link set lo up
+        $in_ns iptables -w -t nat -A OUTPUT -p tcp -s 127.0.0.11 -d 127.0.0.20 --dport 9002 -j REDIRECT --to-ports 15001
+        for node in east west; do
+            python3 - "$d/$node.yaml" "$d/$node-capture.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+# A second checkout pod (same identity) whose traffic the rule captures, and east's capture listener.
+text = text.replace("hbone:\n", """- uid: cluster-east//v1/Pod/payments/checkout-1
+  name: checkout-1
+  namespace: payments
+  serviceAccount: checkout
+  trustDomain: cluster.local
+  workloadIps: ["127.0.0.11"]
+  protocol: HBONE
+  node: east
+hbone:
+""", 1).replace("    socks5: 127.0.0.2:15080\n", "    socks5: 127.0.0.2:15080\n    outboundCapture: 127.0.0.1:15001\n")
+open(sys.argv[2], "w").write(text)
+PY
+        done
+        $in_ns env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/west-capture.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); cw=$!
+        $in_ns env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/east-capture.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); ce=$!
+        $in_ns bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/15001) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.20/15008) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+        ns_peer=
+        if [ "$peer" = go ]; then
+            $in_ns "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
+                -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); ngs=$!
+            $in_ns "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
+                -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
+                -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); ngc=$!
+            $in_ns bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.32/9100) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+            ns_peer="--peer 127.0.0.32:9100 --peer-name Go-chain --peer-pids $ngc --peer-pids $ngs"
+        fi
+        $in_ns "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --captured-from 127.0.0.11 --source 127.0.0.10 \
+            --dest 127.0.0.20:9002 --serve --json "$json" --duration 3 --concurrency 16 --pids $ce --pids $cw $ns_peer
+    else
+        echo "(new connections through the outbound capture: skipped, it needs root and iptables for a private network namespace)"
+    fi
 fi
 if want authz; then
     echo "## authorization decision"

@@ -7,17 +7,23 @@ import HBONETLS
 import Glibc
 #endif
 
-/// Where the app side connects: through the proxy chain (SOCKS5), straight to the echo server, or
-/// into another chain to the same echo server (`--peer`, a plain TCP entry such as the Go
-/// baseline's `hboneclient -mode listen`), so both chains are measured in the same run.
+/// Where the app side connects: through the proxy chain (SOCKS5, or captured: see `--captured`),
+/// straight to the echo server, or into another chain to the same echo server (`--peer`, a plain TCP
+/// entry such as the Go baseline's `hboneclient -mode listen`), so both chains are measured in the
+/// same run.
 struct ChainOptions: ParsableArguments {
     @Option(help: "SOCKS5 HOST:PORT of the client-side proxy.") var socks: String
+    @Option(help: ArgumentHelp("Enter our chain by connecting from this source IP (a local workload of the client-side proxy) straight to --dest: the network namespace's REDIRECT rule for that source hands it to the proxy's outbound capture, as istio-cni's rules do, instead of SOCKS5.", valueName: "ip"))
+    var capturedFrom: String?
     @Option(help: "Source IP (a local workload of that proxy).") var source: String
     @Option(help: "Destination IP:PORT of an echo server behind the far proxy.") var dest: String
     @Option(help: "HOST:PORT of another two-proxy chain's plain TCP entry that leads to the same --dest.") var peer: String?
     @Option(help: "Name of the --peer chain in the figures.") var peerName = "Go chain"
 
     enum Path { case direct, chain, peer }
+
+    /// How our chain is entered, for the figures' names.
+    var entry: String { capturedFrom == nil ? "SOCKS5 entry" : "outbound-capture entry" }
 
     var paths: [Path] { peer == nil ? [.direct, .chain] : [.direct, .chain, .peer] }
 
@@ -33,6 +39,10 @@ struct ChainOptions: ParsableArguments {
         guard let s = SocketAddress(socks), let d = SocketAddress(dest), let src = IPAddress(source) else { throw ValidationError("bad address") }
         switch path {
         case .chain:
+            if let capturedFrom {
+                guard let from = IPAddress(capturedFrom) else { throw ValidationError("--captured-from must be an IP address") }
+                return try BlockingSocket.connect(d, from: from)
+            }
             let sock = try BlockingSocket.connect(s, from: src)
             try sock.socks5Connect(d)
             return sock
@@ -158,20 +168,22 @@ struct Connections: ParsableCommand {
                 // CPU of the chain's own processes per new connection: what the proxies cost,
                 // apart from the client and the echo server both chains share.
                 let micros = zip(watched, cpu0).map { ((processCPUMillis($0.0) ?? 0) - $0.1) * 1000 / Double(done) }
-                print(String(format: "%@: proxy CPU per new connection %.0f µs (%@)", chain.name(path), micros.reduce(0, +),
+                let who = path == .chain ? "\(chain.name(path)) (\(chain.entry))" : chain.name(path)
+                print(String(format: "%@: proxy CPU per new connection %.0f µs (%@)", who, micros.reduce(0, +),
                              micros.map { String(format: "%.0f", $0) }.joined(separator: " + ")))
-                figures.append(Figure("connections", "\(chain.name(path)): proxy CPU per new connection", value: micros.reduce(0, +),
+                figures.append(Figure("connections", "\(who): proxy CPU per new connection", value: micros.reduce(0, +),
                                       unit: "µs", higherIsBetter: false))
             }
         }
         let direct = rates[0], ours = rates[1]
-        print(String(format: "new connections/s (%d at a time): direct %.0f, through 2 proxies %.0f (ratio %.2f)", concurrency, direct, ours, ours / direct))
-        figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies", value: ours, unit: "1/s",
-                              baseline: ("direct TCP", direct), higherIsBetter: true))
+        print(String(format: "new connections/s (%d at a time, %@): direct %.0f, through 2 proxies %.0f (ratio %.2f)", concurrency, chain.entry,
+                     direct, ours, ours / direct))
+        figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies, \(chain.entry)", value: ours,
+                              unit: "1/s", baseline: ("direct TCP", direct), higherIsBetter: true))
         if rates.count == 3 {
             let peer = rates[2]
             print(String(format: "new connections/s through the %@: %.0f (hbone %.2f×)", chain.peerName, peer, ours / peer))
-            figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies vs the \(chain.peerName)",
+            figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies, \(chain.entry), vs the \(chain.peerName)",
                                   value: ours, unit: "1/s", baseline: (chain.peerName, peer), higherIsBetter: true,
                                   target: ("≥ 2× \(chain.peerName)", ours >= 2 * peer)))
         }
