@@ -12,7 +12,7 @@ public enum StringMatch: Hashable, Sendable, CustomStringConvertible {
     /// A service account as a principal match: `<any trust domain>/ns/<namespace>/sa/<name>` (xDS
     /// `ServiceAccountMatch`, Istio's `serviceAccounts`); nil when a part is empty or holds a `/`.
     public static func serviceAccount(namespace: String, name: String) -> StringMatch? {
-        guard !namespace.isEmpty, !name.isEmpty, !namespace.contains("/"), !name.contains("/") else { return nil }
+        guard !namespace.isEmpty, !name.isEmpty, !namespace.utf8.contains(UInt8(ascii: "/")), !name.utf8.contains(UInt8(ascii: "/")) else { return nil }
         return .suffix("/ns/\(namespace)/sa/\(name)")
     }
 

@@ -10,7 +10,7 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         let s = String(text)
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2, let ip = IPAddress(parts[0]) else { return nil }
-        let spelledV6 = parts[0].contains(":")
+        let spelledV6 = parts[0].utf8.contains(UInt8(ascii: ":"))
         let maxLength = spelledV6 ? 128 : 32
         var length = maxLength
         if parts.count == 2 {

@@ -33,8 +33,8 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     public init?(_ text: some StringProtocol) {
         let s = String(text)
-        if s.isEmpty || s.count > 45 { return nil }
-        if s.contains(":") {
+        if s.isEmpty || s.utf8.count > 45 { return nil }
+        if s.utf8.contains(UInt8(ascii: ":")) {
             var raw = in6_addr()
             guard inet_pton(AF_INET6, s, &raw) == 1 else { return nil }
             self = IPAddress(in6: raw)

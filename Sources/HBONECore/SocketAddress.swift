@@ -45,18 +45,20 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         if s.utf8.count > 64 { return .failure(.tooLong) }
         let host: Substring
         let portText: Substring
-        if s.first == "[" {
-            guard let close = s.firstIndex(of: "]") else { return .failure(.badAddress) }
-            host = s[s.index(after: s.startIndex)..<close]
-            let rest = s[s.index(after: close)...]
-            guard rest.first == ":" else { return .failure(.missingPort) }
-            portText = rest.dropFirst()
-            guard host.contains(":") else { return .failure(.badAddress) }
+        // Scanned as bytes: the delimiters are ASCII, and Character iteration costs per call.
+        let u = s.utf8
+        if u.first == UInt8(ascii: "[") {
+            guard let close = u.firstIndex(of: UInt8(ascii: "]")) else { return .failure(.badAddress) }
+            host = s[u.index(after: u.startIndex)..<close]
+            let afterClose = u.index(after: close)
+            guard afterClose != u.endIndex, u[afterClose] == UInt8(ascii: ":") else { return .failure(.missingPort) }
+            portText = s[u.index(after: afterClose)...]
+            guard host.utf8.contains(UInt8(ascii: ":")) else { return .failure(.badAddress) }
         } else {
-            guard let colon = s.lastIndex(of: ":") else { return .failure(.missingPort) }
+            guard let colon = u.lastIndex(of: UInt8(ascii: ":")) else { return .failure(.missingPort) }
             host = s[..<colon]
-            if host.contains(":") { return .failure(.unbracketedIPv6) }
-            portText = s[s.index(after: colon)...]
+            if host.utf8.contains(UInt8(ascii: ":")) { return .failure(.unbracketedIPv6) }
+            portText = s[u.index(after: colon)...]
         }
         guard let port = parsePort(portText) else { return .failure(.badPort) }
         guard let ip = IPAddress(host) else { return .failure(.badAddress) }

@@ -35,20 +35,34 @@ struct SourceAttribution: Equatable {
     }
 
     /// The first `for=` of a `forwarded` header (RFC 7239): `for="1.2.3.4:5678"` or
-    /// `for="[v6]:port"`, in normal form. Nil when there is none or it is not an address.
+    /// `for="[v6]:port"`, in normal form. Nil when there is none or it is not an address. Runs once
+    /// per inbound tunnel, so it scans bytes: no Foundation trimming, no arrays of pieces.
     static func forwardedFor(_ header: String) -> SocketAddress? {
-        guard header.utf8.count <= 512 else { return nil }
-        for element in header.split(separator: ",").prefix(1) {
-            for pair in element.split(separator: ";") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "for" else { continue }
-                var value = Substring(kv[1].trimmingCharacters(in: .whitespaces))
-                if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 { value = value.dropFirst().dropLast() }
-                return SocketAddress(value)
-            }
+        let bytes = header.utf8
+        guard bytes.count <= 512 else { return nil }
+        // The first non-empty element (elements are separated by commas).
+        var start = bytes.startIndex
+        while start != bytes.endIndex && bytes[start] == UInt8(ascii: ",") { start = bytes.index(after: start) }
+        let element = bytes[start..<(bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex)]
+        var rest = element[...]
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: UInt8(ascii: ";")) ?? rest.endIndex
+            let pair = rest[rest.startIndex..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+            guard let eq = pair.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let key = trimmed(pair[pair.startIndex..<eq])
+            guard key.count == 3, key.elementsEqual("for".utf8, by: { $0 | 0x20 == $1 }) else { continue }
+            var value = trimmed(pair[pair.index(after: eq)...])
+            if value.count >= 2, value.first == UInt8(ascii: "\""), value.last == UInt8(ascii: "\"") { value = value.dropFirst().dropLast() }
+            return SocketAddress(Substring(value))
         }
         return nil
     }
-}
 
-import Foundation
+    /// Without leading and trailing spaces and tabs (RFC 7230's OWS).
+    static func trimmed(_ s: Substring.UTF8View) -> Substring.UTF8View {
+        func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+        guard let first = s.firstIndex(where: { !isSpace($0) }), let last = s.lastIndex(where: { !isSpace($0) }) else { return s[s.endIndex...] }
+        return s[first...last]
+    }
+}

@@ -37,6 +37,9 @@ import HBONEConfig
         Case(forwarded: "for=\"10.0.0.10:5555\"", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
         Case(forwarded: "for=\"[::ffff:10.0.0.10]:5555\"", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
         Case(forwarded: "For=10.0.0.10:5555;proto=http", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        Case(forwarded: " for = \"10.0.0.10:5555\" ;proto=http, for=10.0.0.20:1", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        Case(forwarded: "proto=http;\tfor=\t10.0.0.10:5555\t", identity: checkout, src: "10.0.0.10:5555", workload: "checkout-0", rejected: false),
+        Case(forwarded: "for=\"\"", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
         // Another workload's address: ignored, the connection's own address stands.
         Case(forwarded: "for=\"10.0.0.20:5555\"", identity: checkout, src: "192.0.2.1:40000", workload: nil, rejected: true),
         // An address outside the mesh (to dodge an ipBlocks DENY): ignored.
