@@ -117,6 +117,14 @@ public final class EventLoop: @unchecked Sendable {
     /// Removes the registration; call before closing the fd. `closing`: the caller closes the fd
     /// next, which takes it out of the epoll set by itself (no fd is ever duplicated or inherited),
     /// so the EPOLL_CTL_DEL syscall is skipped — one per connection.
+    public func deregister(_ registration: Registration, closing: Bool = false) {
+        assertInLoop()
+        let index = Int(registration.fd)
+        guard index < slots.count, slots[index].generation == registration.generation else { return }
+        if !closing { _ = chbone_epoll_del(epfd, registration.fd) }
+        slots[index] = Slot()
+    }
+
     /// Every registered handler gives back the buffers it did not use since the last call
     /// (`Selectable.releaseIdleMemory`); `run()` does this once a second.
     public func releaseIdleMemory() {
@@ -129,14 +137,6 @@ public final class EventLoop: @unchecked Sendable {
             releaseIdleMemory()
             armIdleSweep()
         }
-    }
-
-    public func deregister(_ registration: Registration, closing: Bool = false) {
-        assertInLoop()
-        let index = Int(registration.fd)
-        guard index < slots.count, slots[index].generation == registration.generation else { return }
-        if !closing { _ = chbone_epoll_del(epfd, registration.fd) }
-        slots[index] = Slot()
     }
 
     /// Runs `body` with the reserved fd released (one fd slot free), then takes the reserve back.

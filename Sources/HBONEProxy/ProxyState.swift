@@ -77,15 +77,15 @@ public final class ProxyState: Sendable {
         ownAddresses = Set(Socket.interfaceAddresses() + listeners.map(\.ip))
     }
 
+    /// A state and the certificates it could not load.
+    public typealias Loaded = (state: ProxyState, missing: [String])
+
     /// Loads the trust bundle and every local workload's SVID from disk. Missing SVIDs are reported,
     /// not fatal: readiness stays pending for them.
     /// `previous`: an SVID that fails to load now (say, a rotation caught half-written) keeps the
     /// one in use, so a reload never takes a working identity away.
-    /// A state and the certificates it could not load.
-    public typealias Loaded = (state: ProxyState, missing: [String])
-
     public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil,
-                            issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:]) throws(ProxyError) -> (ProxyState, missing: [String]) {
+                            issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:]) throws(ProxyError) -> Loaded {
         let trust: TrustBundle
         do {
             if config.settings.rootCertificates.isEmpty {

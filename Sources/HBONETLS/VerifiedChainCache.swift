@@ -43,33 +43,13 @@ public final class VerifiedChainCache {
         entries[key] = entry
     }
 
-    /// The cache key: role (tagged apart from the fallback's), then the SHA-256 of the peer's
-    /// Certificate message as received (its certificates' exact DER, leaf first), captured while
-    /// OpenSSL read it.
+    /// The cache key: role, then the SHA-256 of the peer's Certificate message as received (its
+    /// certificates' exact DER, leaf first), captured while OpenSSL read it. Nil when none was
+    /// captured for `ssl`.
     static func key(role: UInt8, ssl: OpaquePointer) -> [UInt8]? {
-        var key = [UInt8](repeating: role | 0x10, count: 33)
+        var key = [UInt8](repeating: role, count: 33)
         let taken = key.withUnsafeMutableBufferPointer { chbone_ssl_take_peer_certificates_digest(ssl, $0.baseAddress! + 1) }
         return taken == 1 ? key : nil
-    }
-
-    /// The same key's fallback when no message was captured: role, then each presented
-    /// certificate's SHA-256 (re-encoded by OpenSSL), leaf first.
-    static func key(role: UInt8, leaf: OpaquePointer, untrusted: OpaquePointer?) -> [UInt8] {
-        var key: [UInt8] = [role]
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        func add(_ x: OpaquePointer) {
-            if X509_digest(x, EVP_sha256(), &digest, &length) == 1 { key += digest[0..<Int(length)] }
-        }
-        add(leaf)
-        if let untrusted {
-            // libssl passes the presented chain, leaf included, as the untrusted stack.
-            for i in 0..<chbone_sk_x509_num(untrusted) {
-                guard let x = chbone_sk_x509_value(untrusted, i), x != leaf else { continue }
-                add(x)
-            }
-        }
-        return key
     }
 
     /// SHA-256 of the last certificate of a verified chain: the trust anchor.
@@ -107,14 +87,13 @@ let tlsCertVerifyCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPoint
 
 extension TLSEngine {
     func verifyChain(_ storeContext: OpaquePointer) -> Int32 {
-        guard let cache = chainCache, let leaf = X509_STORE_CTX_get0_cert(storeContext) else {
+        // No cache, or no captured Certificate message (never with the capture on): verify in full, keep nothing.
+        guard let cache = chainCache, X509_STORE_CTX_get0_cert(storeContext) != nil,
+              let key = VerifiedChainCache.key(role: role == .server ? 1 : 2, ssl: ssl) else {
             let rc = X509_verify_cert(storeContext)
             if rc == 1 { trustAnchor = VerifiedChainCache.anchor(X509_STORE_CTX_get0_chain(storeContext)) }
             return rc
         }
-        let roleByte: UInt8 = role == .server ? 1 : 2
-        let key = VerifiedChainCache.key(role: roleByte, ssl: ssl)
-            ?? VerifiedChainCache.key(role: roleByte, leaf: leaf, untrusted: X509_STORE_CTX_get0_untrusted(storeContext))
         let generation = trust.generation
         if let entry = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
