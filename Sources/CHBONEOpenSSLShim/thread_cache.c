@@ -165,10 +165,17 @@ static void *cached_realloc(void *p, size_t n, const char *file, int line) {
 __attribute__((constructor)) static void install(void) {
 #ifndef CHBONE_SANITIZED
     const char *choice = getenv("HBONE_OPENSSL_MALLOC");
-    if (choice != NULL && strcmp(choice, "system") == 0) return;
-    if (pthread_key_create(&exit_key, thread_exit) != 0) return;
-    installed = CRYPTO_set_mem_functions(cached_malloc, cached_realloc, cached_free) == 1;
+    if (choice == NULL || strcmp(choice, "system") != 0) {
+        if (pthread_key_create(&exit_key, thread_exit) == 0)
+            installed = CRYPTO_set_mem_functions(cached_malloc, cached_realloc, cached_free) == 1;
+    }
 #endif
+    // No OpenSSL clean-up at exit: it frees the ENGINE tables and their lock while threads that
+    // are still tearing down free keys holding an ENGINE reference (certificates' EC keys take the
+    // built-in method's engine, builtin_ec.c), which read the freed lock. The kernel takes the
+    // memory back at exit anyway. Only the first initialisation can say so: here, after the
+    // allocator is set, before anything else uses OpenSSL.
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 
 int chbone_alloc_thread_cache_installed(void) { return installed; }
