@@ -131,9 +131,20 @@ if want latency; then
         up 127.0.0.32 9100
         peer_chain="--peer 127.0.0.32:9100 --peer-name Go-chain"
     fi
-    "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000 $peer_chain
+    # The floor: two relays that do no work (plain TCP, the same epoll loops and syscalls per hop,
+    # no TLS, HTTP/2 or policy) in front of the same echo server.
+    relays() {
+        $1 "$bin/hbone-bench" relay --listen 127.0.0.41:9201 --to 127.0.0.20:9002 >/dev/null & pids+=($!); relay2=$!
+        $1 "$bin/hbone-bench" relay --listen 127.0.0.40:9200 --to 127.0.0.41:9201 >/dev/null & pids+=($!); relay1=$!
+        $1 bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.40/9200) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+    }
+    relays ""
+    reference="--reference 127.0.0.40:9200 --reference-name relay-chain"
+    "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" --count 5000 \
+        $peer_chain $reference
     "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve --json "$json" \
-        --duration 3 --concurrency 16 --pids $e --pids $w $peer_chain ${go_client:+--peer-pids $go_client --peer-pids $go_server}
+        --duration 3 --concurrency 16 --pids $e --pids $w $peer_chain ${go_client:+--peer-pids $go_client --peer-pids $go_server} \
+        $reference --reference-pids $relay1 --reference-pids $relay2
     "$bin/hbone-bench" idle $chain --tunnels 1000 --connections 200 --hbone-target 127.0.0.20:15008 \
         --cert-dir "$d/pki/certs-east/payments/checkout" --ca "$d/pki/bundle-root.pem" \
         --expect-id $server_id --client-pid $e --server-pid $w \
@@ -178,8 +189,10 @@ PY
             $in_ns bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.32/9100) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
             ns_peer="--peer 127.0.0.32:9100 --peer-name Go-chain --peer-pids $ngc --peer-pids $ngs"
         fi
+        relays "$in_ns"
         $in_ns "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --captured-from 127.0.0.11 --source 127.0.0.10 \
-            --dest 127.0.0.20:9002 --serve --json "$json" --duration 3 --concurrency 16 --pids $ce --pids $cw $ns_peer
+            --dest 127.0.0.20:9002 --serve --json "$json" --duration 3 --concurrency 16 --pids $ce --pids $cw $ns_peer \
+            $reference --reference-pids $relay1 --reference-pids $relay2
     else
         echo "(new connections through the outbound capture: skipped, it needs root and iptables for a private network namespace)"
     fi

@@ -19,19 +19,30 @@ struct ChainOptions: ParsableArguments {
     @Option(help: "Destination IP:PORT of an echo server behind the far proxy.") var dest: String
     @Option(help: "HOST:PORT of another two-proxy chain's plain TCP entry that leads to the same --dest.") var peer: String?
     @Option(help: "Name of the --peer chain in the figures.") var peerName = "Go chain"
+    @Option(help: "HOST:PORT of a reference chain's plain TCP entry to the same --dest, measured beside the others with no goal: a zero-work relay chain (`hbone-bench relay`), the floor under any chain of epoll proxies.")
+    var reference: String?
+    @Option(help: "Name of the --reference chain in the figures.") var referenceName = "zero-work relay chain"
 
-    enum Path { case direct, chain, peer }
+    enum Path { case direct, chain, peer, reference }
 
     /// How our chain is entered, for the figures' names.
     var entry: String { capturedFrom == nil ? "SOCKS5 entry" : "outbound-capture entry" }
 
-    var paths: [Path] { peer == nil ? [.direct, .chain] : [.direct, .chain, .peer] }
+    var paths: [Path] { [.direct, .chain] + (peer == nil ? [] : [.peer]) + (reference == nil ? [] : [.reference]) }
+
+    /// The plain TCP entry of `--peer` or `--reference`.
+    func entryAddress(_ path: Path) throws -> SocketAddress {
+        let (text, option) = path == .peer ? (peer, "--peer") : (reference, "--reference")
+        guard let address = text.flatMap(SocketAddress.init) else { throw ValidationError("\(option) must be ip:port") }
+        return address
+    }
 
     func name(_ path: Path) -> String {
         switch path {
         case .direct: return "direct TCP"
         case .chain: return "hbone chain"
         case .peer: return peerName
+        case .reference: return referenceName
         }
     }
 
@@ -48,9 +59,8 @@ struct ChainOptions: ParsableArguments {
             return sock
         case .direct:
             return try BlockingSocket.connect(d, from: src)
-        case .peer:
-            guard let p = peer.flatMap(SocketAddress.init) else { throw ValidationError("--peer must be ip:port") }
-            return try BlockingSocket.connect(p)
+        case .peer, .reference:
+            return try BlockingSocket.connect(try entryAddress(path))
         }
     }
 
@@ -105,14 +115,15 @@ struct Latency: ParsableCommand {
             figures.append(Figure("latency", "\(label) RTT p99 through 2 proxies vs their own p50", value: c.micros(99), unit: "µs",
                                   baseline: ("hbone chain p50", c.micros(50)), higherIsBetter: false,
                                   target: ("≤ 3× own p50", c.micros(99) <= 3 * c.micros(50))))
-            if paths.count == 3 {
-                let g = results[2]
-                print(String(format: "%5d B  %@ p50 %6.1f µs p99 %6.1f µs | hbone/%@ p50 %.2f p99 %.2f", size, chain.peerName,
-                             g.micros(50), g.micros(99), chain.peerName, c.micros(50) / g.micros(50), c.micros(99) / g.micros(99)))
+            for (k, path) in paths.enumerated() where path == .peer || path == .reference {
+                let g = results[k], other = chain.name(path)
+                print(String(format: "%5d B  %@ p50 %6.1f µs p99 %6.1f µs | hbone/%@ p50 %.2f p99 %.2f", size, other,
+                             g.micros(50), g.micros(99), other, c.micros(50) / g.micros(50), c.micros(99) / g.micros(99)))
                 for p in [50.0, 99.0] {
-                    figures.append(Figure("latency", "\(label) RTT p\(Int(p)) through 2 proxies vs the \(chain.peerName)", value: c.micros(p), unit: "µs",
-                                          baseline: (chain.peerName, g.micros(p)), higherIsBetter: false,
-                                          target: p == 50 && size == 1 ? ("≤ 0.5× \(chain.peerName)", c.micros(p) <= 0.5 * g.micros(p)) : nil))
+                    let goal = p == 50 && size == 1 && path == .peer
+                    figures.append(Figure("latency", "\(label) RTT p\(Int(p)) through 2 proxies vs the \(other)", value: c.micros(p), unit: "µs",
+                                          baseline: (other, g.micros(p)), higherIsBetter: false,
+                                          target: goal ? ("≤ 0.5× \(other)", c.micros(p) <= 0.5 * g.micros(p)) : nil))
                 }
             }
         }
@@ -140,30 +151,43 @@ enum EchoServer {
 }
 
 /// New application connections per second (connect, 1-byte echo, close, `--concurrency` at a
-/// time) over a warm pool: direct, through our chain and, with `--peer`, through another chain.
+/// time) over a warm pool: direct, through our chain and, with `--peer` and `--reference`, through
+/// other chains. The load is event-driven (`ConnectionLoad`), so the client costs the cores little.
 struct Connections: ParsableCommand {
     @OptionGroup var chain: ChainOptions
     @Option(help: "Seconds per run.") var duration = 3.0
-    @Option(help: "Connections in flight at once (one client thread each).") var concurrency = 16
+    @Option(help: "Connections in flight at once.") var concurrency = 16
     @Flag(help: "Listen on --dest and echo (instead of an echo server already there).") var serve = false
     @Option(help: "PIDs of our chain's proxies, to report their CPU per connection.") var pids: [Int32] = []
     @Option(help: "PIDs of the --peer chain's processes, likewise.") var peerPids: [Int32] = []
+    @Option(help: "PIDs of the --reference chain's processes, likewise.") var referencePids: [Int32] = []
     @OptionGroup var report: ReportOptions
 
     func run() throws {
         if serve {
             guard let address = SocketAddress(chain.dest) else { throw ValidationError("--dest must be ip:port") }
             let listener = try BlockingListener(address)
-            Thread { EchoServer.serve(listener) }.start()
+            try EventEchoServer.start(listener)
         }
         var rates: [Double] = []
         var figures: [Figure] = []
         for path in chain.paths {
-            for _ in 0..<concurrency { _ = try? once(path) }     // warm the pool
-            let watched = path == .chain ? pids : path == .peer ? peerPids : []
+            _ = try? once(path)     // warm the pool
+            let watched = switch path {
+            case .chain: pids
+            case .peer: peerPids
+            case .reference: referencePids
+            case .direct: [Int32]()
+            }
             let cpu0 = watched.map { processCPUMillis($0) ?? 0 }
+            let own0 = processCPUMillis(getpid()) ?? 0
             let (rate, done) = try measure(path)
             rates.append(rate)
+            if done > 0 {
+                // The client and echo server (this process) share the cores with what is measured.
+                let own = ((processCPUMillis(getpid()) ?? 0) - own0) * 1000 / Double(done)
+                print(String(format: "%@: client and echo server CPU per new connection %.0f µs", chain.name(path), own))
+            }
             if !watched.isEmpty, done > 0 {
                 // CPU of the chain's own processes per new connection: what the proxies cost,
                 // apart from the client and the echo server both chains share.
@@ -180,52 +204,48 @@ struct Connections: ParsableCommand {
                      direct, ours, ours / direct))
         figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies, \(chain.entry)", value: ours,
                               unit: "1/s", baseline: ("direct TCP", direct), higherIsBetter: true))
-        if rates.count == 3 {
-            let peer = rates[2]
-            print(String(format: "new connections/s through the %@: %.0f (hbone %.2f×)", chain.peerName, peer, ours / peer))
-            figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies, \(chain.entry), vs the \(chain.peerName)",
-                                  value: ours, unit: "1/s", baseline: (chain.peerName, peer), higherIsBetter: true,
-                                  target: ("≥ 2× \(chain.peerName)", ours >= 2 * peer)))
+        for (k, path) in chain.paths.enumerated() where path == .peer || path == .reference {
+            let other = chain.name(path)
+            print(String(format: "new connections/s through the %@: %.0f (hbone %.2f×)", other, rates[k], ours / rates[k]))
+            figures.append(Figure("connections", "new app connections/s (\(concurrency) at a time) through 2 proxies, \(chain.entry), vs the \(other)",
+                                  value: ours, unit: "1/s", baseline: (other, rates[k]), higherIsBetter: true,
+                                  target: path == .peer ? ("≥ 2× \(other)", ours >= 2 * rates[k]) : nil))
         }
         try report.emit(figures)
         printCommand()
     }
 
-    /// Connections per second with `concurrency` client threads for `duration` seconds, and how many.
+    /// Connections per second with `concurrency` connections in flight for `duration` seconds,
+    /// and how many.
     func measure(_ path: ChainOptions.Path) throws -> (Double, Int) {
-        final class Tally: @unchecked Sendable {
-            let lock = NSLock()
-            var done = 0
-            var failure: Error?
-        }
-        let tally = Tally()
-        let group = DispatchGroup()
-        let t0 = Date()
-        for _ in 0..<concurrency {
-            group.enter()
-            Thread {
-                var n = 0
-                defer { tally.lock.withLock { tally.done += n }; group.leave() }
-                while Date().timeIntervalSince(t0) < duration {
-                    do { try once(path) } catch {
-                        tally.lock.withLock { tally.failure = tally.failure ?? error }
-                        return
-                    }
-                    n += 1
-                }
-            }.start()
-        }
-        group.wait()
-        if let failure = tally.failure { throw BenchError("\(chain.name(path)): \(failure)") }
-        return (Double(tally.done) / Date().timeIntervalSince(t0), tally.done)
+        let (done, seconds) = try load(path).run(duration: duration)
+        return (Double(done) / seconds, done)
     }
 
-    func once(_ path: ChainOptions.Path) throws {
-        let s = try chain.open(path)
-        defer { s.close() }
-        try [UInt8](arrayLiteral: 0x78).withUnsafeBytes { try s.sendAll($0) }
-        var b = [UInt8](repeating: 0, count: 1)
-        guard b.withUnsafeMutableBytes({ s.receiveExactly($0) }) else { throw BenchError("echo closed") }
+    /// Each of the `concurrency` slots completes one connection.
+    func once(_ path: ChainOptions.Path) throws { _ = try load(path).run(duration: 0) }
+
+    func load(_ path: ChainOptions.Path) throws -> ConnectionLoad {
+        guard let s = SocketAddress(chain.socks), let d = SocketAddress(chain.dest), let src = IPAddress(chain.source) else { throw ValidationError("bad address") }
+        let echo: [ConnectionLoad.Step] = [.send([0x78]), .expect(1, check: { $0 == [0x78] }, what: "echo")]
+        switch path {
+        case .direct:
+            return ConnectionLoad(target: d, source: src, steps: echo, concurrency: concurrency)
+        case .peer, .reference:
+            return ConnectionLoad(target: try chain.entryAddress(path), source: nil, steps: echo, concurrency: concurrency)
+        case .chain:
+            if let capturedFrom = chain.capturedFrom {
+                guard let from = IPAddress(capturedFrom) else { throw ValidationError("--captured-from must be an IP address") }
+                return ConnectionLoad(target: d, source: from, steps: echo, concurrency: concurrency)
+            }
+            // SOCKS5 as a client does it: greeting, method reply, CONNECT, reply, then the echo.
+            guard case let .v4(v) = d.ip else { throw BenchError("IPv4 only") }
+            let request: [UInt8] = [5, 1, 0, 1, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff),
+                                    UInt8(d.port >> 8), UInt8(d.port & 0xff)]
+            let socks: [ConnectionLoad.Step] = [.send([5, 1, 0]), .expect(2, check: { $0 == [5, 0] }, what: "SOCKS5 greeting"),
+                                                .send(request), .expect(10, check: { $0[1] == 0 }, what: "SOCKS5 CONNECT")]
+            return ConnectionLoad(target: s, source: src, steps: socks + echo, concurrency: concurrency)
+        }
     }
 }
 

@@ -9,12 +9,13 @@ import Glibc
 public protocol Selectable: AnyObject {
     /// Error and hang-up are folded into readable+writable so they reach the normal read/write paths.
     func handleEvent(readable: Bool, writable: Bool, read: ReadHint)
-    /// From `EventLoop.releaseIdleMemory`: give back buffers that were not used since the last call.
-    func releaseIdleMemory()
+    /// From `EventLoop.sweep`, about once a second: give back buffers that were not used since the
+    /// last call, and finish set-up that was left for connections that outlive a sweep.
+    func sweep()
 }
 
 extension Selectable {
-    public func releaseIdleMemory() {}
+    public func sweep() {}
 }
 
 /// What an event says about the bytes behind it, so a reader can skip the syscall that would only
@@ -125,16 +126,16 @@ public final class EventLoop: @unchecked Sendable {
         slots[index] = Slot()
     }
 
-    /// Every registered handler gives back the buffers it did not use since the last call
-    /// (`Selectable.releaseIdleMemory`); `run()` does this once a second.
-    public func releaseIdleMemory() {
+    /// Every registered handler gives back the buffers it did not use since the last call and
+    /// finishes deferred set-up (`Selectable.sweep`); `run()` does this once a second.
+    public func sweep() {
         assertInLoop()
-        for i in slots.indices { slots[i].handler?.releaseIdleMemory() }
+        for i in slots.indices { slots[i].handler?.sweep() }
     }
 
     private func armIdleSweep() {
         _ = schedule(after: 1_000_000_000) { [unowned self] in
-            releaseIdleMemory()
+            sweep()
             armIdleSweep()
         }
     }

@@ -181,12 +181,15 @@ public enum Socket {
     /// TCP_NODELAY and keepalive, as the reference sets on every connection.
     public static func tune(_ fd: Int32, keepalive: Bool = true) {
         _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_nodelay, 1)
-        if keepalive {
-            _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_keepalive, 1)
-            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepidle, 180)
-            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepintvl, 180)
-            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepcnt, 9)
-        }
+        if keepalive { enableKeepalive(fd) }
+    }
+
+    /// Keepalive probes after 180 idle seconds, every 180 s, 9 unanswered end the connection.
+    public static func enableKeepalive(_ fd: Int32) {
+        _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_keepalive, 1)
+        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepidle, 180)
+        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepintvl, 180)
+        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepcnt, 9)
     }
 
     @inline(__always)

@@ -48,8 +48,11 @@ public final class TCPStream: Selectable {
             if oldValue && !readPaused && !drained { scheduleRead() }
         }
     }
-    /// Bytes were queued since the last sweep (`releaseIdleMemory`).
+    /// Bytes were queued since the last sweep.
     private var wroteSinceSweep = false
+    /// Keepalive is still to be switched on (`Socket.enableKeepalive`), at the first sweep that
+    /// finds the stream open.
+    private var keepalivePending: Bool
     /// The last read took all the kernel had (a short read or EAGAIN) and no readable event came
     /// since: nothing is waiting, and new bytes will raise an event.
     private var drained = false
@@ -59,12 +62,16 @@ public final class TCPStream: Selectable {
     public var writeQueueCapacity: Int { outbound.capacity }
 
     /// Takes ownership of `fd`: it is closed by `close()`/`abort()` or on failure.
-    public init(loop: EventLoop, fd: Int32, connecting: Bool, delegate: TCPStreamDelegate?) throws(SystemError) {
+    /// `deferKeepalive`: switch keepalive on at the first sweep (within about a second) rather
+    /// than now; most proxied connections close before then, and each would pay four setsockopt
+    /// calls for probes that start only after 180 idle seconds.
+    public init(loop: EventLoop, fd: Int32, connecting: Bool, deferKeepalive: Bool = false, delegate: TCPStreamDelegate?) throws(SystemError) {
         self.loop = loop
         self.fd = fd
         self.memory = nil
         self.delegate = delegate
         self.state = connecting ? .connecting : .open
+        self.keepalivePending = deferKeepalive
         do {
             registration = try loop.register(fd: fd, handler: self)
         } catch {
@@ -81,6 +88,7 @@ public final class TCPStream: Selectable {
         self.memory = memory
         self.delegate = delegate
         self.state = connecting ? .connecting : .open
+        self.keepalivePending = false
     }
 
     deinit {
@@ -130,10 +138,15 @@ public final class TCPStream: Selectable {
 
     /// For the loop's sweep about once a second: a stream that queued nothing since the last sweep
     /// gives its emptied write queue back. A busy stream keeps it between passes: freeing and
-    /// taking a large block each pass made glibc map and fault its pages in every time.
-    public func releaseIdleMemory() {
+    /// taking a large block each pass made glibc map and fault its pages in every time. An open
+    /// stream that outlived a sweep gets its deferred keepalive.
+    public func sweep() {
         if !wroteSinceSweep { outbound.releaseIfEmpty() }
         wroteSinceSweep = false
+        if keepalivePending && state == .open {
+            keepalivePending = false
+            Socket.enableKeepalive(fd)
+        }
     }
 
     /// Drops what is queued and refuses later writes; `close()` then sends only the FIN. For a

@@ -131,9 +131,9 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         sa.write([UInt8](repeating: 7, count: 4096))
         spin(loop) { ra.wrote == 4096 }
         #expect(sa.pendingWriteBytes == 0 && sa.writeQueueCapacity >= 4096)
-        loop.releaseIdleMemory()                 // wrote since the last sweep: kept
+        loop.sweep()                 // wrote since the last sweep: kept
         #expect(sa.writeQueueCapacity >= 4096)
-        loop.releaseIdleMemory()                 // quiet for a whole sweep: given back
+        loop.sweep()                 // quiet for a whole sweep: given back
         #expect(sa.writeQueueCapacity == 0)
         close(b)
         sa.close()
@@ -162,6 +162,36 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         spin(loop) { r.connected && !accepted.isEmpty }
         #expect(r.connected)
         #expect(accepted.count == 1)
+        accepted.forEach { close($0) }
+        s.close()
+        listener.close()
+    }
+
+    /// An outbound connection gets keepalive at the first sweep that finds it open, not at connect:
+    /// short-lived connections never pay for it, and a long-lived one has it within a second.
+    @Test func outboundKeepaliveIsSetAtTheFirstSweep() throws {
+        func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
+            var value: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, level, name, &value, &length)
+            return value
+        }
+        let loop = try EventLoop()
+        var accepted: [Int32] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in accepted.append(fd) }
+        let r = Recorder()
+        loop.sweep()                 // a sweep while still connecting changes nothing
+        let s = try SocketNetwork().connect(to: listener.address, mark: nil, loop: loop, namespace: nil, source: nil, delegate: r)
+        spin(loop) { r.connected && !accepted.isEmpty }
+        #expect(option(s.fd, Int32(IPPROTO_TCP), TCP_NODELAY) == 1)
+        #expect(option(s.fd, SOL_SOCKET, SO_KEEPALIVE) == 0)
+        loop.sweep()
+        #expect(option(s.fd, SOL_SOCKET, SO_KEEPALIVE) == 1)
+        #expect(option(s.fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE) == 180)
+        #expect(option(s.fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL) == 180)
+        #expect(option(s.fd, Int32(IPPROTO_TCP), TCP_KEEPCNT) == 9)
+        // Accepted sockets have it from the listener, from the start.
+        #expect(accepted.allSatisfy { option($0, SOL_SOCKET, SO_KEEPALIVE) == 1 })
         accepted.forEach { close($0) }
         s.close()
         listener.close()

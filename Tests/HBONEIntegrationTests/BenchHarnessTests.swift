@@ -29,6 +29,12 @@ import HBONETestSupport
                                           "--mib", "8", "--runs", "1", "--streams", "1", "--streams", "2", "--json", json])
         #expect(tp == 0, "\(tpOut)")
 
+        // New connections through SOCKS5 (greeting, CONNECT, 1-byte echo, close), event-driven.
+        let (cn, cnOut) = try run(bench, ["connections", "--socks", mesh.eastSocks, "--source", mesh.eastIP, "--dest", "\(mesh.westIP):9101",
+                                          "--serve", "--duration", "0.5", "--concurrency", "4", "--json", json])
+        #expect(cn == 0, "\(cnOut)")
+        #expect(cnOut.contains("client and echo server CPU per new connection"))
+
         let lines = try String(contentsOfFile: json, encoding: .utf8).split(separator: "\n")
         let figures = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
         // handshake: rate + p50/p99/p99.9 + the client's CPU (server CPU figures only with --server-pid);
@@ -38,6 +44,9 @@ import HBONETestSupport
         #expect(handshake.contains { ($0["name"] as? String ?? "").contains("client CPU per handshake") })
         let throughput = figures.filter { $0["benchmark"] as? String == "throughput" }
         #expect(throughput.count == 4)
+        let connections = figures.filter { $0["benchmark"] as? String == "connections" }
+        #expect(connections.count == 1)
+        #expect(connections.allSatisfy { ($0["value"] as? Double ?? 0) > 0 && $0["baselineName"] as? String == "direct TCP" })
         for f in throughput {
             #expect((f["value"] as? Double ?? 0) > 0)
             #expect(f["baselineName"] as? String == "direct TCP")

@@ -1,0 +1,195 @@
+import CHBONEPosix
+import Foundation
+import HBONECore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `connections` benchmark's load: `concurrency` application connections in flight at once
+/// (connect, the entry's exchange, a 1-byte echo, close), all driven by one thread on epoll, and
+/// the echo server behind the chains, likewise one epoll thread. Both share the two cores with the
+/// proxies being measured, so they are kept cheap: no thread per connection, no blocking call that
+/// needs its own wake-up (what this replaced spent about as much CPU per connection as our two
+/// proxies together, and so hid most of the difference between the chains).
+struct ConnectionLoad {
+    /// One step of a connection's exchange: bytes to send, or a number of bytes to receive and
+    /// check.
+    enum Step {
+        case send([UInt8])
+        case expect(Int, check: @Sendable ([UInt8]) -> Bool, what: String)
+    }
+
+    let target: SocketAddress
+    let source: IPAddress?
+    let steps: [Step]
+    let concurrency: Int
+
+    /// Runs for `duration` seconds and returns the connections completed and the seconds taken.
+    /// The first failure (refused, reset, a wrong reply, 30 s without progress) ends the run.
+    func run(duration: Double) throws -> (done: Int, seconds: Double) {
+        let epfd = chbone_epoll_create()
+        guard epfd >= 0 else { throw BenchError("epoll_create1: \(String(cString: strerror(errno)))") }
+        defer { _ = Glibc.close(epfd) }
+        var slots = [Slot](repeating: Slot(), count: concurrency)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let end = t0 + UInt64(duration * 1e9)
+        var done = 0
+        for i in slots.indices { try open(&slots[i], index: i, epfd: epfd) }
+        var events = [chbone_event](repeating: chbone_event(), count: 64)
+        var inFlight = concurrency
+        while inFlight > 0 {
+            let n = events.withUnsafeMutableBufferPointer { chbone_epoll_wait(epfd, $0.baseAddress, Int32($0.count), 1000) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("epoll_wait: \(String(cString: strerror(errno)))")
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            for e in events[0..<Int(n)] {
+                let i = Int(e.data)
+                guard try advance(&slots[i]) else { continue }
+                // This connection is complete: close it and, while the run lasts, start the next.
+                _ = Glibc.close(slots[i].fd)
+                done += 1
+                if now < end { try open(&slots[i], index: i, epfd: epfd) } else { slots[i].fd = -1; inFlight -= 1 }
+            }
+            for s in slots where s.fd >= 0 && now > s.progress + 30_000_000_000 {
+                throw BenchError("connect \(target): no progress for 30 s (step \(s.step))")
+            }
+        }
+        return (done, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+
+    struct Slot {
+        var fd: Int32 = -1
+        var connected = false
+        var step = 0
+        var received: [UInt8] = []
+        var progress: UInt64 = 0
+    }
+
+    private func open(_ slot: inout Slot, index: Int, epfd: Int32) throws {
+        guard case let .v4(v) = target.ip else { throw BenchError("IPv4 only") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if let source, case let .v4(s) = source {
+            // The port comes from the whole 4-tuple at connect time (see BlockingSocket.connect).
+            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = s.bigEndian
+            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = target.port.bigEndian
+        addr.sin_addr.s_addr = v.bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 && errno != EINPROGRESS {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw BenchError("connect \(target): \(String(cString: strerror(e)))")
+        }
+        // Edge-triggered: EPOLLOUT once when the connect completes, EPOLLIN as replies arrive.
+        let events = UInt32(truncatingIfNeeded: CHBONE_EV_IN | CHBONE_EV_OUT | CHBONE_EV_RDHUP | CHBONE_EV_ET)
+        guard chbone_epoll_add(epfd, fd, events, UInt64(index)) == 0 else {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw BenchError("epoll_ctl: \(String(cString: strerror(e)))")
+        }
+        slot = Slot(fd: fd, connected: false, step: 0, received: [], progress: DispatchTime.now().uptimeNanoseconds)
+    }
+
+    /// Moves a connection on as far as its socket allows; true once its exchange is complete.
+    private func advance(_ slot: inout Slot) throws -> Bool {
+        if !slot.connected {
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(slot.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if error == EINPROGRESS || error == EALREADY { return false }
+            if error != 0 { throw BenchError("connect \(target): \(String(cString: strerror(error)))") }
+            slot.connected = true
+        }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while slot.step < steps.count {
+            switch steps[slot.step] {
+            case let .send(bytes):
+                let n = bytes.withUnsafeBytes { send(slot.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n < 0 && errno == EAGAIN { return false }    // not connected yet: EPOLLOUT follows
+                guard n == bytes.count else { throw BenchError("send to \(target): \(n < 0 ? String(cString: strerror(errno)) : "short")") }
+                slot.step += 1
+            case let .expect(count, check, what):
+                let want = count - slot.received.count
+                let n = buffer.withUnsafeMutableBytes { recv(slot.fd, $0.baseAddress, min(want, $0.count), 0) }
+                if n < 0 && errno == EAGAIN { return false }
+                guard n > 0 else { throw BenchError("\(target): \(what): \(n == 0 ? "closed" : String(cString: strerror(errno)))") }
+                slot.received += buffer[0..<n]
+                slot.progress = DispatchTime.now().uptimeNanoseconds
+                guard slot.received.count == count else { continue }
+                guard check(slot.received) else { throw BenchError("\(target): \(what): unexpected reply \(slot.received)") }
+                slot.received.removeAll(keepingCapacity: true)
+                slot.step += 1
+            }
+        }
+        return true
+    }
+}
+
+/// Echoes every byte back: one thread on epoll for every connection, closing when the client does.
+enum EventEchoServer {
+    static func start(_ listener: BlockingListener) throws {
+        let epfd = chbone_epoll_create()
+        guard epfd >= 0 else { throw BenchError("epoll_create1: \(String(cString: strerror(errno)))") }
+        _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) | O_NONBLOCK)
+        guard chbone_epoll_add(epfd, listener.fd, UInt32(CHBONE_EV_IN), UInt64(listener.fd)) == 0 else { throw BenchError("epoll_ctl: \(String(cString: strerror(errno)))") }
+        Thread { serve(listener.fd, epfd) }.start()
+    }
+
+    private static func serve(_ listenFD: Int32, _ epfd: Int32) {
+        var events = [chbone_event](repeating: chbone_event(), count: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = events.withUnsafeMutableBufferPointer { chbone_epoll_wait(epfd, $0.baseAddress, Int32($0.count), -1) }
+            if n < 0 { if errno == EINTR { continue } else { return } }
+            for e in events[0..<Int(n)] {
+                let fd = Int32(truncatingIfNeeded: e.data)
+                if fd == listenFD {
+                    while true {
+                        var peer = sockaddr_storage()
+                        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                        let c = chbone_accept(listenFD, &peer, &length)
+                        if c < 0 { break }
+                        var one: Int32 = 1
+                        setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                        let events = UInt32(truncatingIfNeeded: CHBONE_EV_IN | CHBONE_EV_RDHUP | CHBONE_EV_ET)
+                        if chbone_epoll_add(epfd, c, events, UInt64(c)) != 0 { _ = Glibc.close(c) }
+                    }
+                    continue
+                }
+                echo(fd, buffer, peerClosed: e.events & UInt32(CHBONE_EV_RDHUP) != 0)
+            }
+        }
+    }
+
+    /// Reads everything there is and writes it back; closes on the client's EOF or an error.
+    /// `peerClosed`: the client's FIN is queued, so read on to the 0 (no further edge will come).
+    private static func echo(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, peerClosed: Bool) {
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n < 0 && errno == EAGAIN { return }
+            guard n > 0 else { _ = Glibc.close(fd); return }
+            var offset = 0
+            while offset < n {
+                let w = send(fd, buffer.baseAddress! + offset, n - offset, Int32(MSG_NOSIGNAL))
+                if w > 0 { offset += w; continue }
+                // A full send buffer (not with 1-byte echoes): wait for room rather than drop bytes.
+                guard w < 0 && errno == EAGAIN else { _ = Glibc.close(fd); return }
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                guard poll(&p, 1, 30_000) > 0 else { _ = Glibc.close(fd); return }
+            }
+            if n < buffer.count && !peerClosed { return }    // a short read: the socket is drained
+        }
+    }
+}
