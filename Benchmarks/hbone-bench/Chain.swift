@@ -187,6 +187,8 @@ struct Connections: ParsableCommand {
                 // The client and echo server (this process) share the cores with what is measured.
                 let own = ((processCPUMillis(getpid()) ?? 0) - own0) * 1000 / Double(done)
                 print(String(format: "%@: client and echo server CPU per new connection %.0f µs", chain.name(path), own))
+                figures.append(Figure("connections", "\(chain.name(path)): client and echo server CPU per new connection", value: own,
+                                      unit: "µs", higherIsBetter: false))
             }
             if !watched.isEmpty, done > 0 {
                 // CPU of the chain's own processes per new connection: what the proxies cost,

@@ -35,6 +35,16 @@ import HBONETestSupport
         #expect(cn == 0, "\(cnOut)")
         #expect(cnOut.contains("client and echo server CPU per new connection"))
 
+        // Round trips beside a zero-work relay chain (two `hbone-bench relay`s in front of the echo).
+        let relay1 = "127.0.\(mesh.net).41:9301", relay2 = "127.0.\(mesh.net).42:9302"
+        try mesh.start(bench, ["relay", "--listen", relay2, "--to", mesh.echo], log: dir + "/relay2.log")
+        try mesh.start(bench, ["relay", "--listen", relay1, "--to", relay2], log: dir + "/relay1.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        let (lt, ltOut) = try run(bench, ["latency", "--socks", mesh.eastSocks, "--source", mesh.eastIP, "--dest", mesh.echo,
+                                          "--count", "200", "--blocks", "2", "--reference", relay1, "--reference-name", "relay-chain", "--json", json])
+        #expect(lt == 0, "\(ltOut)")
+        #expect(ltOut.contains("relay-chain p50"))
+
         let lines = try String(contentsOfFile: json, encoding: .utf8).split(separator: "\n")
         let figures = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
         // handshake: rate + p50/p99/p99.9 + the client's CPU (server CPU figures only with --server-pid);
@@ -45,8 +55,15 @@ import HBONETestSupport
         let throughput = figures.filter { $0["benchmark"] as? String == "throughput" }
         #expect(throughput.count == 4)
         let connections = figures.filter { $0["benchmark"] as? String == "connections" }
-        #expect(connections.count == 1)
-        #expect(connections.allSatisfy { ($0["value"] as? Double ?? 0) > 0 && $0["baselineName"] as? String == "direct TCP" })
+        // direct and chain: the client's and echo server's CPU each; the rate beside direct TCP.
+        #expect(connections.count == 3)
+        #expect(connections.allSatisfy { ($0["value"] as? Double ?? 0) > 0 })
+        #expect(connections.filter { $0["baselineName"] as? String == "direct TCP" }.count == 1)
+        // 2 sizes × (p50, p99 beside direct; p99 beside own p50; p50, p99 beside the relay chain), no goal on the relay's.
+        let latency = figures.filter { $0["benchmark"] as? String == "latency" }
+        #expect(latency.count == 10)
+        let beside = latency.filter { $0["baselineName"] as? String == "relay-chain" }
+        #expect(beside.count == 4 && beside.allSatisfy { $0["target"] == nil && ($0["baseline"] as? Double ?? 0) > 0 })
         for f in throughput {
             #expect((f["value"] as? Double ?? 0) > 0)
             #expect(f["baselineName"] as? String == "direct TCP")
