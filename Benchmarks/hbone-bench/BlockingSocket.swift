@@ -9,32 +9,16 @@ struct BlockingSocket {
     let fd: Int32
 
     static func connect(_ address: SocketAddress, from source: IPAddress? = nil) throws -> BlockingSocket {
-        guard case let .v4(v) = address.ip else { throw BenchError("IPv4 only") }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         // A server that stops answering fails the attempt instead of hanging the benchmark.
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        if let source, case let .v4(s) = source {
-            // Pick the port at connect time from the whole 4-tuple: binding port 0 to one source IP
-            // gets slow once thousands of earlier connections sit in TIME_WAIT.
-            var noPort: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &noPort, socklen_t(MemoryLayout<Int32>.size))
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = s.bigEndian
-            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = address.port.bigEndian
-        addr.sin_addr.s_addr = v.bigEndian
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc != 0 {
-            let e = errno
+        let error = connectIPv4(fd, to: address, from: source)
+        if error != 0 {
             _ = Glibc.close(fd)
-            throw BenchError("connect \(address): \(String(cString: strerror(e)))")
+            throw BenchError("connect \(address): \(String(cString: strerror(error)))")
         }
         return BlockingSocket(fd: fd)
     }
@@ -76,6 +60,28 @@ struct BlockingSocket {
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
     func close() { _ = Glibc.close(fd) }
+}
+
+/// Binds `fd` to `source` if given and connects it to `address`; returns connect's errno, 0 once
+/// connected (a non-blocking socket answers EINPROGRESS; the benchmarks use IPv4 only).
+func connectIPv4(_ fd: Int32, to address: SocketAddress, from source: IPAddress?) -> Int32 {
+    guard case let .v4(v) = address.ip else { return EAFNOSUPPORT }
+    if let source, case let .v4(s) = source {
+        // Pick the port at connect time from the whole 4-tuple: binding port 0 to one source IP
+        // gets slow once thousands of earlier connections sit in TIME_WAIT.
+        var noPort: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &noPort, socklen_t(MemoryLayout<Int32>.size))
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = s.bigEndian
+        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = address.port.bigEndian
+    addr.sin_addr.s_addr = v.bigEndian
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    return rc == 0 ? 0 : errno
 }
 
 struct BenchError: Error, CustomStringConvertible {

@@ -69,29 +69,14 @@ struct ConnectionLoad {
     }
 
     private func open(_ slot: inout Slot, index: Int, epfd: Int32) throws {
-        guard case let .v4(v) = target.ip else { throw BenchError("IPv4 only") }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
         // No TCP_NODELAY: every send follows the reply that acknowledged the one before, so Nagle
         // never holds one back.
-        var one: Int32 = 1
-        if let source, case let .v4(s) = source {
-            // The port comes from the whole 4-tuple at connect time (see BlockingSocket.connect).
-            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = s.bigEndian
-            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = target.port.bigEndian
-        addr.sin_addr.s_addr = v.bigEndian
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc != 0 && errno != EINPROGRESS {
-            let e = errno
+        let error = connectIPv4(fd, to: target, from: source)
+        if error != 0 && error != EINPROGRESS {
             _ = Glibc.close(fd)
-            throw BenchError("connect \(target): \(String(cString: strerror(e)))")
+            throw BenchError("connect \(target): \(String(cString: strerror(error)))")
         }
         // Edge-triggered: EPOLLOUT once when the connect completes, EPOLLIN as replies arrive.
         let events = UInt32(truncatingIfNeeded: CHBONE_EV_IN | CHBONE_EV_OUT | CHBONE_EV_RDHUP | CHBONE_EV_ET)
