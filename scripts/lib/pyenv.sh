@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-$root/.build/pyenv}
 stamp="$dir/.ready-$(cat "$root"/proto/*.proto | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    exec 9>"$dir.lock" 2>/dev/null || { mkdir -p "$(dirname "$dir")"; exec 9>"$dir.lock"; }
+    mkdir -p "$(dirname "$dir")"
+    exec 9>"$dir.lock"
     flock 9
     if [ ! -f "$stamp" ]; then
         [ -x "$dir/bin/python" ] || /usr/bin/python3 -m venv "$dir" >&2
