@@ -126,6 +126,14 @@ struct Latency: ParsableCommand {
                                           target: goal ? ("≤ 0.5× \(other)", c.micros(p) <= 0.5 * g.micros(p)) : nil))
                 }
             }
+            // What each chain adds to the round trip above the zero-work chain: the part the
+            // proxies' own work decides (wake-ups and loopback TCP are in the floor).
+            if let r = paths.firstIndex(of: .reference), let k = paths.firstIndex(of: .peer) {
+                let floor = results[r].micros(50), ours = c.micros(50) - floor, theirs = results[k].micros(50) - floor
+                print(String(format: "%5d B  p50 above the %@: hbone %+.1f µs, %@ %+.1f µs", size, chain.referenceName, ours, chain.peerName, theirs))
+                figures.append(Figure("latency", "\(label) RTT p50 added above the \(chain.referenceName)", value: ours, unit: "µs",
+                                      baseline: (chain.peerName, theirs), higherIsBetter: false))
+            }
         }
         try report.emit(figures)
         printCommand()
