@@ -55,6 +55,27 @@ import Glibc
                 "\(es.filter { $0["name"] as? String == "istio_tcp_connections_opened_total" })")
     }
 
+    /// TCP keepalive on every leg of a long-lived tunnel: the accepted application socket has it
+    /// from the listener; outbound sockets (east's pooled HBONE connection, west's connection to the
+    /// destination) get it at their loop's first sweep, within about a second of connecting.
+    @Test func longLivedConnectionsHaveKeepaliveOnEveryLeg() throws {
+        let mesh = try Mesh(net: 74)
+        defer { mesh.stop() }
+        let holder = try mesh.startClient("hold", ["--size", "4"])
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}", timeout: 10) { $0 >= 1 })
+        Thread.sleep(forTimeInterval: 2.5)    // two sweeps
+        func timers(_ filter: [String]) throws -> String {
+            try runProgram("/usr/bin/ss", ["-tnoH", "state", "established"] + filter).output
+        }
+        let app = try timers(["src", mesh.eastSocks])
+        let pooled = try timers(["dst", "\(mesh.westIP):15008"])
+        let upstream = try timers(["dst", mesh.echo])
+        for (leg, out) in [("accepted app socket", app), ("pooled HBONE connection", pooled), ("west to the destination", upstream)] {
+            #expect(!out.isEmpty && out.split(separator: "\n").allSatisfy { $0.contains("timer:(keepalive") }, "\(leg): \(out)")
+        }
+        #expect(try holder.result()["echoed"] as? String == "hi")
+    }
+
     @Test func istioMetricsParseAndCountBothSides() throws {
         let mesh = try Mesh(net: 52)
         defer { mesh.stop() }
