@@ -31,18 +31,58 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
         }
     }
 
-    public init?(_ text: some StringProtocol) {
-        let s = String(text)
-        if s.isEmpty || s.utf8.count > 45 { return nil }
-        if s.utf8.contains(UInt8(ascii: ":")) {
-            var raw = in6_addr()
-            guard inet_pton(AF_INET6, s, &raw) == 1 else { return nil }
-            self = IPAddress(in6: raw)
-        } else {
-            var raw = in_addr()
-            guard inet_pton(AF_INET, s, &raw) == 1 else { return nil }
-            self = .v4(UInt32(bigEndian: raw.s_addr))
+    // Generic entry points are inlinable so callers in other modules get them specialized: an
+    // unspecialized generic goes through witness tables for every byte (1-2 % of a proxy's CPU
+    // per new connection, for a 20-byte address).
+    @inlinable public init?(_ text: some StringProtocol) { self.init(text: Substring(text)) }
+
+    @usableFromInline init?(text: Substring) {
+        var s = text
+        guard let ip = s.withUTF8({ IPAddress(bytes: $0[...]) }) else { return nil }
+        self = ip
+    }
+
+    init?(bytes: Slice<UnsafeBufferPointer<UInt8>>) {
+        if bytes.isEmpty || bytes.count > 45 { return nil }
+        if !bytes.contains(UInt8(ascii: ":")) {
+            guard let v = IPAddress.dottedQuad(bytes) else { return nil }
+            self = .v4(v)
+            return
         }
+        // inet_pton reads a C string: a NUL would end it early and the rest would go unchecked.
+        guard !bytes.contains(0) else { return nil }
+        var raw = in6_addr()
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes), as: UTF8.self)
+        guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
+        self = IPAddress(in6: raw)
+    }
+
+    /// IPv4 dotted decimal by inet_pton's rules (exactly four decimal octets 0-255, no leading
+    /// zeros, nothing else), read from the bytes: addresses are parsed for every inbound tunnel
+    /// (`:authority`, `forwarded`) and inet_pton wants a C string.
+    static func dottedQuad(_ bytes: some Sequence<UInt8>) -> UInt32? {
+        var value: UInt32 = 0
+        var octet: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        for b in bytes {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | octet
+                octet = 0
+                digits = 0
+                dots += 1
+            } else if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+                if digits > 0 && octet == 0 { return nil }    // a leading zero
+                octet = octet * 10 + UInt32(b - UInt8(ascii: "0"))
+                digits += 1
+                guard octet <= 255 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3, digits > 0 else { return nil }
+        return value << 8 | octet
     }
 
     public init(in6 raw: in6_addr) {
@@ -51,7 +91,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     /// An address in network byte order as it travels on the wire (SOCKS5, xDS): 4 bytes are IPv4,
     /// 16 are IPv6 in the normal form; any other length is nil.
-    public init?(networkBytes bytes: some Collection<UInt8>) {
+    @inlinable public init?(networkBytes bytes: some Collection<UInt8>) {
         switch bytes.count {
         case 4:
             self = .v4(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
@@ -79,13 +119,38 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
     public var description: String {
         switch self {
         case let .v4(v):
-            return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
+            // Written digit by digit: at most 15 bytes, so a small string with no allocation (the
+            // proxy writes one or two per tunnel: `:authority`, `forwarded`).
+            return String(unsafeUninitializedCapacity: 15) { IPAddress.writeDottedQuad(v, into: $0) }
         case .v6:
             var raw = in6
             var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return "::" }
             return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
+    }
+
+    /// Writes `v` as a.b.c.d at the start of `out` (room for 15 bytes); returns how many it wrote.
+    static func writeDottedQuad(_ v: UInt32, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var n = 0
+        for shift in [24, 16, 8, 0] as [UInt32] {
+            if shift != 24 { out[n] = UInt8(ascii: "."); n += 1 }
+            n += writeDecimal(v >> shift & 0xff, into: out, at: n)
+        }
+        return n
+    }
+
+    /// Writes `value` (0-65535) in decimal at `offset`; returns how many bytes it wrote.
+    static func writeDecimal(_ value: UInt32, into out: UnsafeMutableBufferPointer<UInt8>, at offset: Int) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        var v = value
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            out[offset + i] = UInt8(ascii: "0") + UInt8(v % 10)
+            v /= 10
+        }
+        return digits
     }
 
     public var isLoopback: Bool {

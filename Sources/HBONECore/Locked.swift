@@ -8,9 +8,10 @@ import Glibc
 /// `Mutex`, and reported false races on it; with this lock, `scripts/test.sh --sanitize thread`
 /// reports only real ones. Uncontended cost is the same order (tens of nanoseconds).
 public final class Locked<Value>: @unchecked Sendable {
-    // Heap-allocated: a pthread mutex must not move.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    // Heap-allocated: a pthread mutex must not move. Visible to inlined code only, so `withLock`
+    // is specialized in the calling module instead of running as unspecialized generic code.
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline var value: Value
 
     public init(_ value: Value) {
         mutex = .allocate(capacity: 1)
@@ -25,7 +26,7 @@ public final class Locked<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always)
+    @inlinable
     public func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

@@ -10,12 +10,19 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// `ip:port` or `[v6]:port`, as HTTP's `:authority` and our config write them.
     public var description: String {
-        ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+        guard case let .v4(v) = ip else { return "[\(ip)]:\(port)" }
+        // IPv4 written straight into the string (at most 21 bytes): one per tunnel as `:authority`.
+        return String(unsafeUninitializedCapacity: 21) { out in
+            var n = IPAddress.writeDottedQuad(v, into: out)
+            out[n] = UInt8(ascii: ":")
+            n += 1
+            return n + IPAddress.writeDecimal(UInt32(port), into: out, at: n)
+        }
     }
 
     /// Parses `ip:port` or `[v6]:port` strictly: port 1–65535, no zone, no extra characters.
-    public init?(_ text: some StringProtocol) {
-        guard case let .success(address) = SocketAddress.parse(text) else { return nil }
+    @inlinable public init?(_ text: some StringProtocol) {
+        guard case let .success(address) = SocketAddress.parse(substring: Substring(text)) else { return nil }
         self = address
     }
 
@@ -39,37 +46,50 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public static func parse(_ text: some StringProtocol) -> Result<SocketAddress, ParseError> {
-        let s = Substring(text)
-        if s.isEmpty { return .failure(.empty) }
-        if s.utf8.count > 64 { return .failure(.tooLong) }
-        let host: Substring
-        let portText: Substring
-        // Scanned as bytes: the delimiters are ASCII, and Character iteration costs per call.
-        let u = s.utf8
-        if u.first == UInt8(ascii: "[") {
+    /// Inlinable for the same reason as `IPAddress.init(_:)`: specialized where it is called.
+    @inlinable public static func parse(_ text: some StringProtocol) -> Result<SocketAddress, ParseError> {
+        parse(substring: Substring(text))
+    }
+
+    @usableFromInline static func parse(substring: Substring) -> Result<SocketAddress, ParseError> {
+        var text = substring
+        return text.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// Scanned as bytes (the delimiters are ASCII): this runs for every inbound tunnel, and
+    /// String index arithmetic costs several times the scan itself.
+    static func parse(bytes u: UnsafeBufferPointer<UInt8>) -> Result<SocketAddress, ParseError> {
+        if u.isEmpty { return .failure(.empty) }
+        if u.count > 64 { return .failure(.tooLong) }
+        let host: Slice<UnsafeBufferPointer<UInt8>>
+        let portText: Slice<UnsafeBufferPointer<UInt8>>
+        if u[0] == UInt8(ascii: "[") {
             guard let close = u.firstIndex(of: UInt8(ascii: "]")) else { return .failure(.badAddress) }
-            host = s[u.index(after: u.startIndex)..<close]
-            let afterClose = u.index(after: close)
-            guard afterClose != u.endIndex, u[afterClose] == UInt8(ascii: ":") else { return .failure(.missingPort) }
-            portText = s[u.index(after: afterClose)...]
-            guard host.utf8.contains(UInt8(ascii: ":")) else { return .failure(.badAddress) }
+            host = u[1..<close]
+            guard close + 1 < u.count, u[close + 1] == UInt8(ascii: ":") else { return .failure(.missingPort) }
+            portText = u[(close + 2)...]
+            guard host.contains(UInt8(ascii: ":")) else { return .failure(.badAddress) }
         } else {
             guard let colon = u.lastIndex(of: UInt8(ascii: ":")) else { return .failure(.missingPort) }
-            host = s[..<colon]
-            if host.utf8.contains(UInt8(ascii: ":")) { return .failure(.unbracketedIPv6) }
-            portText = s[u.index(after: colon)...]
+            host = u[..<colon]
+            if host.contains(UInt8(ascii: ":")) { return .failure(.unbracketedIPv6) }
+            portText = u[(colon + 1)...]
         }
-        guard let port = parsePort(portText) else { return .failure(.badPort) }
-        guard let ip = IPAddress(host) else { return .failure(.badAddress) }
+        guard let port = parsePort(bytes: portText) else { return .failure(.badPort) }
+        guard let ip = IPAddress(bytes: host) else { return .failure(.badAddress) }
         return .success(SocketAddress(ip: ip, port: port))
     }
 
     /// Decimal 1–65535, digits only, no sign or leading zeros.
-    public static func parsePort(_ text: Substring) -> UInt16? {
-        guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        if text.utf8.count > 1 && text.utf8.first == 48 { return nil }
-        guard let value = Int(text), value >= 1, value <= 65535 else { return nil }
-        return UInt16(value)
+    public static func parsePort(_ text: Substring) -> UInt16? { parsePort(bytes: text.utf8) }
+
+    static func parsePort(bytes u: some Collection<UInt8>) -> UInt16? {
+        guard !u.isEmpty, u.count <= 5, u.first != UInt8(ascii: "0") else { return nil }
+        var value = 0
+        for b in u {
+            guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(b - UInt8(ascii: "0"))
+        }
+        return value <= 65535 ? UInt16(value) : nil
     }
 }

@@ -1,6 +1,7 @@
 import Benchmark
 import HBONEAuthz
 import HBONEBenchFixtures
+import HBONECore
 import HBONEIdentity
 
 // Each group has a baseline measured in the same run (an empty policy set, a copy of the same
@@ -21,6 +22,20 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("SPIFFE ID: refuse malformed (uppercase trust domain)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try? SPIFFEID(parsing: invalid)) }
+    }
+
+    // Addresses: every inbound tunnel parses its `:authority` and `forwarded` and every outbound
+    // one writes them; the baseline copies the same bytes.
+    let authority = "127.0.0.20:15008"
+    let address = SocketAddress(authority)!
+    Benchmark("address: baseline, copy the text's bytes") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(Array(authority.utf8)) }
+    }
+    Benchmark("address: parse ip:port") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(SocketAddress(authority)) }
+    }
+    Benchmark("address: write ip:port") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(address.description) }
     }
 
     // Authorization decisions; the baseline is an empty policy set.
