@@ -126,61 +126,12 @@ struct ConnectionLoad {
     }
 }
 
-/// Echoes every byte back: one thread on epoll for every connection, closing when the client does.
+/// Echoes every byte back: one thread on epoll for every connection (a `RelayLoop` whose sockets
+/// relay to themselves), closing when the client does.
 enum EventEchoServer {
     static func start(_ listener: BlockingListener) throws {
-        let epfd = chbone_epoll_create()
-        guard epfd >= 0 else { throw BenchError("epoll_create1: \(String(cString: strerror(errno)))") }
         _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) | O_NONBLOCK)
-        // Accepted sockets inherit TCP_NODELAY from the listener.
-        var one: Int32 = 1
-        setsockopt(listener.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard chbone_epoll_add(epfd, listener.fd, UInt32(CHBONE_EV_IN), UInt64(listener.fd)) == 0 else { throw BenchError("epoll_ctl: \(String(cString: strerror(errno)))") }
-        Thread { serve(listener.fd, epfd) }.start()
-    }
-
-    private static func serve(_ listenFD: Int32, _ epfd: Int32) {
-        var events = [chbone_event](repeating: chbone_event(), count: 64)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = events.withUnsafeMutableBufferPointer { chbone_epoll_wait(epfd, $0.baseAddress, Int32($0.count), -1) }
-            if n < 0 { if errno == EINTR { continue } else { return } }
-            for e in events[0..<Int(n)] {
-                let fd = Int32(truncatingIfNeeded: e.data)
-                if fd == listenFD {
-                    while true {
-                        var peer = sockaddr_storage()
-                        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                        let c = chbone_accept(listenFD, &peer, &length)
-                        if c < 0 { break }
-                        let events = UInt32(truncatingIfNeeded: CHBONE_EV_IN | CHBONE_EV_RDHUP | CHBONE_EV_ET)
-                        if chbone_epoll_add(epfd, c, events, UInt64(c)) != 0 { _ = Glibc.close(c) }
-                    }
-                    continue
-                }
-                echo(fd, buffer, peerClosed: e.events & UInt32(CHBONE_EV_RDHUP) != 0)
-            }
-        }
-    }
-
-    /// Reads everything there is and writes it back; closes on the client's EOF or an error.
-    /// `peerClosed`: the client's FIN is queued, so read on to the 0 (no further edge will come).
-    private static func echo(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, peerClosed: Bool) {
-        while true {
-            let n = recv(fd, buffer.baseAddress, buffer.count, 0)
-            if n < 0 && errno == EAGAIN { return }
-            guard n > 0 else { _ = Glibc.close(fd); return }
-            var offset = 0
-            while offset < n {
-                let w = send(fd, buffer.baseAddress! + offset, n - offset, Int32(MSG_NOSIGNAL))
-                if w > 0 { offset += w; continue }
-                // A full send buffer (not with 1-byte echoes): wait for room rather than drop bytes.
-                guard w < 0 && errno == EAGAIN else { _ = Glibc.close(fd); return }
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                guard poll(&p, 1, 30_000) > 0 else { _ = Glibc.close(fd); return }
-            }
-            if n < buffer.count && !peerClosed { return }    // a short read: the socket is drained
-        }
+        let loop = try RelayLoop(listener: listener.fd, target: nil)
+        Thread { loop.run() }.start()
     }
 }
