@@ -12,8 +12,13 @@ final class Recorder: TCPStreamDelegate {
     var connected = false
     var failedErrno: Int32?
     var wrote = 0
+    /// Pause the stream after the next bytes arrive (backpressure from the delegate).
+    var pauseAfterNextRead = false
     func tcpStreamConnected(_ stream: TCPStream) { connected = true }
-    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) { received += bytes }
+    func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
+        received += bytes
+        if pauseAfterNextRead { stream.readPaused = true; pauseAfterNextRead = false }
+    }
     func tcpStreamReadClosed(_ stream: TCPStream) { eof = true }
     func tcpStream(_ stream: TCPStream, wrote count: Int) { wrote += count }
     func tcpStream(_ stream: TCPStream, failed errno: Int32) { failedErrno = errno }
@@ -86,19 +91,8 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
     @Test func pauseAfterADrainingReadLosesNothing() throws {
         let loop = try EventLoop()
         let (a, b) = socketPair()
-        final class Pauser: TCPStreamDelegate {
-            var received: [UInt8] = []
-            var pauseNext = true
-            func tcpStreamConnected(_ stream: TCPStream) {}
-            func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
-                received += bytes
-                if pauseNext { stream.readPaused = true; pauseNext = false }
-            }
-            func tcpStreamReadClosed(_ stream: TCPStream) {}
-            func tcpStream(_ stream: TCPStream, wrote count: Int) {}
-            func tcpStream(_ stream: TCPStream, failed errno: Int32) {}
-        }
-        let p = Pauser()
+        let p = Recorder()
+        p.pauseAfterNextRead = true
         let sb = try TCPStream(loop: loop, fd: b, connecting: false, delegate: p)
         _ = "a".withCString { write(a, $0, 1) }
         spin(loop) { p.received.count == 1 }
@@ -110,7 +104,7 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         spin(loop) { p.received.count == 2 }
         #expect(p.received == Array("ab".utf8))
         // Drained, paused and resumed with nothing waiting: the next bytes still arrive.
-        p.pauseNext = true
+        p.pauseAfterNextRead = true
         _ = "c".withCString { write(a, $0, 1) }
         spin(loop) { p.received.count == 3 }
         sb.readPaused = false

@@ -3,14 +3,6 @@ import Testing
 
 /// nghttp2's frame buffer on pages of its own, given back while a session is idle.
 @Suite struct H2FrameBufferMemoryTests {
-    static func tunnel(_ p: Pair) throws -> Int32 {
-        let id = try p.client.connect(authority: "127.0.0.20:8080", headers: [])
-        try p.run()
-        try p.server.respond(stream: id, status: 200, headers: [])
-        try p.run()
-        return id
-    }
-
     static func echo(_ p: Pair, _ id: Int32, _ bytes: [UInt8]) throws -> Bool {
         p.s.data[id] = []
         p.c.data[id] = []
@@ -24,7 +16,7 @@ import Testing
     @Test func anIdleSessionGivesItsFrameBufferBackAndTakesItAgainForTheNextFrame() throws {
         let p = try Pair()
         #expect(p.client.memory.regionCount == 1 && p.server.memory.regionCount == 1)
-        let id = try Self.tunnel(p)
+        let id = try p.tunnel()
         let payload = (0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         #expect(try Self.echo(p, id, payload))
         // The first sweep after traffic keeps the pages; a sweep with nothing sent since gives them back.

@@ -55,6 +55,15 @@ struct Pair {
             if moved == 0 { return }
         }
     }
+
+    /// A CONNECT stream answered 200, ready for data both ways.
+    func tunnel() throws -> Int32 {
+        let id = try client.connect(authority: "127.0.0.20:8080", headers: [])
+        try run()
+        try server.respond(stream: id, status: 200, headers: [])
+        try run()
+        return id
+    }
 }
 
 @Suite struct H2SessionPairTests {
@@ -124,10 +133,7 @@ struct Pair {
     /// given back by the sweep after one in which nothing was queued.
     @Test func sendBufferIsKeptWhileBusyAndGivenBackWhenQuiet() throws {
         let p = try Pair()
-        let id = try p.client.connect(authority: "127.0.0.20:8080", headers: [])
-        try p.run()
-        try p.server.respond(stream: id, status: 200)
-        try p.run()
+        let id = try p.tunnel()
         [UInt8](repeating: 1, count: 8192).withUnsafeBytes { p.client.send(stream: id, $0) }
         try p.run()
         #expect(p.s.data[id]?.count == 8192)
