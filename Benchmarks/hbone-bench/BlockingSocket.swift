@@ -38,11 +38,10 @@ struct BlockingSocket {
 
     /// SOCKS5 no-auth CONNECT to an IPv4 destination.
     func socks5Connect(_ dst: SocketAddress) throws {
-        guard case let .v4(v) = dst.ip else { throw BenchError("IPv4 only") }
-        try [UInt8]([5, 1, 0]).withUnsafeBytes { try sendAll($0) }
+        guard let request = Socks5Request.connect(dst) else { throw BenchError("IPv4 only") }
+        try Socks5Request.greeting.withUnsafeBytes { try sendAll($0) }
         var reply = [UInt8](repeating: 0, count: 2)
         guard reply.withUnsafeMutableBytes({ receiveExactly($0) }), reply == [5, 0] else { throw BenchError("SOCKS5 greeting refused") }
-        let request: [UInt8] = [5, 1, 0, 1, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff), UInt8(dst.port >> 8), UInt8(dst.port & 0xff)]
         try request.withUnsafeBytes { try sendAll($0) }
         var r = [UInt8](repeating: 0, count: 10)
         guard r.withUnsafeMutableBytes({ receiveExactly($0) }), r[1] == 0 else { throw BenchError("SOCKS5 CONNECT refused (\(r[1]))") }
@@ -82,6 +81,18 @@ func connectIPv4(_ fd: Int32, to address: SocketAddress, from source: IPAddress?
     addr.sin_addr.s_addr = v.bigEndian
     let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     return rc == 0 ? 0 : errno
+}
+
+/// What the benchmark clients send a SOCKS5 server.
+enum Socks5Request {
+    /// Version 5, one method: no authentication.
+    static let greeting: [UInt8] = [5, 1, 0]
+
+    /// CONNECT to an IPv4 destination; nil for IPv6 (the benchmarks use IPv4 only).
+    static func connect(_ dst: SocketAddress) -> [UInt8]? {
+        guard case let .v4(v) = dst.ip else { return nil }
+        return [5, 1, 0, 1, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff), UInt8(dst.port >> 8), UInt8(dst.port & 0xff)]
+    }
 }
 
 struct BenchError: Error, CustomStringConvertible {

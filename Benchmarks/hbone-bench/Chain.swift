@@ -249,10 +249,8 @@ struct Connections: ParsableCommand {
                 return ConnectionLoad(target: d, source: from, steps: echo, concurrency: concurrency)
             }
             // SOCKS5 as a client does it: greeting, method reply, CONNECT, reply, then the echo.
-            guard case let .v4(v) = d.ip else { throw BenchError("IPv4 only") }
-            let request: [UInt8] = [5, 1, 0, 1, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff),
-                                    UInt8(d.port >> 8), UInt8(d.port & 0xff)]
-            let socks: [ConnectionLoad.Step] = [.send([5, 1, 0]), .expect(2, check: { $0 == [5, 0] }, what: "SOCKS5 greeting"),
+            guard let request = Socks5Request.connect(d) else { throw BenchError("IPv4 only") }
+            let socks: [ConnectionLoad.Step] = [.send(Socks5Request.greeting), .expect(2, check: { $0 == [5, 0] }, what: "SOCKS5 greeting"),
                                                 .send(request), .expect(10, check: { $0[1] == 0 }, what: "SOCKS5 CONNECT")]
             return ConnectionLoad(target: s, source: src, steps: socks + echo, concurrency: concurrency)
         }

@@ -192,9 +192,8 @@ final class SoakTunnel: TCPStreamDelegate {
 
     func tcpStreamConnected(_ stream: TCPStream) {
         phase = .socks
-        guard case let .v4(v) = target.ip else { return end("IPv6 target") }
-        tcp.write([5, 1, 0, 5, 1, 0, 1, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff),
-                   UInt8(target.port >> 8), UInt8(target.port & 0xff)])
+        guard let request = Socks5Request.connect(target) else { return end("IPv6 target") }
+        tcp.write(Socks5Request.greeting + request)
     }
 
     func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
