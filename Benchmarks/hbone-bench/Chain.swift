@@ -30,11 +30,22 @@ struct ChainOptions: ParsableArguments {
 
     var paths: [Path] { [.direct, .chain] + (peer == nil ? [] : [.peer]) + (reference == nil ? [] : [.reference]) }
 
-    /// The plain TCP entry of `--peer` or `--reference`.
-    func entryAddress(_ path: Path) throws -> SocketAddress {
-        let (text, option) = path == .peer ? (peer, "--peer") : (reference, "--reference")
-        guard let address = text.flatMap(SocketAddress.init) else { throw ValidationError("\(option) must be ip:port") }
-        return address
+    /// Where a path's connections go: the address to connect to, the source to bind, and the
+    /// destination to ask for through SOCKS5 first (nil: the connection is already headed there).
+    func route(_ path: Path) throws -> (to: SocketAddress, from: IPAddress?, socksDestination: SocketAddress?) {
+        guard let s = SocketAddress(socks), let d = SocketAddress(dest), let src = IPAddress(source) else { throw ValidationError("bad address") }
+        switch path {
+        case .direct:
+            return (d, src, nil)
+        case .chain:
+            guard let capturedFrom else { return (s, src, d) }
+            guard let from = IPAddress(capturedFrom) else { throw ValidationError("--captured-from must be an IP address") }
+            return (d, from, nil)
+        case .peer, .reference:
+            let (text, option) = path == .peer ? (peer, "--peer") : (reference, "--reference")
+            guard let address = text.flatMap(SocketAddress.init) else { throw ValidationError("\(option) must be ip:port") }
+            return (address, nil, nil)
+        }
     }
 
     func name(_ path: Path) -> String {
@@ -47,21 +58,10 @@ struct ChainOptions: ParsableArguments {
     }
 
     func open(_ path: Path) throws -> BlockingSocket {
-        guard let s = SocketAddress(socks), let d = SocketAddress(dest), let src = IPAddress(source) else { throw ValidationError("bad address") }
-        switch path {
-        case .chain:
-            if let capturedFrom {
-                guard let from = IPAddress(capturedFrom) else { throw ValidationError("--captured-from must be an IP address") }
-                return try BlockingSocket.connect(d, from: from)
-            }
-            let sock = try BlockingSocket.connect(s, from: src)
-            try sock.socks5Connect(d)
-            return sock
-        case .direct:
-            return try BlockingSocket.connect(d, from: src)
-        case .peer, .reference:
-            return try BlockingSocket.connect(try entryAddress(path))
-        }
+        let route = try route(path)
+        let sock = try BlockingSocket.connect(route.to, from: route.from)
+        if let d = route.socksDestination { try sock.socks5Connect(d) }
+        return sock
     }
 
     func open(proxied: Bool) throws -> BlockingSocket { try open(proxied ? .chain : .direct) }
@@ -236,24 +236,15 @@ struct Connections: ParsableCommand {
     func once(_ path: ChainOptions.Path) throws { _ = try load(path).run(duration: 0) }
 
     func load(_ path: ChainOptions.Path) throws -> ConnectionLoad {
-        guard let s = SocketAddress(chain.socks), let d = SocketAddress(chain.dest), let src = IPAddress(chain.source) else { throw ValidationError("bad address") }
-        let echo: [ConnectionLoad.Step] = [.send([0x78]), .expect(1, check: { $0 == [0x78] }, what: "echo")]
-        switch path {
-        case .direct:
-            return ConnectionLoad(target: d, source: src, steps: echo, concurrency: concurrency)
-        case .peer, .reference:
-            return ConnectionLoad(target: try chain.entryAddress(path), source: nil, steps: echo, concurrency: concurrency)
-        case .chain:
-            if let capturedFrom = chain.capturedFrom {
-                guard let from = IPAddress(capturedFrom) else { throw ValidationError("--captured-from must be an IP address") }
-                return ConnectionLoad(target: d, source: from, steps: echo, concurrency: concurrency)
-            }
+        let route = try chain.route(path)
+        var steps: [ConnectionLoad.Step] = [.send([0x78]), .expect(1, check: { $0 == [0x78] }, what: "echo")]
+        if let d = route.socksDestination {
             // SOCKS5 as a client does it: greeting, method reply, CONNECT, reply, then the echo.
             guard let request = Socks5Request.connect(d) else { throw BenchError("IPv4 only") }
-            let socks: [ConnectionLoad.Step] = [.send(Socks5Request.greeting), .expect(2, check: { $0 == [5, 0] }, what: "SOCKS5 greeting"),
-                                                .send(request), .expect(10, check: { $0[1] == 0 }, what: "SOCKS5 CONNECT")]
-            return ConnectionLoad(target: s, source: src, steps: socks + echo, concurrency: concurrency)
+            steps = [.send(Socks5Request.greeting), .expect(2, check: { $0 == [5, 0] }, what: "SOCKS5 greeting"),
+                     .send(request), .expect(10, check: { $0[1] == 0 }, what: "SOCKS5 CONNECT")] + steps
         }
+        return ConnectionLoad(target: route.to, source: route.from, steps: steps, concurrency: concurrency)
     }
 }
 
