@@ -58,16 +58,27 @@ echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version
 echo "# proxies: ${tunables:+GLIBC_TUNABLES=$tunables, }no environment (as shipped); proxy binary $hbone"
 client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --source 127.0.0.10 --json $json"
 server_id=spiffe://cluster.local/ns/payments/sa/ledger
-proxy() { env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
+# Each starter takes an optional last argument: a command prefix that runs it elsewhere (the
+# capture block's `ip netns exec NS`).
+proxy() { ${3-} env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/$1.yaml" --workers "$2" --log-level error 2>/dev/null & pids+=($!); }
 # The last figure's value whose name contains $1.
 figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
-up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; return 1; }
+up() { ${3-} bash -c 'for _ in $(seq 100); do (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null && exit 0; sleep 0.1; done; echo "nothing listens on $0:$1" >&2; exit 1' "$1" "$2"; }
+start_go_server() {
+    ${1-} "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
+        -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
+}
+# The Go two-proxy chain's entry to the echo server: hboneclient (east's SVID) -> Go server.
+start_go_client() {
+    ${1-} "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
+        -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
+        -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
+}
 # The Go peer: its server holds the same server SVID as west; its client (an outbound proxy that
 # turns each accepted connection into a CONNECT stream) holds east's client SVID.
 if [ "$peer" = go ]; then
     go_bin=$("$go_src/build.sh" "$PWD/.build/go-hbone" | tail -n 1)
-    "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
-        -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); go_server=$!
+    start_go_server; go_server=$!
     up 127.0.0.31 15008
     echo "# peer: Go HBONE baseline ($go_src), server 127.0.0.31:15008"
 fi
@@ -123,11 +134,7 @@ if want latency; then
     chain="--socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9001 --json $json"
     peer_chain=
     if [ "$peer" = go ]; then
-        # The Go two-proxy chain to the same echo server: hboneclient (east's SVID) -> Go server.
-        "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
-            -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
-            -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
-        go_client=${pids[${#pids[@]}-1]}
+        start_go_client; go_client=$!
         up 127.0.0.32 9100
         peer_chain="--peer 127.0.0.32:9100 --peer-name Go-chain"
     fi
@@ -136,7 +143,7 @@ if want latency; then
     relays() {
         $1 "$bin/hbone-bench" relay --listen 127.0.0.41:9201 --to 127.0.0.20:9002 >/dev/null & pids+=($!); relay2=$!
         $1 "$bin/hbone-bench" relay --listen 127.0.0.40:9200 --to 127.0.0.41:9201 >/dev/null & pids+=($!); relay1=$!
-        $1 bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.40/9200) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+        up 127.0.0.40 9200 "$1"
     }
     relays ""
     reference="--reference 127.0.0.40:9200 --reference-name relay-chain"
@@ -176,17 +183,14 @@ hbone:
 open(sys.argv[2], "w").write(text)
 PY
         done
-        $in_ns env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/west-capture.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); cw=$!
-        $in_ns env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --config "$d/east-capture.yaml" --workers 2 --log-level error 2>/dev/null & pids+=($!); ce=$!
-        $in_ns bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/15001) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.20/15008) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+        proxy west-capture 2 "$in_ns"; cw=$!
+        proxy east-capture 2 "$in_ns"; ce=$!
+        up 127.0.0.1 15001 "$in_ns"; up 127.0.0.20 15008 "$in_ns"
         ns_peer=
         if [ "$peer" = go ]; then
-            $in_ns "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
-                -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); ngs=$!
-            $in_ns "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
-                -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
-                -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!); ngc=$!
-            $in_ns bash -c 'for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.32/9100) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+            start_go_server "$in_ns"; ngs=$!
+            start_go_client "$in_ns"; ngc=$!
+            up 127.0.0.32 9100 "$in_ns"
             ns_peer="--peer 127.0.0.32:9100 --peer-name Go-chain --peer-pids $ngc --peer-pids $ngs"
         fi
         relays "$in_ns"
