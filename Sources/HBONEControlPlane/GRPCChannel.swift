@@ -54,6 +54,8 @@ public final class GRPCChannel {
     private var pumpScheduled = false
     private var goawayReceived = false
     private let plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// Frames of one pump gathered into records (TLSRecordGather).
+    private let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
     /// Where the connection went (for logs and the admin view).
     public private(set) var peer: SocketAddress?
 
@@ -65,7 +67,10 @@ public final class GRPCChannel {
         self.resolve = resolve ?? GRPCChannel.threadResolver(loop: loop)
     }
 
-    deinit { plaintext.deallocate() }
+    deinit {
+        plaintext.deallocate()
+        recordScratch.deallocate()
+    }
 
     public var isReady: Bool { phase == .ready }
     public var isClosed: Bool { phase == .closed }
@@ -277,11 +282,12 @@ public final class GRPCChannel {
     private func pump() {
         guard let h2, let tls, phase == .settings || phase == .ready else { return }
         if h2.wantsWrite {
+            var records = TLSRecordGather(engine: tls, scratch: recordScratch)
             do {
-                _ = try h2.produce { bytes in
-                    if let error = tls.write(bytes) { Bug.report("control-plane TLS write failed: \(error)") }
-                }
+                _ = try h2.produce { records.append($0) }
+                if let error = records.finish() { Bug.report("control-plane TLS write failed: \(error)") }
             } catch {
+                _ = records.finish()
                 fail("HTTP/2 send: \(error)")
                 return
             }

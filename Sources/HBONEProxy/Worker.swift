@@ -18,6 +18,8 @@ final class Worker {
     let chainCache = VerifiedChainCache()
     /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
     let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// Frames produced in one pump are gathered here into as few TLS records as fit (TLSRecordGather).
+    let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
     private var listeners: [ListenerKey: any StreamListener] = [:]
     private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
     /// Every open tunnel, HBONE or plain, by id.
@@ -40,7 +42,10 @@ final class Worker {
         self.stats = stats
     }
 
-    deinit { plaintextScratch.deallocate() }
+    deinit {
+        plaintextScratch.deallocate()
+        recordScratch.deallocate()
+    }
 
     var openTunnels: Int { tunnels.count }
 
