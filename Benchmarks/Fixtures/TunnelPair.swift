@@ -12,6 +12,8 @@ public final class TunnelPair {
     public let clientEvents = StreamEvents()
     public let serverEvents = StreamEvents()
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    /// Frames are gathered into records here, as the proxy's pump does (TLSRecordGather).
+    private let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
 
     /// Handshakes (with a PKI) and exchanges the HTTP/2 prefaces and SETTINGS.
     public init(pki: InMemoryPKI?) throws {
@@ -39,6 +41,8 @@ public final class TunnelPair {
         try pump()
     }
 
+    deinit { recordScratch.deallocate() }
+
     /// Runs a full handshake between two engines in memory.
     public static func handshake(client: TLSEngine, server: TLSEngine) throws {
         for _ in 0..<10 {
@@ -62,9 +66,9 @@ public final class TunnelPair {
         guard let via, let to else {
             return try from.produce { bytes in try? into.receive(bytes) }
         }
-        var failure: TLSError?
-        let n = try from.produce { bytes in if failure == nil { failure = via.write(bytes) } }
-        if let failure { throw failure }
+        var records = TLSRecordGather(engine: via, scratch: recordScratch)
+        let n = try from.produce { records.append($0) }
+        if let failure = records.finish() { throw failure }
         via.takeCiphertext { to.feed($0) }
         var delivered = 0
         while true {
