@@ -163,7 +163,9 @@ enum EchoServer {
 /// other chains. The load is event-driven (`ConnectionLoad`), so the client costs the cores little.
 struct Connections: ParsableCommand {
     @OptionGroup var chain: ChainOptions
-    @Option(help: "Seconds per run.") var duration = 3.0
+    @Option(help: "Seconds each path is measured for, in all.") var duration = 3.0
+    @Option(help: "Blocks the paths take turns in (the host's load drifts: one long block each would give one path a busy spell).")
+    var rounds = 3
     @Option(help: "Connections in flight at once.") var concurrency = 16
     @Flag(help: "Listen on --dest and echo (instead of an echo server already there).") var serve = false
     @Option(help: "PIDs of our chain's proxies, to report their CPU per connection.") var pids: [Int32] = []
@@ -177,31 +179,47 @@ struct Connections: ParsableCommand {
             let listener = try BlockingListener(address)
             try EventEchoServer.start(listener)
         }
-        var rates: [Double] = []
-        var figures: [Figure] = []
-        for path in chain.paths {
-            _ = try? once(path)     // warm the pool
-            let watched = switch path {
+        guard rounds > 0 else { throw ValidationError("--rounds must be at least 1") }
+        let paths = chain.paths
+        func watched(_ path: ChainOptions.Path) -> [Int32] {
+            switch path {
             case .chain: pids
             case .peer: peerPids
             case .reference: referencePids
-            case .direct: [Int32]()
+            case .direct: []
             }
-            let cpu0 = watched.map { processCPUMillis($0) ?? 0 }
-            let own0 = processCPUMillis(getpid()) ?? 0
-            let (rate, done) = try measure(path)
-            rates.append(rate)
-            if done > 0 {
-                // The client and echo server (this process) share the cores with what is measured.
-                let own = ((processCPUMillis(getpid()) ?? 0) - own0) * 1000 / Double(done)
-                print(String(format: "%@: client and echo server CPU per new connection %.0f µs", chain.name(path), own))
-                figures.append(Figure("connections", "\(chain.name(path)): client and echo server CPU per new connection", value: own,
-                                      unit: "µs", higherIsBetter: false))
+        }
+        // Per path, over all rounds: connections done, seconds, this process's and the watched processes' CPU.
+        var done = [Int](repeating: 0, count: paths.count)
+        var seconds = [Double](repeating: 0, count: paths.count)
+        var ownCPU = [Double](repeating: 0, count: paths.count)
+        var chainCPU = paths.map { [Double](repeating: 0, count: watched($0).count) }
+        for path in paths { _ = try? once(path) }     // warm the pools
+        for _ in 0..<rounds {
+            for (k, path) in paths.enumerated() {
+                let cpu0 = watched(path).map { processCPUMillis($0) ?? 0 }
+                let own0 = processCPUMillis(getpid()) ?? 0
+                let (n, s) = try load(path).run(duration: duration / Double(rounds))
+                ownCPU[k] += (processCPUMillis(getpid()) ?? 0) - own0
+                for (i, pid) in watched(path).enumerated() { chainCPU[k][i] += (processCPUMillis(pid) ?? 0) - cpu0[i] }
+                done[k] += n
+                seconds[k] += s
             }
-            if !watched.isEmpty, done > 0 {
+        }
+        var rates: [Double] = []
+        var figures: [Figure] = []
+        for (k, path) in paths.enumerated() {
+            rates.append(seconds[k] > 0 ? Double(done[k]) / seconds[k] : 0)
+            guard done[k] > 0 else { continue }
+            // The client and echo server (this process) share the cores with what is measured.
+            let own = ownCPU[k] * 1000 / Double(done[k])
+            print(String(format: "%@: client and echo server CPU per new connection %.0f µs", chain.name(path), own))
+            figures.append(Figure("connections", "\(chain.name(path)): client and echo server CPU per new connection", value: own,
+                                  unit: "µs", higherIsBetter: false))
+            if !chainCPU[k].isEmpty {
                 // CPU of the chain's own processes per new connection: what the proxies cost,
                 // apart from the client and the echo server both chains share.
-                let micros = zip(watched, cpu0).map { ((processCPUMillis($0.0) ?? 0) - $0.1) * 1000 / Double(done) }
+                let micros = chainCPU[k].map { $0 * 1000 / Double(done[k]) }
                 let who = path == .chain ? "\(chain.name(path)) (\(chain.entry))" : chain.name(path)
                 print(String(format: "%@: proxy CPU per new connection %.0f µs (%@)", who, micros.reduce(0, +),
                              micros.map { String(format: "%.0f", $0) }.joined(separator: " + ")))
@@ -223,13 +241,6 @@ struct Connections: ParsableCommand {
         }
         try report.emit(figures)
         printCommand()
-    }
-
-    /// Connections per second with `concurrency` connections in flight for `duration` seconds,
-    /// and how many.
-    func measure(_ path: ChainOptions.Path) throws -> (Double, Int) {
-        let (done, seconds) = try load(path).run(duration: duration)
-        return (Double(done) / seconds, done)
     }
 
     /// Each of the `concurrency` slots completes one connection.
