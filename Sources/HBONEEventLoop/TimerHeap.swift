@@ -1,8 +1,21 @@
-/// Deadlines in a binary min-heap; cancelled timers are dropped lazily when they reach the top.
+/// Deadlines in a binary min-heap; cancelled timers are dropped lazily when they reach the top, or
+/// all at once when they are most of the heap. Nearly every timer is cancelled long before it is
+/// due (a tunnel's 10 s connect timer lives a few hundred µs), so under load waiting for the top
+/// kept ~10 s of cancelled entries per loop: tens of thousands, each costing a sift through a heap
+/// far larger than a cache when it finally surfaced, and an array that never shrank again.
 struct TimerHeap {
     private var heap: [(deadline: UInt64, id: UInt64)] = []
     private var bodies: [UInt64: () -> Void] = [:]
     private var nextID: UInt64 = 1
+    /// Entries in `heap` whose timer was cancelled.
+    private var cancelledEntries = 0
+    /// Below this many cancelled entries the heap is not compacted (a rebuild per few cancels would cost more than it saves).
+    static let compactionFloor = 256
+
+    /// Entries the heap holds, cancelled ones included (tests).
+    var entryCount: Int { heap.count }
+    /// The heap array's capacity in entries (tests).
+    var entryCapacity: Int { heap.capacity }
 
     var nextDeadline: UInt64? {
         mutating get {
@@ -20,7 +33,11 @@ struct TimerHeap {
         return id
     }
 
-    mutating func cancel(_ id: UInt64) { bodies[id] = nil }
+    mutating func cancel(_ id: UInt64) {
+        guard bodies.removeValue(forKey: id) != nil else { return }
+        cancelledEntries += 1
+        if cancelledEntries >= Self.compactionFloor && cancelledEntries * 2 > heap.count { compact() }
+    }
 
     mutating func popExpired(now: UInt64) -> (() -> Void)? {
         dropCancelled()
@@ -30,7 +47,19 @@ struct TimerHeap {
     }
 
     private mutating func dropCancelled() {
-        while let top = heap.first, bodies[top.id] == nil { removeTop() }
+        while let top = heap.first, bodies[top.id] == nil {
+            removeTop()
+            cancelledEntries -= 1
+        }
+    }
+
+    /// Drops every cancelled entry and rebuilds the heap: O(n), once per at least n/2 cancels. An
+    /// array left mostly empty is copied into one of its size, so a burst's memory goes back.
+    private mutating func compact() {
+        heap.removeAll { bodies[$0.id] == nil }
+        cancelledEntries = 0
+        if heap.capacity > 4 * max(heap.count, Self.compactionFloor) { heap = heap.withUnsafeBufferPointer { Array($0) } }
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
     }
 
     private mutating func removeTop() {
