@@ -41,7 +41,9 @@ public final class EventLoop: @unchecked Sendable {
     private var nextGeneration: UInt32 = 1
     private let posted = Locked<[@Sendable () -> Void]>([])
     private let wakePending = Locked<Bool>(false)
-    private var deferred: [() -> Void] = []
+    private var deferred: [Deferred] = []
+    /// The batch `runDeferred` is running; swapped with `deferred` so neither array is reallocated per pass.
+    private var running: [Deferred] = []
     private var timers = TimerHeap()
     private var stopping = false
     private let stopFlag = Locked<Bool>(false)
@@ -178,7 +180,15 @@ public final class EventLoop: @unchecked Sendable {
     /// so nothing is freed under a callback that still uses it).
     public func deferUntilEndOfPass(_ body: @escaping () -> Void) {
         assertInLoop()
-        deferred.append(body)
+        deferred.append(.closure(body))
+    }
+
+    /// Runs `work.runAtEndOfPass()` after the current pass, like the closure form but without a
+    /// closure to allocate: for work an object queues on every pass (a stream's flush, a session's pump).
+    /// The loop holds `work` until it has run.
+    public func deferUntilEndOfPass(_ work: EndOfPassWork) {
+        assertInLoop()
+        deferred.append(.work(work))
     }
 
     // MARK: Thread confinement
@@ -335,12 +345,29 @@ public final class EventLoop: @unchecked Sendable {
         // Deferred work may defer more; bounded so a loop of deferrals cannot starve I/O.
         var rounds = 0
         while !deferred.isEmpty && rounds < 16 {
-            let work = deferred
-            deferred.removeAll(keepingCapacity: true)
-            for body in work { body() }
+            swap(&deferred, &running)
+            for i in running.indices {
+                switch running[i] {
+                case let .closure(body): body()
+                case let .work(work): work.runAtEndOfPass()
+                }
+            }
+            running.removeAll(keepingCapacity: true)
             rounds += 1
         }
     }
+}
+
+/// An object that queues itself for the end of a loop pass (`EventLoop.deferUntilEndOfPass(_:)`)
+/// and decides from its own state, when it runs, what is left to do.
+public protocol EndOfPassWork: AnyObject {
+    func runAtEndOfPass()
+}
+
+/// One piece of deferred work.
+private enum Deferred {
+    case closure(() -> Void)
+    case work(EndOfPassWork)
 }
 
 /// An errno-carrying failure of a system call.

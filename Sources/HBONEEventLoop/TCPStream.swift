@@ -37,6 +37,8 @@ public final class TCPStream: Selectable {
     private var shutdownRequested = false
     private var flushScheduled = false
     private var readScheduled = false
+    /// Queued on the loop for the end of this pass (a flush, a read, or both).
+    private var endOfPassQueued = false
 
     /// Most reads per event before yielding to other connections (fairness under load).
     static let readsPerEvent = 16
@@ -242,19 +244,19 @@ public final class TCPStream: Selectable {
     private func scheduleRead() {
         guard !readScheduled, state == .open, !readEOF else { return }
         readScheduled = true
-        loop.deferUntilEndOfPass { [self] in
-            readScheduled = false
-            if state == .open && !readPaused && !readEOF { readLoop() }
-        }
+        queueForEndOfPass()
     }
 
     private func scheduleFlush() {
         guard !flushScheduled, state == .open else { return }
         flushScheduled = true
-        loop.deferUntilEndOfPass { [self] in
-            flushScheduled = false
-            if state == .open { flush() }
-        }
+        queueForEndOfPass()
+    }
+
+    private func queueForEndOfPass() {
+        guard !endOfPassQueued else { return }
+        endOfPassQueued = true
+        loop.deferUntilEndOfPass(self)
     }
 
     private func flush() {
@@ -293,5 +295,20 @@ public final class TCPStream: Selectable {
         let delegate = self.delegate   // close() lets go of it; it still hears why
         close()
         delegate?.tcpStream(self, failed: error)
+    }
+}
+
+extension TCPStream: EndOfPassWork {
+    /// The loop's call at the end of a pass: the scheduled flush, then the scheduled read.
+    public func runAtEndOfPass() {
+        endOfPassQueued = false
+        if flushScheduled {
+            flushScheduled = false
+            if state == .open { flush() }
+        }
+        if readScheduled {
+            readScheduled = false
+            if state == .open && !readPaused && !readEOF { readLoop() }
+        }
     }
 }

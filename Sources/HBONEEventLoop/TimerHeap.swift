@@ -5,7 +5,10 @@
 /// far larger than a cache when it finally surfaced, and an array that never shrank again.
 struct TimerHeap {
     private var heap: [(deadline: UInt64, id: UInt64)] = []
-    private var bodies: [UInt64: () -> Void] = [:]
+    /// A closure stored as a dictionary's generic value is re-wrapped in a thunk (an allocation per
+    /// timer); held in a concrete struct it is stored as it is.
+    private struct Body { let run: () -> Void }
+    private var bodies: [UInt64: Body] = [:]
     private var nextID: UInt64 = 1
     /// Entries in `heap` whose timer was cancelled.
     private var cancelledEntries = 0
@@ -27,7 +30,7 @@ struct TimerHeap {
     mutating func insert(deadline: UInt64, _ body: @escaping () -> Void) -> UInt64 {
         let id = nextID
         nextID += 1
-        bodies[id] = body
+        bodies[id] = Body(run: body)
         heap.append((deadline, id))
         siftUp(heap.count - 1)
         return id
@@ -43,7 +46,7 @@ struct TimerHeap {
         dropCancelled()
         guard let top = heap.first, top.deadline <= now else { return nil }
         removeTop()
-        return bodies.removeValue(forKey: top.id)
+        return bodies.removeValue(forKey: top.id)?.run
     }
 
     private mutating func dropCancelled() {

@@ -18,6 +18,9 @@ public final class H2Session {
     /// Frames went out since the last `releaseIdleMemory`.
     private var producedSinceSweep = false
     private var streams: [Int32: StreamState] = [:]
+    /// `withHeaderVector`'s buffers, kept between calls (emptied by `releaseIdleMemory`).
+    private var headerBytes: [UInt8] = []
+    private var headerVector: [nghttp2_nv] = []
     /// RST_STREAM frames we submitted and nghttp2 has not sent yet (so they are not reported as errors).
     private var ownResets: Set<Int32> = []
     public private(set) var goawayReceived = false
@@ -131,6 +134,8 @@ public final class H2Session {
     /// its emptied send buffer back, and a session that sent nothing since the last sweep and has
     /// nothing to send gives its frame buffer's pages back to the kernel (H2FrameBufferMemory).
     public func releaseIdleMemory() {
+        headerBytes = []
+        headerVector = []
         for state in streams.values {
             if !state.queuedSinceSweep { state.outbound.releaseIfEmpty() }
             state.queuedSinceSweep = false
@@ -271,21 +276,25 @@ public final class H2Session {
     }
 
     private func withHeaderVector<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        var storage: [UInt8] = []
-        var ranges: [(Int, Int, Int, Int)] = []
+        if headers.isEmpty { return withUnsafePointer(to: nghttp2_nv()) { body($0, 0) } }
+        // Reused across calls (nghttp2 copies the fields when a request or response is submitted).
+        headerBytes.removeAll(keepingCapacity: true)
+        headerVector.removeAll(keepingCapacity: true)
         for h in headers {
-            let n = storage.count
-            storage.append(contentsOf: h.name.utf8)
-            let v = storage.count
-            storage.append(contentsOf: h.value.utf8)
-            ranges.append((n, h.name.utf8.count, v, h.value.utf8.count))
+            headerBytes.append(contentsOf: h.name.utf8)
+            headerBytes.append(contentsOf: h.value.utf8)
         }
-        return storage.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 0)
-            let nva = ranges.map { r in
-                nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        headerBytes.append(0)   // never empty, so it has a base address even if every field is ""
+        return headerBytes.withUnsafeMutableBufferPointer { buf in
+            let base = buf.baseAddress!
+            var offset = 0
+            for h in headers {
+                let n = h.name.utf8.count, v = h.value.utf8.count
+                headerVector.append(nghttp2_nv(name: base + offset, value: base + offset + n, namelen: n, valuelen: v,
+                                               flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                offset += n + v
             }
-            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            return headerVector.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
     }
 
@@ -302,6 +311,8 @@ public final class H2Session {
         guard let state = streams[id] else { return true }
         // Bound header count per block: nghttp2 bounds sizes, we bound the list we build.
         if state.headers.count >= 64 { return false }
+        // One allocation for a CONNECT's usual fields, instead of growing 1 → 2 → 4 → 8.
+        if state.headers.isEmpty { state.headers.reserveCapacity(8) }
         state.headers.append(H2Header(name, value))
         return true
     }

@@ -320,10 +320,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func schedulePump() {
         guard !pumpScheduled, carriesFrames else { return }
         pumpScheduled = true
-        worker.loop.deferUntilEndOfPass { [self] in
-            pumpScheduled = false
-            pump()
-        }
+        worker.loop.deferUntilEndOfPass(self)
     }
 
     private func flushTLS() {
@@ -548,5 +545,13 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 worker.connectionClosed(self)
             }
         }
+    }
+}
+
+extension HBONEConnection: EndOfPassWork {
+    /// The loop's call at the end of the pass `schedulePump` asked for.
+    func runAtEndOfPass() {
+        pumpScheduled = false
+        pump()
     }
 }
