@@ -4,11 +4,6 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
     public let trustDomain: String
     public let namespace: String
     public let serviceAccount: String
-    /// `spiffe://TD/ns/NS/sa/SA`, written once: every tunnel puts it on its metric series (and the
-    /// peer's `principal` into its policy facts), so formatting it per use cost allocations per tunnel.
-    public let description: String
-    /// The form Istio's AuthorizationPolicy `principals` use: the ID without `spiffe://`.
-    public let principal: String
 
     /// The SPIFFE spec's maximum URI length.
     public static let maxLength = 2048
@@ -20,7 +15,6 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         self.trustDomain = trustDomain
         self.namespace = namespace
         self.serviceAccount = serviceAccount
-        (description, principal) = SPIFFEID.written(trustDomain, namespace, serviceAccount)
     }
 
     /// Parses `spiffe://TD/ns/NS/sa/SA`. One pass over the UTF-8 bytes: this runs on every
@@ -32,12 +26,6 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         self.trustDomain = parts.0
         self.namespace = parts.1
         self.serviceAccount = parts.2
-        (description, principal) = SPIFFEID.written(parts.0, parts.1, parts.2)
-    }
-
-    private static func written(_ td: String, _ ns: String, _ sa: String) -> (uri: String, principal: String) {
-        let principal = "\(td)/ns/\(ns)/sa/\(sa)"
-        return ("spiffe://" + principal, principal)
     }
 
     /// The checks of `init(parsing:)`, in the order that decides which error a bad ID reports.
@@ -93,9 +81,12 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         return (text(n..<slash), text(segments.1), text(segments.3))
     }
 
-    /// The written form determines the parts (a segment holds no `/`), so it alone is compared and hashed.
-    public static func == (a: SPIFFEID, b: SPIFFEID) -> Bool { a.description == b.description }
-    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
+    /// `spiffe://TD/ns/NS/sa/SA`
+    public var description: String { "spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)" }
+
+    /// The form Istio's AuthorizationPolicy `principals` use: the ID without `spiffe://`.
+    public var principal: String { "\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)" }
+
     public static func < (a: SPIFFEID, b: SPIFFEID) -> Bool { a.description < b.description }
 
     /// Trust domain: lowercase letters, digits, `.`, `-`, `_` (SPIFFE-ID spec §2.1).
