@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "hbone-bench", targets: ["hbone-bench"]),
         .executable(name: "hbone-fuzz", targets: ["hbone-fuzz"]),
         // For the ordo-one micro-benchmarks in Benchmarks/Micro (a separate package).
-        .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2"]),
+        .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2", "HBONEProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -81,10 +81,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "Benchmarks/hbone-bench"),
-        // Inputs shared by hbone-bench and the micro-benchmarks: policy sets, an in-memory PKI and
-        // an in-memory client/server pair (TLS engines + HTTP/2 sessions).
+        // Inputs shared by hbone-bench and the micro-benchmarks: policy sets, an in-memory PKI,
+        // an in-memory client/server pair (TLS engines + HTTP/2 sessions) and a mesh's routing state.
         .target(name: "HBONEBenchFixtures", dependencies: [
-            "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2",
+            "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2", "HBONEConfig", "HBONEProxy",
         ], path: "Benchmarks/Fixtures"),
         // libFuzzer targets for every parser of untrusted input (scripts/fuzz.sh builds them with
         // -sanitize=fuzzer); a normal build replays the committed corpus (Fuzz/corpus).

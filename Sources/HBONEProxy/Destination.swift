@@ -36,11 +36,11 @@ extension ProxyState {
     }
 
     func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
-        let endpoints = config.workloads.filter { $0.services[s.key] != nil }
-        guard !endpoints.isEmpty else { return nil }
-        let w = endpoints[abs(hashKey) % endpoints.count]
+        let key = s.key
+        guard let endpoints = endpointsByService[key], !endpoints.isEmpty else { return nil }
+        let w = endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
         var target = port
-        if let t = w.services[s.key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
+        if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
     }
 

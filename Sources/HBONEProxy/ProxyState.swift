@@ -18,6 +18,9 @@ public final class ProxyState: Sendable {
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
+    /// Each service's endpoints (workloads listing it in `services`), by `Service.key`, in config order.
+    /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
+    public let endpointsByService: [String: [Workload]]
     /// Ports of this proxy, which no tunnel may target (no self-loops).
     public let ownPorts: Set<UInt16>
     /// Addresses that reach this proxy (for the self-call guard): this host's interface addresses
@@ -55,14 +58,17 @@ public final class ProxyState: Sendable {
         }
         self.identities = identities
         var byIP: [IPAddress: Workload] = [:], local: [IPAddress: Workload] = [:]
+        var endpoints: [String: [Workload]] = [:]
         for w in config.workloads {
             for ip in w.workloadIps {
                 byIP[ip] = w
                 if w.node == config.settings.node { local[ip] = w }
             }
+            for key in w.services.keys { endpoints[key, default: []].append(w) }
         }
         workloadsByIP = byIP
         localWorkloadsByIP = local
+        endpointsByService = endpoints
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:]
         for s in config.services {
             for v in s.vips { vips[v] = s }

@@ -105,4 +105,49 @@ import HBONETLS
     func proxyItself(text: String, isSelf: Bool) throws {
         #expect(try state().isProxyItself(try #require(SocketAddress(text))) == isSelf, "\(text)")
     }
+
+    /// A service's endpoints are the workloads that list it, in config order, whatever else the
+    /// mesh holds; the hash key picks among them (any key, even Int.min, whose abs() would trap).
+    @Test func serviceEndpointsAreTheListingWorkloadsInConfigOrder() throws {
+        var yaml = "workloads:\n"
+        for i in 0..<40 {
+            let service = i % 4 == 1 ? "payments/ledger.payments.svc.cluster.local" : "payments/other.payments.svc.cluster.local"
+            yaml += """
+            - name: w-\(i)
+              namespace: payments
+              serviceAccount: sa\(i)
+              workloadIps: ["10.1.1.\(i)"]
+              protocol: HBONE
+              node: west
+              services:
+                "\(service)": {80: 8080}
+
+            """
+        }
+        yaml += """
+        services:
+        - name: ledger
+          namespace: payments
+          hostname: ledger.payments.svc.cluster.local
+          vips: ["10.96.0.20"]
+          ports: {"80": 8080}
+        - name: other
+          namespace: payments
+          hostname: other.payments.svc.cluster.local
+          vips: ["10.96.0.21"]
+          ports: {"80": 8080}
+        hbone:
+          node: east
+          rootCertificates: /unused
+          certificates: {directory: /unused}
+        """
+        let s = try testState(yaml)
+        #expect(s.endpointsByService["payments/ledger.payments.svc.cluster.local"]?.map(\.name) == stride(from: 1, to: 40, by: 4).map { "w-\($0)" })
+        for key in [0, 1, 7, 9, -3, Int.max, Int.min] {
+            let d = s.resolve(SocketAddress("10.96.0.20:80")!, hashKey: key)
+            let i = 1 + 4 * Int(key.magnitude % 10)
+            #expect(d?.workload?.name == "w-\(i)", "hash key \(key)")
+            #expect(d.map { if case let .hbone(_, authority, _) = $0.route { authority } else { nil } } == SocketAddress("10.1.1.\(i):8080"))
+        }
+    }
 }

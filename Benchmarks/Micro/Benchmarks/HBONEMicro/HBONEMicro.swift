@@ -53,6 +53,17 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(tenThousand.decide(facts, for: target)) }
     }
 
+    // Routing a new connection in a mesh of 10,000 workloads (1,000 services of 10): to a service
+    // VIP (pick an endpoint, translate the port) against the baseline, a workload IP.
+    let mesh = try! MeshFixtures.state()
+    let vip = MeshFixtures.vip(517), endpoint = MeshFixtures.endpoint(517)
+    Benchmark("destination: baseline, a workload IP among 10,000 workloads") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(mesh.resolve(endpoint, hashKey: i)) }
+    }
+    Benchmark("destination: a service VIP among 10,000 workloads") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(mesh.resolve(vip, hashKey: i)) }
+    }
+
     // One DATA frame each way on an open stream, in memory; the baseline copies the same bytes twice.
     let payload = [UInt8](repeating: 0x61, count: 1024)
     Benchmark("H2 round trip: baseline, copy 1 KiB twice") { benchmark in
