@@ -23,6 +23,10 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("SPIFFE ID: refuse malformed (uppercase trust domain)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try? SPIFFEID(parsing: invalid)) }
     }
+    let parsed = try! SPIFFEID(parsing: valid)
+    Benchmark("SPIFFE ID: write (each tunnel's metric series writes two)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(parsed.description) }
+    }
 
     // Addresses: every inbound tunnel parses its `:authority` and `forwarded` and every outbound
     // one writes them; the baseline copies the same bytes.
