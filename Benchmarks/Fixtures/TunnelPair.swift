@@ -66,9 +66,8 @@ public final class TunnelPair {
         guard let via, let to else {
             return try from.produce { bytes in try? into.receive(bytes) }
         }
-        var records = TLSRecordGather(engine: via, scratch: recordScratch)
-        let n = try from.produce { records.append($0) }
-        if let failure = records.finish() { throw failure }
+        var n = 0
+        if let failure = try TLSRecordGather.write(to: via, scratch: recordScratch, { append in n = try from.produce(append) }) { throw failure }
         via.takeCiphertext { to.feed($0) }
         var delivered = 0
         while true {

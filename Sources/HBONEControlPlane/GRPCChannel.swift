@@ -282,12 +282,10 @@ public final class GRPCChannel {
     private func pump() {
         guard let h2, let tls, phase == .settings || phase == .ready else { return }
         if h2.wantsWrite {
-            var records = TLSRecordGather(engine: tls, scratch: recordScratch)
             do {
-                _ = try h2.produce { records.append($0) }
-                if let error = records.finish() { Bug.report("control-plane TLS write failed: \(error)") }
+                let failure = try TLSRecordGather.write(to: tls, scratch: recordScratch) { append in _ = try h2.produce(append) }
+                if let failure { Bug.report("control-plane TLS write failed: \(failure)") }
             } catch {
-                _ = records.finish()
                 fail("HTTP/2 send: \(error)")
                 return
             }

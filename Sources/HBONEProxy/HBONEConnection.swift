@@ -298,12 +298,12 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         guard carriesFrames, let h2 else { return }
         let room = HBONEConnection.socketHighWater - tcp.pendingWriteBytes
         if room > 0 && h2.wantsWrite {
-            var records = TLSRecordGather(engine: tls, scratch: worker.recordScratch)
             do {
-                try h2.produce(limit: room) { records.append($0) }
-                if let error = records.finish() { Bug.report("TLS write failed: \(error)") }
+                let failure = try TLSRecordGather.write(to: tls, scratch: worker.recordScratch) { append in
+                    _ = try h2.produce(limit: room, append)
+                }
+                if let failure { Bug.report("TLS write failed: \(failure)") }
             } catch {
-                _ = records.finish()
                 handle(.failed(ProxyError(.internal, .http2, "HTTP/2 send: \(error)"), handshake: false, linger: false))
                 return
             }

@@ -12,15 +12,30 @@ public struct TLSRecordGather {
     private let scratch: UnsafeMutableRawBufferPointer
     private var gathered = 0
     /// The first write that failed; later pieces are dropped (the engine is failed).
-    public private(set) var error: TLSError?
+    private(set) var error: TLSError?
 
-    public init(engine: TLSEngine, scratch: UnsafeMutableRawBufferPointer) {
+    /// Runs `produce`, gathering what it hands to `append` into records of `engine`. What was handed
+    /// over is written even when `produce` throws (the error is passed on). Returns the first TLS
+    /// write error.
+    public static func write<E: Error>(to engine: TLSEngine, scratch: UnsafeMutableRawBufferPointer,
+                                       _ produce: (_ append: (UnsafeRawBufferPointer) -> Void) throws(E) -> Void) throws(E) -> TLSError? {
+        var gather = TLSRecordGather(engine: engine, scratch: scratch)
+        do {
+            try produce { gather.append($0) }
+        } catch {
+            _ = gather.finish()
+            throw error
+        }
+        return gather.finish()
+    }
+
+    init(engine: TLSEngine, scratch: UnsafeMutableRawBufferPointer) {
         precondition(scratch.count >= Self.recordPlaintext, "TLSRecordGather needs a record-sized scratch")
         self.engine = engine
         self.scratch = scratch
     }
 
-    public mutating func append(_ piece: UnsafeRawBufferPointer) {
+    mutating func append(_ piece: UnsafeRawBufferPointer) {
         guard error == nil, !piece.isEmpty else { return }
         if piece.count >= Self.recordPlaintext {
             flush()
@@ -33,7 +48,7 @@ public struct TLSRecordGather {
     }
 
     /// Writes what is gathered; returns the first error of the whole gather.
-    public mutating func finish() -> TLSError? {
+    mutating func finish() -> TLSError? {
         flush()
         return error
     }

@@ -15,15 +15,25 @@ import Testing
         return lengths
     }
 
-    /// Gathers `pieces` through the client; returns the record lengths on the wire and what the server read.
-    static func send(_ pieces: [[UInt8]]) throws -> (records: [Int], received: [UInt8]) {
+    struct ProducerFailed: Error {}
+
+    /// Gathers `pieces` through the client (then throws, if `failing`); returns the record lengths
+    /// on the wire and what the server read.
+    static func send(_ pieces: [[UInt8]], failing: Bool = false) throws -> (records: [Int], received: [UInt8]) {
         let pair = try makePair()
         _ = pair.run()
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
         defer { scratch.deallocate() }
-        var gather = TLSRecordGather(engine: pair.client, scratch: scratch)
-        for piece in pieces { piece.withUnsafeBytes { gather.append($0) } }
-        #expect(gather.finish() == nil)
+        do {
+            let failure = try TLSRecordGather.write(to: pair.client, scratch: scratch) { append in
+                for piece in pieces { piece.withUnsafeBytes { append($0) } }
+                if failing { throw ProducerFailed() }
+            }
+            #expect(failure == nil)
+            #expect(!failing)
+        } catch {
+            #expect(failing && error is ProducerFailed)
+        }
         var ciphertext: [UInt8] = []
         pair.client.takeCiphertext { ciphertext = Array($0) }
         ciphertext.withUnsafeBytes { pair.server.feed($0) }
@@ -56,6 +66,15 @@ import Testing
         let pieces = [Self.piece(13, 1), Self.piece(16_384, 2), Self.piece(40_000, 3), Self.piece(9, 4)]
         let (records, received) = try Self.send(pieces)
         #expect(records == [13, 16_384, 16_384, 16_384, 7_232, 9])
+        #expect(received == pieces.flatMap { $0 })
+    }
+
+    /// A producer that fails after handing pieces over (nghttp2 after some frames): those frames
+    /// still go out, and the producer's error reaches the caller.
+    @Test func whatWasHandedOverIsWrittenWhenTheProducerFails() throws {
+        let pieces = [Self.piece(61, 1), Self.piece(17, 2)]
+        let (records, received) = try Self.send(pieces, failing: true)
+        #expect(records == [78])
         #expect(received == pieces.flatMap { $0 })
     }
 
