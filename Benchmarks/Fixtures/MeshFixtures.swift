@@ -15,7 +15,7 @@ public enum MeshFixtures {
                 - name: w-\(n)
                   namespace: ns-\(s)
                   serviceAccount: sa-\(s)
-                  workloadIps: ["10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)"]
+                  workloadIps: ["\(workloadIP(n))"]
                   protocol: HBONE
                   node: node-\(n % 50)
                   services:
@@ -30,7 +30,7 @@ public enum MeshFixtures {
             - name: svc-\(s)
               namespace: ns-\(s)
               hostname: svc-\(s).ns-\(s).svc.cluster.local
-              vips: ["10.96.\(s >> 8 & 255).\(s & 255)"]
+              vips: ["\(vipIP(s))"]
               ports: {"80": 8080}
 
             """
@@ -41,10 +41,13 @@ public enum MeshFixtures {
     }
 
     /// A service's VIP in `state(services:endpoints:)`, port 80.
-    public static func vip(_ service: Int) -> SocketAddress { SocketAddress(ip: IPAddress("10.96.\(service >> 8 & 255).\(service & 255)")!, port: 80) }
+    public static func vip(_ service: Int) -> SocketAddress { SocketAddress(ip: IPAddress(vipIP(service))!, port: 80) }
     /// The first endpoint of a service, port 8080.
     public static func endpoint(_ service: Int, endpoints: Int = 10) -> SocketAddress {
-        let n = service * endpoints
-        return SocketAddress(ip: IPAddress("10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)")!, port: 8080)
+        SocketAddress(ip: IPAddress(workloadIP(service * endpoints))!, port: 8080)
     }
+
+    /// Workload `n`'s address (10.0.0.0/8) and service `s`'s VIP (10.96.0.0/16).
+    static func workloadIP(_ n: Int) -> String { "10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)" }
+    static func vipIP(_ s: Int) -> String { "10.96.\(s >> 8 & 255).\(s & 255)" }
 }
