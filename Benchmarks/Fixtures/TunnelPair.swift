@@ -11,9 +11,8 @@ public final class TunnelPair {
     public let server: H2Session
     public let clientEvents = StreamEvents()
     public let serverEvents = StreamEvents()
-    private var scratch = [UInt8](repeating: 0, count: 1 << 16)
-    /// Frames are gathered into records here, as the proxy's pump does (TLSRecordGather).
-    private let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
+    /// Plaintext read and records gathered as the proxy's worker does (TLSRecordGather).
+    private let scratch = TLSScratch()
 
     /// Handshakes (with a PKI) and exchanges the HTTP/2 prefaces and SETTINGS.
     public init(pki: InMemoryPKI?) throws {
@@ -41,8 +40,6 @@ public final class TunnelPair {
         try pump()
     }
 
-    deinit { recordScratch.deallocate() }
-
     /// Runs a full handshake between two engines in memory.
     public static func handshake(client: TLSEngine, server: TLSEngine) throws {
         for _ in 0..<10 {
@@ -67,14 +64,14 @@ public final class TunnelPair {
             return try from.produce { bytes in try? into.receive(bytes) }
         }
         var n = 0
-        if let failure = try TLSRecordGather.write(to: via, scratch: recordScratch, { append in n = try from.produce(append) }) { throw failure }
+        if let failure = try TLSRecordGather.write(to: via, scratch: scratch.record, { append in n = try from.produce(append) }) { throw failure }
         via.takeCiphertext { to.feed($0) }
         var delivered = 0
         while true {
-            let status = scratch.withUnsafeMutableBytes { to.read(into: $0) }
+            let status = to.read(into: scratch.plaintext)
             switch status {
             case let .bytes(count):
-                try scratch.withUnsafeBytes { try into.receive(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                try into.receive(UnsafeRawBufferPointer(rebasing: scratch.plaintext[0..<count]))
                 delivered += count
             case .needMore, .closed:
                 return n + delivered

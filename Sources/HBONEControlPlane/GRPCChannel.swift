@@ -53,9 +53,7 @@ public final class GRPCChannel {
     private var pingOutstanding = false
     private var pumpScheduled = false
     private var goawayReceived = false
-    private let plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    /// Frames of one pump gathered into records (TLSRecordGather).
-    private let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
+    private let scratch = TLSScratch()
     /// Where the connection went (for logs and the admin view).
     public private(set) var peer: SocketAddress?
 
@@ -65,11 +63,6 @@ public final class GRPCChannel {
         self.target = target
         self.network = network
         self.resolve = resolve ?? GRPCChannel.threadResolver(loop: loop)
-    }
-
-    deinit {
-        plaintext.deallocate()
-        recordScratch.deallocate()
     }
 
     public var isReady: Bool { phase == .ready }
@@ -257,10 +250,10 @@ public final class GRPCChannel {
             }
         }
         while phase == .settings || phase == .ready {
-            switch tls.read(into: plaintext) {
+            switch tls.read(into: scratch.plaintext) {
             case let .bytes(n):
                 do {
-                    try h2?.receive(UnsafeRawBufferPointer(rebasing: plaintext[0..<n]))
+                    try h2?.receive(UnsafeRawBufferPointer(rebasing: scratch.plaintext[0..<n]))
                 } catch {
                     fail("HTTP/2 protocol error from the server: \(error)")
                     return
@@ -283,7 +276,7 @@ public final class GRPCChannel {
         guard let h2, let tls, phase == .settings || phase == .ready else { return }
         if h2.wantsWrite {
             do {
-                let failure = try TLSRecordGather.write(to: tls, scratch: recordScratch) { append in _ = try h2.produce(append) }
+                let failure = try TLSRecordGather.write(to: tls, scratch: scratch.record) { append in _ = try h2.produce(append) }
                 if let failure { Bug.report("control-plane TLS write failed: \(failure)") }
             } catch {
                 fail("HTTP/2 send: \(error)")

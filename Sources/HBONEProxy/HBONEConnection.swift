@@ -228,7 +228,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 startSession()
             }
         }
-        let buffer = worker.plaintextScratch
+        let buffer = worker.tlsScratch.plaintext
         while carriesFrames {
             switch tls.read(into: buffer) {
             case let .bytes(n):
@@ -299,7 +299,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let room = HBONEConnection.socketHighWater - tcp.pendingWriteBytes
         if room > 0 && h2.wantsWrite {
             do {
-                let failure = try TLSRecordGather.write(to: tls, scratch: worker.recordScratch) { append in
+                let failure = try TLSRecordGather.write(to: tls, scratch: worker.tlsScratch.record) { append in
                     _ = try h2.produce(limit: room, append)
                 }
                 if let failure { Bug.report("TLS write failed: \(failure)") }

@@ -16,10 +16,9 @@ final class Worker {
     let pool = ConnectionPool()
     /// Chains this loop already verified (share-nothing: one cache per loop).
     let chainCache = VerifiedChainCache()
-    /// TLS plaintext lands here (the loop's scratch holds the ciphertext being processed).
-    let plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    /// Frames produced in one pump are gathered here into as few TLS records as fit (TLSRecordGather).
-    let recordScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
+    /// TLS plaintext and gathered records of this loop's HBONE connections (the loop's own scratch
+    /// holds the ciphertext being processed).
+    let tlsScratch = TLSScratch()
     private var listeners: [ListenerKey: any StreamListener] = [:]
     private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
     /// Every open tunnel, HBONE or plain, by id.
@@ -40,11 +39,6 @@ final class Worker {
         self.network = network
         self.state = state
         self.stats = stats
-    }
-
-    deinit {
-        plaintextScratch.deallocate()
-        recordScratch.deallocate()
     }
 
     var openTunnels: Int { tunnels.count }

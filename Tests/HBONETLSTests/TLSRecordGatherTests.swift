@@ -22,10 +22,9 @@ import Testing
     static func send(_ pieces: [[UInt8]], failing: Bool = false) throws -> (records: [Int], received: [UInt8]) {
         let pair = try makePair()
         _ = pair.run()
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSRecordGather.recordPlaintext, alignment: 16)
-        defer { scratch.deallocate() }
+        let scratch = TLSScratch()
         do {
-            let failure = try TLSRecordGather.write(to: pair.client, scratch: scratch) { append in
+            let failure = try TLSRecordGather.write(to: pair.client, scratch: scratch.record) { append in
                 for piece in pieces { piece.withUnsafeBytes { append($0) } }
                 if failing { throw ProducerFailed() }
             }
@@ -37,8 +36,7 @@ import Testing
         var ciphertext: [UInt8] = []
         pair.client.takeCiphertext { ciphertext = Array($0) }
         ciphertext.withUnsafeBytes { pair.server.feed($0) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
-        defer { buffer.deallocate() }
+        let buffer = scratch.plaintext
         var received: [UInt8] = []
         while case let .bytes(n) = pair.server.read(into: buffer) { received += buffer[0..<n] }
         return (recordLengths(ciphertext), received)
