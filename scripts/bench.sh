@@ -29,6 +29,10 @@ want() { for a in $selected; do { [ "$a" = all ] && [ "$1" != micro ]; } && retu
 selected="$*"
 # The proxies run as shipped: no environment. HBONE_BENCH_GLIBC_TUNABLES=... measures them with glibc tunables.
 tunables=${HBONE_BENCH_GLIBC_TUNABLES-}
+# HBONE_BENCH_PROXY_CORES=N: each proxy of a chain gets N cores: hbone --workers N, every Go peer
+# process GOMAXPROCS=N (how the chains compare when cores are scarce). Default: 2 workers, Go as it starts.
+cores=${HBONE_BENCH_PROXY_CORES-}
+chain_workers=${cores:-2}
 scripts/install-deps.sh
 swift build -c release --product hbone >/dev/null
 swift build -c release --product hbone-bench >/dev/null
@@ -55,7 +59,7 @@ write_demo_config "$d/east.yaml" "$d/pki" east 127.0.0.2
 write_demo_config "$d/west.yaml" "$d/pki" west 127.0.0.3
 exec > >(tee "$out.txt") 2>&1
 echo "# hbone benchmarks $(date -u +%FT%TZ) on $(nproc) cores, $(openssl version | cut -d' ' -f1-2), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-echo "# proxies: ${tunables:+GLIBC_TUNABLES=$tunables, }no environment (as shipped); proxy binary $hbone"
+echo "# proxies: ${tunables:+GLIBC_TUNABLES=$tunables, }no environment (as shipped); proxy binary $hbone${cores:+; $cores core(s) per proxy: --workers $cores, Go GOMAXPROCS=$cores}"
 client="--cert-dir $d/pki/certs-east/payments/checkout --ca $d/pki/bundle-root.pem --source 127.0.0.10 --json $json"
 server_id=spiffe://cluster.local/ns/payments/sa/ledger
 # Each starter takes an optional last argument: a command prefix that runs it elsewhere (the
@@ -65,12 +69,12 @@ proxy() { ${3-} env ${tunables:+GLIBC_TUNABLES=$tunables} "$hbone" proxy --confi
 figure() { python3 -c 'import json,sys; print([f for f in map(json.loads, open(sys.argv[1])) if sys.argv[2] in f["name"]][-1]["value"])' "$json" "$1"; }
 up() { ${3-} bash -c 'for _ in $(seq 100); do (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null && exit 0; sleep 0.1; done; echo "nothing listens on $0:$1" >&2; exit 1' "$1" "$2"; }
 start_go_server() {
-    ${1-} "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
+    ${1-} env ${cores:+GOMAXPROCS=$cores} "$go_bin/hboneserver" -listen 127.0.0.31:15008 -cert "$d/pki/certs-west/payments/ledger/cert-chain.pem" \
         -key "$d/pki/certs-west/payments/ledger/key.pem" -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
 }
 # The Go two-proxy chain's entry to the echo server: hboneclient (east's SVID) -> Go server.
 start_go_client() {
-    ${1-} "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
+    ${1-} env ${cores:+GOMAXPROCS=$cores} "$go_bin/hboneclient" -mode listen -listen 127.0.0.32:9100 -server 127.0.0.31:15008 -dst 127.0.0.20:9002 \
         -cert "$d/pki/certs-east/payments/checkout/cert-chain.pem" -key "$d/pki/certs-east/payments/checkout/key.pem" \
         -ca "$d/pki/bundle-root.pem" >/dev/null 2>&1 & pids+=($!)
 }
@@ -118,8 +122,8 @@ if want handshake; then
     kill -9 $wpid $epid; wait $wpid $epid 2>/dev/null || true
 fi
 if want throughput || want latency; then
-    proxy west 2; w=$!
-    proxy east 2; e=$!
+    proxy west "$chain_workers"; w=$!
+    proxy east "$chain_workers"; e=$!
     up 127.0.0.2 15080; up 127.0.0.20 15008
 fi
 if want throughput; then
@@ -183,8 +187,8 @@ hbone:
 open(sys.argv[2], "w").write(text)
 PY
         done
-        proxy west-capture 2 "$in_ns"; cw=$!
-        proxy east-capture 2 "$in_ns"; ce=$!
+        proxy west-capture "$chain_workers" "$in_ns"; cw=$!
+        proxy east-capture "$chain_workers" "$in_ns"; ce=$!
         up 127.0.0.1 15001 "$in_ns"; up 127.0.0.20 15008 "$in_ns"
         ns_peer=
         if [ "$peer" = go ]; then
