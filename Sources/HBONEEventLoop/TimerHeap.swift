@@ -19,6 +19,8 @@ struct TimerHeap {
     var entryCount: Int { heap.count }
     /// The heap array's capacity in entries (tests).
     var entryCapacity: Int { heap.capacity }
+    /// The timer table's capacity in timers (tests).
+    var bodyCapacity: Int { bodies.capacity }
 
     var nextDeadline: UInt64? {
         mutating get {
@@ -57,11 +59,18 @@ struct TimerHeap {
     }
 
     /// Drops every cancelled entry and rebuilds the heap: O(n), once per at least n/2 cancels. An
-    /// array left mostly empty is copied into one of its size, so a burst's memory goes back.
+    /// array or table left mostly empty is copied into one of its size (neither shrinks by itself),
+    /// so a burst's memory goes back.
     private mutating func compact() {
         heap.removeAll { bodies[$0.id] == nil }
         cancelledEntries = 0
-        if heap.capacity > 4 * max(heap.count, Self.compactionFloor) { heap = heap.withUnsafeBufferPointer { Array($0) } }
+        let keep = 4 * max(heap.count, Self.compactionFloor)
+        if heap.capacity > keep { heap = heap.withUnsafeBufferPointer { Array($0) } }
+        if bodies.capacity > keep {
+            var smaller = [UInt64: Body](minimumCapacity: bodies.count)
+            for (id, body) in bodies { smaller[id] = body }
+            bodies = smaller
+        }
         for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
     }
 

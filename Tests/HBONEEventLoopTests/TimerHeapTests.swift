@@ -27,9 +27,11 @@ import HBONETestSupport
         var timers = TimerHeap()
         let ids = (0..<50_000).map { timers.insert(deadline: UInt64($0)) {} }
         #expect(timers.entryCapacity >= 50_000)
+        #expect(timers.bodyCapacity >= 50_000)
         for id in ids { timers.cancel(id) }
         #expect(timers.entryCount <= TimerHeap.compactionFloor)
         #expect(timers.entryCapacity <= 4 * TimerHeap.compactionFloor)
+        #expect(timers.bodyCapacity <= 4 * TimerHeap.compactionFloor)
         #expect(timers.nextDeadline == nil)
     }
 
