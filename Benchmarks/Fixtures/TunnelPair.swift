@@ -64,7 +64,7 @@ public final class TunnelPair {
             return try from.produce { bytes in try? into.receive(bytes) }
         }
         var n = 0
-        if let failure = try TLSRecordGather.write(to: via, scratch: scratch.record, { append in n = try from.produce(append) }) { throw failure }
+        if let failure = try TLSRecordGather.write(to: via, scratch: scratch, { append in n = try from.produce(append) }) { throw failure }
         via.takeCiphertext { to.feed($0) }
         var delivered = 0
         while true {

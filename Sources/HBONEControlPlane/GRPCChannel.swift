@@ -276,7 +276,7 @@ public final class GRPCChannel {
         guard let h2, let tls, phase == .settings || phase == .ready else { return }
         if h2.wantsWrite {
             do {
-                let failure = try TLSRecordGather.write(to: tls, scratch: scratch.record) { append in _ = try h2.produce(append) }
+                let failure = try TLSRecordGather.write(to: tls, scratch: scratch) { append in _ = try h2.produce(append) }
                 if let failure { Bug.report("control-plane TLS write failed: \(failure)") }
             } catch {
                 fail("HTTP/2 send: \(error)")

@@ -299,7 +299,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let room = HBONEConnection.socketHighWater - tcp.pendingWriteBytes
         if room > 0 && h2.wantsWrite {
             do {
-                let failure = try TLSRecordGather.write(to: tls, scratch: worker.tlsScratch.record) { append in
+                let failure = try TLSRecordGather.write(to: tls, scratch: worker.tlsScratch) { append in
                     _ = try h2.produce(limit: room, append)
                 }
                 if let failure { Bug.report("TLS write failed: \(failure)") }

@@ -8,16 +8,16 @@ public struct TLSRecordGather {
     public static let recordPlaintext = 16_384
 
     private let engine: TLSEngine
-    /// Borrowed from the caller (a loop's scratch) for this gather's life; at least `recordPlaintext` bytes.
+    /// The loop's `TLSScratch.record`, borrowed for this gather's life.
     private let scratch: UnsafeMutableRawBufferPointer
     private var gathered = 0
     /// The first write that failed; later pieces are dropped (the engine is failed).
-    private(set) var error: TLSError?
+    private var error: TLSError?
 
     /// Runs `produce`, gathering what it hands to `append` into records of `engine`. What was handed
     /// over is written even when `produce` throws (the error is passed on). Returns the first TLS
     /// write error.
-    public static func write<E: Error>(to engine: TLSEngine, scratch: UnsafeMutableRawBufferPointer,
+    public static func write<E: Error>(to engine: TLSEngine, scratch: TLSScratch,
                                        _ produce: (_ append: (UnsafeRawBufferPointer) -> Void) throws(E) -> Void) throws(E) -> TLSError? {
         var gather = TLSRecordGather(engine: engine, scratch: scratch)
         do {
@@ -29,13 +29,12 @@ public struct TLSRecordGather {
         return gather.finish()
     }
 
-    init(engine: TLSEngine, scratch: UnsafeMutableRawBufferPointer) {
-        precondition(scratch.count >= Self.recordPlaintext, "TLSRecordGather needs a record-sized scratch")
+    private init(engine: TLSEngine, scratch: TLSScratch) {
         self.engine = engine
-        self.scratch = scratch
+        self.scratch = scratch.record
     }
 
-    mutating func append(_ piece: UnsafeRawBufferPointer) {
+    private mutating func append(_ piece: UnsafeRawBufferPointer) {
         guard error == nil, !piece.isEmpty else { return }
         if piece.count >= Self.recordPlaintext {
             flush()
@@ -48,7 +47,7 @@ public struct TLSRecordGather {
     }
 
     /// Writes what is gathered; returns the first error of the whole gather.
-    mutating func finish() -> TLSError? {
+    private mutating func finish() -> TLSError? {
         flush()
         return error
     }

@@ -4,7 +4,8 @@
 /// channel); nothing borrowed may be kept past the call, so connections on one loop share them.
 public final class TLSScratch {
     public let plaintext: UnsafeMutableRawBufferPointer
-    public let record: UnsafeMutableRawBufferPointer
+    /// Only `TLSRecordGather` writes here: a record's worth, whatever the caller.
+    let record: UnsafeMutableRawBufferPointer
 
     public init() {
         plaintext = .allocate(byteCount: 64 * 1024, alignment: 16)

@@ -24,7 +24,7 @@ import Testing
         _ = pair.run()
         let scratch = TLSScratch()
         do {
-            let failure = try TLSRecordGather.write(to: pair.client, scratch: scratch.record) { append in
+            let failure = try TLSRecordGather.write(to: pair.client, scratch: scratch) { append in
                 for piece in pieces { piece.withUnsafeBytes { append($0) } }
                 if failing { throw ProducerFailed() }
             }
