@@ -8,7 +8,10 @@ import SwiftProtobuf
 ///
 /// A response is applied resource by resource: the good ones are used, the removed ones dropped,
 /// and the bad ones rejected with their reasons in the NACK. A rejected resource is not counted as
-/// held, so the next stream asks for it again; a version held from before stays in use.
+/// held, so the next stream asks for it again; a version held from before stays in use. A name
+/// that appears more than once in one response (twice among the resources, or both added and
+/// removed) is rejected as a whole: which entry istiod meant cannot be known, and taking the last
+/// would make the outcome depend on the order (Envoy rejects such a response too).
 public struct XDSStore: Sendable {
     public static let types = [XDSConversion.addressType, XDSConversion.authorizationType]
 
@@ -60,14 +63,15 @@ public struct XDSStore: Sendable {
         var rejected: [XDSRejection] = []
         var changed = false
         let type = response.typeURL
+        let duplicates = XDSStore.duplicateNames(response)
         switch type {
         case XDSConversion.addressType:
-            for name in response.removedResources {
+            for name in response.removedResources where !duplicates.contains(name) {
                 changed = workloads.removeValue(forKey: name) != nil || changed
                 changed = services.removeValue(forKey: name) != nil || changed
                 held[type]?.remove(name)
             }
-            for r in response.resources {
+            for r in response.resources where !duplicates.contains(r.name) {
                 do throws(XDSRejection) {
                     switch try XDSConversion.address(name: r.name, resource: r.hasResource ? r.resource : nil) {
                     case let .workload(w):
@@ -86,11 +90,11 @@ public struct XDSStore: Sendable {
                 }
             }
         case XDSConversion.authorizationType:
-            for name in response.removedResources {
+            for name in response.removedResources where !duplicates.contains(name) {
                 changed = policies.removeValue(forKey: name) != nil || changed
                 held[type]?.remove(name)
             }
-            for r in response.resources {
+            for r in response.resources where !duplicates.contains(r.name) {
                 do throws(XDSRejection) {
                     let p = try XDSConversion.authorization(name: r.name, resource: r.hasResource ? r.resource : nil)
                     if policies[r.name] != p { changed = true }
@@ -103,6 +107,12 @@ public struct XDSStore: Sendable {
             }
         default:
             rejected.append(XDSRejection(type, "type not subscribed"))
+        }
+        if !duplicates.isEmpty, XDSStore.types.contains(type) {
+            for name in duplicates.sorted() {
+                rejected.append(XDSRejection(name, "named more than once in one response (resources and removed resources together)"))
+                held[type]?.remove(name)
+            }
         }
         var reply = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
         reply.typeURL = type
@@ -117,5 +127,14 @@ public struct XDSStore: Sendable {
             lastNACK[type] = (response.nonce, reason)
         }
         return Applied(reply: reply, rejected: rejected, changed: changed)
+    }
+
+    /// Names given more than once among a response's resources and removed resources.
+    static func duplicateNames(_ response: Envoy_Service_Discovery_V3_DeltaDiscoveryResponse) -> Set<String> {
+        var seen = Set<String>(minimumCapacity: response.resources.count + response.removedResources.count)
+        var duplicates = Set<String>()
+        for r in response.resources where !seen.insert(r.name).inserted { duplicates.insert(r.name) }
+        for name in response.removedResources where !seen.insert(name).inserted { duplicates.insert(name) }
+        return duplicates
     }
 }

@@ -243,6 +243,35 @@ import HBONEXDSProto
         #expect(set.decide(facts, for: PolicyTarget(namespace: "payments", labels: [:], policies: ["payments/other"])).verdict == .allow)
     }
 
+    /// Found by the xDS fuzz target: a response naming one policy twice with different rules was
+    /// applied entry by entry, so the last one won and the same response applied again "changed"
+    /// the policy twice. Now neither entry is used and the version held before stays.
+    @Test func aNameGivenTwiceInOneResponseIsRejectedAndWhatWasHeldStays() throws {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n1", [Self.denyPort("deny-9000", port: 9000)]))
+        let twice = Self.response(XDSConversion.authorizationType, nonce: "n2",
+                                  [Self.denyPort("deny-9000", port: 4500), Self.denyPort("other", port: 7000), Self.denyPort("deny-9000", port: 4600)])
+        let r = s.apply(twice)
+        #expect(!r.isACK && r.reply.responseNonce == "n2")
+        #expect(r.reply.errorDetail.message == "payments/deny-9000: named more than once in one response (resources and removed resources together)",
+                "\(r.reply.errorDetail.message)")
+        #expect(try #require(s.policies["payments/deny-9000"]?.rules.first?.first?.first).destinationPorts == [9000])
+        #expect(s.policies["payments/other"] != nil, "the rest of the response is applied")
+        #expect(!s.apply(twice).changed, "the same response again changes nothing")
+        // Not counted as held: a new stream asks for it again.
+        let initial = try #require(s.initialRequests().first { $0.typeURL == XDSConversion.authorizationType })
+        #expect(Array(initial.initialResourceVersions.keys) == ["payments/other"])
+    }
+
+    @Test func aNameBothAddedAndRemovedIsRejected() {
+        var s = store()
+        _ = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a")]))
+        let r = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("a", ip: [10, 1, 0, 99])], removed: ["a"]))
+        #expect(!r.isACK && !r.changed)
+        #expect(r.reply.errorDetail.message.hasPrefix("a: named more than once"), "\(r.reply.errorDetail.message)")
+        #expect(s.workloads["a"]?.workloadIps == [IPAddress("10.1.0.20")!])
+    }
+
     @Test func anUnsubscribedTypeIsNACKed() {
         var s = store()
         let r = s.apply(Self.response("type.googleapis.com/envoy.config.cluster.v3.Cluster", nonce: "n", []))
