@@ -49,6 +49,9 @@ public enum XDSConversion {
     static func workload(_ name: String, _ w: Istio_Workload_Workload) throws(XDSRejection) -> Workload {
         func fail(_ reason: String) -> XDSRejection { XDSRejection(name, reason) }
         guard !w.name.isEmpty else { throw fail("workload without a name") }
+        // istiod names a workload's resource by its uid; another name would key the store and the
+        // proxy's tables differently (a removal by name would miss the uid the tables hold).
+        guard w.uid.isEmpty || w.uid == name else { throw fail("a workload's resource name must be its uid \(w.uid.prefix(80))") }
         guard !w.namespace.isEmpty else { throw fail("workload \(w.name) without a namespace") }
         var ips: [IPAddress] = []
         for (i, raw) in w.addresses.enumerated() {
@@ -78,7 +81,7 @@ public enum XDSConversion {
         }
         let networkGateway = w.hasNetworkGateway ? try gateway(w.networkGateway, "network_gateway", fail) : nil
         let waypoint = w.hasWaypoint ? try gateway(w.waypoint, "waypoint", fail) : nil
-        return Workload(uid: w.uid.isEmpty ? name : w.uid, name: w.name, namespace: w.namespace, serviceAccount: serviceAccount,
+        return Workload(uid: name, name: w.name, namespace: w.namespace, serviceAccount: serviceAccount,
                         trustDomain: trustDomain, workloadIps: ips, protocol: proto, node: w.node,
                         clusterId: w.clusterID.isEmpty ? "Kubernetes" : w.clusterID,
                         workloadName: w.workloadName.isEmpty ? w.name : w.workloadName,
@@ -151,6 +154,9 @@ public enum XDSConversion {
     static func policy(_ name: String, _ a: Istio_Security_Authorization) throws(XDSRejection) -> Policy {
         func fail(_ reason: String) -> XDSRejection { XDSRejection(name, reason) }
         guard !a.name.isEmpty, !a.namespace.isEmpty else { throw fail("policy without a name or namespace") }
+        // As istiod names them. Workloads select policies, and decisions name them, by namespace/name:
+        // two resources carrying one policy name would both apply, and removing one would keep the other.
+        guard name == "\(a.namespace)/\(a.name)" else { throw fail("a policy's resource name must be \(a.namespace.prefix(80))/\(a.name.prefix(80))") }
         let scope: Policy.Scope
         switch a.scope {
         case .global: scope = .global

@@ -272,6 +272,22 @@ import HBONEXDSProto
         #expect(s.workloads["a"]?.workloadIps == [IPAddress("10.1.0.20")!])
     }
 
+    /// istiod names a workload by its uid and a policy by namespace/name; a resource named
+    /// otherwise would be stored under one key and looked up (or selected) under another.
+    @Test func aResourceMustBeNamedAsIstiodNamesIt() {
+        var s = store()
+        var policy = Self.denyPort("deny-9000")
+        policy.name = "payments/another-name"
+        let r = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a") { $0.uid = "b" }]))
+        let p = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n2", [policy]))
+        #expect(r.reply.errorDetail.message == "a: a workload's resource name must be its uid b", "\(r.reply.errorDetail.message)")
+        #expect(p.reply.errorDetail.message == "payments/another-name: a policy's resource name must be payments/deny-9000",
+                "\(p.reply.errorDetail.message)")
+        #expect(s.workloads.isEmpty && s.policies.isEmpty)
+        #expect(s.apply(Self.response(XDSConversion.addressType, nonce: "n3", [Self.workload("c") { $0.uid = "" }])).isACK)
+        #expect(s.workloads["c"]?.uid == "c")
+    }
+
     @Test func anUnsubscribedTypeIsNACKed() {
         var s = store()
         let r = s.apply(Self.response("type.googleapis.com/envoy.config.cluster.v3.Cluster", nonce: "n", []))
