@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
         // The application: signals, the file watcher, reloads (`hbone proxy` only parses arguments).
         .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
-                                                "HBONEControlPlane", "HBONEInPod", "HBONEEventLoop"]),
+                                                "HBONEAuthz", "HBONEControlPlane", "HBONEInPod", "HBONEEventLoop"]),
         .executableTarget(name: "hbone", dependencies: [
             "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "HBONEInPodTests", dependencies: ["HBONEInPod", "HBONEXDSProto", "HBONEEventLoop",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
-        .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity"]),
+        .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity", "HBONEAuthz"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore", "hbone", "hbone-bench"]),
     ]

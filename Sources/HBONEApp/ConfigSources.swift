@@ -1,6 +1,7 @@
 import Foundation
 import HBONECore
 import HBONEConfig
+import HBONEAuthz
 import HBONEIdentity
 import HBONEProxy
 import HBONEControlPlane
@@ -30,14 +31,15 @@ final class ConfigSources: Sendable {
     var issued: IssuedCertificates? { inputs.withLock { $0.issued } }
 
     /// File workloads, services and policies first, then xDS's (a resource in both: xDS wins where
-    /// the proxy looks things up by address or hostname); then a workload for each handed-over pod
-    /// that neither knows by UID, made from what the agent said (local, HBONE, no addresses).
+    /// the proxy looks things up by address or hostname, and replaces a file policy of the same
+    /// namespace/name); then a workload for each handed-over pod that neither knows by UID, made
+    /// from what the agent said (local, HBONE, no addresses).
     private static func merge(_ i: Inputs) -> (config: ProxyConfig, pods: [String: InPodWorkload]) {
         var config = i.file
         if let x = i.xds {
             config.workloads += x.workloads
             config.services += x.services
-            config.policies += x.policies
+            config.policies = mergedPolicies(file: config.policies, xds: x.policies)
         }
         var pods: [String: InPodWorkload] = [:]
         guard !i.pods.isEmpty else { return (config, pods) }
@@ -62,6 +64,14 @@ final class ConfigSources: Sendable {
             pods[uid] = InPodWorkload(uid: uid, workload: w, netns: pod.netns)
         }
         return (config, pods)
+    }
+
+    /// One policy per namespace/name, as Kubernetes holds them: where istiod sends a policy the file
+    /// also has, istiod's is the one in force (both would apply the union of two ALLOW policies).
+    static func mergedPolicies(file: [Policy], xds: [Policy]) -> [Policy] {
+        guard !xds.isEmpty else { return file }
+        let fromXDS = Set(xds.map(\.key))
+        return file.filter { !fromXDS.contains($0.key) } + xds
     }
 
     /// The pods held now (the ZDS snapshot reconciles against them).

@@ -10,6 +10,8 @@ public enum IstioPolicyLoader {
         public var policies: [Policy] = []
         /// Why some resources or fields were skipped or judged conservatively.
         public var warnings: [String] = []
+        /// Where each policy was read, by `namespace/name`.
+        public var definedAt: [String: (file: String, line: Int?)] = [:]
     }
 
     /// Loads every `.yaml`/`.yml` file in `paths` (a directory is read non-recursively, sorted).
@@ -29,9 +31,7 @@ public enum IstioPolicyLoader {
                 guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
                     throw ConfigError(file: file, line: nil, path: "", reason: "cannot read the file as UTF-8 text")
                 }
-                let r = try parse(yaml: text, file: file, rootNamespace: rootNamespace)
-                result.policies += r.policies
-                result.warnings += r.warnings
+                try parse(yaml: text, file: file, rootNamespace: rootNamespace, into: &result)
             }
         }
         return result
@@ -39,13 +39,17 @@ public enum IstioPolicyLoader {
 
     public static func parse(yaml text: String, file: String, rootNamespace: String) throws(ConfigError) -> Result {
         var result = Result()
+        try parse(yaml: text, file: file, rootNamespace: rootNamespace, into: &result)
+        return result
+    }
+
+    static func parse(yaml text: String, file: String, rootNamespace: String, into result: inout Result) throws(ConfigError) {
         let documents = try YAMLReader.documents(yaml: text, file: file)
         for (i, doc) in documents.enumerated() {
             let r = documents.count > 1 ? doc.at("document[\(i)]") : doc
             if r.isNull { continue }
             try resource(r, rootNamespace: rootNamespace, into: &result)
         }
-        return result
     }
 
     private static func resource(_ r: YAMLReader, rootNamespace: String, into result: inout Result) throws(ConfigError) {
@@ -75,6 +79,13 @@ public enum IstioPolicyLoader {
             }
         }
         let key = "\(namespace)/\(name)"
+        // Kubernetes holds one policy per namespace and name (a second apply replaces the first);
+        // applying both would grant the union of two ALLOW policies. Which one is meant is the
+        // operator's call, so say where both are.
+        if let first = result.definedAt[key] {
+            throw metadata.error("AuthorizationPolicy \(key) is also defined at \(first.file):\(first.line.map(String.init) ?? "?")")
+        }
+        result.definedAt[key] = (r.file, r.line)
         let spec = try f["spec"]?.fields(allowed: ["selector", "targetRef", "targetRefs", "action", "provider", "rules"]) ?? [:]
         if spec["targetRef"] != nil || spec["targetRefs"] != nil {
             result.warnings.append("\(key): targets a waypoint or gateway (targetRef), not enforced by a node proxy")

@@ -67,9 +67,22 @@ public struct ProxyConfig: Sendable {
         var services: [Service] = []
         for s in try top["services"].sequence() { services.append(try parseService(s)) }
         var policies: [Policy] = []
-        for p in try top["policies"].sequence() { policies.append(try PolicyParser.localConfig(p)) }
+        var definedAt: [String: Int?] = [:]
+        for p in try top["policies"].sequence() {
+            let policy = try PolicyParser.localConfig(p)
+            // One policy per namespace and name, as Kubernetes and istiod hold them.
+            if let first = definedAt[policy.key] { throw p.error("policy \(policy.key) is also defined at line \(first.map(String.init) ?? "?")") }
+            definedAt[policy.key] = p.line
+            policies.append(policy)
+        }
         let localWarnings = policies.flatMap { p in p.warnings.map { "\(p.namespace)/\(p.name): \($0)" } }
         let istio = try IstioPolicyLoader.load(paths: settings.authorizationPolicies, rootNamespace: settings.rootNamespace)
+        for policy in istio.policies {
+            guard let line = definedAt[policy.key] else { continue }
+            let there = istio.definedAt[policy.key]
+            throw ConfigError(file: there?.file ?? file, line: there?.line ?? nil, path: "",
+                              reason: "AuthorizationPolicy \(policy.key) is also defined in \(file):\(line.map(String.init) ?? "?") (policies)")
+        }
         policies += istio.policies
         var config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
         config.policyWarnings = localWarnings + istio.warnings

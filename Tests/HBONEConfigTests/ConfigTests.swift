@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import HBONECore
 @testable import HBONEConfig
@@ -113,6 +114,43 @@ import HBONECore
         #expect(c.services[0].ports[80] == 8080)
         #expect(c.policies.count == 1)
         #expect(c.policies[0].rules[0].count == 2)
+    }
+
+    static let allowCheckout = """
+    - name: allow-checkout
+      namespace: payments
+      scope: Namespace
+      action: Allow
+      rules:
+      - - - principals: [{Exact: "cluster.local/ns/payments/sa/checkout"}]
+    """
+
+    @Test func aPolicyDefinedTwiceIsAnError() throws {
+        do {
+            _ = try ProxyConfig.parse(yaml: Self.issueExample + "\npolicies:\n" + Self.allowCheckout + "\n" + Self.allowCheckout, file: "c.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.reason == "policy payments/allow-checkout is also defined at line 30")
+            #expect(error.line == 36)
+        }
+        // The same name in the LocalConfig and in an Istio policy file.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hbone-config-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: allow-checkout, namespace: payments}
+        spec: {}
+        """.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        let withDir = Self.issueExample + "\n  authorizationPolicies: [\"\(dir)\"]\npolicies:\n" + Self.allowCheckout
+        do {
+            _ = try ProxyConfig.parse(yaml: withDir, file: "c.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.file == dir + "/p.yaml" && error.line == 1)
+            #expect(error.reason == "AuthorizationPolicy payments/allow-checkout is also defined in c.yaml:31 (policies)")
+        }
     }
 
     @Test func environmentExpansion() throws {

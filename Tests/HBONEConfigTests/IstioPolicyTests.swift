@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import HBONECore
 import HBONEIdentity
@@ -138,6 +139,33 @@ let adminP = "cluster.local/ns/ops/sa/admin"
         let m = try IstioPolicyLoader.parse(yaml: multi, file: "m.yaml", rootNamespace: "istio-system")
         #expect(m.policies.count == 2)
         #expect(m.warnings.contains { $0.contains("ConfigMap") })
+    }
+
+    /// Kubernetes holds one policy per namespace and name; two definitions would both apply.
+    @Test func aPolicyDefinedTwiceNamesBothPlaces() throws {
+        let twice = ap("x", "  {}") + "\n---\n" + ap("x", "  action: DENY")
+        do {
+            _ = try IstioPolicyLoader.parse(yaml: twice, file: "t.yaml", rootNamespace: "istio-system")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.reason == "AuthorizationPolicy payments/x is also defined at t.yaml:1")
+            #expect(error.file == "t.yaml" && error.line == 13)
+        }
+        let otherNamespace = ap("x", "  {}") + "\n---\n" + ap("x", ns: "shop", "  {}")
+        #expect(try IstioPolicyLoader.parse(yaml: otherNamespace, file: "t.yaml", rootNamespace: "istio-system").policies.count == 2)
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hbone-policies-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ap("x", "  {}").write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        try ap("x", "  action: DENY").write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        do {
+            _ = try IstioPolicyLoader.load(paths: [dir], rootNamespace: "istio-system")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.file == dir + "/b.yaml")
+            #expect(error.reason == "AuthorizationPolicy payments/x is also defined at \(dir)/a.yaml:1")
+        }
     }
 
     @Test func brokenPolicyNamesFileLineAndPath() {
