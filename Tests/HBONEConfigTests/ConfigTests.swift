@@ -101,12 +101,9 @@ import HBONECore
           vips: ["/10.96.0.20"]
           ports: {"80": 8080}
         policies:
-        - name: allow-checkout
-          namespace: payments
-          scope: Namespace
-          action: Allow
-          rules:
-          - - - principals: [{Exact: "cluster.local/ns/payments/sa/checkout"}]
+
+        """ + Self.allowCheckout + """
+
             - - destinationPorts: [8080]
         """
         let c = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
