@@ -77,10 +77,10 @@ public struct ProxyConfig: Sendable {
         }
         let localWarnings = policies.flatMap { p in p.warnings.map { "\(p.namespace)/\(p.name): \($0)" } }
         let istio = try IstioPolicyLoader.load(paths: settings.authorizationPolicies, rootNamespace: settings.rootNamespace)
+        // Every policy the loader returns has its place in `definedAt`.
         for policy in istio.policies {
-            guard let line = definedAt[policy.key] else { continue }
-            let there = istio.definedAt[policy.key]
-            throw ConfigError(file: there?.file ?? file, line: there?.line ?? nil, path: "",
+            guard let line = definedAt[policy.key], let there = istio.definedAt[policy.key] else { continue }
+            throw ConfigError(file: there.file, line: there.line, path: "",
                               reason: "AuthorizationPolicy \(policy.key) is also defined in \(file):\(line.map(String.init) ?? "?") (policies)")
         }
         policies += istio.policies
