@@ -89,7 +89,7 @@ let package = Package(
         // libFuzzer targets for every parser of untrusted input (scripts/fuzz.sh builds them with
         // -sanitize=fuzzer); a normal build replays the committed corpus (Fuzz/corpus).
         .executableTarget(name: "hbone-fuzz", dependencies: [
-            "HBONECore", "HBONEIdentity", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEH2", "HBONETLS", "HBONEBenchFixtures", "HBONEGRPC",
+            "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEH2", "HBONETLS", "HBONEBenchFixtures", "HBONEGRPC",
             "HBONEXDS", "HBONEXDSProto", "HBONEInPod", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Fuzz/hbone-fuzz"),
         .target(name: "HBONETestSupport", dependencies: ["HBONECore"], path: "Tests/HBONETestSupport"),

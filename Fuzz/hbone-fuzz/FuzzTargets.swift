@@ -1,6 +1,7 @@
 import HBONECore
 import HBONEIdentity
 import HBONEConfig
+import HBONEAuthz
 import HBONEProxy
 import HBONEAdmin
 import HBONEH2
@@ -37,21 +38,34 @@ enum FuzzTargets {
         }
     }
 
-    /// The input split at arbitrary points, as TCP may deliver it.
+    /// The input split at arbitrary points, as TCP may deliver it: the replies, the outcome and
+    /// the early data must be the same as when it all arrives in one read.
     static func socks5(_ bytes: UnsafeRawBufferPointer) {
+        var whole = Socks5Parser()
+        let once = whole.feed(bytes)
+        let onceLeftover = once.outcome == .needMore ? [] : whole.takeLeftover()
         var parser = Socks5Parser()
+        var sent: [UInt8] = []
+        var outcome = Socks5Parser.Step.Outcome.needMore
+        var leftover: [UInt8] = []
         var offset = 0
         var chunk = 1
         while offset < bytes.count {
             let end = min(bytes.count, offset + chunk)
             let step = parser.feed(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
-            switch step.outcome {
-            case .needMore: break
-            case .connect: _ = parser.takeLeftover(); return
-            case .fail: return
-            }
+            sent += step.send
+            outcome = step.outcome
             offset = end
+            if case .connect = step.outcome { leftover = parser.takeLeftover() + Array(bytes[offset...]) }
+            if step.outcome != .needMore { break }
             chunk = chunk * 3 % 17 + 1
+        }
+        precondition(sent == once.send, "SOCKS5 replies depend on how the bytes were split: \(sent) vs \(once.send)")
+        switch (outcome, once.outcome) {
+        case (.needMore, .needMore), (.fail, .fail): break
+        case let (.connect(a), .connect(b)):
+            precondition(a == b && leftover == onceLeftover, "SOCKS5 request or early data depend on how the bytes were split")
+        default: preconditionFailure("SOCKS5 outcome depends on how the bytes were split: \(outcome) vs \(once.outcome)")
         }
     }
 
@@ -67,18 +81,34 @@ enum FuzzTargets {
         }
     }
 
+    /// In two reads or in one, a request parses to the same request, and what one refuses the
+    /// other refuses too (the status may differ: a size limit can be met before a bad byte).
     static func adminHTTP(_ bytes: UnsafeRawBufferPointer) {
-        var parser = HTTPRequestParser()
+        var split = HTTPRequestParser()
         let half = bytes.count / 2
-        if case .needMore = parser.feed(Array(bytes[0..<half])) { _ = parser.feed(Array(bytes[half...])) }
+        var outcome = split.feed(Array(bytes[0..<half]))
+        if case .needMore = outcome { outcome = split.feed(Array(bytes[half...])) }
+        var whole = HTTPRequestParser()
+        let once = whole.feed(Array(bytes))
+        switch (outcome, once) {
+        case (.needMore, .needMore), (.bad, .bad): break
+        case let (.request(a), .request(b)): precondition(a == b, "the request depends on how it was split: \(a) vs \(b)")
+        default: preconditionFailure("admin HTTP outcome depends on how the bytes were split: \(outcome) vs \(once)")
+        }
     }
 
+    /// The policies of a config that loads are decided on as the authz-policy target's are.
     static func config(_ bytes: UnsafeRawBufferPointer) {
-        _ = try? ProxyConfig.parse(yaml: text(bytes), file: "fuzz.yaml", environment: [:])
+        guard let config = try? ProxyConfig.parse(yaml: text(bytes), file: "fuzz.yaml", environment: [:]), !config.policies.isEmpty else { return }
+        AuthzOracle.check(config.policies, rootNamespace: config.settings.rootNamespace)
     }
 
+    /// What loads is also decided on: the compiled decision must agree with Istio's order written
+    /// out plainly, and not depend on the policies' order (AuthzOracle).
     static func authorizationPolicy(_ bytes: UnsafeRawBufferPointer) {
-        _ = try? IstioPolicyLoader.parse(yaml: text(bytes), file: "fuzz.yaml", rootNamespace: "istio-system")
+        guard let loaded = try? IstioPolicyLoader.parse(yaml: text(bytes), file: "fuzz.yaml", rootNamespace: "istio-system"),
+              !loaded.policies.isEmpty else { return }
+        AuthzOracle.check(loaded.policies, rootNamespace: "istio-system")
     }
 
     /// Raw HTTP/2 from the client after a completed in-memory mTLS handshake, into a server
@@ -88,7 +118,8 @@ enum FuzzTargets {
     }
 
     /// A Delta xDS response from istiod, as bytes: whatever decodes is applied twice (the second
-    /// time changes nothing), and every reply answers the response's own nonce.
+    /// time changes nothing), every reply answers the response's own nonce, and the policies it
+    /// leaves are decided on as the authz-policy target's are (AuthzOracle).
     static func xds(_ bytes: UnsafeRawBufferPointer) {
         guard let response = try? Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: Array(bytes)) else { return }
         var store = XDSStore(nodeID: "ztunnel~1.1.1.1~p.ns~ns.svc.cluster.local", metadata: [:])
@@ -98,6 +129,9 @@ enum FuzzTargets {
         let again = store.apply(response)
         precondition(!again.changed, "applying the same xDS response twice changed the state")
         _ = store.initialRequests()
+        if !store.policies.isEmpty {
+            AuthzOracle.check(store.policies.keys.sorted().compactMap { store.policies[$0] }, rootNamespace: "istio-system")
+        }
     }
 
     /// A ZDS request from the CNI agent, with one stand-in descriptor: every request gets a
