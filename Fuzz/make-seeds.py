@@ -80,6 +80,48 @@ spec: {action: DENY, rules: [{from: [{source: {notNamespaces: ["payments"]}}]}]}
 """
 write("authz-policy", "seed0", policy)
 write("authz-policy", "seed1", "kind: List\nitems: []\n")
+# Prefix, suffix and presence patterns, not-fields, dry-run, AUDIT, a mapped IPv6 block and an empty
+# spec: the target also decides on what loads (AuthzOracle).
+write("authz-policy", "seed2", """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-prefix, namespace: payments}
+spec:
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/shop/*"], notPrincipals: ["*/sa/intruder"]}}]
+    to: [{operation: {ports: ["9000", "9001"], notPorts: ["9002"]}}]
+  - from: [{source: {namespaces: ["front*"], notIpBlocks: ["10.9.0.0/16"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: audit-all
+  namespace: payments
+  annotations: {istio.io/dry-run: "true"}
+spec:
+  action: DENY
+  rules: [{from: [{source: {principals: ["*"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit, namespace: istio-system}
+spec:
+  action: AUDIT
+  rules: [{to: [{operation: {ports: ["9000"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-ip, namespace: payments}
+spec:
+  selector: {matchLabels: {app: ledger, tier: db}}
+  action: DENY
+  rules: [{from: [{source: {ipBlocks: ["::ffff:10.1.2.0/120"]}}], to: [{operation: {notPorts: ["22"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: nothing, namespace: payments}
+spec: {}
+""")
 
 def client():
     c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
@@ -128,3 +170,40 @@ write("grpc", "compressed", b"\x01" + grpc_frame(b"x", flag=1))
 write("grpc", "oversized", b"\x05" + b"\x00\x7f\xff\xff\xff" + b"data")
 write("grpc", "cut-short", b"\x02" + b"\x00\x00\x00\x00\x10" + b"short")
 write("grpc", "percent", b"\x00" + b"grpc-message: caf%C3%A9%2 %zz")
+
+# A peer proxy's answers to one CONNECT (stream 1), from python h2 as the server, without its
+# SETTINGS (the hbone-peer harness sends an empty one first). The first byte is the harness's mode:
+# bit 0 the peer half-closes after, bit 1 the application half-closes, bits 2-3 the record size.
+def peer():
+    cl = client()
+    sid = cl.get_next_available_stream_id()
+    cl.send_headers(sid, [(":method", "CONNECT"), (":authority", "10.1.0.20:8080")])
+    srv = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, validate_inbound_headers=False))
+    srv.initiate_connection()
+    srv.data_to_send()
+    srv.receive_data(cl.data_to_send())
+    return srv, sid
+
+srv, sid = peer()
+srv.send_headers(sid, [(":status", "200")])
+srv.send_data(sid, b"world")
+srv.end_stream(sid)
+answer = srv.data_to_send()
+write("hbone-peer", "tunnel-200-echo", b"\x00" + answer)
+write("hbone-peer", "tunnel-200-one-byte-records-app-closes", b"\x06" + answer)
+srv, sid = peer()
+srv.send_headers(sid, [(":status", "503")], end_stream=True)
+srv.close_connection()
+write("hbone-peer", "refused-503-then-goaway", b"\x00" + srv.data_to_send())
+srv, sid = peer()
+srv.reset_stream(sid, error_code=7)
+write("hbone-peer", "rst-refused-stream", b"\x08" + srv.data_to_send())
+srv, sid = peer()
+srv.send_headers(sid, [(":status", "200")])
+srv.increment_flow_control_window(1000)
+srv.ping(b"12345678")
+srv.send_data(sid, b"world")
+write("hbone-peer", "200-window-ping-peer-half-closes", b"\x0d" + srv.data_to_send())
+# Raw: DATA on a stream the client never opened, and a response on another.
+write("hbone-peer", "data-on-unopened-stream", b"\x00" + struct.pack(">I", 2)[1:] + b"\x00\x00" + struct.pack(">I", 3) + b"xx"
+      + struct.pack(">I", 1)[1:] + b"\x01\x04" + struct.pack(">I", 5) + b"\x88")

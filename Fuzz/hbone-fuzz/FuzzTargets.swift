@@ -27,6 +27,7 @@ enum FuzzTargets {
         "grpc": grpc,
         "xds": xds,
         "zds": zds,
+        "hbone-peer": hbonePeer,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -115,6 +116,14 @@ enum FuzzTargets {
     /// session that answers as the proxy does (200 or an error status, DATA consumed, FIN echoed).
     static func h2Server(_ bytes: UnsafeRawBufferPointer) {
         H2ServerHarness.shared.run(bytes)
+    }
+
+    /// HTTP/2 from a peer proxy that holds a valid SVID, into the client proxy's own worker
+    /// (HostilePeerHarness): no trap, and nothing left open once the peer and the application go.
+    static func hbonePeer(_ bytes: UnsafeRawBufferPointer) {
+        #if DEBUG
+        HostilePeerHarness.shared.run(bytes)
+        #endif
     }
 
     /// A Delta xDS response from istiod, as bytes: whatever decodes is applied twice (the second
