@@ -207,3 +207,28 @@ write("hbone-peer", "200-window-ping-peer-half-closes", b"\x0d" + srv.data_to_se
 # Raw: DATA on a stream the client never opened, and a response on another.
 write("hbone-peer", "data-on-unopened-stream", b"\x00" + struct.pack(">I", 2)[1:] + b"\x00\x00" + struct.pack(">I", 3) + b"xx"
       + struct.pack(">I", 1)[1:] + b"\x01\x04" + struct.pack(">I", 5) + b"\x88")
+
+# A client proxy's frames into the server proxy (hbone-inbound), from python h2 as the client,
+# after its preface (the harness sends the preface and an empty SETTINGS first). First byte: the
+# harness's mode (bit 0 the client half-closes after, bits 2-3 the record size).
+def inbound(streams, mode=0):
+    c = client()
+    for authority, extra, data, reset in streams:
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "CONNECT"), (":authority", authority)] + extra)
+        if reset:
+            c.reset_stream(sid)
+            continue
+        if data:
+            c.send_data(sid, data)
+        c.end_stream(sid)
+    return bytes([mode]) + strip_preface(c.data_to_send())
+
+write("hbone-inbound", "connect-echo-fin", inbound([("10.1.0.20:8080", [], b"hello", False)]))
+write("hbone-inbound", "connect-echo-one-byte-records-half-close", inbound([("10.1.0.20:8080", [], b"hello", False)], mode=5))
+write("hbone-inbound", "connect-denied-port", inbound([("10.1.0.20:9000", [], b"x", False)]))
+write("hbone-inbound", "denied-port-spellings", inbound([(a, [], b"x", False) for a in
+      ["[::ffff:10.1.0.20]:9000", "[::ffff:a01:114]:9000", "10.1.0.20:09000", "[0:0:0:0:0:ffff:10.1.0.20]:9000"]]))
+write("hbone-inbound", "forwarded-claims", inbound([("10.1.0.20:8080", [("forwarded", 'for="10.9.9.9:1"'), ("baggage", "k8s.namespace.name=x")], b"hi", False)]))
+write("hbone-inbound", "rapid-reset", inbound([("10.1.0.20:8080", [], b"", True)] * 30))
+write("hbone-inbound", "ten-streams", inbound([("10.1.0.20:8080", [], b"data%d" % i, False) for i in range(10)]))

@@ -28,6 +28,7 @@ enum FuzzTargets {
         "xds": xds,
         "zds": zds,
         "hbone-peer": hbonePeer,
+        "hbone-inbound": hboneInbound,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -123,6 +124,14 @@ enum FuzzTargets {
     static func hbonePeer(_ bytes: UnsafeRawBufferPointer) {
         #if DEBUG
         HostilePeerHarness.shared.run(bytes)
+        #endif
+    }
+
+    /// HTTP/2 from a client that holds a valid SVID, into the server proxy's own worker
+    /// (HostileClientHarness): no trap, nothing through to a denied port, nothing left open.
+    static func hboneInbound(_ bytes: UnsafeRawBufferPointer) {
+        #if DEBUG
+        HostileClientHarness.shared.run(bytes)
         #endif
     }
 

@@ -61,16 +61,16 @@ final class HostilePeerHarness {
         let stats = ProxyStats()
         let worker = Worker(loop: loop, state: state, stats: stats, network: network.host(IPAddress("10.0.0.1")!))
         try! worker.syncListeners()
-        var peers: [Peer] = []
-        let record = [16 * 1024, 1, 7, 100][Int(mode >> 2) & 3]
+        var peers: [ScriptedPeer] = []
         let listener = try! network.host(Self.ledger.ip).listen(on: Self.ledger, loop: loop, namespace: nil, mark: nil) { [pki] stream, _ in
             let context = try! TLSContext(role: .server, certifiedKey: pki.server, trust: pki.trust)
-            let peer = Peer(stream: stream, tls: try! TLSEngine(context: context, verification: .inbound(trustDomains: ["cluster.local"])),
-                            script: script, record: record, halfClose: mode & 1 != 0)
+            let peer = ScriptedPeer(tls: try! TLSEngine(context: context, verification: .inbound(trustDomains: ["cluster.local"])),
+                                    script: script, record: ScriptedPeer.recordSize(mode: mode), when: .afterFirstPlaintext, halfClose: mode & 1 != 0)
+            peer.stream = stream
             stream.delegate = peer
             peers.append(peer)
         }
-        let app = App()
+        let app = ApplicationEnd(echo: false)
         app.stream = network.connect(from: SocketAddress("10.0.0.10:40000")!, to: SocketAddress("10.1.0.20:8080")!,
                                      redirectedTo: Self.capture, delegate: app)
         app.stream.write(Array("hello".utf8))
@@ -89,70 +89,6 @@ final class HostilePeerHarness {
         worker.closeAll()
         listener.close()
         _ = loop.runUntilIdle()
-    }
-
-    /// The peer proxy: real TLS with a valid SVID, then the script as HTTP/2, once the client's
-    /// first plaintext (its preface and CONNECT) arrives.
-    final class Peer: TCPStreamDelegate {
-        let stream: TCPStream
-        let tls: TLSEngine
-        let script: [UInt8]
-        let record: Int
-        let halfClose: Bool
-        var established = false
-        var sent = false
-        var scratch = [UInt8](repeating: 0, count: 1 << 16)
-
-        init(stream: TCPStream, tls: TLSEngine, script: [UInt8], record: Int, halfClose: Bool) {
-            self.stream = stream
-            self.tls = tls
-            self.script = script
-            self.record = record
-            self.halfClose = halfClose
-        }
-
-        func tcpStreamConnected(_ stream: TCPStream) {}
-        func tcpStream(_ stream: TCPStream, wrote count: Int) {}
-        func tcpStream(_ stream: TCPStream, failed errno: Int32) {}
-        func tcpStreamReadClosed(_ stream: TCPStream) {}
-
-        func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
-            tls.feed(bytes)
-            if !established {
-                switch tls.handshake() {
-                case .complete: established = true
-                case .inProgress: flush(); return
-                case .failed: flush(); stream.abort(); return
-                }
-            }
-            var heard = false
-            while case let .bytes(n) = scratch.withUnsafeMutableBytes({ tls.read(into: $0) }), n > 0 { heard = true }
-            if heard && !sent {
-                sent = true
-                var offset = 0
-                while offset < script.count {
-                    // Small records only at the start: tens of thousands of them would make each run slow.
-                    let end = min(script.count, offset + (offset < 1024 ? record : 16 * 1024))
-                    _ = script[offset..<end].withUnsafeBytes { tls.write($0) }
-                    offset = end
-                }
-                flush()
-                if halfClose { stream.shutdownWrite() }
-            }
-            flush()
-        }
-
-        func flush() { tls.takeCiphertext { stream.write($0) } }
-    }
-
-    /// checkout-0's application: reads and forgets.
-    final class App: TCPStreamDelegate {
-        var stream: TCPStream!
-        func tcpStreamConnected(_ stream: TCPStream) {}
-        func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {}
-        func tcpStreamReadClosed(_ stream: TCPStream) {}
-        func tcpStream(_ stream: TCPStream, wrote count: Int) {}
-        func tcpStream(_ stream: TCPStream, failed errno: Int32) {}
     }
 }
 #endif

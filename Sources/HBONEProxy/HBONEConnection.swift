@@ -53,6 +53,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     /// Requests read in this `receive`, handled once it returns: a stream the same bytes already
     /// reset never costs an authorization decision or an upstream connect.
     private var pendingRequests: [(stream: Int32, headers: [H2Header], endStream: Bool)] = []
+    /// DATA and END_STREAM that came in the same `receive` as their stream's request, for the
+    /// tunnel the request makes (a client may send before our answer).
+    private var pendingData: [Int32: (bytes: [UInt8], ended: Bool)] = [:]
     /// Premature resets (before our answer) in the current one-second window.
     private var prematureResets = 0
     private var prematureWindowStart: UInt64 = 0
@@ -237,6 +240,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 } catch {
                     // Fatal for the session (flood, bad preface): nghttp2 will send nothing more.
                     pendingRequests = []
+                    pendingData = [:]
                     handle(.failed(ProxyError(side, .http2, "HTTP/2 protocol error: \(error)"), handshake: false, linger: true))
                     return
                 }
@@ -401,11 +405,21 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         guard !pendingRequests.isEmpty else { return }
         let requests = pendingRequests
         pendingRequests = []
+        // Bytes of a stream that is gone or never gets a tunnel go back to the windows when
+        // nghttp2 closes the stream (H2Session returns what was never consumed).
+        defer { pendingData = [:] }
         for r in requests {
             // Draining still serves what arrived before: our GOAWAY promised these streams.
             guard carriesFrames, let h2, !h2.terminatedByProtocolError else { return }
             guard h2.isOpen(stream: r.stream) else { continue }
             worker.handleInboundRequest(connection: self, stream: r.stream, headers: r.headers, endStream: r.endStream)
+            guard let held = pendingData.removeValue(forKey: r.stream) else { continue }
+            if let owner = owners[r.stream] {
+                if !held.bytes.isEmpty { held.bytes.withUnsafeBytes { owner.streamData($0) } }
+                if held.ended { owners[r.stream]?.streamEnded() }
+            } else if !held.bytes.isEmpty {
+                h2.consume(stream: r.stream, held.bytes.count)   // refused: the window goes back now
+            }
         }
     }
 
@@ -423,6 +437,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             worker.h2ProtocolError(.rapidReset, connection: self, detail: "more than \(limit) streams reset before an answer within a second")
             protocolFailure = ProxyError(side, .http2, "HTTP/2 rapid reset: more than \(limit) streams reset by the peer before an answer within a second")
             pendingRequests = []
+            pendingData = [:]
             session.terminate(errorCode: H2ErrorCode.enhanceYourCalm)
         }
     }
@@ -441,13 +456,23 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func h2(_ session: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer) {
         if let owner = owners[stream] {
             owner.streamData(bytes)
+        } else if isPendingRequest(stream) {
+            pendingData[stream, default: ([], false)].bytes.append(contentsOf: bytes)
         } else {
             // A tunnel already gone: give the window back so other streams keep flowing.
             session.consume(stream: stream, bytes.count)
         }
     }
 
-    func h2(_ session: H2Session, endOfStream stream: Int32) { owners[stream]?.streamEnded() }
+    func h2(_ session: H2Session, endOfStream stream: Int32) {
+        if let owner = owners[stream] {
+            owner.streamEnded()
+        } else if isPendingRequest(stream) {
+            pendingData[stream, default: ([], false)].ended = true
+        }
+    }
+
+    private func isPendingRequest(_ stream: Int32) -> Bool { pendingRequests.contains { $0.stream == stream } }
 
     func h2(_ session: H2Session, closed stream: Int32, errorCode: UInt32) {
         if let owner = owners.removeValue(forKey: stream) { owner.streamClosed(errorCode: errorCode) }

@@ -7,9 +7,9 @@ import HBONETestSupport
     let python = "/usr/bin/python3"
     let script = repositoryRoot + "/scripts/lib/h2_interop.py"
 
-    func pythonClient(_ mesh: Mesh, authority: String, method: String = "CONNECT") throws -> [String: Any] {
+    func pythonClient(_ mesh: Mesh, authority: String, method: String = "CONNECT", _ extra: [String] = []) throws -> [String: Any] {
         try runJSON(python, [script, "client", "--connect", "\(mesh.westIP):15008", "--cert-dir", TestPKI.path("certs-east/payments/checkout"),
-                             "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method])
+                             "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method] + extra)
     }
 
     /// The Python HBONE server on 127.0.NET.20:15008 in place of west; returns it and its record file.
@@ -34,6 +34,19 @@ import HBONETestSupport
         #expect(r["status"] as? Int == 200)
         #expect(r["echoed"] as? String == "hello from python h2")
         #expect((r["peer_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/ledger"])
+    }
+
+    /// A client may send before our 200 (optimistic data, bounded by our stream window): the bytes
+    /// and the END_STREAM reach the workload once it is connected, whether they came in the
+    /// CONNECT's own TLS record or in the next. In the CONNECT's own record they were dropped
+    /// before, and the tunnel hung until the client gave up.
+    @Test(arguments: ["together", "after"])
+    func pythonH2ClientSendingBeforeThe200IsEchoedInFull(_ when: String) throws {
+        let mesh = try Mesh(net: when == "together" ? 75 : 76)
+        defer { mesh.stop() }
+        let r = try pythonClient(mesh, authority: mesh.echo, ["--optimistic", when])
+        #expect(r["status"] as? Int == 200, "\(r)")
+        #expect(r["echoed"] as? String == "hello from python h2", "\(r)")
     }
 
     @Test func pythonH2ClientGetsTheReferenceErrorStatuses() throws {

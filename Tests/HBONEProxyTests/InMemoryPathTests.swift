@@ -202,6 +202,31 @@ import Glibc
         #expect(owner.closedWith == nil)
     }
 
+    /// A client may send before our 200 (optimistic data, bounded by our stream window): the bytes
+    /// and END_STREAM reach the workload once it is connected, whether they came in the CONNECT's
+    /// own TLS record or in the next record of the same read (the upstream socket is still
+    /// connecting and queues them). In the CONNECT's own record they were dropped before — its
+    /// request is handled only after that read, when the tunnel exists — and the tunnel hung.
+    @Test(arguments: [false, true])
+    func dataSentBeforeThe200ReachesTheWorkload(separateRecord: Bool) throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        _ = try mesh.establishedTunnel("1")
+        let eastConnection = try #require(mesh.east.connections.values.first)
+        let owner = RecordingOwner()
+        let stream = try eastConnection.openStream(authority: SocketAddress("10.1.0.20:8080")!, headers: [], owner: owner)
+        if separateRecord { eastConnection.pump() }
+        Array("early".utf8).withUnsafeBytes { eastConnection.send(stream: stream, $0) }
+        eastConnection.finish(stream: stream)
+        // Out now, so west reads the record(s) in one go, before anything connects.
+        eastConnection.pump()
+        mesh.run()
+        #expect(owner.status == 200)
+        #expect(server.connections.count == 2)
+        #expect(server.connections.last?.received == Array("early".utf8))
+        #expect(server.connections.last?.eof == true)
+    }
+
     @Test func drainClosesWhatIsLeftAtTheDeadline() throws {
         let mesh = try InMemoryMesh()
         try mesh.serve(port: 8080)

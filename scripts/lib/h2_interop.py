@@ -2,7 +2,9 @@
 """An independent HBONE peer built on Python's ssl + h2 (python-hyper), for interop tests.
 
   h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT] [--header N=V]...
-      mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}.
+                       [--optimistic together|after]
+      mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}. With
+      --optimistic the message and END_STREAM are sent before the answer arrives.
   h2_interop.py hold --connect IP:PORT --cert-dir D --ca F --authority A --message SECONDS --ready FILE
       opens one tunnel, writes FILE once the 200 arrived, then keeps the connection (answering PINGs)
       until the server ends it or SECONDS pass; prints JSON {status, goaway, closed, after}.
@@ -54,9 +56,16 @@ def run_client(a):
         headers += [(":scheme", "https"), (":path", "/")]
     sid = c.get_next_available_stream_id()
     c.send_headers(sid, headers, end_stream=False)
+    sent = False
+    if a.optimistic:
+        # Optimistic data: the message and END_STREAM go before any answer, in the same TLS
+        # record as the CONNECT ("together") or in a record of their own right after it ("after").
+        if a.optimistic == "after":
+            s.sendall(c.data_to_send())
+        c.send_data(sid, a.message.encode(), end_stream=True)
+        sent = True
     s.sendall(c.data_to_send())
     got, done = b"", False
-    sent = False
     while not done:
         data = s.recv(65536)
         if not data:
@@ -205,6 +214,7 @@ def main():
     p.add_argument("--ready")
     p.add_argument("--refuse-first", action="store_true")
     p.add_argument("--header", action="append", default=[], help="NAME=VALUE, an extra request header (repeatable)")
+    p.add_argument("--optimistic", choices=["together", "after"], help="client: send the message before the answer")
     a = p.parse_args()
     {"client": client, "server": server, "silent": silent, "hold": hold}[a.mode](a)
 
