@@ -27,11 +27,14 @@ echo "== fuzzing $target for ${seconds}s (corpus $corpus, crashes in $artifacts)
 # SWIFT_BACKTRACE=enable=no: on a Swift trap the runtime's backtracer reads the crashed process's
 # memory, which ASan reports as a stack-buffer-underflow and the backtracer then hung (23 minutes
 # once); libFuzzer's own handler prints the stack and writes the input.
+# The whole output (the sanitizer's stack included) stays in a log; the summary lines are shown.
+mkdir -p .build/fuzz-logs
+log=.build/fuzz-logs/$target.log
 HBONE_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts" "$corpus" 2>&1 \
-    | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|panic|Fatal error|precondition" || true
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts" "$corpus" > "$log" 2>&1 || true
+grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|panic|Fatal error|precondition" "$log" || true
 if ls "$artifacts" | grep -q .; then
-    echo "fuzz: $target FOUND a failing input: $(ls "$artifacts")" >&2
+    echo "fuzz: $target FOUND a failing input: $(ls "$artifacts") (whole report: $log)" >&2
     exit 1
 fi
 echo "fuzz: $target clean for ${seconds}s"

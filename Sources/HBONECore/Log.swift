@@ -41,7 +41,16 @@ public enum LogFormat: String, Sendable { case logfmt, json }
 public final class Log: Sendable {
     public static let shared = Log()
 
-    private let state = Locked<(format: LogFormat, sink: (@Sendable (String) -> Void)?, writer: LogWriter?)>((.logfmt, nil, nil))
+    /// Where lines go. A struct, not a tuple: a closure inside a tuple stored as `Locked`'s generic
+    /// value is re-wrapped in two reabstraction thunks at every `withLock`, so after n lines the
+    /// sink was a chain of 2n thunks and a call to it overflowed the stack.
+    private struct Output {
+        var format = LogFormat.logfmt
+        var sink: (@Sendable (String) -> Void)?
+        var writer: LogWriter?
+    }
+
+    private let state = Locked(Output())
     /// Read by every `enabled` check on every loop (each access-log line asks): relaxed atomics,
     /// not a lock that all loops would share. One per scope: `hbone` (everything else) and `access`.
     private let levelValue = ManagedAtomic<Int>(LogLevel.info.rawValue)

@@ -20,6 +20,22 @@ import Glibc
         #expect(l.levels == "hbone:warn,access:off")
     }
 
+    /// A sink stays one closure however many lines went through it: it used to gain two
+    /// reabstraction thunks per line (a tuple in `Locked`), and after enough lines calling it
+    /// overflowed the stack (found by the hbone-peer fuzz target, which sinks the proxy's lines).
+    @Test func aSinkDoesNotGrowWithTheLinesItTakes() {
+        let l = Log()
+        let depths = Locked<[Int]>([])
+        l.setSink { _ in
+            let depth = Thread.callStackReturnAddresses.count
+            depths.withLock { $0.append(depth) }
+        }
+        for i in 0..<300 { l.info("line \(i)") }
+        let d = depths.withLock { $0 }
+        #expect(d.count == 300)
+        #expect((d.last ?? 0) - (d.first ?? 0) < 8, "the sink's call depth grew from \(d.first ?? 0) to \(d.last ?? 0) frames")
+    }
+
     @Test func aStalledReaderDropsAndCountsLinesInsteadOfBlocking() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
