@@ -123,7 +123,7 @@ enum FuzzTargets {
     /// (HostilePeerHarness): no trap, and nothing left open once the peer and the application go.
     static func hbonePeer(_ bytes: UnsafeRawBufferPointer) {
         #if DEBUG
-        HostilePeerHarness.shared.run(bytes)
+        HostilePeerHarness.run(bytes)
         #endif
     }
 
@@ -131,7 +131,7 @@ enum FuzzTargets {
     /// (HostileClientHarness): no trap, nothing through to a denied port, nothing left open.
     static func hboneInbound(_ bytes: UnsafeRawBufferPointer) {
         #if DEBUG
-        HostileClientHarness.shared.run(bytes)
+        HostileClientHarness.run(bytes)
         #endif
     }
 
