@@ -204,6 +204,11 @@ srv.increment_flow_control_window(1000)
 srv.ping(b"12345678")
 srv.send_data(sid, b"world")
 write("hbone-peer", "200-window-ping-peer-half-closes", b"\x0d" + srv.data_to_send())
+# A 200 that also ends the stream while the application has half-closed (its END_STREAM was
+# dropped: the tunnel never ended), then a frame header far over the frame size.
+srv, sid = peer()
+srv.send_headers(sid, [(":status", "200")], end_stream=True)
+write("hbone-peer", "200-ends-stream-app-half-closed", b"\x06" + srv.data_to_send() + b"\x00\xff\xff\xff\xff\xff\xff\xff\xff")
 # Raw: DATA on a stream the client never opened, and a response on another.
 write("hbone-peer", "data-on-unopened-stream", b"\x00" + struct.pack(">I", 2)[1:] + b"\x00\x00" + struct.pack(">I", 3) + b"xx"
       + struct.pack(">I", 1)[1:] + b"\x01\x04" + struct.pack(">I", 5) + b"\x88")

@@ -70,7 +70,7 @@ final class FuzzNode {
     /// After the peer and the applications went: every timeout passes, then nothing may be left.
     func requireNothingLeft() {
         for _ in 0..<4 { loop.advanceClock(by: 30_000_000_000) }
-        precondition(worker.tunnels.isEmpty, "a tunnel outlived both its ends: \(worker.tunnels.count)")
+        precondition(worker.tunnels.isEmpty, "a tunnel outlived both its ends: \(worker.tunnels.values.map { "\($0.lifecycle) down=\($0.downstream) up=\($0.upstream)" })")
         precondition(worker.connections.isEmpty, "an HBONE connection outlived its peer: \(worker.connections.count)")
         precondition(stats.openTunnels.load(ordering: .relaxed) == 0, "hbone_tunnels_open did not return to 0")
         precondition(stats.openInbound.load(ordering: .relaxed) == 0, "the inbound tunnel gauge did not return to 0")

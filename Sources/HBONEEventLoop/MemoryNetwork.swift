@@ -151,6 +151,9 @@ final class MemoryEndpoint {
         self.remote = remote
     }
 
+    /// What `SO_ERROR` would say: a reset from the peer.
+    var pendingError: Int32 { resetReceived ? ECONNRESET : 0 }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         if resetReceived { return .error(ECONNRESET) }
         if inbox.count > 0 {

@@ -115,6 +115,16 @@ public final class TCPStream: Selectable {
         }
         if writable && state == .open { flush() }
         if readable { drained = false }
+        if readable && state == .open && readEOF && hint == .readToEnd {
+            // After the peer's FIN only an error or hang-up raises a read edge. A reset (the peer
+            // is gone) would otherwise wait for our next write, which a quiet other side of a
+            // tunnel may never cause, and the stream would stay open.
+            let error = memory?.pendingError ?? Socket.pendingError(fd)
+            if error != 0 {
+                fail(error)
+                return
+            }
+        }
         if readable && state == .open && !readPaused && !readEOF { readLoop(hint) }
     }
 

@@ -451,6 +451,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {
         owners[stream]?.streamResponse(status: status)
+        // A 200 that also ends the stream: the destination's FIN came with the answer. (A refusal
+        // ends it too, and has already failed the tunnel.)
+        if endStream && status == 200 { owners[stream]?.streamEnded() }
     }
 
     func h2(_ session: H2Session, data stream: Int32, bytes: UnsafeRawBufferPointer) {

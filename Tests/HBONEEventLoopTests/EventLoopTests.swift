@@ -161,6 +161,31 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         listener.close()
     }
 
+    /// A TCP peer that half-closed and then reset (killed, or SO_LINGER 0) is noticed at once,
+    /// though our side reads nothing more and has nothing to write; before, the stream stayed
+    /// open until our next write.
+    @Test func aResetAfterTheFINFailsTheStream() throws {
+        let loop = try EventLoop()
+        var accepted: [Int32] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in accepted.append(fd) }
+        defer { listener.close() }
+        let fd = try Socket.connect(to: listener.address)
+        let r = Recorder()
+        let s = try TCPStream(loop: loop, fd: fd, connecting: true, delegate: r)
+        spin(loop) { r.connected && !accepted.isEmpty }
+        let peer = try #require(accepted.first)
+        shutdown(peer, Int32(SHUT_WR))
+        spin(loop) { r.eof }
+        #expect(r.eof && r.failedErrno == nil)
+        var reset = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(peer, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+        close(peer)
+        spin(loop) { r.failedErrno != nil }
+        // Linux reports a reset that arrives after the peer's FIN (our CLOSE_WAIT) as EPIPE.
+        #expect(r.failedErrno == EPIPE || r.failedErrno == ECONNRESET)
+        #expect(s.state == .closed)
+    }
+
     /// An outbound connection gets keepalive at the first sweep that finds it open, not at connect:
     /// short-lived connections never pay for it, and a long-lived one has it within a second.
     @Test func outboundKeepaliveIsSetAtTheFirstSweep() throws {

@@ -73,6 +73,18 @@ import Glibc
         #expect(p.server.failedErrno == ECONNRESET)
     }
 
+    /// A reset after the peer's FIN is seen although nothing is read or written any more.
+    @Test func aResetAfterTheFINIsStillSeen() throws {
+        let p = try Pair()
+        p.accepted?.shutdownWrite()
+        p.loop.runUntilIdle()
+        #expect(p.client.eof && p.client.failedErrno == nil)
+        p.accepted?.abort()
+        p.loop.runUntilIdle()
+        #expect(p.client.failedErrno == ECONNRESET)
+        #expect(p.stream.state == .closed)
+    }
+
     @Test func aFullBufferHoldsTheRestUntilThePeerReads() throws {
         let p = try Pair()
         let accepted = try #require(p.accepted)

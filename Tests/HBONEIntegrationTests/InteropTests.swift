@@ -85,6 +85,28 @@ import HBONETestSupport
         #expect(headers["traceparent"]?.split(separator: "-").count == 4)
     }
 
+    /// A 200 that also ends the stream (END_STREAM on the answer's HEADERS: the destination closed
+    /// at once) reaches the app as EOF, and its own bytes and FIN still go out. The END_STREAM was
+    /// dropped before: the app never saw EOF and the tunnel stayed open.
+    @Test func anAnswerThatEndsTheStreamReachesTheAppAsEOF() throws {
+        let net = 77
+        let (server, record) = try pythonServer(net: net, ["--answer-ends"])
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let mesh = try Mesh(net: net, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(waitForPort("127.0.\(net).20", 15008))
+        let r = try mesh.client("serverfirst", ["--size", "1000"])
+        #expect(r["greeting"] as? String == "", "\(r)")
+        #expect(r["sent_after_eof"] as? Int == 1000, "\(r)")
+        // The app's FIN after its bytes reached the server as END_STREAM.
+        var ended = false
+        for _ in 0..<50 where !ended {
+            ended = (try? String(contentsOfFile: record, encoding: .utf8))?.contains("\"ended\"") == true
+            if !ended { usleep(100_000) }
+        }
+        #expect(ended)
+    }
+
     /// A server that answers our CONNECT with GOAWAY(last_stream_id=0) never processed it: east opens
     /// it again on a new connection, once, and the app sees nothing of it.
     @Test func aStreamRefusedByGoawayIsOpenedAgain() throws {

@@ -11,7 +11,8 @@
   h2_interop.py server --listen IP:PORT --cert-dir D --ca F --upstream-echo --record FILE [--refuse-first]
       an HBONE server: checks the CONNECT shape itself, answers 200, echoes DATA, records what it saw.
       --refuse-first: the first request gets GOAWAY(last_stream_id=0) unprocessed, as a draining
-      server does; its connection then closes.
+      server does; its connection then closes. --answer-ends: the 200 carries END_STREAM (the
+      destination closed at once); DATA is taken and dropped, the client's END_STREAM recorded.
 
 h2 rejects a correct CONNECT without :path (python-hyper/h2#1247), so header validation is off
 and the CONNECT shape is checked here instead."""
@@ -191,13 +192,16 @@ def serve(s, a):
                 h = dict(ev.headers)
                 ok = h.get(":method") == "CONNECT" and ":path" not in h and ":scheme" not in h and ":authority" in h
                 append(a.record, {"client_san": client_san, "headers": h, "shape_ok": ok, "alpn": s.selected_alpn_protocol()})
-                c.send_headers(ev.stream_id, [(":status", "200" if ok else "400")], end_stream=not ok)
+                c.send_headers(ev.stream_id, [(":status", "200" if ok else "400")], end_stream=not ok or a.answer_ends)
             elif isinstance(ev, h2.events.DataReceived):
                 c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                if ev.data:
+                if ev.data and not a.answer_ends:
                     c.send_data(ev.stream_id, ev.data)
             elif isinstance(ev, h2.events.StreamEnded):
-                c.end_stream(ev.stream_id)
+                if a.answer_ends:
+                    append(a.record, {"ended": ev.stream_id})
+                else:
+                    c.end_stream(ev.stream_id)
         s.sendall(c.data_to_send())
 
 def main():
@@ -213,6 +217,7 @@ def main():
     p.add_argument("--record")
     p.add_argument("--ready")
     p.add_argument("--refuse-first", action="store_true")
+    p.add_argument("--answer-ends", action="store_true", help="server: the 200 also ends the stream (END_STREAM on the HEADERS)")
     p.add_argument("--header", action="append", default=[], help="NAME=VALUE, an extra request header (repeatable)")
     p.add_argument("--optimistic", choices=["together", "after"], help="client: send the message before the answer")
     a = p.parse_args()
