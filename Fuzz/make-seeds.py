@@ -209,6 +209,11 @@ write("hbone-peer", "200-window-ping-peer-half-closes", b"\x0d" + srv.data_to_se
 srv, sid = peer()
 srv.send_headers(sid, [(":status", "200")], end_stream=True)
 write("hbone-peer", "200-ends-stream-app-half-closed", b"\x06" + srv.data_to_send() + b"\x00\xff\xff\xff\xff\xff\xff\xff\xff")
+# A 200, then RST_STREAM(NO_ERROR) before either side ended (taken for a clean close before).
+srv, sid = peer()
+srv.send_headers(sid, [(":status", "200")])
+srv.reset_stream(sid, error_code=0)
+write("hbone-peer", "200-then-reset-no-error", b"\x0d" + srv.data_to_send())
 # Raw: DATA on a stream the client never opened, and a response on another.
 write("hbone-peer", "data-on-unopened-stream", b"\x00" + struct.pack(">I", 2)[1:] + b"\x00\x00" + struct.pack(">I", 3) + b"xx"
       + struct.pack(">I", 1)[1:] + b"\x01\x04" + struct.pack(">I", 5) + b"\x88")

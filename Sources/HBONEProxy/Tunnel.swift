@@ -359,12 +359,16 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         let connection: HBONEConnection? = if case let .stream(c, _) = end(side) { c } else { nil }
         setEnd(side, .closedStream)
         if errorCode == H2ErrorCode.noError {
-            if lifecycle.phase == .established {
-                handle(.drained(side))
-            } else {
+            if lifecycle.phase != .established {
                 handle(.connectFailed(ProxyError(.upstream, .connectionLost, "the CONNECT stream closed without an answer"), retryable: false))
+                return
             }
-            return
+            // Closed after END_STREAM each way: the clean end. Closed with NO_ERROR any earlier is
+            // the peer's RST_STREAM(NO_ERROR), a reset like any other (bytes either way are lost).
+            if lifecycle.hasEnded(side) && lifecycle.hasEnded(side.other) {
+                handle(.drained(side))
+                return
+            }
         }
         let cause = connection?.failure ?? ProxyError(side == .upstream ? .upstream : .downstream, .connectionLost,
                                                       errorCode == H2ErrorCode.connectError ? "HBONE connection lost" : "stream reset by peer (code \(errorCode))")

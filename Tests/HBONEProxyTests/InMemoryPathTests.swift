@@ -103,6 +103,32 @@ import Glibc
         #expect(mesh.westRecords.first?.error == failure(.downstream, .connectionLost))
     }
 
+    /// RST_STREAM(NO_ERROR) from the other proxy before the stream ended both ways is a reset, not
+    /// a clean close: the application behind the receiving proxy sees a reset and its tunnel ends.
+    /// It was taken for the clean end before, which the tunnel's lifecycle calls impossible (a BUG
+    /// report; in release the tunnel stayed open). The sending side's own tunnel is bypassed here.
+    @Test(arguments: [true, false])
+    func aResetStreamWithNoErrorIsAReset(byEast: Bool) throws {
+        let mesh = try InMemoryMesh()
+        let server = try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("x")
+        let tunnel = try #require((byEast ? mesh.east : mesh.west).tunnels.values.first)
+        guard case let .stream(connection, stream) = byEast ? tunnel.upstream : tunnel.downstream else {
+            Issue.record("the tunnel has no stream")
+            return
+        }
+        connection.reset(stream: stream, errorCode: H2ErrorCode.noError)
+        connection.pump()
+        mesh.run()
+        if byEast {
+            #expect(server.connections.first?.failure == ECONNRESET)
+            #expect(mesh.west.openTunnels == 0)
+        } else {
+            #expect(app.failure == ECONNRESET)
+            #expect(mesh.east.openTunnels == 0)
+        }
+    }
+
     @Test func aDeniedConnectionIsAnswered401AndNeverReachesTheServer() throws {
         let mesh = try InMemoryMesh()
         let server = try mesh.serve(port: 9000)
