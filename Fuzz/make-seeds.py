@@ -174,15 +174,17 @@ write("grpc", "percent", b"\x00" + b"grpc-message: caf%C3%A9%2 %zz")
 # A peer proxy's answers to one CONNECT (stream 1), from python h2 as the server, without its
 # SETTINGS (the hbone-peer harness sends an empty one first). The first byte is the harness's mode:
 # bit 0 the peer half-closes after, bit 1 the application half-closes, bits 2-3 the record size.
-def peer():
+def peer(streams=1):
     cl = client()
-    sid = cl.get_next_available_stream_id()
-    cl.send_headers(sid, [(":method", "CONNECT"), (":authority", "10.1.0.20:8080")])
+    sids = []
+    for _ in range(streams):
+        sids.append(cl.get_next_available_stream_id())
+        cl.send_headers(sids[-1], [(":method", "CONNECT"), (":authority", "10.1.0.20:8080")])
     srv = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, validate_inbound_headers=False))
     srv.initiate_connection()
     srv.data_to_send()
     srv.receive_data(cl.data_to_send())
-    return srv, sid
+    return (srv, sids[0]) if streams == 1 else (srv, sids)
 
 srv, sid = peer()
 srv.send_headers(sid, [(":status", "200")])
@@ -204,6 +206,13 @@ srv.increment_flow_control_window(1000)
 srv.ping(b"12345678")
 srv.send_data(sid, b"world")
 write("hbone-peer", "200-window-ping-peer-half-closes", b"\x0d" + srv.data_to_send())
+# All three tunnels of the harness answered and ended, interleaved.
+srv, sids = peer(3)
+for sid in sids:
+    srv.send_headers(sid, [(":status", "200")])
+for sid in sids:
+    srv.send_data(sid, b"world", end_stream=True)
+write("hbone-peer", "three-tunnels-200-echo", b"\x00" + srv.data_to_send())
 # A 200 that also ends the stream while the application has half-closed (its END_STREAM was
 # dropped: the tunnel never ended), then a frame header far over the frame size.
 srv, sid = peer()
