@@ -112,6 +112,21 @@ issue_leaf east $bad/leaf-is-ca "spiffe://$td/ns/payments/sa/checkout" "basicCon
 issue_leaf east $bad/no-digital-signature "spiffe://$td/ns/payments/sa/checkout" "keyUsage=critical,keyEncipherment"
 issue_leaf east $bad/server-auth-only "spiffe://$td/ns/payments/sa/checkout" "extendedKeyUsage=serverAuth"
 issue_leaf east $bad/client-auth-only "spiffe://$td/ns/payments/sa/ledger" "extendedKeyUsage=clientAuth"
+# URI SANs with an embedded NUL, written as raw DER (the openssl config cannot spell a NUL): one
+# alone, and one beside a valid URI, which makes two URI SANs however the first is read.
+san_der() { # URI... (a literal \0 in a URI becomes a NUL byte) -> GeneralNames DER in hex
+    python3 - "$@" <<'PY'
+import sys
+def tlv(tag, body):
+    n = len(body)
+    head = bytes([n]) if n < 128 else bytes([0x81, n]) if n < 256 else bytes([0x82, n >> 8, n & 255])
+    return bytes([tag]) + head + body
+print(tlv(0x30, b"".join(tlv(0x86, u.encode().replace(b"\\0", b"\0")) for u in sys.argv[1:])).hex())
+PY
+}
+issue_leaf east $bad/nul-in-uri "" "subjectAltName=critical,DER:$(san_der "spiffe://$td/ns/payments/sa/checkout\0.evil")"
+issue_leaf east $bad/nul-uri-beside-valid-uri "" \
+    "subjectAltName=critical,DER:$(san_der "spiffe://$td/ns/payments/sa/audit\0x" "spiffe://$td/ns/payments/sa/checkout")"
 # Missing intermediate: the leaf alone, without the east intermediate that signed it.
 mkdir -p $bad/missing-intermediate
 cp certs-east/payments/checkout/key.pem $bad/missing-intermediate/key.pem

@@ -98,7 +98,8 @@ public struct EndpointCheck {
             text += "certificate \(i): subject \(c.subject.isEmpty ? "(empty)" : c.subject)\n"
             text += "               issuer  \(c.issuer)\n"
             text += "               serial  \(c.serialHex)   valid \(iso(c.notBefore)) → \(iso(c.notAfter))\n"
-            if !c.uriSANs.isEmpty { text += "               URI SAN \(c.uriSANs.joined(separator: ", "))\n" }
+            // The server's own text: control bytes are escaped, not sent to the terminal.
+            if !c.uriSANs.isEmpty { text += "               URI SAN \(c.uriSANs.map(Log.logfmtValue).joined(separator: ", "))\n" }
         }
         text += "chain ends at bundle root: \(anchor.map { "yes (\($0.subject))" } ?? "no")\n"
         for r in reasons { text += "problem:       \(r)\n" }

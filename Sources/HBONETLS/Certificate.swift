@@ -98,9 +98,9 @@ public final class Certificate: @unchecked Sendable {
             guard let name = chbone_sk_general_name_value(names, i) else { continue }
             switch name.pointee.type {
             case GEN_URI:
-                if let s = Certificate.string(name.pointee.d.uniformResourceIdentifier) { uris.append(s) }
+                uris.append(Certificate.string(name.pointee.d.uniformResourceIdentifier))
             case GEN_DNS:
-                if let s = Certificate.string(name.pointee.d.dNSName) { dns.append(s) }
+                dns.append(Certificate.string(name.pointee.d.dNSName))
             default:
                 break
             }
@@ -139,13 +139,12 @@ public final class Certificate: @unchecked Sendable {
         return String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
     }
 
-    static func string(_ s: UnsafeMutablePointer<ASN1_STRING>?) -> String? {
-        guard let s, let data = ASN1_STRING_get0_data(s) else { return nil }
-        let length = Int(ASN1_STRING_length(s))
-        // An embedded NUL would let "spiffe://a\0.evil" compare as something else: refuse it.
-        let bytes = UnsafeBufferPointer(start: data, count: length)
-        if bytes.contains(0) { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+    /// A SAN's text, every byte of it. A name that cannot be a valid one (an embedded NUL, bytes
+    /// that are not UTF-8) is still returned, never skipped: it must count towards "exactly one URI
+    /// SAN" and then fail parsing. Skipping it let a valid URI beside it pass as the only one.
+    static func string(_ s: UnsafeMutablePointer<ASN1_STRING>?) -> String {
+        guard let s, let data = ASN1_STRING_get0_data(s) else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(s))), as: UTF8.self)
     }
 
     static func date(_ time: UnsafePointer<ASN1_TIME>?) -> Date {

@@ -1,4 +1,5 @@
 import COpenSSL
+import HBONECore
 import HBONEIdentity
 import Foundation
 
@@ -21,7 +22,7 @@ public final class CertifiedKey: @unchecked Sendable {
         do {
             identity = try SPIFFEID(parsing: uris[0])
         } catch {
-            throw TLSError(code: "svid", reason: "leaf URI SAN \(uris[0]): \(error)")
+            throw TLSError(code: "svid", reason: "leaf URI SAN \(Log.jsonString(String(uris[0].prefix(120)))): \(error)")
         }
         // Roots are never sent (hbone-reference §3): drop a trailing self-signed certificate.
         var presented = chain

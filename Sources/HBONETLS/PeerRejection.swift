@@ -1,3 +1,4 @@
+import HBONECore
 import HBONEIdentity
 
 /// Why a peer certificate was refused. `code` is the `reason` label of the handshake-failure metric.
@@ -41,7 +42,7 @@ public enum PeerRejection: Error, Hashable, Sendable, CustomStringConvertible {
         case .noSAN: return "leaf has no subjectAltName"
         case .noURISAN: return "leaf has no URI subjectAltName (DNS or other names only)"
         case let .multipleURISANs(n): return "leaf has \(n) URI subjectAltNames, exactly one is allowed"
-        case let .badSPIFFEID(e, uri): return "leaf URI SAN \(uri.prefix(120)) is not a valid SPIFFE ID: \(e)"
+        case let .badSPIFFEID(e, uri): return "leaf URI SAN \(Log.jsonString(String(uri.prefix(120)))) is not a valid SPIFFE ID: \(e)"
         case .leafIsCA: return "leaf is a CA certificate (CA:true)"
         case .missingDigitalSignature: return "leaf key usage lacks digitalSignature"
         case .missingClientAuth: return "leaf extended key usage lacks clientAuth"

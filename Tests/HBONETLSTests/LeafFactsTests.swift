@@ -1,5 +1,6 @@
 import Testing
 import HBONEIdentity
+import HBONETestSupport
 @testable import HBONETLS
 
 /// The SVID rules on a leaf's facts (what a verified-chain cache hit applies), without certificates.
@@ -12,6 +13,24 @@ import HBONEIdentity
         #expect(facts.uris == [checkout.description])
         #expect(facts.sanCount >= 1 && !facts.isCA && facts.allowsDigitalSignature && facts.allowsClientAuth)
         #expect(PeerVerification.inbound(trustDomains: ["cluster.local"]).check(facts) == .success(checkout))
+    }
+
+    /// Every URI SAN is read, a NUL and all: it counts, and it fails as a SPIFFE ID.
+    @Test func aURIWithANulIsReadNotSkipped() throws {
+        let alone = LeafFacts(try loadKey("bad/nul-in-uri").leaf)
+        #expect(alone.uris == ["spiffe://cluster.local/ns/payments/sa/checkout\u{0}.evil"])
+        let beside = LeafFacts(try loadKey("bad/nul-uri-beside-valid-uri").leaf)
+        #expect(beside.uris.count == 2)
+        #expect(PeerVerification.outbound(expected: [checkout]).check(beside) == .failure(.multipleURISANs(2)))
+        guard case let .failure(rejection) = PeerVerification.inbound(trustDomains: ["cluster.local"]).check(alone) else {
+            Issue.record("a URI with a NUL was accepted")
+            return
+        }
+        // The reason shows the NUL escaped, not raw.
+        #expect(rejection.description.contains("checkout\\u0000.evil"))
+        // Nor is such a leaf taken as our own SVID (a CA's answer goes through the same check).
+        #expect(throws: TLSError.self) { try CertifiedKey(directory: TestPKI.path("bad/nul-uri-beside-valid-uri")) }
+        #expect(throws: TLSError.self) { try CertifiedKey(directory: TestPKI.path("bad/nul-in-uri")) }
     }
 
     @Test func eachRuleRefusesOnFacts() {

@@ -117,6 +117,9 @@ func makePair(clientCert: String = "certs-east/payments/checkout", serverCert: S
         ("bad/no-san", "no_san"),
         ("bad/dns-san-only", "no_uri_san"),
         ("bad/two-uri-sans", "multiple_uri_sans"),
+        // A URI SAN with a NUL still counts: dropping it let the valid one beside it pass as the only one.
+        ("bad/nul-uri-beside-valid-uri", "multiple_uri_sans"),
+        ("bad/nul-in-uri", "bad_spiffe_id_bad_path_character"),
         ("bad/non-spiffe-uri", "bad_spiffe_id_not_spiffe"),
         ("bad/uppercase-trust-domain", "bad_spiffe_id_trust_domain_not_lowercase"),
         ("bad/not-ns-sa-shape", "bad_spiffe_id_not_ns_sa_shape"),
@@ -144,6 +147,17 @@ func makePair(clientCert: String = "certs-east/payments/checkout", serverCert: S
             return
         }
         #expect(error.code == "missing_server_auth")
+    }
+
+    /// The expected identity beside a URI SAN with a NUL is still two URI SANs, not the expected one alone.
+    @Test func clientRejectsServerWithANulURIBesideTheExpectedOne() throws {
+        let pair = try makePair(serverCert: "bad/nul-uri-beside-valid-uri", expected: [checkout])
+        let (c, _) = pair.run()
+        guard case let .failed(error) = c else {
+            Issue.record("client accepted, peer \(String(describing: pair.client.peerIdentity))")
+            return
+        }
+        #expect(error.code == "multiple_uri_sans")
     }
 
     @Test func trustDomainAliasAccepted() throws {
