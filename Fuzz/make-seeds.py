@@ -251,3 +251,50 @@ write("hbone-inbound", "denied-port-spellings", inbound([(a, [], b"x", False) fo
 write("hbone-inbound", "forwarded-claims", inbound([("10.1.0.20:8080", [("forwarded", 'for="10.9.9.9:1"'), ("baggage", "k8s.namespace.name=x")], b"hi", False)]))
 write("hbone-inbound", "rapid-reset", inbound([("10.1.0.20:8080", [], b"", True)] * 30))
 write("hbone-inbound", "ten-streams", inbound([("10.1.0.20:8080", [], b"data%d" % i, False) for i in range(10)]))
+
+# Certificates (the certificate target): an Istio-shaped SVID and its intermediate, and leaves with
+# one defect each. Deterministic: fixed P-256 keys and dates, and Ed25519 signatures (those are
+# deterministic; the target parses and judges, a signature need not verify).
+import datetime, struct as _struct
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+def cert(subject_key, signer, issuer_name, subject_name, serial, extensions):
+    b = (x509.CertificateBuilder().subject_name(subject_name).issuer_name(issuer_name)
+         .public_key(subject_key.public_key()).serial_number(serial)
+         .not_valid_before(datetime.datetime(2026, 1, 1)).not_valid_after(datetime.datetime(2036, 1, 1)))
+    for ext, critical in extensions:
+        b = b.add_extension(ext, critical=critical)
+    return b.sign(signer, None)
+
+ca_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hbone-test"), x509.NameAttribute(NameOID.COMMON_NAME, "cluster-east")])
+intermediate = cert(ca_key, ca_key, ca_name, ca_name, 2, [
+    (x509.BasicConstraints(ca=True, path_length=0), True),
+    (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)])
+
+def leaf(sans, serial, ca=False, digital_signature=True, eku=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)):
+    key = ec.derive_private_key(1000 + serial, ec.SECP256R1())
+    exts = [(x509.BasicConstraints(ca=ca, path_length=None), True),
+            (x509.KeyUsage(digital_signature, False, True, False, False, ca, False, False, False), True),
+            (x509.ExtendedKeyUsage(list(eku)), False)]
+    if sans is not None:
+        exts.append((x509.SubjectAlternativeName(sans), True))
+    return cert(key, ca_key, ca_name, x509.Name([]), serial, exts)
+
+def der(c): return c.public_bytes(serialization.Encoding.DER)
+def with_issuer(c): return _struct.pack(">H", len(der(c))) + der(c) + der(intermediate)
+
+uri = lambda s: x509.UniformResourceIdentifier(s)
+td = "spiffe://cluster.local/ns/payments/sa/"
+write("certificate", "svid", with_issuer(leaf([uri(td + "checkout")], 10)))
+write("certificate", "svid-pem-chain",
+      leaf([uri(td + "checkout")], 11).public_bytes(serialization.Encoding.PEM) + intermediate.public_bytes(serialization.Encoding.PEM))
+write("certificate", "two-uri-sans", with_issuer(leaf([uri(td + "checkout"), uri(td + "ledger")], 12)))
+write("certificate", "nul-uri-beside-valid-uri", with_issuer(leaf([uri(td + "audit\x00x"), uri(td + "checkout")], 13)))
+write("certificate", "dns-and-uri", with_issuer(leaf([x509.DNSName("checkout.payments.svc"), uri(td + "checkout")], 14)))
+write("certificate", "no-san", with_issuer(leaf(None, 15)))
+write("certificate", "leaf-is-ca", with_issuer(leaf([uri(td + "checkout")], 16, ca=True)))
+write("certificate", "client-auth-only", with_issuer(leaf([uri(td + "checkout")], 17, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))))

@@ -29,6 +29,7 @@ enum FuzzTargets {
         "zds": zds,
         "hbone-peer": hbonePeer,
         "hbone-inbound": hboneInbound,
+        "certificate": certificate,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
