@@ -16,6 +16,11 @@ public enum IstioPolicyLoader {
 
     /// Loads every `.yaml`/`.yml` file in `paths` (a directory is read non-recursively, sorted).
     public static func load(paths: [String], rootNamespace: String) throws(ConfigError) -> Result {
+        try load(paths: paths, rootNamespace: rootNamespace, listing: FileManager.default.contentsOfDirectory(atPath:))
+    }
+
+    /// The same with the directory listing given (tests: a listing that fails, which root cannot provoke).
+    static func load(paths: [String], rootNamespace: String, listing: (String) throws -> [String]) throws(ConfigError) -> Result {
         var result = Result()
         for path in paths {
             var isDirectory: ObjCBool = false
@@ -24,7 +29,12 @@ public enum IstioPolicyLoader {
             }
             var files = [path]
             if isDirectory.boolValue {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+                // A directory that cannot be listed is an error, not an empty set of policies: that
+                // would drop every DENY policy and open what they close.
+                let names: [String]
+                do { names = try listing(path) } catch {
+                    throw ConfigError(file: path, line: nil, path: "", reason: "cannot list the policy directory: \(error.localizedDescription)")
+                }
                 files = names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
             }
             for file in files {

@@ -168,6 +168,24 @@ let adminP = "cluster.local/ns/ops/sa/admin"
         }
     }
 
+    /// A policy directory that cannot be listed fails the load (a reload keeps the last good
+    /// policies); it used to read as a directory without policies, which drops every DENY.
+    @Test func anUnlistableDirectoryIsAnErrorNotAnEmptySet() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hbone-policies-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ap("deny-all", "  action: DENY\n  rules:\n  - {}").write(toFile: dir + "/deny.yaml", atomically: true, encoding: .utf8)
+        #expect(try IstioPolicyLoader.load(paths: [dir], rootNamespace: "istio-system").policies.count == 1)
+        struct Unreadable: Error {}
+        do {
+            let r = try IstioPolicyLoader.load(paths: [dir], rootNamespace: "istio-system", listing: { _ in throw Unreadable() })
+            Issue.record("loaded \(r.policies.count) policies from a directory that could not be listed")
+        } catch {
+            #expect(error.file == dir)
+            #expect(error.reason.hasPrefix("cannot list the policy directory"))
+        }
+    }
+
     @Test func brokenPolicyNamesFileLineAndPath() {
         let y = ap("bad", "  rules:\n  - from:\n    - source:\n        ipBlocks: [\"10.0.0.0/40\"]")
         do {
