@@ -345,7 +345,9 @@ import Glibc
         let mesh2 = try Mesh(net: 93)
         defer { mesh2.stop() }
         transfer = try mesh2.startClient("echo", ["--size", "\(512 << 20)"])
-        #expect(mesh2.waitForMetric(admin: mesh2.eastAdmin, "hbone_tunnels_open{direction=\"outbound\"}") { $0 >= 1 })
+        // West must hold the tunnel before east dies: east counts it from its CONNECT, and a slow
+        // (sanitized) west may not have read that yet, leaving nothing inbound to end.
+        #expect(mesh2.waitForMetric(admin: mesh2.westAdmin, "hbone_tunnels_open{direction=\"inbound\"}") { $0 >= 1 })
         kill(mesh2.processes[2].processIdentifier, SIGKILL)   // east
         _ = try? transfer.result()
         settled = false
