@@ -528,19 +528,39 @@ final class Worker {
     }
 
     /// Inbound tunnels, HBONE and plaintext alike (a plaintext one has no source identity), are
-    /// decided again under the new policies; a denied one closes.
+    /// admitted again under the new snapshot: the destination must still be the workload they were
+    /// admitted to, decided with what the snapshot now says of it (its labels, and the policies
+    /// istiod binds to it by name), else the tunnel closes. Deciding with the workload as it was at
+    /// admission would keep a tunnel open under a DENY that selects its workload only from now on.
     func recheckPolicies() {
         for t in Array(tunnels.values) where t.info.direction == .inbound {
-            guard let w = t.info.dstWorkload else { continue }
+            guard let admitted = t.info.dstWorkload else { continue }
+            // A pod the CNI agent removed: `drainPods` cuts its tunnels after the drain period.
+            if let pod = t.pod, state.pods[pod.uid] == nil { continue }
+            guard let w = currentInboundWorkload(at: t.info.dst.ip, pod: t.pod), w.uid == admitted.uid, w.identity == admitted.identity else {
+                log.info("closing tunnel: its destination is no longer that workload on this node",
+                         ["dst.addr": "\(t.info.dst)", "dst.workload": admitted.uid])
+                t.terminate(ProxyError(.internal, .closed, "closed: \(t.info.dst.ip) is no longer workload \(admitted.uid) on this node"))
+                continue
+            }
             let decision = state.policies.decide(
                 .init(source: t.info.srcIdentity, sourceIP: t.info.src.ip, destinationIP: t.info.dst.ip, destinationPort: t.info.dst.port),
                 for: .init(namespace: w.namespace, labels: w.labels, policies: w.authorizationPolicies))
             if !decision.allowed {
                 log.info("closing tunnel denied after policy change", ["src.identity": t.info.srcIdentity?.description ?? "unknown",
                                                                        "dst.addr": "\(t.info.dst)", "reason": decision.reason])
+                t.info.policy = decision.policy   // the access log names the policy that closed it
                 t.terminate(ProxyError(.internal, .denied, "closed by policy change: \(decision.reason)"))
             }
         }
+    }
+
+    /// The local workload at `ip` in the current snapshot, as admission finds it: by address, else
+    /// (in-pod mode, an address no workload claims) the pod the tunnel was accepted in.
+    private func currentInboundWorkload(at ip: IPAddress, pod: InPodWorkload?) -> Workload? {
+        if let w = state.localWorkloadsByIP[ip] { return w }
+        guard state.workloadsByIP[ip] == nil, let pod else { return nil }
+        return state.pods[pod.uid]?.workload
     }
 
     /// Idle tunnels close after `timeouts.idle` with no bytes either way; an idle loop gives its

@@ -67,10 +67,18 @@ final class InMemoryMesh {
         try west.syncListeners()
     }
 
-    static func state(node: String, certificate: String, bundle: String, timeouts: String = timeouts) throws -> ProxyState {
-        let config = try ProxyConfig.parse(yaml: yaml(node: node, timeouts: timeouts), file: "\(node).yaml", environment: [:])
+    /// `change`: what a later snapshot alters (as a reload or istiod would), applied to the parsed config.
+    static func state(node: String, certificate: String, bundle: String, timeouts: String = timeouts,
+                      version: Int = 1, change: (inout ProxyConfig) -> Void = { _ in }) throws -> ProxyState {
+        var config = try ProxyConfig.parse(yaml: yaml(node: node, timeouts: timeouts), file: "\(node).yaml", environment: [:])
+        change(&config)
         let key = try CertifiedKey(directory: TestPKI.path(certificate))
-        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle)), certificates: [key.identity: key], version: 1)
+        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle)), certificates: [key.identity: key], version: version)
+    }
+
+    /// West's snapshot with `change` applied to its config (ledger-0 is `workloads[1]`).
+    func westState(version: Int = 2, _ change: (inout ProxyConfig) -> Void) throws -> ProxyState {
+        try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem", version: version, change: change)
     }
 
     deinit {

@@ -3,6 +3,8 @@ import HBONETestSupport
 import HBONECore
 import HBONEEventLoop
 import HBONEH2
+import HBONEConfig
+import HBONEAuthz
 @testable import HBONEProxy
 #if canImport(Glibc)
 import Glibc
@@ -309,6 +311,76 @@ import Glibc
         mesh.advance(seconds: 1.1)
         #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
         #expect(app.failure != nil || app.eof)
+    }
+
+    // An open tunnel is admitted again with the destination workload as the new snapshot has it.
+    // Each of these kept its tunnel open when the recheck used the workload as it was at admission.
+
+    /// istiod binds a selector policy to a workload by listing it on the workload (WORKLOAD_SELECTOR):
+    /// the policy and the workload's new list arrive together.
+    @Test func aDenyBoundToTheWorkloadFromNowOnClosesItsOpenTunnel() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        var deny8080 = Match()
+        deny8080.destinationPorts = [8080]
+        mesh.west.update(try mesh.westState {
+            $0.policies.append(Policy(name: "deny-8080", namespace: "payments", scope: .selectedByWorkloads, action: .deny, rules: [[[deny8080]]]))
+            $0.workloads[1].authorizationPolicies = ["payments/deny-8080"]
+        })
+        mesh.run()
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(app.failure != nil || app.eof)
+        #expect(mesh.westRecords.last?.error == failure(.internal, .denied))
+        #expect(mesh.westRecords.last?.info.policy == "payments/deny-8080")
+    }
+
+    /// A label change brings the workload under a selector DENY that was in force all along.
+    @Test func aLabelThatBringsTheWorkloadUnderADenyClosesItsOpenTunnel() throws {
+        var deny8080 = Match()
+        deny8080.destinationPorts = [8080]
+        let selectorDeny = Policy(name: "deny-frozen", namespace: "payments", scope: .workloadSelector(["state": "frozen"]), action: .deny,
+                                  rules: [[[deny8080]]])
+        let mesh = try InMemoryMesh()
+        mesh.west.update(try mesh.westState { $0.policies.append(selectorDeny) })
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        mesh.west.update(try mesh.westState(version: 3) {
+            $0.policies.append(selectorDeny)
+            $0.workloads[1].labels = ["state": "frozen"]
+        })
+        mesh.run()
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(app.failure != nil || app.eof)
+        #expect(mesh.westRecords.last?.info.policy == "payments/deny-frozen")
+    }
+
+    /// A snapshot that changes nothing for the tunnel keeps it; one where its destination address is
+    /// no longer that workload (removed, or the address now another's) closes it.
+    @Test(arguments: ["removed", "address reused"])
+    func aTunnelWhoseWorkloadLeftTheNodeIsClosed(_ how: String) throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        mesh.west.update(try mesh.westState { _ in })
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab")
+        #expect(mesh.west.openTunnels == 1)
+        mesh.west.update(try mesh.westState(version: 3) {
+            if how == "removed" {
+                $0.workloads.remove(at: 1)
+            } else {
+                $0.workloads[1] = Workload(uid: "payments/ledger-1", name: "ledger-1", namespace: "payments", serviceAccount: "ledger",
+                                           trustDomain: "cluster.local", workloadIps: [InMemoryMesh.ledgerIP], protocol: .hbone, node: "west",
+                                           clusterId: "Kubernetes", workloadName: "ledger", canonicalName: "ledger", canonicalRevision: "latest",
+                                           labels: [:], services: [:], identity: $0.workloads[1].identity)
+            }
+        })
+        mesh.run()
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(app.failure != nil || app.eof)
+        #expect(mesh.westRecords.last?.error == failure(.internal, .closed))
     }
 }
 
