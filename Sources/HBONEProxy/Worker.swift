@@ -512,17 +512,26 @@ final class Worker {
     /// (inbound, and outbound in the pool): they take no new tunnels at once (GOAWAY; new handshakes
     /// decide), and tunnels still open on them are cut after `timeouts.drain`. A planned root
     /// rotation loses no short tunnels; a distrusted root keeps nothing beyond the drain period.
+    /// The same holds for an inbound peer whose trust domain is no longer ours or an alias.
     func recheckTrust() {
         let grace = state.settings.timeouts.drain
-        for c in Array(connections.values) {
-            guard let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor), !c.distrusted else { continue }
+        let domains = state.settings.trustedDomains
+        for c in Array(connections.values) where !c.distrusted {
+            let why: String, cut: String
+            if let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor) {
+                (why, cut) = ("its peer's root left the trust bundle", "the peer's root was removed from the trust bundle")
+            } else if c.role == .server, let id = c.peerIdentity, !domains.contains(id.trustDomain) {
+                (why, cut) = ("its peer's trust domain is no longer trusted", "the peer's trust domain was removed from the trusted ones")
+            } else {
+                continue
+            }
             c.distrusted = true
-            log.warn("draining HBONE connection: its peer's root left the trust bundle",
+            log.warn("draining HBONE connection: \(why)",
                      ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
                       "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
             c.startDrain()
             _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
-                c?.fail(ProxyError(.internal, .closed, "the peer's root was removed from the trust bundle"))
+                c?.fail(ProxyError(.internal, .closed, cut))
             }
         }
     }

@@ -53,13 +53,16 @@ final class InMemoryMesh {
 
     /// `eastCertificate`: the directory of checkout's SVID (another root for the trust tests);
     /// `bundle`: the roots both sides trust.
-    init(eastCertificate: String = "certs-east/payments/checkout", bundle: String = "bundle-root.pem", timeouts: String = timeouts) throws {
+    /// `eastChange`, `westChange`: what each side's config has beyond the common one.
+    init(eastCertificate: String = "certs-east/payments/checkout", bundle: String = "bundle-root.pem", timeouts: String = timeouts,
+         eastChange: (inout ProxyConfig) -> Void = { _ in }, westChange: (inout ProxyConfig) -> Void = { _ in }) throws {
         loop = try EventLoop()
         loop.useVirtualClock()
         network = MemoryNetwork(loop: loop)
-        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, timeouts: timeouts),
+        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, timeouts: timeouts, change: eastChange),
                       stats: ProxyStats(), network: network.host(IPAddress("10.0.0.1")!))
-        west = Worker(loop: loop, state: try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: bundle, timeouts: timeouts),
+        west = Worker(loop: loop, state: try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: bundle, timeouts: timeouts,
+                                                         change: westChange),
                       stats: ProxyStats(), network: network.host(IPAddress("10.1.0.1")!))
         east.recordObserver = { [unowned self] in eastRecords.append(($0, $1)) }
         west.recordObserver = { [unowned self] in westRecords.append(($0, $1)) }

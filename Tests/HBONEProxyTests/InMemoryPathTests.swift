@@ -5,6 +5,7 @@ import HBONEEventLoop
 import HBONEH2
 import HBONEConfig
 import HBONEAuthz
+import HBONEIdentity
 @testable import HBONEProxy
 #if canImport(Glibc)
 import Glibc
@@ -304,6 +305,30 @@ import Glibc
         #expect(next.eof || next.failure != nil)
         #expect(mesh.west.stats.handshakeFailures.load(ordering: .relaxed) == 1)
         // The old tunnel lives until the drain timeout (5 s), then is cut.
+        mesh.advance(seconds: 4)
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab")
+        mesh.advance(seconds: 1.1)
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(app.failure != nil || app.eof)
+    }
+
+    /// A trust domain dropped from the aliases is treated as a removed root: the peer's connection
+    /// takes no new tunnel (GOAWAY), and what is open on it is cut after the drain period.
+    @Test func aPeerWhoseTrustDomainIsNoLongerAnAliasIsDrainedThenCut() throws {
+        let foreign = try SPIFFEID(trustDomain: "other.mesh", namespace: "payments", serviceAccount: "checkout")
+        let mesh = try InMemoryMesh(eastCertificate: "bad/foreign-trust-domain",
+                                    eastChange: { $0.workloads[0].trustDomain = "other.mesh"; $0.workloads[0].identity = foreign },
+                                    westChange: { $0.settings.trustDomainAliases = ["other.mesh"] })
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        mesh.west.update(try mesh.westState { _ in })   // the alias is gone
+        mesh.run()
+        let next = mesh.connect(to: "10.1.0.20:8080")
+        mesh.run()
+        #expect(next.eof || next.failure != nil)
+        #expect(mesh.west.stats.handshakeFailures.load(ordering: .relaxed) == 1)
         mesh.advance(seconds: 4)
         app.send("b")
         mesh.run()
