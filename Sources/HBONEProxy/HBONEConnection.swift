@@ -40,6 +40,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     private var keepaliveTimer: EventLoop.TimerID?
     private var idleTimer: EventLoop.TimerID?
     private var lingerTimer: EventLoop.TimerID?
+    /// Fires when the peer's certificate chain expires: no new tunnels on it from then on.
+    private var peerExpiryTimer: EventLoop.TimerID?
     private var lastReceive: UInt64
     private var pingSentAt: UInt64?
     private var pumpScheduled = false
@@ -290,11 +292,30 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         log.debug("HBONE connection established", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
                                                     "peer_identity": peerIdentity?.description ?? "-", "local_identity": localIdentity.description])
         scheduleKeepalive()
+        schedulePeerExpiry()
         pump()
         let ready = waiters
         waiters = []
         for w in ready { w(.success(self)) }
         if role == .client && owners.isEmpty && reservedStreams == 0 { armIdleTimer() }
+    }
+
+    /// A connection authenticates its peer once, at the handshake. Once the peer's chain expires the
+    /// connection takes no new tunnels (GOAWAY, out of the pool): a stolen key whose certificate was
+    /// not renewed cannot keep opening tunnels on a connection kept alive past its end, and a peer
+    /// that renewed opens a new connection with the new certificate. Open tunnels go on, so a
+    /// long-lived application connection is not cut at each renewal.
+    private func schedulePeerExpiry() {
+        guard let notAfter = tls.peerNotAfter else { return }
+        let seconds = max(0, notAfter - worker.wallClock())
+        peerExpiryTimer = worker.loop.schedule(after: UInt64(min(seconds, 10 * 365 * 86_400)) * 1_000_000_000) { [unowned self] in
+            peerExpiryTimer = nil
+            guard lifecycle.isUsable else { return }
+            log.info("HBONE connection: the peer's certificate expired, no new tunnels on it",
+                     ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
+                      "peer_identity": peerIdentity?.description ?? "-", "open_tunnels": "\(owners.count)"])
+            startDrain()
+        }
     }
 
     /// Moves frames from nghttp2 through TLS to the socket, as far as the socket's queue allows.
@@ -541,9 +562,11 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         worker.loop.cancel(handshakeTimer)
         worker.loop.cancel(keepaliveTimer)
         worker.loop.cancel(idleTimer)
+        worker.loop.cancel(peerExpiryTimer)
         handshakeTimer = nil
         keepaliveTimer = nil
         idleTimer = nil
+        peerExpiryTimer = nil
         if peerStoppedFirst {
             tcp.discardOutput()
         } else {

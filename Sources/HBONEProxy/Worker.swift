@@ -31,6 +31,8 @@ final class Worker {
     private var drainTimer: EventLoop.TimerID?
     /// Sees every finished connection as it is recorded (tests, and tracing when debugging).
     var recordObserver: ((ConnectionInfo, ProxyError?) -> Void)?
+    /// Wall-clock Unix seconds, against which certificates' validity is read (tests move it).
+    var wallClock: () -> Int = { Int(time(nil)) }
     private var lastAbuseLog: UInt64 = 0
     private var unloggedAbuse = 0
 

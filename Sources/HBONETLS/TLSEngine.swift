@@ -18,6 +18,8 @@ public final class TLSEngine {
     public internal(set) var rejection: PeerRejection?
     /// SHA-256 of the root the peer's chain was verified up to (see `TrustBundle.contains(anchor:)`).
     public internal(set) var trustAnchor: [UInt8]?
+    /// When the peer's verified chain stops being valid (the earliest notAfter in it, Unix seconds).
+    public internal(set) var peerNotAfter: Int?
     /// What the SVID rules read from the peer's leaf (kept with a verified chain in the cache).
     var leafFacts: LeafFacts?
     public private(set) var isHandshakeComplete = false

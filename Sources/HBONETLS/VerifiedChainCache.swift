@@ -91,13 +91,18 @@ extension TLSEngine {
         guard let cache = chainCache, X509_STORE_CTX_get0_cert(storeContext) != nil,
               let key = VerifiedChainCache.key(role: role == .server ? 1 : 2, ssl: ssl) else {
             let rc = X509_verify_cert(storeContext)
-            if rc == 1 { trustAnchor = VerifiedChainCache.anchor(X509_STORE_CTX_get0_chain(storeContext)) }
+            if rc == 1 {
+                let chain = X509_STORE_CTX_get0_chain(storeContext)
+                trustAnchor = VerifiedChainCache.anchor(chain)
+                peerNotAfter = VerifiedChainCache.window(chain).1
+            }
             return rc
         }
         let generation = trust.generation
         if let entry = cache.lookup(key, generation: generation, now: Int(time(nil))) {
             // The chain is known good under this bundle; the SVID rules still decide.
             trustAnchor = entry.anchor
+            peerNotAfter = entry.notAfter
             return applySVIDRules(entry.leaf, storeContext)
         }
         let rc = X509_verify_cert(storeContext)
@@ -106,6 +111,7 @@ extension TLSEngine {
             let (notBefore, notAfter) = VerifiedChainCache.window(chain)
             let anchor = VerifiedChainCache.anchor(chain) ?? []
             trustAnchor = anchor
+            peerNotAfter = notAfter
             cache.store(key, .init(generation: generation, notBefore: notBefore, notAfter: notAfter, anchor: anchor, leaf: facts))
         }
         return rc

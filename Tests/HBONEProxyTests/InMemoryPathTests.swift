@@ -6,6 +6,7 @@ import HBONEH2
 import HBONEConfig
 import HBONEAuthz
 import HBONEIdentity
+import HBONETLS
 @testable import HBONEProxy
 #if canImport(Glibc)
 import Glibc
@@ -336,6 +337,31 @@ import Glibc
         mesh.advance(seconds: 1.1)
         #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
         #expect(app.failure != nil || app.eof)
+    }
+
+    /// Once the peer's certificate expires, its connection takes no new tunnel (the next one gets a
+    /// new connection, so a new handshake) while the open tunnel goes on. Either side may see it:
+    /// west of east's certificate, east of west's. The wall clock is moved to 10 s before the
+    /// peer's leaf expires (the handshake itself checks validity against the real clock).
+    @Test(arguments: ["west sees east's expire", "east sees west's expire"])
+    func aConnectionTakesNoNewTunnelOnceThePeersCertificateExpired(_ side: String) throws {
+        let mesh = try InMemoryMesh()
+        let westSees = side.hasPrefix("west")
+        let peerLeaf = try CertifiedKey(directory: TestPKI.path(westSees ? "certs-east/payments/checkout" : "certs-west/payments/ledger"))
+        let seer = westSees ? mesh.west : mesh.east
+        seer.wallClock = { Int(peerLeaf.notAfter.timeIntervalSince1970) - 10 }
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        #expect(mesh.west.stats.handshakes.load(ordering: .relaxed) == 1)
+        mesh.advance(seconds: 11)
+        #expect(mesh.east.hboneConnectionCount == 1 && mesh.west.hboneConnectionCount == 1)   // draining, its tunnel open
+        seer.wallClock = { Int(time(nil)) }   // the peer renewed: its next handshake shows a new certificate
+        let next = try mesh.establishedTunnel("c")
+        #expect(mesh.west.stats.handshakes.load(ordering: .relaxed) == 2)
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab" && next.text == "c")
+        #expect(mesh.west.openTunnels == 2 && mesh.east.openTunnels == 2)
     }
 
     // An open tunnel is admitted again with the destination workload as the new snapshot has it.

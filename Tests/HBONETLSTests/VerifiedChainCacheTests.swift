@@ -94,4 +94,23 @@ import HBONEIdentity
         }
         if let cache { #expect(cache.hits == 1) }
     }
+
+    /// Both sides learn when the peer's chain ends (its leaf's notAfter here: 2 days, under a
+    /// 5-year intermediate), on a full verification and on a cache hit.
+    @Test(arguments: [false, true])
+    func peerNotAfterIsTheEarliestEndInTheChain(cached: Bool) throws {
+        let cache: VerifiedChainCache? = cached ? VerifiedChainCache() : nil
+        let clientKey = try loadKey("certs-east/payments/checkout"), serverKey = try loadKey("certs-west/payments/ledger")
+        let clientContext = try TLSContext(role: .client, certifiedKey: clientKey, trust: bundle())
+        let serverContext = try TLSContext(role: .server, certifiedKey: serverKey, trust: bundle())
+        for _ in 0..<(cached ? 2 : 1) {
+            let pair = EnginePair(
+                client: try TLSEngine(context: clientContext, verification: .outbound(expected: [ledger]), chainCache: cache),
+                server: try TLSEngine(context: serverContext, verification: .inbound(trustDomains: ["cluster.local"]), chainCache: cache))
+            #expect(pair.run() == (.complete, .complete))
+            #expect(pair.server.peerNotAfter == Int(clientKey.notAfter.timeIntervalSince1970))
+            #expect(pair.client.peerNotAfter == Int(serverKey.notAfter.timeIntervalSince1970))
+        }
+        if let cache { #expect(cache.hits == 2) }
+    }
 }
