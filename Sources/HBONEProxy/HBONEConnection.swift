@@ -272,6 +272,13 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     /// TLS is done: the HTTP/2 session starts (or the connection fails if it cannot).
     private func startSession() {
+        // Begun under an earlier snapshot, the handshake was verified with its roots and trust
+        // domains; what the current one no longer trusts fails here, as a new handshake would.
+        if let (why, _) = worker.distrust(self) {
+            handshakeFailureReason = "trust_changed"
+            handle(.failed(ProxyError(side, .tls, "TLS handshake completed under a trust no longer in force: \(why)"), handshake: true, linger: false))
+            return
+        }
         let settings = worker.state.settings
         var h2Settings = H2Settings()
         h2Settings.streamWindow = settings.h2.streamWindow

@@ -31,6 +31,8 @@ final class Worker {
     private var drainTimer: EventLoop.TimerID?
     /// Sees every finished connection as it is recorded (tests, and tracing when debugging).
     var recordObserver: ((ConnectionInfo, ProxyError?) -> Void)?
+    /// Sees each inbound HBONE connection as it is accepted, before its handshake (tests).
+    var inboundConnectionObserver: ((HBONEConnection) -> Void)?
     /// Wall-clock Unix seconds, against which certificates' validity is read (tests move it).
     var wallClock: () -> Int = { Int(time(nil)) }
     private var lastAbuseLog: UInt64 = 0
@@ -167,6 +169,7 @@ final class Worker {
             conn.pod = pod
             connections[ObjectIdentifier(conn)] = conn
             stats.hboneConnectionsInbound.wrappingIncrement(ordering: .relaxed)
+            inboundConnectionObserver?(conn)
         } catch {
             tcp.abort()
             log.warn("inbound connection setup failed", ["error": "\(error)"])
@@ -517,16 +520,8 @@ final class Worker {
     /// The same holds for an inbound peer whose trust domain is no longer ours or an alias.
     func recheckTrust() {
         let grace = state.settings.timeouts.drain
-        let domains = state.settings.trustedDomains
         for c in Array(connections.values) where !c.distrusted {
-            let why: String, cut: String
-            if let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor) {
-                (why, cut) = ("its peer's root left the trust bundle", "the peer's root was removed from the trust bundle")
-            } else if c.role == .server, let id = c.peerIdentity, !domains.contains(id.trustDomain) {
-                (why, cut) = ("its peer's trust domain is no longer trusted", "the peer's trust domain was removed from the trusted ones")
-            } else {
-                continue
-            }
+            guard let (why, cut) = distrust(c) else { continue }
             c.distrusted = true
             log.warn("draining HBONE connection: \(why)",
                      ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
@@ -536,6 +531,19 @@ final class Worker {
                 c?.fail(ProxyError(.internal, .closed, cut))
             }
         }
+    }
+
+    /// Why the current snapshot no longer trusts `c`'s verified peer (for the log, and for the cut),
+    /// or nil. Also asked when a handshake completes: one begun under an earlier snapshot was
+    /// verified with that snapshot's roots and trust domains.
+    func distrust(_ c: HBONEConnection) -> (why: String, cut: String)? {
+        if let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor) {
+            return ("its peer's root left the trust bundle", "the peer's root was removed from the trust bundle")
+        }
+        if c.role == .server, let id = c.peerIdentity, !state.settings.trustedDomains.contains(id.trustDomain) {
+            return ("its peer's trust domain is no longer trusted", "the peer's trust domain was removed from the trusted ones")
+        }
+        return nil
     }
 
     /// Inbound tunnels, HBONE and plaintext alike (a plaintext one has no source identity), are

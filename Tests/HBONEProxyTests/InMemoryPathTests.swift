@@ -315,6 +315,36 @@ import Glibc
         #expect(app.failure != nil || app.eof)
     }
 
+    /// A handshake begun before a reload is verified with the earlier snapshot's roots: one that
+    /// completes after the reload removed its peer's root (or its trust domain) fails then, as a
+    /// new handshake would, instead of opening a connection the removal never saw.
+    @Test(arguments: ["root removed", "trust domain removed"])
+    func aHandshakeThatSpansAReloadIsJudgedByTheNewTrust(_ change: String) throws {
+        let rootCase = change == "root removed"
+        let foreign = try SPIFFEID(trustDomain: "other.mesh", namespace: "payments", serviceAccount: "checkout")
+        let mesh = rootCase
+            ? try InMemoryMesh(eastCertificate: "certs-other/payments/checkout", bundle: "bundle-root-and-other.pem")
+            : try InMemoryMesh(eastCertificate: "bad/foreign-trust-domain",
+                               eastChange: { $0.workloads[0].trustDomain = "other.mesh"; $0.workloads[0].identity = foreign },
+                               westChange: { $0.settings.trustDomainAliases = ["other.mesh"] })
+        try mesh.serve(port: 8080)
+        let reloaded = rootCase
+            ? try InMemoryMesh.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem", version: 2)
+            : try mesh.westState { _ in }
+        var accepted = 0
+        mesh.west.inboundConnectionObserver = { [unowned mesh] _ in
+            accepted += 1
+            if accepted == 1 { mesh.west.update(reloaded) }   // accepted, ClientHello not yet read
+        }
+        let app = mesh.connect(to: "10.1.0.20:8080")
+        app.send("a")
+        mesh.run()
+        #expect(accepted >= 1)
+        #expect(app.text.isEmpty && (app.eof || app.failure != nil))
+        #expect(mesh.west.stats.handshakeFailures.load(ordering: .relaxed) >= 1)
+        #expect(mesh.west.openTunnels == 0 && mesh.west.hboneConnectionCount == 0)
+    }
+
     /// A trust domain dropped from the aliases is treated as a removed root: the peer's connection
     /// takes no new tunnel (GOAWAY), and what is open on it is cut after the drain period.
     @Test func aPeerWhoseTrustDomainIsNoLongerAnAliasIsDrainedThenCut() throws {
