@@ -74,7 +74,8 @@ public struct AdminRoutes: Sendable {
             return Response(status: 200, contentType: "text/plain", body: "levels: \(log.levels)\n")
         case "/stats":
             let lines = proxy.totals.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
-                + ["open_tunnels: \(proxy.openTunnels)", "log_lines_dropped: \(log.droppedLines)"]
+                + ["open_tunnels: \(proxy.openTunnels)", "log_lines_dropped: \(log.droppedLines)",
+                   "admin_connections_refused: \(AdminConnection.refused)"]
             return Response(status: 200, contentType: "text/plain", body: lines.joined(separator: "\n") + "\n")
         case "/memory":
             let memory: [String: Any] = ["heap_in_use_bytes": proxy.heapInUse, "resident_bytes": Proxy.residentBytes(),
@@ -82,7 +83,9 @@ public struct AdminRoutes: Sendable {
             let data = (try? JSONSerialization.data(withJSONObject: memory, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
             return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
         case "/metrics", "/stats/prometheus":
-            return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: proxy.prometheusText(version: version))
+            let admin = "# HELP hbone_admin_connections_refused_total Admin, metrics and readiness connections closed at once: their port had its limit open\n"
+                + "# TYPE hbone_admin_connections_refused_total counter\nhbone_admin_connections_refused_total \(AdminConnection.refused)\n"
+            return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: proxy.prometheusText(version: version) + admin)
         case "/healthz/ready":
             let pending = proxy.readinessPending
             if pending.isEmpty { return Response(status: 200, contentType: "text/plain", body: "ready\n") }

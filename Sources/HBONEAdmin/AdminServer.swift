@@ -71,14 +71,38 @@ final class AdminConnection: TCPStreamDelegate {
     private var stream: TCPStream?
     private var answered = false
     private var timer: EventLoop.TimerID?
-    /// Live connections (the loop holds them until they close).
+    /// Live connections (the loop holds them until they close). Admin-loop state only.
     nonisolated(unsafe) private static var live: [ObjectIdentifier: AdminConnection] = [:]
+    nonisolated(unsafe) private static var livePerPort: [AdminRoutes.Port: Int] = [:]
+    /// Connections closed at once because their port had `maxLivePerPort` open.
+    nonisolated(unsafe) private(set) static var refused: UInt64 = 0
+    nonisolated(unsafe) private static var lastRefusalLog: UInt64 = 0
+    nonisolated(unsafe) private static var unloggedRefusals = 0
+
+    /// Metrics and readiness listen on every interface: without a bound, anyone who can reach them
+    /// could hold descriptors (10 s each) until the data plane's accepts fail. Each port has its own
+    /// budget, so a flood of one cannot lock the local admin port (drain, config_dump) out.
+    static let maxLivePerPort = 256
 
     static func start(fd: Int32, loop: EventLoop, port: AdminRoutes.Port, routes: AdminRoutes) {
+        guard livePerPort[port, default: 0] < maxLivePerPort else {
+            Socket.abort(fd)
+            refused += 1
+            unloggedRefusals += 1
+            let now = Socket.monotonicNanos()
+            if lastRefusalLog == 0 || now - lastRefusalLog >= 1_000_000_000 {
+                log.warn("admin connection refused: too many open on its port",
+                         ["port": "\(port)", "open": "\(maxLivePerPort)", "refused_since_last_line": "\(unloggedRefusals)"])
+                lastRefusalLog = now
+                unloggedRefusals = 0
+            }
+            return
+        }
         let c = AdminConnection(port: port, routes: routes)
         guard let s = try? TCPStream(loop: loop, fd: fd, connecting: false, delegate: c) else { return }
         c.stream = s
         live[ObjectIdentifier(c)] = c
+        livePerPort[port, default: 0] += 1
         // A client that never finishes its request is dropped.
         c.timer = loop.schedule(after: 10_000_000_000) { [weak c] in c?.finish() }
     }
@@ -129,7 +153,7 @@ final class AdminConnection: TCPStreamDelegate {
         stream = nil
         s.loop.cancel(timer)
         s.close()
-        AdminConnection.live[ObjectIdentifier(self)] = nil
+        if AdminConnection.live.removeValue(forKey: ObjectIdentifier(self)) != nil { AdminConnection.livePerPort[port, default: 1] -= 1 }
     }
 
     func tcpStreamConnected(_ s: TCPStream) {}

@@ -300,6 +300,50 @@ import Glibc
         #expect(mesh.log(mesh.westLog).contains("drain deadline reached"))
     }
 
+    /// Metrics and readiness listen on every interface. Idle connections to one of them are held at
+    /// most 256 at a time; one more is reset at once and counted, and the other admin ports, the
+    /// data plane and a scrape once the flood is gone all still answer.
+    @Test func aFloodOfIdleConnectionsToOneAdminPortIsBounded() throws {
+        let mesh = try Mesh(net: 119, Mesh.Options())
+        defer { mesh.stop() }
+        func open(_ port: UInt16) -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            inet_pton(AF_INET, mesh.westAdmin, &addr.sin_addr)
+            var tv = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            #expect(rc == 0)
+            return fd
+        }
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        for _ in 0..<256 { held.append(open(15020)) }
+        #expect(mesh.readiness(mesh.westAdmin).status == 200)   // the 256 are accepted: the loop answered after them
+        let extra = open(15020)
+        defer { close(extra) }
+        let start = Date()
+        var byte: UInt8 = 0
+        let n = recv(extra, &byte, 1, 0)
+        let e = errno
+        let took = Date().timeIntervalSince(start)
+        #expect((n == 0 || (n < 0 && e == ECONNRESET)) && took < 2, "n \(n) errno \(e) after \(took) s")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("admin connection refused: too many open on its port") })
+        // The other ports and the data plane are untouched.
+        #expect(mesh.readiness(mesh.westAdmin).status == 200)
+        #expect((try http("http://\(mesh.westAdmin):15000/stats")["body"] as? String ?? "").contains("admin_connections_refused: 1"))
+        #expect(try mesh.client("echo", ["--size", "1000"])["intact"] as? Bool == true)
+        // The flood gone, the port serves again; the count is a counter prometheus_client reads.
+        held.forEach { close($0) }
+        held = []
+        #expect(waitUntil(timeout: 5) {
+            let m = try? http("http://\(mesh.westAdmin):15020/metrics", metrics: true)
+            return (m?["samples"] as? [[String: Any]]).flatMap { sample($0, "hbone_admin_connections_refused_total", [:]) } ?? 0 >= 1
+        })
+    }
+
     @Test func handshakeAndIdleTimeouts() throws {
         var o = Mesh.Options()
         o.westExtra = "  timeouts:\n    handshake: 1s\n    idle: 1s"
