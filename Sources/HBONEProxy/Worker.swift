@@ -540,7 +540,9 @@ final class Worker {
         if let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor) {
             return ("its peer's root left the trust bundle", "the peer's root was removed from the trust bundle")
         }
-        if c.role == .server, let id = c.peerIdentity, !state.settings.trustedDomains.contains(id.trustDomain) {
+        // Compared in place: this runs for every handshake, and `trustedDomains` builds a set.
+        if c.role == .server, let id = c.peerIdentity, id.trustDomain != state.settings.trustDomain,
+           !state.settings.trustDomainAliases.contains(id.trustDomain) {
             return ("its peer's trust domain is no longer trusted", "the peer's trust domain was removed from the trusted ones")
         }
         return nil
