@@ -41,18 +41,22 @@ import Glibc
 
     /// IPv4 addresses and ports are written digit by digit: the same text as plain interpolation,
     /// and it parses back to the same value.
+    /// Plain comparisons in the loop and one expectation over what failed: 95,000 `#expect`s took
+    /// 281 s under the address sanitizer, the longest test of the CI run.
     @Test func writtenAddressesMatchInterpolationAndParseBack() {
         var generator = SystemRandomNumberGenerator()
         let edges: [UInt32] = [0, 1, 9, 10, 99, 100, 255, 256, 0x0a00_0001, 0x7f00_0001, 0xffff_ffff, 0x0909_0909, 0x6464_6464]
+        var wrong: [String] = []
         for v in edges + (0..<5000).map({ _ in UInt32.random(in: .min ... .max, using: &generator) }) {
             let reference = "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
-            #expect(IPAddress.v4(v).description == reference)
+            if IPAddress.v4(v).description != reference { wrong.append("\(IPAddress.v4(v)) written, \(reference) expected") }
             for port: UInt16 in [1, 9, 10, 80, 443, 8080, 15008, 65535, UInt16.random(in: 1...65535, using: &generator)] {
                 let address = SocketAddress(ip: .v4(v), port: port)
-                #expect(address.description == "\(reference):\(port)")
-                #expect(SocketAddress(address.description) == address)
+                if address.description != "\(reference):\(port)" { wrong.append("\(address) written, \(reference):\(port) expected") }
+                if SocketAddress(address.description) != address { wrong.append("\(address) does not parse back") }
             }
         }
+        #expect(wrong.isEmpty, "\(wrong.count) wrong, first: \(wrong.prefix(5))")
         #expect(SocketAddress(ip: IPAddress("fd00::1")!, port: 443).description == "[fd00::1]:443")
     }
 
