@@ -76,8 +76,7 @@ final class AdminConnection: TCPStreamDelegate {
     nonisolated(unsafe) private static var livePerPort: [AdminRoutes.Port: Int] = [:]
     /// Connections closed at once because their port had `maxLivePerPort` open.
     nonisolated(unsafe) private(set) static var refused: UInt64 = 0
-    nonisolated(unsafe) private static var lastRefusalLog: UInt64 = 0
-    nonisolated(unsafe) private static var unloggedRefusals = 0
+    nonisolated(unsafe) private static var refusalLog = LogThrottle()
 
     /// Metrics and readiness listen on every interface: without a bound, anyone who can reach them
     /// could hold descriptors (10 s each) until the data plane's accepts fail. Each port has its own
@@ -88,13 +87,9 @@ final class AdminConnection: TCPStreamDelegate {
         guard livePerPort[port, default: 0] < maxLivePerPort else {
             Socket.abort(fd)
             refused += 1
-            unloggedRefusals += 1
-            let now = Socket.monotonicNanos()
-            if lastRefusalLog == 0 || now - lastRefusalLog >= 1_000_000_000 {
+            if let heldBack = refusalLog.admit(now: Socket.monotonicNanos()) {
                 log.warn("admin connection refused: too many open on its port",
-                         ["port": "\(port)", "open": "\(maxLivePerPort)", "refused_since_last_line": "\(unloggedRefusals)"])
-                lastRefusalLog = now
-                unloggedRefusals = 0
+                         ["port": "\(port)", "open": "\(maxLivePerPort)", "not_logged_since_last_line": "\(heldBack)"])
             }
             return
         }

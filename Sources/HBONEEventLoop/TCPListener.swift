@@ -22,8 +22,7 @@ public final class TCPListener: Selectable {
     private var closed = false
     private var backoff: UInt64 = TCPListener.initialBackoff
     private var resumeTimer: EventLoop.TimerID?
-    private var lastLog: UInt64 = 0
-    private var unlogged = 0
+    private var throttle = LogThrottle()
 
     /// Accepts per readiness event; the listener is level-triggered, so the rest come next pass.
     static let acceptsPerEvent = 64
@@ -95,13 +94,9 @@ public final class TCPListener: Selectable {
         default: reason = "other"
         }
         onFailure?(reason)
-        unlogged += 1
-        let now = Socket.monotonicNanos()
-        if now - lastLog >= 1_000_000_000 || lastLog == 0 {
+        if let heldBack = throttle.admit(now: Socket.monotonicNanos()) {
             log.warn("accept failed", ["listener": "\(address)", "error": String(cString: strerror(e)),
-                                       "failures_since_last_line": "\(unlogged)", "paused_ms": "\(backoff / 1_000_000)"])
-            lastLog = now
-            unlogged = 0
+                                       "not_logged_since_last_line": "\(heldBack)", "paused_ms": "\(backoff / 1_000_000)"])
         }
         guard reason != "other" else { return }   // e.g. EPERM from a filter: the next connection may succeed
         // Take the pending connection off the backlog with the reserved fd, so it is refused (RST)

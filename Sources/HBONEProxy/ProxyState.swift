@@ -27,6 +27,9 @@ public final class ProxyState: Sendable {
     /// when the snapshot was built, and the IPs its configured listeners bind. Both built once per
     /// snapshot, not per connection.
     public let ownAddresses: Set<IPAddress>
+    /// The trust domain and its aliases: inbound peers must belong to one. Built once per
+    /// snapshot, as every inbound handshake is checked against it.
+    public let trustedDomains: Set<String>
     public let version: Int
     /// Why each local identity without a certificate has none (the CA's refusal, a bad file, ...):
     /// readiness and refused connections say it.
@@ -49,6 +52,7 @@ public final class ProxyState: Sendable {
         self.pods = pods
         self.trust = trust
         self.version = version
+        trustedDomains = config.settings.trustedDomains
         policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
         var identities: [SPIFFEID: IdentityContexts] = [:]
         for (id, key) in certificates {

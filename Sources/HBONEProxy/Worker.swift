@@ -35,8 +35,7 @@ final class Worker {
     var inboundConnectionObserver: ((HBONEConnection) -> Void)?
     /// Wall-clock Unix seconds, against which certificates' validity is read (tests move it).
     var wallClock: () -> Int = { Int(time(nil)) }
-    private var lastAbuseLog: UInt64 = 0
-    private var unloggedAbuse = 0
+    private var abuseLog = LogThrottle()
 
     init(loop: EventLoop, state: ProxyState, stats: ProxyStats, network: StreamNetwork = SocketNetwork()) {
         self.loop = loop
@@ -164,7 +163,7 @@ final class Worker {
         }
         do {
             let conn = try HBONEConnection(worker: self, role: .server, tcp: tcp, context: contexts.server,
-                                           verification: .inbound(trustDomains: state.settings.trustedDomains),
+                                           verification: .inbound(trustDomains: state.trustedDomains),
                                            peer: peer, local: destination)
             conn.pod = pod
             connections[ObjectIdentifier(conn)] = conn
@@ -334,17 +333,11 @@ final class Worker {
     /// (with how many were not logged), naming the peer's identity: a flood must not flood the log.
     func h2ProtocolError(_ reason: H2ProtocolError, connection: HBONEConnection, detail: String) {
         stats.h2ProtocolErrors.add(reason.rawValue)
-        let now = loop.now
-        guard now - lastAbuseLog >= 1_000_000_000 || lastAbuseLog == 0 else {
-            unloggedAbuse += 1
-            return
-        }
+        guard let heldBack = abuseLog.admit(now: loop.now) else { return }
         log.warn("HTTP/2 protocol error from peer", ["reason": reason.rawValue, "detail": detail, "peer": "\(connection.peerAddress)",
                                                      "peer_identity": connection.peerIdentity?.description ?? "-",
                                                      "role": connection.role == .server ? "server" : "client",
-                                                     "not_logged_since_last_line": "\(unloggedAbuse)"])
-        lastAbuseLog = now
-        unloggedAbuse = 0
+                                                     "not_logged_since_last_line": "\(heldBack)"])
     }
 
     // MARK: Bookkeeping
@@ -540,9 +533,7 @@ final class Worker {
         if let anchor = c.tls.trustAnchor, !state.trust.contains(anchor: anchor) {
             return ("its peer's root left the trust bundle", "the peer's root was removed from the trust bundle")
         }
-        // Compared in place: this runs for every handshake, and `trustedDomains` builds a set.
-        if c.role == .server, let id = c.peerIdentity, id.trustDomain != state.settings.trustDomain,
-           !state.settings.trustDomainAliases.contains(id.trustDomain) {
+        if c.role == .server, let id = c.peerIdentity, !state.trustedDomains.contains(id.trustDomain) {
             return ("its peer's trust domain is no longer trusted", "the peer's trust domain was removed from the trusted ones")
         }
         return nil

@@ -316,16 +316,33 @@ func runJSON(_ program: String, _ arguments: [String]) throws -> [String: Any] {
     return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
 }
 
-/// A plain listening IPv4 socket (no SO_REUSEPORT) that never accepts: a port someone else holds,
-/// or a server that says nothing. -1 if it cannot be bound.
-func listeningSocket(_ host: String, _ port: UInt16) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// Calls `body` with host:port as an IPv4 `sockaddr` and its length.
+func withIPv4Address<R>(_ host: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = port.bigEndian
     inet_pton(AF_INET, host, &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0, listen(fd, 4) == 0 else {
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+}
+
+/// A blocking IPv4 TCP socket connected to host:port whose reads give up after `receiveTimeout`
+/// seconds (a test waiting for a proxy to close on it must not hang); -1 if the connect failed.
+func connectedSocket(_ host: String, _ port: UInt16, receiveTimeout: Int = 5) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: receiveTimeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    guard withIPv4Address(host, port, { connect(fd, $0, $1) }) == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
+/// A plain listening IPv4 socket (no SO_REUSEPORT) that never accepts: a port someone else holds,
+/// or a server that says nothing. -1 if it cannot be bound.
+func listeningSocket(_ host: String, _ port: UInt16, backlog: Int32 = 4) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard withIPv4Address(host, port, { bind(fd, $0, $1) }) == 0, listen(fd, backlog) == 0 else {
         close(fd)
         return -1
     }
@@ -355,17 +372,9 @@ func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
 }
 
 func waitForPort(_ host: String, _ port: Int, timeout: Double = 15) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        close(fd)
-        if rc == 0 { return true }
-        usleep(100_000)
+    waitUntil(timeout: timeout) {
+        let fd = connectedSocket(host, UInt16(port))
+        if fd >= 0 { close(fd) }
+        return fd >= 0
     }
-    return false
 }

@@ -307,15 +307,8 @@ import Glibc
         let mesh = try Mesh(net: 119, Mesh.Options())
         defer { mesh.stop() }
         func open(_ port: UInt16) -> Int32 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = port.bigEndian
-            inet_pton(AF_INET, mesh.westAdmin, &addr.sin_addr)
-            var tv = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            #expect(rc == 0)
+            let fd = connectedSocket(mesh.westAdmin, port)
+            #expect(fd >= 0)
             return fd
         }
         var held: [Int32] = []
@@ -350,16 +343,9 @@ import Glibc
         let mesh = try Mesh(net: 58, o)
         defer { mesh.stop() }
         // A client that connects and sends nothing is dropped (the reference has no such timeout).
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = connectedSocket(mesh.westIP, 15008)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(15008).bigEndian
-        inet_pton(AF_INET, mesh.westIP, &addr.sin_addr)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(rc == 0)
+        #expect(fd >= 0)
         let start = Date()
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, 0)
@@ -392,18 +378,13 @@ import Glibc
         let mesh = try Mesh(net: 60, o)
         defer { mesh.stop() }
         // A listener with a full accept queue: further SYNs are dropped, so connects hang.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = listeningSocket(mesh.westIP, 8444, backlog: 0)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(8444).bigEndian
-        inet_pton(AF_INET, mesh.westIP, &addr.sin_addr)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        listen(fd, 0)
+        #expect(fd >= 0)
         var fillers: [Int32] = []
         for _ in 0..<4 {
             let c = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            _ = withIPv4Address(mesh.westIP, 8444) { connect(c, $0, $1) }
             fillers.append(c)
         }
         defer { fillers.forEach { close($0) } }
