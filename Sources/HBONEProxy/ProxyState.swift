@@ -18,7 +18,8 @@ public final class ProxyState: Sendable {
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
-    /// Each service's endpoints (workloads listing it in `services`), by `Service.key`, in config order.
+    /// Each service's endpoints (workloads with an address listing it in `services`), by
+    /// `Service.key`, in config order.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
     public let endpointsByService: [String: [Workload]]
     /// Ports of this proxy, which no tunnel may target (no self-loops).
@@ -68,6 +69,9 @@ public final class ProxyState: Sendable {
                 byIP[ip] = w
                 if w.node == config.settings.node { local[ip] = w }
             }
+            // A workload without an address (istiod sends pods not yet given one) cannot be dialled:
+            // as an endpoint it would be picked and its address read out of an empty list.
+            guard !w.workloadIps.isEmpty else { continue }
             for key in w.services.keys { endpoints[key, default: []].append(w) }
         }
         workloadsByIP = byIP

@@ -150,4 +150,28 @@ import HBONETLS
             #expect(d.map { if case let .hbone(_, authority, _) = $0.route { authority } else { nil } } == SocketAddress("10.1.1.\(i):8080"))
         }
     }
+
+    /// istiod may send a workload with no address (a pod not yet given one, a remote one reached only
+    /// through its network's gateway). Listing a service, it used to be picked as an endpoint and
+    /// its first address read out of an empty list: one such xDS resource, then one connection to
+    /// the VIP, trapped the proxy. It is no endpoint now; with no addressed endpoint there is no route.
+    @Test func aWorkloadWithoutAnAddressIsNoEndpoint() throws {
+        var config = try ProxyConfig.parse(yaml: Self.yaml, file: "test.yaml", environment: [:])
+        let key = "payments/ledger.payments.svc.cluster.local"
+        let pending = Workload(uid: "Kubernetes//Pod/payments/ledger-1", name: "ledger-1", namespace: "payments", serviceAccount: "ledger",
+                               trustDomain: "cluster.local", workloadIps: [], protocol: .hbone, node: "west", clusterId: "Kubernetes",
+                               workloadName: "ledger", canonicalName: "ledger", canonicalRevision: "latest", labels: [:],
+                               services: [key: [80: 8080]], identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger"))
+        config.workloads.insert(pending, at: 0)
+        let s = try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
+        #expect(s.endpointsByService[key]?.map(\.name) == ["ledger-0"])
+        for hashKey in 0..<4 {
+            let d = s.resolve(SocketAddress("10.96.0.20:80")!, hashKey: hashKey)
+            #expect(d?.workload?.name == "ledger-0", "hash key \(hashKey)")
+        }
+        config.workloads.removeAll { $0.name == "ledger-0" }
+        let alone = try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
+        #expect(alone.resolve(SocketAddress("10.96.0.20:80")!) == nil)
+        #expect(alone.resolve(hostname: "ledger.payments.svc.cluster.local", port: 80) == nil)
+    }
 }
