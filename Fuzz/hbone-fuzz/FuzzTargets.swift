@@ -151,7 +151,45 @@ enum FuzzTargets {
         if !store.policies.isEmpty {
             AuthzOracle.check(store.policies.keys.sorted().compactMap { store.policies[$0] }, rootNamespace: "istio-system")
         }
+        routeThroughEverything(store)
     }
+
+    /// The proxy's snapshot as the merged config would build it from the store, then a connection
+    /// to every address and hostname it holds, from several clients: istiod's resources decide
+    /// routes, so a resource that makes a route trap is a finding (a workload without an address
+    /// listing a service once did).
+    static func routeThroughEverything(_ store: XDSStore) {
+        guard !store.workloads.isEmpty || !store.services.isEmpty else { return }
+        var config = xdsBaseConfig
+        config.workloads = store.workloads.keys.sorted().compactMap { store.workloads[$0] }
+        config.services = store.services.keys.sorted().compactMap { store.services[$0] }
+        config.policies = store.policies.keys.sorted().compactMap { store.policies[$0] }
+        guard let state = try? ProxyState(config: config, trust: xdsTrust, certificates: [:], version: 1) else { return }
+        var targets: [SocketAddress] = []
+        for w in config.workloads { targets += w.workloadIps.map { SocketAddress(ip: $0, port: 8080) } }
+        for s in config.services {
+            let ports = s.ports.keys.sorted().prefix(4) + [80]
+            for vip in s.vips { targets += ports.map { SocketAddress(ip: vip, port: $0) } }
+            for hashKey in [0, 1, 2, Int.min] { _ = state.resolve(hostname: s.hostname, port: ports.first ?? 80, hashKey: hashKey) }
+        }
+        for dst in targets.prefix(256) {
+            for hashKey in [0, 1, 2, Int.min] {
+                guard let d = state.resolve(dst, hashKey: hashKey) else { continue }
+                if case let .hbone(proxy, authority, _) = d.route {
+                    _ = state.isProxyItself(proxy)
+                    _ = state.isProxyItself(authority)
+                }
+            }
+        }
+    }
+
+    static let xdsBaseConfig = try! ProxyConfig.parse(yaml: """
+        hbone:
+          node: node-a
+          rootCertificates: /unused
+          certificates: {directory: /unused}
+        """, file: "fuzz.yaml", environment: [:])
+    static let xdsTrust = try! TrustBundle(roots: [], allowEmpty: true)
 
     /// A ZDS request from the CNI agent, with one stand-in descriptor: every request gets a
     /// well-formed ACK or NACK, a NACK hands nothing on and closes the descriptor, an ACKed add
