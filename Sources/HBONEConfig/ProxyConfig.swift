@@ -149,7 +149,7 @@ public struct ProxyConfig: Sendable {
 
     /// Keys ztunnel acts on that hbone accepts without acting on them (yet): said once each.
     static let unusedMeaningfulKeys: [String: String] = [
-        "waypoint": "traffic is not sent through waypoints", "networkGateway": "traffic is not sent through network gateways",
+        "networkGateway": "traffic is not sent through network gateways",
         "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "capacity": "load balancing ignores capacity",
         "loadBalancer": "services are balanced by hash, not by this policy", "subsetting": "services are not subset",
         "locality": "load balancing ignores locality", "extensions": "extensions are not run",
@@ -174,7 +174,7 @@ public struct ProxyConfig: Sendable {
     }
 
     static let ignoredWorkloadKeys: Set<String> = [
-        "network", "workloadType", "status", "locality", "hostname", "authorizationPolicies", "waypoint",
+        "network", "workloadType", "status", "locality", "hostname", "authorizationPolicies",
         "networkGateway", "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
@@ -182,7 +182,7 @@ public struct ProxyConfig: Sendable {
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
         let known: Set<String> = ["uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp",
                                   "protocol", "node", "services", "labels", "clusterId", "workloadName",
-                                  "canonicalName", "canonicalRevision"]
+                                  "canonicalName", "canonicalRevision", "waypoint"]
         let f = try r.fields(allowed: known.union(ignoredWorkloadKeys))
         func required(_ key: String) throws(ConfigError) -> YAMLReader {
             guard let v = f[key] else { throw r.error("missing \(key)") }
@@ -232,7 +232,19 @@ public struct ProxyConfig: Sendable {
             workloadName: workloadName,
             canonicalName: try f["canonicalName"]?.string() ?? Workload.canonicalName(labels: labels, workloadName: workloadName),
             canonicalRevision: try f["canonicalRevision"]?.string() ?? Workload.canonicalRevision(labels: labels),
-            labels: labels, services: services, identity: identity)
+            labels: labels, services: services, identity: identity, waypoint: try f["waypoint"].map(parseGateway))
+    }
+
+    /// ztunnel's GatewayAddress: `{destination: "network/ip" | "namespace/hostname", hboneMtlsPort: 15008}`.
+    static func parseGateway(_ r: YAMLReader) throws(ConfigError) -> GatewayAddress {
+        let f = try r.fields(allowed: ["destination", "hboneMtlsPort"])
+        guard let d = f["destination"] else { throw r.error("missing destination") }
+        let text = try d.string()
+        let port = try f["hboneMtlsPort"].map { p throws(ConfigError) in UInt16(try p.int(in: 1...65535)) } ?? 15008
+        guard let g = GatewayAddress(destinationText: text, hboneMtlsPort: port) else {
+            throw d.error("\"\(text.prefix(80))\" is neither network/ip nor namespace/hostname")
+        }
+        return g
     }
 
     static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
@@ -267,6 +279,7 @@ public struct ProxyConfig: Sendable {
         var service = Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
         service.vipNetworks = networks
         service.canonical = try f["canonical"]?.bool() ?? false
+        service.waypoint = try f["waypoint"].map(parseGateway)
         return service
     }
 

@@ -145,7 +145,7 @@ public struct Workload: Sendable, Hashable {
         get { fields.networkGateway }
         set { unique(); fields.networkGateway = newValue }
     }
-    /// Its waypoint (kept from xDS; not yet used for routing).
+    /// Its waypoint: connections to its addresses go through it (`ProxyState+Waypoint`).
     public var waypoint: GatewayAddress? {
         get { fields.waypoint }
         set { unique(); fields.waypoint = newValue }
@@ -205,7 +205,7 @@ public struct Service: Sendable, Hashable {
     public var subjectAltNames: [SPIFFEID]
     /// The network of each VIP not on the default network (from xDS).
     public var vipNetworks: [IPAddress: String] = [:]
-    /// The service's waypoint (kept from xDS; not yet used for routing).
+    /// The service's waypoint: connections to its VIPs go through it (`ProxyState+Waypoint`).
     public var waypoint: GatewayAddress? = nil
     /// ztunnel's `canonical`: of several services with one hostname, the one the hostname names.
     public var canonical = false

@@ -14,8 +14,10 @@ struct ConfigDump: Encodable {
     var certificates: [CertificatesEntry]
     var workloadState: [String: WorkloadStateEntry]
 
+    /// ztunnel's shape: `{"destination": "network/ip" | "namespace/hostname", "hboneMtlsPort": 15008}`.
     struct GatewayEntry: Encodable {
         var destination: String
+        var hboneMtlsPort: UInt16
     }
 
     struct ApplicationTunnel: Encodable {
@@ -193,7 +195,7 @@ extension ConfigDump {
             certificates.append(CertificatesEntry(identity: w.identity.description, state: state, certChain: key.chain.map(cert),
                                                   rootCerts: s.trust.roots.map(cert)))
         }
-        func gateway(_ g: GatewayAddress?) -> GatewayEntry? { g.map { GatewayEntry(destination: $0.description) } }
+        func gateway(_ g: GatewayAddress?) -> GatewayEntry? { g.map { GatewayEntry(destination: $0.destinationText, hboneMtlsPort: $0.hboneMtlsPort) } }
         workloads = s.config.workloads.map { w in
             WorkloadEntry(uid: w.uid, workloadIps: w.workloadIps.map(\.description), waypoint: gateway(w.waypoint),
                           networkGateway: gateway(w.networkGateway), protocol: w.protocol.rawValue, name: w.name, namespace: w.namespace,

@@ -9,29 +9,50 @@ public struct Destination: Sendable, Equatable {
         case hbone(proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
         /// Plain TCP straight to the address.
         case direct(SocketAddress)
+        /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
+        /// around it would skip the policies it enforces.
+        case unreachable(String)
     }
 
     public var route: Route
+    /// The workload the tunnel is made to: the destination's own, or its waypoint's (as ztunnel
+    /// reports the waypoint as the destination workload).
     public var workload: Workload?
+    /// The service the client addressed, also when its waypoint is dialled.
     public var service: Service?
 }
 
 extension ProxyState {
     /// Resolves an original destination (workload IP or service VIP) to a route.
     /// Service VIPs pick an endpoint among workloads that list the service, and translate the port.
-    public func resolve(_ dst: SocketAddress, hashKey: Int = 0) -> Destination? {
+    /// A service or workload with a waypoint is reached through it, as ztunnel does: a service's
+    /// waypoint always (the VIP was addressed), a workload's unless `source` is that waypoint
+    /// sending on what it already handled.
+    public func resolve(_ dst: SocketAddress, hashKey: Int = 0, from source: IPAddress? = nil) -> Destination? {
         if let w = workloadsByIP[dst.ip] {
+            if let waypoint = w.waypoint, !isWaypoint(waypoint, source: source) {
+                return through(waypoint, target: dst, service: nil, hashKey: hashKey)
+            }
             return route(to: w, ip: dst.ip, port: dst.port, service: nil)
         }
         if let s = servicesByVIP[dst.ip] {
+            if let waypoint = s.waypoint { return through(waypoint, target: dst, service: s, hashKey: hashKey) }
             return resolve(service: s, port: dst.port, hashKey: hashKey)
         }
         // Unknown to the mesh: passthrough.
         return Destination(route: .direct(dst), workload: nil, service: nil)
     }
 
+    /// A mesh hostname (SOCKS5) resolves as its service's first VIP would, so a waypoint sees the
+    /// address a client that looked the name up in DNS would have dialled.
     public func resolve(hostname: String, port: UInt16, hashKey: Int = 0) -> Destination? {
         guard let s = servicesByHostname[hostname] else { return nil }
+        if let waypoint = s.waypoint {
+            guard let vip = s.vips.first else {
+                return Destination(route: .unreachable("service \(s.key) has waypoint \(waypoint) but no VIP to name to it"), workload: nil, service: s)
+            }
+            return through(waypoint, target: SocketAddress(ip: vip, port: port), service: s, hashKey: hashKey)
+        }
         return resolve(service: s, port: port, hashKey: hashKey)
     }
 

@@ -37,6 +37,8 @@ extension ProxyState {
                 return .refuse(reason: "destination \(dst) is the proxy itself", socksCode: Socks5Parser.notAllowed)
             }
             return .direct(dst)
+        case let .unreachable(reason):
+            return .refuse(reason: reason, socksCode: Socks5Parser.hostUnreachable)
         }
     }
 }

@@ -18,6 +18,8 @@ public final class ProxyState: Sendable {
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
+    /// By `Service.key` (`namespace/hostname`): how a waypoint names its service.
+    public let servicesByKey: [String: Service]
     /// Each service's endpoints (workloads with an address listing it in `services`), by
     /// `Service.key`, in config order.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
@@ -77,14 +79,16 @@ public final class ProxyState: Sendable {
         workloadsByIP = byIP
         localWorkloadsByIP = local
         endpointsByService = endpoints
-        var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:]
+        var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
         for s in config.services {
             for v in s.vips { vips[v] = s }
+            keys[s.key] = s
             // Several services may share a hostname (one per cluster); the canonical one answers for it.
             if hosts[s.hostname]?.canonical != true || s.canonical { hosts[s.hostname] = s }
         }
         servicesByVIP = vips
         servicesByHostname = hosts
+        servicesByKey = keys
         let l = config.settings.listen
         let listeners = [l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0 }
         ownPorts = Set(listeners.map(\.port) + [l.inboundPort])

@@ -40,11 +40,11 @@ final class Socks5Session: TCPStreamDelegate {
             let early = parser.takeLeftover()
             switch target {
             case let .address(dst):
-                worker.openOutbound(tcp: tcp, src: client, original: dst, destination: worker.state.resolve(dst, hashKey: Int(client.port)), early: early, socks: true)
+                worker.openOutbound(tcp: tcp, src: client, original: dst, destination: worker.state.resolve(dst, hashKey: Int(client.port), from: client.ip), early: early, socks: true)
             case let .domain(host, port):
                 if let ip = IPAddress(host) {
                     let dst = SocketAddress(ip: ip, port: port)
-                    worker.openOutbound(tcp: tcp, src: client, original: dst, destination: worker.state.resolve(dst, hashKey: Int(client.port)), early: early, socks: true)
+                    worker.openOutbound(tcp: tcp, src: client, original: dst, destination: worker.state.resolve(dst, hashKey: Int(client.port), from: client.ip), early: early, socks: true)
                 } else if let d = worker.state.resolve(hostname: host, port: port, hashKey: Int(client.port)) {
                     let vip = d.service?.vips.first.map { SocketAddress(ip: $0, port: port) } ?? SocketAddress(ip: .v4(0), port: port)
                     worker.openOutbound(tcp: tcp, src: client, original: vip, destination: d, early: early, socks: true)

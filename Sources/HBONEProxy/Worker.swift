@@ -254,7 +254,7 @@ final class Worker {
             tcp.abort()
             return
         }
-        openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port)), early: [], socks: false, pod: pod)
+        openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port), from: peer.ip), early: [], socks: false, pod: pod)
     }
 
     /// Routes one application connection: HBONE through the pool, or plain TCP.
@@ -288,7 +288,7 @@ final class Worker {
             info.mutualTLS = true
         case let .direct(dst)?:
             info.dst = dst
-        case nil:
+        case .unreachable?, nil:
             break
         }
         switch state.planOutbound(src: src, destination: destination, original: original, bound: boundAddresses) {

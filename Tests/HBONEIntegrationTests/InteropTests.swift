@@ -12,15 +12,16 @@ import HBONETestSupport
                              "--ca", TestPKI.path("bundle-root.pem"), "--authority", authority, "--method", method] + extra)
     }
 
-    /// The Python HBONE server on 127.0.NET.20:15008 in place of west; returns it and its record file.
-    func pythonServer(net: Int, _ extra: [String] = []) throws -> (process: Process, record: String) {
-        let dir = NSTemporaryDirectory() + "hbone-interop-\(net)-\(getpid())"
+    /// The Python HBONE server on 127.0.NET.HOST:15008 (by default in place of west); returns it and
+    /// its record file.
+    func pythonServer(net: Int, host: Int = 20, _ extra: [String] = []) throws -> (process: Process, record: String) {
+        let dir = NSTemporaryDirectory() + "hbone-interop-\(net)-\(host)-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let record = dir + "/record.jsonl"
         let server = Process()
         server.executableURL = URL(fileURLWithPath: python)
-        server.arguments = [script, "server", "--listen", "127.0.\(net).20:15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
+        server.arguments = [script, "server", "--listen", "127.0.\(net).\(host):15008", "--cert-dir", TestPKI.path("certs-west/payments/ledger"),
                             "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", dir + "/ready"] + extra
         try server.run()
         return (server, record)
@@ -121,5 +122,76 @@ import HBONETestSupport
         let lines = (try? String(contentsOfFile: record, encoding: .utf8))?.split(separator: "\n") ?? []
         #expect(lines.filter { $0.contains("refused") }.count == 1)
         #expect(lines.filter { $0.contains("shape_ok") }.count == 1)
+    }
+
+    /// A service with a waypoint, and a pod with one, are reached through the waypoint (here the
+    /// Python HBONE server, with its own certificate): east dials the waypoint, checks it is the
+    /// waypoint workload's identity, and names the VIP or pod address the app dialled, untranslated.
+    /// The pod's own node is never contacted (no west proxy runs).
+    @Test func servicesAndPodsWithAWaypointAreReachedThroughIt() throws {
+        let net = 121
+        let (server, record) = try pythonServer(net: net, host: 40)
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let (other, _) = try pythonServer(net: net, host: 41)
+        defer { kill(other.processIdentifier, SIGKILL); other.waitUntilExit() }
+        var o = Mesh.Options()
+        o.eastWorkers = 1   // the Python server serves one connection at a time: both tunnels share east's pooled one
+        o.ledgerExtra = "  waypoint: {destination: \"payments/waypoint.payments.svc.cluster.local\"}\n"
+        o.topLevel = """
+        - uid: west//waypoint-0
+          name: waypoint-0
+          namespace: payments
+          serviceAccount: ledger
+          workloadIps: ["127.0.\(net).40"]
+          protocol: HBONE
+          node: west
+          services:
+            "payments/waypoint.payments.svc.cluster.local": {15008: 15008}
+        - uid: west//waypoint-1
+          name: waypoint-1
+          namespace: payments
+          serviceAccount: waypoint
+          workloadIps: ["127.0.\(net).41"]
+          protocol: HBONE
+          node: west
+        services:
+        - name: waypoint
+          namespace: payments
+          hostname: waypoint.payments.svc.cluster.local
+          vips: ["127.0.\(net).91"]
+          ports: {"15008": 15008}
+        - name: reports
+          namespace: payments
+          hostname: reports.payments.svc.cluster.local
+          vips: ["127.0.\(net).50"]
+          ports: {"80": 8080}
+          waypoint: {destination: "/127.0.\(net).40"}
+        - name: audit
+          namespace: payments
+          hostname: audit.payments.svc.cluster.local
+          vips: ["127.0.\(net).51"]
+          ports: {"80": 8080}
+          waypoint: {destination: "/127.0.\(net).41"}
+        """
+        let mesh = try Mesh(net: net, o, eastOnly: true)
+        defer { mesh.stop() }
+        #expect(waitForPort("127.0.\(net).40", 15008))
+        let toService = try mesh.client("echo", dest: "127.0.\(net).50:80", ["--size", "20000"])
+        #expect(toService["intact"] as? Bool == true, "\(toService)")
+        let toPod = try mesh.client("echo", dest: "127.0.\(net).20:8080", ["--size", "20000"])
+        #expect(toPod["intact"] as? Bool == true, "\(toPod)")
+        let seen = ((try? String(contentsOfFile: record, encoding: .utf8))?.split(separator: "\n") ?? [])
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["shape_ok"] as? Bool == true }
+        #expect(seen.compactMap { ($0["headers"] as? [String: String])?[":authority"] } == ["127.0.\(net).50:80", "127.0.\(net).20:8080"])
+        #expect(seen.allSatisfy { ($0["client_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/checkout"] })
+        let metrics = (try? runProgram("/usr/bin/curl", ["-s", "http://\(mesh.eastAdmin):15020/metrics"]))?.output ?? ""
+        #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{") && $0.contains("destination_workload=\"waypoint-0\"")
+            && $0.contains("destination_service=\"reports.payments.svc.cluster.local\"") }, "the waypoint is the destination workload, the service the one addressed")
+        // A waypoint that does not hold the waypoint workload's identity is refused at the handshake.
+        let imposter = try mesh.client("expect-fail", dest: "127.0.\(net).51:80")
+        #expect(imposter["failed"] as? Bool == true, "\(imposter)")
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("spiffe://cluster.local/ns/payments/sa/waypoint") && $0.contains("127.0.\(net).41:15008") },
+                "\(mesh.log(mesh.eastLog).suffix(2000))")
     }
 }

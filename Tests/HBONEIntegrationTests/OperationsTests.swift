@@ -129,6 +129,7 @@ import Glibc
         """.write(toFile: policies.path + "/p.yaml", atomically: true, encoding: .utf8)
         var o = Mesh.Options()
         o.westExtra = policies.setting
+        o.ledgerExtra = "  waypoint: {destination: \"/127.0.112.40\", hboneMtlsPort: 15009}\n"
         let mesh = try Mesh(net: 112, o)
         defer { mesh.stop() }
         let body = try http("http://\(mesh.westAdmin):15000/config_dump")["body"] as? String ?? ""
@@ -151,6 +152,9 @@ import Glibc
         #expect(rules.count == 1 && rules[0].count >= 1, "\(String(describing: mixed?["rules"]))")
         let principals = rules.first?.first?.first?["principals"] as? [[String: String]] ?? []
         #expect(principals.contains { $0["Exact"] != nil } && principals.contains { $0["Suffix"] != nil } || principals.contains { $0["Prefix"] != nil }, "\(principals)")
+        let ledger = (dump["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "ledger-0" }
+        let waypoint = ledger?["waypoint"] as? [String: Any]
+        #expect(waypoint?["destination"] as? String == "/127.0.112.40" && waypoint?["hboneMtlsPort"] as? Int == 15009, "\(String(describing: waypoint))")
     }
 
     @Test func rejectedReloadsAreCountedAndAnUnchangedFileIsNotParsedAgain() throws {

@@ -11,7 +11,7 @@ def lst(t): return ("list", t)
 def mp(t): return ("map", t)
 def opt(t): return ("opt", t)      # a Go pointer: null allowed
 
-GATEWAY = {"destination": S}
+GATEWAY = {"destination": S, "hboneMtlsPort": I}
 WORKLOAD = {"uid": S, "workloadIps": lst(S), "waypoint": opt(GATEWAY), "networkGateway": opt(GATEWAY), "protocol": S,
             "name": S, "namespace": S, "serviceAccount": S, "workloadName": S, "workloadType": S, "canonicalName": S,
             "canonicalRevision": S, "clusterId": S, "trustDomain": S, "locality": {"region": S, "zone": S, "subzone": S},

@@ -1,0 +1,55 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+
+/// Waypoints (istio.workload.GatewayAddress on a service or workload), resolved as ztunnel does.
+extension ProxyState {
+    /// The tunnel goes to the waypoint's HBONE port, which must present the waypoint workload's
+    /// identity (or one its service lists); the CONNECT names the destination the client
+    /// addressed, untranslated, for the waypoint to route. A waypoint that cannot be found refuses
+    /// the connection: going around it would skip the L7 policies it enforces.
+    func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int) -> Destination {
+        guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey) else {
+            let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
+            return Destination(route: .unreachable("waypoint \(waypoint) of \(of) not found"), workload: nil, service: service)
+        }
+        var expected: Set<SPIFFEID> = [w.identity]
+        expected.formUnion(serviceSANs)
+        return Destination(route: .hbone(proxy: SocketAddress(ip: ip, port: waypoint.hboneMtlsPort), authority: target, expected: expected),
+                           workload: w, service: service)
+    }
+
+    /// The waypoint workload to dial, the address to dial it at, and the SANs its service adds.
+    /// Named by address: the workload there (dialled at that very address), or an endpoint of the
+    /// service whose VIP it is; named by hostname: an endpoint of that namespace's service.
+    func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int) -> (Workload, IPAddress, [SPIFFEID])? {
+        let service: Service
+        switch waypoint.destination {
+        case let .address(_, ip):
+            if let w = workloadsByIP[ip] { return (w, ip, []) }
+            guard let s = servicesByVIP[ip] else { return nil }
+            service = s
+        case let .hostname(namespace, hostname):
+            guard let s = servicesByKey["\(namespace)/\(hostname)"] else { return nil }
+            service = s
+        }
+        guard let endpoints = endpointsByService[service.key], !endpoints.isEmpty else { return nil }
+        let w = endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
+        return (w, w.workloadIps[0], service.subjectAltNames)
+    }
+
+    /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's
+    /// `check_from_waypoint`): the waypoint sending on to the workload it stands in front of must
+    /// not be sent back to itself.
+    func isWaypoint(_ waypoint: GatewayAddress, source: IPAddress?) -> Bool {
+        guard let source, let w = workloadsByIP[source] else { return false }
+        switch waypoint.destination {
+        case let .address(_, ip):
+            if let there = workloadsByIP[ip] { return there.uid == w.uid }
+            guard let s = servicesByVIP[ip] else { return false }
+            return w.services[s.key] != nil
+        case let .hostname(namespace, hostname):
+            return w.services["\(namespace)/\(hostname)"] != nil
+        }
+    }
+}
