@@ -68,7 +68,7 @@ extension Proxy {
         for (id, ctx) in state.identities.sorted(by: { $0.key < $1.key }) {
             out += "hbone_certificate_expiration_timestamp_seconds{identity=\"\(PrometheusText.escaped(id.description))\"} \(Int(ctx.certifiedKey.notAfter.timeIntervalSince1970))\n"
         }
-        family("hbone_accept_failures_total", "counter", "Failed accepts by reason; the listener pauses 100 ms to 1 s after each")
+        family("hbone_accept_failures_total", "counter", "Failed accepts by reason (the listener pauses 100 ms to 1 s after each), and listeners that could not be bound (listen, pod_listen)")
         for (reason, n) in Proxy.sum(statsList.map(\.acceptFailures.snapshot)) {
             out += "hbone_accept_failures_total{reason=\"\(reason)\"} \(n)\n"
         }

@@ -109,11 +109,15 @@ final class Worker {
                 listener.onFailure = { [stats] reason in stats.acceptFailures.add(reason) }
                 listeners[key] = listener
             } catch {
+                // Each failure logged and counted: a workload istiod places on this node at an
+                // address the node cannot bind takes no inbound traffic, and says so.
                 if let pod {
                     log.error("cannot listen in the pod", ["pod": pod.uid, "address": "\(key.address)", "error": "\(error)"])
                     stats.acceptFailures.add("pod_listen")
-                } else if firstError == nil {
-                    firstError = error
+                } else {
+                    log.error("cannot listen", ["address": "\(key.address)", "error": "\(error)"])
+                    stats.acceptFailures.add("listen")
+                    if firstError == nil { firstError = error }
                 }
             }
         }
@@ -480,7 +484,7 @@ final class Worker {
         loop.assertInLoop()
         let gonePods = Set(state.pods.keys).subtracting(newState.pods.keys)
         state = newState
-        do { try syncListeners() } catch { log.error("listener update failed", ["error": "\(error)"]) }
+        try? syncListeners()   // each failure is logged and counted there; the other listeners stand
         if !gonePods.isEmpty { drainPods(gonePods) }
         recheckTrust()
         recheckPolicies()

@@ -176,6 +176,26 @@ import Glibc
         #expect(reason.contains("west.yaml") && reason.contains("YAML"), "\(reason)")
         // The tunnel still works on the last good config.
         #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
+        // A new local workload whose address this node cannot bind (another process holds its
+        // :15008): applied, its listener's failure logged and counted per worker, the other
+        // listeners untouched.
+        let holder = listeningSocket("127.0.117.30", 15008)
+        defer { close(holder) }
+        #expect(holder >= 0)
+        let unbindable = text.replacingOccurrences(of: "- uid: east//checkout-0", with: """
+        - uid: west//ledger-1
+          name: ledger-1
+          namespace: payments
+          serviceAccount: ledger
+          workloadIps: ["127.0.117.30"]
+          protocol: HBONE
+          node: west
+        - uid: east//checkout-0
+        """)
+        try unbindable.write(toFile: west, atomically: true, encoding: .utf8)
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_accept_failures_total{reason=\"listen\"}") { $0 == 2 })
+        #expect(mesh.log(mesh.westLog).contains("cannot listen address=127.0.117.30:15008"), "\(mesh.log(mesh.westLog).suffix(1500))")
+        #expect(try mesh.client("echo", ["--size", "100"])["intact"] as? Bool == true)
     }
 
     @Test func adminEndpoints() throws {
