@@ -35,11 +35,24 @@ struct SourceAttribution: Equatable {
     }
 
     /// The first `for=` of a `forwarded` header (RFC 7239): `for="1.2.3.4:5678"` or
-    /// `for="[v6]:port"`, in normal form. Nil when there is none or it is not an address. Runs once
-    /// per inbound tunnel, so it scans bytes: no Foundation trimming, no arrays of pieces.
+    /// `for="[v6]:port"`, in normal form. Nil when there is none or it is not an address.
     static func forwardedFor(_ header: String) -> SocketAddress? {
+        forwardedParameter("for", in: header).flatMap { SocketAddress(Substring($0)) }
+    }
+
+    /// The first `host=` of a `forwarded` header: the service hostname the client addressed (ztunnel
+    /// sends `for="…";host=<hostname>`). Only a claim: a caller matches it against known services.
+    static func forwardedHost(_ header: String) -> Substring? {
+        forwardedParameter("host", in: header).map { Substring($0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The value of parameter `name` (lower case, matched case-insensitively) in the first
+    /// non-empty element of a `forwarded` header, unquoted. Runs once or twice per inbound tunnel,
+    /// so it scans bytes: no Foundation trimming, no arrays of pieces.
+    static func forwardedParameter(_ name: StaticString, in header: String) -> Substring.UTF8View? {
         let bytes = header.utf8
         guard bytes.count <= 512 else { return nil }
+        let key = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         // The first non-empty element (elements are separated by commas).
         var start = bytes.startIndex
         while start != bytes.endIndex && bytes[start] == UInt8(ascii: ",") { start = bytes.index(after: start) }
@@ -50,11 +63,11 @@ struct SourceAttribution: Equatable {
             let pair = rest[rest.startIndex..<end]
             rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
             guard let eq = pair.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            let key = trimmed(pair[pair.startIndex..<eq])
-            guard key.count == 3, key.elementsEqual("for".utf8, by: { $0 | 0x20 == $1 }) else { continue }
+            let k = trimmed(pair[pair.startIndex..<eq])
+            guard k.count == key.count, k.elementsEqual(key, by: { $0 | 0x20 == $1 }) else { continue }
             var value = trimmed(pair[pair.index(after: eq)...])
             if value.count >= 2, value.first == UInt8(ascii: "\""), value.last == UInt8(ascii: "\"") { value = value.dropFirst().dropLast() }
-            return SocketAddress(Substring(value))
+            return value
         }
         return nil
     }

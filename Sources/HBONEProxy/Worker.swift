@@ -197,6 +197,10 @@ final class Worker {
         if let w = admission.workload {
             info.dstWorkload = w
             info.dstIdentity = w.identity
+            if let a = admission.authority {
+                let host = headers[header: "forwarded"].flatMap(SourceAttribution.forwardedHost)
+                info.dstService = state.inboundService(of: w, port: a.port, claimedHost: host)?.hostname
+            }
         }
         info.policy = admission.policy
         if !admission.observed.isEmpty {
@@ -234,6 +238,7 @@ final class Worker {
         var info = ConnectionInfo(direction: .inbound, src: peer, dst: dst, dstWorkload: workload, dstIdentity: workload.identity,
                                   startedAt: loop.now, mutualTLS: false)
         info.srcWorkload = state.workloadsByIP[peer.ip]
+        info.dstService = state.inboundService(of: workload, port: dst.port, claimedHost: nil)?.hostname
         let decision = state.policies.decide(.init(source: nil, sourceIP: peer.ip, destinationIP: dst.ip, destinationPort: dst.port),
                                              for: .init(namespace: workload.namespace, labels: workload.labels, policies: workload.authorizationPolicies))
         info.policy = decision.policy
@@ -304,7 +309,7 @@ final class Worker {
                 return refuse("no certificate for \(source.identity)")
             }
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
-            let headers = outboundHeaders(source: source, src: src)
+            let headers = outboundHeaders(source: source, src: src, service: destination?.service)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy, pod: pod?.uid)
             // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
             // its trust changed) is opened once more, on whatever connection the pool has then.
@@ -321,14 +326,24 @@ final class Worker {
         }
     }
 
-    /// baggage, forwarded and traceparent, as the reference client sends them.
-    private func outboundHeaders(source: Workload, src: SocketAddress) -> [H2Header] {
+    /// baggage, forwarded and traceparent, as the reference client sends them. `forwarded` names
+    /// the service addressed (`;host=`), so the destination can attribute the connection to it;
+    /// only a hostname made of DNS characters is sent (it comes from the control plane, and a
+    /// quote or a line break must not reach a header).
+    private func outboundHeaders(source: Workload, src: SocketAddress, service: Service?) -> [H2Header] {
         let baggage = "k8s.cluster.name=\(source.clusterId),k8s.namespace.name=\(source.namespace),k8s.pod.name=\(source.name),service.name=\(source.canonicalName),service.version=\(source.canonicalRevision)"
         return [
             H2Header("baggage", baggage),
-            H2Header("forwarded", "for=\"\(src)\""),
+            H2Header("forwarded", service.flatMap { Self.isDNSName($0.hostname) ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\""),
             H2Header("traceparent", traceparents.next()),
         ]
+    }
+
+    static func isDNSName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 253 && name.utf8.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
+                || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+        }
     }
 
     // MARK: HTTP/2 abuse

@@ -185,6 +185,9 @@ import HBONETestSupport
             .filter { $0["shape_ok"] as? Bool == true }
         #expect(seen.compactMap { ($0["headers"] as? [String: String])?[":authority"] } == ["127.0.\(net).50:80", "127.0.\(net).20:8080"])
         #expect(seen.allSatisfy { ($0["client_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/checkout"] })
+        // `forwarded` names the service addressed (ztunnel's `;host=`), and no service for a pod.
+        let forwarded = seen.compactMap { ($0["headers"] as? [String: String])?["forwarded"] }
+        #expect(forwarded.count == 2 && forwarded[0].hasSuffix(";host=reports.payments.svc.cluster.local") && !forwarded[1].contains("host="), "\(forwarded)")
         let metrics = (try? runProgram("/usr/bin/curl", ["-s", "http://\(mesh.eastAdmin):15020/metrics"]))?.output ?? ""
         #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{") && $0.contains("destination_workload=\"waypoint-0\"")
             && $0.contains("destination_service=\"reports.payments.svc.cluster.local\"") }, "the waypoint is the destination workload, the service the one addressed")

@@ -44,6 +44,12 @@ import Glibc
         ]
         #expect(sample(ws, "istio_tcp_connections_opened_total", labels) == 1,
                 "\(ws.filter { $0["name"] as? String == "istio_tcp_connections_opened_total" })")
+        // The destination's side attributes it to the service too: east names it in `forwarded`.
+        let service = ["destination_service": "ledger.payments.svc.cluster.local", "destination_service_name": "ledger",
+                       "destination_service_namespace": "payments"]
+        #expect(sample(ws, "istio_tcp_connections_opened_total", labels.merging(service) { $1 }) == 1,
+                "\(ws.filter { $0["name"] as? String == "istio_tcp_connections_opened_total" })")
+        #expect(mesh.log(mesh.westLog).contains("dst.service=ledger.payments.svc.cluster.local"))
         // The client's side knows the service it dialled.
         let es = try http("http://\(mesh.eastAdmin):15020/metrics", metrics: true)["samples"] as? [[String: Any]] ?? []
         var source = labels

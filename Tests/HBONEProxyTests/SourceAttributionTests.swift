@@ -69,4 +69,17 @@ import HBONEConfig
         let other = SourceAttribution(peer: SocketAddress("10.0.0.10:1234")!, peerIdentity: Self.ledger, forwarded: nil, workloadsByIP: byIP)
         #expect(other.workload == nil)
     }
+
+    /// ztunnel's `host=`: the first element's, any case, quoted or not; the `for=` is unaffected.
+    @Test(arguments: [
+        ("for=\"10.0.0.10:5555\";host=ledger.payments.svc.cluster.local", "ledger.payments.svc.cluster.local"),
+        ("for=\"10.0.0.10:5555\"; Host=\"ledger.payments\"", "ledger.payments"),
+        ("host=a;for=10.0.0.10:1, host=b", "a"),
+        ("for=\"10.0.0.10:5555\"", nil), ("for=1.2.3.4:5;host=", nil), ("for=1.2.3.4:5;host=\"\"", nil), (", host=b", "b"),
+        ("for=1.2.3.4:5;hostname=x", nil),
+    ] as [(String, String?)])
+    func forwardedHostIsTheFirstElementsHost(header: String, host: String?) {
+        #expect(SourceAttribution.forwardedHost(header).map(String.init) == host, "\(header)")
+        if header.hasPrefix("for=\"10.0.0.10:5555\"") { #expect(SourceAttribution.forwardedFor(header) == SocketAddress("10.0.0.10:5555")) }
+    }
 }
