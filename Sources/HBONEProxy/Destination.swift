@@ -58,11 +58,17 @@ extension ProxyState {
 
     func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
         let key = s.key
-        guard let endpoints = endpointsByService[key], !endpoints.isEmpty else { return nil }
-        let w = endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
+        guard let w = endpoint(of: s, hashKey: hashKey) else { return nil }
         var target = port
         if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
+    }
+
+    /// One of the service's endpoints (each has an address), picked by `hashKey` (any value, even
+    /// Int.min, whose abs() would trap); nil when it has none.
+    func endpoint(of s: Service, hashKey: Int) -> Workload? {
+        guard let endpoints = endpointsByService[s.key], !endpoints.isEmpty else { return nil }
+        return endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
     }
 
     private func route(to w: Workload, ip: IPAddress, port: UInt16, service: Service?) -> Destination {

@@ -33,8 +33,7 @@ extension ProxyState {
             guard let s = servicesByKey["\(namespace)/\(hostname)"] else { return nil }
             service = s
         }
-        guard let endpoints = endpointsByService[service.key], !endpoints.isEmpty else { return nil }
-        let w = endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
+        guard let w = endpoint(of: service, hashKey: hashKey) else { return nil }
         return (w, w.workloadIps[0], service.subjectAltNames)
     }
 
