@@ -23,9 +23,14 @@ final class ConfigSources: Sendable {
     private let inputs: Locked<Inputs>
     /// Applies merged snapshots one at a time, in the order they were built.
     private let applying = NSLock()
+    /// The last note about this node's workloads on other networks (logged when it changes, not
+    /// on every xDS update).
+    private let otherNetworkNote: Locked<String?>
 
     init(file: ProxyConfig) {
         inputs = Locked(Inputs(file: file, xds: nil, issued: file.settings.certificates == .istioCA ? IssuedCertificates() : nil))
+        // The file's own note was logged with its other warnings at load.
+        otherNetworkNote = Locked(file.otherNetworkNote)
     }
 
     var issued: IssuedCertificates? { inputs.withLock { $0.issued } }
@@ -59,7 +64,8 @@ final class ConfigSources: Sendable {
             }
             let w = Workload(uid: uid, name: info.name, namespace: info.namespace, serviceAccount: sa, trustDomain: settings.trustDomain,
                              workloadIps: [], protocol: .hbone, node: settings.node, clusterId: "Kubernetes", workloadName: info.name,
-                             canonicalName: info.name, canonicalRevision: "latest", labels: [:], services: [:], identity: identity)
+                             canonicalName: info.name, canonicalRevision: "latest", labels: [:], services: [:], identity: identity,
+                             network: settings.network)
             config.workloads.append(w)
             pods[uid] = InPodWorkload(uid: uid, workload: w, netns: pod.netns)
         }
@@ -101,6 +107,10 @@ final class ConfigSources: Sendable {
         defer { applying.unlock() }
         let (config, pods) = inputs.withLock { Self.merge($0) }
         try proxy.reload(config: config, issued: issued, pods: pods, waitForWorkers: waitForWorkers)
+        let note = config.otherNetworkNote
+        if otherNetworkNote.withLock({ last in defer { last = note }; return last != note }), let note {
+            log.warn("config", ["detail": note])
+        }
         controlPlane?.want(identities: Set(config.certifiedLocalWorkloads.map(\.identity)))
     }
 }

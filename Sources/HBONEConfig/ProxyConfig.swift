@@ -17,11 +17,24 @@ public struct ProxyConfig: Sendable {
     /// note per key, with the first place it was used; logged at load and by `validate`).
     public var configWarnings: [String] = []
 
-    public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node } }
+    /// Workloads on this node: its node name and its network (node names repeat across clusters;
+    /// a workload on another network is only reachable through that network's gateway).
+    public var localWorkloads: [Workload] { workloads.filter { $0.node == settings.node && $0.network == settings.network } }
+    /// Workloads that name this node but are on another network: not served here (a `NETWORK`
+    /// that differs from istiod's for this cluster shows up as these).
+    public var nodeWorkloadsOnOtherNetworks: [Workload] { workloads.filter { $0.node == settings.node && $0.network != settings.network } }
     /// The local workloads this node holds an SVID for: all of them from files, and with the Istio
     /// CA those reached over HBONE (as ztunnel asks the CA only for those).
     public var certifiedLocalWorkloads: [Workload] {
         settings.certificates == .istioCA ? localWorkloads.filter { $0.protocol == .hbone } : localWorkloads
+    }
+
+    /// Says that workloads naming this node are on another network, so not served here; nil: none.
+    public var otherNetworkNote: String? {
+        let elsewhere = nodeWorkloadsOnOtherNetworks
+        guard let first = elsewhere.first else { return nil }
+        return "\(elsewhere.count) workload(s) on node \(settings.node) (\(first.namespace)/\(first.name) first) are on network \"\(first.network)\", "
+            + "not this proxy's \"\(settings.network)\" (hbone.network, NETWORK): they are not served here"
     }
 
     /// Loads and checks a config file. Errors carry the file, line and path.
@@ -87,6 +100,7 @@ public struct ProxyConfig: Sendable {
         var config = ProxyConfig(workloads: workloads, services: services, policies: policies, settings: settings, file: file)
         config.policyWarnings = localWarnings + istio.warnings
         config.configWarnings = unusedKeyWarnings(workloads: top["workloads"], services: top["services"])
+        if let note = config.otherNetworkNote { config.configWarnings.append(note) }
         try config.checkConsistency(top)
         return config
     }
@@ -123,12 +137,19 @@ public struct ProxyConfig: Sendable {
         return out + rest
     }
 
-    /// Cross-field rules: unique uids, no IP claimed by two workloads, service references exist.
+    /// An IP on one network: networks may reuse each other's addresses.
+    private struct NetworkIP: Hashable {
+        var network: String
+        var ip: IPAddress
+    }
+
+    /// Cross-field rules: unique uids, no IP claimed by two workloads of one network, service
+    /// references exist.
     private func checkConsistency(_ top: [String: YAMLReader]) throws(ConfigError) {
         let workloadNodes = try top["workloads"].sequence()
         // Sized up front: growing them doubles a large config's peak for a moment.
         var uids = [String: Int](minimumCapacity: workloads.count)
-        var ips = [IPAddress: Int](minimumCapacity: workloads.count)
+        var ips = [NetworkIP: Int](minimumCapacity: workloads.count)
         let serviceKeys = Set(services.map(\.key))
         for (i, w) in workloads.enumerated() {
             if let j = uids[w.uid] {
@@ -136,10 +157,11 @@ public struct ProxyConfig: Sendable {
             }
             uids[w.uid] = i
             for (k, ip) in w.workloadIps.enumerated() {
-                if let j = ips[ip], j != i {
+                let key = NetworkIP(network: w.network, ip: ip)
+                if let j = ips[key], j != i {
                     throw workloadNodes[i].at("workloads[\(i)].workloadIps[\(k)]").error("\(ip) is also an IP of workloads[\(j)]")
                 }
-                ips[ip] = i
+                ips[key] = i
             }
             for key in w.services.keys where !serviceKeys.contains(key) && !services.isEmpty {
                 throw workloadNodes[i].at("workloads[\(i)].services").error("service \(key) is not defined under services")
@@ -174,7 +196,7 @@ public struct ProxyConfig: Sendable {
     }
 
     static let ignoredWorkloadKeys: Set<String> = [
-        "network", "workloadType", "status", "locality", "hostname", "authorizationPolicies",
+        "workloadType", "status", "locality", "hostname", "authorizationPolicies",
         "networkGateway", "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
@@ -182,7 +204,7 @@ public struct ProxyConfig: Sendable {
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
         let known: Set<String> = ["uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp",
                                   "protocol", "node", "services", "labels", "clusterId", "workloadName",
-                                  "canonicalName", "canonicalRevision", "waypoint"]
+                                  "canonicalName", "canonicalRevision", "waypoint", "network"]
         let f = try r.fields(allowed: known.union(ignoredWorkloadKeys))
         func required(_ key: String) throws(ConfigError) -> YAMLReader {
             guard let v = f[key] else { throw r.error("missing \(key)") }
@@ -232,7 +254,8 @@ public struct ProxyConfig: Sendable {
             workloadName: workloadName,
             canonicalName: try f["canonicalName"]?.string() ?? Workload.canonicalName(labels: labels, workloadName: workloadName),
             canonicalRevision: try f["canonicalRevision"]?.string() ?? Workload.canonicalRevision(labels: labels),
-            labels: labels, services: services, identity: identity, waypoint: try f["waypoint"].map(parseGateway))
+            labels: labels, services: services, identity: identity, network: try f["network"]?.string() ?? "",
+            waypoint: try f["waypoint"].map(parseGateway))
     }
 
     /// ztunnel's GatewayAddress: `{destination: "network/ip" | "namespace/hostname", hboneMtlsPort: 15008}`.
@@ -285,7 +308,7 @@ public struct ProxyConfig: Sendable {
 
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
-                                       "listen", "workers", "rootNamespace", "authorizationPolicies",
+                                       "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
                                        "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
@@ -356,6 +379,9 @@ public struct ProxyConfig: Sendable {
         }
         if let w = f["workers"] { s.workers = try w.int(in: 1...256) }
         if let v = f["rootNamespace"] { s.rootNamespace = try v.nonEmptyString() }
+        if let v = f["network"] { s.network = try v.string() }
+        // ztunnel's NETWORK, set from the mesh's values for this cluster.
+        if let n = environment["NETWORK"], !n.isEmpty { s.network = n }
         for p in try f["authorizationPolicies"].sequence() { s.authorizationPolicies.append(path(try p.nonEmptyString())) }
         if let m = f["outboundMark"] { s.outboundMark = Int32(try m.int(in: 1...Int(Int32.max))) }
         s.controlPlane = try ControlPlaneSettings.parse(xds: f["xds"], ca: f["ca"], environment: environment, file: r.file, path: path)

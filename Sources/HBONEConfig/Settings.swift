@@ -5,6 +5,9 @@ import HBONECore
 public struct Settings: Sendable, Equatable {
     /// Workloads whose `node` equals this are local: we hold their SVIDs and serve their inbound.
     public var node: String
+    /// The network this node's pods are on (`hbone.network`, ztunnel's `NETWORK`; empty: the
+    /// default network). Addresses are looked up on it only: another network may reuse its IPs.
+    public var network: String = ""
     public var trustDomain: String
     /// Other trust domains whose peers we accept inbound (the reference proxy has none).
     public var trustDomainAliases: [String] = []

@@ -202,7 +202,7 @@ extension ConfigDump {
                           serviceAccount: w.serviceAccount, workloadName: w.workloadName, canonicalName: w.canonicalName,
                           canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain, node: w.node,
                           network: w.network.isEmpty ? nil : w.network, authorizationPolicies: w.authorizationPolicies,
-                          local: w.node == s.settings.node, identity: w.identity.description, labels: w.labels,
+                          local: w.node == s.settings.node && w.network == s.settings.network, identity: w.identity.description, labels: w.labels,
                           services: w.services.mapValues { ports in Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }) })
         }
         services = s.config.services.map { v in

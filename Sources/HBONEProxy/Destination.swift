@@ -9,8 +9,8 @@ public struct Destination: Sendable, Equatable {
         case hbone(proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
         /// Plain TCP straight to the address.
         case direct(SocketAddress)
-        /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
-        /// around it would skip the policies it enforces.
+            /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
+        /// around it would skip the policies it enforces; or it is on another network only.
         case unreachable(String)
     }
 
@@ -58,11 +58,17 @@ extension ProxyState {
 
     func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
         let key = s.key
-        guard let w = endpoint(of: s, hashKey: hashKey) else { return nil }
+        guard let w = endpoint(of: s, hashKey: hashKey) else {
+            guard servicesWithEndpointsElsewhere.contains(key) else { return nil }
+            return Destination(route: .unreachable("service \(key) has endpoints on other networks only \(Self.gatewaysNotUsed)"), workload: nil, service: s)
+        }
         var target = port
         if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
     }
+
+    /// Why a destination on another network is refused.
+    static let gatewaysNotUsed = "(reached through network gateways, which hbone does not use)"
 
     /// One of the service's endpoints (each has an address), picked by `hashKey` (any value, even
     /// Int.min, whose abs() would trap); nil when it has none.

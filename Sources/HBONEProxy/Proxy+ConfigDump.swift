@@ -12,7 +12,7 @@ extension Proxy {
         let l = s.settings.listen
         let t = s.settings.timeouts
         let settings: [String: Any] = [
-            "node": s.settings.node, "trustDomain": s.settings.trustDomain, "trustDomainAliases": s.settings.trustDomainAliases,
+            "node": s.settings.node, "network": s.settings.network, "trustDomain": s.settings.trustDomain, "trustDomainAliases": s.settings.trustDomainAliases,
             "rootCertificates": s.settings.rootCertificates, "rootNamespace": s.settings.rootNamespace,
             "workers": workers, "authorizationPolicies": s.settings.authorizationPolicies,
             "listen": ["inboundPort": Int(l.inboundPort), "inbound": l.inbound?.description as Any, "inboundPlaintext": l.inboundPlaintext?.description as Any,

@@ -11,7 +11,7 @@ extension ProxyState {
     func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int) -> Destination {
         guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey) else {
             let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
-            return Destination(route: .unreachable("waypoint \(waypoint) of \(of) not found"), workload: nil, service: service)
+            return Destination(route: .unreachable("waypoint \(waypoint) of \(of) \(missing(waypoint))"), workload: nil, service: service)
         }
         var expected: Set<SPIFFEID> = [w.identity]
         expected.formUnion(serviceSANs)
@@ -25,7 +25,8 @@ extension ProxyState {
     func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int) -> (Workload, IPAddress, [SPIFFEID])? {
         let service: Service
         switch waypoint.destination {
-        case let .address(_, ip):
+        case let .address(network, ip):
+            guard network == settings.network else { return nil }
             if let w = workloadsByIP[ip] { return (w, ip, []) }
             guard let s = servicesByVIP[ip] else { return nil }
             service = s
@@ -37,13 +38,31 @@ extension ProxyState {
         return (w, w.workloadIps[0], service.subjectAltNames)
     }
 
+    /// Why `waypointEndpoint` found nothing: the waypoint, or all its service's endpoints, are on
+    /// another network, or it is not known.
+    private func missing(_ waypoint: GatewayAddress) -> String {
+        let service: Service?
+        switch waypoint.destination {
+        case let .address(network, ip):
+            if network != settings.network { return "is on network \"\(network)\" \(Self.gatewaysNotUsed)" }
+            service = servicesByVIP[ip]
+        case let .hostname(namespace, hostname):
+            service = servicesByKey["\(namespace)/\(hostname)"]
+        }
+        if let service, servicesWithEndpointsElsewhere.contains(service.key) {
+            return "has endpoints on other networks only \(Self.gatewaysNotUsed)"
+        }
+        return "not found"
+    }
+
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's
     /// `check_from_waypoint`): the waypoint sending on to the workload it stands in front of must
     /// not be sent back to itself.
     func isWaypoint(_ waypoint: GatewayAddress, source: IPAddress?) -> Bool {
         guard let source, let w = workloadsByIP[source] else { return false }
         switch waypoint.destination {
-        case let .address(_, ip):
+        case let .address(network, ip):
+            guard network == settings.network else { return false }
             if let there = workloadsByIP[ip] { return there.uid == w.uid }
             guard let s = servicesByVIP[ip] else { return false }
             return w.services[s.key] != nil

@@ -14,16 +14,20 @@ public final class ProxyState: Sendable {
     public let policies: PolicySet
     /// Per local identity: server and client contexts, built once.
     public let identities: [SPIFFEID: IdentityContexts]
+    /// Workloads and VIPs by address, on this proxy's network only.
     public let workloadsByIP: [IPAddress: Workload]
     public let localWorkloadsByIP: [IPAddress: Workload]
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
     /// By `Service.key` (`namespace/hostname`): how a waypoint names its service.
     public let servicesByKey: [String: Service]
-    /// Each service's endpoints (workloads with an address listing it in `services`), by
-    /// `Service.key`, in config order.
+    /// Each service's endpoints (workloads on this network, with an address, listing it in
+    /// `services`), by `Service.key`, in config order.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
     public let endpointsByService: [String: [Workload]]
+    /// Keys of services that have endpoints on other networks (not dialled: they are reached
+    /// through network gateways), so a refusal can say why.
+    public let servicesWithEndpointsElsewhere: Set<String>
     /// Ports of this proxy, which no tunnel may target (no self-loops).
     public let ownPorts: Set<UInt16>
     /// Addresses that reach this proxy (for the self-call guard): this host's interface addresses
@@ -65,8 +69,16 @@ public final class ProxyState: Sendable {
         }
         self.identities = identities
         var byIP: [IPAddress: Workload] = [:], local: [IPAddress: Workload] = [:]
-        var endpoints: [String: [Workload]] = [:]
+        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = []
+        let network = config.settings.network
         for w in config.workloads {
+            // An address means something on its own network only: another network's pods may reuse
+            // this one's IPs, and are reached through that network's gateway, which hbone does not
+            // use. Keyed by IP alone, such a pod took the place of the local pod with its address.
+            guard w.network == network else {
+                elsewhere.formUnion(w.services.keys)
+                continue
+            }
             for ip in w.workloadIps {
                 byIP[ip] = w
                 if w.node == config.settings.node { local[ip] = w }
@@ -79,9 +91,10 @@ public final class ProxyState: Sendable {
         workloadsByIP = byIP
         localWorkloadsByIP = local
         endpointsByService = endpoints
+        servicesWithEndpointsElsewhere = elsewhere
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
         for s in config.services {
-            for v in s.vips { vips[v] = s }
+            for v in s.vips where (s.vipNetworks[v] ?? "") == network { vips[v] = s }
             keys[s.key] = s
             // Several services may share a hostname (one per cluster); the canonical one answers for it.
             if hosts[s.hostname]?.canonical != true || s.canonical { hosts[s.hostname] = s }

@@ -81,6 +81,31 @@ import HBONECore
         #expect(throws: ConfigError.self) { try ProxyConfig.parse(yaml: yaml, file: "c.yaml") }
     }
 
+    /// Networks may reuse each other's addresses (ztunnel keys addresses by network and IP); one
+    /// network may not give an IP to two workloads. A workload naming this node on another
+    /// network is not local, and the load says so.
+    @Test func aWorkloadIPIsUniqueWithinItsNetwork() throws {
+        let yaml = Self.issueExample.replacingOccurrences(of: "[\"127.0.0.10\"]", with: "[\"127.0.0.20\"]")
+        let other = yaml.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  network: net-b\n")
+        let c = try ProxyConfig.parse(yaml: other, file: "c.yaml")
+        #expect(c.workloads.map(\.network) == ["", "net-b"])
+        #expect(c.configWarnings.allSatisfy { !$0.contains("network") })
+        let both = yaml.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  network: net-b\n")
+            .replacingOccurrences(of: "protocol: HBONE\n  node: west\n", with: "protocol: HBONE\n  node: west\n  network: net-b\n")
+        #expect(throws: ConfigError.self) { try ProxyConfig.parse(yaml: both, file: "c.yaml") }
+        let elsewhere = Self.issueExample.replacingOccurrences(of: "protocol: HBONE\n  node: west\n", with: "protocol: HBONE\n  node: west\n  network: net-b\n")
+        let e = try ProxyConfig.parse(yaml: elsewhere, file: "c.yaml")
+        #expect(e.localWorkloads.isEmpty)
+        #expect(e.configWarnings.contains("1 workload(s) on node west (payments/ledger-0 first) are on network \"net-b\", not this proxy's \"\" (hbone.network, NETWORK): they are not served here"))
+        // The proxy on net-b serves it: from the file or from ztunnel's NETWORK.
+        let onB = try ProxyConfig.parse(yaml: elsewhere.replacingOccurrences(of: "trustDomain: cluster.local\n  rootCertificates", with: "trustDomain: cluster.local\n  network: net-b\n  rootCertificates"), file: "c.yaml")
+        #expect(onB.settings.network == "net-b")
+        #expect(onB.localWorkloads.map(\.name) == ["ledger-0"])
+        let fromEnvironment = try ProxyConfig.parse(yaml: elsewhere, file: "c.yaml", environment: ["NETWORK": "net-b"])
+        #expect(fromEnvironment.localWorkloads.map(\.name) == ["ledger-0"])
+        #expect(fromEnvironment.otherNetworkNote == nil)
+    }
+
     @Test func brokenYAMLReportsItsLine() {
         do {
             _ = try ProxyConfig.parse(yaml: "workloads:\n- name: [unclosed\n", file: "c.yaml")
