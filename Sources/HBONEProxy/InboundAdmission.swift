@@ -25,8 +25,12 @@ struct InboundAdmission: Equatable {
     }
 
     var outcome: Outcome
+    /// Where the tunnel goes: the CONNECT's address, or the workload's address and the port a
+    /// named service maps to.
     var authority: SocketAddress?
     var workload: Workload?
+    /// The service a CONNECT named by hostname.
+    var service: Service?
     var policy: String?
     /// Dry-run and audit policies that matched (logged, not enforced).
     var observed: [String] = []
@@ -45,21 +49,48 @@ struct InboundAdmission: Equatable {
         }
         let text = headers[header: ":authority"] ?? ""
         let authority: SocketAddress
+        let workload: Workload
         switch SocketAddress.parse(text) {
-        case let .success(a): authority = a
+        case let .success(a):
+            authority = a
+            self.authority = authority
+            guard !endStream else {
+                outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
+                return
+            }
+            let podFallback = authority.ip == c.localAddress.ip && state.workloadsByIP[authority.ip] == nil ? c.podWorkload : nil
+            guard let w = state.localWorkloadsByIP[authority.ip] ?? podFallback else {
+                outcome = refuse(503, .unknownDestination, "\(authority.ip) is not a workload on this node")
+                return
+            }
+            workload = w
         case let .failure(e):
-            outcome = refuse(400, .badRequest, "bad :authority \"\(text.prefix(80))\": \(e)")
-            return
-        }
-        self.authority = authority
-        guard !endStream else {
-            outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
-            return
-        }
-        let podFallback = authority.ip == c.localAddress.ip && state.workloadsByIP[authority.ip] == nil ? c.podWorkload : nil
-        guard let workload = state.localWorkloadsByIP[authority.ip] ?? podFallback else {
-            outcome = refuse(503, .unknownDestination, "\(authority.ip) is not a workload on this node")
-            return
+            // Through an east-west gateway (ztunnel's double HBONE) the CONNECT names a service,
+            // `hostname:port`, and the connection was made to the workload's own address.
+            guard let (hostname, port) = Self.serviceAuthority(text) else {
+                outcome = refuse(400, .badRequest, "bad :authority \"\(text.prefix(80))\": \(e)")
+                return
+            }
+            guard !endStream else {
+                outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
+                return
+            }
+            let ip = c.localAddress.ip
+            let podFallback = state.workloadsByIP[ip] == nil ? c.podWorkload : nil
+            guard let w = state.localWorkloadsByIP[ip] ?? podFallback else {
+                outcome = refuse(503, .unknownDestination, ":authority \(text) names a service, and \(ip) is not a workload on this node")
+                return
+            }
+            workload = w
+            switch state.serviceTarget(of: w, hostname: hostname, port: port) {
+            case let .target(s, target):
+                service = s
+                authority = SocketAddress(ip: ip, port: target)
+                self.authority = authority
+            case let .refused(status, reason):
+                outcome = refuse(status, status == 503 ? .unknownDestination : .badRequest, reason)
+                return
+            }
         }
         self.workload = workload
         // Per-workload listeners: a connection made to one workload's address carries only its tunnels.
@@ -81,5 +112,23 @@ struct InboundAdmission: Equatable {
         policy = decision.policy
         observed = decision.observed
         if !decision.allowed { outcome = refuse(401, .denied, "authorization denied: \(decision.reason)") }
+    }
+
+    /// `hostname:port` when `text` is one (DNS characters, lowercased; port 1-65535); nil else.
+    static func serviceAuthority(_ text: String) -> (hostname: String, port: UInt16)? {
+        guard let colon = text.utf8.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        let host = text.utf8[..<colon], portText = text.utf8[text.utf8.index(after: colon)...]
+        guard !host.isEmpty, host.count <= 253, portText.count <= 5, !portText.isEmpty,
+              host.allSatisfy({ Self.hostnameByte($0) }), portText.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let port = UInt16(Substring(portText)), port > 0 else { return nil }
+        return (String(decoding: host.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self), port)
+    }
+
+    private static func hostnameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."): return true
+        default: return false
+        }
     }
 }

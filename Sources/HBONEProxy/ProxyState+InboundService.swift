@@ -27,3 +27,34 @@ extension ProxyState {
         return reaches(service.ports) || reaches(endpointPorts)
     }
 }
+
+/// Where a CONNECT that names a service (`hostname:port`) goes on one workload, or why it cannot.
+enum ServiceTarget: Equatable {
+    case target(Service, port: UInt16)
+    case refused(status: Int, reason: String)
+}
+
+extension ProxyState {
+    /// A CONNECT naming a service reaches `workload` only if it is one of that service's endpoints
+    /// (the one in its own namespace when several share the hostname, as ztunnel prefers), on a
+    /// port the service has, translated as outbound translates it: the workload's own mapping,
+    /// else the service's target port (0: the service port itself).
+    func serviceTarget(of workload: Workload, hostname: String, port: UInt16) -> ServiceTarget {
+        var found: (key: String, service: Service)?
+        for key in workload.services.keys {
+            guard let s = servicesByKey[key], s.hostname == hostname else { continue }
+            if let f = found, f.service.namespace == workload.namespace || (s.namespace != workload.namespace && f.key < key) { continue }
+            found = (key, s)
+        }
+        guard let (key, s) = found else {
+            guard servicesByHostname[hostname] != nil else { return .refused(status: 503, reason: "no service \(hostname)") }
+            return .refused(status: 400, reason: "\(workload.namespace)/\(workload.name) is not an endpoint of \(hostname)")
+        }
+        let endpointPorts = workload.services[key] ?? [:]
+        if let t = endpointPorts[port], t != 0 { return .target(s, port: t) }
+        if let t = s.ports[port] { return .target(s, port: t == 0 ? port : t) }
+        if endpointPorts[port] != nil { return .target(s, port: port) }
+        return .refused(status: 400, reason: "service \(key) has no port \(port)")
+    }
+}
+

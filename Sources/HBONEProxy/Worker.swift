@@ -184,8 +184,13 @@ final class Worker {
         var info = ConnectionInfo(direction: .inbound, src: connection.peerAddress, dst: connection.localAddress,
                                   hboneAddress: connection.localAddress, srcIdentity: connection.peerIdentity,
                                   dstIdentity: connection.localIdentity, startedAt: loop.now, mutualTLS: true)
+        // From another network (through its east-west gateway; ztunnel says which in
+        // `x-istio-origin-network`), the client's addresses are that network's: neither the peer's
+        // address nor a `for=` claim names a workload here.
+        let otherNetwork = headers[header: "x-istio-origin-network"].map { $0.lowercased() != state.settings.network.lowercased() } ?? false
         let source = SourceAttribution(peer: connection.peerAddress, peerIdentity: connection.peerIdentity,
-                                       forwarded: headers[header: "forwarded"], workloadsByIP: state.workloadsByIP)
+                                       forwarded: otherNetwork ? nil : headers[header: "forwarded"],
+                                       workloadsByIP: otherNetwork ? [:] : state.workloadsByIP)
         info.src = source.src
         info.srcWorkload = source.workload
         if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
@@ -197,7 +202,9 @@ final class Worker {
         if let w = admission.workload {
             info.dstWorkload = w
             info.dstIdentity = w.identity
-            if let a = admission.authority {
+            if let s = admission.service {
+                info.dstService = s.hostname
+            } else if let a = admission.authority {
                 let host = headers[header: "forwarded"].flatMap(SourceAttribution.forwardedHost)
                 info.dstService = state.inboundService(of: w, port: a.port, claimedHost: host)?.hostname
             }

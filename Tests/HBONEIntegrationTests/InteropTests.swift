@@ -61,6 +61,43 @@ import HBONETestSupport
         #expect(try pythonClient(mesh, authority: "\(mesh.westIP):15008").first { $0.key == "status" }?.value as? Int == 400)
     }
 
+    /// What an east-west gateway forwards from another network (ztunnel's double HBONE, the inner
+    /// CONNECT): the service by hostname and port, and the client's network. West reaches its
+    /// endpoint on the port the service maps to and names the service in its log; the client's
+    /// addresses belong to its own network, so a `for=` claim that would name east's workload
+    /// here is not taken.
+    @Test func aConnectNamingAServiceFromAnotherNetworkReachesItsEndpoint() throws {
+        let net = 122
+        var o = Mesh.Options()
+        o.ledgerExtra = "  services: {\"payments/ledger.payments.svc.cluster.local\": {80: 8080}}\n"
+        o.topLevel = """
+        services:
+        - name: ledger
+          namespace: payments
+          hostname: ledger.payments.svc.cluster.local
+          vips: ["127.0.\(net).90"]
+          ports: {"80": 8080, "81": 8081}
+        """
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        let claim = "forwarded=for=\"\(mesh.eastIP):40000\""
+        let r = try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:80", ["--header", "x-istio-origin-network=net-b", "--header", claim])
+        #expect(r["status"] as? Int == 200, "\(r)")
+        #expect(r["echoed"] as? String == "hello from python h2", "\(r)")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") })
+        let line = mesh.log(mesh.westLog).split(separator: "\n").first { $0.contains("connection complete") }.map(String.init) ?? ""
+        #expect(line.contains("dst.hbone_addr=\(mesh.westIP):8080") && line.contains("dst.service=ledger.payments.svc.cluster.local"), "\(line)")
+        #expect(line.contains("src.workload=unknown") && !line.contains("src.addr=\(mesh.eastIP)"), "\(line)")
+        // On this network the same claim is believed: checkout-0 holds the client's identity.
+        let same = try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:80", ["--header", claim])
+        #expect(same["status"] as? Int == 200, "\(same)")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") && $0.contains("src.workload=checkout-0") })
+        // A service west does not know; a port the service lacks; one whose workload is not listening.
+        #expect(try pythonClient(mesh, authority: "reports.payments.svc.cluster.local:80")["status"] as? Int == 503)
+        #expect(try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:99")["status"] as? Int == 400)
+        #expect(try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:81")["status"] as? Int == 503)
+    }
+
     @Test func ourOutboundTunnelsThroughAPythonH2Server() throws {
         // West is a Python HBONE server instead of hbone; east must interoperate with it.
         let net = 63

@@ -11,9 +11,14 @@ import HBONETLS
 @Suite struct InboundAdmissionTests {
     static let yaml = """
     workloads:
-    - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, node: west}
-    - {name: audit-0, namespace: payments, serviceAccount: audit, workloadIps: ["10.1.0.21"], protocol: HBONE, node: west}
+    - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, node: west,
+       services: {"payments/ledger.payments.svc.cluster.local": {80: 8080, 82: 9000}}}
+    - {name: audit-0, namespace: payments, serviceAccount: audit, workloadIps: ["10.1.0.21"], protocol: HBONE, node: west,
+       services: {"payments/audit.payments.svc.cluster.local": {80: 8080}}}
     - {name: remote-0, namespace: payments, serviceAccount: remote, workloadIps: ["10.2.0.9"], protocol: HBONE, node: east}
+    services:
+    - {name: ledger, namespace: payments, vips: ["10.96.0.20"], ports: {"80": 8080, "82": 9000, "83": 0}}
+    - {name: audit, namespace: payments, vips: ["10.96.0.21"], ports: {"80": 8080}}
     policies:
     - name: deny-9000
       namespace: payments
@@ -50,7 +55,21 @@ import HBONETLS
         Case(name: ":path", headers: connect("10.1.0.20:8080") + [(":path", "/")], status: 400, reason: "must not carry :scheme or :path"),
         Case(name: ":scheme", headers: connect("10.1.0.20:8080") + [(":scheme", "https")], status: 400, reason: "must not carry :scheme or :path"),
         Case(name: "no port", headers: connect("10.1.0.20"), status: 400, reason: "missing port"),
-        Case(name: "hostname", headers: connect("ledger:8080"), status: 400, reason: "not an IP address"),
+        Case(name: "bad hostname", headers: connect("led ger:8080"), status: 400, reason: "bad :authority"),
+        Case(name: "bad port", headers: connect("ledger.payments.svc.cluster.local:0"), status: 400, reason: "bad :authority"),
+        // A service by hostname (what an east-west gateway forwards): the workload at the
+        // connection's address, if it is an endpoint, on the port the service maps to.
+        Case(name: "service hostname", headers: connect("ledger.payments.svc.cluster.local:80"), status: nil),
+        Case(name: "service hostname, upper case", headers: connect("Ledger.Payments.svc.cluster.local:80"), status: nil),
+        Case(name: "unknown service", headers: connect("ledger:8080"), status: 503, reason: "no service ledger"),
+        Case(name: "not an endpoint", headers: connect("audit.payments.svc.cluster.local:80"), status: 400,
+             reason: "payments/ledger-0 is not an endpoint of audit.payments.svc.cluster.local"),
+        Case(name: "no such service port", headers: connect("ledger.payments.svc.cluster.local:99"), status: 400,
+             reason: "service payments/ledger.payments.svc.cluster.local has no port 99"),
+        Case(name: "service port, END_STREAM", headers: connect("ledger.payments.svc.cluster.local:80"), endStream: true, status: 400,
+             reason: "CONNECT with END_STREAM"),
+        Case(name: "service port onto a denied port", headers: connect("ledger.payments.svc.cluster.local:82"), status: 401,
+             reason: "DENY policy payments/deny-9000 matched"),
         Case(name: "END_STREAM", headers: connect("10.1.0.20:8080"), endStream: true, status: 400, reason: "CONNECT with END_STREAM"),
         Case(name: "not on this node", headers: connect("10.2.0.9:8080"), status: 503, reason: "is not a workload on this node"),
         Case(name: "unknown address", headers: connect("192.0.2.1:8080"), status: 503, reason: "is not a workload on this node"),
@@ -69,12 +88,20 @@ import HBONETLS
         case (.accept, nil):
             #expect(a.authority == SocketAddress("10.1.0.20:8080"))
             #expect(a.workload?.name == "ledger-0")
+            #expect(a.service?.name == (c.name.hasPrefix("service") ? "ledger" : nil))
         case let (.refuse(status, _, reason), want?):
             #expect(status == want)
             #expect(reason.contains(c.reason), "\(reason)")
         default:
             Issue.record("\(c.name): \(a.outcome)")
         }
+    }
+
+    /// A service port whose target is 0 is the service port itself (as outbound translates it).
+    @Test func aServiceTargetPortOfZeroIsTheServicePort() throws {
+        let state = try testState(Self.yaml.replacingOccurrences(of: "{80: 8080, 82: 9000}", with: "{80: 8080, 82: 9000, 83: 0}"))
+        let w = try #require(state.localWorkloadsByIP[IPAddress("10.1.0.20")!])
+        #expect(state.serviceTarget(of: w, hostname: "ledger.payments.svc.cluster.local", port: 83) == .target(state.servicesByKey["payments/ledger.payments.svc.cluster.local"]!, port: 83))
     }
 
     /// A connection made to one workload's SVID cannot carry tunnels for another workload, even
