@@ -164,6 +164,16 @@ enum FuzzTargets {
         config.workloads = store.workloads.keys.sorted().compactMap { store.workloads[$0] }
         config.services = store.services.keys.sorted().compactMap { store.services[$0] }
         config.policies = store.policies.keys.sorted().compactMap { store.policies[$0] }
+        // From the default network and from one the resources name: which addresses and endpoints
+        // count depends on the proxy's network.
+        let named = Set(config.workloads.map(\.network) + config.services.flatMap { $0.addresses.map(\.network) }).subtracting([""])
+        for network in [""] + named.sorted().prefix(1) {
+            config.settings.network = network
+            route(config)
+        }
+    }
+
+    static func route(_ config: ProxyConfig) {
         guard let state = try? ProxyState(config: config, trust: xdsTrust, certificates: [:], version: 1) else { return }
         var targets: [SocketAddress] = []
         for w in config.workloads { targets += w.workloadIps.map { SocketAddress(ip: $0, port: 8080) } }

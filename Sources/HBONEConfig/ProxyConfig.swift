@@ -276,16 +276,14 @@ public struct ProxyConfig: Sendable {
         guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
         guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
-        var vips: [IPAddress] = []
-        var networks: [IPAddress: String] = [:]
+        var addresses: [NetworkAddress] = []
         for v in try f["vips"].sequence() {
             // ztunnel writes VIPs as "<network>/<ip>"; a bare IP is accepted too.
             let s = try v.string()
             let parts = s.split(separator: "/", omittingEmptySubsequences: false)
             let ipText = parts.last.map(String.init) ?? s
             guard parts.count <= 2, let ip = IPAddress(ipText) else { throw v.error("\"\(s)\" is not [network/]ip") }
-            vips.append(ip)
-            if parts.count == 2, !parts[0].isEmpty { networks[ip] = String(parts[0]) }
+            addresses.append(NetworkAddress(network: parts.count == 2 ? String(parts[0]) : "", ip: ip))
         }
         var ports: [UInt16: UInt16] = [:]
         if let p = f["ports"] {
@@ -299,8 +297,8 @@ public struct ProxyConfig: Sendable {
             let text = try s.string()
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
         }
-        var service = Service(name: name, namespace: namespace, hostname: hostname, vips: vips, ports: ports, subjectAltNames: sans)
-        service.vipNetworks = networks
+        var service = Service(name: name, namespace: namespace, hostname: hostname, vips: [], ports: ports, subjectAltNames: sans)
+        service.addresses = addresses
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
         return service

@@ -198,13 +198,13 @@ public struct Service: Sendable, Hashable {
     public var name: String
     public var namespace: String
     public var hostname: String
-    public var vips: [IPAddress]
+    /// Its VIPs, each on its network (a service spanning clusters has one per network, and two
+    /// networks may give it the same IP).
+    public var addresses: [NetworkAddress]
     /// Service port → target port (0 means "same as the service port").
     public var ports: [UInt16: UInt16]
     /// Identities a client should accept from this service's endpoints besides the endpoint's own.
     public var subjectAltNames: [SPIFFEID]
-    /// The network of each VIP not on the default network (from xDS).
-    public var vipNetworks: [IPAddress: String] = [:]
     /// The service's waypoint: connections to its VIPs go through it (`ProxyState+Waypoint`).
     public var waypoint: GatewayAddress? = nil
     /// ztunnel's `canonical`: of several services with one hostname, the one the hostname names.
@@ -214,10 +214,16 @@ public struct Service: Sendable, Hashable {
         self.name = name
         self.namespace = namespace
         self.hostname = hostname
-        self.vips = vips
+        addresses = vips.map { NetworkAddress(network: "", ip: $0) }
         self.ports = ports
         self.subjectAltNames = subjectAltNames
     }
+
+    /// Its VIPs' IPs, whatever their network.
+    public var vips: [IPAddress] { addresses.map(\.ip) }
+
+    /// Its VIPs on `network`, in order.
+    public func vips(on network: String) -> [IPAddress] { addresses.filter { $0.network == network }.map(\.ip) }
 
     /// The key workloads use in their `services` map.
     public var key: String { "\(namespace)/\(hostname)" }

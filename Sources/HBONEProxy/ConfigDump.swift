@@ -72,7 +72,6 @@ struct ConfigDump: Encodable {
         var endpoints: [String: EndpointEntry]
         var subjectAltNames: [String]
         var ipFamilies: String
-        var vipNetworks: [String: String]
     }
 
     /// A string match as ztunnel serializes its enum: `{"Exact": "…"}`, `{"Presence": {}}`.
@@ -213,11 +212,10 @@ extension ConfigDump {
                                                  port: Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }))
             }
             let v4 = v.vips.contains(where: \.isIPv4), v6 = v.vips.contains(where: { !$0.isIPv4 })
-            return ServiceEntry(name: v.name, namespace: v.namespace, hostname: v.hostname, vips: v.vips.map(\.description),
+            return ServiceEntry(name: v.name, namespace: v.namespace, hostname: v.hostname, vips: v.addresses.map(\.description),
                                 ports: Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
                                 waypoint: gateway(v.waypoint), endpoints: endpoints, subjectAltNames: v.subjectAltNames.map(\.description),
-                                ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"),
-                                vipNetworks: Dictionary(uniqueKeysWithValues: v.vipNetworks.map { ($0.key.description, $0.value) }))
+                                ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"))
         }
         policies = s.policies.policies.map { p in
             var scope = "Namespace"

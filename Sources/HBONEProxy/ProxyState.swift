@@ -94,7 +94,7 @@ public final class ProxyState: Sendable {
         servicesWithEndpointsElsewhere = elsewhere
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
         for s in config.services {
-            for v in s.vips where (s.vipNetworks[v] ?? "") == network { vips[v] = s }
+            for a in s.addresses where a.network == network { vips[a.ip] = s }
             keys[s.key] = s
             // Several services may share a hostname (one per cluster); the canonical one answers for it.
             if hosts[s.hostname]?.canonical != true || s.canonical { hosts[s.hostname] = s }

@@ -113,21 +113,19 @@ public enum XDSConversion {
         }
         // istiod names a service <namespace>/<hostname>; anything else is not the resource it claims.
         guard name == "\(s.namespace)/\(s.hostname)" else { throw fail("a service's resource name must be \(s.namespace)/\(s.hostname)") }
-        var vips: [IPAddress] = []
-        var networks: [IPAddress: String] = [:]
+        var addresses: [NetworkAddress] = []
         for (i, a) in s.addresses.enumerated() {
             guard let ip = IPAddress(networkBytes: a.address) else { throw fail("addresses[\(i)] has \(a.address.count) bytes (want 4 or 16)") }
-            vips.append(ip)
-            if !a.network.isEmpty { networks[ip] = a.network }
+            addresses.append(NetworkAddress(network: a.network, ip: ip))
         }
         let waypoint = s.hasWaypoint ? try gateway(s.waypoint, "waypoint", fail) : nil
         var sans: [SPIFFEID] = []
         for (i, text) in s.subjectAltNames.enumerated() {
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw fail("subject_alt_names[\(i)]: \(error)") }
         }
-        var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, vips: vips, ports: try ports(s.ports, fail),
+        var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, vips: [], ports: try ports(s.ports, fail),
                               subjectAltNames: sans)
-        service.vipNetworks = networks
+        service.addresses = addresses
         service.waypoint = waypoint
         return service
     }

@@ -118,7 +118,7 @@ import HBONEAuthz
         """
         let config = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: [:])
         #expect(config.workloads.count == 2 && config.localWorkloads.count == 2)
-        #expect(config.services.first?.canonical == true && config.services.first?.vipNetworks[IPAddress("127.10.0.2")!] == "net2")
+        #expect(config.services.first?.canonical == true && config.services.first?.addresses.contains(NetworkAddress(network: "net2", ip: IPAddress("127.10.0.2")!)) == true)
         #expect(config.policies.first?.rules.first?.first?.first?.notDestinationPorts == [9999])
         #expect(config.configWarnings.isEmpty, "\(config.configWarnings)")
         #expect(config.workloads.map { $0.waypoint?.destination } == Array(repeating: .address(network: "", ip: IPAddress("127.0.0.9")!), count: 2))
