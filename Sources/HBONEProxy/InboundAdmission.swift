@@ -48,49 +48,42 @@ struct InboundAdmission: Equatable {
             return
         }
         let text = headers[header: ":authority"] ?? ""
-        let authority: SocketAddress
-        let workload: Workload
+        // An address; or, through an east-west gateway (ztunnel's double HBONE), a service as
+        // `hostname:port`, on the workload whose address the connection was made to.
+        var named: (hostname: String, port: UInt16)?
         switch SocketAddress.parse(text) {
-        case let .success(a):
-            authority = a
-            self.authority = authority
-            guard !endStream else {
-                outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
-                return
-            }
-            let podFallback = authority.ip == c.localAddress.ip && state.workloadsByIP[authority.ip] == nil ? c.podWorkload : nil
-            guard let w = state.localWorkloadsByIP[authority.ip] ?? podFallback else {
-                outcome = refuse(503, .unknownDestination, "\(authority.ip) is not a workload on this node")
-                return
-            }
-            workload = w
+        case let .success(a): self.authority = a
         case let .failure(e):
-            // Through an east-west gateway (ztunnel's double HBONE) the CONNECT names a service,
-            // `hostname:port`, and the connection was made to the workload's own address.
-            guard let (hostname, port) = Self.serviceAuthority(text) else {
+            guard let n = Self.serviceAuthority(text) else {
                 outcome = refuse(400, .badRequest, "bad :authority \"\(text.prefix(80))\": \(e)")
                 return
             }
-            guard !endStream else {
-                outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
-                return
-            }
-            let ip = c.localAddress.ip
-            let podFallback = state.workloadsByIP[ip] == nil ? c.podWorkload : nil
-            guard let w = state.localWorkloadsByIP[ip] ?? podFallback else {
-                outcome = refuse(503, .unknownDestination, ":authority \(text) names a service, and \(ip) is not a workload on this node")
-                return
-            }
-            workload = w
-            switch state.serviceTarget(of: w, hostname: hostname, port: port) {
+            named = n
+        }
+        guard !endStream else {
+            outcome = refuse(400, .badRequest, "CONNECT with END_STREAM")
+            return
+        }
+        let ip = self.authority?.ip ?? c.localAddress.ip
+        let podFallback = ip == c.localAddress.ip && state.workloadsByIP[ip] == nil ? c.podWorkload : nil
+        guard let workload = state.localWorkloadsByIP[ip] ?? podFallback else {
+            outcome = refuse(503, .unknownDestination, "\(ip) is not a workload on this node")
+            return
+        }
+        if let named {
+            switch state.serviceTarget(of: workload, hostname: named.hostname, port: named.port) {
             case let .target(s, target):
                 service = s
-                authority = SocketAddress(ip: ip, port: target)
-                self.authority = authority
+                self.authority = SocketAddress(ip: ip, port: target)
             case let .refused(status, reason):
                 outcome = refuse(status, status == 503 ? .unknownDestination : .badRequest, reason)
                 return
             }
+        }
+        guard let authority = self.authority else {
+            Bug.report("inbound CONNECT admitted without a target")
+            outcome = refuse(400, .badRequest, "no target for :authority \"\(text.prefix(80))\"")
+            return
         }
         self.workload = workload
         // Per-workload listeners: a connection made to one workload's address carries only its tunnels.
