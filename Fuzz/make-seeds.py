@@ -249,6 +249,11 @@ write("hbone-inbound", "connect-denied-port", inbound([("10.1.0.20:9000", [], b"
 write("hbone-inbound", "denied-port-spellings", inbound([(a, [], b"x", False) for a in
       ["[::ffff:10.1.0.20]:9000", "[::ffff:a01:114]:9000", "10.1.0.20:09000", "[0:0:0:0:0:ffff:10.1.0.20]:9000"]]))
 write("hbone-inbound", "forwarded-claims", inbound([("10.1.0.20:8080", [("forwarded", 'for="10.9.9.9:1"'), ("baggage", "k8s.namespace.name=x")], b"hi", False)]))
+# CONNECTs naming a service (an east-west gateway's inner CONNECT): its port onto the echo server,
+# onto the port the DENY policy closes, one it lacks, and other services.
+write("hbone-inbound", "service-hostnames", inbound([(a, [("x-istio-origin-network", "net-b")], b"x", False) for a in
+      ["ledger.payments.svc.cluster.local:80", "ledger.payments.svc.cluster.local:90", "LEDGER.payments.svc.cluster.local:91",
+       "checkout.payments.svc.cluster.local:80", "ledger:80", "ledger.payments.svc.cluster.local:15008"]]))
 write("hbone-inbound", "rapid-reset", inbound([("10.1.0.20:8080", [], b"", True)] * 30))
 write("hbone-inbound", "ten-streams", inbound([("10.1.0.20:8080", [], b"data%d" % i, False) for i in range(10)]))
 

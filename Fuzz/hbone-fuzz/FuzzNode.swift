@@ -29,7 +29,10 @@ final class FuzzNode {
         let yaml = """
         workloads:
         - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east}
-        - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, node: west}
+        - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, node: west,
+           services: {"payments/ledger.payments.svc.cluster.local": {80: 8080, 90: 9000}}}
+        services:
+        - {name: ledger, namespace: payments, vips: ["10.96.0.20"], ports: {"80": 8080, "90": 9000, "91": 0}}
         policies:
         - name: deny-9000
           namespace: payments

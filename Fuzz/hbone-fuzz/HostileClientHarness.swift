@@ -5,7 +5,8 @@ import HBONETLS
 import HBONEBenchFixtures
 
 /// The server proxy (west's worker, `FuzzNode`) serving ledger-0, with an echo server on
-/// 10.1.0.20:8080 and another on :9000, which a DENY policy closes. A client that holds
+/// 10.1.0.20:8080 and another on :9000, which a DENY policy closes (also when a CONNECT names
+/// ledger's service port 90, which maps to it). A client that holds
 /// checkout's valid SVID completes mTLS on :15008, sends the HTTP/2 preface and an empty SETTINGS
 /// frame, then the input. Whatever it sends, the proxy must not trap, nothing may ever reach :9000,
 /// and once the client hangs up and every timeout has passed no tunnel, connection or gauge is left.
