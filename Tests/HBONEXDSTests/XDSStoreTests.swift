@@ -180,6 +180,23 @@ import HBONEXDSProto
         #expect(kept.waypoint?.description == "payments/waypoint.payments.svc.cluster.local:15009")
     }
 
+    /// A service two clusters gave the same VIP keeps it once per network (ztunnel's vips are
+    /// network addresses): with one network per IP, the last one listed took the other's place.
+    @Test func aServiceKeepsTheSameVIPOnEachNetwork() throws {
+        var s = store()
+        var resource = Self.service("payments/ledger.payments.svc.cluster.local")
+        var a = Istio_Workload_Address()
+        _ = try a.merge(serializedBytes: resource.resource.value)
+        var other = a.service.addresses[0]
+        other.network = "net-b"
+        a.service.addresses = [a.service.addresses[0], other]
+        resource.resource.value = try a.serializedData()
+        #expect(s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [resource])).isACK)
+        let service = try #require(s.services["payments/ledger.payments.svc.cluster.local"])
+        #expect(service.addresses.map(\.description) == ["/10.96.0.20", "net-b/10.96.0.20"])
+        #expect(service.vips(on: "") == [IPAddress("10.96.0.20")!] && service.vips(on: "net-b") == [IPAddress("10.96.0.20")!])
+    }
+
     @Test func aServiceMustBeNamedNamespaceSlashHostname() {
         var s = store()
         let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/other-host")]))
