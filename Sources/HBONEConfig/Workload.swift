@@ -222,8 +222,8 @@ public struct Service: Sendable, Hashable {
     /// Its VIPs' IPs, whatever their network.
     public var vips: [IPAddress] { addresses.map(\.ip) }
 
-    /// Its VIPs on `network`, in order.
-    public func vips(on network: String) -> [IPAddress] { addresses.filter { $0.network == network }.map(\.ip) }
+    /// Its first VIP on `network` (the address a client that looked its name up would dial).
+    public func vip(on network: String) -> IPAddress? { addresses.first { $0.network == network }?.ip }
 
     /// The key workloads use in their `services` map.
     public var key: String { "\(namespace)/\(hostname)" }

@@ -48,7 +48,7 @@ extension ProxyState {
     public func resolve(hostname: String, port: UInt16, hashKey: Int = 0) -> Destination? {
         guard let s = servicesByHostname[hostname] else { return nil }
         if let waypoint = s.waypoint {
-            guard let vip = s.vips(on: settings.network).first else {
+            guard let vip = s.vip(on: settings.network) else {
                 return Destination(route: .unreachable("service \(s.key) has waypoint \(waypoint) but no VIP to name to it"), workload: nil, service: s)
             }
             return through(waypoint, target: SocketAddress(ip: vip, port: port), service: s, hashKey: hashKey)

@@ -69,6 +69,12 @@ import HBONETLS
       hostname: report.payments.svc.cluster.local
       vips: ["net-b/10.96.0.40"]
       ports: {"80": 8080}
+    - name: fronted
+      namespace: payments
+      hostname: fronted.payments.svc.cluster.local
+      vips: ["net-b/10.96.0.60", "/10.96.0.61"]
+      ports: {"80": 8080}
+      waypoint: {destination: "/10.1.0.90"}
     hbone:
       node: west
       rootCertificates: /unused
@@ -154,6 +160,18 @@ import HBONETLS
         // Nor is waypoint-0 taken for that waypoint when it sends on to gated-0.
         #expect(!s.isWaypoint(GatewayAddress(destination: .address(network: "net-b", ip: IPAddress("10.1.0.90")!), hboneMtlsPort: 15008),
                               source: IPAddress("10.1.0.90")!))
+    }
+
+    /// Over SOCKS5, a service's name stands for its VIP on this network, and that is the address
+    /// named to its waypoint: the other network's VIP means nothing (or another service) here.
+    @Test func aNameStandsForItsVIPOnThisNetwork() throws {
+        let s = try testState(Self.yaml)
+        let d = try #require(s.resolve(hostname: "fronted.payments.svc.cluster.local", port: 80))
+        guard case let .hbone(proxy, authority, _) = d.route else {
+            Issue.record("expected the waypoint, got \(d.route)")
+            return
+        }
+        #expect(proxy == SocketAddress("10.1.0.90:15008")! && authority == SocketAddress("10.96.0.61:80")!)
     }
 
     /// On `net-b` (`hbone.network`) the same mesh reads the other way round.

@@ -194,7 +194,7 @@ import HBONEXDSProto
         #expect(s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [resource])).isACK)
         let service = try #require(s.services["payments/ledger.payments.svc.cluster.local"])
         #expect(service.addresses.map(\.description) == ["/10.96.0.20", "net-b/10.96.0.20"])
-        #expect(service.vips(on: "") == [IPAddress("10.96.0.20")!] && service.vips(on: "net-b") == [IPAddress("10.96.0.20")!])
+        #expect(service.vip(on: "") == IPAddress("10.96.0.20")! && service.vip(on: "net-b") == IPAddress("10.96.0.20")! && service.vip(on: "net-c") == nil)
     }
 
     @Test func aServiceMustBeNamedNamespaceSlashHostname() {
