@@ -10,6 +10,8 @@ struct ConnectionInfo {
     var src: SocketAddress
     var dst: SocketAddress
     var hboneAddress: SocketAddress?
+    /// The CONNECT's target when it named a service (`hostname:port`), logged as it came.
+    var hboneTarget: String?
     var srcWorkload: Workload?
     var srcIdentity: SPIFFEID?
     var dstWorkload: Workload?
@@ -49,7 +51,7 @@ enum AccessLog {
         // As ztunnel logs them: dst.addr is where the connection went (the peer's :15008 for
         // HBONE), dst.hbone_addr the target inside the tunnel.
         if let h = info.hboneAddress {
-            fields += [("dst.addr", "\(h)"), ("dst.hbone_addr", "\(info.dst)")]
+            fields += [("dst.addr", "\(h)"), ("dst.hbone_addr", info.hboneTarget ?? "\(info.dst)")]
         } else {
             fields.append(("dst.addr", "\(info.dst)"))
         }

@@ -29,8 +29,9 @@ struct InboundAdmission: Equatable {
     /// named service maps to.
     var authority: SocketAddress?
     var workload: Workload?
-    /// The service a CONNECT named by hostname.
+    /// The service a CONNECT named by hostname, and that name as `hostname:port`.
     var service: Service?
+    var serviceTarget: String?
     var policy: String?
     /// Dry-run and audit policies that matched (logged, not enforced).
     var observed: [String] = []
@@ -74,6 +75,7 @@ struct InboundAdmission: Equatable {
             switch state.serviceTarget(of: workload, hostname: named.hostname, port: named.port) {
             case let .target(s, target):
                 service = s
+                serviceTarget = "\(named.hostname):\(named.port)"
                 self.authority = SocketAddress(ip: ip, port: target)
             case let .refused(status, reason):
                 outcome = refuse(status, status == 503 ? .unknownDestination : .badRequest, reason)

@@ -204,6 +204,7 @@ final class Worker {
             info.dstIdentity = w.identity
             if let s = admission.service {
                 info.dstService = s.hostname
+                info.hboneTarget = admission.serviceTarget
             } else if let a = admission.authority {
                 let host = headers[header: "forwarded"].flatMap(SourceAttribution.forwardedHost)
                 info.dstService = state.inboundService(of: w, port: a.port, claimedHost: host)?.hostname

@@ -86,7 +86,7 @@ import HBONETestSupport
         #expect(r["echoed"] as? String == "hello from python h2", "\(r)")
         #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") })
         let line = mesh.log(mesh.westLog).split(separator: "\n").first { $0.contains("connection complete") }.map(String.init) ?? ""
-        #expect(line.contains("dst.hbone_addr=\(mesh.westIP):8080") && line.contains("dst.service=ledger.payments.svc.cluster.local"), "\(line)")
+        #expect(line.contains("dst.addr=\(mesh.westIP):15008 dst.hbone_addr=ledger.payments.svc.cluster.local:80") && line.contains("dst.service=ledger.payments.svc.cluster.local"), "\(line)")
         #expect(line.contains("src.workload=unknown") && !line.contains("src.addr=\(mesh.eastIP)"), "\(line)")
         // On this network the same claim is believed: checkout-0 holds the client's identity.
         let same = try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:80", ["--header", claim])

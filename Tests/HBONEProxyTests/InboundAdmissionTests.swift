@@ -89,6 +89,7 @@ import HBONETLS
             #expect(a.authority == SocketAddress("10.1.0.20:8080"))
             #expect(a.workload?.name == "ledger-0")
             #expect(a.service?.name == (c.name.hasPrefix("service") ? "ledger" : nil))
+            #expect(a.serviceTarget == (c.name.hasPrefix("service") ? "ledger.payments.svc.cluster.local:80" : nil))
         case let (.refuse(status, _, reason), want?):
             #expect(status == want)
             #expect(reason.contains(c.reason), "\(reason)")
