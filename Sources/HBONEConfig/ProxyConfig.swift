@@ -297,8 +297,7 @@ public struct ProxyConfig: Sendable {
             let text = try s.string()
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
         }
-        var service = Service(name: name, namespace: namespace, hostname: hostname, vips: [], ports: ports, subjectAltNames: sans)
-        service.addresses = addresses
+        var service = Service(name: name, namespace: namespace, hostname: hostname, addresses: addresses, ports: ports, subjectAltNames: sans)
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
         return service

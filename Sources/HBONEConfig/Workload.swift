@@ -210,13 +210,19 @@ public struct Service: Sendable, Hashable {
     /// ztunnel's `canonical`: of several services with one hostname, the one the hostname names.
     public var canonical = false
 
-    public init(name: String, namespace: String, hostname: String, vips: [IPAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
+    public init(name: String, namespace: String, hostname: String, addresses: [NetworkAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         self.name = name
         self.namespace = namespace
         self.hostname = hostname
-        addresses = vips.map { NetworkAddress(network: "", ip: $0) }
+        self.addresses = addresses
         self.ports = ports
         self.subjectAltNames = subjectAltNames
+    }
+
+    /// VIPs on the default network.
+    public init(name: String, namespace: String, hostname: String, vips: [IPAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
+        self.init(name: name, namespace: namespace, hostname: hostname, addresses: vips.map { NetworkAddress(network: "", ip: $0) },
+                  ports: ports, subjectAltNames: subjectAltNames)
     }
 
     /// Its VIPs' IPs, whatever their network.

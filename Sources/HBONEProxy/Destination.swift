@@ -9,7 +9,7 @@ public struct Destination: Sendable, Equatable {
         case hbone(proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
         /// Plain TCP straight to the address.
         case direct(SocketAddress)
-            /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
+        /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
         /// around it would skip the policies it enforces; or it is on another network only.
         case unreachable(String)
     }

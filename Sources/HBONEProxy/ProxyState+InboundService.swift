@@ -28,12 +28,6 @@ extension ProxyState {
     }
 }
 
-/// Where a CONNECT that names a service (`hostname:port`) goes on one workload, or why it cannot.
-enum ServiceTarget: Equatable {
-    case target(Service, port: UInt16)
-    case refused(status: Int, reason: String)
-}
-
 extension ProxyState {
     /// A CONNECT naming a service reaches `workload` only if it is one of that service's endpoints
     /// (the one in its own namespace when several share the hostname, as ztunnel prefers), on a
@@ -57,4 +51,3 @@ extension ProxyState {
         return .refused(status: 400, reason: "service \(key) has no port \(port)")
     }
 }
-

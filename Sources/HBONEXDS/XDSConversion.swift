@@ -123,9 +123,8 @@ public enum XDSConversion {
         for (i, text) in s.subjectAltNames.enumerated() {
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw fail("subject_alt_names[\(i)]: \(error)") }
         }
-        var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, vips: [], ports: try ports(s.ports, fail),
+        var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, addresses: addresses, ports: try ports(s.ports, fail),
                               subjectAltNames: sans)
-        service.addresses = addresses
         service.waypoint = waypoint
         return service
     }
