@@ -137,19 +137,13 @@ public struct ProxyConfig: Sendable {
         return out + rest
     }
 
-    /// An IP on one network: networks may reuse each other's addresses.
-    private struct NetworkIP: Hashable {
-        var network: String
-        var ip: IPAddress
-    }
-
     /// Cross-field rules: unique uids, no IP claimed by two workloads of one network, service
     /// references exist.
     private func checkConsistency(_ top: [String: YAMLReader]) throws(ConfigError) {
         let workloadNodes = try top["workloads"].sequence()
         // Sized up front: growing them doubles a large config's peak for a moment.
         var uids = [String: Int](minimumCapacity: workloads.count)
-        var ips = [NetworkIP: Int](minimumCapacity: workloads.count)
+        var ips = [NetworkAddress: Int](minimumCapacity: workloads.count)
         let serviceKeys = Set(services.map(\.key))
         for (i, w) in workloads.enumerated() {
             if let j = uids[w.uid] {
@@ -157,7 +151,7 @@ public struct ProxyConfig: Sendable {
             }
             uids[w.uid] = i
             for (k, ip) in w.workloadIps.enumerated() {
-                let key = NetworkIP(network: w.network, ip: ip)
+                let key = NetworkAddress(network: w.network, ip: ip)
                 if let j = ips[key], j != i {
                     throw workloadNodes[i].at("workloads[\(i)].workloadIps[\(k)]").error("\(ip) is also an IP of workloads[\(j)]")
                 }

@@ -59,8 +59,8 @@ extension ProxyState {
     func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
         let key = s.key
         guard let w = endpoint(of: s, hashKey: hashKey) else {
-            guard servicesWithEndpointsElsewhere.contains(key) else { return nil }
-            return Destination(route: .unreachable("service \(key) has endpoints on other networks only \(Self.gatewaysNotUsed)"), workload: nil, service: s)
+            guard let why = onOtherNetworksOnly(s) else { return nil }
+            return Destination(route: .unreachable("service \(key) \(why)"), workload: nil, service: s)
         }
         var target = port
         if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
@@ -69,6 +69,11 @@ extension ProxyState {
 
     /// Why a destination on another network is refused.
     static let gatewaysNotUsed = "(reached through network gateways, which hbone does not use)"
+
+    /// Why `s` has no endpoint here when its endpoints are all on other networks; nil otherwise.
+    func onOtherNetworksOnly(_ s: Service) -> String? {
+        servicesWithEndpointsElsewhere.contains(s.key) ? "has endpoints on other networks only \(Self.gatewaysNotUsed)" : nil
+    }
 
     /// One of the service's endpoints (each has an address), picked by `hashKey` (any value, even
     /// Int.min, whose abs() would trap); nil when it has none.

@@ -49,10 +49,7 @@ extension ProxyState {
         case let .hostname(namespace, hostname):
             service = servicesByKey["\(namespace)/\(hostname)"]
         }
-        if let service, servicesWithEndpointsElsewhere.contains(service.key) {
-            return "has endpoints on other networks only \(Self.gatewaysNotUsed)"
-        }
-        return "not found"
+        return service.flatMap(onOtherNetworksOnly) ?? "not found"
     }
 
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's
