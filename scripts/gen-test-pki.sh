@@ -86,6 +86,8 @@ issue_leaf east certs-east/payments/checkout "spiffe://$td/ns/payments/sa/checko
 issue_leaf west certs-west/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 issue_leaf west certs-west/payments/audit "spiffe://$td/ns/payments/sa/audit"
 issue_leaf east certs-east/shop/frontend "spiffe://$td/ns/shop/sa/frontend"
+# West's east-west gateway (double HBONE tests).
+issue_leaf west certs-gateway/istio-system/istio-eastwestgateway "spiffe://$td/ns/istio-system/sa/istio-eastwestgateway"
 # The next SVID for ledger (same identity, new key and serial), for rotation tests.
 issue_leaf west certs-west-next/payments/ledger "spiffe://$td/ns/payments/sa/ledger"
 

@@ -165,7 +165,6 @@ public struct ProxyConfig: Sendable {
 
     /// Keys ztunnel acts on that hbone accepts without acting on them (yet): said once each.
     static let unusedMeaningfulKeys: [String: String] = [
-        "networkGateway": "traffic is not sent through network gateways",
         "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "capacity": "load balancing ignores capacity",
         "loadBalancer": "services are balanced by hash, not by this policy", "subsetting": "services are not subset",
         "locality": "load balancing ignores locality", "extensions": "extensions are not run",
@@ -191,14 +190,14 @@ public struct ProxyConfig: Sendable {
 
     static let ignoredWorkloadKeys: Set<String> = [
         "workloadType", "status", "locality", "hostname", "authorizationPolicies",
-        "networkGateway", "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
+        "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
 
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
         let known: Set<String> = ["uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp",
                                   "protocol", "node", "services", "labels", "clusterId", "workloadName",
-                                  "canonicalName", "canonicalRevision", "waypoint", "network"]
+                                  "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway"]
         let f = try r.fields(allowed: known.union(ignoredWorkloadKeys))
         func required(_ key: String) throws(ConfigError) -> YAMLReader {
             guard let v = f[key] else { throw r.error("missing \(key)") }
@@ -217,7 +216,10 @@ public struct ProxyConfig: Sendable {
         var ips: [IPAddress] = []
         if let list = f["workloadIps"] { for ip in try list.sequence() { ips.append(try ip.ip()) } }
         if let single = f["workloadIp"] { ips.append(try single.ip()) }
-        if ips.isEmpty { throw r.error("missing workloadIps") }
+        let networkGateway = try f["networkGateway"].map(parseGateway)
+        // istiod's stand-in for a service's endpoints behind another network's gateway has no
+        // address: it is reached through the gateway only.
+        if ips.isEmpty && networkGateway == nil { throw r.error("missing workloadIps (only a workload behind a networkGateway may have none)") }
         var proto = InboundProtocol.tcp
         if let p = f["protocol"] {
             let s = try p.string()
@@ -249,7 +251,7 @@ public struct ProxyConfig: Sendable {
             canonicalName: try f["canonicalName"]?.string() ?? Workload.canonicalName(labels: labels, workloadName: workloadName),
             canonicalRevision: try f["canonicalRevision"]?.string() ?? Workload.canonicalRevision(labels: labels),
             labels: labels, services: services, identity: identity, network: try f["network"]?.string() ?? "",
-            waypoint: try f["waypoint"].map(parseGateway))
+            networkGateway: networkGateway, waypoint: try f["waypoint"].map(parseGateway))
     }
 
     /// ztunnel's GatewayAddress: `{destination: "network/ip" | "namespace/hostname", hboneMtlsPort: 15008}`.

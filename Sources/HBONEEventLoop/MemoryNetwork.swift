@@ -208,3 +208,20 @@ final class MemoryEndpoint {
         }
     }
 }
+
+extension TCPStream {
+    /// Two open streams joined in memory on `loop`, as a connected socket pair would be: what one
+    /// writes the other reads, with a socket's backpressure, FIN and RST. Runs on any loop (no
+    /// virtual clock needed): the proxy carries an HBONE connection inside a tunnel this way.
+    /// `a` sees `local` as its own address and `remote` as its peer's; `b` the other way round.
+    public static func memoryPair(loop: EventLoop, local: SocketAddress, remote: SocketAddress) -> (a: TCPStream, b: TCPStream) {
+        let endA = MemoryEndpoint(local: local, remote: remote), endB = MemoryEndpoint(local: remote, remote: local)
+        endA.peer = endB
+        endB.peer = endA
+        let a = TCPStream(loop: loop, memory: endA, connecting: false, delegate: nil)
+        let b = TCPStream(loop: loop, memory: endB, connecting: false, delegate: nil)
+        endA.stream = a
+        endB.stream = b
+        return (a, b)
+    }
+}

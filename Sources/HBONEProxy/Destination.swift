@@ -7,6 +7,8 @@ public struct Destination: Sendable, Equatable {
     public enum Route: Sendable, Equatable {
         /// Through HBONE to `proxy` (the destination node's :15008), CONNECT `authority`.
         case hbone(proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
+        /// Through another network's east-west gateway (double HBONE).
+        case throughGateway(GatewayRoute)
         /// Plain TCP straight to the address.
         case direct(SocketAddress)
         /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
@@ -59,6 +61,7 @@ extension ProxyState {
     func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
         let key = s.key
         guard let w = endpoint(of: s, hashKey: hashKey) else {
+            if let viaGateway = throughNetworkGateway(s, port: port, hashKey: hashKey) { return viaGateway }
             guard let why = onOtherNetworksOnly(s) else { return nil }
             return Destination(route: .unreachable("service \(key) \(why)"), workload: nil, service: s)
         }
@@ -67,12 +70,13 @@ extension ProxyState {
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
     }
 
-    /// Why a destination on another network is refused.
-    static let gatewaysNotUsed = "(reached through network gateways, which hbone does not use)"
+    /// Why a waypoint on another network is refused.
+    static let gatewaysNotUsed = "(hbone does not reach waypoints through network gateways)"
 
-    /// Why `s` has no endpoint here when its endpoints are all on other networks; nil otherwise.
+    /// Why `s` has no endpoint here when its endpoints are all on other networks and none of them
+    /// names a network gateway; nil otherwise.
     func onOtherNetworksOnly(_ s: Service) -> String? {
-        servicesWithEndpointsElsewhere.contains(s.key) ? "has endpoints on other networks only \(Self.gatewaysNotUsed)" : nil
+        servicesWithEndpointsElsewhere.contains(s.key) ? "has endpoints on other networks only, and none names a network gateway" : nil
     }
 
     /// One of the service's endpoints (each has an address), picked by `hashKey` (any value, even

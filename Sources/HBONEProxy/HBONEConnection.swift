@@ -36,6 +36,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     var distrusted = false
     /// A CONNECT on it went unanswered: out of the pool.
     private(set) var unhealthy = false
+    /// Not pooled, made for one tunnel (double HBONE's inner connection, carried through a
+    /// gateway): it closes once that tunnel is gone instead of idling for another.
+    var singleUse = false
     private var handshakeTimer: EventLoop.TimerID?
     private var keepaliveTimer: EventLoop.TimerID?
     private var idleTimer: EventLoop.TimerID?
@@ -78,7 +81,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     init(worker: Worker, role: Role, tcp: TCPStream, context: TLSContext, verification: PeerVerification,
          peer: SocketAddress, local: SocketAddress) throws {
         self.worker = worker
-        self.lifecycle = ConnectionLifecycle(role: role, connecting: tcp.state == .connecting)
+        // A client starts connecting even on a stream already open (double HBONE's in-memory
+        // one): the TCP connect is what starts its handshake, reported below.
+        self.lifecycle = ConnectionLifecycle(role: role, connecting: role == .client || tcp.state == .connecting)
         self.peerAddress = peer
         self.localAddress = local
         self.localIdentity = context.identity
@@ -167,6 +172,10 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     /// Fails the connection from outside (a distrusted root at the drain deadline, the proxy closing).
     func fail(_ error: ProxyError) { handle(.failed(error, handshake: beforeUsable, linger: false)) }
+
+    /// What carried its bytes failed (double HBONE: the tunnel to the gateway): its tunnels and
+    /// waiters learn that reason, and it is not counted as a failed handshake of its own.
+    func carrierFailed(_ error: ProxyError) { handle(.failed(error, handshake: false, linger: false)) }
 
     /// Closes at once (the drain deadline): streams on it fail.
     func close() { fail(ProxyError(.internal, .closed, "HBONE connection closed by the proxy")) }
@@ -304,7 +313,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         let ready = waiters
         waiters = []
         for w in ready { w(.success(self)) }
-        if role == .client && owners.isEmpty && reservedStreams == 0 { armIdleTimer() }
+        if role == .client && owners.isEmpty && reservedStreams == 0 { becameIdle() }
     }
 
     /// A connection authenticates its peer once, at the handshake. Once the peer's chain expires the
@@ -361,11 +370,11 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
 
     // MARK: Streams
 
-    /// Client side: opens a CONNECT tunnel to `authority`.
-    func openStream(authority: SocketAddress, headers: [H2Header], owner: StreamOwner) throws(ProxyError) -> Int32 {
+    /// Client side: opens a CONNECT tunnel to `authority` (`ip:port`, or a service's `hostname:port`).
+    func openStream(authority: String, headers: [H2Header], owner: StreamOwner) throws(ProxyError) -> Int32 {
         guard let h2, phase == .open else { throw ProxyError(.upstream, .connectionLost, "HBONE connection is not open") }
         do {
-            let id = try h2.connect(authority: authority.description, headers: headers)
+            let id = try h2.connect(authority: authority, headers: headers)
             owners[id] = owner
             worker.loop.cancel(idleTimer)
             idleTimer = nil
@@ -401,7 +410,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     private func streamGone() {
-        if role == .client && owners.isEmpty && reservedStreams == 0 && phase == .open { armIdleTimer() }
+        if role == .client && owners.isEmpty && reservedStreams == 0 && phase == .open { becameIdle() }
         if phase == .draining && owners.isEmpty { schedulePump() }
     }
 
@@ -542,6 +551,16 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
                 pump()
             }
             scheduleKeepalive()
+        }
+    }
+
+    /// A client connection without tunnels: pooled, it waits `idleTimeout` for another.
+    private func becameIdle() {
+        guard singleUse else { return armIdleTimer() }
+        // At the end of the pass: this may run inside an nghttp2 callback.
+        worker.loop.deferUntilEndOfPass { [weak self] in
+            guard let self, phase == .open, owners.isEmpty, reservedStreams == 0 else { return }
+            handle(.drain)
         }
     }
 

@@ -9,6 +9,9 @@ import HBONEConfig
 enum OutboundPlan: Equatable {
     /// Through HBONE: CONNECT `authority` on a pooled connection to `proxy`, as `source`.
     case hbone(source: Workload, proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
+    /// Through another network's gateway: the outer tunnel pooled to the gateway, the inner one
+    /// as `source` to the service's endpoint behind it.
+    case throughGateway(source: Workload, GatewayRoute)
     /// Plain TCP to the address.
     case direct(SocketAddress)
     /// Refused before anything is opened; `socksCode` is the RFC 1928 reply.
@@ -21,17 +24,19 @@ extension ProxyState {
         guard let destination else { return .refuse(reason: "unknown destination \(original)", socksCode: Socks5Parser.hostUnreachable) }
         switch destination.route {
         case let .hbone(proxy, authority, expected):
-            guard let source = localWorkloadsByIP[src.ip] else {
-                return .refuse(reason: "source \(src.ip) is not a workload on this node", socksCode: Socks5Parser.notAllowed)
-            }
-            guard identities[source.identity] != nil else {
-                let why = certificateProblems[source.identity].map { ": \($0)" } ?? " yet"
-                return .refuse(reason: "no certificate for \(source.identity)\(why)", socksCode: Socks5Parser.generalFailure)
-            }
+            let source: Workload
+            do { source = try meshSource(src) } catch { return error.plan }
             if isProxyItself(authority) {
                 return .refuse(reason: "destination \(authority) is the proxy itself", socksCode: Socks5Parser.notAllowed)
             }
             return .hbone(source: source, proxy: proxy, authority: authority, expected: expected)
+        case let .throughGateway(route):
+            let source: Workload
+            do { source = try meshSource(src) } catch { return error.plan }
+            if isProxyItself(route.gateway) {
+                return .refuse(reason: "network gateway \(route.gateway) is the proxy itself", socksCode: Socks5Parser.notAllowed)
+            }
+            return .throughGateway(source: source, route)
         case let .direct(dst):
             if isProxyItself(dst) || bound.contains(dst) {
                 return .refuse(reason: "destination \(dst) is the proxy itself", socksCode: Socks5Parser.notAllowed)
@@ -41,4 +46,18 @@ extension ProxyState {
             return .refuse(reason: reason, socksCode: Socks5Parser.hostUnreachable)
         }
     }
+
+    /// HBONE is sent as a local workload that has its certificate.
+    private func meshSource(_ src: SocketAddress) throws(SourceRefusal) -> Workload {
+        guard let source = localWorkloadsByIP[src.ip] else {
+            throw SourceRefusal(plan: .refuse(reason: "source \(src.ip) is not a workload on this node", socksCode: Socks5Parser.notAllowed))
+        }
+        guard identities[source.identity] != nil else {
+            let why = certificateProblems[source.identity].map { ": \($0)" } ?? " yet"
+            throw SourceRefusal(plan: .refuse(reason: "no certificate for \(source.identity)\(why)", socksCode: Socks5Parser.generalFailure))
+        }
+        return source
+    }
+
+    private struct SourceRefusal: Error { let plan: OutboundPlan }
 }

@@ -49,7 +49,8 @@ extension ProxyState {
         case let .hostname(namespace, hostname):
             service = servicesByKey["\(namespace)/\(hostname)"]
         }
-        return service.flatMap(onOtherNetworksOnly) ?? "not found"
+        guard let service, servicesWithEndpointsElsewhere.contains(service.key) else { return "not found" }
+        return "has endpoints on other networks only \(Self.gatewaysNotUsed)"
     }
 
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's

@@ -25,9 +25,14 @@ public final class ProxyState: Sendable {
     /// `services`), by `Service.key`, in config order.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
     public let endpointsByService: [String: [Workload]]
-    /// Keys of services that have endpoints on other networks (not dialled: they are reached
-    /// through network gateways), so a refusal can say why.
+    /// Keys of services that have endpoints on other networks (never dialled here: they are
+    /// reached through network gateways), so a refusal can say why.
     public let servicesWithEndpointsElsewhere: Set<String>
+    /// Each service's endpoints on other networks that name a network gateway (istiod's stand-in
+    /// for a remote network's endpoints has no address), by `Service.key`, in config order.
+    public let gatewayEndpointsByService: [String: [Workload]]
+    /// The workloads network gateways name by address (`network/ip`), on any network.
+    public let networkGateways: [NetworkAddress: Workload]
     /// Ports of this proxy, which no tunnel may target (no self-loops).
     public let ownPorts: Set<UInt16>
     /// Addresses that reach this proxy (for the self-call guard): this host's interface addresses
@@ -69,14 +74,25 @@ public final class ProxyState: Sendable {
         }
         self.identities = identities
         var byIP: [IPAddress: Workload] = [:], local: [IPAddress: Workload] = [:]
-        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = []
+        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = [], behindGateways: [String: [Workload]] = [:]
+        var gatewayAddresses: Set<NetworkAddress> = [], gateways: [NetworkAddress: Workload] = [:]
+        for w in config.workloads {
+            if case let .address(network, ip)? = w.networkGateway?.destination { gatewayAddresses.insert(NetworkAddress(network: network, ip: ip)) }
+        }
         let network = config.settings.network
         for w in config.workloads {
+            // The gateways' own workloads, found by the address their clients name.
+            if !gatewayAddresses.isEmpty {
+                for ip in w.workloadIps where gatewayAddresses.contains(NetworkAddress(network: w.network, ip: ip)) {
+                    gateways[NetworkAddress(network: w.network, ip: ip)] = w
+                }
+            }
             // An address means something on its own network only: another network's pods may reuse
-            // this one's IPs, and are reached through that network's gateway, which hbone does not
-            // use. Keyed by IP alone, such a pod took the place of the local pod with its address.
+            // this one's IPs, and are reached through that network's gateway. Keyed by IP alone,
+            // such a pod took the place of the local pod with its address.
             guard w.network == network else {
                 elsewhere.formUnion(w.services.keys)
+                if w.networkGateway != nil { for key in w.services.keys { behindGateways[key, default: []].append(w) } }
                 continue
             }
             for ip in w.workloadIps {
@@ -92,6 +108,8 @@ public final class ProxyState: Sendable {
         localWorkloadsByIP = local
         endpointsByService = endpoints
         servicesWithEndpointsElsewhere = elsewhere
+        gatewayEndpointsByService = behindGateways
+        networkGateways = gateways
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
         for s in config.services {
             for a in s.addresses where a.network == network { vips[a.ip] = s }

@@ -54,14 +54,22 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     private var handling = false
     /// The side an HTTP/2 stream carries, if any: the downstream inbound, the upstream outbound.
     private let streamSide: Side
+    /// A gateway leg (double HBONE's outer tunnel): its downstream is the in-memory socket of this
+    /// HBONE connection, which carries the application's tunnel. A leg is not a connection of its
+    /// own (the application's tunnel is the one counted and logged); its failure is that
+    /// connection's (`Worker.tunnelFinished`).
+    let isGatewayLeg: Bool
+    private(set) weak var carried: HBONEConnection?
 
     /// Bytes held from a downstream socket before the upstream is ready; reading stops there.
     static let earlyDataLimit = 64 * 1024
     /// Socket-to-socket: the write queue above which the other socket is no longer read.
     static let highWater = 256 * 1024
 
-    init(worker: Worker, info: ConnectionInfo, downstream: End, early: [UInt8] = [], socksReply: Bool = false) {
+    init(worker: Worker, info: ConnectionInfo, downstream: End, early: [UInt8] = [], socksReply: Bool = false, carrying: HBONEConnection? = nil) {
         self.worker = worker
+        self.isGatewayLeg = carrying != nil
+        self.carried = carrying
         self.info = info
         self.downstream = downstream
         self.upstream = .pending
@@ -97,8 +105,8 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         handle(.dialing)
     }
 
-    /// Outbound HBONE: opens the CONNECT stream on a ready pooled connection.
-    func attach(_ connection: HBONEConnection, authority: SocketAddress, headers: [H2Header]) {
+    /// Outbound HBONE: opens the CONNECT stream on a ready connection.
+    func attach(_ connection: HBONEConnection, authority: String, headers: [H2Header]) {
         guard lifecycle.phase == .connecting else { return }
         do {
             upstream = .stream(connection, try connection.openStream(authority: authority, headers: headers, owner: self))
@@ -149,7 +157,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
             reopen = nil
             again?()
         case .markEstablished:
-            worker.tunnelEstablished(&info)
+            if !isGatewayLeg { worker.tunnelEstablished(&info) }
         case .answerDownstream:
             switch downstream {
             case let .stream(connection, stream): connection.respond(stream: stream, status: 200)

@@ -303,6 +303,10 @@ final class Worker {
             info.dst = authority
             info.hboneAddress = proxy
             info.mutualTLS = true
+        case let .throughGateway(route)?:
+            info.hboneAddress = route.gateway
+            info.hboneTarget = route.target
+            info.mutualTLS = true
         case let .direct(dst)?:
             info.dst = dst
         case .unreachable?, nil:
@@ -319,14 +323,15 @@ final class Worker {
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             let headers = outboundHeaders(source: source, src: src, service: destination?.service)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy, pod: pod?.uid)
-            // A stream the server refused unprocessed (GOAWAY raced the CONNECT: it is draining, or
-            // its trust changed) is opened once more, on whatever connection the pool has then.
-            // Unowned: the tunnel holds this closure and is the only one to call it.
-            let open = { [unowned self, unowned tunnel] in
-                openStream(for: tunnel, key: key, authority: authority, headers: headers, context: contexts.client, src: src, pod: pod)
+            openPooled(tunnel, key: key, authority: authority.description, headers: headers, context: contexts.client, src: src, pod: pod)
+        case let .throughGateway(source, route):
+            guard let contexts = state.identities[source.identity] else {
+                Bug.report("outbound plan without a certificate for \(source.identity)")
+                return refuse("no certificate for \(source.identity)")
             }
-            tunnel.reopen = open
-            open()
+            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
+            openThroughGateway(tunnel, route: route, source: source, headers: outboundHeaders(source: source, src: src, service: destination?.service),
+                               context: contexts.client, src: src, pod: pod)
         case let .direct(dst):
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             tunnel.pod = pod   // from inside the pod, marked so its own redirection lets it out
@@ -376,12 +381,21 @@ final class Worker {
 
     func tunnelOpened(_ t: Tunnel) {
         tunnels[t.id] = t
+        if t.isGatewayLeg { return }
         stats.openTunnels.wrappingIncrement(ordering: .relaxed)
         if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
     }
 
     func tunnelFinished(_ t: Tunnel, error: ProxyError?) {
         guard tunnels.removeValue(forKey: t.id) != nil else { return }
+        if t.isGatewayLeg {
+            // Before its socket's reset reaches the connection it carried: the tunnels on that
+            // connection end with the gateway's reason, not just "connection lost".
+            if let error, let inner = t.carried {
+                inner.carrierFailed(ProxyError(error.side, error.code, "network gateway \(inner.peerAddress): \(error.reason)", errno: error.errno))
+            }
+            return
+        }
         record(t.info, error: error, wasOpen: true)
     }
 
@@ -451,6 +465,12 @@ final class Worker {
         recordObserver?(info, error)
     }
 
+    /// An outbound HBONE connection this worker made: closed, recounted and re-checked with the rest.
+    func track(_ c: HBONEConnection) {
+        connections[ObjectIdentifier(c)] = c
+        stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
+    }
+
     func connectionClosed(_ c: HBONEConnection) {
         guard connections.removeValue(forKey: ObjectIdentifier(c)) != nil else { return }
         (c.role == .server ? stats.hboneConnectionsInbound : stats.hboneConnectionsOutbound).wrappingDecrement(ordering: .relaxed)
@@ -459,9 +479,22 @@ final class Worker {
     var hboneConnectionCount: Int { connections.count }
     var pooledConnectionCount: Int { pool.count }
 
+    /// Opens `tunnel`'s CONNECT through the pool. A stream the server refused unprocessed (GOAWAY
+    /// raced the CONNECT: it is draining, or its trust changed) is opened once more, on whatever
+    /// connection the pool has then.
+    func openPooled(_ tunnel: Tunnel, key: PoolKey, authority: String, headers: [H2Header], context: TLSContext,
+                    src: SocketAddress, pod: InPodWorkload?) {
+        // Unowned: the tunnel holds this closure and is the only one to call it.
+        let open = { [unowned self, unowned tunnel] in
+            openStream(for: tunnel, key: key, authority: authority, headers: headers, context: context, src: src, pod: pod)
+        }
+        tunnel.reopen = open
+        open()
+    }
+
     /// Puts `tunnel`'s CONNECT on a pooled connection to `key.proxy`: an open one with room, one
     /// still handshaking (as a waiter), or a new one.
-    private func openStream(for tunnel: Tunnel, key: PoolKey, authority: SocketAddress, headers: [H2Header],
+    private func openStream(for tunnel: Tunnel, key: PoolKey, authority: String, headers: [H2Header],
                             context: TLSContext, src: SocketAddress, pod: InPodWorkload?) {
         // Strong: the tunnel may end (its app gave up, the idle timeout) before the connection is
         // ready; it stays allocated until then and, closed, ignores the answer.
@@ -488,8 +521,7 @@ final class Worker {
             let conn = try HBONEConnection(worker: self, role: .client, tcp: tcp, context: context,
                                            verification: .outbound(expected: key.expected), peer: key.proxy, local: src)
             conn.pod = pod
-            connections[ObjectIdentifier(conn)] = conn
-            stats.hboneConnectionsOutbound.wrappingIncrement(ordering: .relaxed)
+            track(conn)
             pool.add(conn, key: key)
             stats.pooledConnections.wrappingIncrement(ordering: .relaxed)
             conn.reservedStreams += 1

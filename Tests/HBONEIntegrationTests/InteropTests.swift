@@ -98,6 +98,111 @@ import HBONETestSupport
         #expect(try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:81")["status"] as? Int == 503)
     }
 
+    /// Double HBONE: east (the default network) reaches ledger, whose only endpoint is on
+    /// west's network `net-b`, through `net-b`'s east-west gateway, an independent HBONE stack
+    /// (Python h2 and ssl) that routes on the outer CONNECT's authority and relays the inner
+    /// tunnel's bytes to west's :15008 without opening them. The inner mTLS runs from east to
+    /// west end to end: west sees checkout's identity, and east checks ledger's identity itself
+    /// (the gateway cannot stand in for the endpoint).
+    @Test func aServiceOnAnotherNetworkIsReachedThroughItsEastWestGateway() throws {
+        let net = 123
+        let gatewayAddress = "127.0.\(net).30:15009"
+        let dir = NSTemporaryDirectory() + "hbone-gateway-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let record = dir + "/record.jsonl"
+        let gateway = Process()
+        gateway.executableURL = URL(fileURLWithPath: python)
+        gateway.arguments = [script, "gateway", "--listen", gatewayAddress, "--cert-dir", TestPKI.path("certs-gateway/istio-system/istio-eastwestgateway"),
+                             "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", dir + "/ready",
+                             "--route", "ledger.payments.svc.cluster.local:80=127.0.\(net).20:15008",
+                             "--route", "impostor.payments.svc.cluster.local:80=127.0.\(net).20:15008"]
+        try gateway.run()
+        defer { kill(gateway.processIdentifier, SIGKILL); gateway.waitUntilExit() }
+        // istiod's shape: per service and remote network a workload without an address naming
+        // the gateway, and the gateway's own workload at that address.
+        func behindGateway(_ name: String) -> String {
+            """
+            - uid: net-b/\(name)-behind-gateway
+              name: \(name)-behind-gateway
+              namespace: payments
+              network: net-b
+              protocol: HBONE
+              networkGateway: {destination: "net-b/127.0.\(net).30", hboneMtlsPort: 15009}
+              services: {"payments/\(name).payments.svc.cluster.local": {80: 8080}}
+
+            """
+        }
+        func service(_ name: String, vip: Int, san: String) -> String {
+            """
+            - name: \(name)
+              namespace: payments
+              hostname: \(name).payments.svc.cluster.local
+              vips: ["/127.0.\(net).\(vip)", "net-b/127.0.\(net).\(vip)"]
+              ports: {"80": 8080}
+              subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/\(san)"]
+
+            """
+        }
+        var o = Mesh.Options()
+        o.ledgerExtra = "  network: net-b\n  services: {\"payments/ledger.payments.svc.cluster.local\": {80: 8080}, \"payments/impostor.payments.svc.cluster.local\": {80: 8080}}\n"
+        o.westExtra = "  network: net-b"
+        o.eastWorkers = 1   // one pool, so one pooled connection to the gateway
+        o.topLevel = behindGateway("ledger") + behindGateway("impostor") + behindGateway("reports") + """
+        - uid: net-b/eastwest
+          name: eastwest
+          namespace: istio-system
+          serviceAccount: istio-eastwestgateway
+          workloadIps: ["127.0.\(net).30"]
+          network: net-b
+          protocol: HBONE
+        services:
+
+        """ + service("ledger", vip: 90, san: "ledger") + service("impostor", vip: 91, san: "audit") + service("reports", vip: 92, san: "reports")
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitForPort("127.0.\(net).30", 15009))
+
+        let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "300000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        // The gateway saw east's workload and one CONNECT naming the service, without the origin network.
+        let seen = ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let outer = seen.first { ($0["headers"] as? [String: String])?[":authority"] == "ledger.payments.svc.cluster.local:80" }
+        #expect(outer?["client_san"] as? [String] == ["spiffe://cluster.local/ns/payments/sa/checkout"], "\(seen)")
+        #expect((outer?["headers"] as? [String: String])?["x-istio-origin-network"] == nil, "\(seen)")
+        #expect((outer?["headers"] as? [String: String])?["baggage"]?.contains("k8s.pod.name=checkout-0") == true, "\(seen)")
+        // West took the inner CONNECT from checkout (end-to-end mTLS), from another network.
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") })
+        let inbound = mesh.log(mesh.westLog).split(separator: "\n").first { $0.contains("connection complete") }.map(String.init) ?? ""
+        #expect(inbound.contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout") && inbound.contains("src.workload=unknown")
+                && inbound.contains("dst.hbone_addr=ledger.payments.svc.cluster.local:80") && inbound.contains("dst.workload=ledger-0"), "\(inbound)")
+        // East logged one connection (the leg to the gateway is not a connection of its own): to
+        // the gateway, naming the service, with ledger's identity from the inner handshake.
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("connection complete") })
+        let outbound = mesh.log(mesh.eastLog).split(separator: "\n").filter { $0.contains("connection complete") }
+        #expect(outbound.count == 1, "\(outbound)")
+        #expect(outbound.first.map { $0.contains("dst.addr=\(gatewayAddress) dst.hbone_addr=ledger.payments.svc.cluster.local:80")
+            && $0.contains("dst.identity=spiffe://cluster.local/ns/payments/sa/ledger") && $0.contains("dst.workload=eastwest")
+            && $0.contains("dst.service=ledger.payments.svc.cluster.local") && !$0.contains("error") } == true, "\(outbound)")
+        // The inner connection closed with its tunnel; the pooled one to the gateway stays.
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_hbone_connections{direction=\"outbound\"}") { $0 == 1 })
+        #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_tunnels_open{direction=\"outbound\"}") == 0)
+
+        // The gateway routes "impostor" to ledger's pod, but the service's names say audit: east
+        // refuses the inner handshake, whatever the gateway did.
+        let impostor = try mesh.client("expect-fail", dest: "127.0.\(net).91:80")
+        #expect(impostor["failed"] as? Bool == true, "\(impostor)")
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("dst.hbone_addr=impostor.payments.svc.cluster.local:80") && $0.contains("error.code=tls") })
+        // No route at the gateway: its 503 is the reason east gives.
+        let reports = try mesh.client("expect-fail", dest: "127.0.\(net).92:80")
+        #expect(reports["failed"] as? Bool == true, "\(reports)")
+        #expect(mesh.waitForLog(mesh.eastLog) {
+            $0.contains("dst.hbone_addr=reports.payments.svc.cluster.local:80") && $0.contains("network gateway \(gatewayAddress): destination proxy answered 503")
+        }, "\(mesh.log(mesh.eastLog).suffix(1500))")
+        #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_hbone_connections{direction=\"outbound\"}") { $0 == 1 })
+    }
+
     @Test func ourOutboundTunnelsThroughAPythonH2Server() throws {
         // West is a Python HBONE server instead of hbone; east must interoperate with it.
         let net = 63

@@ -14,9 +14,15 @@
       server does; its connection then closes. --answer-ends: the 200 carries END_STREAM (the
       destination closed at once); DATA is taken and dropped, the client's END_STREAM recorded.
 
+  h2_interop.py gateway --listen IP:PORT --cert-dir D --ca F --route AUTHORITY=IP:PORT... --record FILE --ready FILE
+      an east-west gateway for double HBONE: terminates the outer mTLS + CONNECT, routes by the
+      CONNECT's authority (a service's hostname:port) to the endpoint's HBONE port and relays the
+      inner tunnel's bytes there untouched (503 for an authority it has no route for). Records
+      each CONNECT's headers and the client's SAN.
+
 h2 rejects a correct CONNECT without :path (python-hyper/h2#1247), so header validation is off
 and the CONNECT shape is checked here instead."""
-import argparse, json, socket, ssl, sys
+import argparse, json, select, socket, ssl, sys, threading
 import h2.config, h2.connection, h2.events
 
 def tls_context(server, cert_dir, ca):
@@ -204,6 +210,100 @@ def serve(s, a):
                     c.end_stream(ev.stream_id)
         s.sendall(c.data_to_send())
 
+def gateway(a):
+    routes = dict(r.split("=", 1) for r in a.route)
+    host, port = a.listen.rsplit(":", 1)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(16)
+    ctx = tls_context(True, a.cert_dir, a.ca)
+    open(a.ready, "w").write("ready")
+    while True:
+        raw, _ = ls.accept()
+        threading.Thread(target=gateway_connection, args=(ctx, raw, routes, a), daemon=True).start()
+
+def gateway_connection(ctx, raw, routes, a):
+    try:
+        relay(ctx.wrap_socket(raw, server_side=True), routes, a)
+    except (ssl.SSLError, OSError) as e:
+        append(a.record, {"error": str(e)})
+
+def relay(s, routes, a):
+    """One outer HBONE connection: each CONNECT stream is spliced to a TCP connection to its route.
+    Bytes towards the client wait for the stream's flow-control window."""
+    c = h2conn(False)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    client_san = peer_san(s)
+    upstream = {}   # stream id -> socket
+    pending = {}    # stream id -> [bytes waiting for window, EOF seen]
+    def flush(sid):
+        buf, eof = pending.get(sid, (b"", False))
+        while buf:
+            n = min(len(buf), c.local_flow_control_window(sid), c.max_outbound_frame_size)
+            if n <= 0:
+                break
+            c.send_data(sid, buf[:n])
+            buf = buf[n:]
+        pending[sid] = [buf, eof]
+        if eof and not buf:
+            c.end_stream(sid)
+            del pending[sid]
+    while True:
+        readable, _, _ = select.select([s] + list(upstream.values()), [], [], 30)
+        if not readable:
+            return
+        if s in readable:
+            data = s.recv(65536)
+            while s.pending():
+                data += s.recv(s.pending())
+            if not data:
+                return
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    h = dict(ev.headers)
+                    append(a.record, {"client_san": client_san, "headers": h})
+                    target = routes.get(h.get(":authority", "")) if h.get(":method") == "CONNECT" else None
+                    u = None
+                    if target:
+                        th, tp = target.rsplit(":", 1)
+                        try:
+                            u = socket.create_connection((th, int(tp)), timeout=5)
+                        except OSError:
+                            u = None
+                    if u is None:
+                        c.send_headers(ev.stream_id, [(":status", "503")], end_stream=True)
+                    else:
+                        upstream[ev.stream_id] = u
+                        c.send_headers(ev.stream_id, [(":status", "200")])
+                elif isinstance(ev, h2.events.DataReceived):
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    if ev.stream_id in upstream and ev.data:
+                        upstream[ev.stream_id].sendall(ev.data)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    if ev.stream_id in upstream:
+                        upstream[ev.stream_id].shutdown(socket.SHUT_WR)
+                elif isinstance(ev, h2.events.StreamReset):
+                    u = upstream.pop(ev.stream_id, None)
+                    if u:
+                        u.close()
+                elif isinstance(ev, h2.events.WindowUpdated):
+                    for sid in list(pending):
+                        flush(sid)
+        for sid, u in list(upstream.items()):
+            if u in readable:
+                data = u.recv(65536)
+                entry = pending.setdefault(sid, [b"", False])
+                if data:
+                    entry[0] += data
+                else:
+                    entry[1] = True
+                    del upstream[sid]
+                    u.close()
+                flush(sid)
+        s.sendall(c.data_to_send())
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
@@ -220,8 +320,9 @@ def main():
     p.add_argument("--answer-ends", action="store_true", help="server: the 200 also ends the stream (END_STREAM on the HEADERS)")
     p.add_argument("--header", action="append", default=[], help="NAME=VALUE, an extra request header (repeatable)")
     p.add_argument("--optimistic", choices=["together", "after"], help="client: send the message before the answer")
+    p.add_argument("--route", action="append", default=[], help="gateway: AUTHORITY=IP:PORT (repeatable)")
     a = p.parse_args()
-    {"client": client, "server": server, "silent": silent, "hold": hold}[a.mode](a)
+    {"client": client, "server": server, "silent": silent, "hold": hold, "gateway": gateway}[a.mode](a)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,52 @@
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+
+extension ProxyState {
+    /// A service with no endpoint on this network, through the network gateway one of its other
+    /// networks' endpoints names (picked by `hashKey`), as ztunnel does; nil when none names one.
+    /// A gateway that cannot be used is a refusal that says why: nothing is dialled on a guess.
+    func throughNetworkGateway(_ s: Service, port: UInt16, hashKey: Int) -> Destination? {
+        guard let behind = gatewayEndpointsByService[s.key], !behind.isEmpty else { return nil }
+        let endpoint = behind[Int(hashKey.magnitude % UInt(behind.count))]
+        guard let gateway = endpoint.networkGateway else {
+            Bug.report("service \(s.key): endpoint \(endpoint.uid) indexed as behind a gateway names none")
+            return nil
+        }
+        func refuse(_ why: String) -> Destination {
+            Destination(route: .unreachable("service \(s.key) on network \"\(endpoint.network)\": \(why)"), workload: nil, service: s)
+        }
+        // Both CONNECTs carry the name, and the gateway routes on it.
+        guard Worker.isDNSName(s.hostname) else { return refuse("its hostname cannot be named in a CONNECT") }
+        // The endpoint behind the gateway is only known by the service's names: without them the
+        // inner tunnel could not be verified (ztunnel's handshake would fail the same way).
+        guard !s.subjectAltNames.isEmpty else {
+            return refuse("it lists no subjectAltNames, so its endpoints behind network gateway \(gateway) cannot be verified")
+        }
+        guard let (address, identities, workload) = gatewayPeer(gateway, hashKey: hashKey) else {
+            return refuse("network gateway \(gateway) is not a known workload or service")
+        }
+        let route = GatewayRoute(gateway: address, gatewayIdentities: identities, target: "\(s.hostname):\(port)",
+                                 identities: Set(s.subjectAltNames))
+        // As ztunnel reports it: the gateway is the workload the connection was made to.
+        return Destination(route: .throughGateway(route), workload: workload, service: s)
+    }
+
+    /// Where a network gateway is dialled and who it may be: a service (by hostname, or by a VIP on
+    /// this network, as ztunnel looks first) through one of its endpoints here, or the workload at
+    /// that address on its network (istiod's gateway workload).
+    private func gatewayPeer(_ gateway: GatewayAddress, hashKey: Int) -> (SocketAddress, Set<SPIFFEID>, Workload)? {
+        let service: Service?
+        switch gateway.destination {
+        case let .hostname(namespace, hostname):
+            service = servicesByKey["\(namespace)/\(hostname)"]
+        case let .address(network, ip):
+            service = network == settings.network ? servicesByVIP[ip] : nil
+            if service == nil, let w = networkGateways[NetworkAddress(network: network, ip: ip)] {
+                return (SocketAddress(ip: ip, port: gateway.hboneMtlsPort), [w.identity], w)
+            }
+        }
+        guard let service, let w = endpoint(of: service, hashKey: hashKey) else { return nil }
+        return (SocketAddress(ip: w.workloadIps[0], port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
+    }
+}

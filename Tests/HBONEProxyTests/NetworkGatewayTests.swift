@@ -1,0 +1,167 @@
+import Testing
+import HBONETestSupport
+import HBONECore
+import HBONEIdentity
+import HBONEConfig
+import HBONETLS
+@testable import HBONEProxy
+
+/// Services on other networks, through their east-west gateways (double HBONE), in the shape
+/// istiod sends them: per remote network and service, a workload without an address that names
+/// the network's gateway and lists the service, and the gateway's own workload at that address.
+@Suite struct NetworkGatewayTests {
+    /// This proxy (node `east`, network `net-a`) holds `checkout-0`. `ledger` is only on `net-b`,
+    /// behind its gateway; `audit` behind a gateway named by hostname; the others show what is refused.
+    static let yaml = """
+    workloads:
+    - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east, network: net-a}
+    - uid: net-b/ledger-behind-gateway
+      name: ledger-behind-gateway
+      namespace: payments
+      network: net-b
+      protocol: HBONE
+      networkGateway: {destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}
+      services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}
+    - uid: net-b/eastwest
+      name: eastwest
+      namespace: istio-system
+      serviceAccount: istio-eastwestgateway
+      workloadIps: ["203.0.113.7"]
+      network: net-b
+      protocol: HBONE
+    - uid: net-c/audit-behind-gateway
+      name: audit-behind-gateway
+      namespace: payments
+      network: net-c
+      protocol: HBONE
+      networkGateway: {destination: "istio-system/gateway.net-c.example"}
+      services: {"payments/audit.payments.svc.cluster.local": {80: 8080}}
+    - {name: gateway-c-0, namespace: istio-system, serviceAccount: gateway-c, workloadIps: ["10.0.0.99"], protocol: HBONE, network: net-a,
+       services: {"istio-system/gateway.net-c.example": {15008: 15008}}}
+    - {name: report-b, namespace: payments, serviceAccount: report, workloadIps: ["10.9.0.40"], protocol: HBONE, network: net-b,
+       services: {"payments/report.payments.svc.cluster.local": {80: 8080}}}
+    - uid: net-b/unsigned-behind-gateway
+      name: unsigned-behind-gateway
+      namespace: payments
+      network: net-b
+      protocol: HBONE
+      networkGateway: {destination: "net-b/203.0.113.7"}
+      services: {"payments/unsigned.payments.svc.cluster.local": {80: 8080}}
+    - uid: net-b/lost-behind-gateway
+      name: lost-behind-gateway
+      namespace: payments
+      network: net-b
+      protocol: HBONE
+      networkGateway: {destination: "net-b/203.0.113.99"}
+      services: {"payments/lost.payments.svc.cluster.local": {80: 8080}}
+    services:
+    - {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["net-a/10.96.0.20"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/ledger"]}
+    - {name: audit, namespace: payments, hostname: audit.payments.svc.cluster.local, vips: ["net-a/10.96.0.30"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/audit"]}
+    - {name: gateway-c, namespace: istio-system, hostname: gateway.net-c.example, vips: ["net-a/10.96.0.99"], ports: {"15008": 15008},
+       subjectAltNames: ["spiffe://cluster.local/ns/istio-system/sa/gateway-c-canary"]}
+    - {name: report, namespace: payments, hostname: report.payments.svc.cluster.local, vips: ["net-a/10.96.0.40"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/report"]}
+    - {name: unsigned, namespace: payments, hostname: unsigned.payments.svc.cluster.local, vips: ["net-a/10.96.0.50"], ports: {"80": 8080}}
+    - {name: lost, namespace: payments, hostname: lost.payments.svc.cluster.local, vips: ["net-a/10.96.0.60"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/lost"]}
+    hbone:
+      node: east
+      network: net-a
+      rootCertificates: /unused
+      certificates: {directory: /unused}
+    """
+
+    static func id(_ text: String) -> SPIFFEID { try! SPIFFEID(parsing: "spiffe://cluster.local/ns/\(text)") }
+
+    func state(_ yaml: String = Self.yaml) throws -> ProxyState {
+        try testState(yaml, certificates: [CertifiedKey(directory: TestPKI.path("certs-east/payments/checkout"))])
+    }
+
+    /// ztunnel's request through a gateway: the outer tunnel to the gateway's workload at its HBONE
+    /// port, expecting the gateway's identity; both CONNECTs name the service and the port the
+    /// client addressed; the inner tunnel expects the service's subject alt names. By VIP, by
+    /// hostname (SOCKS5), and as the plan the worker carries out.
+    @Test func aServiceOnlyOnAnotherNetworkIsReachedThroughItsGateway() throws {
+        let s = try state()
+        let want = GatewayRoute(gateway: SocketAddress("203.0.113.7:15009")!, gatewayIdentities: [Self.id("istio-system/sa/istio-eastwestgateway")],
+                                target: "ledger.payments.svc.cluster.local:80", identities: [Self.id("payments/sa/ledger")])
+        let d = try #require(s.resolve(SocketAddress("10.96.0.20:80")!))
+        #expect(d.route == .throughGateway(want))
+        #expect(d.workload?.name == "eastwest")
+        #expect(d.service?.name == "ledger")
+        #expect(s.resolve(hostname: "ledger.payments.svc.cluster.local", port: 80)?.route == .throughGateway(want))
+        let plan = s.planOutbound(src: SocketAddress("10.0.0.10:4000")!, destination: d, original: SocketAddress("10.96.0.20:80")!)
+        guard case let .throughGateway(source, route) = plan else {
+            Issue.record("planned \(plan)")
+            return
+        }
+        #expect(source.name == "checkout-0")
+        #expect(route == want)
+        // Only a local workload with a certificate sends through a gateway, as any HBONE.
+        guard case .refuse = s.planOutbound(src: SocketAddress("10.0.0.77:4000")!, destination: d, original: SocketAddress("10.96.0.20:80")!) else {
+            Issue.record("a source that is no workload here was sent through the gateway")
+            return
+        }
+    }
+
+    /// A gateway named by hostname is a service: dialled at one of its endpoints here, on the
+    /// gateway's HBONE port, which may present the endpoint's identity or the service's names.
+    @Test func aGatewayNamedByHostnameIsReachedThroughTheServiceOfThatName() throws {
+        let d = try #require(try state().resolve(SocketAddress("10.96.0.30:80")!))
+        #expect(d.route == .throughGateway(GatewayRoute(
+            gateway: SocketAddress("10.0.0.99:15008")!,
+            gatewayIdentities: [Self.id("istio-system/sa/gateway-c"), Self.id("istio-system/sa/gateway-c-canary")],
+            target: "audit.payments.svc.cluster.local:80", identities: [Self.id("payments/sa/audit")])))
+    }
+
+    /// An endpoint on this network is used before any gateway (local endpoints first: the
+    /// gateway adds a hop and a second handshake).
+    @Test func anEndpointOnThisNetworkComesBeforeTheGateway() throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "workloads:\n", with: """
+        workloads:
+        - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.0.0.20"], protocol: HBONE, node: other, network: net-a,
+           services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}}
+
+        """)
+        let d = try #require(try state(yaml).resolve(SocketAddress("10.96.0.20:80")!))
+        #expect(d.route == .hbone(proxy: SocketAddress("10.0.0.20:15008")!, authority: SocketAddress("10.0.0.20:8080")!,
+                                  expected: [Self.id("payments/sa/ledger")]))
+    }
+
+    /// What cannot be sent through a gateway is refused with the reason, never dialled on a guess:
+    /// endpoints elsewhere that name no gateway, a service without the names that would verify its
+    /// endpoints (ztunnel's handshake would fail on the empty list), a gateway nobody knows.
+    @Test(arguments: [
+        ("10.96.0.40:80", "has endpoints on other networks only, and none names a network gateway"),
+        ("10.96.0.50:80", "lists no subjectAltNames, so its endpoints behind network gateway net-b/203.0.113.7:15008 cannot be verified"),
+        ("10.96.0.60:80", "network gateway net-b/203.0.113.99:15008 is not a known workload or service"),
+    ])
+    func whatCannotGoThroughAGatewayIsRefusedWithTheReason(dst: String, reason: String) throws {
+        let s = try state()
+        let d = try #require(s.resolve(SocketAddress(dst)!))
+        guard case let .unreachable(why) = d.route else {
+            Issue.record("\(dst) routed \(d.route)")
+            return
+        }
+        #expect(why.hasSuffix(reason), "\(why)")
+        guard case let .refuse(_, code) = s.planOutbound(src: SocketAddress("10.0.0.10:4000")!, destination: d, original: SocketAddress(dst)!) else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(code == Socks5Parser.hostUnreachable)
+    }
+
+    /// A gateway at this proxy's own address and port would loop back into it.
+    @Test func aGatewayThatIsTheProxyItselfIsRefused() throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "certificates: {directory: /unused}", with: "certificates: {directory: /unused}\n  listen: {inbound: 203.0.113.7:15009}")
+        let s = try state(yaml)
+        let d = try #require(s.resolve(SocketAddress("10.96.0.20:80")!))
+        guard case let .refuse(reason, code) = s.planOutbound(src: SocketAddress("10.0.0.10:4000")!, destination: d, original: SocketAddress("10.96.0.20:80")!) else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(reason.contains("is the proxy itself") && code == Socks5Parser.notAllowed, "\(reason)")
+    }
+}
