@@ -106,6 +106,27 @@ import HBONECore
         #expect(fromEnvironment.otherNetworkNote == nil)
     }
 
+    /// istiod's stand-in for a service's endpoints on another network has no address and names
+    /// that network's gateway; any other workload without an address is an error, with its line.
+    @Test func onlyAWorkloadBehindANetworkGatewayMayHaveNoAddress() throws {
+        let behind = Self.issueExample.replacingOccurrences(of: "  workloadIps: [\"127.0.0.10\"]\n", with: """
+          network: net-b
+          networkGateway: {destination: "net-b/192.0.2.7", hboneMtlsPort: 15009}
+
+        """)
+        let c = try ProxyConfig.parse(yaml: behind, file: "c.yaml")
+        #expect(c.workloads[1].workloadIps.isEmpty)
+        #expect(c.workloads[1].networkGateway?.description == "net-b/192.0.2.7:15009")
+        #expect(!c.configWarnings.contains { $0.contains("networkGateway") })
+        let bare = Self.issueExample.replacingOccurrences(of: "  workloadIps: [\"127.0.0.10\"]\n", with: "")
+        do {
+            _ = try ProxyConfig.parse(yaml: bare, file: "c.yaml")
+            Issue.record("accepted a workload without an address or a gateway")
+        } catch {
+            #expect(error.description.hasPrefix("c.yaml:10: workloads[1]: missing workloadIps"), "\(error)")
+        }
+    }
+
     @Test func brokenYAMLReportsItsLine() {
         do {
             _ = try ProxyConfig.parse(yaml: "workloads:\n- name: [unclosed\n", file: "c.yaml")

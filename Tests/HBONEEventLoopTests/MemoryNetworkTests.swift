@@ -49,6 +49,28 @@ import Glibc
         #expect(p.client.received == Array("pong".utf8) && !p.client.eof)
     }
 
+    /// A pair made on a real loop (no virtual clock), as the proxy makes one for double HBONE:
+    /// both ends open at once, bytes and FIN each way, and a close seen by the other end.
+    @Test func aMemoryPairRunsOnARealLoop() throws {
+        let loop = try EventLoop()
+        let (a, b) = TCPStream.memoryPair(loop: loop, local: SocketAddress("10.0.0.1:4000")!, remote: SocketAddress("10.0.0.9:15008")!)
+        let ra = Recorder(), rb = Recorder()
+        a.delegate = ra
+        b.delegate = rb
+        #expect(a.state == .open && b.state == .open)
+        #expect(a.peerAddress == SocketAddress("10.0.0.9:15008") && b.peerAddress == SocketAddress("10.0.0.1:4000"))
+        a.write(Array("hello".utf8))
+        a.shutdownWrite()
+        spin(loop) { rb.eof }
+        #expect(rb.received == Array("hello".utf8))
+        b.write(Array("back".utf8))
+        spin(loop) { ra.received.count == 4 }
+        #expect(ra.received == Array("back".utf8) && !ra.eof)
+        b.close()
+        spin(loop) { ra.eof }
+        #expect(ra.eof)
+    }
+
     @Test func nobodyListeningIsRefused() throws {
         let p = try Pair(listen: false)
         #expect(p.client.failedErrno == ECONNREFUSED)
