@@ -223,6 +223,19 @@ srv, sid = peer()
 srv.send_headers(sid, [(":status", "200")])
 srv.reset_stream(sid, error_code=0)
 write("hbone-peer", "200-then-reset-no-error", b"\x0d" + srv.data_to_send())
+# As the east-west gateway (mode bit 4): three legs answered 200, then DATA on each that is not
+# the TLS the inner clients expect; and a gateway that refuses one leg and resets another.
+srv, sids = peer(3)
+for sid in sids:
+    srv.send_headers(sid, [(":status", "200")])
+srv.send_data(sids[0], b"\x16\x03\x03\x00\x05hello")
+srv.send_data(sids[1], b"\x15\x03\x03\x00\x02\x02\x28", end_stream=True)
+write("hbone-peer", "gateway-200-then-not-tls", b"\x10" + srv.data_to_send())
+srv, sids = peer(3)
+srv.send_headers(sids[0], [(":status", "503")], end_stream=True)
+srv.reset_stream(sids[1], error_code=7)
+srv.send_headers(sids[2], [(":status", "200")])
+write("hbone-peer", "gateway-503-reset-and-silence", b"\x13" + srv.data_to_send())
 # Raw: DATA on a stream the client never opened, and a response on another.
 write("hbone-peer", "data-on-unopened-stream", b"\x00" + struct.pack(">I", 2)[1:] + b"\x00\x00" + struct.pack(">I", 3) + b"xx"
       + struct.pack(">I", 1)[1:] + b"\x01\x04" + struct.pack(">I", 5) + b"\x88")

@@ -13,7 +13,8 @@ import HBONEBenchFixtures
 
 /// One node proxy's worker on a fresh `MemoryNetwork` and virtual clock, for the targets that
 /// put a hostile peer in front of it: east (checkout-0, 10.0.0.10, capture on 10.0.0.1:15001) or
-/// west (ledger-0, 10.1.0.20, HBONE on :15008, a DENY policy on port 9000).
+/// west (ledger-0, 10.1.0.20, HBONE on :15008, a DENY policy on port 9000). East reaches `remote`
+/// (10.96.0.30) only through network net-b's gateway, which is also at 10.1.0.20:15008.
 final class FuzzNode {
     static let pki: InMemoryPKI = {
         // Every line is still formatted (peer-controlled text goes into some), then dropped unless
@@ -31,8 +32,12 @@ final class FuzzNode {
         - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east}
         - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, node: west,
            services: {"payments/ledger.payments.svc.cluster.local": {80: 8080, 90: 9000}}}
+        - {uid: net-b/remote-behind-gateway, name: remote-behind-gateway, namespace: payments, network: net-b, protocol: HBONE,
+           networkGateway: {destination: "net-b/10.1.0.20"}, services: {"payments/remote.payments.svc.cluster.local": {80: 8080}}}
+        - {uid: net-b/eastwest, name: eastwest, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20"], protocol: HBONE, network: net-b}
         services:
         - {name: ledger, namespace: payments, vips: ["10.96.0.20"], ports: {"80": 8080, "90": 9000, "91": 0}}
+        - {name: remote, namespace: payments, vips: ["10.96.0.30"], ports: {"80": 8080}, subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/ledger"]}
         policies:
         - name: deny-9000
           namespace: payments

@@ -11,7 +11,9 @@ import HBONETLS
 ///
 /// The first input byte picks how the peer behaves: bit 0, it also half-closes after its bytes;
 /// bit 1, the applications half-close after their greeting; bits 2–3, how the bytes are cut into
-/// TLS records (ScriptedPeer.recordSize). The rest follows the peer's SETTINGS frame.
+/// TLS records (ScriptedPeer.recordSize); bit 4, the applications dial `remote`, so the peer is
+/// the east-west gateway of double HBONE: its streams are gateway legs, and the bytes it sends on
+/// them reach each tunnel's own inner TLS client. The rest follows the peer's SETTINGS frame.
 enum HostilePeerHarness {
     /// An empty SETTINGS frame: the peer's connection preface.
     static let settings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
@@ -34,7 +36,8 @@ enum HostilePeerHarness {
         let apps = (0..<3).map { i in
             let app = ApplicationEnd(echo: false)
             app.stream = node.network.connect(from: SocketAddress(ip: IPAddress("10.0.0.10")!, port: 40000 + UInt16(i)),
-                                              to: SocketAddress("10.1.0.20:8080")!, redirectedTo: SocketAddress("10.0.0.1:15001")!, delegate: app)
+                                              to: SocketAddress(mode & 16 != 0 ? "10.96.0.30:80" : "10.1.0.20:8080")!,
+                                              redirectedTo: SocketAddress("10.0.0.1:15001")!, delegate: app)
             app.stream.write(Array("hello".utf8))
             if mode & 2 != 0 { app.stream.shutdownWrite() }
             return app
