@@ -103,6 +103,58 @@ struct ControlPlaneTests {
         #expect(try mesh.client("expect-fail")["failed"] as? Bool == true)
     }
 
+    /// What istiod sends for a multi-network mesh, over xDS: ledger's pod on `net-b` (west's
+    /// network), its stand-in for east (no address, on `net-b`, naming the gateway by network
+    /// address), the gateway's workload, and the service with a VIP on each network and its
+    /// subject alt names. East, on the default network, reaches ledger through the gateway.
+    @Test("a service istiod describes behind another network's gateway is reached through it (double HBONE)")
+    func aServiceBehindAnotherNetworksGatewayFromIstiod() throws {
+        let net = 124
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        let (gateway, record) = try InteropTests.startGateway(net: net, routes: ["ledger.payments.svc.cluster.local:80"])
+        defer { kill(gateway.processIdentifier, SIGKILL); gateway.waitUntilExit() }
+        let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
+        var ledger = FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west")
+        var w = (ledger["address"] as! [String: Any])["workload"] as! [String: Any]
+        w["network"] = "net-b"
+        w["services"] = ledgerService
+        ledger["address"] = ["workload": w]
+        let gatewayIP = Data([127, 0, UInt8(net), 30]).base64EncodedString()
+        let standIn: [String: Any] = ["name": "net-b/ledger-behind-gateway", "address": ["workload": [
+            "uid": "net-b/ledger-behind-gateway", "name": "net-b/ledger-behind-gateway", "namespace": "payments", "network": "net-b",
+            "trustDomain": "cluster.local", "tunnelProtocol": "HBONE", "services": ledgerService,
+            "networkGateway": ["address": ["network": "net-b", "address": gatewayIP], "hboneMtlsPort": 15009],
+        ] as [String: Any]]]
+        var eastwest = FakeIstiod.workload("eastwest", namespace: "istio-system", serviceAccount: "istio-eastwestgateway", ip: "127.0.\(net).30", node: "")
+        var g = (eastwest["address"] as! [String: Any])["workload"] as! [String: Any]
+        g["network"] = "net-b"
+        eastwest["address"] = ["workload": g]
+        let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
+            "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
+            "addresses": [["network": "", "address": "127.0.\(net).90"], ["network": "net-b", "address": "127.0.\(net).90"]],
+            "ports": [["servicePort": 80, "targetPort": 8080]], "subjectAltNames": ["spiffe://cluster.local/ns/payments/sa/ledger"],
+        ] as [String: Any]]]
+        try istiod.push([ledger, standIn, eastwest, service])
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        o.westExtra = "  network: net-b"
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
+                "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
+        #expect(waitUntil(timeout: 10) { (mesh.configDump(mesh.eastAdmin)["services"] as? [[String: Any]])?.isEmpty == false })
+
+        let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "100000"])
+        #expect(r["intact"] as? Bool == true, "\(r)")
+        let seen = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
+        #expect(seen.contains("\"client_san\": [\"spiffe://cluster.local/ns/payments/sa/checkout\"]") && seen.contains("ledger.payments.svc.cluster.local:80"), "\(seen)")
+        #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("connection complete") && $0.contains("dst.addr=127.0.\(net).30:15009")
+            && $0.contains("dst.identity=spiffe://cluster.local/ns/payments/sa/ledger") }, "\(mesh.log(mesh.eastLog).suffix(1500))")
+        #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") && $0.contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout")
+            && $0.contains("dst.hbone_addr=ledger.payments.svc.cluster.local:80") }, "\(mesh.log(mesh.westLog).suffix(1500))")
+    }
+
     @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")
     func nackNamesEachBadResource() throws {
         let net = 101

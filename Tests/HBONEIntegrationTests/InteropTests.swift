@@ -98,6 +98,23 @@ import HBONETestSupport
         #expect(try pythonClient(mesh, authority: "ledger.payments.svc.cluster.local:81")["status"] as? Int == 503)
     }
 
+    /// The Python east-west gateway of `net-b` on 127.0.NET.30:15009 (with the gateway's SVID),
+    /// sending each of `routes` (`hostname:port`) to ledger-0's :15008; returns it and its record file.
+    static func startGateway(net: Int, routes: [String]) throws -> (process: Process, record: String) {
+        let dir = NSTemporaryDirectory() + "hbone-gateway-\(net)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let record = dir + "/record.jsonl"
+        let gateway = Process()
+        gateway.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        gateway.arguments = [repositoryRoot + "/scripts/lib/h2_interop.py", "gateway", "--listen", "127.0.\(net).30:15009",
+                             "--cert-dir", TestPKI.path("certs-gateway/istio-system/istio-eastwestgateway"),
+                             "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", dir + "/ready"]
+            + routes.flatMap { ["--route", "\($0)=127.0.\(net).20:15008"] }
+        try gateway.run()
+        return (gateway, record)
+    }
+
     /// Double HBONE: east (the default network) reaches ledger, whose only endpoint is on
     /// west's network `net-b`, through `net-b`'s east-west gateway, an independent HBONE stack
     /// (Python h2 and ssl) that routes on the outer CONNECT's authority and relays the inner
@@ -107,17 +124,7 @@ import HBONETestSupport
     @Test func aServiceOnAnotherNetworkIsReachedThroughItsEastWestGateway() throws {
         let net = 123
         let gatewayAddress = "127.0.\(net).30:15009"
-        let dir = NSTemporaryDirectory() + "hbone-gateway-\(net)-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let record = dir + "/record.jsonl"
-        let gateway = Process()
-        gateway.executableURL = URL(fileURLWithPath: python)
-        gateway.arguments = [script, "gateway", "--listen", gatewayAddress, "--cert-dir", TestPKI.path("certs-gateway/istio-system/istio-eastwestgateway"),
-                             "--ca", TestPKI.path("bundle-root.pem"), "--record", record, "--ready", dir + "/ready",
-                             "--route", "ledger.payments.svc.cluster.local:80=127.0.\(net).20:15008",
-                             "--route", "impostor.payments.svc.cluster.local:80=127.0.\(net).20:15008"]
-        try gateway.run()
+        let (gateway, record) = try Self.startGateway(net: net, routes: ["ledger.payments.svc.cluster.local:80", "impostor.payments.svc.cluster.local:80"])
         defer { kill(gateway.processIdentifier, SIGKILL); gateway.waitUntilExit() }
         // istiod's shape: per service and remote network a workload without an address naming
         // the gateway, and the gateway's own workload at that address.
