@@ -70,9 +70,6 @@ extension ProxyState {
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
     }
 
-    /// Why a waypoint on another network is refused.
-    static let gatewaysNotUsed = "(hbone does not reach waypoints through network gateways)"
-
     /// Why `s` has no endpoint here when its endpoints are all on other networks and none of them
     /// names a network gateway; nil otherwise.
     func onOtherNetworksOnly(_ s: Service) -> String? {

@@ -7,27 +7,41 @@ extension ProxyState {
     /// networks' endpoints names (picked by `hashKey`), as ztunnel does; nil when none names one.
     /// A gateway that cannot be used is a refusal that says why: nothing is dialled on a guess.
     func throughNetworkGateway(_ s: Service, port: UInt16, hashKey: Int) -> Destination? {
-        guard let behind = gatewayEndpointsByService[s.key], !behind.isEmpty else { return nil }
+        throughNetworkGateway(endpointsOf: s, target: s, port: port, hashKey: hashKey)
+    }
+
+    /// The same for a service whose waypoint is only on other networks: the gateway of one of the
+    /// waypoint's endpoints there; the CONNECTs still name the service the client addressed, and
+    /// the inner tunnel must reach the waypoint (its service's names), as in ztunnel.
+    func throughNetworkGateway(toWaypoint waypoint: Service, of s: Service, port: UInt16, hashKey: Int) -> Destination? {
+        throughNetworkGateway(endpointsOf: waypoint, target: s, port: port, hashKey: hashKey)
+    }
+
+    /// `endpointsOf`: the service whose endpoints on other networks are reached (the addressed
+    /// service, or its waypoint's); its subject alt names verify the endpoint behind the gateway.
+    private func throughNetworkGateway(endpointsOf remote: Service, target s: Service, port: UInt16, hashKey: Int) -> Destination? {
+        guard let behind = gatewayEndpointsByService[remote.key], !behind.isEmpty else { return nil }
         let endpoint = behind[Int(hashKey.magnitude % UInt(behind.count))]
         guard let gateway = endpoint.networkGateway else {
-            Bug.report("service \(s.key): endpoint \(endpoint.uid) indexed as behind a gateway names none")
+            Bug.report("service \(remote.key): endpoint \(endpoint.uid) indexed as behind a gateway names none")
             return nil
         }
+        let what = remote.key == s.key ? "service \(s.key)" : "waypoint \(remote.key) of service \(s.key)"
         func refuse(_ why: String) -> Destination {
-            Destination(route: .unreachable("service \(s.key) on network \"\(endpoint.network)\": \(why)"), workload: nil, service: s)
+            Destination(route: .unreachable("\(what) on network \"\(endpoint.network)\": \(why)"), workload: nil, service: s)
         }
         // Both CONNECTs carry the name, and the gateway routes on it.
-        guard Worker.isDNSName(s.hostname) else { return refuse("its hostname cannot be named in a CONNECT") }
+        guard Worker.isDNSName(s.hostname) else { return refuse("the hostname \(s.hostname) cannot be named in a CONNECT") }
         // The endpoint behind the gateway is only known by the service's names: without them the
         // inner tunnel could not be verified (ztunnel's handshake would fail the same way).
-        guard !s.subjectAltNames.isEmpty else {
+        guard !remote.subjectAltNames.isEmpty else {
             return refuse("it lists no subjectAltNames, so its endpoints behind network gateway \(gateway) cannot be verified")
         }
         guard let (address, identities, workload) = gatewayPeer(gateway, hashKey: hashKey) else {
             return refuse("network gateway \(gateway) is not a known workload or service")
         }
         let route = GatewayRoute(gateway: address, gatewayIdentities: identities, target: "\(s.hostname):\(port)",
-                                 identities: Set(s.subjectAltNames))
+                                 identities: Set(remote.subjectAltNames))
         // As ztunnel reports it: the gateway is the workload the connection was made to.
         return Destination(route: .throughGateway(route), workload: workload, service: s)
     }

@@ -10,6 +10,12 @@ extension ProxyState {
     /// the connection: going around it would skip the L7 policies it enforces.
     func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int) -> Destination {
         guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey) else {
+            // Only on other networks: through their gateway, for a service (a pod addressed by
+            // its IP is never sent across networks, as in ztunnel).
+            if let service, let waypointService = waypointService(waypoint),
+               let viaGateway = throughNetworkGateway(toWaypoint: waypointService, of: service, port: target.port, hashKey: hashKey) {
+                return viaGateway
+            }
             let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
             return Destination(route: .unreachable("waypoint \(waypoint) of \(of) \(missing(waypoint))"), workload: nil, service: service)
         }
@@ -38,19 +44,22 @@ extension ProxyState {
         return (w, w.workloadIps[0], service.subjectAltNames)
     }
 
-    /// Why `waypointEndpoint` found nothing: the waypoint, or all its service's endpoints, are on
-    /// another network, or it is not known.
-    private func missing(_ waypoint: GatewayAddress) -> String {
-        let service: Service?
+    /// The service a waypoint names: by hostname, or by its VIP on this network.
+    private func waypointService(_ waypoint: GatewayAddress) -> Service? {
         switch waypoint.destination {
-        case let .address(network, ip):
-            if network != settings.network { return "is on network \"\(network)\" \(Self.gatewaysNotUsed)" }
-            service = servicesByVIP[ip]
-        case let .hostname(namespace, hostname):
-            service = servicesByKey["\(namespace)/\(hostname)"]
+        case let .address(network, ip): network == settings.network ? servicesByVIP[ip] : nil
+        case let .hostname(namespace, hostname): servicesByKey["\(namespace)/\(hostname)"]
         }
-        guard let service, servicesWithEndpointsElsewhere.contains(service.key) else { return "not found" }
-        return "has endpoints on other networks only \(Self.gatewaysNotUsed)"
+    }
+
+    /// Why neither the waypoint nor a gateway to it was found: it is on another network (named by
+    /// an address there, or its endpoints all elsewhere), or it is not known.
+    private func missing(_ waypoint: GatewayAddress) -> String {
+        if case let .address(network, _) = waypoint.destination, network != settings.network {
+            return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
+        }
+        guard let service = waypointService(waypoint), let why = onOtherNetworksOnly(service) else { return "not found" }
+        return gatewayEndpointsByService[service.key] == nil ? why : "is on other networks only (reached through a gateway only for traffic addressed to a service)"
     }
 
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's

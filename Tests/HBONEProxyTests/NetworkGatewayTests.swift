@@ -47,6 +47,15 @@ import HBONETLS
       protocol: HBONE
       networkGateway: {destination: "net-b/203.0.113.7"}
       services: {"payments/unsigned.payments.svc.cluster.local": {80: 8080}}
+    - uid: net-b/waypoint-behind-gateway
+      name: waypoint-behind-gateway
+      namespace: payments
+      network: net-b
+      protocol: HBONE
+      networkGateway: {destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}
+      services: {"payments/waypoint.payments.svc.cluster.local": {15008: 15008}}
+    - {name: gated-0, namespace: payments, serviceAccount: gated, workloadIps: ["10.0.0.40"], protocol: HBONE, network: net-a,
+       waypoint: {destination: "payments/waypoint.payments.svc.cluster.local"}}
     - uid: net-b/lost-behind-gateway
       name: lost-behind-gateway
       namespace: payments
@@ -66,6 +75,10 @@ import HBONETLS
     - {name: unsigned, namespace: payments, hostname: unsigned.payments.svc.cluster.local, vips: ["net-a/10.96.0.50"], ports: {"80": 8080}}
     - {name: lost, namespace: payments, hostname: lost.payments.svc.cluster.local, vips: ["net-a/10.96.0.60"], ports: {"80": 8080},
        subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/lost"]}
+    - {name: waypoint, namespace: payments, hostname: waypoint.payments.svc.cluster.local, vips: ["net-a/10.96.0.70"], ports: {"15008": 15008},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/waypoint"]}
+    - {name: gated, namespace: payments, hostname: gated.payments.svc.cluster.local, vips: ["net-a/10.96.0.80"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/gated"], waypoint: {destination: "payments/waypoint.payments.svc.cluster.local"}}
     hbone:
       node: east
       network: net-a
@@ -151,6 +164,24 @@ import HBONETLS
             return
         }
         #expect(code == Socks5Parser.hostUnreachable)
+    }
+
+    /// A service's waypoint only on another network is reached through that network's gateway, as
+    /// in ztunnel: the CONNECTs name the service the client addressed, and the inner tunnel must
+    /// reach the waypoint (its service's names). A pod addressed by its IP is never sent across
+    /// networks, so one with that waypoint is refused, saying why.
+    @Test func aWaypointOnlyOnAnotherNetworkIsReachedThroughItsGatewayForServiceTraffic() throws {
+        let s = try state()
+        let d = try #require(s.resolve(SocketAddress("10.96.0.80:80")!))
+        #expect(d.route == .throughGateway(GatewayRoute(
+            gateway: SocketAddress("203.0.113.7:15009")!, gatewayIdentities: [Self.id("istio-system/sa/istio-eastwestgateway")],
+            target: "gated.payments.svc.cluster.local:80", identities: [Self.id("payments/sa/waypoint")])))
+        #expect(d.service?.name == "gated")
+        guard case let .unreachable(why)? = s.resolve(SocketAddress("10.0.0.40:8080")!)?.route else {
+            Issue.record("a pod behind a waypoint on another network was not refused")
+            return
+        }
+        #expect(why.hasSuffix("is on other networks only (reached through a gateway only for traffic addressed to a service)"), "\(why)")
     }
 
     /// A gateway at this proxy's own address and port would loop back into it.
