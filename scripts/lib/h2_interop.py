@@ -157,15 +157,20 @@ def hold(a):
     result["after"] = time.monotonic() - start if start else None
     print(json.dumps(result))
 
-def server(a):
+def listen(a):
+    """The listening socket and the server's TLS context, then the ready file."""
     host, port = a.listen.rsplit(":", 1)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((host, int(port)))
     ls.listen(16)
     ctx = tls_context(True, a.cert_dir, a.ca)
-    a.refuse_pending = a.refuse_first
     open(a.ready, "w").write("ready")
+    return ls, ctx
+
+def server(a):
+    a.refuse_pending = a.refuse_first
+    ls, ctx = listen(a)
     while True:
         raw, _ = ls.accept()
         try:
@@ -212,13 +217,7 @@ def serve(s, a):
 
 def gateway(a):
     routes = dict(r.split("=", 1) for r in a.route)
-    host, port = a.listen.rsplit(":", 1)
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((host, int(port)))
-    ls.listen(16)
-    ctx = tls_context(True, a.cert_dir, a.ca)
-    open(a.ready, "w").write("ready")
+    ls, ctx = listen(a)
     while True:
         raw, _ = ls.accept()
         threading.Thread(target=gateway_connection, args=(ctx, raw, routes, a), daemon=True).start()
