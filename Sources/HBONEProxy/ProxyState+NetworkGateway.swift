@@ -31,7 +31,7 @@ extension ProxyState {
             Destination(route: .unreachable("\(what) on network \"\(endpoint.network)\": \(why)"), workload: nil, service: s)
         }
         // Both CONNECTs carry the name, and the gateway routes on it.
-        guard Worker.isDNSName(s.hostname) else { return refuse("the hostname \(s.hostname) cannot be named in a CONNECT") }
+        guard s.hasDNSHostname else { return refuse("its hostname is not a DNS name, so it cannot be named in a CONNECT") }
         // The endpoint behind the gateway is only known by the service's names: without them the
         // inner tunnel could not be verified (ztunnel's handshake would fail the same way).
         guard !remote.subjectAltNames.isEmpty else {

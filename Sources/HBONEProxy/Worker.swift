@@ -341,22 +341,14 @@ final class Worker {
 
     /// baggage, forwarded and traceparent, as the reference client sends them. `forwarded` names
     /// the service addressed (`;host=`), so the destination can attribute the connection to it;
-    /// only a hostname made of DNS characters is sent (it comes from the control plane, and a
-    /// quote or a line break must not reach a header).
+    /// only a hostname made of DNS characters is sent.
     private func outboundHeaders(source: Workload, src: SocketAddress, service: Service?) -> [H2Header] {
         let baggage = "k8s.cluster.name=\(source.clusterId),k8s.namespace.name=\(source.namespace),k8s.pod.name=\(source.name),service.name=\(source.canonicalName),service.version=\(source.canonicalRevision)"
         return [
             H2Header("baggage", baggage),
-            H2Header("forwarded", service.flatMap { Self.isDNSName($0.hostname) ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\""),
+            H2Header("forwarded", service.flatMap { $0.hasDNSHostname ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\""),
             H2Header("traceparent", traceparents.next()),
         ]
-    }
-
-    static func isDNSName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 253 && name.utf8.allSatisfy {
-            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
-                || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
-        }
     }
 
     // MARK: HTTP/2 abuse

@@ -56,6 +56,13 @@ import HBONETLS
       services: {"payments/waypoint.payments.svc.cluster.local": {15008: 15008}}
     - {name: gated-0, namespace: payments, serviceAccount: gated, workloadIps: ["10.0.0.40"], protocol: HBONE, network: net-a,
        waypoint: {destination: "payments/waypoint.payments.svc.cluster.local"}}
+    - uid: net-b/odd-behind-gateway
+      name: odd-behind-gateway
+      namespace: payments
+      network: net-b
+      protocol: HBONE
+      networkGateway: {destination: "net-b/203.0.113.7"}
+      services: {"payments/odd host\\r\\nx: y": {80: 8080}}
     - uid: net-b/lost-behind-gateway
       name: lost-behind-gateway
       namespace: payments
@@ -75,6 +82,8 @@ import HBONETLS
     - {name: unsigned, namespace: payments, hostname: unsigned.payments.svc.cluster.local, vips: ["net-a/10.96.0.50"], ports: {"80": 8080}}
     - {name: lost, namespace: payments, hostname: lost.payments.svc.cluster.local, vips: ["net-a/10.96.0.60"], ports: {"80": 8080},
        subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/lost"]}
+    - {name: odd, namespace: payments, hostname: "odd host\\r\\nx: y", vips: ["net-a/10.96.0.90"], ports: {"80": 8080},
+       subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/odd"]}
     - {name: waypoint, namespace: payments, hostname: waypoint.payments.svc.cluster.local, vips: ["net-a/10.96.0.70"], ports: {"15008": 15008},
        subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/waypoint"]}
     - {name: gated, namespace: payments, hostname: gated.payments.svc.cluster.local, vips: ["net-a/10.96.0.80"], ports: {"80": 8080},
@@ -145,8 +154,10 @@ import HBONETLS
 
     /// What cannot be sent through a gateway is refused with the reason, never dialled on a guess:
     /// endpoints elsewhere that name no gateway, a service without the names that would verify its
-    /// endpoints (ztunnel's handshake would fail on the empty list), a gateway nobody knows.
+    /// endpoints (ztunnel's handshake would fail on the empty list), a gateway nobody knows, a
+    /// hostname that could smuggle a line into the CONNECT.
     @Test(arguments: [
+        ("10.96.0.90:80", "its hostname is not a DNS name, so it cannot be named in a CONNECT"),
         ("10.96.0.40:80", "has endpoints on other networks only, and none names a network gateway"),
         ("10.96.0.50:80", "lists no subjectAltNames, so its endpoints behind network gateway net-b/203.0.113.7:15008 cannot be verified"),
         ("10.96.0.60:80", "network gateway net-b/203.0.113.99:15008 is not a known workload or service"),
