@@ -128,14 +128,14 @@ import HBONETestSupport
         defer { kill(gateway.processIdentifier, SIGKILL); gateway.waitUntilExit() }
         // istiod's shape: per service and remote network a workload without an address naming
         // the gateway, and the gateway's own workload at that address.
-        func behindGateway(_ name: String) -> String {
+        func behindGateway(_ name: String, gateway: Int = 30) -> String {
             """
             - uid: net-b/\(name)-behind-gateway
               name: \(name)-behind-gateway
               namespace: payments
               network: net-b
               protocol: HBONE
-              networkGateway: {destination: "net-b/127.0.\(net).30", hboneMtlsPort: 15009}
+              networkGateway: {destination: "net-b/127.0.\(net).\(gateway)", hboneMtlsPort: 15009}
               services: {"payments/\(name).payments.svc.cluster.local": {80: 8080}}
 
             """
@@ -155,7 +155,7 @@ import HBONETestSupport
         o.ledgerExtra = "  network: net-b\n  services: {\"payments/ledger.payments.svc.cluster.local\": {80: 8080}, \"payments/impostor.payments.svc.cluster.local\": {80: 8080}}\n"
         o.westExtra = "  network: net-b"
         o.eastWorkers = 1   // one pool, so one pooled connection to the gateway
-        o.topLevel = behindGateway("ledger") + behindGateway("impostor") + behindGateway("reports") + """
+        o.topLevel = behindGateway("ledger") + behindGateway("impostor") + behindGateway("reports") + behindGateway("archive", gateway: 31) + """
         - uid: net-b/eastwest
           name: eastwest
           namespace: istio-system
@@ -163,9 +163,17 @@ import HBONETestSupport
           workloadIps: ["127.0.\(net).30"]
           network: net-b
           protocol: HBONE
+        - uid: net-b/eastwest-down
+          name: eastwest-down
+          namespace: istio-system
+          serviceAccount: istio-eastwestgateway
+          workloadIps: ["127.0.\(net).31"]
+          network: net-b
+          protocol: HBONE
         services:
 
         """ + service("ledger", vip: 90, san: "ledger") + service("impostor", vip: 91, san: "audit") + service("reports", vip: 92, san: "reports")
+            + service("archive", vip: 93, san: "archive")
         let mesh = try Mesh(net: net, o)
         defer { mesh.stop() }
         #expect(waitForPort("127.0.\(net).30", 15009))
@@ -207,7 +215,14 @@ import HBONETestSupport
         #expect(mesh.waitForLog(mesh.eastLog) {
             $0.contains("dst.hbone_addr=reports.payments.svc.cluster.local:80") && $0.contains("network gateway \(gatewayAddress): destination proxy answered 503")
         }, "\(mesh.log(mesh.eastLog).suffix(1500))")
+        // A gateway nobody listens at: the refused connect is the reason.
+        let archive = try mesh.client("expect-fail", dest: "127.0.\(net).93:80")
+        #expect(archive["failed"] as? Bool == true, "\(archive)")
+        #expect(mesh.waitForLog(mesh.eastLog) {
+            $0.contains("dst.hbone_addr=archive.payments.svc.cluster.local:80") && $0.contains("network gateway 127.0.\(net).31:15009: connect to")
+        }, "\(mesh.log(mesh.eastLog).suffix(1500))")
         #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_hbone_connections{direction=\"outbound\"}") { $0 == 1 })
+        #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_tunnels_open{direction=\"outbound\"}") == 0)
     }
 
     @Test func ourOutboundTunnelsThroughAPythonH2Server() throws {
