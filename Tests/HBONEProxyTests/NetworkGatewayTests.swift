@@ -15,13 +15,7 @@ import HBONETLS
     static let yaml = """
     workloads:
     - {name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["10.0.0.10"], protocol: HBONE, node: east, network: net-a}
-    - uid: net-b/ledger-behind-gateway
-      name: ledger-behind-gateway
-      namespace: payments
-      network: net-b
-      protocol: HBONE
-      networkGateway: {destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}
-      services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}
+    \(standIn("ledger", service: "ledger.payments.svc.cluster.local", gateway: #"{destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}"#))
     - uid: net-b/eastwest
       name: eastwest
       namespace: istio-system
@@ -29,47 +23,17 @@ import HBONETLS
       workloadIps: ["203.0.113.7"]
       network: net-b
       protocol: HBONE
-    - uid: net-c/audit-behind-gateway
-      name: audit-behind-gateway
-      namespace: payments
-      network: net-c
-      protocol: HBONE
-      networkGateway: {destination: "istio-system/gateway.net-c.example"}
-      services: {"payments/audit.payments.svc.cluster.local": {80: 8080}}
+    \(standIn("audit", service: "audit.payments.svc.cluster.local", network: "net-c", gateway: #"{destination: "istio-system/gateway.net-c.example"}"#))
     - {name: gateway-c-0, namespace: istio-system, serviceAccount: gateway-c, workloadIps: ["10.0.0.99"], protocol: HBONE, network: net-a,
        services: {"istio-system/gateway.net-c.example": {15008: 15008}}}
     - {name: report-b, namespace: payments, serviceAccount: report, workloadIps: ["10.9.0.40"], protocol: HBONE, network: net-b,
        services: {"payments/report.payments.svc.cluster.local": {80: 8080}}}
-    - uid: net-b/unsigned-behind-gateway
-      name: unsigned-behind-gateway
-      namespace: payments
-      network: net-b
-      protocol: HBONE
-      networkGateway: {destination: "net-b/203.0.113.7"}
-      services: {"payments/unsigned.payments.svc.cluster.local": {80: 8080}}
-    - uid: net-b/waypoint-behind-gateway
-      name: waypoint-behind-gateway
-      namespace: payments
-      network: net-b
-      protocol: HBONE
-      networkGateway: {destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}
-      services: {"payments/waypoint.payments.svc.cluster.local": {15008: 15008}}
+    \(standIn("unsigned", service: "unsigned.payments.svc.cluster.local", gateway: #"{destination: "net-b/203.0.113.7"}"#))
+    \(standIn("waypoint", service: "waypoint.payments.svc.cluster.local", gateway: #"{destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}"#, port: 15008))
     - {name: gated-0, namespace: payments, serviceAccount: gated, workloadIps: ["10.0.0.40"], protocol: HBONE, network: net-a,
        waypoint: {destination: "payments/waypoint.payments.svc.cluster.local"}}
-    - uid: net-b/odd-behind-gateway
-      name: odd-behind-gateway
-      namespace: payments
-      network: net-b
-      protocol: HBONE
-      networkGateway: {destination: "net-b/203.0.113.7"}
-      services: {"payments/odd host\\r\\nx: y": {80: 8080}}
-    - uid: net-b/lost-behind-gateway
-      name: lost-behind-gateway
-      namespace: payments
-      network: net-b
-      protocol: HBONE
-      networkGateway: {destination: "net-b/203.0.113.99"}
-      services: {"payments/lost.payments.svc.cluster.local": {80: 8080}}
+    \(standIn("odd", service: "odd host\\r\\nx: y", gateway: #"{destination: "net-b/203.0.113.7"}"#))
+    \(standIn("lost", service: "lost.payments.svc.cluster.local", gateway: #"{destination: "net-b/203.0.113.99"}"#))
     services:
     - {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["net-a/10.96.0.20"], ports: {"80": 8080},
        subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/ledger"]}
@@ -94,6 +58,14 @@ import HBONETLS
       rootCertificates: /unused
       certificates: {directory: /unused}
     """
+
+    /// istiod's stand-in for a service's endpoints on another network: no address, the gateway named.
+    static func standIn(_ name: String, service: String, network: String = "net-b", gateway: String, port: Int = 80) -> String {
+        """
+        - {uid: \(network)/\(name)-behind-gateway, name: \(name)-behind-gateway, namespace: payments, network: \(network), protocol: HBONE,
+           networkGateway: \(gateway), services: {"payments/\(service)": {\(port): \(port == 80 ? 8080 : port)}}}
+        """
+    }
 
     static func id(_ text: String) -> SPIFFEID { try! SPIFFEID(parsing: "spiffe://cluster.local/ns/\(text)") }
 
