@@ -50,17 +50,11 @@ extension ProxyState {
     /// this network, as ztunnel looks first) through one of its endpoints here, or the workload at
     /// that address on its network (istiod's gateway workload).
     private func gatewayPeer(_ gateway: GatewayAddress, hashKey: Int) -> (SocketAddress, Set<SPIFFEID>, Workload)? {
-        let service: Service?
-        switch gateway.destination {
-        case let .hostname(namespace, hostname):
-            service = servicesByKey["\(namespace)/\(hostname)"]
-        case let .address(network, ip):
-            service = network == settings.network ? servicesByVIP[ip] : nil
-            if service == nil, let w = networkGateways[NetworkAddress(network: network, ip: ip)] {
-                return (SocketAddress(ip: ip, port: gateway.hboneMtlsPort), [w.identity], w)
-            }
+        if let service = service(named: gateway) {
+            guard let w = endpoint(of: service, hashKey: hashKey) else { return nil }
+            return (SocketAddress(ip: w.workloadIps[0], port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
         }
-        guard let service, let w = endpoint(of: service, hashKey: hashKey) else { return nil }
-        return (SocketAddress(ip: w.workloadIps[0], port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
+        guard case let .address(network, ip) = gateway.destination, let w = networkGateways[NetworkAddress(network: network, ip: ip)] else { return nil }
+        return (SocketAddress(ip: ip, port: gateway.hboneMtlsPort), [w.identity], w)
     }
 }

@@ -12,7 +12,7 @@ extension ProxyState {
         guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey) else {
             // Only on other networks: through their gateway, for a service (a pod addressed by
             // its IP is never sent across networks, as in ztunnel).
-            if let service, let waypointService = waypointService(waypoint),
+            if let service, let waypointService = self.service(named: waypoint),
                let viaGateway = throughNetworkGateway(toWaypoint: waypointService, of: service, port: target.port, hashKey: hashKey) {
                 return viaGateway
             }
@@ -29,24 +29,14 @@ extension ProxyState {
     /// Named by address: the workload there (dialled at that very address), or an endpoint of the
     /// service whose VIP it is; named by hostname: an endpoint of that namespace's service.
     func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int) -> (Workload, IPAddress, [SPIFFEID])? {
-        let service: Service
-        switch waypoint.destination {
-        case let .address(network, ip):
-            guard network == settings.network else { return nil }
-            if let w = workloadsByIP[ip] { return (w, ip, []) }
-            guard let s = servicesByVIP[ip] else { return nil }
-            service = s
-        case let .hostname(namespace, hostname):
-            guard let s = servicesByKey["\(namespace)/\(hostname)"] else { return nil }
-            service = s
-        }
-        guard let w = endpoint(of: service, hashKey: hashKey) else { return nil }
+        if case let .address(network, ip) = waypoint.destination, network == settings.network, let w = workloadsByIP[ip] { return (w, ip, []) }
+        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey) else { return nil }
         return (w, w.workloadIps[0], service.subjectAltNames)
     }
 
-    /// The service a waypoint names: by hostname, or by its VIP on this network.
-    private func waypointService(_ waypoint: GatewayAddress) -> Service? {
-        switch waypoint.destination {
+    /// The service a waypoint or a network gateway names: by hostname, or by its VIP on this network.
+    func service(named gateway: GatewayAddress) -> Service? {
+        switch gateway.destination {
         case let .address(network, ip): network == settings.network ? servicesByVIP[ip] : nil
         case let .hostname(namespace, hostname): servicesByKey["\(namespace)/\(hostname)"]
         }
@@ -58,7 +48,7 @@ extension ProxyState {
         if case let .address(network, _) = waypoint.destination, network != settings.network {
             return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
         }
-        guard let service = waypointService(waypoint), let why = onOtherNetworksOnly(service) else { return "not found" }
+        guard let service = service(named: waypoint), let why = onOtherNetworksOnly(service) else { return "not found" }
         return gatewayEndpointsByService[service.key] == nil ? why : "is on other networks only (reached through a gateway only for traffic addressed to a service)"
     }
 
