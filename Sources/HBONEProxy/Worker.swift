@@ -316,27 +316,31 @@ final class Worker {
         case let .refuse(reason, code):
             refuse(reason, code: code)
         case let .hbone(source, proxy, authority, expected):
-            guard let contexts = state.identities[source.identity] else {
-                Bug.report("outbound plan without a certificate for \(source.identity)")
-                return refuse("no certificate for \(source.identity)")
-            }
+            guard let context = clientContext(source) else { return refuse("no certificate for \(source.identity)") }
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             let headers = outboundHeaders(source: source, src: src, service: destination?.service)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy, pod: pod?.uid)
-            openPooled(tunnel, key: key, authority: authority.description, headers: headers, context: contexts.client, src: src, pod: pod)
+            openPooled(tunnel, key: key, authority: authority.description, headers: headers, context: context, src: src, pod: pod)
         case let .throughGateway(source, route):
-            guard let contexts = state.identities[source.identity] else {
-                Bug.report("outbound plan without a certificate for \(source.identity)")
-                return refuse("no certificate for \(source.identity)")
-            }
+            guard let context = clientContext(source) else { return refuse("no certificate for \(source.identity)") }
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             openThroughGateway(tunnel, route: route, source: source, headers: outboundHeaders(source: source, src: src, service: destination?.service),
-                               context: contexts.client, src: src, pod: pod)
+                               context: context, src: src, pod: pod)
         case let .direct(dst):
             let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             tunnel.pod = pod   // from inside the pod, marked so its own redirection lets it out
             tunnel.dial(dst)
         }
+    }
+
+    /// The TLS client context of a planned HBONE source; the plan only names a source that has a
+    /// certificate, so a missing one is a BUG.
+    private func clientContext(_ source: Workload) -> TLSContext? {
+        guard let contexts = state.identities[source.identity] else {
+            Bug.report("outbound plan without a certificate for \(source.identity)")
+            return nil
+        }
+        return contexts.client
     }
 
     /// baggage, forwarded and traceparent, as the reference client sends them. `forwarded` names
