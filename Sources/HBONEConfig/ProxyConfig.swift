@@ -165,9 +165,8 @@ public struct ProxyConfig: Sendable {
 
     /// Keys ztunnel acts on that hbone accepts without acting on them (yet): said once each.
     static let unusedMeaningfulKeys: [String: String] = [
-        "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "capacity": "load balancing ignores capacity",
-        "loadBalancer": "services are balanced by hash, not by this policy", "subsetting": "services are not subset",
-        "locality": "load balancing ignores locality", "extensions": "extensions are not run",
+        "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "subsetting": "services are not subset",
+        "extensions": "extensions are not run",
     ]
 
     static func unusedKeyWarnings(workloads: YAMLReader?, services: YAMLReader?) -> [String] {
@@ -189,15 +188,16 @@ public struct ProxyConfig: Sendable {
     }
 
     static let ignoredWorkloadKeys: Set<String> = [
-        "workloadType", "status", "locality", "hostname", "authorizationPolicies",
-        "nativeTunnel", "applicationTunnel", "capacity", "networkMode", "tunnelProtocol",
+        "workloadType", "hostname", "authorizationPolicies",
+        "nativeTunnel", "applicationTunnel", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
 
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
         let known: Set<String> = ["uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp",
                                   "protocol", "node", "services", "labels", "clusterId", "workloadName",
-                                  "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway"]
+                                  "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway",
+                                  "status", "locality", "capacity"]
         let f = try r.fields(allowed: known.union(ignoredWorkloadKeys))
         func required(_ key: String) throws(ConfigError) -> YAMLReader {
             guard let v = f[key] else { throw r.error("missing \(key)") }
@@ -251,7 +251,24 @@ public struct ProxyConfig: Sendable {
             canonicalName: try f["canonicalName"]?.string() ?? Workload.canonicalName(labels: labels, workloadName: workloadName),
             canonicalRevision: try f["canonicalRevision"]?.string() ?? Workload.canonicalRevision(labels: labels),
             labels: labels, services: services, identity: identity, network: try f["network"]?.string() ?? "",
-            networkGateway: networkGateway, waypoint: try f["waypoint"].map(parseGateway))
+            networkGateway: networkGateway, waypoint: try f["waypoint"].map(parseGateway),
+            status: try f["status"].map { v throws(ConfigError) in try v.named(HealthStatus.self) } ?? .healthy,
+            locality: try f["locality"].map(parseLocality) ?? Locality(),
+            capacity: try f["capacity"].map { v throws(ConfigError) in UInt32(try v.int(in: 0...Int(UInt32.max))) } ?? 1)
+    }
+
+    static func parseLocality(_ r: YAMLReader) throws(ConfigError) -> Locality {
+        let f = try r.fields(allowed: ["region", "zone", "subzone"])
+        return Locality(region: try f["region"]?.string() ?? "", zone: try f["zone"]?.string() ?? "", subzone: try f["subzone"]?.string() ?? "")
+    }
+
+    /// ztunnel's `{routingPreferences: [Network, Region, …], mode: Failover, healthPolicy: AllowAll}`.
+    static func parseLoadBalancer(_ r: YAMLReader) throws(ConfigError) -> LoadBalancer {
+        let f = try r.fields(allowed: ["routingPreferences", "mode", "healthPolicy"])
+        var scopes: [LoadBalancer.Scope] = []
+        for item in try f["routingPreferences"].sequence() { scopes.append(try item.named(LoadBalancer.Scope.self)) }
+        return LoadBalancer(routingPreferences: scopes, mode: try f["mode"].map { v throws(ConfigError) in try v.named(LoadBalancer.Mode.self) } ?? .standard,
+                            healthPolicy: try f["healthPolicy"].map { v throws(ConfigError) in try v.named(LoadBalancer.HealthPolicy.self) } ?? .onlyHealthy)
     }
 
     /// ztunnel's GatewayAddress: `{destination: "network/ip" | "namespace/hostname", hboneMtlsPort: 15008}`.
@@ -296,6 +313,7 @@ public struct ProxyConfig: Sendable {
         var service = Service(name: name, namespace: namespace, hostname: hostname, addresses: addresses, ports: ports, subjectAltNames: sans)
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
+        service.loadBalancer = try f["loadBalancer"].map(parseLoadBalancer)
         return service
     }
 

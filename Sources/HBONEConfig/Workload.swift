@@ -4,6 +4,25 @@ import HBONEIdentity
 /// How a destination receives mesh traffic: tunnelled (HBONE) or as plain TCP.
 public enum InboundProtocol: String, Sendable, Hashable { case hbone = "HBONE", tcp = "TCP" }
 
+/// Where a workload runs, as Kubernetes topology labels say (`topology.kubernetes.io/region`, …).
+public struct Locality: Sendable, Hashable {
+    public var region: String
+    public var zone: String
+    public var subzone: String
+
+    public init(region: String = "", zone: String = "", subzone: String = "") {
+        self.region = region
+        self.zone = zone
+        self.subzone = subzone
+    }
+}
+
+/// istiod marks a pod that is not ready, or is terminating, unhealthy: services send it no new
+/// connections (unless their health policy allows all), while its own address still reaches it.
+public enum HealthStatus: String, Sendable, Hashable, CaseIterable {
+    case healthy = "Healthy", unhealthy = "Unhealthy"
+}
+
 /// A workload as ztunnel's LocalConfig describes it (same keys).
 ///
 /// A value with its fields in one shared box (copy on write): every routing table and every open
@@ -29,8 +48,11 @@ public struct Workload: Sendable, Hashable {
         var network: String
         var networkGateway: GatewayAddress?
         var waypoint: GatewayAddress?
+        var status: HealthStatus
+        var locality: Locality
+        var capacity: UInt32
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -50,18 +72,22 @@ public struct Workload: Sendable, Hashable {
             self.network = network
             self.networkGateway = networkGateway
             self.waypoint = waypoint
+            self.status = status
+            self.locality = locality
+            self.capacity = capacity
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity)
         }
     }
 
     private var fields: Fields
 
     public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
-                authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil) {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint)
+                authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil,
+                status: HealthStatus = .healthy, locality: Locality = Locality(), capacity: UInt32 = 1) {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity)
     }
 
     private mutating func unique() {
@@ -140,7 +166,7 @@ public struct Workload: Sendable, Hashable {
         get { fields.network }
         set { unique(); fields.network = newValue }
     }
-    /// How to reach it from another network (kept from xDS; not yet used for routing).
+    /// How to reach it from another network (`ProxyState+NetworkGateway`).
     public var networkGateway: GatewayAddress? {
         get { fields.networkGateway }
         set { unique(); fields.networkGateway = newValue }
@@ -150,9 +176,24 @@ public struct Workload: Sendable, Hashable {
         get { fields.waypoint }
         set { unique(); fields.waypoint = newValue }
     }
+    /// Unhealthy: no service picks it (unless the service allows all); its address still works.
+    public var status: HealthStatus {
+        get { fields.status }
+        set { unique(); fields.status = newValue }
+    }
+    public var locality: Locality {
+        get { fields.locality }
+        set { unique(); fields.locality = newValue }
+    }
+    /// Its weight among a service's endpoints (istiod's stand-in for another network's endpoints
+    /// carries how many it stands for); 0: never picked.
+    public var capacity: UInt32 {
+        get { fields.capacity }
+        set { unique(); fields.capacity = newValue }
+    }
 
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -175,6 +216,9 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(network)
         hasher.combine(networkGateway)
         hasher.combine(waypoint)
+        hasher.combine(status)
+        hasher.combine(locality)
+        hasher.combine(capacity)
     }
 }
 
@@ -209,6 +253,8 @@ public struct Service: Sendable, Hashable {
     public var waypoint: GatewayAddress? = nil
     /// ztunnel's `canonical`: of several services with one hostname, the one the hostname names.
     public var canonical = false
+    /// How its endpoints are picked; nil: any healthy one, weighted by capacity.
+    public var loadBalancer: LoadBalancer? = nil
 
     public init(name: String, namespace: String, hostname: String, addresses: [NetworkAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         self.name = name

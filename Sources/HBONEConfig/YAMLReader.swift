@@ -156,6 +156,15 @@ struct YAMLReader {
         default: throw error("expected true or false") }
     }
 
+    /// One of an enum's spellings (ztunnel's: `Healthy`, `Failover`, …), exactly.
+    func named<E: RawRepresentable & CaseIterable>(_: E.Type) throws(ConfigError) -> E where E.RawValue == String {
+        let s = try string()
+        guard let v = E(rawValue: s) else {
+            throw error("\"\(s.prefix(40))\" must be one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return v
+    }
+
     func port() throws(ConfigError) -> UInt16 {
         UInt16(try int(in: 1...65535))
     }

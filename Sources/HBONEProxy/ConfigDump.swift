@@ -24,7 +24,18 @@ struct ConfigDump: Encodable {
         var `protocol` = "NONE"
     }
 
-    struct Locality: Encodable {}
+    struct LocalityEntry: Encodable {
+        var region: String
+        var zone: String
+        var subzone: String
+    }
+
+    /// ztunnel's `{"routingPreferences": ["Network", …], "mode": "Failover", "healthPolicy": "OnlyHealthy"}`.
+    struct LoadBalancerEntry: Encodable {
+        var routingPreferences: [String]
+        var mode: String
+        var healthPolicy: String
+    }
 
     struct WorkloadEntry: Encodable {
         var uid: String
@@ -41,10 +52,11 @@ struct ConfigDump: Encodable {
         var canonicalRevision: String
         var clusterId: String
         var trustDomain: String
-        var locality = Locality()
+        var locality: LocalityEntry
         var node: String
         var network: String?
-        var status = "Healthy"
+        var status: String
+        var capacity: UInt32
         var hostname = ""
         var applicationTunnel = ApplicationTunnel()
         var authorizationPolicies: [String]
@@ -60,6 +72,7 @@ struct ConfigDump: Encodable {
         var service: String
         var address: String?
         var port: [String: Int]
+        var status: String
     }
 
     struct ServiceEntry: Encodable {
@@ -72,6 +85,7 @@ struct ConfigDump: Encodable {
         var endpoints: [String: EndpointEntry]
         var subjectAltNames: [String]
         var ipFamilies: String
+        var loadBalancer: LoadBalancerEntry?
     }
 
     /// A string match as ztunnel serializes its enum: `{"Exact": "…"}`, `{"Presence": {}}`.
@@ -199,8 +213,10 @@ extension ConfigDump {
             WorkloadEntry(uid: w.uid, workloadIps: w.workloadIps.map(\.description), waypoint: gateway(w.waypoint),
                           networkGateway: gateway(w.networkGateway), protocol: w.protocol.rawValue, name: w.name, namespace: w.namespace,
                           serviceAccount: w.serviceAccount, workloadName: w.workloadName, canonicalName: w.canonicalName,
-                          canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain, node: w.node,
-                          network: w.network.isEmpty ? nil : w.network, authorizationPolicies: w.authorizationPolicies,
+                          canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain,
+                          locality: LocalityEntry(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone), node: w.node,
+                          network: w.network.isEmpty ? nil : w.network, status: w.status.rawValue, capacity: w.capacity,
+                          authorizationPolicies: w.authorizationPolicies,
                           local: w.node == s.settings.node && w.network == s.settings.network, identity: w.identity.description, labels: w.labels,
                           services: w.services.mapValues { ports in Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }) })
         }
@@ -209,13 +225,16 @@ extension ConfigDump {
             for w in s.config.workloads {
                 guard let ports = w.services[v.key] else { continue }
                 endpoints[w.uid] = EndpointEntry(workloadUid: w.uid, service: v.key, address: w.workloadIps.first?.description,
-                                                 port: Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }))
+                                                 port: Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }),
+                                                 status: w.status.rawValue)
             }
             let v4 = v.vips.contains(where: \.isIPv4), v6 = v.vips.contains(where: { !$0.isIPv4 })
             return ServiceEntry(name: v.name, namespace: v.namespace, hostname: v.hostname, vips: v.addresses.map(\.description),
                                 ports: Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
                                 waypoint: gateway(v.waypoint), endpoints: endpoints, subjectAltNames: v.subjectAltNames.map(\.description),
-                                ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"))
+                                ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"),
+                                loadBalancer: v.loadBalancer.map { LoadBalancerEntry(routingPreferences: $0.routingPreferences.map(\.rawValue),
+                                                                                     mode: $0.mode.rawValue, healthPolicy: $0.healthPolicy.rawValue) })
         }
         policies = s.policies.policies.map { p in
             var scope = "Namespace"

@@ -29,17 +29,19 @@ extension ProxyState {
     /// Service VIPs pick an endpoint among workloads that list the service, and translate the port.
     /// A service or workload with a waypoint is reached through it, as ztunnel does: a service's
     /// waypoint always (the VIP was addressed), a workload's unless `source` is that waypoint
-    /// sending on what it already handled.
+    /// sending on what it already handled. `source` also ranks endpoints by locality.
     public func resolve(_ dst: SocketAddress, hashKey: Int = 0, from source: IPAddress? = nil) -> Destination? {
         if let w = workloadsByIP[dst.ip] {
             if let waypoint = w.waypoint, !isWaypoint(waypoint, source: source) {
-                return through(waypoint, target: dst, service: nil, hashKey: hashKey)
+                return through(waypoint, target: dst, service: nil, hashKey: hashKey, from: source)
             }
             return route(to: w, ip: dst.ip, port: dst.port, service: nil)
         }
         if let s = servicesByVIP[dst.ip] {
-            if let waypoint = s.waypoint { return through(waypoint, target: dst, service: s, hashKey: hashKey) }
-            return resolve(service: s, port: dst.port, hashKey: hashKey)
+            if let waypoint = s.waypoint { return through(waypoint, target: dst, service: s, hashKey: hashKey, from: source) }
+            // The client picked its destination itself (a headless-like service): no endpoint is.
+            if s.loadBalancer?.mode == .passthrough { return Destination(route: .direct(dst), workload: nil, service: s) }
+            return resolve(service: s, port: dst.port, hashKey: hashKey, from: source)
         }
         // Unknown to the mesh: passthrough.
         return Destination(route: .direct(dst), workload: nil, service: nil)
@@ -47,27 +49,46 @@ extension ProxyState {
 
     /// A mesh hostname (SOCKS5) resolves as its service's first VIP would, so a waypoint sees the
     /// address a client that looked the name up in DNS would have dialled.
-    public func resolve(hostname: String, port: UInt16, hashKey: Int = 0) -> Destination? {
+    public func resolve(hostname: String, port: UInt16, hashKey: Int = 0, from source: IPAddress? = nil) -> Destination? {
         guard let s = servicesByHostname[hostname] else { return nil }
-        if let waypoint = s.waypoint {
+        if s.waypoint != nil || s.loadBalancer?.mode == .passthrough {
             guard let vip = s.vip(on: settings.network) else {
-                return Destination(route: .unreachable("service \(s.key) has waypoint \(waypoint) but no VIP to name to it"), workload: nil, service: s)
+                let why = s.waypoint.map { "has waypoint \($0) but no VIP to name to it" } ?? "is passthrough but has no VIP to pass through to"
+                return Destination(route: .unreachable("service \(s.key) \(why)"), workload: nil, service: s)
             }
-            return through(waypoint, target: SocketAddress(ip: vip, port: port), service: s, hashKey: hashKey)
+            let target = SocketAddress(ip: vip, port: port)
+            guard let waypoint = s.waypoint else { return Destination(route: .direct(target), workload: nil, service: s) }
+            return through(waypoint, target: target, service: s, hashKey: hashKey, from: source)
         }
-        return resolve(service: s, port: port, hashKey: hashKey)
+        return resolve(service: s, port: port, hashKey: hashKey, from: source)
     }
 
-    func resolve(service s: Service, port: UInt16, hashKey: Int) -> Destination? {
+    func resolve(service s: Service, port: UInt16, hashKey: Int, from source: IPAddress?) -> Destination? {
         let key = s.key
-        guard let w = endpoint(of: s, hashKey: hashKey) else {
-            if let viaGateway = throughNetworkGateway(s, port: port, hashKey: hashKey) { return viaGateway }
-            guard let why = onOtherNetworksOnly(s) else { return nil }
+        guard let w = endpoint(of: s, hashKey: hashKey, from: source) else {
+            guard let why = noEndpoint(s) else { return nil }
             return Destination(route: .unreachable("service \(key) \(why)"), workload: nil, service: s)
         }
+        if w.network != settings.network { return throughNetworkGateway(s, endpoint: w, port: port, hashKey: hashKey) }
         var target = port
         if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
         return route(to: w, ip: w.workloadIps[0], port: target, service: s)
+    }
+
+    /// Why `s` has no endpoint to pick, when there is more to say than that it has none: they are
+    /// all unhealthy, none meets its Strict preferences, or they are all on other networks and
+    /// none names a network gateway.
+    func noEndpoint(_ s: Service) -> String? {
+        if let set = endpointSets[s.key] {
+            if set.endpoints.isEmpty {
+                return set.unhealthy > 0 ? "has no healthy endpoint (\(set.unhealthy) unhealthy)" : onOtherNetworksOnly(s)
+            }
+            if set.balancer.mode == .strict {
+                return "has no endpoint that meets all its routing preferences (Strict: \(set.balancer.routingPreferences.map(\.rawValue).joined(separator: ", ")))"
+            }
+            return "has no endpoint with a capacity above 0"
+        }
+        return onOtherNetworksOnly(s)
     }
 
     /// Why `s` has no endpoint here when its endpoints are all on other networks and none of them
@@ -76,11 +97,18 @@ extension ProxyState {
         servicesWithEndpointsElsewhere.contains(s.key) ? "has endpoints on other networks only, and none names a network gateway" : nil
     }
 
-    /// One of the service's endpoints (each has an address), picked by `hashKey` (any value, even
-    /// Int.min, whose abs() would trap); nil when it has none.
-    func endpoint(of s: Service, hashKey: Int) -> Workload? {
-        guard let endpoints = endpointsByService[s.key], !endpoints.isEmpty else { return nil }
-        return endpoints[Int(hashKey.magnitude % UInt(endpoints.count))]
+    /// One of the service's endpoints, by its load balancing (`hashKey`: any value, even Int.min,
+    /// whose abs() would trap): on this network (with an address), or on another one behind a
+    /// gateway; nil when none may be picked.
+    func endpoint(of s: Service, hashKey: Int, from source: IPAddress?) -> Workload? {
+        endpointSets[s.key]?.pick(for: client(source), hashKey: hashKey)
+    }
+
+    /// What ranks endpoints for a connection from `source`: its workload, or else this proxy's
+    /// node and network (a client ztunnel would not know; its locality is unknown).
+    func client(_ source: IPAddress?) -> EndpointSet.Client {
+        if let source, let w = workloadsByIP[source] { return EndpointSet.Client(w) }
+        return EndpointSet.Client(network: settings.network, node: settings.node)
     }
 
     private func route(to w: Workload, ip: IPAddress, port: UInt16, service: Service?) -> Destination {

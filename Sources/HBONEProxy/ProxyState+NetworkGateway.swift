@@ -3,28 +3,26 @@ import HBONEIdentity
 import HBONEConfig
 
 extension ProxyState {
-    /// A service with no endpoint on this network, through the network gateway one of its other
-    /// networks' endpoints names (picked by `hashKey`), as ztunnel does; nil when none names one.
-    /// A gateway that cannot be used is a refusal that says why: nothing is dialled on a guess.
-    func throughNetworkGateway(_ s: Service, port: UInt16, hashKey: Int) -> Destination? {
-        throughNetworkGateway(endpointsOf: s, target: s, port: port, hashKey: hashKey)
+    /// A service's endpoint on another network (istiod's stand-in for that network's endpoints),
+    /// through the network gateway it names, as ztunnel does. A gateway that cannot be used is a
+    /// refusal that says why: nothing is dialled on a guess.
+    func throughNetworkGateway(_ s: Service, endpoint: Workload, port: UInt16, hashKey: Int) -> Destination {
+        throughNetworkGateway(endpointOf: s, endpoint, target: s, port: port, hashKey: hashKey)
     }
 
-    /// The same for a service whose waypoint is only on other networks: the gateway of one of the
-    /// waypoint's endpoints there; the CONNECTs still name the service the client addressed, and
-    /// the inner tunnel must reach the waypoint (its service's names), as in ztunnel.
-    func throughNetworkGateway(toWaypoint waypoint: Service, of s: Service, port: UInt16, hashKey: Int) -> Destination? {
-        throughNetworkGateway(endpointsOf: waypoint, target: s, port: port, hashKey: hashKey)
+    /// The same for a service whose waypoint was picked on another network: the gateway of that
+    /// waypoint endpoint; the CONNECTs still name the service the client addressed, and the inner
+    /// tunnel must reach the waypoint (its service's names), as in ztunnel.
+    func throughNetworkGateway(toWaypoint waypoint: Service, endpoint: Workload, of s: Service, port: UInt16, hashKey: Int) -> Destination {
+        throughNetworkGateway(endpointOf: waypoint, endpoint, target: s, port: port, hashKey: hashKey)
     }
 
-    /// `endpointsOf`: the service whose endpoints on other networks are reached (the addressed
+    /// `endpointOf`: the service whose endpoint on another network is reached (the addressed
     /// service, or its waypoint's); its subject alt names verify the endpoint behind the gateway.
-    private func throughNetworkGateway(endpointsOf remote: Service, target s: Service, port: UInt16, hashKey: Int) -> Destination? {
-        guard let behind = gatewayEndpointsByService[remote.key], !behind.isEmpty else { return nil }
-        let endpoint = behind[Int(hashKey.magnitude % UInt(behind.count))]
+    private func throughNetworkGateway(endpointOf remote: Service, _ endpoint: Workload, target s: Service, port: UInt16, hashKey: Int) -> Destination {
         guard let gateway = endpoint.networkGateway else {
-            Bug.report("service \(remote.key): endpoint \(endpoint.uid) indexed as behind a gateway names none")
-            return nil
+            Bug.report("service \(remote.key): endpoint \(endpoint.uid) on network \"\(endpoint.network)\" picked, but it names no gateway")
+            return Destination(route: .unreachable("service \(remote.key): its endpoint on network \"\(endpoint.network)\" names no gateway"), workload: nil, service: s)
         }
         let what = remote.key == s.key ? "service \(s.key)" : "waypoint \(remote.key) of service \(s.key)"
         func refuse(_ why: String) -> Destination {
@@ -51,7 +49,8 @@ extension ProxyState {
     /// that address on its network (istiod's gateway workload).
     private func gatewayPeer(_ gateway: GatewayAddress, hashKey: Int) -> (SocketAddress, Set<SPIFFEID>, Workload)? {
         if let service = service(named: gateway) {
-            guard let w = endpoint(of: service, hashKey: hashKey) else { return nil }
+            // A gateway is dialled on this network: one named through another gateway is no use.
+            guard let w = endpoint(of: service, hashKey: hashKey, from: nil), w.network == settings.network, !w.workloadIps.isEmpty else { return nil }
             return (SocketAddress(ip: w.workloadIps[0], port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
         }
         guard case let .address(network, ip) = gateway.destination, let w = networkGateways[NetworkAddress(network: network, ip: ip)] else { return nil }

@@ -8,16 +8,19 @@ extension ProxyState {
     /// identity (or one its service lists); the CONNECT names the destination the client
     /// addressed, untranslated, for the waypoint to route. A waypoint that cannot be found refuses
     /// the connection: going around it would skip the L7 policies it enforces.
-    func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int) -> Destination {
-        guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey) else {
-            // Only on other networks: through their gateway, for a service (a pod addressed by
-            // its IP is never sent across networks, as in ztunnel).
-            if let service, let waypointService = self.service(named: waypoint),
-               let viaGateway = throughNetworkGateway(toWaypoint: waypointService, of: service, port: target.port, hashKey: hashKey) {
-                return viaGateway
-            }
-            let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
+    func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int, from source: IPAddress?) -> Destination {
+        let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
+        guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey, from: source) else {
             return Destination(route: .unreachable("waypoint \(waypoint) of \(of) \(missing(waypoint))"), workload: nil, service: service)
+        }
+        // Picked on another network: through its gateway, for a service (a pod addressed by its IP
+        // is never sent across networks, as in ztunnel).
+        guard w.network == settings.network, let ip else {
+            guard let service, let waypointService = self.service(named: waypoint) else {
+                return Destination(route: .unreachable("waypoint \(waypoint) of \(of) is on network \"\(w.network)\" (reached through a gateway only for traffic addressed to a service)"),
+                                   workload: nil, service: service)
+            }
+            return throughNetworkGateway(toWaypoint: waypointService, endpoint: w, of: service, port: target.port, hashKey: hashKey)
         }
         var expected: Set<SPIFFEID> = [w.identity]
         expected.formUnion(serviceSANs)
@@ -25,13 +28,14 @@ extension ProxyState {
                            workload: w, service: service)
     }
 
-    /// The waypoint workload to dial, the address to dial it at, and the SANs its service adds.
-    /// Named by address: the workload there (dialled at that very address), or an endpoint of the
-    /// service whose VIP it is; named by hostname: an endpoint of that namespace's service.
-    func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int) -> (Workload, IPAddress, [SPIFFEID])? {
+    /// The waypoint workload to dial, the address to dial it at (nil for one on another network),
+    /// and the SANs its service adds. Named by address: the workload there (dialled at that very
+    /// address), or an endpoint of the service whose VIP it is; named by hostname: an endpoint of
+    /// that namespace's service.
+    func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int, from source: IPAddress?) -> (Workload, IPAddress?, [SPIFFEID])? {
         if case let .address(network, ip) = waypoint.destination, network == settings.network, let w = workloadsByIP[ip] { return (w, ip, []) }
-        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey) else { return nil }
-        return (w, w.workloadIps[0], service.subjectAltNames)
+        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source) else { return nil }
+        return (w, w.network == settings.network ? w.workloadIps.first : nil, service.subjectAltNames)
     }
 
     /// The service a waypoint or a network gateway names: by hostname, or by its VIP on this network.
@@ -48,8 +52,8 @@ extension ProxyState {
         if case let .address(network, _) = waypoint.destination, network != settings.network {
             return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
         }
-        guard let service = service(named: waypoint), let why = onOtherNetworksOnly(service) else { return "not found" }
-        return gatewayEndpointsByService[service.key] == nil ? why : "is on other networks only (reached through a gateway only for traffic addressed to a service)"
+        guard let service = service(named: waypoint), let why = noEndpoint(service) else { return "not found" }
+        return why
     }
 
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's

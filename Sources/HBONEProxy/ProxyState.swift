@@ -21,16 +21,14 @@ public final class ProxyState: Sendable {
     public let servicesByHostname: [String: Service]
     /// By `Service.key` (`namespace/hostname`): how a waypoint names its service.
     public let servicesByKey: [String: Service]
-    /// Each service's endpoints (workloads on this network, with an address, listing it in
-    /// `services`), by `Service.key`, in config order.
+    /// Each service's endpoints, by `Service.key`: workloads listing it in `services` that are on
+    /// this network with an address, or on another network behind a gateway (istiod's stand-in
+    /// for a remote network's endpoints has no address), as its load balancing groups them.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
-    public let endpointsByService: [String: [Workload]]
+    public let endpointSets: [String: EndpointSet]
     /// Keys of services that have endpoints on other networks (never dialled here: they are
     /// reached through network gateways), so a refusal can say why.
     public let servicesWithEndpointsElsewhere: Set<String>
-    /// Each service's endpoints on other networks that name a network gateway (istiod's stand-in
-    /// for a remote network's endpoints has no address), by `Service.key`, in config order.
-    public let gatewayEndpointsByService: [String: [Workload]]
     /// The workloads network gateways name by address (`network/ip`), on any network.
     public let networkGateways: [NetworkAddress: Workload]
     /// Ports of this proxy, which no tunnel may target (no self-loops).
@@ -74,7 +72,7 @@ public final class ProxyState: Sendable {
         }
         self.identities = identities
         var byIP: [IPAddress: Workload] = [:], local: [IPAddress: Workload] = [:]
-        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = [], behindGateways: [String: [Workload]] = [:]
+        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = []
         var gatewayAddresses: Set<NetworkAddress> = [], gateways: [NetworkAddress: Workload] = [:]
         for w in config.workloads {
             if case let .address(network, ip)? = w.networkGateway?.destination { gatewayAddresses.insert(NetworkAddress(network: network, ip: ip)) }
@@ -92,7 +90,7 @@ public final class ProxyState: Sendable {
             // such a pod took the place of the local pod with its address.
             guard w.network == network else {
                 elsewhere.formUnion(w.services.keys)
-                if w.networkGateway != nil { for key in w.services.keys { behindGateways[key, default: []].append(w) } }
+                if w.networkGateway != nil { for key in w.services.keys { endpoints[key, default: []].append(w) } }
                 continue
             }
             for ip in w.workloadIps {
@@ -106,9 +104,7 @@ public final class ProxyState: Sendable {
         }
         workloadsByIP = byIP
         localWorkloadsByIP = local
-        endpointsByService = endpoints
         servicesWithEndpointsElsewhere = elsewhere
-        gatewayEndpointsByService = behindGateways
         networkGateways = gateways
         var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
         for s in config.services {
@@ -120,6 +116,9 @@ public final class ProxyState: Sendable {
         servicesByVIP = vips
         servicesByHostname = hosts
         servicesByKey = keys
+        var sets: [String: EndpointSet] = [:]
+        for (key, list) in endpoints { sets[key] = EndpointSet(list, balancer: keys[key]?.loadBalancer) }
+        endpointSets = sets
         let l = config.settings.listen
         let listeners = [l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0 }
         ownPorts = Set(listeners.map(\.port) + [l.inboundPort])

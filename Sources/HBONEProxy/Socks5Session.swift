@@ -45,7 +45,7 @@ final class Socks5Session: TCPStreamDelegate {
                 if let ip = IPAddress(host) {
                     let dst = SocketAddress(ip: ip, port: port)
                     worker.openOutbound(tcp: tcp, src: client, original: dst, destination: worker.state.resolve(dst, hashKey: Int(client.port), from: client.ip), early: early, socks: true)
-                } else if let d = worker.state.resolve(hostname: host, port: port, hashKey: Int(client.port)) {
+                } else if let d = worker.state.resolve(hostname: host, port: port, hashKey: Int(client.port), from: client.ip) {
                     let vip = d.service?.vip(on: worker.state.settings.network).map { SocketAddress(ip: $0, port: port) } ?? SocketAddress(ip: .v4(0), port: port)
                     worker.openOutbound(tcp: tcp, src: client, original: vip, destination: d, early: early, socks: true)
                 } else {

@@ -81,6 +81,12 @@ public enum XDSConversion {
         }
         let networkGateway = w.hasNetworkGateway ? try gateway(w.networkGateway, "network_gateway", fail) : nil
         let waypoint = w.hasWaypoint ? try gateway(w.waypoint, "waypoint", fail) : nil
+        let status: HealthStatus
+        switch w.status {
+        case .healthy: status = .healthy
+        case .unhealthy: status = .unhealthy
+        case let .UNRECOGNIZED(n): throw fail("unknown status \(n)")
+        }
         return Workload(uid: name, name: w.name, namespace: w.namespace, serviceAccount: serviceAccount,
                         trustDomain: trustDomain, workloadIps: ips, protocol: proto, node: w.node,
                         clusterId: w.clusterID.isEmpty ? "Kubernetes" : w.clusterID,
@@ -88,7 +94,43 @@ public enum XDSConversion {
                         canonicalName: w.canonicalName.isEmpty ? w.name : w.canonicalName,
                         canonicalRevision: w.canonicalRevision.isEmpty ? "latest" : w.canonicalRevision,
                         labels: [:], services: services, identity: identity, authorizationPolicies: w.authorizationPolicies,
-                        network: w.network, networkGateway: networkGateway, waypoint: waypoint)
+                        network: w.network, networkGateway: networkGateway, waypoint: waypoint, status: status,
+                        locality: Locality(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone),
+                        capacity: w.hasCapacity ? w.capacity.value : 1)
+    }
+
+    /// A service's `load_balancing`; an unknown scope, mode or policy rejects the service (as in
+    /// ztunnel) rather than balancing it some other way than istiod meant.
+    static func loadBalancer(_ lb: Istio_Workload_LoadBalancing, _ fail: (String) -> XDSRejection) throws(XDSRejection) -> LoadBalancer {
+        var scopes: [LoadBalancer.Scope] = []
+        for (i, scope) in lb.routingPreference.enumerated() {
+            let s: LoadBalancer.Scope
+            switch scope {
+            case .region: s = .region
+            case .zone: s = .zone
+            case .subzone: s = .subzone
+            case .node: s = .node
+            case .cluster: s = .cluster
+            case .network: s = .network
+            case .unspecifiedScope, .UNRECOGNIZED: throw fail("load_balancing.routing_preference[\(i)] is not a scope (\(scope.rawValue))")
+            }
+            scopes.append(s)
+        }
+        let mode: LoadBalancer.Mode
+        switch lb.mode {
+        case .unspecifiedMode: mode = .standard
+        case .strict: mode = .strict
+        case .failover: mode = .failover
+        case .passthrough: mode = .passthrough
+        case let .UNRECOGNIZED(n): throw fail("unknown load_balancing.mode \(n)")
+        }
+        let health: LoadBalancer.HealthPolicy
+        switch lb.healthPolicy {
+        case .onlyHealthy: health = .onlyHealthy
+        case .allowAll: health = .allowAll
+        case let .UNRECOGNIZED(n): throw fail("unknown load_balancing.health_policy \(n)")
+        }
+        return LoadBalancer(routingPreferences: scopes, mode: mode, healthPolicy: health)
     }
 
     static func gateway(_ g: Istio_Workload_GatewayAddress, _ field: String, _ fail: (String) -> XDSRejection) throws(XDSRejection) -> GatewayAddress {
@@ -126,6 +168,7 @@ public enum XDSConversion {
         var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, addresses: addresses, ports: try ports(s.ports, fail),
                               subjectAltNames: sans)
         service.waypoint = waypoint
+        service.loadBalancer = s.hasLoadBalancing ? try loadBalancer(s.loadBalancing, fail) : nil
         return service
     }
 

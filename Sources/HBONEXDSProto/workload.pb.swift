@@ -205,11 +205,178 @@ public nonisolated struct Istio_Workload_Service: Sendable {
   /// Clears the value of `waypoint`. Subsequent reads from it will return its default value.
   public mutating func clearWaypoint() {self._waypoint = nil}
 
+  /// How endpoints are picked (absent: any healthy one, weighted by capacity).
+  public var loadBalancing: Istio_Workload_LoadBalancing {
+    get {_loadBalancing ?? Istio_Workload_LoadBalancing()}
+    set {_loadBalancing = newValue}
+  }
+  /// Returns true if `loadBalancing` has been explicitly set.
+  public var hasLoadBalancing: Bool {self._loadBalancing != nil}
+  /// Clears the value of `loadBalancing`. Subsequent reads from it will return its default value.
+  public mutating func clearLoadBalancing() {self._loadBalancing = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _waypoint: Istio_Workload_GatewayAddress? = nil
+  fileprivate var _loadBalancing: Istio_Workload_LoadBalancing? = nil
+}
+
+/// A service's load balancing (Kubernetes trafficDistribution, Istio's traffic-distribution
+/// annotation, publishNotReadyAddresses).
+public nonisolated struct Istio_Workload_LoadBalancing: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var routingPreference: [Istio_Workload_LoadBalancing.Scope] = []
+
+  public var mode: Istio_Workload_LoadBalancing.Mode = .unspecifiedMode
+
+  public var healthPolicy: Istio_Workload_LoadBalancing.HealthPolicy = .onlyHealthy
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Scope: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecifiedScope // = 0
+    case region // = 1
+    case zone // = 2
+    case subzone // = 3
+    case node // = 4
+    case cluster // = 5
+    case network // = 6
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecifiedScope
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecifiedScope
+      case 1: self = .region
+      case 2: self = .zone
+      case 3: self = .subzone
+      case 4: self = .node
+      case 5: self = .cluster
+      case 6: self = .network
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecifiedScope: return 0
+      case .region: return 1
+      case .zone: return 2
+      case .subzone: return 3
+      case .node: return 4
+      case .cluster: return 5
+      case .network: return 6
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Istio_Workload_LoadBalancing.Scope] = [
+      .unspecifiedScope,
+      .region,
+      .zone,
+      .subzone,
+      .node,
+      .cluster,
+      .network,
+    ]
+
+  }
+
+  public nonisolated enum Mode: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecifiedMode // = 0
+
+    /// Only endpoints matching every scope.
+    case strict // = 1
+
+    /// The endpoints matching the most scopes, in order.
+    case failover // = 2
+
+    /// To the address the client dialled, no endpoint picked.
+    case passthrough // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecifiedMode
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecifiedMode
+      case 1: self = .strict
+      case 2: self = .failover
+      case 3: self = .passthrough
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecifiedMode: return 0
+      case .strict: return 1
+      case .failover: return 2
+      case .passthrough: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Istio_Workload_LoadBalancing.Mode] = [
+      .unspecifiedMode,
+      .strict,
+      .failover,
+      .passthrough,
+    ]
+
+  }
+
+  public nonisolated enum HealthPolicy: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case onlyHealthy // = 0
+
+    /// Unhealthy endpoints too (publishNotReadyAddresses).
+    case allowAll // = 1
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .onlyHealthy
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .onlyHealthy
+      case 1: self = .allowAll
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .onlyHealthy: return 0
+      case .allowAll: return 1
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Istio_Workload_LoadBalancing.HealthPolicy] = [
+      .onlyHealthy,
+      .allowAll,
+    ]
+
+  }
+
+  public init() {}
 }
 
 /// A workload (a pod, a VM entry), keyed by its uid.
@@ -314,6 +481,7 @@ public nonisolated struct Istio_Workload_Workload: @unchecked Sendable {
     set {_uniqueStorage()._authorizationPolicies = newValue}
   }
 
+  /// UNHEALTHY: not ready or terminating; no service sends it new connections.
   public var status: Istio_Workload_WorkloadStatus {
     get {_storage._status}
     set {_uniqueStorage()._status = newValue}
@@ -324,11 +492,47 @@ public nonisolated struct Istio_Workload_Workload: @unchecked Sendable {
     set {_uniqueStorage()._clusterID = newValue}
   }
 
+  public var locality: Istio_Workload_Locality {
+    get {_storage._locality ?? Istio_Workload_Locality()}
+    set {_uniqueStorage()._locality = newValue}
+  }
+  /// Returns true if `locality` has been explicitly set.
+  public var hasLocality: Bool {_storage._locality != nil}
+  /// Clears the value of `locality`. Subsequent reads from it will return its default value.
+  public mutating func clearLocality() {_uniqueStorage()._locality = nil}
+
+  /// Its weight among a service's endpoints (absent: 1); a stand-in for another network's
+  /// endpoints carries how many it stands for.
+  public var capacity: SwiftProtobuf.Google_Protobuf_UInt32Value {
+    get {_storage._capacity ?? SwiftProtobuf.Google_Protobuf_UInt32Value()}
+    set {_uniqueStorage()._capacity = newValue}
+  }
+  /// Returns true if `capacity` has been explicitly set.
+  public var hasCapacity: Bool {_storage._capacity != nil}
+  /// Clears the value of `capacity`. Subsequent reads from it will return its default value.
+  public mutating func clearCapacity() {_uniqueStorage()._capacity = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Istio_Workload_Locality: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var region: String = String()
+
+  public var zone: String = String()
+
+  public var subzone: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Istio_Workload_PortList: Sendable {
@@ -507,7 +711,7 @@ nonisolated extension Istio_Workload_Address: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Service"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -522,6 +726,7 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
       case 6: try { try decoder.decodeRepeatedStringField(value: &self.subjectAltNames) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._waypoint) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._loadBalancing) }()
       default: break
       }
     }
@@ -553,6 +758,9 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._waypoint {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    try { if let v = self._loadBalancing {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -564,14 +772,67 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if lhs.ports != rhs.ports {return false}
     if lhs.subjectAltNames != rhs.subjectAltNames {return false}
     if lhs._waypoint != rhs._waypoint {return false}
+    if lhs._loadBalancing != rhs._loadBalancing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
+nonisolated extension Istio_Workload_LoadBalancing: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LoadBalancing"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}routing_preference\0\u{1}mode\0\u{3}health_policy\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedEnumField(value: &self.routingPreference) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.healthPolicy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.routingPreference.isEmpty {
+      try visitor.visitPackedEnumField(value: self.routingPreference, fieldNumber: 1)
+    }
+    if self.mode != .unspecifiedMode {
+      try visitor.visitSingularEnumField(value: self.mode, fieldNumber: 2)
+    }
+    if self.healthPolicy != .onlyHealthy {
+      try visitor.visitSingularEnumField(value: self.healthPolicy, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Istio_Workload_LoadBalancing, rhs: Istio_Workload_LoadBalancing) -> Bool {
+    if lhs.routingPreference != rhs.routingPreference {return false}
+    if lhs.mode != rhs.mode {return false}
+    if lhs.healthPolicy != rhs.healthPolicy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Istio_Workload_LoadBalancing.Scope: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED_SCOPE\0\u{1}REGION\0\u{1}ZONE\0\u{1}SUBZONE\0\u{1}NODE\0\u{1}CLUSTER\0\u{1}NETWORK\0")
+}
+
+nonisolated extension Istio_Workload_LoadBalancing.Mode: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED_MODE\0\u{1}STRICT\0\u{1}FAILOVER\0\u{1}PASSTHROUGH\0")
+}
+
+nonisolated extension Istio_Workload_LoadBalancing.HealthPolicy: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ONLY_HEALTHY\0\u{1}ALLOW_ALL\0")
+}
+
 nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Workload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{2}\u{2}services\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{2}\u{2}services\0\u{2}\u{2}locality\0\u{2}\u{3}capacity\0")
 
   fileprivate class _StorageClass {
     var _uid: String = String()
@@ -593,6 +854,8 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
     var _authorizationPolicies: [String] = []
     var _status: Istio_Workload_WorkloadStatus = .healthy
     var _clusterID: String = String()
+    var _locality: Istio_Workload_Locality? = nil
+    var _capacity: SwiftProtobuf.Google_Protobuf_UInt32Value? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -622,6 +885,8 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       _authorizationPolicies = source._authorizationPolicies
       _status = source._status
       _clusterID = source._clusterID
+      _locality = source._locality
+      _capacity = source._capacity
     }
   }
 
@@ -659,6 +924,8 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         case 19: try { try decoder.decodeSingularMessageField(value: &_storage._networkGateway) }()
         case 20: try { try decoder.decodeSingularStringField(value: &_storage._uid) }()
         case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: &_storage._services) }()
+        case 24: try { try decoder.decodeSingularMessageField(value: &_storage._locality) }()
+        case 27: try { try decoder.decodeSingularMessageField(value: &_storage._capacity) }()
         default: break
         }
       }
@@ -728,6 +995,12 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       if !_storage._services.isEmpty {
         try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: _storage._services, fieldNumber: 22)
       }
+      try { if let v = _storage._locality {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      } }()
+      try { if let v = _storage._capacity {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -756,10 +1029,52 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         if _storage._authorizationPolicies != rhs_storage._authorizationPolicies {return false}
         if _storage._status != rhs_storage._status {return false}
         if _storage._clusterID != rhs_storage._clusterID {return false}
+        if _storage._locality != rhs_storage._locality {return false}
+        if _storage._capacity != rhs_storage._capacity {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Istio_Workload_Locality: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Locality"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}region\0\u{1}zone\0\u{1}subzone\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.region) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.subzone) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.region.isEmpty {
+      try visitor.visitSingularStringField(value: self.region, fieldNumber: 1)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 2)
+    }
+    if !self.subzone.isEmpty {
+      try visitor.visitSingularStringField(value: self.subzone, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Istio_Workload_Locality, rhs: Istio_Workload_Locality) -> Bool {
+    if lhs.region != rhs.region {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.subzone != rhs.subzone {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -127,6 +127,48 @@ import HBONECore
         }
     }
 
+    /// ztunnel's spellings of what load balancing reads, which hbone used to accept and ignore
+    /// (`status` silently; the others with an "accepted but not used" warning).
+    @Test func loadBalancingHealthLocalityAndCapacityAreRead() throws {
+        let yaml = Self.issueExample.replacingOccurrences(of: "  node: east\n", with: """
+          node: east
+          status: Unhealthy
+          locality: {region: us-east1, zone: us-east1-b}
+          capacity: 4
+        services:
+        - name: ledger
+          namespace: payments
+          vips: ["10.96.0.20"]
+          loadBalancer: {routingPreferences: [Network, Region, Zone, Subzone], mode: Failover, healthPolicy: AllowAll}
+
+        """)
+        let c = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
+        #expect(c.workloads[1].status == .unhealthy && c.workloads[1].capacity == 4)
+        #expect(c.workloads[1].locality == Locality(region: "us-east1", zone: "us-east1-b"))
+        #expect(c.workloads[0].status == .healthy && c.workloads[0].capacity == 1 && c.workloads[0].locality == Locality())
+        #expect(c.services[0].loadBalancer == LoadBalancer(routingPreferences: [.network, .region, .zone, .subzone], mode: .failover, healthPolicy: .allowAll))
+        #expect(c.configWarnings.isEmpty, "\(c.configWarnings)")
+    }
+
+    @Test(arguments: [
+        ("status: Ready", "c.yaml:18: workloads[1].status: \"Ready\" must be one of Healthy, Unhealthy"),
+        ("capacity: -1", "c.yaml:18: workloads[1].capacity: must be in 0...4294967295"),
+        ("locality: {region: r, rack: 7}", "c.yaml:18: workloads[1].locality.rack: unknown key (allowed: region, subzone, zone)"),
+        ("services: {x/y: {80: 80}}\nservices:\n- {name: y, namespace: x, loadBalancer: {mode: PreferClose}}",
+         "c.yaml:20: services[0].loadBalancer.mode: \"PreferClose\" must be one of Standard, Strict, Failover, Passthrough"),
+        ("services: {x/y: {80: 80}}\nservices:\n- {name: y, namespace: x, loadBalancer: {routingPreferences: [Zone, Rack]}}",
+         "c.yaml:20: services[0].loadBalancer.routingPreferences[1]: \"Rack\" must be one of Region, Zone, Subzone, Node, Cluster, Network"),
+    ])
+    func badLoadBalancingSettingsSayWhereAndWhat(_ line: String, error want: String) {
+        let yaml = Self.issueExample.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  \(line)\n")
+        do {
+            _ = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
+            Issue.record("accepted \(line)")
+        } catch {
+            #expect(error.description.hasPrefix(want), "\(error)")
+        }
+    }
+
     @Test func brokenYAMLReportsItsLine() {
         do {
             _ = try ProxyConfig.parse(yaml: "workloads:\n- name: [unclosed\n", file: "c.yaml")

@@ -155,6 +155,46 @@ struct ControlPlaneTests {
             && $0.contains("dst.hbone_addr=ledger.payments.svc.cluster.local:80") }, "\(mesh.log(mesh.westLog).suffix(1500))")
     }
 
+    /// istiod marks a pod that is not ready, or terminating, UNHEALTHY. Here ledger-1 is one whose
+    /// node no longer answers: hbone used to send it every other new connection to the service,
+    /// and each of those failed. Now every connection goes to the healthy ledger-0.
+    @Test("an endpoint istiod marks unhealthy gets no connections to its service")
+    func anUnhealthyEndpointFromIstiodGetsNoConnections() throws {
+        let net = 125
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
+        var endpoints: [[String: Any]] = []
+        for (name, ip, node, status) in [("ledger-0", 20, "west", "HEALTHY"), ("ledger-1", 21, "gone", "UNHEALTHY")] {
+            var entry = FakeIstiod.workload(name, serviceAccount: "ledger", ip: "127.0.\(net).\(ip)", node: node)
+            var w = (entry["address"] as! [String: Any])["workload"] as! [String: Any]
+            w["services"] = ledgerService
+            w["status"] = status
+            entry["address"] = ["workload": w]
+            endpoints.append(entry)
+        }
+        let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
+            "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
+            "addresses": [["network": "", "address": "127.0.\(net).90"]], "ports": [["servicePort": 80, "targetPort": 8080]],
+        ] as [String: Any]]]
+        try istiod.push(endpoints + [service])
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
+                "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
+        #expect(waitUntil(timeout: 10) {
+            let workloads = mesh.configDump(mesh.eastAdmin)["workloads"] as? [[String: Any]] ?? []
+            return workloads.contains { $0["name"] as? String == "ledger-1" && $0["status"] as? String == "Unhealthy" }
+        })
+        for i in 0..<10 {
+            let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "1000"])
+            #expect(r["intact"] as? Bool == true, "connection \(i): \(r)")
+        }
+        #expect(!mesh.log(mesh.eastLog).contains("127.0.\(net).21"), "\(mesh.log(mesh.eastLog).suffix(1500))")
+    }
+
     @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")
     func nackNamesEachBadResource() throws {
         let net = 101

@@ -135,7 +135,7 @@ import Glibc
         """.write(toFile: policies.path + "/p.yaml", atomically: true, encoding: .utf8)
         var o = Mesh.Options()
         o.westExtra = policies.setting
-        o.ledgerExtra = "  waypoint: {destination: \"/127.0.112.40\", hboneMtlsPort: 15009}\n"
+        o.ledgerExtra = "  waypoint: {destination: \"/127.0.112.40\", hboneMtlsPort: 15009}\n  locality: {region: r1, zone: z1}\n  capacity: 2\n"
         let mesh = try Mesh(net: 112, o)
         defer { mesh.stop() }
         let body = try http("http://\(mesh.westAdmin):15000/config_dump")["body"] as? String ?? ""
@@ -161,6 +161,9 @@ import Glibc
         let ledger = (dump["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "ledger-0" }
         let waypoint = ledger?["waypoint"] as? [String: Any]
         #expect(waypoint?["destination"] as? String == "/127.0.112.40" && waypoint?["hboneMtlsPort"] as? Int == 15009, "\(String(describing: waypoint))")
+        let locality = ledger?["locality"] as? [String: String]
+        #expect(locality == ["region": "r1", "zone": "z1", "subzone": ""], "\(String(describing: locality))")
+        #expect(ledger?["capacity"] as? Int == 2 && ledger?["status"] as? String == "Healthy")
     }
 
     @Test func rejectedReloadsAreCountedAndAnUnchangedFileIsNotParsedAgain() throws {

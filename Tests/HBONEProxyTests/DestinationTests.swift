@@ -142,7 +142,7 @@ import HBONETLS
           certificates: {directory: /unused}
         """
         let s = try testState(yaml)
-        #expect(s.endpointsByService["payments/ledger.payments.svc.cluster.local"]?.map(\.name) == stride(from: 1, to: 40, by: 4).map { "w-\($0)" })
+        #expect(s.endpointSets["payments/ledger.payments.svc.cluster.local"]?.endpoints.map(\.name) == stride(from: 1, to: 40, by: 4).map { "w-\($0)" })
         for key in [0, 1, 7, 9, -3, Int.max, Int.min] {
             let d = s.resolve(SocketAddress("10.96.0.20:80")!, hashKey: key)
             let i = 1 + 4 * Int(key.magnitude % 10)
@@ -164,7 +164,7 @@ import HBONETLS
                                services: [key: [80: 8080]], identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger"))
         config.workloads.insert(pending, at: 0)
         let s = try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes("bundle-root.pem")), certificates: [:], version: 1)
-        #expect(s.endpointsByService[key]?.map(\.name) == ["ledger-0"])
+        #expect(s.endpointSets[key]?.endpoints.map(\.name) == ["ledger-0"])
         for hashKey in 0..<4 {
             let d = s.resolve(SocketAddress("10.96.0.20:80")!, hashKey: hashKey)
             #expect(d?.workload?.name == "ledger-0", "hash key \(hashKey)")

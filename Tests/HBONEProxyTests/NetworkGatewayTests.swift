@@ -110,18 +110,29 @@ import HBONETLS
             target: "audit.payments.svc.cluster.local:80", identities: [Self.id("payments/sa/audit")])))
     }
 
-    /// An endpoint on this network is used before any gateway (local endpoints first: the
-    /// gateway adds a hop and a second handshake).
-    @Test func anEndpointOnThisNetworkComesBeforeTheGateway() throws {
-        let yaml = Self.yaml.replacingOccurrences(of: "workloads:\n", with: """
+    /// As in ztunnel, a service's endpoints here and its stand-ins behind gateways are one set,
+    /// weighted by capacity (istiod gives a stand-in the count of endpoints it stands for): 1 of 4
+    /// connections stays here when 3 endpoints are behind the gateway. A service that prefers
+    /// its own network (PreferClose: Failover, Network first) keeps them all here.
+    @Test func endpointsHereAndBehindAGatewayAreSpreadByCapacityUnlessTheNetworkIsPreferred() throws {
+        let local = """
         workloads:
         - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.0.0.20"], protocol: HBONE, node: other, network: net-a,
            services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}}
 
-        """)
-        let d = try #require(try state(yaml).resolve(SocketAddress("10.96.0.20:80")!))
-        #expect(d.route == .hbone(proxy: SocketAddress("10.0.0.20:15008")!, authority: SocketAddress("10.0.0.20:8080")!,
-                                  expected: [Self.id("payments/sa/ledger")]))
+        """
+        let yaml = Self.yaml.replacingOccurrences(of: "workloads:\n", with: local)
+            .replacingOccurrences(of: "name: ledger-behind-gateway,", with: "name: ledger-behind-gateway, capacity: 3,")
+        let here = Destination.Route.hbone(proxy: SocketAddress("10.0.0.20:15008")!, authority: SocketAddress("10.0.0.20:8080")!,
+                                           expected: [Self.id("payments/sa/ledger")])
+        let spread = try state(yaml)
+        let routes = (0..<400).compactMap { spread.resolve(SocketAddress("10.96.0.20:80")!, hashKey: $0)?.route }
+        #expect(routes.filter { $0 == here }.count == 100)
+        #expect(routes.filter { if case .throughGateway = $0 { true } else { false } }.count == 300)
+        let preferClose = try state(yaml.replacingOccurrences(of: "vips: [\"net-a/10.96.0.20\"],", with: """
+        vips: ["net-a/10.96.0.20"], loadBalancer: {mode: Failover, routingPreferences: [Network, Region, Zone, Subzone]},
+        """))
+        for key in 0..<8 { #expect(preferClose.resolve(SocketAddress("10.96.0.20:80")!, hashKey: key, from: IPAddress("10.0.0.10"))?.route == here) }
     }
 
     /// What cannot be sent through a gateway is refused with the reason, never dialled on a guess:
@@ -164,7 +175,7 @@ import HBONETLS
             Issue.record("a pod behind a waypoint on another network was not refused")
             return
         }
-        #expect(why.hasSuffix("is on other networks only (reached through a gateway only for traffic addressed to a service)"), "\(why)")
+        #expect(why.hasSuffix("is on network \"net-b\" (reached through a gateway only for traffic addressed to a service)"), "\(why)")
     }
 
     /// A gateway at this proxy's own address and port would loop back into it.

@@ -114,7 +114,7 @@ import HBONETLS
             #expect(d.workload?.name == "ledger-0")
             #expect(d.route == .hbone(proxy: SocketAddress("10.1.0.20:15008")!, authority: SocketAddress("10.1.0.20:8080")!, expected: [Self.ledger]))
         }
-        #expect(s.endpointsByService["payments/ledger.payments.svc.cluster.local"]?.map(\.name) == ["ledger-0"])
+        #expect(s.endpointSets["payments/ledger.payments.svc.cluster.local"]?.endpoints.map(\.name) == ["ledger-0"])
     }
 
     /// A service reached only on another network is refused, saying why, rather than dialled at
@@ -179,7 +179,7 @@ import HBONETLS
         let yaml = Self.yaml.replacingOccurrences(of: "  node: west\n  rootCertificates", with: "  node: b-node\n  network: net-b\n  rootCertificates")
         let s = try testState(yaml)
         #expect(s.settings.network == "net-b")
-        #expect(s.endpointsByService["payments/ledger.payments.svc.cluster.local"]?.map(\.name) == ["ledger-b"])
+        #expect(s.endpointSets["payments/ledger.payments.svc.cluster.local"]?.endpoints.map(\.name) == ["ledger-b"])
         #expect(s.localWorkloadsByIP.keys.sorted { $0.description < $1.description } == [IPAddress("10.9.0.20")!, IPAddress("10.9.0.30")!])
         #expect(s.servicesByVIP[IPAddress("10.96.0.40")!]?.name == "report")
         #expect(s.resolve(SocketAddress("10.96.0.20:80")!)?.workload?.name == "ledger-b")

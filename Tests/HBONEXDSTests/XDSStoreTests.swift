@@ -33,7 +33,8 @@ import HBONEXDSProto
         return resource(uid, a, type: XDSConversion.addressType)
     }
 
-    static func service(_ key: String, vip: [UInt8] = [10, 96, 0, 20]) -> Envoy_Service_Discovery_V3_Resource {
+    static func service(_ key: String, vip: [UInt8] = [10, 96, 0, 20],
+                        configure: (inout Istio_Workload_Service) -> Void = { _ in }) -> Envoy_Service_Discovery_V3_Resource {
         var s = Istio_Workload_Service()
         s.name = "ledger"
         s.namespace = "payments"
@@ -45,6 +46,7 @@ import HBONEXDSProto
         p.servicePort = 80
         p.targetPort = 8080
         s.ports = [p]
+        configure(&s)
         var a = Istio_Workload_Address()
         a.service = s
         return resource(key, a, type: XDSConversion.addressType)
@@ -178,6 +180,69 @@ import HBONEXDSProto
         #expect(kept.network == "net-east")
         #expect(kept.networkGateway?.description == "net-east/192.0.2.7:15008")
         #expect(kept.waypoint?.description == "payments/waypoint.payments.svc.cluster.local:15009")
+    }
+
+    /// What load balancing reads: a service's routing preferences, mode and health policy; a
+    /// workload's health, locality and capacity (absent: 1; 0 is kept, and means never picked).
+    @Test func loadBalancingHealthLocalityAndCapacityAreKept() throws {
+        var s = store()
+        let key = "payments/ledger.payments.svc.cluster.local"
+        let service = Self.service(key) { s in
+            var lb = Istio_Workload_LoadBalancing()
+            lb.routingPreference = [.network, .region, .zone, .subzone, .node, .cluster]
+            lb.mode = .failover
+            lb.healthPolicy = .allowAll
+            s.loadBalancing = lb
+        }
+        let unhealthy = Self.workload("u") { w in
+            w.status = .unhealthy
+            var l = Istio_Workload_Locality()
+            l.region = "us-east1"
+            l.zone = "us-east1-b"
+            l.subzone = "rack-7"
+            w.locality = l
+            w.capacity = Google_Protobuf_UInt32Value(3)
+        }
+        let idle = Self.workload("z", ip: [10, 1, 0, 21]) { $0.capacity = Google_Protobuf_UInt32Value(0) }
+        let plain = Self.workload("p", ip: [10, 1, 0, 22])
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [service, unhealthy, idle, plain]))
+        #expect(a.isACK, "\(a.reply.errorDetail.message)")
+        #expect(s.services[key]?.loadBalancer == LoadBalancer(routingPreferences: [.network, .region, .zone, .subzone, .node, .cluster],
+                                                               mode: .failover, healthPolicy: .allowAll))
+        let u = try #require(s.workloads["u"])
+        #expect(u.status == .unhealthy && u.capacity == 3)
+        #expect(u.locality == Locality(region: "us-east1", zone: "us-east1-b", subzone: "rack-7"))
+        #expect(s.workloads["z"]?.capacity == 0)
+        #expect(s.workloads["p"]?.capacity == 1 && s.workloads["p"]?.status == .healthy)
+        #expect(s.workloads["p"]?.locality == Locality())
+        let standard = Self.service(key) { $0.loadBalancing = Istio_Workload_LoadBalancing() }
+        #expect(s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [standard])).isACK)
+        #expect(s.services[key]?.loadBalancer == LoadBalancer())
+    }
+
+    /// A preference, mode or policy this proxy does not know rejects the service with the reason
+    /// (as ztunnel does), rather than balancing it some other way than istiod meant.
+    @Test(arguments: [
+        (0, "load_balancing.routing_preference[1] is not a scope (0)"),
+        (1, "load_balancing.routing_preference[1] is not a scope (42)"),
+        (2, "unknown load_balancing.mode 9"),
+        (3, "unknown load_balancing.health_policy 7"),
+    ])
+    func aLoadBalancingThatIsNotUnderstoodIsRejected(_ which: Int, reason: String) {
+        var s = store()
+        let key = "payments/ledger.payments.svc.cluster.local"
+        let service = Self.service(key) { s in
+            var lb = Istio_Workload_LoadBalancing()
+            lb.routingPreference = [.network, which == 0 ? .unspecifiedScope : which == 1 ? .UNRECOGNIZED(42) : .zone]
+            if which == 2 { lb.mode = .UNRECOGNIZED(9) }
+            if which == 3 { lb.healthPolicy = .UNRECOGNIZED(7) }
+            s.loadBalancing = lb
+        }
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [service]))
+        #expect(!a.isACK && s.services.isEmpty)
+        #expect(a.reply.errorDetail.message.contains("\(key): \(reason)"), "\(a.reply.errorDetail.message)")
+        let w = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("w") { $0.status = .UNRECOGNIZED(5) }]))
+        #expect(!w.isACK && w.reply.errorDetail.message.contains("w: unknown status 5"), "\(w.reply.errorDetail.message)")
     }
 
     /// A service two clusters gave the same VIP keeps it once per network (ztunnel's vips are
