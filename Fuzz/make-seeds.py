@@ -42,9 +42,13 @@ config = """workloads:
   workloadIps: ["10.0.0.20", "::ffff:10.0.0.21"]
   protocol: HBONE
   node: west
+  status: Unhealthy
+  locality: {region: r1, zone: z1}
+  capacity: 2
   services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}
 services:
-- {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["/10.96.0.20"], ports: {"80": 8080}}
+- {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["/10.96.0.20"], ports: {"80": 8080},
+   loadBalancer: {routingPreferences: [Network, Region, Zone], mode: Failover, healthPolicy: AllowAll}}
 policies:
 - name: deny
   namespace: payments

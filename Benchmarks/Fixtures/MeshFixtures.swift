@@ -6,7 +6,10 @@ import HBONEProxy
 /// A mesh as the proxy's routing sees it: `services` services of `endpoints` workloads each, on
 /// other nodes, every workload listing its one service (10,000 workloads by default).
 public enum MeshFixtures {
-    public static func state(services: Int = 1000, endpoints: Int = 10) throws -> ProxyState {
+    /// `preferClose`: each workload in one of 2 regions and 6 zones, each service ranking its
+    /// endpoints as Kubernetes `trafficDistribution: PreferClose` asks (Failover: Network, Region,
+    /// Zone, Subzone).
+    public static func state(services: Int = 1000, endpoints: Int = 10, preferClose: Bool = false) throws -> ProxyState {
         var yaml = "workloads:\n"
         for s in 0..<services {
             for e in 0..<endpoints {
@@ -18,6 +21,7 @@ public enum MeshFixtures {
                   workloadIps: ["\(workloadIP(n))"]
                   protocol: HBONE
                   node: node-\(n % 50)
+                  locality: {region: r-\(n % 2), zone: z-\(n % 6)}
                   services:
                     "ns-\(s)/svc-\(s).ns-\(s).svc.cluster.local": {80: 8080}
 
@@ -32,7 +36,7 @@ public enum MeshFixtures {
               hostname: svc-\(s).ns-\(s).svc.cluster.local
               vips: ["\(vipIP(s))"]
               ports: {"80": 8080}
-
+            \(preferClose ? "  loadBalancer: {mode: Failover, routingPreferences: [Network, Region, Zone, Subzone]}\n" : "")
             """
         }
         yaml += "hbone:\n  node: east\n  rootCertificates: /unused\n  certificates: {directory: /unused}\n"
@@ -46,6 +50,9 @@ public enum MeshFixtures {
     public static func endpoint(_ service: Int, endpoints: Int = 10) -> SocketAddress {
         SocketAddress(ip: IPAddress(workloadIP(service * endpoints))!, port: 8080)
     }
+
+    /// Workload `n`'s address, no port (a connection's source).
+    public static func workload(_ n: Int) -> IPAddress { IPAddress(workloadIP(n))! }
 
     /// Workload `n`'s address (10.0.0.0/8) and service `s`'s VIP (10.96.0.0/16).
     static func workloadIP(_ n: Int) -> String { "10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)" }

@@ -177,19 +177,37 @@ enum FuzzTargets {
         guard let state = try? ProxyState(config: config, trust: xdsTrust, certificates: [:], version: 1) else { return }
         var targets: [SocketAddress] = []
         for w in config.workloads { targets += w.workloadIps.map { SocketAddress(ip: $0, port: 8080) } }
+        // Clients: none known (placed on the proxy's node), and two workloads (their locality,
+        // node, cluster and network rank a service's endpoints).
+        let sources: [IPAddress?] = [nil] + config.workloads.prefix(2).compactMap(\.workloadIps.first)
+        let keys = [0, 1, 2, 40_000, Int.min, Int.max]
         for s in config.services {
             let ports = s.ports.keys.sorted().prefix(4) + [80]
             for vip in s.vips { targets += ports.map { SocketAddress(ip: vip, port: $0) } }
-            for hashKey in [0, 1, 2, Int.min] { _ = state.resolve(hostname: s.hostname, port: ports.first ?? 80, hashKey: hashKey) }
+            for hashKey in keys { _ = state.resolve(hostname: s.hostname, port: ports.first ?? 80, hashKey: hashKey, from: sources.last ?? nil) }
         }
         for dst in targets.prefix(256) {
-            for hashKey in [0, 1, 2, Int.min] {
-                guard let d = state.resolve(dst, hashKey: hashKey) else { continue }
-                if case let .hbone(proxy, authority, _) = d.route {
-                    _ = state.isProxyItself(proxy)
-                    _ = state.isProxyItself(authority)
+            for source in sources {
+                for hashKey in keys {
+                    guard let d = state.resolve(dst, hashKey: hashKey, from: source) else { continue }
+                    checkHealthy(d)
+                    if case let .hbone(proxy, authority, _) = d.route {
+                        _ = state.isProxyItself(proxy)
+                        _ = state.isProxyItself(authority)
+                    }
                 }
             }
+        }
+    }
+
+    /// A service picks no unhealthy endpoint unless it allows all (its own waypoint or gateway,
+    /// which the route names instead, is not its endpoint).
+    static func checkHealthy(_ d: Destination) {
+        guard let s = d.service, let w = d.workload, s.waypoint == nil, w.services[s.key] != nil,
+              s.loadBalancer?.healthPolicy != .allowAll else { return }
+        switch d.route {
+        case .hbone, .direct: precondition(w.status == .healthy, "service \(s.key) picked unhealthy endpoint \(w.uid)")
+        case .throughGateway, .unreachable: break
         }
     }
 

@@ -67,6 +67,12 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("destination: a service VIP among 10,000 workloads") { benchmark in
         for i in benchmark.scaledIterations { blackHole(mesh.resolve(vip, hashKey: i)) }
     }
+    // The same with PreferClose (Failover: network, region, zone, subzone), from a workload in one
+    // of the zones: its endpoints ranked by group (6 zones), not one by one.
+    let close = try! MeshFixtures.state(preferClose: true), source = MeshFixtures.workload(4321)
+    Benchmark("destination: a PreferClose service VIP among 10,000 workloads, from a workload") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(close.resolve(vip, hashKey: i, from: source)) }
+    }
 
     // One DATA frame each way on an open stream, in memory; the baseline copies the same bytes twice.
     let payload = [UInt8](repeating: 0x61, count: 1024)
