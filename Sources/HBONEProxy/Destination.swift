@@ -98,10 +98,11 @@ extension ProxyState {
     }
 
     /// One of the service's endpoints, by its load balancing (`hashKey`: any value, even Int.min,
-    /// whose abs() would trap): on this network (with an address), or on another one behind a
-    /// gateway; nil when none may be picked.
-    func endpoint(of s: Service, hashKey: Int, from source: IPAddress?) -> Workload? {
-        endpointSets[s.key]?.pick(for: client(source), hashKey: hashKey)
+    /// whose abs() would trap): on this network (with an address), or, unless `localOnly`, on
+    /// another one behind a gateway; nil when none may be picked.
+    func endpoint(of s: Service, hashKey: Int, from source: IPAddress?, localOnly: Bool = false) -> Workload? {
+        let set = localOnly ? localEndpointSets[s.key] ?? endpointSets[s.key] : endpointSets[s.key]
+        return set?.pick(for: client(source), hashKey: hashKey)
     }
 
     /// What ranks endpoints for a connection from `source`: its workload, or else this proxy's

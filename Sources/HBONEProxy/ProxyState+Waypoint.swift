@@ -9,16 +9,18 @@ extension ProxyState {
     /// addressed, untranslated, for the waypoint to route. A waypoint that cannot be found refuses
     /// the connection: going around it would skip the L7 policies it enforces.
     func through(_ waypoint: GatewayAddress, target: SocketAddress, service: Service?, hashKey: Int, from source: IPAddress?) -> Destination {
-        let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
-        guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey, from: source) else {
-            return Destination(route: .unreachable("waypoint \(waypoint) of \(of) \(missing(waypoint))"), workload: nil, service: service)
+        // A pod addressed by its IP is never sent across networks, as in ztunnel: its waypoint is
+        // picked here only.
+        guard let (w, ip, serviceSANs) = waypointEndpoint(waypoint, hashKey: hashKey, from: source, localOnly: service == nil) else {
+            let of = service.map { "service \($0.key)" } ?? "workload \(target.ip)"
+            return Destination(route: .unreachable("waypoint \(waypoint) of \(of) \(missing(waypoint, forService: service != nil))"),
+                               workload: nil, service: service)
         }
-        // Picked on another network: through its gateway, for a service (a pod addressed by its IP
-        // is never sent across networks, as in ztunnel).
-        guard w.network == settings.network, let ip else {
+        // Picked on another network (for a service): through its gateway.
+        guard let ip else {
             guard let service, let waypointService = self.service(named: waypoint) else {
-                return Destination(route: .unreachable("waypoint \(waypoint) of \(of) is on network \"\(w.network)\" (reached through a gateway only for traffic addressed to a service)"),
-                                   workload: nil, service: service)
+                Bug.report("waypoint \(waypoint): endpoint \(w.uid) on network \"\(w.network)\" picked for a pod")
+                return Destination(route: .unreachable("waypoint \(waypoint) is on network \"\(w.network)\""), workload: nil, service: service)
             }
             return throughNetworkGateway(toWaypoint: waypointService, endpoint: w, of: service, port: target.port, hashKey: hashKey)
         }
@@ -32,9 +34,9 @@ extension ProxyState {
     /// and the SANs its service adds. Named by address: the workload there (dialled at that very
     /// address), or an endpoint of the service whose VIP it is; named by hostname: an endpoint of
     /// that namespace's service.
-    func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int, from source: IPAddress?) -> (Workload, IPAddress?, [SPIFFEID])? {
+    func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int, from source: IPAddress?, localOnly: Bool) -> (Workload, IPAddress?, [SPIFFEID])? {
         if case let .address(network, ip) = waypoint.destination, network == settings.network, let w = workloadsByIP[ip] { return (w, ip, []) }
-        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source) else { return nil }
+        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source, localOnly: localOnly) else { return nil }
         return (w, w.network == settings.network ? w.workloadIps.first : nil, service.subjectAltNames)
     }
 
@@ -47,13 +49,17 @@ extension ProxyState {
     }
 
     /// Why neither the waypoint nor a gateway to it was found: it is on another network (named by
-    /// an address there, or its endpoints all elsewhere), or it is not known.
-    private func missing(_ waypoint: GatewayAddress) -> String {
+    /// an address there, or its endpoints all elsewhere), it has no endpoint that may be picked, or
+    /// it is not known.
+    private func missing(_ waypoint: GatewayAddress, forService: Bool) -> String {
         if case let .address(network, _) = waypoint.destination, network != settings.network {
             return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
         }
-        guard let service = service(named: waypoint), let why = noEndpoint(service) else { return "not found" }
-        return why
+        guard let service = service(named: waypoint) else { return "not found" }
+        if !forService, let here = localEndpointSets[service.key], here.endpoints.isEmpty, here.unhealthy == 0 {
+            return "is on other networks only (reached through a gateway only for traffic addressed to a service)"
+        }
+        return noEndpoint(service) ?? "not found"
     }
 
     /// Whether the connection comes from one of the waypoint's own workloads (ztunnel's

@@ -26,6 +26,10 @@ public final class ProxyState: Sendable {
     /// for a remote network's endpoints has no address), as its load balancing groups them.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
     public let endpointSets: [String: EndpointSet]
+    /// For services that also have endpoints behind gateways: their endpoints on this network only
+    /// (a gateway, or a waypoint in front of a pod addressed by IP, is never reached through
+    /// another gateway).
+    public let localEndpointSets: [String: EndpointSet]
     /// Keys of services that have endpoints on other networks (never dialled here: they are
     /// reached through network gateways), so a refusal can say why.
     public let servicesWithEndpointsElsewhere: Set<String>
@@ -116,9 +120,15 @@ public final class ProxyState: Sendable {
         servicesByVIP = vips
         servicesByHostname = hosts
         servicesByKey = keys
-        var sets: [String: EndpointSet] = [:]
-        for (key, list) in endpoints { sets[key] = EndpointSet(list, balancer: keys[key]?.loadBalancer) }
+        var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]
+        for (key, list) in endpoints {
+            sets[key] = EndpointSet(list, balancer: keys[key]?.loadBalancer)
+            if list.contains(where: { $0.network != network }) {
+                localSets[key] = EndpointSet(list.filter { $0.network == network }, balancer: keys[key]?.loadBalancer)
+            }
+        }
         endpointSets = sets
+        localEndpointSets = localSets
         let l = config.settings.listen
         let listeners = [l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0 }
         ownPorts = Set(listeners.map(\.port) + [l.inboundPort])

@@ -175,7 +175,25 @@ import HBONETLS
             Issue.record("a pod behind a waypoint on another network was not refused")
             return
         }
-        #expect(why.hasSuffix("is on network \"net-b\" (reached through a gateway only for traffic addressed to a service)"), "\(why)")
+        #expect(why.hasSuffix("is on other networks only (reached through a gateway only for traffic addressed to a service)"), "\(why)")
+    }
+
+    /// A waypoint with an endpoint here and one behind a gateway: a service's traffic is spread
+    /// over both by capacity, a pod addressed by its IP always gets the one here.
+    @Test func aPodsWaypointIsPickedOnThisNetworkOnly() throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "workloads:\n", with: """
+        workloads:
+        - {name: waypoint-0, namespace: payments, serviceAccount: waypoint, workloadIps: ["10.0.0.50"], protocol: HBONE, network: net-a,
+           services: {"payments/waypoint.payments.svc.cluster.local": {15008: 15008}}}
+
+        """).replacingOccurrences(of: "name: waypoint-behind-gateway,", with: "name: waypoint-behind-gateway, capacity: 3,")
+        let s = try state(yaml)
+        let here = Destination.Route.hbone(proxy: SocketAddress("10.0.0.50:15008")!, authority: SocketAddress("10.0.0.40:8080")!,
+                                           expected: [Self.id("payments/sa/waypoint")])
+        for key in 0..<8 { #expect(s.resolve(SocketAddress("10.0.0.40:8080")!, hashKey: key)?.route == here, "hash key \(key)") }
+        let routes = (0..<8).compactMap { s.resolve(SocketAddress("10.96.0.80:80")!, hashKey: $0)?.route }
+        #expect(routes.filter { if case .throughGateway = $0 { true } else { false } }.count == 6)
+        #expect(routes.filter { if case .hbone = $0 { true } else { false } }.count == 2)
     }
 
     /// A gateway at this proxy's own address and port would loop back into it.
