@@ -169,6 +169,7 @@ public enum XDSConversion {
                               subjectAltNames: sans)
         service.waypoint = waypoint
         service.loadBalancer = s.hasLoadBalancing ? try loadBalancer(s.loadBalancing, fail) : nil
+        service.canonical = s.canonical
         return service
     }
 

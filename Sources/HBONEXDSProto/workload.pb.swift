@@ -215,6 +215,9 @@ public nonisolated struct Istio_Workload_Service: Sendable {
   /// Clears the value of `loadBalancing`. Subsequent reads from it will return its default value.
   public mutating func clearLoadBalancing() {self._loadBalancing = nil}
 
+  /// Of several services with one hostname (a Service and a ServiceEntry), the one the hostname names.
+  public var canonical: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -711,7 +714,7 @@ nonisolated extension Istio_Workload_Address: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Service"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -727,6 +730,7 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
       case 6: try { try decoder.decodeRepeatedStringField(value: &self.subjectAltNames) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._waypoint) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._loadBalancing) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.canonical) }()
       default: break
       }
     }
@@ -761,6 +765,9 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._loadBalancing {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     } }()
+    if self.canonical != false {
+      try visitor.visitSingularBoolField(value: self.canonical, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -773,6 +780,7 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if lhs.subjectAltNames != rhs.subjectAltNames {return false}
     if lhs._waypoint != rhs._waypoint {return false}
     if lhs._loadBalancing != rhs._loadBalancing {return false}
+    if lhs.canonical != rhs.canonical {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -182,7 +182,8 @@ import HBONEXDSProto
         #expect(kept.waypoint?.description == "payments/waypoint.payments.svc.cluster.local:15009")
     }
 
-    /// What load balancing reads: a service's routing preferences, mode and health policy; a
+    /// What load balancing reads: a service's routing preferences, mode and health policy (and
+    /// whether it is the one its hostname names); a
     /// workload's health, locality and capacity (absent: 1; 0 is kept, and means never picked).
     @Test func loadBalancingHealthLocalityAndCapacityAreKept() throws {
         var s = store()
@@ -193,6 +194,7 @@ import HBONEXDSProto
             lb.mode = .failover
             lb.healthPolicy = .allowAll
             s.loadBalancing = lb
+            s.canonical = true
         }
         let unhealthy = Self.workload("u") { w in
             w.status = .unhealthy
@@ -209,6 +211,7 @@ import HBONEXDSProto
         #expect(a.isACK, "\(a.reply.errorDetail.message)")
         #expect(s.services[key]?.loadBalancer == LoadBalancer(routingPreferences: [.network, .region, .zone, .subzone, .node, .cluster],
                                                                mode: .failover, healthPolicy: .allowAll))
+        #expect(s.services[key]?.canonical == true)
         let u = try #require(s.workloads["u"])
         #expect(u.status == .unhealthy && u.capacity == 3)
         #expect(u.locality == Locality(region: "us-east1", zone: "us-east1-b", subzone: "rack-7"))
