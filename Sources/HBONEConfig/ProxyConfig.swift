@@ -285,7 +285,8 @@ public struct ProxyConfig: Sendable {
 
     static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
         let f = try r.fields(allowed: ["name", "namespace", "hostname", "vips", "ports", "subjectAltNames",
-                                       "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies", "canonical"])
+                                       "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies", "canonical",
+                                       "weightedWaypoints"])
         guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
         guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
@@ -314,6 +315,12 @@ public struct ProxyConfig: Sendable {
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
         service.loadBalancer = try f["loadBalancer"].map(parseLoadBalancer)
+        for item in try f["weightedWaypoints"].sequence() {
+            let w = try item.fields(allowed: ["destination", "weight"])
+            guard let destination = w["destination"] else { throw item.error("missing destination") }
+            service.weightedWaypoints.append(WeightedWaypoint(destination: try parseGateway(destination),
+                                                              weight: UInt32(try w["weight"]?.int(in: 0...Int(UInt32.max)) ?? 0)))
+        }
         return service
     }
 

@@ -237,6 +237,17 @@ extension Workload {
     }
 }
 
+/// One of a service's weighted waypoints (ztunnel's `WeightedWaypoint`).
+public struct WeightedWaypoint: Sendable, Hashable {
+    public var destination: GatewayAddress
+    public var weight: UInt32
+
+    public init(destination: GatewayAddress, weight: UInt32) {
+        self.destination = destination
+        self.weight = weight
+    }
+}
+
 /// A service: a hostname and VIPs in front of workloads.
 public struct Service: Sendable, Hashable {
     public var name: String
@@ -255,6 +266,9 @@ public struct Service: Sendable, Hashable {
     public var canonical = false
     /// How its endpoints are picked; nil: any healthy one, weighted by capacity.
     public var loadBalancer: LoadBalancer? = nil
+    /// Waypoints each connection picks one of by weight (a canary moving a share of traffic to
+    /// another waypoint); empty, or every weight 0: `waypoint`.
+    public var weightedWaypoints: [WeightedWaypoint] = []
 
     public init(name: String, namespace: String, hostname: String, addresses: [NetworkAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         self.name = name

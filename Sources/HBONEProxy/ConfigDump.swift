@@ -86,6 +86,12 @@ struct ConfigDump: Encodable {
         var subjectAltNames: [String]
         var ipFamilies: String
         var loadBalancer: LoadBalancerEntry?
+        var weightedWaypoints: [WeightedWaypointEntry]?
+    }
+
+    struct WeightedWaypointEntry: Encodable {
+        var destination: GatewayEntry
+        var weight: UInt32
     }
 
     /// A string match as ztunnel serializes its enum: `{"Exact": "…"}`, `{"Presence": {}}`.
@@ -234,7 +240,9 @@ extension ConfigDump {
                                 waypoint: gateway(v.waypoint), endpoints: endpoints, subjectAltNames: v.subjectAltNames.map(\.description),
                                 ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"),
                                 loadBalancer: v.loadBalancer.map { LoadBalancerEntry(routingPreferences: $0.routingPreferences.map(\.rawValue),
-                                                                                     mode: $0.mode.rawValue, healthPolicy: $0.healthPolicy.rawValue) })
+                                                                                     mode: $0.mode.rawValue, healthPolicy: $0.healthPolicy.rawValue) },
+                                weightedWaypoints: v.weightedWaypoints.isEmpty ? nil : v.weightedWaypoints.compactMap { w in
+                                    gateway(w.destination).map { WeightedWaypointEntry(destination: $0, weight: w.weight) } })
         }
         policies = s.policies.policies.map { p in
             var scope = "Namespace"

@@ -38,7 +38,7 @@ extension ProxyState {
             return route(to: w, ip: dst.ip, port: dst.port, service: nil)
         }
         if let s = servicesByVIP[dst.ip] {
-            if let waypoint = s.waypoint { return through(waypoint, target: dst, service: s, hashKey: hashKey, from: source) }
+            if let waypoint = waypoint(of: s, hashKey: hashKey) { return through(waypoint, target: dst, service: s, hashKey: hashKey, from: source) }
             // The client picked its destination itself (a headless-like service): no endpoint is.
             if s.loadBalancer?.mode == .passthrough { return Destination(route: .direct(dst), workload: nil, service: s) }
             return resolve(service: s, port: dst.port, hashKey: hashKey, from: source)
@@ -51,13 +51,14 @@ extension ProxyState {
     /// address a client that looked the name up in DNS would have dialled.
     public func resolve(hostname: String, port: UInt16, hashKey: Int = 0, from source: IPAddress? = nil) -> Destination? {
         guard let s = servicesByHostname[hostname] else { return nil }
-        if s.waypoint != nil || s.loadBalancer?.mode == .passthrough {
+        let waypoint = waypoint(of: s, hashKey: hashKey)
+        if waypoint != nil || s.loadBalancer?.mode == .passthrough {
             guard let vip = s.vip(on: settings.network) else {
-                let why = s.waypoint.map { "has waypoint \($0) but no VIP to name to it" } ?? "is passthrough but has no VIP to pass through to"
+                let why = waypoint.map { "has waypoint \($0) but no VIP to name to it" } ?? "is passthrough but has no VIP to pass through to"
                 return Destination(route: .unreachable("service \(s.key) \(why)"), workload: nil, service: s)
             }
             let target = SocketAddress(ip: vip, port: port)
-            guard let waypoint = s.waypoint else { return Destination(route: .direct(target), workload: nil, service: s) }
+            guard let waypoint else { return Destination(route: .direct(target), workload: nil, service: s) }
             return through(waypoint, target: target, service: s, hashKey: hashKey, from: source)
         }
         return resolve(service: s, port: port, hashKey: hashKey, from: source)

@@ -40,6 +40,23 @@ extension ProxyState {
         return (w, w.network == settings.network ? w.workloadIps.first : nil, service.subjectAltNames)
     }
 
+    /// The waypoint a connection to `s` goes through (ztunnel's `fetch_service_waypoint`): one of
+    /// its weighted waypoints, by weight, or else its `waypoint` (also when every weight is 0).
+    func waypoint(of s: Service, hashKey: Int) -> GatewayAddress? {
+        guard !s.weightedWaypoints.isEmpty else { return s.waypoint }
+        let total = s.weightedWaypoints.reduce(UInt64(0)) { $0 + UInt64($1.weight) }
+        guard total > 0 else { return s.waypoint }
+        // The same key then picks the waypoint's endpoint: spread over 64 bits first, or a plain
+        // modulo of both would tie each waypoint to some of its endpoints.
+        var r = EndpointSet.mix(UInt64(bitPattern: Int64(hashKey))) % total
+        for w in s.weightedWaypoints {
+            if r < UInt64(w.weight) { return w.destination }
+            r -= UInt64(w.weight)
+        }
+        Bug.report("service \(s.key): weighted waypoint pick ran past the total weight \(total)")
+        return s.waypoint
+    }
+
     /// The service a waypoint or a network gateway names: by hostname, or by its VIP on this network.
     func service(named gateway: GatewayAddress) -> Service? {
         switch gateway.destination {

@@ -170,6 +170,10 @@ public enum XDSConversion {
         service.waypoint = waypoint
         service.loadBalancer = s.hasLoadBalancing ? try loadBalancer(s.loadBalancing, fail) : nil
         service.canonical = s.canonical
+        for (i, ww) in s.weightedWaypoints.enumerated() {
+            guard ww.hasDestination else { throw fail("weighted_waypoints[\(i)] names no waypoint") }
+            service.weightedWaypoints.append(WeightedWaypoint(destination: try gateway(ww.destination, "weighted_waypoints[\(i)]", fail), weight: ww.weight))
+        }
         return service
     }
 

@@ -218,12 +218,39 @@ public nonisolated struct Istio_Workload_Service: Sendable {
   /// Of several services with one hostname (a Service and a ServiceEntry), the one the hostname names.
   public var canonical: Bool = false
 
+  /// When set, each connection to the service picks one of these waypoints by weight (a canary
+  /// moving a share of traffic between waypoints); `waypoint` still names the primary one.
+  public var weightedWaypoints: [Istio_Workload_WeightedWaypoint] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _waypoint: Istio_Workload_GatewayAddress? = nil
   fileprivate var _loadBalancing: Istio_Workload_LoadBalancing? = nil
+}
+
+public nonisolated struct Istio_Workload_WeightedWaypoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var destination: Istio_Workload_GatewayAddress {
+    get {_destination ?? Istio_Workload_GatewayAddress()}
+    set {_destination = newValue}
+  }
+  /// Returns true if `destination` has been explicitly set.
+  public var hasDestination: Bool {self._destination != nil}
+  /// Clears the value of `destination`. Subsequent reads from it will return its default value.
+  public mutating func clearDestination() {self._destination = nil}
+
+  public var weight: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _destination: Istio_Workload_GatewayAddress? = nil
 }
 
 /// A service's load balancing (Kubernetes trafficDistribution, Istio's traffic-distribution
@@ -714,7 +741,7 @@ nonisolated extension Istio_Workload_Address: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Service"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0\u{4}\u{2}weighted_waypoints\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -731,6 +758,7 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
       case 7: try { try decoder.decodeSingularMessageField(value: &self._waypoint) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._loadBalancing) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.canonical) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.weightedWaypoints) }()
       default: break
       }
     }
@@ -768,6 +796,9 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if self.canonical != false {
       try visitor.visitSingularBoolField(value: self.canonical, fieldNumber: 11)
     }
+    if !self.weightedWaypoints.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.weightedWaypoints, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -781,6 +812,46 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if lhs._waypoint != rhs._waypoint {return false}
     if lhs._loadBalancing != rhs._loadBalancing {return false}
     if lhs.canonical != rhs.canonical {return false}
+    if lhs.weightedWaypoints != rhs.weightedWaypoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Istio_Workload_WeightedWaypoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WeightedWaypoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}destination\0\u{1}weight\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._destination) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.weight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._destination {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.weight != 0 {
+      try visitor.visitSingularUInt32Field(value: self.weight, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Istio_Workload_WeightedWaypoint, rhs: Istio_Workload_WeightedWaypoint) -> Bool {
+    if lhs._destination != rhs._destination {return false}
+    if lhs.weight != rhs.weight {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -81,6 +81,31 @@ import HBONEConfig
         #expect(s.resolve(hostname: "ledger.payments.svc.cluster.local", port: 80)?.route == d.route)
     }
 
+    /// A canary between waypoints (ztunnel's weighted waypoints): each connection to the service
+    /// picks one by weight, and the primary `waypoint` when every weight is 0. Here 1 in 10 goes
+    /// to the waypoint at audit-0's address.
+    @Test func weightedWaypointsShareTheServicesConnections() throws {
+        func state(_ primary: Int, _ canary: Int) throws -> ProxyState {
+            try testState(Self.yaml(serviceWaypoint: """
+            {destination: "payments/waypoint.payments.svc.cluster.local"}
+              weightedWaypoints:
+              - {destination: {destination: "payments/waypoint.payments.svc.cluster.local"}, weight: \(primary)}
+              - {destination: {destination: "/10.1.0.30", hboneMtlsPort: 15009}, weight: \(canary)}
+            """))
+        }
+        func counts(_ s: ProxyState) -> [String: Int] {
+            var seen: [String: Int] = [:]
+            for key in 0..<2000 { if let name = s.resolve(SocketAddress("10.96.0.20:80")!, hashKey: key)?.workload?.name { seen[name, default: 0] += 1 } }
+            return seen
+        }
+        let split = counts(try state(90, 10))
+        #expect((150...250).contains(split["audit-0"] ?? 0) && (split["audit-0"] ?? 0) + (split["waypoint-0"] ?? 0) == 2000, "\(split)")
+        let canary = try state(0, 1).resolve(SocketAddress("10.96.0.20:80")!)
+        #expect(canary?.route == .hbone(proxy: SocketAddress("10.1.0.30:15009")!, authority: SocketAddress("10.96.0.20:80")!,
+                                        expected: [try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/audit")]))
+        #expect(counts(try state(0, 0)) == ["waypoint-0": 2000])
+    }
+
     /// A pod addressed directly goes to its own waypoint, here named by the waypoint pod's address
     /// (dialled at that address, on the default HBONE port 15008).
     @Test func aWorkloadAddressGoesToItsWaypointNamingTheWorkload() throws {

@@ -183,7 +183,7 @@ import HBONEXDSProto
     }
 
     /// What load balancing reads: a service's routing preferences, mode and health policy (and
-    /// whether it is the one its hostname names); a
+    /// whether it is the one its hostname names, and its weighted waypoints); a
     /// workload's health, locality and capacity (absent: 1; 0 is kept, and means never picked).
     @Test func loadBalancingHealthLocalityAndCapacityAreKept() throws {
         var s = store()
@@ -195,6 +195,13 @@ import HBONEXDSProto
             lb.healthPolicy = .allowAll
             s.loadBalancing = lb
             s.canonical = true
+            var canary = Istio_Workload_WeightedWaypoint()
+            var host = Istio_Workload_NamespacedHostname()
+            host.namespace = "payments"
+            host.hostname = "waypoint-canary.payments.svc.cluster.local"
+            canary.destination.hostname = host
+            canary.weight = 10
+            s.weightedWaypoints = [canary]
         }
         let unhealthy = Self.workload("u") { w in
             w.status = .unhealthy
@@ -212,6 +219,7 @@ import HBONEXDSProto
         #expect(s.services[key]?.loadBalancer == LoadBalancer(routingPreferences: [.network, .region, .zone, .subzone, .node, .cluster],
                                                                mode: .failover, healthPolicy: .allowAll))
         #expect(s.services[key]?.canonical == true)
+        #expect(s.services[key]?.weightedWaypoints.map { "\($0.destination) \($0.weight)" } == ["payments/waypoint-canary.payments.svc.cluster.local:15008 10"])
         let u = try #require(s.workloads["u"])
         #expect(u.status == .unhealthy && u.capacity == 3)
         #expect(u.locality == Locality(region: "us-east1", zone: "us-east1-b", subzone: "rack-7"))
@@ -223,13 +231,15 @@ import HBONEXDSProto
         #expect(s.services[key]?.loadBalancer == LoadBalancer())
     }
 
-    /// A preference, mode or policy this proxy does not know rejects the service with the reason
+    /// A preference, mode or policy this proxy does not know (or a weighted waypoint that names
+    /// none) rejects the service with the reason
     /// (as ztunnel does), rather than balancing it some other way than istiod meant.
     @Test(arguments: [
         (0, "load_balancing.routing_preference[1] is not a scope (0)"),
         (1, "load_balancing.routing_preference[1] is not a scope (42)"),
         (2, "unknown load_balancing.mode 9"),
         (3, "unknown load_balancing.health_policy 7"),
+        (4, "weighted_waypoints[0] names no waypoint"),
     ])
     func aLoadBalancingThatIsNotUnderstoodIsRejected(_ which: Int, reason: String) {
         var s = store()
@@ -240,6 +250,10 @@ import HBONEXDSProto
             if which == 2 { lb.mode = .UNRECOGNIZED(9) }
             if which == 3 { lb.healthPolicy = .UNRECOGNIZED(7) }
             s.loadBalancing = lb
+            if which == 4 {
+                s.loadBalancing = Istio_Workload_LoadBalancing()
+                s.weightedWaypoints = [Istio_Workload_WeightedWaypoint()]
+            }
         }
         let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [service]))
         #expect(!a.isACK && s.services.isEmpty)
