@@ -251,8 +251,11 @@ public struct WeightedWaypoint: Sendable, Hashable {
 /// A service: a hostname and VIPs in front of workloads.
 public struct Service: Sendable, Hashable {
     public var name: String
-    public var namespace: String
-    public var hostname: String
+    public var namespace: String { didSet { key = Self.key(namespace, hostname) } }
+    public var hostname: String { didSet { key = Self.key(namespace, hostname) } }
+    /// The key workloads use in their `services` map, `<namespace>/<hostname>`: kept, as every
+    /// connection to a VIP looks the service's endpoints up by it.
+    public private(set) var key: String
     /// Its VIPs, each on its network (a service spanning clusters has one per network, and two
     /// networks may give it the same IP).
     public var addresses: [NetworkAddress]
@@ -271,6 +274,7 @@ public struct Service: Sendable, Hashable {
     public var weightedWaypoints: [WeightedWaypoint] = []
 
     public init(name: String, namespace: String, hostname: String, addresses: [NetworkAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
+        key = Self.key(namespace, hostname)
         self.name = name
         self.namespace = namespace
         self.hostname = hostname
@@ -292,5 +296,5 @@ public struct Service: Sendable, Hashable {
     public func vip(on network: String) -> IPAddress? { addresses.first { $0.network == network }?.ip }
 
     /// The key workloads use in their `services` map.
-    public var key: String { "\(namespace)/\(hostname)" }
+    static func key(_ namespace: String, _ hostname: String) -> String { "\(namespace)/\(hostname)" }
 }
