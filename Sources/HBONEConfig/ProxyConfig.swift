@@ -286,7 +286,7 @@ public struct ProxyConfig: Sendable {
     static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
         let f = try r.fields(allowed: ["name", "namespace", "hostname", "vips", "ports", "subjectAltNames",
                                        "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies", "canonical",
-                                       "weightedWaypoints"])
+                                       "weightedWaypoints", "visibility"])
         guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
         guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
@@ -315,6 +315,7 @@ public struct ProxyConfig: Sendable {
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
         service.loadBalancer = try f["loadBalancer"].map(parseLoadBalancer)
+        service.visibility = try f["visibility"].map { v throws(ConfigError) in try v.named(Service.Visibility.self) } ?? .public
         for item in try f["weightedWaypoints"].sequence() {
             let w = try item.fields(allowed: ["destination", "weight"])
             guard let destination = w["destination"] else { throw item.error("missing destination") }

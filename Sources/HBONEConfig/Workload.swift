@@ -272,6 +272,11 @@ public struct Service: Sendable, Hashable {
     /// Waypoints each connection picks one of by weight (a canary moving a share of traffic to
     /// another waypoint); empty, or every weight 0: `waypoint`.
     public var weightedWaypoints: [WeightedWaypoint] = []
+    /// Namespace: only clients in its own namespace resolve it (by VIP or hostname); to others
+    /// its VIP is an address the mesh does not know.
+    public var visibility = Visibility.public
+
+    public enum Visibility: String, Sendable, Hashable, CaseIterable { case `public` = "Public", namespace = "Namespace" }
 
     public init(name: String, namespace: String, hostname: String, addresses: [NetworkAddress], ports: [UInt16: UInt16], subjectAltNames: [SPIFFEID]) {
         key = Self.key(namespace, hostname)
@@ -294,6 +299,12 @@ public struct Service: Sendable, Hashable {
 
     /// Its first VIP on `network` (the address a client that looked its name up would dial).
     public func vip(on network: String) -> IPAddress? { addresses.first { $0.network == network }?.ip }
+
+    /// Whether a client in `namespace` may resolve it; nil (a client that is no known workload):
+    /// any service, as ztunnel filters only when it knows the client's namespace.
+    public func isVisible(to namespace: String?) -> Bool {
+        visibility == .public || namespace.map { $0 == self.namespace } ?? true
+    }
 
     /// The key workloads use in their `services` map.
     static func key(_ namespace: String, _ hostname: String) -> String { "\(namespace)/\(hostname)" }

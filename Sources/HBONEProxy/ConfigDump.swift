@@ -87,6 +87,8 @@ struct ConfigDump: Encodable {
         var ipFamilies: String
         var loadBalancer: LoadBalancerEntry?
         var weightedWaypoints: [WeightedWaypointEntry]?
+        var visibility: String
+        var canonical: Bool
     }
 
     struct WeightedWaypointEntry: Encodable {
@@ -242,7 +244,8 @@ extension ConfigDump {
                                 loadBalancer: v.loadBalancer.map { LoadBalancerEntry(routingPreferences: $0.routingPreferences.map(\.rawValue),
                                                                                      mode: $0.mode.rawValue, healthPolicy: $0.healthPolicy.rawValue) },
                                 weightedWaypoints: v.weightedWaypoints.isEmpty ? nil : v.weightedWaypoints.compactMap { w in
-                                    gateway(w.destination).map { WeightedWaypointEntry(destination: $0, weight: w.weight) } })
+                                    gateway(w.destination).map { WeightedWaypointEntry(destination: $0, weight: w.weight) } },
+                                visibility: v.visibility.rawValue, canonical: v.canonical)
         }
         policies = s.policies.policies.map { p in
             var scope = "Namespace"

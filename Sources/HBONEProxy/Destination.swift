@@ -37,20 +37,20 @@ extension ProxyState {
             }
             return route(to: w, ip: dst.ip, port: dst.port, service: nil)
         }
-        if let s = servicesByVIP[dst.ip] {
+        if let s = service(atVIP: dst.ip, from: source) {
             if let waypoint = waypoint(of: s, hashKey: hashKey) { return through(waypoint, target: dst, service: s, hashKey: hashKey, from: source) }
             // The client picked its destination itself (a headless-like service): no endpoint is.
             if s.loadBalancer?.mode == .passthrough { return Destination(route: .direct(dst), workload: nil, service: s) }
             return resolve(service: s, port: dst.port, hashKey: hashKey, from: source)
         }
-        // Unknown to the mesh: passthrough.
+        // Unknown to the mesh (or a service the client's namespace may not see): passthrough.
         return Destination(route: .direct(dst), workload: nil, service: nil)
     }
 
     /// A mesh hostname (SOCKS5) resolves as its service's first VIP would, so a waypoint sees the
     /// address a client that looked the name up in DNS would have dialled.
     public func resolve(hostname: String, port: UInt16, hashKey: Int = 0, from source: IPAddress? = nil) -> Destination? {
-        guard let s = servicesByHostname[hostname] else { return nil }
+        guard let s = service(atHostname: hostname, from: source) else { return nil }
         let waypoint = waypoint(of: s, hashKey: hashKey)
         if waypoint != nil || s.loadBalancer?.mode == .passthrough {
             guard let vip = s.vip(on: settings.network) else {

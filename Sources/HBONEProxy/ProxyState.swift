@@ -17,8 +17,15 @@ public final class ProxyState: Sendable {
     /// Workloads and VIPs by address, on this proxy's network only.
     public let workloadsByIP: [IPAddress: Workload]
     public let localWorkloadsByIP: [IPAddress: Workload]
+    /// The service at each VIP and hostname for a client whose namespace is not known (of several:
+    /// the canonical one, else the first).
     public let servicesByVIP: [IPAddress: Service]
     public let servicesByHostname: [String: Service]
+    /// VIPs and hostnames whose service depends on the client's namespace: several services share
+    /// them (ServiceEntries in several namespaces), or one is visible to its namespace only.
+    /// Usually empty, so a connection pays one `isEmpty` for them (`ProxyState+ServiceChoice`).
+    public let sharedServicesByVIP: [IPAddress: [Service]]
+    public let sharedServicesByHostname: [String: [Service]]
     /// By `Service.key` (`namespace/hostname`): how a waypoint names its service.
     public let servicesByKey: [String: Service]
     /// Each service's endpoints, by `Service.key`: workloads listing it in `services` that are on
@@ -110,15 +117,16 @@ public final class ProxyState: Sendable {
         localWorkloadsByIP = local
         servicesWithEndpointsElsewhere = elsewhere
         networkGateways = gateways
-        var vips: [IPAddress: Service] = [:], hosts: [String: Service] = [:], keys: [String: Service] = [:]
+        var vips: [IPAddress: [Service]] = [:], hosts: [String: [Service]] = [:], keys: [String: Service] = [:]
         for s in config.services {
-            for a in s.addresses where a.network == network { vips[a.ip] = s }
+            for a in s.addresses where a.network == network { vips[a.ip, default: []].append(s) }
             keys[s.key] = s
-            // Several services may share a hostname (one per cluster); the canonical one answers for it.
-            if hosts[s.hostname]?.canonical != true || s.canonical { hosts[s.hostname] = s }
+            hosts[s.hostname, default: []].append(s)
         }
-        servicesByVIP = vips
-        servicesByHostname = hosts
+        servicesByVIP = vips.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
+        servicesByHostname = hosts.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
+        sharedServicesByVIP = vips.filter(Self.dependsOnTheClient)
+        sharedServicesByHostname = hosts.filter(Self.dependsOnTheClient)
         servicesByKey = keys
         var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]
         for (key, list) in endpoints {

@@ -170,6 +170,12 @@ public enum XDSConversion {
         service.waypoint = waypoint
         service.loadBalancer = s.hasLoadBalancing ? try loadBalancer(s.loadBalancing, fail) : nil
         service.canonical = s.canonical
+        switch s.visibility {
+        case .public: service.visibility = .public
+        case .namespace: service.visibility = .namespace
+        // Unknown: a narrower scope istiod meant; treating it as public would widen it.
+        case let .UNRECOGNIZED(n): throw fail("unknown visibility \(n)")
+        }
         for (i, ww) in s.weightedWaypoints.enumerated() {
             guard ww.hasDestination else { throw fail("weighted_waypoints[\(i)] names no waypoint") }
             service.weightedWaypoints.append(WeightedWaypoint(destination: try gateway(ww.destination, "weighted_waypoints[\(i)]", fail), weight: ww.weight))

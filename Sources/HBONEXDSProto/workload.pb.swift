@@ -222,7 +222,45 @@ public nonisolated struct Istio_Workload_Service: Sendable {
   /// moving a share of traffic between waypoints); `waypoint` still names the primary one.
   public var weightedWaypoints: [Istio_Workload_WeightedWaypoint] = []
 
+  public var visibility: Istio_Workload_Service.Visibility = .public
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Visibility: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case `public` // = 0
+
+    /// Resolvable only by clients in the service's own namespace.
+    case namespace // = 1
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .public
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .public
+      case 1: self = .namespace
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .public: return 0
+      case .namespace: return 1
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Istio_Workload_Service.Visibility] = [
+      .public,
+      .namespace,
+    ]
+
+  }
 
   public init() {}
 
@@ -741,7 +779,7 @@ nonisolated extension Istio_Workload_Address: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Service"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0\u{4}\u{2}weighted_waypoints\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0\u{4}\u{2}weighted_waypoints\0\u{1}visibility\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -759,6 +797,7 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
       case 8: try { try decoder.decodeSingularMessageField(value: &self._loadBalancing) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.canonical) }()
       case 13: try { try decoder.decodeRepeatedMessageField(value: &self.weightedWaypoints) }()
+      case 14: try { try decoder.decodeSingularEnumField(value: &self.visibility) }()
       default: break
       }
     }
@@ -799,6 +838,9 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if !self.weightedWaypoints.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.weightedWaypoints, fieldNumber: 13)
     }
+    if self.visibility != .public {
+      try visitor.visitSingularEnumField(value: self.visibility, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -813,9 +855,14 @@ nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtob
     if lhs._loadBalancing != rhs._loadBalancing {return false}
     if lhs.canonical != rhs.canonical {return false}
     if lhs.weightedWaypoints != rhs.weightedWaypoints {return false}
+    if lhs.visibility != rhs.visibility {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Istio_Workload_Service.Visibility: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUBLIC\0\u{1}NAMESPACE\0")
 }
 
 nonisolated extension Istio_Workload_WeightedWaypoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

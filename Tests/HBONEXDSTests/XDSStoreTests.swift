@@ -183,7 +183,7 @@ import HBONEXDSProto
     }
 
     /// What load balancing reads: a service's routing preferences, mode and health policy (and
-    /// whether it is the one its hostname names, and its weighted waypoints); a
+    /// whether it is the one its hostname names, who may see it, and its weighted waypoints); a
     /// workload's health, locality and capacity (absent: 1; 0 is kept, and means never picked).
     @Test func loadBalancingHealthLocalityAndCapacityAreKept() throws {
         var s = store()
@@ -202,6 +202,7 @@ import HBONEXDSProto
             canary.destination.hostname = host
             canary.weight = 10
             s.weightedWaypoints = [canary]
+            s.visibility = .namespace
         }
         let unhealthy = Self.workload("u") { w in
             w.status = .unhealthy
@@ -218,7 +219,7 @@ import HBONEXDSProto
         #expect(a.isACK, "\(a.reply.errorDetail.message)")
         #expect(s.services[key]?.loadBalancer == LoadBalancer(routingPreferences: [.network, .region, .zone, .subzone, .node, .cluster],
                                                                mode: .failover, healthPolicy: .allowAll))
-        #expect(s.services[key]?.canonical == true)
+        #expect(s.services[key]?.canonical == true && s.services[key]?.visibility == .namespace)
         #expect(s.services[key]?.weightedWaypoints.map { "\($0.destination) \($0.weight)" } == ["payments/waypoint-canary.payments.svc.cluster.local:15008 10"])
         let u = try #require(s.workloads["u"])
         #expect(u.status == .unhealthy && u.capacity == 3)
@@ -232,7 +233,7 @@ import HBONEXDSProto
     }
 
     /// A preference, mode or policy this proxy does not know (or a weighted waypoint that names
-    /// none) rejects the service with the reason
+    /// none, or a visibility narrower than it knows) rejects the service with the reason
     /// (as ztunnel does), rather than balancing it some other way than istiod meant.
     @Test(arguments: [
         (0, "load_balancing.routing_preference[1] is not a scope (0)"),
@@ -240,6 +241,7 @@ import HBONEXDSProto
         (2, "unknown load_balancing.mode 9"),
         (3, "unknown load_balancing.health_policy 7"),
         (4, "weighted_waypoints[0] names no waypoint"),
+        (5, "unknown visibility 3"),
     ])
     func aLoadBalancingThatIsNotUnderstoodIsRejected(_ which: Int, reason: String) {
         var s = store()
@@ -250,6 +252,10 @@ import HBONEXDSProto
             if which == 2 { lb.mode = .UNRECOGNIZED(9) }
             if which == 3 { lb.healthPolicy = .UNRECOGNIZED(7) }
             s.loadBalancing = lb
+            if which == 5 {
+                s.loadBalancing = Istio_Workload_LoadBalancing()
+                s.visibility = .UNRECOGNIZED(3)
+            }
             if which == 4 {
                 s.loadBalancing = Istio_Workload_LoadBalancing()
                 s.weightedWaypoints = [Istio_Workload_WeightedWaypoint()]

@@ -1,0 +1,41 @@
+import HBONECore
+import HBONEConfig
+
+/// Which service a VIP or a hostname names for a client, as ztunnel chooses: only services visible
+/// to the client's namespace; of several, the one in the client's namespace, else the canonical
+/// one (the last marked), else the first.
+extension ProxyState {
+    /// The service at `ip` on this network for a connection from `source`; nil when there is none
+    /// the client may see (its VIP is then an address the mesh does not know).
+    func service(atVIP ip: IPAddress, from source: IPAddress?) -> Service? {
+        guard !sharedServicesByVIP.isEmpty, let several = sharedServicesByVIP[ip] else { return servicesByVIP[ip] }
+        return Self.bestService(among: several, forNamespace: clientNamespace(source))
+    }
+
+    /// The same by hostname (SOCKS5).
+    func service(atHostname hostname: String, from source: IPAddress?) -> Service? {
+        guard !sharedServicesByHostname.isEmpty, let several = sharedServicesByHostname[hostname] else { return servicesByHostname[hostname] }
+        return Self.bestService(among: several, forNamespace: clientNamespace(source))
+    }
+
+    /// The namespace of the workload at `source`; nil for a client that is none (SOCKS5 from the
+    /// node), which sees every service.
+    private func clientNamespace(_ source: IPAddress?) -> String? {
+        source.flatMap { workloadsByIP[$0]?.namespace }
+    }
+
+    /// `namespace` nil: no visibility filter, and no namespace to prefer.
+    static func bestService(among services: [Service], forNamespace namespace: String?) -> Service? {
+        var best: Service?
+        for s in services where s.isVisible(to: namespace) {
+            if let namespace, s.namespace == namespace { return s }
+            if s.canonical || best == nil { best = s }
+        }
+        return best
+    }
+
+    /// Whether who the client is can change which service `services` resolve to.
+    static func dependsOnTheClient(_ entry: (key: some Hashable, value: [Service])) -> Bool {
+        entry.value.count > 1 || entry.value.contains { $0.visibility != .public }
+    }
+}
