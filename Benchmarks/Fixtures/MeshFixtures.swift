@@ -6,10 +6,9 @@ import HBONEProxy
 /// A mesh as the proxy's routing sees it: `services` services of `endpoints` workloads each, on
 /// other nodes, every workload listing its one service (10,000 workloads by default).
 public enum MeshFixtures {
-    /// `preferClose`: each workload in one of 2 regions and 6 zones, each service ranking its
-    /// endpoints as Kubernetes `trafficDistribution: PreferClose` asks (Failover: Network, Region,
-    /// Zone, Subzone).
-    public static func state(services: Int = 1000, endpoints: Int = 10, preferClose: Bool = false) throws -> ProxyState {
+    /// Each workload is in one of 2 regions and 6 zones, on one of 50 nodes; `loadBalancer`: each
+    /// service's (e.g. `preferClose`, `nodeLocal`).
+    public static func state(services: Int = 1000, endpoints: Int = 10, loadBalancer: String? = nil) throws -> ProxyState {
         var yaml = "workloads:\n"
         for s in 0..<services {
             for e in 0..<endpoints {
@@ -36,13 +35,18 @@ public enum MeshFixtures {
               hostname: svc-\(s).ns-\(s).svc.cluster.local
               vips: ["\(vipIP(s))"]
               ports: {"80": 8080}
-            \(preferClose ? "  loadBalancer: {mode: Failover, routingPreferences: [Network, Region, Zone, Subzone]}\n" : "")
+            \(loadBalancer.map { "  loadBalancer: \($0)\n" } ?? "")
             """
         }
         yaml += "hbone:\n  node: east\n  rootCertificates: /unused\n  certificates: {directory: /unused}\n"
         let config = try ProxyConfig.parse(yaml: yaml, file: "mesh.yaml", environment: [:])
         return try ProxyState(config: config, trust: InMemoryPKI().trust, certificates: [:], version: 1)
     }
+
+    /// Kubernetes `trafficDistribution: PreferClose`, as istiod sends it.
+    public static let preferClose = "{mode: Failover, routingPreferences: [Network, Region, Zone, Subzone]}"
+    /// Kubernetes `internalTrafficPolicy: Local`, as istiod sends it.
+    public static let nodeLocal = "{mode: Strict, routingPreferences: [Node]}"
 
     /// A service's VIP in `state(services:endpoints:)`, port 80.
     public static func vip(_ service: Int) -> SocketAddress { SocketAddress(ip: IPAddress(vipIP(service))!, port: 80) }

@@ -25,6 +25,22 @@ public struct EndpointSet: Sendable {
         public init(_ w: Workload) {
             self.init(network: w.network, locality: w.locality, node: w.node, cluster: w.clusterId)
         }
+
+        /// Its fields the scopes compare; the others blank, so alike endpoints share a group.
+        func place(in scopes: [LoadBalancer.Scope]) -> Client {
+            var p = Client(network: "")
+            for scope in scopes {
+                switch scope {
+                case .region: p.locality.region = locality.region
+                case .zone: p.locality.zone = locality.zone
+                case .subzone: p.locality.subzone = locality.subzone
+                case .node: p.node = node
+                case .cluster: p.cluster = cluster
+                case .network: p.network = network
+                }
+            }
+            return p
+        }
     }
 
     /// Endpoints alike in every scope the service prefers (so ranked alike for any client).
@@ -42,6 +58,8 @@ public struct EndpointSet: Sendable {
     let scopes: [LoadBalancer.Scope]
     /// Endpoints left out for being unhealthy (so a refusal can say so).
     public let unhealthy: Int
+    /// Each group's index by its place, when there are more than `scanLimit` groups.
+    let groupByPlace: [Client: Int]
 
     /// Every endpoint that may be picked, group by group (config order within a group).
     public var endpoints: [Workload] { groups.flatMap(\.endpoints) }
@@ -57,7 +75,7 @@ public struct EndpointSet: Sendable {
         self.scopes = scopes
         var order: [Client] = [], members: [Client: [Workload]] = [:]
         for w in usable {
-            let place = Self.place(of: w, in: scopes)
+            let place = Client(w).place(in: scopes)
             if members[place] == nil { order.append(place) }
             members[place, default: []].append(w)
         }
@@ -72,23 +90,13 @@ public struct EndpointSet: Sendable {
             }
             return Group(place: place, endpoints: list, cumulative: sums, weight: total)
         }
+        // Many groups (a service kept to the client's node, with endpoints on hundreds of nodes):
+        // the group that meets every preference is found by its place, not by ranking them all.
+        groupByPlace = groups.count > Self.scanLimit ? Dictionary(uniqueKeysWithValues: order.enumerated().map { ($0.element, $0.offset) }) : [:]
     }
 
-    /// The fields of `w` the scopes compare; the others blank, so alike endpoints share a group.
-    private static func place(of w: Workload, in scopes: [LoadBalancer.Scope]) -> Client {
-        var p = Client(network: "")
-        for scope in scopes {
-            switch scope {
-            case .region: p.locality.region = w.locality.region
-            case .zone: p.locality.zone = w.locality.zone
-            case .subzone: p.locality.subzone = w.locality.subzone
-            case .node: p.node = w.node
-            case .cluster: p.cluster = w.clusterId
-            case .network: p.network = w.network
-            }
-        }
-        return p
-    }
+    /// Up to this many groups, ranking them all costs less than hashing the client's place.
+    static let scanLimit = 8
 
     /// One endpoint for `client`, chosen by `hashKey` (the client's source port: consecutive
     /// ports take the endpoints in turn, each as often as its capacity says); nil when none may be
@@ -96,6 +104,13 @@ public struct EndpointSet: Sendable {
     /// `client` is asked for only when the service ranks by preferences.
     public func pick(for client: @autoclosure () -> Client, hashKey: Int) -> Workload? {
         let client = scopes.isEmpty ? Client(network: "") : client()
+        // The group that meets every preference ranks above all others (Strict keeps only it).
+        if !groupByPlace.isEmpty {
+            if let i = groupByPlace[client.place(in: scopes)], groups[i].weight > 0 {
+                return Self.pick(in: groups[i], Self.selector(hashKey, total: groups[i].weight))
+            }
+            if balancer.mode == .strict { return nil }
+        }
         var best = -1, total: UInt64 = 0
         for g in groups {
             guard let r = rank(g, for: client), g.weight > 0 else { continue }
@@ -103,15 +118,24 @@ public struct EndpointSet: Sendable {
             if r == best { total += g.weight }
         }
         guard total > 0 else { return nil }
-        // Past the range of source ports a plain modulo would reach only the first part of the
-        // weights: spread the key over 64 bits first.
-        var r = (total <= 1 << 14 ? UInt64(hashKey.magnitude) : Self.mix(UInt64(bitPattern: Int64(hashKey)))) % total
+        var r = Self.selector(hashKey, total: total)
         for g in groups where g.weight > 0 && rank(g, for: client) == best {
-            guard r >= g.weight else { return g.endpoints[g.cumulative.isEmpty ? Int(r) : Self.firstAbove(r, in: g.cumulative)] }
+            guard r >= g.weight else { return Self.pick(in: g, r) }
             r -= g.weight
         }
         Bug.report("endpoint pick ran past its groups' total weight \(total)")
         return nil
+    }
+
+    /// Where `hashKey` falls in `total` units of weight. Past the range of source ports a plain
+    /// modulo would reach only the first part of the weights: the key is spread over 64 bits first.
+    private static func selector(_ hashKey: Int, total: UInt64) -> UInt64 {
+        (total <= 1 << 14 ? UInt64(hashKey.magnitude) : mix(UInt64(bitPattern: Int64(hashKey)))) % total
+    }
+
+    /// The endpoint of `g` whose share of its weight holds `r` (< `g.weight`).
+    private static func pick(in g: Group, _ r: UInt64) -> Workload {
+        g.endpoints[g.cumulative.isEmpty ? Int(r) : firstAbove(r, in: g.cumulative)]
     }
 
     /// ztunnel's rank: how many preferences, in order, `g` meets for `client` (a Network

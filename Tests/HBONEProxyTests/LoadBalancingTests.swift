@@ -127,6 +127,46 @@ import HBONEConfig
         #expect(Self.picks(here) == ["ledger-c": 300])
     }
 
+    /// Kubernetes `internalTrafficPolicy: Local` is Strict on the node. With endpoints on many
+    /// nodes (a DaemonSet) the client's node's group is found by its place instead of ranking
+    /// every node's; the picks are the same as ranking them: the client's node only, and under
+    /// Failover everyone when that node has none.
+    @Test func aServiceKeptToTheClientsNodeWithEndpointsOnManyNodes() throws {
+        func yaml(_ mode: String) -> String {
+            var text = "workloads:\n- {name: client, namespace: payments, workloadIps: [\"10.0.0.10\"], protocol: HBONE, node: node-7}\n"
+            text += "- {name: stray, namespace: payments, workloadIps: [\"10.0.0.11\"], protocol: HBONE, node: node-99}\n"
+            for n in 0..<30 {
+                for e in 0..<2 {
+                    text += "- {name: agent-\(n)-\(e), namespace: payments, workloadIps: [\"10.2.\(n).\(e + 1)\"], protocol: HBONE, node: node-\(n), "
+                        + "services: {\"payments/agent.payments.svc.cluster.local\": {80: 8080}}}\n"
+                }
+            }
+            return text + """
+            services:
+            - {name: agent, namespace: payments, hostname: agent.payments.svc.cluster.local, vips: ["10.96.0.30"], ports: {"80": 8080},
+               loadBalancer: {mode: \(mode), routingPreferences: [Node]}}
+            hbone:
+              node: node-7
+              rootCertificates: /unused
+              certificates: {directory: /unused}
+            """
+        }
+        let vip = SocketAddress("10.96.0.30:80")!
+        let strict = try testState(yaml("Strict"))
+        #expect(try #require(strict.endpointSets["payments/agent.payments.svc.cluster.local"]).groupByPlace.count == 30)
+        var seen: [String: Int] = [:]
+        for key in 0..<100 { if let name = strict.resolve(vip, hashKey: key, from: IPAddress("10.0.0.10"))?.workload?.name { seen[name, default: 0] += 1 } }
+        #expect(seen == ["agent-7-0": 50, "agent-7-1": 50])
+        guard case .unreachable? = strict.resolve(vip, from: IPAddress("10.0.0.11"))?.route else {
+            Issue.record("a client on a node without an endpoint was not refused")
+            return
+        }
+        let failover = try testState(yaml("Failover"))
+        #expect(failover.resolve(vip, hashKey: 3, from: IPAddress("10.0.0.10"))?.workload?.name == "agent-7-1")
+        let anywhere = Set((0..<60).compactMap { failover.resolve(vip, hashKey: $0, from: IPAddress("10.0.0.11"))?.workload?.name })
+        #expect(anywhere.count == 60)
+    }
+
     /// Passthrough: no endpoint is picked; the connection goes to the address the client dialled
     /// (by VIP, or by hostname through SOCKS5: its VIP).
     @Test func passthroughGoesToTheAddressDialled() throws {

@@ -69,9 +69,15 @@ let benchmarks: @Sendable () -> Void = {
     }
     // The same with PreferClose (Failover: network, region, zone, subzone), from a workload in one
     // of the zones: its endpoints ranked by group (6 zones), not one by one.
-    let close = try! MeshFixtures.state(preferClose: true), source = MeshFixtures.workload(4321)
+    let close = try! MeshFixtures.state(loadBalancer: MeshFixtures.preferClose), source = MeshFixtures.workload(4321)
     Benchmark("destination: a PreferClose service VIP among 10,000 workloads, from a workload") { benchmark in
         for i in benchmark.scaledIterations { blackHole(close.resolve(vip, hashKey: i, from: source)) }
+    }
+    // Kept to the client's node (internalTrafficPolicy: Local): 10 endpoints on 10 nodes, so the
+    // client's node's group is looked up by place rather than every node's ranked.
+    let nodeLocal = try! MeshFixtures.state(loadBalancer: MeshFixtures.nodeLocal), neighbour = MeshFixtures.workload(5177)
+    Benchmark("destination: a node-local service VIP among 10,000 workloads, from a workload on an endpoint's node") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(nodeLocal.resolve(vip, hashKey: i, from: neighbour)) }
     }
 
     // One DATA frame each way on an open stream, in memory; the baseline copies the same bytes twice.
