@@ -52,6 +52,17 @@ import HBONEXDSProto
         return resource(key, a, type: XDSConversion.addressType)
     }
 
+    /// A GatewayAddress naming `payments/<hostname>`.
+    static func gateway(hostname: String, port: UInt32 = 0) -> Istio_Workload_GatewayAddress {
+        var host = Istio_Workload_NamespacedHostname()
+        host.namespace = "payments"
+        host.hostname = hostname
+        var g = Istio_Workload_GatewayAddress()
+        g.hostname = host
+        g.hboneMtlsPort = port
+        return g
+    }
+
     static func denyPort(_ name: String, port: UInt32 = 9000, scope: Istio_Security_Scope = .namespace,
                          configure: (inout Istio_Security_Match) -> Void = { _ in }) -> Envoy_Service_Discovery_V3_Resource {
         var m = Istio_Security_Match()
@@ -166,13 +177,7 @@ import HBONEXDSProto
             na.address = Data([192, 0, 2, 7])
             gw.address = na
             w.networkGateway = gw
-            var wp = Istio_Workload_GatewayAddress()
-            var host = Istio_Workload_NamespacedHostname()
-            host.namespace = "payments"
-            host.hostname = "waypoint.payments.svc.cluster.local"
-            wp.hostname = host
-            wp.hboneMtlsPort = 15009
-            w.waypoint = wp
+            w.waypoint = Self.gateway(hostname: "waypoint.payments.svc.cluster.local", port: 15009)
         }
         let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [w, Self.service("payments/ledger.payments.svc.cluster.local")]))
         #expect(a.isACK, "\(a.reply.errorDetail.message)")
@@ -196,10 +201,7 @@ import HBONEXDSProto
             s.loadBalancing = lb
             s.canonical = true
             var canary = Istio_Workload_WeightedWaypoint()
-            var host = Istio_Workload_NamespacedHostname()
-            host.namespace = "payments"
-            host.hostname = "waypoint-canary.payments.svc.cluster.local"
-            canary.destination.hostname = host
+            canary.destination = Self.gateway(hostname: "waypoint-canary.payments.svc.cluster.local")
             canary.weight = 10
             s.weightedWaypoints = [canary]
             s.visibility = .namespace
