@@ -81,7 +81,7 @@ extension ProxyState {
     /// none names a network gateway.
     func noEndpoint(_ s: Service) -> String? {
         if let set = endpointSets[s.key] {
-            if set.endpoints.isEmpty {
+            if set.isEmpty {
                 return set.unhealthy > 0 ? "has no healthy endpoint (\(set.unhealthy) unhealthy)" : onOtherNetworksOnly(s)
             }
             if set.balancer.mode == .strict {

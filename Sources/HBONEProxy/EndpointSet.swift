@@ -63,6 +63,8 @@ public struct EndpointSet: Sendable {
 
     /// Every endpoint that may be picked, group by group (config order within a group).
     public var endpoints: [Workload] { groups.flatMap(\.endpoints) }
+    /// No endpoint may be picked, whoever asks (each group has at least one).
+    public var isEmpty: Bool { groups.isEmpty }
 
     /// `endpoints` in config order; `balancer` nil is the standard mode.
     init(_ endpoints: [Workload], balancer: LoadBalancer?) {
@@ -74,13 +76,18 @@ public struct EndpointSet: Sendable {
         let scopes = balancer.mode == .standard ? [] : balancer.routingPreferences
         self.scopes = scopes
         var order: [Client] = [], members: [Client: [Workload]] = [:]
-        for w in usable {
-            let place = Client(w).place(in: scopes)
-            if members[place] == nil { order.append(place) }
-            members[place, default: []].append(w)
+        if scopes.isEmpty {
+            // One group: no place to compare (and nothing to hash per endpoint on a reload).
+            if !usable.isEmpty { order = [Client(network: "")] }
+        } else {
+            for w in usable {
+                let place = Client(w).place(in: scopes)
+                if members[place] == nil { order.append(place) }
+                members[place, default: []].append(w)
+            }
         }
         groups = order.map { place in
-            let list = members[place] ?? []
+            let list = scopes.isEmpty ? usable : members[place] ?? []
             var sums: [UInt64] = [], total: UInt64 = 0
             if list.contains(where: { $0.capacity != 1 }) {
                 sums.reserveCapacity(list.count)

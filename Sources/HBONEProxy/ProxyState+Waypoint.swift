@@ -73,7 +73,7 @@ extension ProxyState {
             return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
         }
         guard let service = service(named: waypoint) else { return "not found" }
-        if !forService, let here = localEndpointSets[service.key], here.endpoints.isEmpty, here.unhealthy == 0 {
+        if !forService, let here = localEndpointSets[service.key], here.isEmpty, here.unhealthy == 0 {
             return "is on other networks only (reached through a gateway only for traffic addressed to a service)"
         }
         return noEndpoint(service) ?? "not found"
