@@ -8,11 +8,17 @@
 #   3. `hbone proxy` from exec until /healthz/ready answers 200 (peak RSS from /proc VmHWM).
 # The goal (issue 14): under 2 s and 150 MiB at 100,000.
 #   Benchmarks/large-config.sh [N]
+#   HBONE_UNDER_TEST=/path/to/other/hbone Benchmarks/large-config.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
-swift build -c release --product hbone 2>&1 | tail -n 1
-bin=$(swift build -c release --show-bin-path)/hbone
+# HBONE_UNDER_TEST: another build's binary (an A/B against an older commit), as for scripts/bench.sh.
+if [ -n "${HBONE_UNDER_TEST:-}" ]; then
+    bin=$HBONE_UNDER_TEST
+else
+    swift build -c release --product hbone 2>&1 | tail -n 1
+    bin=$(swift build -c release --show-bin-path)/hbone
+fi
 dir=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"; }
