@@ -16,7 +16,10 @@ struct ConnectionInfo {
     var srcIdentity: SPIFFEID?
     var dstWorkload: Workload?
     var dstIdentity: SPIFFEID?
+    /// The destination service's hostname (logged), name and namespace (metric labels).
     var dstService: String?
+    var dstServiceName: String?
+    var dstServiceNamespace: String?
     var startedAt: UInt64
     var bytesSent: UInt64 = 0       // towards the destination
     var bytesReceived: UInt64 = 0   // back from the destination
@@ -35,6 +38,13 @@ struct ConnectionInfo {
     mutating func addReceived(_ n: Int) {
         bytesReceived += UInt64(n)
         counters?.sent.wrappingIncrement(by: UInt64(n), ordering: .relaxed)
+    }
+
+    /// The service the connection is attributed to (nil: none).
+    mutating func setService(_ s: Service?) {
+        dstService = s?.hostname
+        dstServiceName = s?.name
+        dstServiceNamespace = s?.namespace
     }
 }
 

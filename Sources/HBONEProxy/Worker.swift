@@ -203,11 +203,11 @@ final class Worker {
             info.dstWorkload = w
             info.dstIdentity = w.identity
             if let s = admission.service {
-                info.dstService = s.hostname
+                info.setService(s)
                 info.hboneTarget = admission.serviceTarget
             } else if let a = admission.authority {
                 let host = headers[header: "forwarded"].flatMap(SourceAttribution.forwardedHost)
-                info.dstService = state.inboundService(of: w, port: a.port, claimedHost: host)?.hostname
+                info.setService(state.inboundService(of: w, port: a.port, claimedHost: host))
             }
         }
         info.policy = admission.policy
@@ -246,7 +246,7 @@ final class Worker {
         var info = ConnectionInfo(direction: .inbound, src: peer, dst: dst, dstWorkload: workload, dstIdentity: workload.identity,
                                   startedAt: loop.now, mutualTLS: false)
         info.srcWorkload = state.workloadsByIP[peer.ip]
-        info.dstService = state.inboundService(of: workload, port: dst.port, claimedHost: nil)?.hostname
+        info.setService(state.inboundService(of: workload, port: dst.port, claimedHost: nil))
         let decision = state.policies.decide(.init(source: nil, sourceIP: peer.ip, destinationIP: dst.ip, destinationPort: dst.port),
                                              for: .init(namespace: workload.namespace, labels: workload.labels, policies: workload.authorizationPolicies))
         info.policy = decision.policy
@@ -297,7 +297,7 @@ final class Worker {
             record(info, error: error, wasOpen: false)
         }
         info.dstWorkload = destination?.workload
-        info.dstService = destination?.service?.hostname
+        info.setService(destination?.service)
         switch destination?.route {
         case let .hbone(proxy, authority, _)?:
             info.dst = authority
@@ -395,36 +395,8 @@ final class Worker {
         record(t.info, error: error, wasOpen: true)
     }
 
-    /// Istio's labels for a connection (hbone-reference §5); missing values are "unknown".
-    func labels(_ info: ConnectionInfo, flags: String) -> TCPLabels {
-        let u = "unknown"
-        var labels = TCPLabels(
-            reporter: info.direction == .outbound ? "source" : "destination",
-            sourcePrincipal: info.srcIdentity?.description ?? u,
-            sourceWorkload: info.srcWorkload?.workloadName ?? u,
-            sourceNamespace: info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? u,
-            sourceCluster: info.srcWorkload?.clusterId ?? u,
-            destinationPrincipal: info.dstIdentity?.description ?? u,
-            destinationWorkload: info.dstWorkload?.workloadName ?? u,
-            destinationNamespace: info.dstWorkload?.namespace ?? u,
-            destinationService: info.dstService ?? u,
-            destinationCluster: info.dstWorkload?.clusterId ?? u,
-            responseFlags: flags,
-            securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
-        if let w = info.srcWorkload {
-            labels.sourceCanonicalService = w.canonicalName
-            labels.sourceCanonicalRevision = w.canonicalRevision
-        }
-        if let w = info.dstWorkload {
-            labels.destinationCanonicalService = w.canonicalName
-            labels.destinationCanonicalRevision = w.canonicalRevision
-        }
-        if let host = info.dstService, let service = state.servicesByHostname[host] {
-            labels.destinationServiceName = service.name
-            labels.destinationServiceNamespace = service.namespace
-        }
-        return labels
-    }
+    /// Istio's labels for a connection (hbone-reference §5).
+    func labels(_ info: ConnectionInfo, flags: String) -> TCPLabels { TCPLabels(info, flags: flags) }
 
     static func responseFlags(_ error: ProxyError?) -> String { error?.responseFlags ?? "-" }
 

@@ -48,6 +48,22 @@ import HBONEConfig
         #expect(first.resolve(Self.api, from: IPAddress("10.0.0.2"))?.workload?.name == "api-b")
     }
 
+    /// The metrics name the service the connection went to: with one hostname in several
+    /// namespaces, `destination_service_namespace` is the client's choice, not the hostname's
+    /// default (it used to be looked up again by hostname, giving the canonical one to everyone).
+    @Test func metricLabelsNameTheServiceTheConnectionWentTo() throws {
+        let s = try testState(Self.yaml())
+        for (client, namespace) in [("10.0.0.1", "a"), ("10.0.0.4", "b")] {
+            let d = try #require(s.resolve(Self.api, from: IPAddress(client)))
+            var info = ConnectionInfo(direction: .outbound, src: SocketAddress(ip: IPAddress(client)!, port: 40000), dst: Self.api,
+                                      startedAt: 0, mutualTLS: true)
+            info.setService(d.service)
+            let labels = TCPLabels(info, flags: "-")
+            #expect(labels.destinationService == "api.example.com" && labels.destinationServiceName == "api")
+            #expect(labels.destinationServiceNamespace == namespace, "client \(client)")
+        }
+    }
+
     /// A service visible to its namespace only: clients elsewhere do not resolve it (its VIP is
     /// an address the mesh does not know, passed through as for ztunnel; its hostname is unknown).
     @Test func aNamespaceScopedServiceIsSeenByItsOwnNamespaceOnly() throws {
