@@ -195,6 +195,52 @@ struct ControlPlaneTests {
         #expect(!mesh.log(mesh.eastLog).contains("127.0.\(net).21"), "\(mesh.log(mesh.eastLog).suffix(1500))")
     }
 
+    /// Kubernetes `trafficDistribution: PreferClose` as istiod sends it (load_balancing FAILOVER
+    /// over the zone) and the workloads' localities, from the independent control plane: checkout
+    /// runs in zone z1, where ledger-0 is; ledger-1 is in z2, on a node that no longer answers.
+    /// Every connection stays in checkout's zone.
+    @Test("a service that prefers close endpoints, from istiod, keeps connections in the client's zone")
+    func aServicePreferringCloseEndpointsFromIstiod() throws {
+        let net = 126
+        let istiod = try Self.istiod(net: net)
+        defer { istiod.stop() }
+        func placed(_ entry: [String: Any], zone: String, services: [String: Any]? = nil) -> [String: Any] {
+            var entry = entry
+            var w = (entry["address"] as! [String: Any])["workload"] as! [String: Any]
+            w["locality"] = ["region": "r1", "zone": zone]
+            if let services { w["services"] = services }
+            entry["address"] = ["workload": w]
+            return entry
+        }
+        let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
+        let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
+            "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
+            "addresses": [["network": "", "address": "127.0.\(net).90"]], "ports": [["servicePort": 80, "targetPort": 8080]],
+            "loadBalancing": ["routingPreference": ["NETWORK", "REGION", "ZONE", "SUBZONE"], "mode": "FAILOVER"],
+        ] as [String: Any]]]
+        try istiod.push([
+            placed(FakeIstiod.workload("checkout-0", serviceAccount: "checkout", ip: "127.0.\(net).10", node: "east"), zone: "z1"),
+            placed(FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west"), zone: "z1", services: ledgerService),
+            placed(FakeIstiod.workload("ledger-1", serviceAccount: "ledger", ip: "127.0.\(net).21", node: "gone"), zone: "z2", services: ledgerService),
+            service,
+        ])
+        var o = Mesh.Options()
+        o.controlPlane = istiod
+        let mesh = try Mesh(net: net, o)
+        defer { mesh.stop() }
+        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
+                "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
+        #expect(waitUntil(timeout: 10) {
+            let services = mesh.configDump(mesh.eastAdmin)["services"] as? [[String: Any]] ?? []
+            return services.contains { ($0["loadBalancer"] as? [String: Any])?["mode"] as? String == "Failover" }
+        })
+        for i in 0..<10 {
+            let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "1000"])
+            #expect(r["intact"] as? Bool == true, "connection \(i): \(r)")
+        }
+        #expect(!mesh.log(mesh.eastLog).contains("127.0.\(net).21"), "\(mesh.log(mesh.eastLog).suffix(1500))")
+    }
+
     @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")
     func nackNamesEachBadResource() throws {
         let net = 101
