@@ -115,21 +115,16 @@ struct ControlPlaneTests {
         let (gateway, record) = try InteropTests.startGateway(net: net, routes: ["ledger.payments.svc.cluster.local:80"])
         defer { kill(gateway.processIdentifier, SIGKILL); gateway.waitUntilExit() }
         let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
-        var ledger = FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west")
-        var w = (ledger["address"] as! [String: Any])["workload"] as! [String: Any]
-        w["network"] = "net-b"
-        w["services"] = ledgerService
-        ledger["address"] = ["workload": w]
+        let ledger = FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west",
+                                         extra: ["network": "net-b", "services": ledgerService])
         let gatewayIP = Data([127, 0, UInt8(net), 30]).base64EncodedString()
         let standIn: [String: Any] = ["name": "net-b/ledger-behind-gateway", "address": ["workload": [
             "uid": "net-b/ledger-behind-gateway", "name": "net-b/ledger-behind-gateway", "namespace": "payments", "network": "net-b",
             "trustDomain": "cluster.local", "tunnelProtocol": "HBONE", "services": ledgerService,
             "networkGateway": ["address": ["network": "net-b", "address": gatewayIP], "hboneMtlsPort": 15009],
         ] as [String: Any]]]
-        var eastwest = FakeIstiod.workload("eastwest", namespace: "istio-system", serviceAccount: "istio-eastwestgateway", ip: "127.0.\(net).30", node: "")
-        var g = (eastwest["address"] as! [String: Any])["workload"] as! [String: Any]
-        g["network"] = "net-b"
-        eastwest["address"] = ["workload": g]
+        let eastwest = FakeIstiod.workload("eastwest", namespace: "istio-system", serviceAccount: "istio-eastwestgateway", ip: "127.0.\(net).30",
+                                           node: "", extra: ["network": "net-b"])
         let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
             "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
             "addresses": [["network": "", "address": "127.0.\(net).90"], ["network": "net-b", "address": "127.0.\(net).90"]],
@@ -155,44 +150,51 @@ struct ControlPlaneTests {
             && $0.contains("dst.hbone_addr=ledger.payments.svc.cluster.local:80") }, "\(mesh.log(mesh.westLog).suffix(1500))")
     }
 
-    /// istiod marks a pod that is not ready, or terminating, UNHEALTHY. Here ledger-1 is one whose
-    /// node no longer answers: hbone used to send it every other new connection to the service,
-    /// and each of those failed. Now every connection goes to the healthy ledger-0.
-    @Test("an endpoint istiod marks unhealthy gets no connections to its service")
-    func anUnhealthyEndpointFromIstiodGetsNoConnections() throws {
-        let net = 125
+    /// ledger's endpoints from istiod, with `ledger0` and `ledger1` as extra fields: ledger-0 behind
+    /// west's echo app, ledger-1 on a node that no longer answers; its service at 127.0.NET.90 with
+    /// `service` as extra fields; checkout with `checkout`. Once `applied` sees the resources in
+    /// east's dump, every one of 10 connections to the VIP must reach ledger-0, and east must never
+    /// dial ledger-1.
+    static func everyConnectionReachesLedger0(net: Int, ledger0: [String: Any], ledger1: [String: Any], checkout: [String: Any] = [:],
+                                              service: [String: Any] = [:], applied: @escaping ([String: Any]) -> Bool) throws {
         let istiod = try Self.istiod(net: net)
         defer { istiod.stop() }
         let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
-        var endpoints: [[String: Any]] = []
-        for (name, ip, node, status) in [("ledger-0", 20, "west", "HEALTHY"), ("ledger-1", 21, "gone", "UNHEALTHY")] {
-            var entry = FakeIstiod.workload(name, serviceAccount: "ledger", ip: "127.0.\(net).\(ip)", node: node)
-            var w = (entry["address"] as! [String: Any])["workload"] as! [String: Any]
-            w["services"] = ledgerService
-            w["status"] = status
-            entry["address"] = ["workload": w]
-            endpoints.append(entry)
-        }
-        let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
+        let fields: [String: Any] = [
             "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
             "addresses": [["network": "", "address": "127.0.\(net).90"]], "ports": [["servicePort": 80, "targetPort": 8080]],
-        ] as [String: Any]]]
-        try istiod.push(endpoints + [service])
+        ]
+        try istiod.push([
+            FakeIstiod.workload("checkout-0", serviceAccount: "checkout", ip: "127.0.\(net).10", node: "east", extra: checkout),
+            FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west",
+                                extra: ledger0.merging(["services": ledgerService]) { $1 }),
+            FakeIstiod.workload("ledger-1", serviceAccount: "ledger", ip: "127.0.\(net).21", node: "gone",
+                                extra: ledger1.merging(["services": ledgerService]) { $1 }),
+            ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": fields.merging(service) { $1 }]],
+        ])
         var o = Mesh.Options()
         o.controlPlane = istiod
         let mesh = try Mesh(net: net, o)
         defer { mesh.stop() }
         #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
                 "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
-        #expect(waitUntil(timeout: 10) {
-            let workloads = mesh.configDump(mesh.eastAdmin)["workloads"] as? [[String: Any]] ?? []
-            return workloads.contains { $0["name"] as? String == "ledger-1" && $0["status"] as? String == "Unhealthy" }
-        })
+        #expect(waitUntil(timeout: 10) { applied(mesh.configDump(mesh.eastAdmin)) })
         for i in 0..<10 {
             let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "1000"])
             #expect(r["intact"] as? Bool == true, "connection \(i): \(r)")
         }
         #expect(!mesh.log(mesh.eastLog).contains("127.0.\(net).21"), "\(mesh.log(mesh.eastLog).suffix(1500))")
+    }
+
+    /// istiod marks a pod that is not ready, or terminating, UNHEALTHY. Here ledger-1 is one whose
+    /// node no longer answers: hbone used to send it every other new connection to the service,
+    /// and each of those failed. Now every connection goes to the healthy ledger-0.
+    @Test("an endpoint istiod marks unhealthy gets no connections to its service")
+    func anUnhealthyEndpointFromIstiodGetsNoConnections() throws {
+        try Self.everyConnectionReachesLedger0(net: 125, ledger0: ["status": "HEALTHY"], ledger1: ["status": "UNHEALTHY"]) { dump in
+            let workloads = dump["workloads"] as? [[String: Any]] ?? []
+            return workloads.contains { $0["name"] as? String == "ledger-1" && $0["status"] as? String == "Unhealthy" }
+        }
     }
 
     /// Kubernetes `trafficDistribution: PreferClose` as istiod sends it (load_balancing FAILOVER
@@ -201,44 +203,14 @@ struct ControlPlaneTests {
     /// Every connection stays in checkout's zone.
     @Test("a service that prefers close endpoints, from istiod, keeps connections in the client's zone")
     func aServicePreferringCloseEndpointsFromIstiod() throws {
-        let net = 126
-        let istiod = try Self.istiod(net: net)
-        defer { istiod.stop() }
-        func placed(_ entry: [String: Any], zone: String, services: [String: Any]? = nil) -> [String: Any] {
-            var entry = entry
-            var w = (entry["address"] as! [String: Any])["workload"] as! [String: Any]
-            w["locality"] = ["region": "r1", "zone": zone]
-            if let services { w["services"] = services }
-            entry["address"] = ["workload": w]
-            return entry
-        }
-        let ledgerService = ["payments/ledger.payments.svc.cluster.local": ["ports": [["servicePort": 80, "targetPort": 8080]]]]
-        let service: [String: Any] = ["name": "payments/ledger.payments.svc.cluster.local", "address": ["service": [
-            "name": "ledger", "namespace": "payments", "hostname": "ledger.payments.svc.cluster.local",
-            "addresses": [["network": "", "address": "127.0.\(net).90"]], "ports": [["servicePort": 80, "targetPort": 8080]],
-            "loadBalancing": ["routingPreference": ["NETWORK", "REGION", "ZONE", "SUBZONE"], "mode": "FAILOVER"],
-        ] as [String: Any]]]
-        try istiod.push([
-            placed(FakeIstiod.workload("checkout-0", serviceAccount: "checkout", ip: "127.0.\(net).10", node: "east"), zone: "z1"),
-            placed(FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west"), zone: "z1", services: ledgerService),
-            placed(FakeIstiod.workload("ledger-1", serviceAccount: "ledger", ip: "127.0.\(net).21", node: "gone"), zone: "z2", services: ledgerService),
-            service,
-        ])
-        var o = Mesh.Options()
-        o.controlPlane = istiod
-        let mesh = try Mesh(net: net, o)
-        defer { mesh.stop() }
-        #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
-                "not ready: \(mesh.readiness(mesh.eastAdmin).body) / \(mesh.readiness(mesh.westAdmin).body)")
-        #expect(waitUntil(timeout: 10) {
-            let services = mesh.configDump(mesh.eastAdmin)["services"] as? [[String: Any]] ?? []
+        func zone(_ z: String) -> [String: Any] { ["locality": ["region": "r1", "zone": z]] }
+        try Self.everyConnectionReachesLedger0(
+            net: 126, ledger0: zone("z1"), ledger1: zone("z2"), checkout: zone("z1"),
+            service: ["loadBalancing": ["routingPreference": ["NETWORK", "REGION", "ZONE", "SUBZONE"], "mode": "FAILOVER"]]
+        ) { dump in
+            let services = dump["services"] as? [[String: Any]] ?? []
             return services.contains { ($0["loadBalancer"] as? [String: Any])?["mode"] as? String == "Failover" }
-        })
-        for i in 0..<10 {
-            let r = try mesh.client("echo", dest: "127.0.\(net).90:80", ["--size", "1000"])
-            #expect(r["intact"] as? Bool == true, "connection \(i): \(r)")
         }
-        #expect(!mesh.log(mesh.eastLog).contains("127.0.\(net).21"), "\(mesh.log(mesh.eastLog).suffix(1500))")
     }
 
     @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")

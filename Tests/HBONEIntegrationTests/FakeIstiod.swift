@@ -90,13 +90,15 @@ final class FakeIstiod {
 
     deinit { stop() }
 
-    /// An `Address` resource holding a workload, named by its uid as istiod names them.
+    /// An `Address` resource holding a workload, named by its uid as istiod names them; `extra`:
+    /// more of its fields (protobuf JSON names), set over these.
     static func workload(_ name: String, namespace: String = "payments", serviceAccount: String, ip: String, node: String,
-                         protocol: String = "HBONE", policies: [String] = []) -> [String: Any] {
+                         protocol: String = "HBONE", policies: [String] = [], extra: [String: Any] = [:]) -> [String: Any] {
         let uid = "Kubernetes//Pod/\(namespace)/\(name)"
-        return ["name": uid, "address": ["workload": [
+        let fields: [String: Any] = [
             "uid": uid, "name": name, "namespace": namespace, "serviceAccount": serviceAccount, "trustDomain": "cluster.local",
             "addresses": [ip], "tunnelProtocol": `protocol`, "node": node, "authorizationPolicies": policies,
-        ] as [String: Any]]]
+        ]
+        return ["name": uid, "address": ["workload": fields.merging(extra) { $1 }]]
     }
 }
