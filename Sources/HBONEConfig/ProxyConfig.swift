@@ -2,6 +2,7 @@ import Foundation
 import HBONECore
 import HBONEIdentity
 import HBONEAuthz
+import HBONEDNS
 
 /// The whole config file: ztunnel LocalConfig's `workloads`, `services`, `policies`, plus `hbone:`.
 public struct ProxyConfig: Sendable {
@@ -331,7 +332,7 @@ public struct ProxyConfig: Sendable {
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
-                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod"])
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -415,6 +416,7 @@ public struct ProxyConfig: Sendable {
             if let u = fi["uds"] { s.inPod = Settings.InPod(uds: path(try u.nonEmptyString())) }
         }
         if let uds = environment["INPOD_UDS"], !uds.isEmpty { s.inPod = Settings.InPod(uds: uds) }
+        s.dns = try parseDNS(f["dns"], file: r.file, environment: environment)
         if let mark = environment["PACKET_MARK"], !mark.isEmpty {
             guard let m = Int32(mark), m > 0 else {
                 throw ConfigError(file: r.file, line: nil, path: "environment PACKET_MARK", reason: "\"\(mark.prefix(20))\" is not a positive integer")
@@ -454,5 +456,66 @@ public struct ProxyConfig: Sendable {
             }
         }
         return s
+    }
+
+    /// `hbone.dns`, then ztunnel's variables over it: `ISTIO_META_DNS_CAPTURE`, `ISTIO_META_DNS_PROXY_ADDR`,
+    /// `CLUSTER_DOMAIN`. Upstreams not named come from `/etc/resolv.conf` (`resolvConf` in tests).
+    static func parseDNS(_ r: YAMLReader?, file: String, environment: [String: String],
+                         resolvConf: String = "/etc/resolv.conf") throws(ConfigError) -> Settings.DNS {
+        var d = Settings.DNS()
+        if let r {
+            let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout"])
+            if let v = f["enabled"] { d.enabled = try v.bool() }
+            if let v = f["address"] { d.address = try v.socketAddress() }
+            if let v = f["clusterDomain"] {
+                let domain = try v.nonEmptyString()
+                guard DNSName(domain)?.key == domain.lowercased() else { throw v.error("\"\(domain.prefix(60))\" is not a domain name") }
+                d.clusterDomain = domain.lowercased()
+            }
+            for u in try f["upstreams"].sequence() {
+                let text = try u.nonEmptyString()
+                guard let a = SocketAddress(text) ?? IPAddress(text).map({ SocketAddress(ip: $0, port: 53) }) else {
+                    throw u.error("\"\(text.prefix(60))\" is not an address (ip or ip:port)")
+                }
+                d.upstreams.append(a)
+            }
+            if let v = f["upstreamTimeout"] {
+                d.upstreamTimeout = try v.duration()
+                if d.upstreamTimeout < .milliseconds(10) || d.upstreamTimeout > .seconds(30) { throw v.error("must be between 10ms and 30s") }
+            }
+        }
+        func fail(_ name: String, _ reason: String) -> ConfigError {
+            ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason)
+        }
+        if let v = environment["ISTIO_META_DNS_CAPTURE"], !v.isEmpty {
+            switch v.lowercased() {
+            case "true": d.enabled = true
+            case "false": d.enabled = false
+            default: throw fail("ISTIO_META_DNS_CAPTURE", "\"\(v.prefix(20))\" is not true or false")
+            }
+        }
+        if let v = environment["ISTIO_META_DNS_PROXY_ADDR"], !v.isEmpty {
+            // ztunnel takes `localhost:PORT` too (127.0.0.1, and ::1 where the pod has IPv6).
+            let text = v.lowercased().hasPrefix("localhost:") ? "127.0.0.1:" + v.dropFirst("localhost:".count) : v
+            guard let a = SocketAddress(text) else { throw fail("ISTIO_META_DNS_PROXY_ADDR", "\"\(v.prefix(60))\" is not an address (ip:port)") }
+            d.address = a
+        }
+        if let v = environment["CLUSTER_DOMAIN"], !v.isEmpty {
+            guard DNSName(v)?.key == v.lowercased() else { throw fail("CLUSTER_DOMAIN", "\"\(v.prefix(60))\" is not a domain name") }
+            d.clusterDomain = v.lowercased()
+        }
+        if d.upstreams.isEmpty, let text = try? String(contentsOfFile: resolvConf, encoding: .utf8) {
+            d.upstreams = Self.nameservers(inResolvConf: text)
+        }
+        return d
+    }
+
+    /// The `nameserver` lines of a resolv.conf, in order (a scoped IPv6 address is skipped).
+    public static func nameservers(inResolvConf text: String) -> [SocketAddress] {
+        text.split(whereSeparator: \.isNewline).compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0] == "nameserver", let ip = IPAddress(String(words[1])) else { return nil }
+            return SocketAddress(ip: ip, port: 53)
+        }
     }
 }

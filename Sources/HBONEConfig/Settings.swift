@@ -29,6 +29,30 @@ public struct Settings: Sendable, Equatable {
     public var controlPlane = ControlPlaneSettings()
     /// In-pod mode (pods handed over by istio-cni over ZDS); nil: capture in the node's namespace.
     public var inPod: InPod? = nil
+    /// The DNS proxy (`hbone.dns`, ztunnel's `ISTIO_META_DNS_CAPTURE` and `ISTIO_META_DNS_PROXY_ADDR`).
+    public var dns = DNS()
+
+    public struct DNS: Sendable, Equatable {
+        /// nil: on in in-pod mode (ztunnel's default, which istio-cni's DNS capture relies on), and
+        /// in the node's namespace only when `address` is set.
+        public var enabled: Bool? = nil
+        /// Where to answer (UDP and TCP). In in-pod mode, the port inside each pod, on 127.0.0.1
+        /// (and ::1 for a pod with IPv6), 15053 by default; otherwise an address in this namespace.
+        public var address: SocketAddress? = nil
+        /// Kubernetes' cluster domain (ztunnel's `CLUSTER_DOMAIN`).
+        public var clusterDomain = "cluster.local"
+        /// Where names the mesh does not hold are forwarded; empty: /etc/resolv.conf's nameservers.
+        public var upstreams: [SocketAddress] = []
+        /// How long one upstream gets to answer before the next is asked (two tries in all).
+        public var upstreamTimeout: Duration = .milliseconds(2500)
+
+        public static let defaultPort: UInt16 = 15053
+
+        public init() {}
+    }
+
+    /// Whether the DNS proxy runs (see `DNS.enabled`).
+    public var dnsEnabled: Bool { dns.enabled ?? (inPod != nil || dns.address != nil) }
 
     public struct InPod: Sendable, Equatable {
         /// The CNI agent's socket (`INPOD_UDS`; ztunnel's default `/var/run/ztunnel/ztunnel.sock`).

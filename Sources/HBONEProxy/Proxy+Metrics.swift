@@ -35,6 +35,8 @@ extension Proxy {
             }
         }
 
+        dnsMetrics(family: family, into: &out)
+
         let t = totals
         family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now, by direction")
         let inbound = statsList.reduce(0) { $0 + $1.openInbound.load(ordering: .relaxed) }
@@ -96,6 +98,48 @@ extension Proxy {
         out += "process_resident_memory_bytes \(Proxy.residentBytes())\n"
         for source in attachedStatus { out += source.prometheusText() }
         return out
+    }
+
+    /// ztunnel's DNS series (the same names, labels and buckets), and why queries were not answered.
+    private func dnsMetrics(family: (String, String, String) -> Void, into out: inout String) {
+        var merged: [DNSStats.Labels: DNSStats.Counts] = [:]
+        for stats in statsList {
+            for (labels, c) in stats.dns.snapshot {
+                var m = merged[labels] ?? DNSStats.Counts()
+                m.requests += c.requests
+                m.upstreamRequests += c.upstreamRequests
+                m.upstreamFailures += c.upstreamFailures
+                m.durationBuckets = zip(m.durationBuckets, c.durationBuckets).map { $0 + $1 }
+                m.durationNanos &+= c.durationNanos
+                merged[labels] = m
+            }
+        }
+        let series = merged.sorted { $0.key.prometheus < $1.key.prometheus }
+        let counters: [(String, String, KeyPath<DNSStats.Counts, UInt64>)] = [
+            ("istio_dns_requests_total", "Total number of DNS requests (unstable)", \.requests),
+            ("istio_dns_upstream_requests_total", "Total number of DNS requests forwarded to upstream (unstable)", \.upstreamRequests),
+            ("istio_dns_upstream_failures_total", "Total number of DNS requests that failed to forward upstream (unstable)", \.upstreamFailures),
+        ]
+        for (name, help, field) in counters {
+            family(name, "counter", help)
+            for (labels, c) in series where c[keyPath: field] > 0 { out += "\(name){\(labels.prometheus)} \(c[keyPath: field])\n" }
+        }
+        let histogram = "istio_dns_upstream_request_duration_seconds"
+        family(histogram, "histogram", "Total time in seconds Istio takes to get DNS response from upstream (unstable)")
+        for (labels, c) in series where c.upstreamRequests > 0 {
+            var cumulative: UInt64 = 0
+            for (i, n) in c.durationBuckets.enumerated() {
+                cumulative += n
+                let le = i < DNSStats.bounds.count ? String(DNSStats.bounds[i]) : "+Inf"
+                out += "\(histogram)_bucket{\(labels.prometheus),le=\"\(le)\"} \(cumulative)\n"
+            }
+            out += "\(histogram)_sum{\(labels.prometheus)} \(Double(c.durationNanos) / 1e9)\n"
+            out += "\(histogram)_count{\(labels.prometheus)} \(cumulative)\n"
+        }
+        family("hbone_dns_problems_total", "counter", "DNS messages not answered as asked, by reason (malformed, not_a_query, overload, upstream, send_failed)")
+        for (reason, n) in Proxy.sum(statsList.map(\.dns.problems.snapshot)) {
+            out += "hbone_dns_problems_total{reason=\"\(reason)\"} \(n)\n"
+        }
     }
 
     /// Per-loop reason counts summed, in a stable order.

@@ -29,6 +29,7 @@ final class ProxyStats: Sendable {
     let untrustedAttributions = ManagedAtomic<UInt64>(0)
     let shard = MetricsShard()
     let handshakeDurations = DurationHistogram()
+    let dns = DNSStats()
 
     func tunnelEstablished(_ d: ConnectionInfo.Direction) {
         (d == .inbound ? tunnelsOpenedInbound : tunnelsOpenedOutbound).wrappingIncrement(ordering: .relaxed)

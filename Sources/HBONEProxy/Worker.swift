@@ -36,6 +36,8 @@ final class Worker {
     /// Wall-clock Unix seconds, against which certificates' validity is read (tests move it).
     var wallClock: () -> Int = { Int(time(nil)) }
     private var abuseLog = LogThrottle()
+    /// The DNS proxy's sockets and queries on this loop.
+    lazy var dns = DNSServer(worker: self)
 
     init(loop: EventLoop, state: ProxyState, stats: ProxyStats, network: StreamNetwork = SocketNetwork()) {
         self.loop = loop
@@ -121,6 +123,7 @@ final class Worker {
                 }
             }
         }
+        do { try dns.sync() } catch { firstError = firstError ?? error }
         if sweepTimer == nil { scheduleSweep() }
         if let firstError { throw firstError }
     }
@@ -634,6 +637,7 @@ final class Worker {
         for (_, l) in listeners { l.close() }
         listeners = [:]
         boundAddresses = []
+        dns.close()
         for (_, s) in socksSessions { s.tcp.close() }
         socksSessions = [:]
         for c in Array(connections.values) { c.startDrain() }
@@ -646,6 +650,7 @@ final class Worker {
         drainTimer = nil
         for t in Array(tunnels.values) { t.terminate(ProxyError(.internal, .closed, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }
+        dns.close()
         loop.cancel(sweepTimer)
     }
 }
