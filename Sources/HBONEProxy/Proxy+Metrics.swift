@@ -35,7 +35,7 @@ extension Proxy {
             }
         }
 
-        dnsMetrics(family: family, into: &out)
+        out += dnsMetrics()
 
         let t = totals
         family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now, by direction")
@@ -101,7 +101,9 @@ extension Proxy {
     }
 
     /// ztunnel's DNS series (the same names, labels and buckets), and why queries were not answered.
-    private func dnsMetrics(family: (String, String, String) -> Void, into out: inout String) {
+    private func dnsMetrics() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) { out += PrometheusText.family(name, type, help) }
         var merged: [DNSStats.Labels: DNSStats.Counts] = [:]
         for stats in statsList {
             for (labels, c) in stats.dns.snapshot {
@@ -140,6 +142,7 @@ extension Proxy {
         for (reason, n) in Proxy.sum(statsList.map(\.dns.problems.snapshot)) {
             out += "hbone_dns_problems_total{reason=\"\(reason)\"} \(n)\n"
         }
+        return out
     }
 
     /// Per-loop reason counts summed, in a stable order.

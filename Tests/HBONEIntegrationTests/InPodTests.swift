@@ -66,12 +66,15 @@ struct InPodTests {
         workloads:
         - {uid: "Kubernetes//Pod/payments/checkout-0", name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["\(aIP)"], protocol: HBONE, node: node-1}
         - {uid: "Kubernetes//Pod/payments/ledger-0", name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["\(bIP)"], protocol: HBONE, node: node-1}
+        services:
+        - {name: ledger, namespace: payments, vips: ["10.96.0.20"], ports: {"8080": 8080}}
         hbone:
           node: node-1
           rootCertificates: \(TestPKI.path("bundle-root.pem"))
           certificates: {directory: \(dir)/certs}
           authorizationPolicies: ["\(dir)/policies"]
           inpod: {uds: \(dir)/ztunnel.sock}
+          dns: {upstreams: ["169.254.1.1:53"], upstreamTimeout: 1s}
           timeouts: {drain: 1s}
           listen:
             admin: 127.0.0.1:15000
@@ -136,6 +139,9 @@ struct InPodTests {
         let serverC = server.replacingOccurrences(of: "'\(bIP)'", with: "'\(cIP)'").replacingOccurrences(of: "app.ready", with: "appc.ready")
             .replacingOccurrences(of: "app.count", with: "appc.count")
         _ = try start(podC, ["python3", "-c", serverC], log: dir + "/appc.log")
+        // The cluster's DNS, seen from the pods at the node's side of their veth.
+        _ = try start(node, ["python3", repositoryRoot + "/scripts/lib/dns_tool.py", "upstream", "--listen", "169.254.1.1:53",
+                             "--log", dir + "/upstream.log", "--ready", dir + "/upstream.ready"], log: dir + "/upstream.err")
         agent = try Agent(ns: node, ip: ip, uds: dir + "/ztunnel.sock", log: dir + "/agent.log")
         let proxy = try start(node, [hboneBinary, "proxy", "--config", dir + "/node.yaml", "--workers", "2"], log: dir + "/hbone.log")
         let log = { (try? String(contentsOfFile: dir + "/hbone.log", encoding: .utf8)) ?? "" }
@@ -167,6 +173,26 @@ struct InPodTests {
         #expect(waitUntil(timeout: 5) { log().contains("src.identity=spiffe://cluster.local/ns/payments/sa/checkout") && log().contains("direction=inbound") },
                 "\(log())")
         #expect(log().contains("dst.addr=\(bIP):15008 dst.hbone_addr=\(bIP):8080"), "\(log())")
+
+        // 1b. DNS: the app's query to the cluster's resolver is captured into the pod's 15053. A
+        //     service's name is answered there from the pod's point of view (namespace payments);
+        //     another name is forwarded from inside the pod (the upstream sees the pod's address),
+        //     marked, so capture does not send it back.
+        let (_, udpListening) = try runProgram(ip, ["netns", "exec", podB, "ss", "-Huln"])
+        #expect(udpListening.contains("127.0.0.1:15053"), "\(udpListening)")
+        #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/upstream.ready") })
+        func dig(_ name: String, tcp: Bool = false) throws -> [String: Any] {
+            try runJSON(ip, ["netns", "exec", podA, "python3", repositoryRoot + "/scripts/lib/dns_tool.py", "query", "--server", "10.96.0.10:53",
+                             "--name", name] + (tcp ? ["--tcp"] : []))
+        }
+        for tcp in [false, true] {
+            let service = try dig("ledger", tcp: tcp)
+            #expect((service["answers"] as? [[Any]])?.map { "\($0[3])" } == ["10.96.0.20"] && service["aa"] as? Bool == true, "\(service)\n\(log())")
+        }
+        let outside = try dig("www.example.com")
+        #expect((outside["answers"] as? [[Any]])?.map { "\($0[3])" } == ["203.0.113.1"], "\(outside)\n\(log())")
+        let upstreamLog = (try? String(contentsOfFile: dir + "/upstream.log", encoding: .utf8)) ?? ""
+        #expect(upstreamLog.contains("udp \(aIP) www.example.com") && !upstreamLog.contains("ledger"), "\(upstreamLog)")
 
         let metrics = (try? runProgram(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15020/metrics"]).output) ?? ""
         #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{reporter=\"destination\"")
@@ -213,7 +239,8 @@ struct InPodTests {
         #expect(agent!.send("del Kubernetes//Pod/payments/ledger-0")["ack"] as? String == "")
         #expect(waitUntil(timeout: 5) {
             let (_, l) = (try? runProgram(ip, ["netns", "exec", podB, "ss", "-Htln"])) ?? (1, "")
-            return !l.contains(":15008") && !l.contains(":15006") && !l.contains(":15001")
+            let (_, u) = (try? runProgram(ip, ["netns", "exec", podB, "ss", "-Huln"])) ?? (1, "")
+            return !l.contains(":15008") && !l.contains(":15006") && !l.contains(":15001") && !l.contains(":15053") && !u.contains(":15053")
         })
 
         // 6. The agent reconnects; its snapshot omits A: A is removed too.
