@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "hbone-bench", targets: ["hbone-bench"]),
         .executable(name: "hbone-fuzz", targets: ["hbone-fuzz"]),
         // For the ordo-one micro-benchmarks in Benchmarks/Micro (a separate package).
-        .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2", "HBONEProxy"]),
+        .library(name: "HBONEBenchFixtures", targets: ["HBONEBenchFixtures", "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONETLS", "HBONEH2", "HBONEProxy", "HBONEDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

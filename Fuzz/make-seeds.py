@@ -320,3 +320,20 @@ write("certificate", "dns-and-uri", with_issuer(leaf([x509.DNSName("checkout.pay
 write("certificate", "no-san", with_issuer(leaf(None, 15)))
 write("certificate", "leaf-is-ca", with_issuer(leaf([uri(td + "checkout")], 16, ca=True)))
 write("certificate", "client-auth-only", with_issuer(leaf([uri(td + "checkout")], 17, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))))
+
+# DNS queries as pods send them (RFC 1035 by hand): short and search-expanded service names, AAAA,
+# a wildcard match, EDNS, a compression pointer in an additional record, and other types.
+def dns_query(qid, name, qtype=1, edns=None, flags=0x0100, extra=b""):
+    q = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    if edns:
+        q += b"\0" + struct.pack(">HHIH", 41, edns, 0, 0)
+    return q + extra
+dns_seeds = [dns_query(1, "ledger"), dns_query(2, "ledger.payments.payments.svc.cluster.local", edns=1232),
+             dns_query(3, "LEDGER.payments.svc", 28), dns_query(4, "a.b.example.com"), dns_query(5, "db.payments.svc.cluster.local", 28, 4096),
+             dns_query(6, "www.google.com", 16), dns_query(7, "private.shop", flags=0x2900),
+             struct.pack(">HHHHHH", 8, 0x0100, 1, 0, 0, 1) + b"\x02db\0\0\x01\0\x01" + b"\xc0\x0c\0\x29\x10\0\0\0\0\0\0\0"]
+for i, s in enumerate(dns_seeds):
+    write("dns", "seed%d" % i, s)

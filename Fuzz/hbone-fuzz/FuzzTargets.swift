@@ -12,6 +12,7 @@ import HBONEXDS
 import HBONEXDSProto
 import SwiftProtobuf
 import HBONEInPod
+import HBONEDNS
 
 /// The parsers that take untrusted bytes, each as a function of one input. A target returns
 /// normally for every input: a crash, a trap or a sanitizer report is the finding.
@@ -30,6 +31,7 @@ enum FuzzTargets {
         "hbone-peer": hbonePeer,
         "hbone-inbound": hboneInbound,
         "certificate": certificate,
+        "dns": dns,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -185,6 +187,12 @@ enum FuzzTargets {
             let ports = s.ports.keys.sorted().prefix(4) + [80]
             for vip in s.vips { targets += ports.map { SocketAddress(ip: vip, port: $0) } }
             for hashKey in keys { _ = state.resolve(hostname: s.hostname, port: ports.first ?? 80, hashKey: hashKey, from: sources.last ?? nil) }
+            // The DNS proxy answers the same hostnames from istiod's resources.
+            if let name = DNSName(s.hostname) {
+                for client in sources.map({ $0.flatMap { state.workloadsByIP[$0] } }) {
+                    for type in [DNSType.a, DNSType.aaaa] { _ = state.resolveDNS(name, type: type, client: client) }
+                }
+            }
         }
         for dst in targets.prefix(256) {
             for source in sources {

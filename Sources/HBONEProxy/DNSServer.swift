@@ -133,6 +133,10 @@ final class DNSServer {
             return
         }
         let client = pod?.workload ?? state.workloadsByIP[peer.ip]
+        guard DNSServer.admits(peer: peer, client: client, inPod: pod != nil) else {
+            problem("unknown_client", "not a workload of the mesh, nor this host", peer)
+            return reply(DNSAnswer.encode(answering: query, code: .refused, authoritative: false, records: [], limit: 512))
+        }
         let labels = DNSStats.Labels(type: query.type, transport: transport, client: client)
         rotation &+= 1
         let resolution = query.qclass == 1 ? state.resolveDNS(query.name, type: query.type, client: client, rotate: rotation) : .forward
@@ -167,6 +171,13 @@ final class DNSServer {
         }
         forwards[ObjectIdentifier(forward)] = forward
         forward.start()
+    }
+
+    /// Who may ask: the pod itself (in-pod mode, where only the pod reaches its loopback), this
+    /// host (loopback), or a workload the mesh knows. Anyone else is refused, so an address
+    /// reachable from outside is no open resolver (nor an amplifier for forged sources).
+    static func admits(peer: SocketAddress, client: Workload?, inPod: Bool) -> Bool {
+        inPod || client != nil || peer.ip.isLoopback
     }
 
     private func problem(_ reason: String, _ detail: String, _ peer: SocketAddress) {

@@ -37,7 +37,7 @@ final class DNSStats: Sendable {
     static let bounds: [Double] = [0.0005, 0.001, 0.01, 0.1, 1, 5]
 
     private let series = Locked<[Labels: Counts]>([:])
-    /// Messages not answered as asked, by reason (malformed, not_a_query, overload, no_upstream, …).
+    /// Messages not answered as asked, by reason (malformed, not_a_query, unknown_client, overload, upstream, send_failed).
     let problems = ReasonCounts()
 
     func request(_ labels: Labels) { series.withLock { $0[labels, default: Counts()].requests += 1 } }

@@ -23,6 +23,11 @@ extension Proxy {
             "pool": ["maxStreamsPerConnection": s.settings.pool.maxStreamsPerConnection, "idleTimeout": "\(s.settings.pool.idleTimeout)"],
             "h2": ["streamWindow": s.settings.h2.streamWindow, "connectionWindow": s.settings.h2.connectionWindow,
                    "maxConcurrentStreams": s.settings.h2.maxConcurrentStreams],
+            // ztunnel's `dnsProxy` and `dnsProxyAddr`, with the rest of hbone's DNS settings.
+            "dnsProxy": s.settings.dnsEnabled,
+            "dns": ["address": (s.settings.dns.address ?? (s.settings.inPod != nil ? SocketAddress(ip: IPAddress("127.0.0.1")!, port: Settings.DNS.defaultPort) : nil))?.description as Any,
+                    "clusterDomain": s.settings.dns.clusterDomain, "upstreams": s.settings.dns.upstreams.map(\.description),
+                    "upstreamTimeout": "\(s.settings.dns.upstreamTimeout)"],
         ]
         var dump = ConfigDump(state: s).jsonObject()
         dump["version"] = version

@@ -138,7 +138,7 @@ extension Proxy {
             out += "\(histogram)_sum{\(labels.prometheus)} \(Double(c.durationNanos) / 1e9)\n"
             out += "\(histogram)_count{\(labels.prometheus)} \(cumulative)\n"
         }
-        family("hbone_dns_problems_total", "counter", "DNS messages not answered as asked, by reason (malformed, not_a_query, overload, upstream, send_failed)")
+        family("hbone_dns_problems_total", "counter", "DNS messages not answered as asked, by reason (malformed, not_a_query, unknown_client, overload, upstream, send_failed)")
         for (reason, n) in Proxy.sum(statsList.map(\.dns.problems.snapshot)) {
             out += "hbone_dns_problems_total{reason=\"\(reason)\"} \(n)\n"
         }

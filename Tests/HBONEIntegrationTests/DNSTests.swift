@@ -99,6 +99,9 @@ import Glibc
         #expect(value("istio_dns_upstream_requests_total{\(checkout)}") == 5)
         #expect(value("istio_dns_upstream_failures_total{\(checkout)}") == 1)
         #expect(value("istio_dns_upstream_request_duration_seconds_count{\(checkout)}") == 5)
+        let config = mesh.configDump(mesh.eastAdmin)["config"] as? [String: Any]
+        #expect(config?["dnsProxy"] as? Bool == true && (config?["dns"] as? [String: Any])?["upstreams"] as? [String] == [upstream],
+                "\(String(describing: config))")
         #expect(value("hbone_dns_problems_total{reason=\"malformed\"}") == 2 && value("hbone_dns_problems_total{reason=\"not_a_query\"}") == 1)
     }
 }

@@ -122,4 +122,16 @@ import HBONEDNS
         #expect(ProxyConfig.nameservers(inResolvConf: "search a.svc\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n# x\noptions ndots:5\n")
                 == [SocketAddress("10.96.0.10:53")!])
     }
+
+    /// An address reachable from other hosts is no open resolver: only this host, the mesh's
+    /// workloads, and (in-pod) the pod itself may ask.
+    @Test func onlyThisHostAndTheMeshMayAsk() throws {
+        let s = try testState(Self.yaml)
+        let workload = s.workloadsByIP[IPAddress("10.0.0.1")!]
+        #expect(DNSServer.admits(peer: SocketAddress("127.0.0.1:5000")!, client: nil, inPod: false))
+        #expect(DNSServer.admits(peer: SocketAddress("[::1]:5000")!, client: nil, inPod: false))
+        #expect(DNSServer.admits(peer: SocketAddress("10.0.0.1:5000")!, client: workload, inPod: false))
+        #expect(!DNSServer.admits(peer: SocketAddress("198.51.100.7:5000")!, client: nil, inPod: false))
+        #expect(DNSServer.admits(peer: SocketAddress("127.0.0.1:5000")!, client: workload, inPod: true))
+    }
 }

@@ -3,6 +3,7 @@ import HBONEAuthz
 import HBONEBenchFixtures
 import HBONECore
 import HBONEIdentity
+import HBONEDNS
 
 // Each group has a baseline measured in the same run (an empty policy set, a copy of the same
 // bytes), so a figure can be read as a ratio on a noisy machine. Malloc counts are exact.
@@ -78,6 +79,33 @@ let benchmarks: @Sendable () -> Void = {
     let nodeLocal = try! MeshFixtures.state(loadBalancer: MeshFixtures.nodeLocal), neighbour = MeshFixtures.workload(5177)
     Benchmark("destination: a node-local service VIP among 10,000 workloads, from a workload on an endpoint's node") { benchmark in
         for i in benchmark.scaledIterations { blackHole(nodeLocal.resolve(vip, hashKey: i, from: neighbour)) }
+    }
+
+    // The DNS proxy, in the same mesh, for a pod in ns-517: parse the query and write the answer.
+    // The baseline answers the full name (one alias, one look-up); the short name a pod usually
+    // sends after its resolver appended the search domain takes the alias walk and a CNAME; a name
+    // outside the mesh walks every alias and wildcard before it is forwarded.
+    func query(_ name: String) -> [UInt8] {
+        var q: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") { q.append(UInt8(label.utf8.count)); q += Array(label.utf8) }
+        return q + [0, 0, 1, 0, 1]
+    }
+    let client = mesh.workloadsByIP[MeshFixtures.workload(5170)]
+    func answer(_ message: [UInt8]) -> [UInt8]? {
+        guard let q = try? DNSQuery(parsing: message) else { return nil }
+        guard case let .answer(records) = mesh.resolveDNS(q.name, type: q.type, client: client) else { return q.message(withID: 1) }
+        return DNSAnswer.encode(answering: q, code: .noError, authoritative: true, records: records, limit: q.udpLimit)
+    }
+    let full = query("svc-517.ns-517.svc.cluster.local"), searched = query("svc-517.ns-517.svc.cluster.local.ns-517.svc.cluster.local")
+    let outside = query("www.example.com.ns-517.svc.cluster.local")
+    Benchmark("dns: baseline, a service's full name") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(answer(full)) }
+    }
+    Benchmark("dns: a service's short name with the search domain appended (CNAME + A)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(answer(searched)) }
+    }
+    Benchmark("dns: a name outside the mesh (every alias tried, then forwarded)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(answer(outside)) }
     }
 
     // One DATA frame each way on an open stream, in memory; the baseline copies the same bytes twice.
