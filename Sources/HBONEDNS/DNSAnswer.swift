@@ -86,8 +86,10 @@ public enum DNSAnswer {
     /// Appends fields, compressing each name against the names already written (RFC 1035 4.1.4).
     struct Writer {
         var bytes: [UInt8] = []
-        /// Where each suffix already written starts, by its case-folded labels.
-        var suffixes: [[[UInt8]]: Int] = [:]
+        /// Names written in full, and where each of their labels starts: a later name whose tail
+        /// equals one of their tails (ignoring case) points there. An answer holds a few names, so
+        /// a scan beats hashing.
+        private var written: [(name: DNSName, offsets: [Int])] = []
 
         init() { bytes.reserveCapacity(128) }
 
@@ -95,18 +97,30 @@ public enum DNSAnswer {
         mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xffff)) }
 
         mutating func name(_ name: DNSName) {
-            let folded = name.labels.map { $0.map(DNSName.fold) }
-            for i in folded.indices {
-                let suffix = Array(folded[i...])
-                if let offset = suffixes[suffix] {
+            var offsets: [Int] = []
+            for i in name.labels.indices {
+                if let offset = earlier(name, from: i) {
                     u16(0xc000 | UInt16(offset))
+                    if !offsets.isEmpty { written.append((name, offsets)) }
                     return
                 }
-                if bytes.count < 0x3fff { suffixes[suffix] = bytes.count }
+                offsets.append(bytes.count < 0x3fff ? bytes.count : -1)
                 bytes.append(UInt8(name.labels[i].count))
                 bytes += name.labels[i]
             }
             bytes.append(0)
+            if !offsets.isEmpty { written.append((name, offsets)) }
+        }
+
+        /// Where `name`'s labels from `start` on were written already, if they were.
+        private func earlier(_ name: DNSName, from start: Int) -> Int? {
+            let tail = name.labels.count - start
+            for (other, offsets) in written {
+                let j = other.labels.count - tail
+                guard j >= 0, j < offsets.count, offsets[j] >= 0 else { continue }
+                if DNSName.sameLabels(name.labels[start...], other.labels[j...]) { return offsets[j] }
+            }
+            return nil
         }
     }
 }

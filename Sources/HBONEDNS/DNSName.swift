@@ -64,11 +64,13 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Equal ignoring ASCII case (RFC 4343).
-    public func sameName(as other: DNSName) -> Bool {
-        guard labels.count == other.labels.count else { return false }
-        for (a, b) in zip(labels, other.labels) {
-            guard a.count == b.count else { return false }
-            for (x, y) in zip(a, b) where DNSName.fold(x) != DNSName.fold(y) { return false }
+    public func sameName(as other: DNSName) -> Bool { DNSName.sameLabels(labels[...], other.labels[...]) }
+
+    static func sameLabels(_ a: ArraySlice<[UInt8]>, _ b: ArraySlice<[UInt8]>) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) {
+            guard x.count == y.count else { return false }
+            for (p, q) in zip(x, y) where DNSName.fold(p) != DNSName.fold(q) { return false }
         }
         return true
     }

@@ -26,6 +26,9 @@ public final class ProxyState: Sendable {
     /// Usually empty, so a connection pays one `isEmpty` for them (`ProxyState+ServiceChoice`).
     public let sharedServicesByVIP: [IPAddress: [Service]]
     public let sharedServicesByHostname: [String: [Service]]
+    /// What follows `*.` in wildcard hostnames (ServiceEntries): the DNS proxy tries a name's
+    /// wildcards only when there are some.
+    public let wildcardHostnameSuffixes: Set<String>
     /// By `Service.key` (`namespace/hostname`): how a waypoint names its service.
     public let servicesByKey: [String: Service]
     /// Each service's endpoints, by `Service.key`: workloads listing it in `services` that are on
@@ -127,6 +130,7 @@ public final class ProxyState: Sendable {
         servicesByHostname = hosts.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
         sharedServicesByVIP = vips.filter(Self.dependsOnTheClient)
         sharedServicesByHostname = hosts.filter(Self.dependsOnTheClient)
+        wildcardHostnameSuffixes = Set(hosts.keys.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst(2)) })
         servicesByKey = keys
         var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]
         for (key, list) in endpoints {
