@@ -54,6 +54,13 @@ public struct Settings: Sendable, Equatable {
     /// Whether the DNS proxy runs (see `DNS.enabled`).
     public var dnsEnabled: Bool { dns.enabled ?? (inPod != nil || dns.address != nil) }
 
+    /// Where the DNS proxy answers when it runs: `dns.address`, else 127.0.0.1:15053 (ztunnel's
+    /// default; in in-pod mode, inside each pod).
+    public var dnsAddress: SocketAddress? {
+        guard dnsEnabled else { return nil }
+        return dns.address ?? SocketAddress(ip: .v4(0x7f00_0001), port: DNS.defaultPort)
+    }
+
     public struct InPod: Sendable, Equatable {
         /// The CNI agent's socket (`INPOD_UDS`; ztunnel's default `/var/run/ztunnel/ztunnel.sock`).
         public var uds: String

@@ -29,18 +29,14 @@ final class DNSServer {
 
     /// Where to answer, from the current state.
     func wanted() -> [Worker.ListenerKey: InPodWorkload?] {
-        guard state.settings.dnsEnabled else { return [:] }
-        let dns = state.settings.dns
+        guard let address = state.settings.dnsAddress else { return [:] }
+        guard state.settings.inPod != nil else { return [Worker.ListenerKey(address: address): InPodWorkload?.none] }
         var out: [Worker.ListenerKey: InPodWorkload?] = [:]
-        if state.settings.inPod != nil {
-            let port = dns.address?.port ?? Settings.DNS.defaultPort
-            for (uid, pod) in state.pods {
-                var hosts = [dns.address?.ip ?? IPAddress("127.0.0.1")!]
-                if dns.address == nil, pod.workload.workloadIps.contains(where: { !$0.isIPv4 }) { hosts.append(IPAddress("::1")!) }
-                for h in hosts { out[Worker.ListenerKey(pod: uid, netns: ObjectIdentifier(pod.netns), address: SocketAddress(ip: h, port: port))] = pod }
-            }
-        } else if let address = dns.address {
-            out[Worker.ListenerKey(address: address)] = .some(nil)
+        for (uid, pod) in state.pods {
+            var hosts = [address.ip]
+            // ztunnel's localhost: ::1 as well for a pod with IPv6.
+            if state.settings.dns.address == nil, pod.workload.workloadIps.contains(where: { !$0.isIPv4 }) { hosts.append(IPAddress("::1")!) }
+            for h in hosts { out[Worker.ListenerKey(pod: uid, netns: ObjectIdentifier(pod.netns), address: SocketAddress(ip: h, port: address.port))] = pod }
         }
         return out
     }

@@ -25,7 +25,7 @@ extension Proxy {
                    "maxConcurrentStreams": s.settings.h2.maxConcurrentStreams],
             // ztunnel's `dnsProxy` and `dnsProxyAddr`, with the rest of hbone's DNS settings.
             "dnsProxy": s.settings.dnsEnabled,
-            "dns": ["address": (s.settings.dns.address ?? (s.settings.inPod != nil ? SocketAddress(ip: IPAddress("127.0.0.1")!, port: Settings.DNS.defaultPort) : nil))?.description as Any,
+            "dns": ["address": s.settings.dnsAddress?.description as Any,
                     "clusterDomain": s.settings.dns.clusterDomain, "upstreams": s.settings.dns.upstreams.map(\.description),
                     "upstreamTimeout": "\(s.settings.dns.upstreamTimeout)"],
         ]

@@ -105,7 +105,11 @@ import HBONEDNS
         #expect(!off.settings.dnsEnabled && off.settings.dns.clusterDomain == "c.local")
         // Node mode without an address: off; in-pod mode: on by default, as in ztunnel.
         #expect(!(try ProxyConfig.parse(yaml: Self.yaml, file: "t.yaml", environment: [:])).settings.dnsEnabled)
-        #expect(try ProxyConfig.parse(yaml: Self.yaml, file: "t.yaml", environment: ["INPOD_UDS": "/x.sock"]).settings.dnsEnabled)
+        let inPod = try ProxyConfig.parse(yaml: Self.yaml, file: "t.yaml", environment: ["INPOD_UDS": "/x.sock"]).settings
+        #expect(inPod.dnsEnabled && inPod.dnsAddress == SocketAddress("127.0.0.1:15053"))
+        // Switched on in node mode without an address: ztunnel's default address.
+        let on = try ProxyConfig.parse(yaml: Self.yaml, file: "t.yaml", environment: ["ISTIO_META_DNS_CAPTURE": "TRUE"]).settings
+        #expect(on.dnsAddress == SocketAddress("127.0.0.1:15053"))
         let moved = try ProxyConfig.parse(yaml: Self.yaml, file: "t.yaml", environment: ["INPOD_UDS": "/x.sock", "ISTIO_META_DNS_PROXY_ADDR": "localhost:5353"])
         #expect(moved.settings.dns.address == SocketAddress("127.0.0.1:5353"))
         for (env, expected) in [(["ISTIO_META_DNS_CAPTURE": "yes"], "environment ISTIO_META_DNS_CAPTURE"),
