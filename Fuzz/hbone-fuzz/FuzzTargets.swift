@@ -186,6 +186,15 @@ enum FuzzTargets {
         for s in config.services {
             let ports = s.ports.keys.sorted().prefix(4) + [80]
             for vip in s.vips { targets += ports.map { SocketAddress(ip: vip, port: $0) } }
+            // A CIDR VIP's first address and its second (every address in the block is the service).
+            for c in s.cidrVIPs {
+                let second: IPAddress
+                switch c.cidr.network {
+                case let .v4(v): second = .v4(v &+ 1)
+                case let .v6(hi, lo): second = .v6(hi, lo &+ 1)
+                }
+                targets += [c.cidr.network, second].map { SocketAddress(ip: $0, port: ports.first ?? 80) }
+            }
             for hashKey in keys { _ = state.resolve(hostname: s.hostname, port: ports.first ?? 80, hashKey: hashKey, from: sources.last ?? nil) }
             // The DNS proxy answers the same hostnames from istiod's resources.
             if let name = DNSName(s.hostname) {

@@ -14,3 +14,17 @@ public struct NetworkAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(network)/\(ip)" }
 }
+
+/// An address block on one network (ztunnel's NetworkCidr): a ServiceEntry's CIDR VIP, which every
+/// address inside it reaches. Written `network/ip/length`.
+public struct NetworkCIDR: Sendable, Hashable, CustomStringConvertible {
+    public var network: String
+    public var cidr: CIDR
+
+    public init(network: String, cidr: CIDR) {
+        self.network = network
+        self.cidr = cidr
+    }
+
+    public var description: String { "\(network)/\(cidr)" }
+}

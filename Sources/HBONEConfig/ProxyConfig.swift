@@ -290,7 +290,7 @@ public struct ProxyConfig: Sendable {
     static func parseService(_ r: YAMLReader) throws(ConfigError) -> Service {
         let f = try r.fields(allowed: ["name", "namespace", "hostname", "vips", "ports", "subjectAltNames",
                                        "endpoints", "subsetting", "waypoint", "loadBalancer", "ipFamilies", "canonical",
-                                       "weightedWaypoints", "visibility"])
+                                       "weightedWaypoints", "visibility", "cidrVips"])
         guard let name = try f["name"]?.nonEmptyString() else { throw r.error("missing name") }
         guard let namespace = try f["namespace"]?.nonEmptyString() else { throw r.error("missing namespace") }
         let hostname = try f["hostname"]?.nonEmptyString() ?? "\(name).\(namespace).svc.cluster.local"
@@ -316,6 +316,15 @@ public struct ProxyConfig: Sendable {
             do { sans.append(try SPIFFEID(parsing: text)) } catch { throw s.error("\"\(text)\": \(error)") }
         }
         var service = Service(name: name, namespace: namespace, hostname: hostname, addresses: addresses, ports: ports, subjectAltNames: sans)
+        for v in try f["cidrVips"].sequence() {
+            // "[network/]ip/length", as ztunnel writes a NetworkCidr.
+            let s = try v.string()
+            let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2 || parts.count == 3, let cidr = CIDR(parts.suffix(2).joined(separator: "/")) else {
+                throw v.error("\"\(s.prefix(60))\" is not [network/]ip/length")
+            }
+            service.cidrVIPs.append(NetworkCIDR(network: parts.count == 3 ? String(parts[0]) : "", cidr: cidr))
+        }
         service.canonical = try f["canonical"]?.bool() ?? false
         service.waypoint = try f["waypoint"].map(parseGateway)
         service.loadBalancer = try f["loadBalancer"].map(parseLoadBalancer)

@@ -259,6 +259,9 @@ public struct Service: Sendable, Hashable {
     /// Its VIPs, each on its network (a service spanning clusters has one per network, and two
     /// networks may give it the same IP).
     public var addresses: [NetworkAddress]
+    /// Address blocks every address of which is this service (ztunnel's `cidr_vips`, a VIP with a
+    /// prefix length): tried after exact VIPs and workload addresses, the longest prefix first.
+    public var cidrVIPs: [NetworkCIDR] = []
     /// Service port → target port (0 means "same as the service port").
     public var ports: [UInt16: UInt16]
     /// Identities a client should accept from this service's endpoints besides the endpoint's own.

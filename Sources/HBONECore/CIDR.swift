@@ -11,13 +11,18 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2, let ip = IPAddress(parts[0]) else { return nil }
         let spelledV6 = parts[0].utf8.contains(UInt8(ascii: ":"))
-        let maxLength = spelledV6 ? 128 : 32
-        var length = maxLength
+        var length = spelledV6 ? 128 : 32
         if parts.count == 2 {
-            guard !parts[1].isEmpty, parts[1].utf8.count <= 3, parts[1].allSatisfy(\.isASCII),
-                  let value = Int(parts[1]), value >= 0, value <= maxLength else { return nil }
+            guard !parts[1].isEmpty, parts[1].utf8.count <= 3, parts[1].allSatisfy(\.isASCII), let value = Int(parts[1]) else { return nil }
             length = value
         }
+        self.init(ip, prefixLength: length, spelledV6: spelledV6)
+    }
+
+    /// `ip` (in normal form) with `prefixLength` bits, counted as in the address as it was written:
+    /// `spelledV6` for 16 bytes (an IPv4-mapped address then takes an IPv6 length, 96 + n).
+    public init?(_ ip: IPAddress, prefixLength length: Int, spelledV6: Bool) {
+        guard length >= 0, length <= (spelledV6 ? 128 : 32) else { return nil }
         if spelledV6 && ip.isIPv4 {
             if length >= 96 {
                 // An IPv4 block spelled as mapped IPv6.

@@ -80,6 +80,8 @@ struct ConfigDump: Encodable {
         var namespace: String
         var hostname: String
         var vips: [String]
+        /// ztunnel's `cidrVips`, each `network/ip/length`; omitted when none.
+        var cidrVips: [String]?
         var ports: [String: Int]
         var waypoint: GatewayEntry?
         var endpoints: [String: EndpointEntry]
@@ -238,6 +240,7 @@ extension ConfigDump {
             }
             let v4 = v.vips.contains(where: \.isIPv4), v6 = v.vips.contains(where: { !$0.isIPv4 })
             return ServiceEntry(name: v.name, namespace: v.namespace, hostname: v.hostname, vips: v.addresses.map(\.description),
+                                cidrVips: v.cidrVIPs.isEmpty ? nil : v.cidrVIPs.map(\.description),
                                 ports: Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
                                 waypoint: gateway(v.waypoint), endpoints: endpoints, subjectAltNames: v.subjectAltNames.map(\.description),
                                 ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"),

@@ -7,9 +7,26 @@ import HBONEConfig
 extension ProxyState {
     /// The service at `ip` on this network for a connection from `source`; nil when there is none
     /// the client may see (its VIP is then an address the mesh does not know).
+    /// An address in no exact VIP falls back to the services' CIDR VIPs (as ztunnel does).
     func service(atVIP ip: IPAddress, from source: IPAddress?) -> Service? {
-        guard !sharedServicesByVIP.isEmpty, let several = sharedServicesByVIP[ip] else { return servicesByVIP[ip] }
-        return Self.bestService(among: several, forNamespace: clientNamespace(source))
+        if !sharedServicesByVIP.isEmpty, let several = sharedServicesByVIP[ip] {
+            return Self.bestService(among: several, forNamespace: clientNamespace(source))
+        }
+        if let s = servicesByVIP[ip] { return s }
+        guard !servicesByCIDR.isEmpty else { return nil }
+        return service(inCIDRsAt: ip, forNamespace: clientNamespace(source))
+    }
+
+    /// ztunnel's order among CIDR VIPs holding `ip`: the client's own namespace first (a wider
+    /// block there beats a narrower one elsewhere), then the longest prefix, then canonical; the
+    /// first listed on a tie. Services the client's namespace may not see are skipped.
+    func service(inCIDRsAt ip: IPAddress, forNamespace namespace: String?) -> Service? {
+        var best: (rank: (Int, Int, Int), service: Service)?
+        for (cidr, s) in servicesByCIDR where cidr.contains(ip) && s.isVisible(to: namespace) {
+            let rank = (namespace == s.namespace ? 1 : 0, cidr.prefixLength, s.canonical ? 1 : 0)
+            if best.map({ rank > $0.rank }) ?? true { best = (rank, s) }
+        }
+        return best?.service
     }
 
     /// The same by hostname (SOCKS5).

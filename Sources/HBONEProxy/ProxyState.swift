@@ -26,6 +26,8 @@ public final class ProxyState: Sendable {
     /// Usually empty, so a connection pays one `isEmpty` for them (`ProxyState+ServiceChoice`).
     public let sharedServicesByVIP: [IPAddress: [Service]]
     public let sharedServicesByHostname: [String: [Service]]
+    /// Services' CIDR VIPs on this network, for addresses that are no workload and no exact VIP.
+    public let servicesByCIDR: [(cidr: CIDR, service: Service)]
     /// What follows `*.` in wildcard hostnames (ServiceEntries): the DNS proxy tries a name's
     /// wildcards only when there are some.
     public let wildcardHostnameSuffixes: Set<String>
@@ -121,8 +123,10 @@ public final class ProxyState: Sendable {
         servicesWithEndpointsElsewhere = elsewhere
         networkGateways = gateways
         var vips: [IPAddress: [Service]] = [:], hosts: [String: [Service]] = [:], keys: [String: Service] = [:]
+        var cidrs: [(cidr: CIDR, service: Service)] = []
         for s in config.services {
             for a in s.addresses where a.network == network { vips[a.ip, default: []].append(s) }
+            for c in s.cidrVIPs where c.network == network { cidrs.append((c.cidr, s)) }
             keys[s.key] = s
             hosts[s.hostname, default: []].append(s)
         }
@@ -130,6 +134,7 @@ public final class ProxyState: Sendable {
         servicesByHostname = hosts.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
         sharedServicesByVIP = vips.filter(Self.dependsOnTheClient)
         sharedServicesByHostname = hosts.filter(Self.dependsOnTheClient)
+        servicesByCIDR = cidrs
         wildcardHostnameSuffixes = Set(hosts.keys.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst(2)) })
         servicesByKey = keys
         var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]

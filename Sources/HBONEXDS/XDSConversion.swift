@@ -155,10 +155,21 @@ public enum XDSConversion {
         }
         // istiod names a service <namespace>/<hostname>; anything else is not the resource it claims.
         guard name == "\(s.namespace)/\(s.hostname)" else { throw fail("a service's resource name must be \(s.namespace)/\(s.hostname)") }
-        var addresses: [NetworkAddress] = []
+        var addresses: [NetworkAddress] = [], cidrs: [NetworkCIDR] = []
         for (i, a) in s.addresses.enumerated() {
             guard let ip = IPAddress(networkBytes: a.address) else { throw fail("addresses[\(i)] has \(a.address.count) bytes (want 4 or 16)") }
-            addresses.append(NetworkAddress(network: a.network, ip: ip))
+            // A prefix length short of the address's own makes it a CIDR VIP (a ServiceEntry's
+            // block). Reading it as one host would send the rest of the block past the service
+            // (its waypoint and policies).
+            let full: UInt32 = a.address.count == 16 ? 128 : 32
+            if a.hasLength, a.length != full {
+                guard let cidr = CIDR(ip, prefixLength: Int(min(a.length, 255)), spelledV6: a.address.count == 16) else {
+                    throw fail("addresses[\(i)] has prefix length \(a.length) (at most \(full))")
+                }
+                cidrs.append(NetworkCIDR(network: a.network, cidr: cidr))
+            } else {
+                addresses.append(NetworkAddress(network: a.network, ip: ip))
+            }
         }
         let waypoint = s.hasWaypoint ? try gateway(s.waypoint, "waypoint", fail) : nil
         var sans: [SPIFFEID] = []
@@ -167,6 +178,7 @@ public enum XDSConversion {
         }
         var service = Service(name: s.name, namespace: s.namespace, hostname: s.hostname, addresses: addresses, ports: try ports(s.ports, fail),
                               subjectAltNames: sans)
+        service.cidrVIPs = cidrs
         service.waypoint = waypoint
         service.loadBalancer = s.hasLoadBalancing ? try loadBalancer(s.loadBalancing, fail) : nil
         service.canonical = s.canonical

@@ -675,9 +675,21 @@ public nonisolated struct Istio_Workload_NetworkAddress: Sendable {
 
   public var address: Data = Data()
 
+  /// CIDR prefix length; absent (or the full length): one host address. Services only.
+  public var length: UInt32 {
+    get {_length ?? 0}
+    set {_length = newValue}
+  }
+  /// Returns true if `length` has been explicitly set.
+  public var hasLength: Bool {self._length != nil}
+  /// Clears the value of `length`. Subsequent reads from it will return its default value.
+  public mutating func clearLength() {self._length = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _length: UInt32? = nil
 }
 
 public nonisolated struct Istio_Workload_NamespacedHostname: Sendable {
@@ -1345,7 +1357,7 @@ nonisolated extension Istio_Workload_GatewayAddress: SwiftProtobuf.Message, Swif
 
 nonisolated extension Istio_Workload_NetworkAddress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NetworkAddress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}network\0\u{1}address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}network\0\u{1}address\0\u{1}length\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1355,24 +1367,33 @@ nonisolated extension Istio_Workload_NetworkAddress: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.network) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self._length) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.network.isEmpty {
       try visitor.visitSingularStringField(value: self.network, fieldNumber: 1)
     }
     if !self.address.isEmpty {
       try visitor.visitSingularBytesField(value: self.address, fieldNumber: 2)
     }
+    try { if let v = self._length {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Istio_Workload_NetworkAddress, rhs: Istio_Workload_NetworkAddress) -> Bool {
     if lhs.network != rhs.network {return false}
     if lhs.address != rhs.address {return false}
+    if lhs._length != rhs._length {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

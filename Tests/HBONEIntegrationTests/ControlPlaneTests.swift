@@ -213,6 +213,21 @@ struct ControlPlaneTests {
         }
     }
 
+    /// A ServiceEntry's CIDR VIP from istiod (a VIP with a prefix length): the address the client
+    /// dials, 127.0.128.90, is no VIP of its own but inside the block, so it is the service. hbone
+    /// used to drop the length and take the block's first address as the only VIP, sending every
+    /// other address of the block around the service.
+    @Test("an address inside a service's CIDR VIP from istiod reaches the service's endpoint")
+    func anAddressInsideACIDRVIPFromIstiod() throws {
+        try Self.everyConnectionReachesLedger0(
+            net: 128, ledger0: ["status": "HEALTHY"], ledger1: ["status": "UNHEALTHY"],
+            service: ["addresses": [["network": "", "address": "127.0.128.64", "length": 26]]]
+        ) { dump in
+            let services = dump["services"] as? [[String: Any]] ?? []
+            return services.contains { $0["cidrVips"] as? [String] == ["/127.0.128.64/26"] }
+        }
+    }
+
     @Test("a partly bad response: good resources applied, each bad one NACKed by name, and asked for again on the next stream")
     func nackNamesEachBadResource() throws {
         let net = 101

@@ -287,6 +287,33 @@ import HBONEXDSProto
         #expect(service.vip(on: "") == IPAddress("10.96.0.20")! && service.vip(on: "net-b") == IPAddress("10.96.0.20")! && service.vip(on: "net-c") == nil)
     }
 
+    /// A VIP with a prefix length is a CIDR VIP (a ServiceEntry's block); the full length, or none,
+    /// is one host. Before, the length was not read at all: the block's first address became a
+    /// host VIP and the rest of the block went around the service.
+    @Test func aVIPWithAPrefixLengthIsABlock() throws {
+        func vip(_ bytes: [UInt8], _ length: UInt32?) -> Istio_Workload_NetworkAddress {
+            var n = Istio_Workload_NetworkAddress()
+            n.address = Data(bytes)
+            if let length { n.length = length }
+            return n
+        }
+        let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 8, 0, 0]
+        var s = store()
+        let ok = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/ledger.payments.svc.cluster.local") {
+            $0.addresses = [vip([10, 9, 0, 0], 16), vip([10, 96, 0, 20], 32), vip([10, 96, 0, 21], nil), vip(mapped, 120),
+                            vip([0xfd, 0, 0, 9] + [UInt8](repeating: 0, count: 12), 32)]
+        }]))
+        #expect(ok.isACK, "\(ok.reply.errorDetail.message)")
+        let service = try #require(s.services["payments/ledger.payments.svc.cluster.local"])
+        #expect(service.addresses.map(\.description) == ["/10.96.0.20", "/10.96.0.21"])
+        #expect(service.cidrVIPs.map(\.description) == ["/10.9.0.0/16", "/10.8.0.0/24", "/fd00:9::/32"])
+        var t = store()
+        let bad = t.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/ledger.payments.svc.cluster.local") {
+            $0.addresses = [vip([10, 9, 0, 0], 33)]
+        }]))
+        #expect(!bad.isACK && bad.reply.errorDetail.message.contains("addresses[0] has prefix length 33 (at most 32)"), "\(bad.reply.errorDetail.message)")
+    }
+
     @Test func aServiceMustBeNamedNamespaceSlashHostname() {
         var s = store()
         let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/other-host")]))

@@ -87,7 +87,7 @@ def to_any(type_url, entry):
             pod = (w.get("namespace", ""), w.get("serviceAccount", ""), w.get("node", ""))
         s = body.get("service")
         if s is not None and "addresses" in s:
-            s["addresses"] = [{"network": a.get("network", ""), "address": ip_bytes_b64(a["address"])} for a in s["addresses"]]
+            s["addresses"] = [dict({"network": a.get("network", ""), "address": ip_bytes_b64(a["address"])}, **({"length": a["length"]} if "length" in a else {})) for a in s["addresses"]]
         message = json_format.ParseDict(body, workload_pb2.Address())
     else:
         message = json_format.ParseDict(entry["authorization"], authorization_pb2.Authorization())
