@@ -329,6 +329,7 @@ public struct ProxyConfig: Sendable {
         service.waypoint = try f["waypoint"].map(parseGateway)
         service.loadBalancer = try f["loadBalancer"].map(parseLoadBalancer)
         service.visibility = try f["visibility"].map { v throws(ConfigError) in try v.named(Service.Visibility.self) } ?? .public
+        service.ipFamilies = try f["ipFamilies"].map { v throws(ConfigError) in try v.named(Service.IPFamilies.self) }
         for item in try f["weightedWaypoints"].sequence() {
             let w = try item.fields(allowed: ["destination", "weight"])
             guard let destination = w["destination"] else { throw item.error("missing destination") }

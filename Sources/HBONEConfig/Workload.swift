@@ -278,6 +278,11 @@ public struct Service: Sendable, Hashable {
     /// Namespace: only clients in its own namespace resolve it (by VIP or hostname); to others
     /// its VIP is an address the mesh does not know.
     public var visibility = Visibility.public
+    /// The address families it serves (Kubernetes' `ipFamilyPolicy`); nil: what its VIPs show. A
+    /// single-stack headless service answers DNS in its family only, even for dual-stack pods.
+    public var ipFamilies: IPFamilies? = nil
+
+    public enum IPFamilies: String, Sendable, Hashable, CaseIterable { case ipv4 = "IPv4", ipv6 = "IPv6", dual = "Dual" }
 
     public enum Visibility: String, Sendable, Hashable, CaseIterable { case `public` = "Public", namespace = "Namespace" }
 

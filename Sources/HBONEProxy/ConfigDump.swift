@@ -243,7 +243,7 @@ extension ConfigDump {
                                 cidrVips: v.cidrVIPs.isEmpty ? nil : v.cidrVIPs.map(\.description),
                                 ports: Dictionary(uniqueKeysWithValues: v.ports.map { (String($0.key), Int($0.value)) }),
                                 waypoint: gateway(v.waypoint), endpoints: endpoints, subjectAltNames: v.subjectAltNames.map(\.description),
-                                ipFamilies: v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4"),
+                                ipFamilies: v.ipFamilies?.rawValue ?? (v4 && v6 ? "Dual" : (v6 ? "IPv6" : "IPv4")),
                                 loadBalancer: v.loadBalancer.map { LoadBalancerEntry(routingPreferences: $0.routingPreferences.map(\.rawValue),
                                                                                      mode: $0.mode.rawValue, healthPolicy: $0.healthPolicy.rawValue) },
                                 weightedWaypoints: v.weightedWaypoints.isEmpty ? nil : v.weightedWaypoints.compactMap { w in

@@ -114,6 +114,11 @@ extension ProxyState {
     /// search domain off (as ztunnel answers), then the addresses, from `rotate` on.
     private func dnsRecords(_ service: Service, asked name: DNSName, type: UInt16, client: Workload?,
                             cnameTo stripped: String?, rotate: Int) -> [DNSRecord] {
+        // A single-stack service has no address of the other family, whatever its pods have (ztunnel's rule).
+        switch (service.ipFamilies, type) {
+        case (.ipv4?, DNSType.aaaa), (.ipv6?, DNSType.a): return []
+        default: break
+        }
         let addresses = dnsAddresses(of: service, type: type, network: client?.network ?? settings.network)
         guard !addresses.isEmpty else { return [] }
         var records: [DNSRecord] = []

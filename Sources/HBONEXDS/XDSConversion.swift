@@ -188,6 +188,13 @@ public enum XDSConversion {
         // Unknown: a narrower scope istiod meant; treating it as public would widen it.
         case let .UNRECOGNIZED(n): throw fail("unknown visibility \(n)")
         }
+        switch s.ipFamilies {
+        case .automatic: service.ipFamilies = nil
+        case .ipv4Only: service.ipFamilies = .ipv4
+        case .ipv6Only: service.ipFamilies = .ipv6
+        case .dual: service.ipFamilies = .dual
+        case let .UNRECOGNIZED(n): throw fail("unknown ip_families \(n)")
+        }
         for (i, ww) in s.weightedWaypoints.enumerated() {
             guard ww.hasDestination else { throw fail("weighted_waypoints[\(i)] names no waypoint") }
             service.weightedWaypoints.append(WeightedWaypoint(destination: try gateway(ww.destination, "weighted_waypoints[\(i)]", fail), weight: ww.weight))

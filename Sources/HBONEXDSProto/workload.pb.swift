@@ -29,6 +29,48 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Istio_Workload_IPFamilies: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case automatic // = 0
+  case ipv4Only // = 1
+  case ipv6Only // = 2
+  case dual // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .automatic
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .automatic
+    case 1: self = .ipv4Only
+    case 2: self = .ipv6Only
+    case 3: self = .dual
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .automatic: return 0
+    case .ipv4Only: return 1
+    case .ipv6Only: return 2
+    case .dual: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Istio_Workload_IPFamilies] = [
+    .automatic,
+    .ipv4Only,
+    .ipv6Only,
+    .dual,
+  ]
+
+}
+
 public nonisolated enum Istio_Workload_WorkloadStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case healthy // = 0
@@ -179,50 +221,82 @@ public nonisolated struct Istio_Workload_Address: Sendable {
 }
 
 /// A service, keyed "<namespace>/<hostname>".
-public nonisolated struct Istio_Workload_Service: Sendable {
+public nonisolated struct Istio_Workload_Service: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
-  public var namespace: String = String()
+  public var namespace: String {
+    get {_storage._namespace}
+    set {_uniqueStorage()._namespace = newValue}
+  }
 
-  public var hostname: String = String()
+  public var hostname: String {
+    get {_storage._hostname}
+    set {_uniqueStorage()._hostname = newValue}
+  }
 
-  public var addresses: [Istio_Workload_NetworkAddress] = []
+  public var addresses: [Istio_Workload_NetworkAddress] {
+    get {_storage._addresses}
+    set {_uniqueStorage()._addresses = newValue}
+  }
 
-  public var ports: [Istio_Workload_Port] = []
+  public var ports: [Istio_Workload_Port] {
+    get {_storage._ports}
+    set {_uniqueStorage()._ports = newValue}
+  }
 
-  public var subjectAltNames: [String] = []
+  public var subjectAltNames: [String] {
+    get {_storage._subjectAltNames}
+    set {_uniqueStorage()._subjectAltNames = newValue}
+  }
 
   public var waypoint: Istio_Workload_GatewayAddress {
-    get {_waypoint ?? Istio_Workload_GatewayAddress()}
-    set {_waypoint = newValue}
+    get {_storage._waypoint ?? Istio_Workload_GatewayAddress()}
+    set {_uniqueStorage()._waypoint = newValue}
   }
   /// Returns true if `waypoint` has been explicitly set.
-  public var hasWaypoint: Bool {self._waypoint != nil}
+  public var hasWaypoint: Bool {_storage._waypoint != nil}
   /// Clears the value of `waypoint`. Subsequent reads from it will return its default value.
-  public mutating func clearWaypoint() {self._waypoint = nil}
+  public mutating func clearWaypoint() {_uniqueStorage()._waypoint = nil}
 
   /// How endpoints are picked (absent: any healthy one, weighted by capacity).
   public var loadBalancing: Istio_Workload_LoadBalancing {
-    get {_loadBalancing ?? Istio_Workload_LoadBalancing()}
-    set {_loadBalancing = newValue}
+    get {_storage._loadBalancing ?? Istio_Workload_LoadBalancing()}
+    set {_uniqueStorage()._loadBalancing = newValue}
   }
   /// Returns true if `loadBalancing` has been explicitly set.
-  public var hasLoadBalancing: Bool {self._loadBalancing != nil}
+  public var hasLoadBalancing: Bool {_storage._loadBalancing != nil}
   /// Clears the value of `loadBalancing`. Subsequent reads from it will return its default value.
-  public mutating func clearLoadBalancing() {self._loadBalancing = nil}
+  public mutating func clearLoadBalancing() {_uniqueStorage()._loadBalancing = nil}
+
+  public var ipFamilies: Istio_Workload_IPFamilies {
+    get {_storage._ipFamilies}
+    set {_uniqueStorage()._ipFamilies = newValue}
+  }
 
   /// Of several services with one hostname (a Service and a ServiceEntry), the one the hostname names.
-  public var canonical: Bool = false
+  public var canonical: Bool {
+    get {_storage._canonical}
+    set {_uniqueStorage()._canonical = newValue}
+  }
 
   /// When set, each connection to the service picks one of these waypoints by weight (a canary
   /// moving a share of traffic between waypoints); `waypoint` still names the primary one.
-  public var weightedWaypoints: [Istio_Workload_WeightedWaypoint] = []
+  public var weightedWaypoints: [Istio_Workload_WeightedWaypoint] {
+    get {_storage._weightedWaypoints}
+    set {_uniqueStorage()._weightedWaypoints = newValue}
+  }
 
-  public var visibility: Istio_Workload_Service.Visibility = .public
+  public var visibility: Istio_Workload_Service.Visibility {
+    get {_storage._visibility}
+    set {_uniqueStorage()._visibility = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -264,8 +338,7 @@ public nonisolated struct Istio_Workload_Service: Sendable {
 
   public init() {}
 
-  fileprivate var _waypoint: Istio_Workload_GatewayAddress? = nil
-  fileprivate var _loadBalancing: Istio_Workload_LoadBalancing? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Istio_Workload_WeightedWaypoint: Sendable {
@@ -710,6 +783,10 @@ public nonisolated struct Istio_Workload_NamespacedHostname: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "istio.workload"
 
+nonisolated extension Istio_Workload_IPFamilies: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUTOMATIC\0\u{1}IPV4_ONLY\0\u{1}IPV6_ONLY\0\u{1}DUAL\0")
+}
+
 nonisolated extension Istio_Workload_WorkloadStatus: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0HEALTHY\0\u{1}UNHEALTHY\0")
 }
@@ -791,83 +868,146 @@ nonisolated extension Istio_Workload_Address: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Istio_Workload_Service: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Service"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{2}\u{3}canonical\0\u{4}\u{2}weighted_waypoints\0\u{1}visibility\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}hostname\0\u{1}addresses\0\u{1}ports\0\u{3}subject_alt_names\0\u{1}waypoint\0\u{3}load_balancing\0\u{3}ip_families\0\u{2}\u{2}canonical\0\u{4}\u{2}weighted_waypoints\0\u{1}visibility\0")
+
+  fileprivate class _StorageClass {
+    var _name: String = String()
+    var _namespace: String = String()
+    var _hostname: String = String()
+    var _addresses: [Istio_Workload_NetworkAddress] = []
+    var _ports: [Istio_Workload_Port] = []
+    var _subjectAltNames: [String] = []
+    var _waypoint: Istio_Workload_GatewayAddress? = nil
+    var _loadBalancing: Istio_Workload_LoadBalancing? = nil
+    var _ipFamilies: Istio_Workload_IPFamilies = .automatic
+    var _canonical: Bool = false
+    var _weightedWaypoints: [Istio_Workload_WeightedWaypoint] = []
+    var _visibility: Istio_Workload_Service.Visibility = .public
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _name = source._name
+      _namespace = source._namespace
+      _hostname = source._hostname
+      _addresses = source._addresses
+      _ports = source._ports
+      _subjectAltNames = source._subjectAltNames
+      _waypoint = source._waypoint
+      _loadBalancing = source._loadBalancing
+      _ipFamilies = source._ipFamilies
+      _canonical = source._canonical
+      _weightedWaypoints = source._weightedWaypoints
+      _visibility = source._visibility
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.addresses) }()
-      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
-      case 6: try { try decoder.decodeRepeatedStringField(value: &self.subjectAltNames) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._waypoint) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._loadBalancing) }()
-      case 11: try { try decoder.decodeSingularBoolField(value: &self.canonical) }()
-      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.weightedWaypoints) }()
-      case 14: try { try decoder.decodeSingularEnumField(value: &self.visibility) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._namespace) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._hostname) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._addresses) }()
+        case 5: try { try decoder.decodeRepeatedMessageField(value: &_storage._ports) }()
+        case 6: try { try decoder.decodeRepeatedStringField(value: &_storage._subjectAltNames) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._waypoint) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._loadBalancing) }()
+        case 9: try { try decoder.decodeSingularEnumField(value: &_storage._ipFamilies) }()
+        case 11: try { try decoder.decodeSingularBoolField(value: &_storage._canonical) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._weightedWaypoints) }()
+        case 14: try { try decoder.decodeSingularEnumField(value: &_storage._visibility) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
-    }
-    if !self.namespace.isEmpty {
-      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 2)
-    }
-    if !self.hostname.isEmpty {
-      try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 3)
-    }
-    if !self.addresses.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.addresses, fieldNumber: 4)
-    }
-    if !self.ports.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.ports, fieldNumber: 5)
-    }
-    if !self.subjectAltNames.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.subjectAltNames, fieldNumber: 6)
-    }
-    try { if let v = self._waypoint {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._loadBalancing {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    if self.canonical != false {
-      try visitor.visitSingularBoolField(value: self.canonical, fieldNumber: 11)
-    }
-    if !self.weightedWaypoints.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.weightedWaypoints, fieldNumber: 13)
-    }
-    if self.visibility != .public {
-      try visitor.visitSingularEnumField(value: self.visibility, fieldNumber: 14)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
+      }
+      if !_storage._namespace.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._namespace, fieldNumber: 2)
+      }
+      if !_storage._hostname.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._hostname, fieldNumber: 3)
+      }
+      if !_storage._addresses.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._addresses, fieldNumber: 4)
+      }
+      if !_storage._ports.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._ports, fieldNumber: 5)
+      }
+      if !_storage._subjectAltNames.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._subjectAltNames, fieldNumber: 6)
+      }
+      try { if let v = _storage._waypoint {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._loadBalancing {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if _storage._ipFamilies != .automatic {
+        try visitor.visitSingularEnumField(value: _storage._ipFamilies, fieldNumber: 9)
+      }
+      if _storage._canonical != false {
+        try visitor.visitSingularBoolField(value: _storage._canonical, fieldNumber: 11)
+      }
+      if !_storage._weightedWaypoints.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._weightedWaypoints, fieldNumber: 13)
+      }
+      if _storage._visibility != .public {
+        try visitor.visitSingularEnumField(value: _storage._visibility, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Istio_Workload_Service, rhs: Istio_Workload_Service) -> Bool {
-    if lhs.name != rhs.name {return false}
-    if lhs.namespace != rhs.namespace {return false}
-    if lhs.hostname != rhs.hostname {return false}
-    if lhs.addresses != rhs.addresses {return false}
-    if lhs.ports != rhs.ports {return false}
-    if lhs.subjectAltNames != rhs.subjectAltNames {return false}
-    if lhs._waypoint != rhs._waypoint {return false}
-    if lhs._loadBalancing != rhs._loadBalancing {return false}
-    if lhs.canonical != rhs.canonical {return false}
-    if lhs.weightedWaypoints != rhs.weightedWaypoints {return false}
-    if lhs.visibility != rhs.visibility {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._namespace != rhs_storage._namespace {return false}
+        if _storage._hostname != rhs_storage._hostname {return false}
+        if _storage._addresses != rhs_storage._addresses {return false}
+        if _storage._ports != rhs_storage._ports {return false}
+        if _storage._subjectAltNames != rhs_storage._subjectAltNames {return false}
+        if _storage._waypoint != rhs_storage._waypoint {return false}
+        if _storage._loadBalancing != rhs_storage._loadBalancing {return false}
+        if _storage._ipFamilies != rhs_storage._ipFamilies {return false}
+        if _storage._canonical != rhs_storage._canonical {return false}
+        if _storage._weightedWaypoints != rhs_storage._weightedWaypoints {return false}
+        if _storage._visibility != rhs_storage._visibility {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -17,8 +17,10 @@ import HBONEDNS
         - {name: db-0, namespace: payments, workloadIps: ["10.1.0.1", "fd00::1:1"], protocol: HBONE, node: west, services: {"payments/db.payments.svc.cluster.local": {5432: 5432}}}
         - {name: db-1, namespace: payments, workloadIps: ["10.1.0.2"], protocol: HBONE, node: west, status: Unhealthy, services: {"payments/db.payments.svc.cluster.local": {5432: 5432}}}
         - {name: db-2, namespace: payments, workloadIps: ["10.1.0.3"], protocol: HBONE, node: west, services: {"payments/db.payments.svc.cluster.local": {5432: 5432}}}
+        - {name: cache-0, namespace: payments, workloadIps: ["10.1.0.9", "fd00::1:9"], protocol: HBONE, node: west, services: {"payments/cache.payments.svc.cluster.local": {6379: 6379}}}
         services:
         - {name: ledger, namespace: payments, vips: ["10.96.0.10", "fd00::10", "far/10.200.0.10"], ports: {"80": 8080}}
+        - {name: cache, namespace: payments, ports: {"6379": 6379}, ipFamilies: IPv4}
         - {name: db, namespace: payments, ports: {"5432": 5432}}
         - {name: wild, namespace: shop, hostname: "*.example.com", vips: ["240.240.0.5"], ports: {"443": 443}}
         - {name: external, namespace: shop, hostname: "noaddress.example.org", ports: {"443": 443}}
@@ -77,6 +79,18 @@ import HBONEDNS
         let first = s.resolveDNS(DNSName("db")!, type: DNSType.a, client: s.workloadsByIP[IPAddress("10.0.0.1")!], rotate: 0)
         let second = s.resolveDNS(DNSName("db")!, type: DNSType.a, client: s.workloadsByIP[IPAddress("10.0.0.1")!], rotate: 1)
         #expect(first != second)
+    }
+
+    /// A single-stack headless service answers in its family only, though its pods are dual-stack.
+    @Test func aSingleStackServiceHasNoAddressOfTheOtherFamily() throws {
+        let s = try testState(Self.yaml)
+        #expect(resolve(s, "cache") == .answer([a("cache", 0x0a010009)]))
+        #expect(resolve(s, "cache", DNSType.aaaa) == .answer([]))
+        let bad = Self.yaml.replacingOccurrences(of: "ipFamilies: IPv4", with: "ipFamilies: IPv5")
+        do {
+            _ = try ProxyConfig.parse(yaml: bad, file: "t.yaml", environment: [:])
+            Issue.record("accepted")
+        } catch { #expect("\(error)".contains("ipFamilies") && "\(error)".contains("IPv4"), "\(error)") }
     }
 
     @Test func wildcardsVisibilityAndServiceEntriesWithoutAddresses() throws {

@@ -307,6 +307,15 @@ import HBONEXDSProto
         let service = try #require(s.services["payments/ledger.payments.svc.cluster.local"])
         #expect(service.addresses.map(\.description) == ["/10.96.0.20", "/10.96.0.21"])
         #expect(service.cidrVIPs.map(\.description) == ["/10.9.0.0/16", "/10.8.0.0/24", "/fd00:9::/32"])
+        // Kubernetes' ipFamilyPolicy comes along (AUTOMATIC: what the VIPs show).
+        #expect(service.ipFamilies == nil)
+        for (families, expected) in [(Istio_Workload_IPFamilies.ipv4Only, Service.IPFamilies.ipv4), (.ipv6Only, .ipv6), (.dual, .dual)] {
+            var u = store()
+            #expect(u.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/ledger.payments.svc.cluster.local") {
+                $0.ipFamilies = families
+            }])).isACK)
+            #expect(u.services["payments/ledger.payments.svc.cluster.local"]?.ipFamilies == expected)
+        }
         var t = store()
         let bad = t.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.service("payments/ledger.payments.svc.cluster.local") {
             $0.addresses = [vip([10, 9, 0, 0], 33)]
