@@ -427,6 +427,11 @@ public struct ProxyConfig: Sendable {
         }
         if let uds = environment["INPOD_UDS"], !uds.isEmpty { s.inPod = Settings.InPod(uds: uds) }
         s.dns = try parseDNS(f["dns"], file: r.file, environment: environment)
+        // Upstreams not named are this host's resolvers, read only when the DNS proxy runs (not on
+        // every parse of a config that does not use it).
+        if s.dnsEnabled, s.dns.upstreams.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
+            s.dns.upstreams = Self.nameservers(inResolvConf: text)
+        }
         if let mark = environment["PACKET_MARK"], !mark.isEmpty {
             guard let m = Int32(mark), m > 0 else {
                 throw ConfigError(file: r.file, line: nil, path: "environment PACKET_MARK", reason: "\"\(mark.prefix(20))\" is not a positive integer")
@@ -469,18 +474,19 @@ public struct ProxyConfig: Sendable {
     }
 
     /// `hbone.dns`, then ztunnel's variables over it: `ISTIO_META_DNS_CAPTURE`, `ISTIO_META_DNS_PROXY_ADDR`,
-    /// `CLUSTER_DOMAIN`. Upstreams not named come from `/etc/resolv.conf` (`resolvConf` in tests).
-    static func parseDNS(_ r: YAMLReader?, file: String, environment: [String: String],
-                         resolvConf: String = "/etc/resolv.conf") throws(ConfigError) -> Settings.DNS {
+    /// `CLUSTER_DOMAIN`.
+    static func parseDNS(_ r: YAMLReader?, file: String, environment: [String: String]) throws(ConfigError) -> Settings.DNS {
         var d = Settings.DNS()
+        /// A cluster domain in lower case, or nil when the text is not a domain name.
+        func domain(_ text: String) -> String? { DNSName(text)?.key == text.lowercased() ? text.lowercased() : nil }
         if let r {
             let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout"])
             if let v = f["enabled"] { d.enabled = try v.bool() }
             if let v = f["address"] { d.address = try v.socketAddress() }
             if let v = f["clusterDomain"] {
-                let domain = try v.nonEmptyString()
-                guard DNSName(domain)?.key == domain.lowercased() else { throw v.error("\"\(domain.prefix(60))\" is not a domain name") }
-                d.clusterDomain = domain.lowercased()
+                let text = try v.nonEmptyString()
+                guard let valid = domain(text) else { throw v.error("\"\(text.prefix(60))\" is not a domain name") }
+                d.clusterDomain = valid
             }
             for u in try f["upstreams"].sequence() {
                 let text = try u.nonEmptyString()
@@ -511,11 +517,8 @@ public struct ProxyConfig: Sendable {
             d.address = a
         }
         if let v = environment["CLUSTER_DOMAIN"], !v.isEmpty {
-            guard DNSName(v)?.key == v.lowercased() else { throw fail("CLUSTER_DOMAIN", "\"\(v.prefix(60))\" is not a domain name") }
-            d.clusterDomain = v.lowercased()
-        }
-        if d.upstreams.isEmpty, let text = try? String(contentsOfFile: resolvConf, encoding: .utf8) {
-            d.upstreams = Self.nameservers(inResolvConf: text)
+            guard let valid = domain(v) else { throw fail("CLUSTER_DOMAIN", "\"\(v.prefix(60))\" is not a domain name") }
+            d.clusterDomain = valid
         }
         return d
     }

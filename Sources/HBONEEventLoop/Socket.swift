@@ -65,11 +65,25 @@ public enum Socket {
     /// addressed anywhere (ztunnel sets it on its pod listeners).
     public static func listen(on address: SocketAddress, backlog: Int32 = 1024, freebind: Bool = true, reusePort: Bool = true,
                               transparent: Bool = false, mark: Int32? = nil) throws(SystemError) -> Int32 {
-        let fd = chbone_socket(address.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue))
+        let fd = try bound(Int32(SOCK_STREAM.rawValue), to: address, reuseAddress: true, reusePort: reusePort, freebind: freebind,
+                           transparent: transparent, mark: mark)
+        if Glibc.listen(fd, backlog) != 0 {
+            let error = SystemError("listen \(address)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// A non-blocking socket of `type` (stream or datagram) with the options asked for, bound to
+    /// `address` (an IPv6 one V6ONLY). The caller owns the fd.
+    public static func bound(_ type: Int32, to address: SocketAddress, reuseAddress: Bool = false, reusePort: Bool = false,
+                             freebind: Bool = false, transparent: Bool = false, mark: Int32? = nil) throws(SystemError) -> Int32 {
+        let fd = chbone_socket(address.ip.isIPv4 ? AF_INET : AF_INET6, type)
         if fd < 0 { throw SystemError("socket") }
         if transparent { _ = chbone_set_int_option(fd, chbone_sol_ip, chbone_ip_transparent, 1) }
         if let mark { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_mark, mark) }
-        _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseaddr, 1)
+        if reuseAddress { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseaddr, 1) }
         if reusePort { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseport, 1) }
         if freebind { _ = chbone_set_int_option(fd, Int32(IPPROTO_IP), chbone_ip_freebind, 1) }
         if !address.ip.isIPv4 { _ = chbone_set_int_option(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
@@ -77,11 +91,6 @@ public enum Socket {
         let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         if rc != 0 {
             let error = SystemError("bind \(address)")
-            close(fd)
-            throw error
-        }
-        if Glibc.listen(fd, backlog) != 0 {
-            let error = SystemError("listen \(address)")
             close(fd)
             throw error
         }

@@ -56,17 +56,7 @@ public final class UDPSocket: Selectable {
     }
 
     private static func open(bind local: SocketAddress, connect peer: SocketAddress?, reusePort: Bool, mark: Int32?) throws(SystemError) -> Int32 {
-        let fd = chbone_socket(local.ip.isIPv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue))
-        if fd < 0 { throw SystemError("socket(UDP)") }
-        if let mark { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_mark, mark) }
-        if reusePort { _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_reuseport, 1) }
-        if !local.ip.isIPv4 { _ = chbone_set_int_option(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
-        var (storage, length) = Socket.makeSockaddr(local)
-        if withUnsafePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }) != 0 {
-            let error = SystemError("bind \(local) (UDP)")
-            Glibc.close(fd)
-            throw error
-        }
+        let fd = try Socket.bound(Int32(SOCK_DGRAM.rawValue), to: local, reusePort: reusePort, mark: mark)
         if let peer {
             var (p, plen) = Socket.makeSockaddr(peer)
             if withUnsafePointer(to: &p, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, plen) } }) != 0 {

@@ -78,7 +78,7 @@ final class DNSForward: TCPStreamDelegate {
                 received = []
                 let s = try network.connect(to: upstream, mark: route.mark, loop: loop, namespace: route.namespace, source: nil, delegate: self)
                 stream = s
-                s.write([UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message)
+                s.write(DNSOverTCP.frame(message))
             }
         } catch {
             return nextTry(after: "\(upstream): \(error)")
@@ -121,10 +121,8 @@ final class DNSForward: TCPStreamDelegate {
 
     func tcpStream(_ stream: TCPStream, received bytes: UnsafeRawBufferPointer) {
         received += bytes
-        guard received.count >= 2 else { return }
-        let length = Int(received[0]) << 8 | Int(received[1])
-        guard received.count >= 2 + length else { return }
-        if !answered(Array(received[2..<(2 + length)])) { nextTry(after: "the upstream's answer was not for this query") }
+        guard let response = DNSOverTCP.takeMessage(from: &received) else { return }
+        if !answered(response) { nextTry(after: "the upstream's answer was not for this query") }
     }
 
     func tcpStreamReadClosed(_ stream: TCPStream) { nextTry(after: "the upstream closed the connection before answering") }

@@ -35,7 +35,7 @@ final class DNSServer {
         for (uid, pod) in state.pods {
             var hosts = [address.ip]
             // ztunnel's localhost: ::1 as well for a pod with IPv6.
-            if state.settings.dns.address == nil, pod.workload.workloadIps.contains(where: { !$0.isIPv4 }) { hosts.append(IPAddress("::1")!) }
+            if state.settings.dns.address == nil, pod.hasIPv6 { hosts.append(IPAddress("::1")!) }
             for h in hosts { out[Worker.ListenerKey(pod: uid, netns: ObjectIdentifier(pod.netns), address: SocketAddress(ip: h, port: address.port))] = pod }
         }
         return out
@@ -82,9 +82,6 @@ final class DNSServer {
         }
         if let firstError { throw firstError }
     }
-
-    /// What the UDP sockets bound (tests ask for port 0).
-    var boundAddresses: [SocketAddress] { udp.filter { $0.key.pod == nil }.map(\.value.address) }
 
     /// Stops answering (drain): sockets closed, queries in flight and TCP clients dropped.
     func close() {
@@ -238,17 +235,13 @@ final class DNSSession: TCPStreamDelegate {
     }
 
     private func takeMessages() {
-        while !ended, inFlight < DNSSession.maxInFlight, buffer.count >= 2 {
-            let length = Int(buffer[0]) << 8 | Int(buffer[1])
-            guard buffer.count >= 2 + length else { break }
-            let message = Array(buffer[2..<(2 + length)])
-            buffer.removeFirst(2 + length)
+        while !ended, inFlight < DNSSession.maxInFlight, let message = DNSOverTCP.takeMessage(from: &buffer) {
             inFlight += 1
             armIdle()
             server.handle(message, transport: .tcp, peer: peer, pod: pod) { [weak self] answer in
                 guard let self, !ended else { return }
                 inFlight -= 1
-                stream.write([UInt8(answer.count >> 8), UInt8(answer.count & 0xff)] + answer)
+                stream.write(DNSOverTCP.frame(answer))
                 stream.readPaused = false
                 takeMessages()
                 if stream.readEOF && inFlight == 0 && buffer.count < 2 { end() }

@@ -14,4 +14,7 @@ public struct InPodWorkload: Sendable {
         self.workload = workload
         self.netns = netns
     }
+
+    /// Whether the pod has an IPv6 address (its listeners then take IPv6 too).
+    public var hasIPv6: Bool { workload.workloadIps.contains { !$0.isIPv4 } }
 }

@@ -130,11 +130,10 @@ extension ProxyState {
         }
         let start = Int(rotate.magnitude % UInt(addresses.count))
         for i in 0..<addresses.count {
-            switch addresses[(start + i) % addresses.count] {
+            let ip = addresses[(start + i) % addresses.count]
+            switch ip {
             case let .v4(v): records.append(DNSRecord(name: ipName, ttl: Self.dnsTTL, data: .a(v)))
-            case let .v6(hi, lo):
-                let bytes = (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? hi : lo) >> UInt64(56 - 8 * (i % 8))) }
-                records.append(DNSRecord(name: ipName, ttl: Self.dnsTTL, data: .aaaa(bytes)))
+            case .v6: records.append(DNSRecord(name: ipName, ttl: Self.dnsTTL, data: .aaaa(withUnsafeBytes(of: ip.in6) { Array($0) })))
             }
         }
         return records
