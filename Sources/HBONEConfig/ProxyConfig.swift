@@ -166,7 +166,7 @@ public struct ProxyConfig: Sendable {
 
     /// Keys ztunnel acts on that hbone accepts without acting on them (yet): said once each.
     static let unusedMeaningfulKeys: [String: String] = [
-        "applicationTunnel": "application tunnels (PROXY protocol) are not spoken", "subsetting": "services are not subset",
+        "subsetting": "services are not subset",
         "extensions": "extensions are not run",
     ]
 
@@ -190,7 +190,7 @@ public struct ProxyConfig: Sendable {
 
     static let ignoredWorkloadKeys: Set<String> = [
         "workloadType", "hostname", "authorizationPolicies",
-        "nativeTunnel", "applicationTunnel", "networkMode", "tunnelProtocol",
+        "nativeTunnel", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
 
@@ -198,7 +198,7 @@ public struct ProxyConfig: Sendable {
     static let workloadKeys: Set<String> = ignoredWorkloadKeys.union([
         "uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp", "protocol", "node", "services",
         "labels", "clusterId", "workloadName", "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway",
-        "status", "locality", "capacity",
+        "status", "locality", "capacity", "applicationTunnel",
     ])
 
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
@@ -258,7 +258,15 @@ public struct ProxyConfig: Sendable {
             networkGateway: networkGateway, waypoint: try f["waypoint"].map(parseGateway),
             status: try f["status"].map { v throws(ConfigError) in try v.named(HealthStatus.self) } ?? .healthy,
             locality: try f["locality"].map(parseLocality) ?? Locality(),
-            capacity: try f["capacity"].map { v throws(ConfigError) in UInt32(try v.int(in: 0...Int(UInt32.max))) } ?? 1)
+            capacity: try f["capacity"].map { v throws(ConfigError) in UInt32(try v.int(in: 0...Int(UInt32.max))) } ?? 1,
+            applicationTunnel: try f["applicationTunnel"].map(parseApplicationTunnel))
+    }
+
+    /// ztunnel's `{protocol: PROXY, port: 15088}` (protocol NONE when left out, port optional).
+    static func parseApplicationTunnel(_ r: YAMLReader) throws(ConfigError) -> ApplicationTunnel {
+        let f = try r.fields(allowed: ["protocol", "port"])
+        return ApplicationTunnel(protocol: try f["protocol"].map { v throws(ConfigError) in try v.named(ApplicationTunnel.Kind.self) } ?? .none,
+                                 port: try f["port"]?.port())
     }
 
     static func parseLocality(_ r: YAMLReader) throws(ConfigError) -> Locality {
@@ -421,11 +429,15 @@ public struct ProxyConfig: Sendable {
         // NODE_NAME names the Kubernetes node: workloads istiod places on it are the local ones.
         if let n = s.controlPlane.nodeName { s.node = n }
         // In-pod mode: hbone.inpod.uds or ztunnel's INPOD_UDS (the environment wins); PACKET_MARK.
+        var localhostAppTunnel: Bool?
         if let i = f["inpod"] {
-            let fi = try i.fields(allowed: ["uds"])
+            let fi = try i.fields(allowed: ["uds", "localhostAppTunnel"])
             if let u = fi["uds"] { s.inPod = Settings.InPod(uds: path(try u.nonEmptyString())) }
+            localhostAppTunnel = try fi["localhostAppTunnel"]?.bool()
         }
         if let uds = environment["INPOD_UDS"], !uds.isEmpty { s.inPod = Settings.InPod(uds: uds) }
+        if let v = try environmentBool("LOCALHOST_APP_TUNNEL", environment, file: r.file) { localhostAppTunnel = v }
+        if let v = localhostAppTunnel { s.inPod?.localhostAppTunnel = v }
         s.dns = try parseDNS(f["dns"], file: r.file, environment: environment)
         // Upstreams not named are this host's resolvers, read only when the DNS proxy runs (not on
         // every parse of a config that does not use it).
@@ -503,13 +515,7 @@ public struct ProxyConfig: Sendable {
         func fail(_ name: String, _ reason: String) -> ConfigError {
             ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason)
         }
-        if let v = environment["ISTIO_META_DNS_CAPTURE"], !v.isEmpty {
-            switch v.lowercased() {
-            case "true": d.enabled = true
-            case "false": d.enabled = false
-            default: throw fail("ISTIO_META_DNS_CAPTURE", "\"\(v.prefix(20))\" is not true or false")
-            }
-        }
+        if let v = try environmentBool("ISTIO_META_DNS_CAPTURE", environment, file: file) { d.enabled = v }
         if let v = environment["ISTIO_META_DNS_PROXY_ADDR"], !v.isEmpty {
             // ztunnel takes `localhost:PORT` too (127.0.0.1, and ::1 where the pod has IPv6).
             let text = v.lowercased().hasPrefix("localhost:") ? "127.0.0.1:" + v.dropFirst("localhost:".count) : v
@@ -521,6 +527,16 @@ public struct ProxyConfig: Sendable {
             d.clusterDomain = valid
         }
         return d
+    }
+
+    /// A true/false environment variable of ztunnel's; nil when unset or empty.
+    static func environmentBool(_ name: String, _ environment: [String: String], file: String) throws(ConfigError) -> Bool? {
+        guard let v = environment[name], !v.isEmpty else { return nil }
+        switch v.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigError(file: file, line: nil, path: "environment \(name)", reason: "\"\(v.prefix(20))\" is not true or false")
+        }
     }
 
     /// The `nameserver` lines of a resolv.conf, in order (a scoped IPv6 address is skipped).

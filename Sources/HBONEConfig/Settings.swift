@@ -68,6 +68,10 @@ public struct Settings: Sendable, Equatable {
         public var outboundPort: UInt16 = 15001
         public var inboundPlaintextPort: UInt16 = 15006
         public var inboundPort: UInt16 = 15008
+        /// A workload's PROXY-protocol application tunnel is delivered to the pod's loopback
+        /// (ztunnel's `LOCALHOST_APP_TUNNEL`, on by default), so the port it listens on need not be
+        /// reachable from outside the pod; the header carries the real addresses.
+        public var localhostAppTunnel = true
 
         public init(uds: String) { self.uds = uds }
     }

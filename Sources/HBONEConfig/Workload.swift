@@ -51,8 +51,9 @@ public struct Workload: Sendable, Hashable {
         var status: HealthStatus
         var locality: Locality
         var capacity: UInt32
+        var applicationTunnel: ApplicationTunnel?
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32, applicationTunnel: ApplicationTunnel?) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -75,10 +76,11 @@ public struct Workload: Sendable, Hashable {
             self.status = status
             self.locality = locality
             self.capacity = capacity
+            self.applicationTunnel = applicationTunnel
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel)
         }
     }
 
@@ -86,8 +88,9 @@ public struct Workload: Sendable, Hashable {
 
     public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
                 authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil,
-                status: HealthStatus = .healthy, locality: Locality = Locality(), capacity: UInt32 = 1) {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity)
+                status: HealthStatus = .healthy, locality: Locality = Locality(), capacity: UInt32 = 1,
+                applicationTunnel: ApplicationTunnel? = nil) {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel)
     }
 
     private mutating func unique() {
@@ -191,9 +194,14 @@ public struct Workload: Sendable, Hashable {
         get { fields.capacity }
         set { unique(); fields.capacity = newValue }
     }
+    /// It takes tunnelled traffic itself (`ApplicationTunnel`); nil: its apps are sent plain TCP.
+    public var applicationTunnel: ApplicationTunnel? {
+        get { fields.applicationTunnel }
+        set { unique(); fields.applicationTunnel = newValue }
+    }
 
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity && a.applicationTunnel == b.applicationTunnel)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -219,6 +227,7 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(status)
         hasher.combine(locality)
         hasher.combine(capacity)
+        hasher.combine(applicationTunnel)
     }
 }
 

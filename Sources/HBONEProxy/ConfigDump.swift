@@ -20,8 +20,10 @@ struct ConfigDump: Encodable {
         var hboneMtlsPort: UInt16
     }
 
+    /// ztunnel's `{"protocol": "PROXY", "port": 15088}`; NONE without a port for a workload that has none.
     struct ApplicationTunnel: Encodable {
         var `protocol` = "NONE"
+        var port: UInt16?
     }
 
     struct LocalityEntry: Encodable {
@@ -226,6 +228,7 @@ extension ConfigDump {
                           canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain,
                           locality: LocalityEntry(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone), node: w.node,
                           network: w.network.isEmpty ? nil : w.network, status: w.status.rawValue, capacity: w.capacity,
+                          applicationTunnel: ApplicationTunnel(protocol: w.applicationTunnel?.protocol.rawValue ?? "NONE", port: w.applicationTunnel?.port),
                           authorizationPolicies: w.authorizationPolicies,
                           local: w.node == s.settings.node && w.network == s.settings.network, identity: w.identity.description, labels: w.labels,
                           services: w.services.mapValues { ports in Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }) })

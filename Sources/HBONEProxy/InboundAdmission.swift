@@ -35,8 +35,18 @@ struct InboundAdmission: Equatable {
     var policy: String?
     /// Dry-run and audit policies that matched (logged, not enforced).
     var observed: [String] = []
+    /// Where the tunnel's bytes go: `authority`, unless the workload takes tunnels itself (an
+    /// application tunnel's port; a waypoint behind this proxy, at its own address).
+    var upstream: SocketAddress?
+    /// In-pod mode: the upstream is the pod's loopback at `upstream`'s port (ztunnel's
+    /// LOCALHOST_APP_TUNNEL); the PROXY header carries the real addresses.
+    var upstreamOnLoopback = false
+    /// What the application tunnel sends before the tunnel's bytes.
+    var proxyHeader: ProxyProtocolHeader?
+    /// The connection's workload is a waypoint taking a tunnel that names another destination.
+    var relayed = false
 
-    init(headers: [H2Header], endStream: Bool, source: IPAddress, connection c: Connection, state: ProxyState) {
+    init(headers: [H2Header], endStream: Bool, source: SocketAddress, connection c: Connection, state: ProxyState) {
         outcome = .accept
         func refuse(_ status: Int, _ code: ProxyError.Code, _ reason: String) -> Outcome { .refuse(status: status, code: code, reason: reason) }
         let method = headers[header: ":method"] ?? ""
@@ -66,8 +76,15 @@ struct InboundAdmission: Equatable {
             return
         }
         let ip = self.authority?.ip ?? c.localAddress.ip
-        let podFallback = ip == c.localAddress.ip && state.workloadsByIP[ip] == nil ? c.podWorkload : nil
-        guard let workload = state.localWorkloadsByIP[ip] ?? podFallback else {
+        let podFallback = state.workloadsByIP[c.localAddress.ip] == nil ? c.podWorkload : nil
+        // A waypoint behind this proxy (ztunnel's "waypoint sandwich"): the connection is made to
+        // its address, each CONNECT names where that client was going. It takes them when it asked
+        // for tunnels (an application tunnel) or is that destination's waypoint.
+        let reached = state.localWorkloadsByIP[c.localAddress.ip] ?? podFallback
+        if let a = self.authority, a.ip != c.localAddress.ip, let reached {
+            relayed = reached.applicationTunnel != nil || state.isWaypoint(reached, of: a.ip, from: source.ip)
+        }
+        guard let workload = relayed ? reached : state.localWorkloadsByIP[ip] ?? (ip == c.localAddress.ip ? podFallback : nil) else {
             outcome = refuse(503, .unknownDestination, "\(ip) is not a workload on this node")
             return
         }
@@ -89,7 +106,7 @@ struct InboundAdmission: Equatable {
         }
         self.workload = workload
         // Per-workload listeners: a connection made to one workload's address carries only its tunnels.
-        if state.settings.listen.inbound == nil && authority.ip != c.localAddress.ip {
+        if !relayed && state.settings.listen.inbound == nil && authority.ip != c.localAddress.ip {
             outcome = refuse(400, .badRequest, ":authority \(authority) is not this connection's destination \(c.localAddress.ip)")
             return
         }
@@ -97,12 +114,32 @@ struct InboundAdmission: Equatable {
             outcome = refuse(400, .badRequest, ":authority \(authority) belongs to \(workload.identity), not \(c.localIdentity)")
             return
         }
-        if state.ownPorts.contains(authority.port) {
-            outcome = refuse(400, .badRequest, "port \(authority.port) is one of the proxy's own")
+        var upstream = SocketAddress(ip: relayed ? c.localAddress.ip : authority.ip, port: authority.port)
+        if let tunnel = workload.applicationTunnel {
+            upstream.port = tunnel.port ?? authority.port
+            if tunnel.protocol == .proxy {
+                // PROXY carries no names: a service named by hostname goes as its VIP here (IPv4 first).
+                var target = authority
+                if let service, let named {
+                    let network = state.settings.network
+                    guard let vip = service.addresses.first(where: { $0.network == network && $0.ip.isIPv4 })?.ip ?? service.vip(on: network) else {
+                        outcome = refuse(503, .unknownDestination, "service \(service.key) has no VIP to name in the PROXY header")
+                        return
+                    }
+                    target = SocketAddress(ip: vip, port: named.port)
+                }
+                proxyHeader = ProxyProtocolHeader(source: source, destination: target, sourceIdentity: c.peerIdentity)
+                upstreamOnLoopback = c.podWorkload != nil && state.settings.inPod?.localhostAppTunnel ?? false
+            }
+        }
+        self.upstream = upstream
+        for port in Set([authority.port, upstream.port]) where state.ownPorts.contains(port) {
+            outcome = refuse(400, .badRequest, "port \(port) is one of the proxy's own")
             return
         }
+        // As ztunnel: policies see the address the bytes go to (the workload's, at its tunnel's port).
         let decision = state.policies.decide(
-            .init(source: c.peerIdentity, sourceIP: source, destinationIP: authority.ip, destinationPort: authority.port),
+            .init(source: c.peerIdentity, sourceIP: source.ip, destinationIP: upstream.ip, destinationPort: upstream.port),
             for: .init(namespace: workload.namespace, labels: workload.labels, policies: workload.authorizationPolicies))
         policy = decision.policy
         observed = decision.observed

@@ -84,6 +84,25 @@ extension ProxyState {
     /// not be sent back to itself.
     func isWaypoint(_ waypoint: GatewayAddress, source: IPAddress?) -> Bool {
         guard let source, let w = workloadsByIP[source] else { return false }
+        return isWaypoint(waypoint, workload: w)
+    }
+
+    /// Whether the local workload `w` is the waypoint of what is at `target` (a workload's address,
+    /// or a service's VIP as the client at `source` sees it): a waypoint enrolled in the mesh takes
+    /// tunnels that name the destinations it stands in front of (ztunnel's "waypoint sandwich").
+    func isWaypoint(_ w: Workload, of target: IPAddress, from source: IPAddress) -> Bool {
+        let waypoints: [GatewayAddress]
+        if let there = workloadsByIP[target] {
+            waypoints = there.waypoint.map { [$0] } ?? []
+        } else if let s = service(atVIP: target, from: source) {
+            waypoints = (s.waypoint.map { [$0] } ?? []) + s.weightedWaypoints.map(\.destination)
+        } else {
+            return false
+        }
+        return waypoints.contains { isWaypoint($0, workload: w) }
+    }
+
+    private func isWaypoint(_ waypoint: GatewayAddress, workload w: Workload) -> Bool {
         switch waypoint.destination {
         case let .address(network, ip):
             guard network == settings.network else { return false }

@@ -36,9 +36,12 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     private var earlyData: [UInt8] = []
     /// SOCKS5 downstream: the reply goes out once the tunnel is up or has failed.
     private var socksReply: Bool
-    /// Bytes written to the downstream socket that did not come from the upstream stream (the
-    /// SOCKS5 reply): they are not acknowledged to the stream.
-    private var notFromStream = 0
+    /// Bytes the tunnel wrote to a socket itself (the SOCKS5 reply downstream, the PROXY header
+    /// upstream): they came from no stream, so no stream is acknowledged for them.
+    private var ownBytes = (downstream: 0, upstream: 0)
+    /// Written to the upstream socket once it connects, before anything relayed (an application
+    /// tunnel's PROXY header).
+    var upstreamPreamble: [UInt8] = []
     private var connectTimer: EventLoop.TimerID?
     /// Outbound HBONE: opens the CONNECT again on another connection (a stream refused unprocessed).
     var reopen: (() -> Void)?
@@ -255,7 +258,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         guard case let .socket(tcp) = downstream else { return }
         socksReply = false
         let reply = Socks5Parser.reply(code)
-        notFromStream += reply.count
+        ownBytes.downstream += reply.count
         tcp.write(reply)
     }
 
@@ -309,11 +312,12 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     func tcpStream(_ stream: TCPStream, wrote count: Int) {
         let side = side(of: stream)
         var n = count
-        if side == .downstream && notFromStream > 0 {
-            let skip = min(notFromStream, n)
-            notFromStream -= skip
+        func skipOwn(_ own: inout Int) {
+            let skip = min(own, n)
+            own -= skip
             n -= skip
         }
+        if side == .downstream { skipOwn(&ownBytes.downstream) } else { skipOwn(&ownBytes.upstream) }
         switch end(side.other) {
         case let .stream(connection, id) where n > 0:
             connection.consume(stream: id, n)
@@ -327,7 +331,14 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
         }
     }
 
-    func tcpStreamConnected(_ stream: TCPStream) { handle(.connected) }
+    func tcpStreamConnected(_ stream: TCPStream) {
+        if !upstreamPreamble.isEmpty, side(of: stream) == .upstream {
+            ownBytes.upstream += upstreamPreamble.count
+            stream.write(upstreamPreamble)
+            upstreamPreamble = []
+        }
+        handle(.connected)
+    }
 
     func tcpStreamReadClosed(_ stream: TCPStream) { handle(.ended(side(of: stream))) }
 

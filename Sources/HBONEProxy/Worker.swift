@@ -197,7 +197,7 @@ final class Worker {
         info.src = source.src
         info.srcWorkload = source.workload
         if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
-        let admission = InboundAdmission(headers: headers, endStream: endStream, source: info.src.ip,
+        let admission = InboundAdmission(headers: headers, endStream: endStream, source: info.src,
                                          connection: .init(peerIdentity: connection.peerIdentity, localAddress: connection.localAddress,
                                                            localIdentity: connection.localIdentity, podWorkload: connection.pod?.workload),
                                          state: state)
@@ -208,6 +208,9 @@ final class Worker {
             if let s = admission.service {
                 info.setService(s)
                 info.hboneTarget = admission.serviceTarget
+            } else if admission.relayed, let a = admission.authority {
+                // A waypoint's tunnel: the service the client dialled, not one of the waypoint's own.
+                info.setService(state.service(atVIP: a.ip, from: info.src.ip))
             } else if let a = admission.authority {
                 let host = headers[header: "forwarded"].flatMap(SourceAttribution.forwardedHost)
                 info.setService(state.inboundService(of: w, port: a.port, claimedHost: host))
@@ -223,18 +226,25 @@ final class Worker {
             record(info, error: ProxyError(.downstream, code, "\(status): \(reason)"), wasOpen: false)
             return
         }
-        guard let authority = admission.authority else {
-            Bug.report("inbound CONNECT admitted without an authority")
+        guard var upstream = admission.upstream else {
+            Bug.report("inbound CONNECT admitted without an upstream")
             connection.reset(stream: stream, errorCode: H2ErrorCode.internalError)
             return
         }
         let tunnel = Tunnel(worker: self, info: info, downstream: .stream(connection, stream))
+        tunnel.upstreamPreamble = admission.proxyHeader?.bytes ?? []
         if let pod = connection.pod {
-            // Inside the pod, from the client's own address: the app sees its real peer.
             tunnel.pod = pod
-            tunnel.transparentSource = info.src.ip
+            if admission.upstreamOnLoopback {
+                // From loopback to loopback: a foreign source there would be dropped (rp_filter,
+                // routing); the PROXY header names the client.
+                upstream.ip = upstream.ip.isIPv4 ? .v4(0x7f00_0001) : .v6(0, 1)
+            } else {
+                // Inside the pod, from the client's own address: the app sees its real peer.
+                tunnel.transparentSource = info.src.ip
+            }
         }
-        tunnel.dial(authority)
+        tunnel.dial(upstream)
     }
 
     private func acceptPlaintext(_ downstream: TCPStream, peer: SocketAddress, pod: InPodWorkload?) {

@@ -87,6 +87,18 @@ public enum XDSConversion {
         case .unhealthy: status = .unhealthy
         case let .UNRECOGNIZED(n): throw fail("unknown status \(n)")
         }
+        var tunnel: ApplicationTunnel?
+        if w.hasApplicationTunnel {
+            let t = w.applicationTunnel
+            guard t.port <= UInt32(UInt16.max) else { throw fail("application_tunnel port \(t.port) is not a port") }
+            let proto: ApplicationTunnel.Kind
+            switch t.protocol {
+            case .none: proto = .none
+            case .proxy: proto = .proxy
+            case let .UNRECOGNIZED(n): throw fail("unknown application_tunnel protocol \(n)")
+            }
+            tunnel = ApplicationTunnel(protocol: proto, port: t.port == 0 ? nil : UInt16(t.port))
+        }
         return Workload(uid: name, name: w.name, namespace: w.namespace, serviceAccount: serviceAccount,
                         trustDomain: trustDomain, workloadIps: ips, protocol: proto, node: w.node,
                         clusterId: w.clusterID.isEmpty ? "Kubernetes" : w.clusterID,
@@ -96,7 +108,7 @@ public enum XDSConversion {
                         labels: [:], services: services, identity: identity, authorizationPolicies: w.authorizationPolicies,
                         network: w.network, networkGateway: networkGateway, waypoint: waypoint, status: status,
                         locality: Locality(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone),
-                        capacity: w.hasCapacity ? w.capacity.value : 1)
+                        capacity: w.hasCapacity ? w.capacity.value : 1, applicationTunnel: tunnel)
     }
 
     /// A service's `load_balancing`; an unknown scope, mode or policy rejects the service (as in

@@ -653,11 +653,76 @@ public nonisolated struct Istio_Workload_Workload: @unchecked Sendable {
   /// Clears the value of `capacity`. Subsequent reads from it will return its default value.
   public mutating func clearCapacity() {_uniqueStorage()._capacity = nil}
 
+  /// It takes tunnelled traffic itself (a waypoint behind ztunnel): where to send it, and whether
+  /// a PROXY protocol header goes first.
+  public var applicationTunnel: Istio_Workload_ApplicationTunnel {
+    get {_storage._applicationTunnel ?? Istio_Workload_ApplicationTunnel()}
+    set {_uniqueStorage()._applicationTunnel = newValue}
+  }
+  /// Returns true if `applicationTunnel` has been explicitly set.
+  public var hasApplicationTunnel: Bool {_storage._applicationTunnel != nil}
+  /// Clears the value of `applicationTunnel`. Subsequent reads from it will return its default value.
+  public mutating func clearApplicationTunnel() {_uniqueStorage()._applicationTunnel = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Istio_Workload_ApplicationTunnel: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var `protocol`: Istio_Workload_ApplicationTunnel.ProtocolEnum = .none
+
+  /// 0: the tunnel's own port.
+  public var port: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum ProtocolEnum: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+
+    /// The bytes as they came.
+    case none // = 0
+
+    /// A PROXY protocol v2 header first: the client's address, the address the tunnel named, and
+    /// TLV 0xD0 with the client's SPIFFE identity.
+    case proxy // = 1
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .none
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .none
+      case 1: self = .proxy
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .none: return 0
+      case .proxy: return 1
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Istio_Workload_ApplicationTunnel.ProtocolEnum] = [
+      .none,
+      .proxy,
+    ]
+
+  }
+
+  public init() {}
 }
 
 public nonisolated struct Istio_Workload_Locality: Sendable {
@@ -1110,7 +1175,7 @@ nonisolated extension Istio_Workload_LoadBalancing.HealthPolicy: SwiftProtobuf._
 
 nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Workload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{2}\u{2}services\0\u{2}\u{2}locality\0\u{2}\u{3}capacity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{2}\u{2}services\0\u{3}application_tunnel\0\u{1}locality\0\u{2}\u{3}capacity\0")
 
   fileprivate class _StorageClass {
     var _uid: String = String()
@@ -1134,6 +1199,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
     var _clusterID: String = String()
     var _locality: Istio_Workload_Locality? = nil
     var _capacity: SwiftProtobuf.Google_Protobuf_UInt32Value? = nil
+    var _applicationTunnel: Istio_Workload_ApplicationTunnel? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1165,6 +1231,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       _clusterID = source._clusterID
       _locality = source._locality
       _capacity = source._capacity
+      _applicationTunnel = source._applicationTunnel
     }
   }
 
@@ -1202,6 +1269,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         case 19: try { try decoder.decodeSingularMessageField(value: &_storage._networkGateway) }()
         case 20: try { try decoder.decodeSingularStringField(value: &_storage._uid) }()
         case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: &_storage._services) }()
+        case 23: try { try decoder.decodeSingularMessageField(value: &_storage._applicationTunnel) }()
         case 24: try { try decoder.decodeSingularMessageField(value: &_storage._locality) }()
         case 27: try { try decoder.decodeSingularMessageField(value: &_storage._capacity) }()
         default: break
@@ -1273,6 +1341,9 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       if !_storage._services.isEmpty {
         try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: _storage._services, fieldNumber: 22)
       }
+      try { if let v = _storage._applicationTunnel {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      } }()
       try { if let v = _storage._locality {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
       } }()
@@ -1309,6 +1380,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         if _storage._clusterID != rhs_storage._clusterID {return false}
         if _storage._locality != rhs_storage._locality {return false}
         if _storage._capacity != rhs_storage._capacity {return false}
+        if _storage._applicationTunnel != rhs_storage._applicationTunnel {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1316,6 +1388,45 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Istio_Workload_ApplicationTunnel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplicationTunnel"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}protocol\0\u{1}port\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.`protocol`) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.port) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.`protocol` != .none {
+      try visitor.visitSingularEnumField(value: self.`protocol`, fieldNumber: 1)
+    }
+    if self.port != 0 {
+      try visitor.visitSingularUInt32Field(value: self.port, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Istio_Workload_ApplicationTunnel, rhs: Istio_Workload_ApplicationTunnel) -> Bool {
+    if lhs.`protocol` != rhs.`protocol` {return false}
+    if lhs.port != rhs.port {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Istio_Workload_ApplicationTunnel.ProtocolEnum: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NONE\0\u{1}PROXY\0")
 }
 
 nonisolated extension Istio_Workload_Locality: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -169,6 +169,26 @@ import HBONECore
         }
     }
 
+    /// ztunnel's applicationTunnel (a waypoint that takes tunnels itself): read, not warned about.
+    @Test func applicationTunnelsAreRead() throws {
+        let yaml = Self.issueExample.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  applicationTunnel: {protocol: PROXY, port: 15088}\n")
+        let c = try ProxyConfig.parse(yaml: yaml, file: "c.yaml")
+        #expect(c.workloads[1].applicationTunnel == ApplicationTunnel(protocol: .proxy, port: 15088))
+        #expect(c.workloads[0].applicationTunnel == nil)
+        #expect(c.configWarnings.isEmpty, "\(c.configWarnings)")
+        let bare = try ProxyConfig.parse(yaml: Self.issueExample.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  applicationTunnel: {}\n"), file: "c.yaml")
+        #expect(bare.workloads[1].applicationTunnel == ApplicationTunnel(protocol: .none, port: nil))
+        for (line, want) in [("applicationTunnel: {protocol: HTTP}", "c.yaml:18: workloads[1].applicationTunnel.protocol: \"HTTP\" must be one of NONE, PROXY"),
+                             ("applicationTunnel: {protocol: PROXY, port: 0}", "c.yaml:18: workloads[1].applicationTunnel.port: must be in 1...65535")] {
+            do {
+                _ = try ProxyConfig.parse(yaml: Self.issueExample.replacingOccurrences(of: "  node: east\n", with: "  node: east\n  \(line)\n"), file: "c.yaml")
+                Issue.record("accepted \(line)")
+            } catch {
+                #expect(error.description.hasPrefix(want), "\(error)")
+            }
+        }
+    }
+
     @Test func brokenYAMLReportsItsLine() {
         do {
             _ = try ProxyConfig.parse(yaml: "workloads:\n- name: [unclosed\n", file: "c.yaml")

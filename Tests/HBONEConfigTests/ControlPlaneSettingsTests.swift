@@ -146,4 +146,21 @@ import HBONECore
         let marked = try Self.settings("{istioCA: true}", environment: ["INPOD_UDS": "/s", "PACKET_MARK": "4242"])
         #expect(marked.packetMark == 4242)
     }
+
+    /// Application tunnels go to the pod's loopback unless `inpod.localhostAppTunnel` or ztunnel's
+    /// LOCALHOST_APP_TUNNEL (which wins) says false.
+    @Test func localhostAppTunnelFromTheFileOrTheEnvironment() throws {
+        let uds = ["INPOD_UDS": "/s"]
+        #expect(try Self.settings("{istioCA: true}", environment: uds).inPod?.localhostAppTunnel == true)
+        #expect(try Self.settings("{istioCA: true}", environment: uds.merging(["LOCALHOST_APP_TUNNEL": "false"]) { a, _ in a }).inPod?.localhostAppTunnel == false)
+        let file = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  inpod: {uds: /s, localhostAppTunnel: false}\n"
+        #expect(try ProxyConfig.parse(yaml: file, file: "/c.yaml", environment: [:]).settings.inPod?.localhostAppTunnel == false)
+        #expect(try ProxyConfig.parse(yaml: file, file: "/c.yaml", environment: ["LOCALHOST_APP_TUNNEL": "TRUE"]).settings.inPod?.localhostAppTunnel == true)
+        do {
+            _ = try Self.settings("{istioCA: true}", environment: ["LOCALHOST_APP_TUNNEL": "yes"])
+            Issue.record("accepted yes")
+        } catch {
+            #expect(error.description.contains("environment LOCALHOST_APP_TUNNEL: \"yes\" is not true or false"), "\(error)")
+        }
+    }
 }

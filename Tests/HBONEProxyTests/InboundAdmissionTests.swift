@@ -80,7 +80,7 @@ import HBONETLS
     ])
     func admission(c: Case) throws {
         let state = try testState(Self.yaml)
-        let a = InboundAdmission(headers: c.headers.map { H2Header($0.0, $0.1) }, endStream: c.endStream, source: IPAddress("10.0.0.10")!,
+        let a = InboundAdmission(headers: c.headers.map { H2Header($0.0, $0.1) }, endStream: c.endStream, source: SocketAddress("10.0.0.10:40000")!,
                                  connection: .init(peerIdentity: Self.checkout, localAddress: SocketAddress("10.1.0.20:15008")!,
                                                    localIdentity: Self.ledger),
                                  state: state)
@@ -111,7 +111,7 @@ import HBONETLS
         let shared = Self.yaml.replacingOccurrences(of: "  listen: {", with: "  listen: {inbound: 10.1.0.1:15008, ")
         let state = try testState(shared)
         let a = InboundAdmission(headers: Self.connect("10.1.0.21:8080").map { H2Header($0.0, $0.1) }, endStream: false,
-                                 source: IPAddress("10.0.0.10")!,
+                                 source: SocketAddress("10.0.0.10:40000")!,
                                  connection: .init(peerIdentity: Self.checkout, localAddress: SocketAddress("10.1.0.1:15008")!, localIdentity: Self.ledger),
                                  state: state)
         guard case let .refuse(status, _, reason) = a.outcome else {

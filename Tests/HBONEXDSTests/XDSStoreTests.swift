@@ -270,6 +270,31 @@ import HBONEXDSProto
         #expect(!w.isACK && w.reply.errorDetail.message.contains("w: unknown status 5"), "\(w.reply.errorDetail.message)")
     }
 
+    /// A workload's application tunnel (a waypoint behind ztunnel): protocol and port kept, port 0
+    /// as none; a port past 65535 or an unknown protocol is NACKed with the reason.
+    @Test func anApplicationTunnelIsKeptAndABadOneRejected() {
+        var s = store()
+        func tunnel(_ p: Istio_Workload_ApplicationTunnel.ProtocolEnum, _ port: UInt32) -> Istio_Workload_ApplicationTunnel {
+            var t = Istio_Workload_ApplicationTunnel()
+            t.protocol = p
+            t.port = port
+            return t
+        }
+        let proxy = Self.workload("wp") { $0.applicationTunnel = tunnel(.proxy, 15088) }
+        let plain = Self.workload("np", ip: [10, 1, 0, 21]) { $0.applicationTunnel = tunnel(.none, 0) }
+        let without = Self.workload("no", ip: [10, 1, 0, 22])
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [proxy, plain, without]))
+        #expect(a.isACK, "\(a.reply.errorDetail.message)")
+        #expect(s.workloads["wp"]?.applicationTunnel == ApplicationTunnel(protocol: .proxy, port: 15088))
+        #expect(s.workloads["np"]?.applicationTunnel == ApplicationTunnel(protocol: .none, port: nil))
+        #expect(s.workloads["no"]?.applicationTunnel == nil)
+        for (bad, reason) in [(tunnel(.proxy, 70000), "application_tunnel port 70000 is not a port"),
+                              (tunnel(.UNRECOGNIZED(4), 0), "unknown application_tunnel protocol 4")] {
+            let r = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("bad", ip: [10, 1, 0, 23]) { $0.applicationTunnel = bad }]))
+            #expect(!r.isACK && r.reply.errorDetail.message.contains("bad: \(reason)"), "\(r.reply.errorDetail.message)")
+        }
+    }
+
     /// A service two clusters gave the same VIP keeps it once per network (ztunnel's vips are
     /// network addresses): with one network per IP, the last one listed took the other's place.
     @Test func aServiceKeepsTheSameVIPOnEachNetwork() throws {
