@@ -17,8 +17,10 @@ struct InPodTests {
     var podB: String { "hbpb-\(tag)" }
     /// A pod only the CNI agent names (no workload in the file): served from what the agent said.
     var podC: String { "hbpc-\(tag)" }
+    /// A waypoint enrolled in the mesh, taking its tunnels behind a PROXY header on its loopback.
+    var podD: String { "hbpd-\(tag)" }
     let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
-    let aIP = "10.78.0.10", bIP = "10.78.0.20", cIP = "10.78.0.30"
+    let aIP = "10.78.0.10", bIP = "10.78.0.20", cIP = "10.78.0.30", dIP = "10.78.0.40"
 
     func sh(_ args: [String]) -> Int32 { run(ip, args) }
     func inNS(_ ns: String, _ args: [String]) -> Int32 { run(ip, ["netns", "exec", ns] + args) }
@@ -66,8 +68,11 @@ struct InPodTests {
         workloads:
         - {uid: "Kubernetes//Pod/payments/checkout-0", name: checkout-0, namespace: payments, serviceAccount: checkout, workloadIps: ["\(aIP)"], protocol: HBONE, node: node-1}
         - {uid: "Kubernetes//Pod/payments/ledger-0", name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["\(bIP)"], protocol: HBONE, node: node-1}
+        - {uid: "Kubernetes//Pod/payments/waypoint-0", name: waypoint-0, namespace: payments, serviceAccount: audit, workloadIps: ["\(dIP)"], protocol: HBONE,
+           node: node-1, applicationTunnel: {protocol: PROXY, port: 15088}}
         services:
         - {name: ledger, namespace: payments, vips: ["10.96.0.20"], ports: {"8080": 8080}}
+        - {name: reports, namespace: payments, vips: ["10.96.0.50"], ports: {"80": 8080}, waypoint: {destination: "/\(dIP)"}}
         hbone:
           node: node-1
           rootCertificates: \(TestPKI.path("bundle-root.pem"))
@@ -107,11 +112,11 @@ struct InPodTests {
             agent?.stop()
             for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
             for p in processes { p.waitUntilExit() }
-            for ns in [podA, podB, podC, node] { _ = sh(["netns", "del", ns]) }
+            for ns in [podA, podB, podC, podD, node] { _ = sh(["netns", "del", ns]) }
         }
-        for ns in [node, podA, podB, podC] { #expect(sh(["netns", "add", ns]) == 0) }
+        for ns in [node, podA, podB, podC, podD] { #expect(sh(["netns", "add", ns]) == 0) }
         #expect(inNS(node, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]) == 0)
-        for (pod, podIP, n) in [(podA, aIP, "a"), (podB, bIP, "b"), (podC, cIP, "c")] {
+        for (pod, podIP, n) in [(podA, aIP, "a"), (podB, bIP, "b"), (podC, cIP, "c"), (podD, dIP, "d")] {
             let host = "hbh\(n)\(tag)", inPod = "hbp\(n)\(tag)"
             #expect(sh(["link", "add", host, "netns", node, "type", "veth", "peer", "name", inPod, "netns", pod]) == 0)
             #expect(inNS(pod, ["ip", "link", "set", "lo", "up"]) == 0)
@@ -139,6 +144,9 @@ struct InPodTests {
         let serverC = server.replacingOccurrences(of: "'\(bIP)'", with: "'\(cIP)'").replacingOccurrences(of: "app.ready", with: "appc.ready")
             .replacingOccurrences(of: "app.count", with: "appc.count")
         _ = try start(podC, ["python3", "-c", serverC], log: dir + "/appc.log")
+        // The waypoint in D listens on its loopback only: its tunnels come from the proxy in its namespace.
+        _ = try start(podD, ["python3", repositoryRoot + "/scripts/lib/echo_server.py", "127.0.0.1", "15088", "--proxy-protocol", dir + "/proxy-headers.jsonl",
+                             "--ready-file", dir + "/appd.ready"], log: dir + "/appd.log")
         // The cluster's DNS, seen from the pods at the node's side of their veth.
         _ = try start(node, ["python3", repositoryRoot + "/scripts/lib/dns_tool.py", "upstream", "--listen", "169.254.1.1:53",
                              "--log", dir + "/upstream.log", "--ready", dir + "/upstream.ready"], log: dir + "/upstream.err")
@@ -212,6 +220,17 @@ struct InPodTests {
         let podsNow = (dump()["pods"] as? [[String: Any]] ?? []).first { $0["uid"] as? String == "Kubernetes//Pod/payments/audit-0" }
         #expect(podsNow?["identity"] as? String == "spiffe://cluster.local/ns/payments/sa/audit" && podsNow?["state"] as? String == "listening",
                 "\(String(describing: podsNow))")
+
+        // 2c. A service whose waypoint is D: A's tunnel names the service; the proxy ends it in D and
+        //     hands it to D's loopback port behind a PROXY header naming A, the service and A's SVID.
+        #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/appd.ready") })
+        #expect(agent!.send("add Kubernetes//Pod/payments/waypoint-0 waypoint-0 payments audit \(podD)")["ack"] as? String == "")
+        let toWaypoint = try whoami(podA, dest: "10.96.0.50:80")
+        #expect(toWaypoint["echoed"] as? String == "who am i", "\(toWaypoint)\n\(log())")
+        let header = ((try? String(contentsOfFile: dir + "/proxy-headers.jsonl", encoding: .utf8))?.split(separator: "\n").first)
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
+        #expect((header["src"] as? String)?.hasPrefix("\(aIP):") == true && header["dst"] as? String == "10.96.0.50:80", "\(header)")
+        #expect((header["tlvs"] as? [String: String])?["0xD0"] == "spiffe://cluster.local/ns/payments/sa/checkout", "\(header)")
 
         // 3. A DENY for checkout: refused with no connection to the app.
         let before = ((try? String(contentsOfFile: dir + "/app.count", encoding: .utf8)) ?? "").count
