@@ -39,6 +39,9 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Bytes the tunnel wrote to a socket itself (the SOCKS5 reply downstream, the PROXY header
     /// upstream): they came from no stream, so no stream is acknowledged for them.
     private var ownBytes = (downstream: 0, upstream: 0)
+    /// Inbound: the workload address and port admission authorized (policy changes judge it
+    /// again); `info.dst` is what the CONNECT named, another address for a waypoint's tunnel.
+    var admitted: SocketAddress?
     /// Written to the upstream socket once it connects, before anything relayed (an application
     /// tunnel's PROXY header).
     var upstreamPreamble: [UInt8] = []

@@ -233,6 +233,7 @@ final class Worker {
         }
         let tunnel = Tunnel(worker: self, info: info, downstream: .stream(connection, stream))
         tunnel.upstreamPreamble = admission.proxyHeader?.bytes ?? []
+        tunnel.admitted = upstream
         if let pod = connection.pod {
             tunnel.pod = pod
             if admission.upstreamOnLoopback {
@@ -589,14 +590,15 @@ final class Worker {
             guard let admitted = t.info.dstWorkload else { continue }
             // A pod the CNI agent removed: `drainPods` cuts its tunnels after the drain period.
             if let pod = t.pod, state.pods[pod.uid] == nil { continue }
-            guard let w = currentInboundWorkload(at: t.info.dst.ip, pod: t.pod), w.uid == admitted.uid, w.identity == admitted.identity else {
+            let dst = t.admitted ?? t.info.dst
+            guard let w = currentInboundWorkload(at: dst.ip, pod: t.pod), w.uid == admitted.uid, w.identity == admitted.identity else {
                 log.info("closing tunnel: its destination is no longer that workload on this node",
-                         ["dst.addr": "\(t.info.dst)", "dst.workload": admitted.uid])
-                t.terminate(ProxyError(.internal, .closed, "closed: \(t.info.dst.ip) is no longer workload \(admitted.uid) on this node"))
+                         ["dst.addr": "\(dst)", "dst.workload": admitted.uid])
+                t.terminate(ProxyError(.internal, .closed, "closed: \(dst.ip) is no longer workload \(admitted.uid) on this node"))
                 continue
             }
             let decision = state.policies.decide(
-                .init(source: t.info.srcIdentity, sourceIP: t.info.src.ip, destinationIP: t.info.dst.ip, destinationPort: t.info.dst.port),
+                .init(source: t.info.srcIdentity, sourceIP: t.info.src.ip, destinationIP: dst.ip, destinationPort: dst.port),
                 for: .init(namespace: w.namespace, labels: w.labels, policies: w.authorizationPolicies))
             if !decision.allowed {
                 log.info("closing tunnel denied after policy change", ["src.identity": t.info.srcIdentity?.description ?? "unknown",

@@ -146,3 +146,42 @@ import HBONEH2
         }
     }
 }
+
+/// The same through both proxies on the in-memory network: ledger-0 is a waypoint with a PROXY
+/// tunnel on 15088, in front of a service at 10.96.0.20.
+@Suite struct ApplicationTunnelPathTests {
+    static func withWaypointService(_ c: inout ProxyConfig) {
+        var s = Service(name: "reports", namespace: "payments", hostname: "reports.payments.svc.cluster.local",
+                        addresses: [NetworkAddress(network: "", ip: IPAddress("10.96.0.20")!)], ports: [80: 8080], subjectAltNames: [])
+        s.waypoint = GatewayAddress(destinationText: "/10.1.0.20", hboneMtlsPort: 15008)
+        c.services.append(s)
+    }
+
+    static func withTunnel(_ c: inout ProxyConfig) {
+        withWaypointService(&c)
+        c.workloads[1].applicationTunnel = ApplicationTunnel(protocol: .proxy, port: 15088)
+    }
+
+    /// The header comes first, once, then the client's bytes; a later snapshot (nothing changed
+    /// for this tunnel) keeps it open: it is judged at the waypoint's address, not the service's
+    /// VIP its CONNECT named (which is no local workload).
+    @Test func theHeaderPrecedesTheBytesAndAReloadKeepsTheTunnel() throws {
+        let mesh = try InMemoryMesh(eastChange: Self.withWaypointService, westChange: Self.withTunnel)
+        try mesh.serve(port: 15088)
+        let app = mesh.connect(to: "10.96.0.20:80")
+        app.send("hello")
+        mesh.run()
+        let header = ProxyProtocolHeader(source: SocketAddress(ip: InMemoryMesh.checkoutIP, port: 0), destination: SocketAddress("10.96.0.20:80")!,
+                                         sourceIdentity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/checkout")).bytes
+        // The echo server returns the header too: everything but the client's port is known.
+        #expect(app.received.count == header.count + 5, "\(app.received.count)")
+        #expect(Array(app.received.prefix(28)).enumerated().allSatisfy { $0.offset == 24 || $0.offset == 25 || $0.element == header[$0.offset] })
+        #expect(Array(app.received.suffix(5)) == Array("hello".utf8))
+        mesh.west.update(try mesh.westState { Self.withTunnel(&$0) })
+        mesh.run()
+        app.send("again")
+        mesh.run()
+        #expect(Array(app.received.suffix(10)) == Array("helloagain".utf8), "\(mesh.westRecords.map { $0.error.map { "\($0)" } ?? "-" })")
+        #expect(mesh.westRecords.isEmpty)
+    }
+}
