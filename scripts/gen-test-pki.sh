@@ -152,6 +152,40 @@ openssl x509 -inform DER -in $bad/off-curve-key/leaf.der -out $bad/off-curve-key
 openssl x509 -in east/ca-cert.pem >> $bad/off-curve-key/cert-chain.pem
 rm $bad/off-curve-key/leaf.der
 
+# CRLs (CRL_PATH tests), made with `openssl ca` over a throwaway database.
+make_crl() { # CA_KEY CA_CERT OUT [CERT_TO_REVOKE...]
+    local key=$1 cert=$2 crl=$3 db
+    shift 3
+    db=$(mktemp -d)
+    : > "$db/index.txt"
+    echo 01 > "$db/crlnumber"
+    printf '[ca]\ndefault_ca = crl\n[crl]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n' \
+        "$db" "$db" > "$db/ca.cnf"
+    for c in "$@"; do
+        openssl ca -config "$db/ca.cnf" -keyfile "$key" -cert "$cert" -revoke "$c" -crl_reason keyCompromise 2>/dev/null
+    done
+    openssl ca -config "$db/ca.cnf" -keyfile "$key" -cert "$cert" -gencrl -out "$crl" 2>/dev/null
+    rm -rf "$db"
+}
+mkdir -p crl
+# checkout's identity under a key the east intermediate revoked.
+issue_leaf east certs-revoked/payments/checkout "spiffe://$td/ns/payments/sa/checkout"
+openssl x509 -in certs-revoked/payments/checkout/cert-chain.pem -out crl/revoked-leaf.pem
+openssl x509 -in certs-east/payments/checkout/cert-chain.pem -out crl/checkout-leaf.pem
+make_crl east/ca-key.pem east/ca-cert.pem crl/east-revokes-checkout.pem crl/revoked-leaf.pem
+# The root revokes the whole east intermediate; west's list revokes nothing.
+make_crl root/root-key.pem root/root-cert.pem crl/root-revokes-east.pem east/ca-cert.pem
+make_crl west/ca-key.pem west/ca-cert.pem crl/west-empty.pem
+openssl x509 -in certs-west/payments/ledger/cert-chain.pem -out crl/ledger-leaf.pem
+make_crl west/ca-key.pem west/ca-cert.pem crl/west-revokes-ledger.pem crl/ledger-leaf.pem
+# A forged list: east's name, another key, revoking the good checkout leaf.
+mkdir -p forged
+eckey forged/key.pem
+openssl req -x509 -new -key forged/key.pem -sha256 -days 30 -subj "/O=hbone-test/CN=cluster-east intermediate" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out forged/cert.pem
+make_crl forged/key.pem forged/cert.pem crl/forged-east.pem crl/checkout-leaf.pem
+rm crl/revoked-leaf.pem crl/checkout-leaf.pem crl/ledger-leaf.pem
+
 # Bundles: shared root only; shared + unrelated (a root rotation in progress).
 cp root/root-cert.pem bundle-root.pem
 cat root/root-cert.pem other-root/root-cert.pem > bundle-root-and-other.pem

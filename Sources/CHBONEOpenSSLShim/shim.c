@@ -67,3 +67,8 @@ unsigned long chbone_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 
 EVP_PKEY *chbone_ec_gen(const char *curve) { return EVP_EC_gen(curve); }
 EVP_PKEY *chbone_rsa_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
+
+int chbone_x509_crl_revoked_count(const X509_CRL *crl) {
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED((X509_CRL *)crl);
+    return revoked == NULL ? 0 : sk_X509_REVOKED_num(revoked);
+}

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What the proxy watches on disk: the config file, the policy files (and directory listings), the
-/// root bundle and every local SVID (or the cacerts files). Any difference in the fingerprint
+/// root bundle, the revocation lists and every local SVID (or the cacerts files). Any difference in the fingerprint
 /// reloads everything, so rotations need no restart.
 public enum ConfigWatcher {
     /// One entry per watched path: inode, modification time and size, or "missing". stat(2) follows
@@ -22,6 +22,7 @@ public enum ConfigWatcher {
         }
         add(configPath)
         if !settings.rootCertificates.isEmpty { add(settings.rootCertificates) }
+        if let crl = settings.crlPath { add(crl) }
         switch settings.certificates {
         case let .directory(dir):
             for w in workloads {

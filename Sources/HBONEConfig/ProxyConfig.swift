@@ -350,7 +350,7 @@ public struct ProxyConfig: Sendable {
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
-                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns"])
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -394,6 +394,9 @@ public struct ProxyConfig: Sendable {
             throw r.error("missing rootCertificates")
         }
         var s = Settings(node: node, trustDomain: trustDomain, rootCertificates: roots, certificates: source)
+        // ztunnel's CRL_PATH wins over the file, as its other variables do.
+        if let v = f["crlPath"] { s.crlPath = path(try v.nonEmptyString()) }
+        if let v = environment["CRL_PATH"], !v.isEmpty { s.crlPath = v }
         for a in try f["trustDomainAliases"].sequence() {
             let td = try a.nonEmptyString()
             do { _ = try SPIFFEID(trustDomain: td, namespace: "x", serviceAccount: "x") } catch { throw a.error("\(error)") }

@@ -15,6 +15,10 @@ public struct Settings: Sendable, Equatable {
     /// roots the Istio CA returns with each certificate.
     public var rootCertificates: String
     public var certificates: CertificateSource
+    /// Certificate revocation lists (PEM or DER; `hbone.crlPath`, ztunnel's `CRL_PATH`): peers'
+    /// chains are checked against them at the handshake and again, for open connections, whenever
+    /// the file changes. nil: revocation is not checked.
+    public var crlPath: String? = nil
     public var listen = Listen()
     /// Event loops (threads). nil: one per core.
     public var workers: Int? = nil

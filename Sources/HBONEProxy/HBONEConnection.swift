@@ -34,6 +34,8 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     var reservedStreams = 0
     /// The peer's root left the trust bundle: draining, and cut at the drain deadline.
     var distrusted = false
+    /// The revocation lists the peer's chain was last checked against (`Worker.revocation`).
+    var revocationChecked: [UInt8]
     /// A CONNECT on it went unanswered: out of the pool.
     private(set) var unhealthy = false
     /// Not pooled, made for one tunnel (double HBONE's inner connection, carried through a
@@ -88,6 +90,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         self.localAddress = local
         self.localIdentity = context.identity
         self.tls = try TLSEngine(context: context, verification: verification, chainCache: worker.chainCache)
+        self.revocationChecked = tls.revocationFingerprint
         self.tcp = tcp
         self.startedAt = worker.loop.now
         self.lastReceive = worker.loop.now
@@ -145,6 +148,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             worker.pool.remove(self)
         case let .handshakeFailed(error):
             worker.stats.handshakeFailed(reason: handshakeFailureReason ?? error.code.rawValue)
+            if handshakeFailureReason == "revoked" { worker.stats.revoked(asServer: role == .server) }
             log.warn("HBONE handshake failed", ["role": role == .server ? "server" : "client", "peer": "\(peerAddress)",
                                                 "local_identity": localIdentity.description, "error": error.reason])
         case let .close(error, linger):
@@ -286,6 +290,11 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         if let (why, _) = worker.distrust(self) {
             handshakeFailureReason = "trust_changed"
             handle(.failed(ProxyError(side, .tls, "TLS handshake completed under a trust no longer in force: \(why)"), handshake: true, linger: false))
+            return
+        }
+        if let why = worker.revocation(self) {
+            handshakeFailureReason = "revoked"
+            handle(.failed(ProxyError(side, .tls, "TLS handshake completed under revocation lists no longer in force: \(why)"), handshake: true, linger: false))
             return
         }
         let settings = worker.state.settings

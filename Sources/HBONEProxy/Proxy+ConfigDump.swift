@@ -41,6 +41,13 @@ extension Proxy {
         for source in attachedStatus {
             for (key, value) in source.configDump() { dump[key] = value }
         }
+        if let path = s.settings.crlPath {
+            // What is in force: each list's issuer, how many it revokes, and when it goes stale.
+            let iso = ISO8601DateFormatter()
+            dump["crl"] = ["path": path, "lists": (s.trust.revocationLists ?? []).map { list -> [String: Any] in
+                ["issuer": list.issuer, "revoked": list.revokedCount, "nextUpdate": list.nextUpdate.map { iso.string(from: $0) } as Any]
+            }] as [String: Any]
+        }
         if s.settings.inPod != nil {
             dump["pods"] = s.pods.values.sorted { $0.uid < $1.uid }.map { pod -> [String: Any] in
                 let w = pod.workload

@@ -80,6 +80,11 @@ extension Proxy {
         }
         family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
+        if state.settings.crlPath != nil {
+            family("istio_crl_policy_rejections_total", "counter", "The total number of connections rejected due to CRL certificate revocation (unstable)")
+            out += "istio_crl_policy_rejections_total{reporter=\"destination\"} \(statsList.reduce(0) { $0 + $1.revokedAsServer.load(ordering: .relaxed) })\n"
+            out += "istio_crl_policy_rejections_total{reporter=\"source\"} \(statsList.reduce(0) { $0 + $1.revokedAsClient.load(ordering: .relaxed) })\n"
+        }
         family("hbone_config_reload_failures_total", "counter", "Reloads refused (the last good config stays in force; /config_dump shows why)")
         out += "hbone_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"
         family("hbone_config_reparses_total", "counter", "Times the config file was parsed again after start (an unchanged file is not)")

@@ -31,6 +31,9 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         case closed
         /// A configuration that cannot be used.
         case config
+        /// The peer's certificate (or one above it) is on a revocation list that arrived after the
+        /// connection was made.
+        case revoked
     }
 
     public let side: Side
@@ -58,6 +61,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         case .tls: return "TLS_FAILURE"
         case .http2: return "H2_HANDSHAKE_FAILURE"
         case .connect, .rejected, .unknownDestination: return "CONNECT"
+        case .revoked: return "CERT_REVOKED"
         case .badRequest, .connectionLost, .idle, .closed, .config: return "-"
         }
     }

@@ -162,12 +162,13 @@ public final class ProxyState: Sendable {
     public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil,
                             issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:]) throws(ProxyError) -> Loaded {
         let trust: TrustBundle
+        let lists = try revocationLists(config.settings.crlPath, previous: previous)
         do {
             if config.settings.rootCertificates.isEmpty {
                 // istioCA without a root file: the CA's roots; none yet trusts no peer at all.
-                trust = try TrustBundle(roots: issued?.roots ?? [], allowEmpty: true)
+                trust = try TrustBundle(roots: issued?.roots ?? [], revocationLists: lists, allowEmpty: true)
             } else {
-                trust = try TrustBundle(file: config.settings.rootCertificates)
+                trust = try TrustBundle(file: config.settings.rootCertificates, revocationLists: lists)
             }
         } catch {
             throw ProxyError(.internal, .config, "rootCertificates \(config.settings.rootCertificates): \(error.reason)")
@@ -238,6 +239,28 @@ public final class ProxyState: Sendable {
 }
 
 extension ProxyState {
+    /// The lists at `path` (nil: revocation is not checked). A file not there yet revokes nothing
+    /// (a ConfigMap may be mounted later, as ztunnel allows); one that cannot be read or parsed
+    /// fails the load: at start-up the proxy exits, on a reload the last good snapshot stays.
+    static func revocationLists(_ path: String?, previous: ProxyState?) throws(ProxyError) -> [RevocationList]? {
+        guard let path else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else {
+            // Said once: when it goes missing, not on every reload while it stays missing.
+            if previous?.trust.revocationLists?.isEmpty != true {
+                log.warn("revocation list file not found: nothing is revoked until it appears", ["path": path])
+            }
+            return []
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ProxyError(.internal, .config, "crlPath \(path): cannot be read")
+        }
+        do {
+            return try RevocationList.parse([UInt8](data))
+        } catch {
+            throw ProxyError(.internal, .config, "crlPath \(path): \(error.reason)")
+        }
+    }
+
     /// A new SVID may start this much in the future (clocks of the issuer and this node differ).
     static let clockSkewAllowance: TimeInterval = 60
 

@@ -27,6 +27,10 @@ final class ProxyStats: Sendable {
     let pooledConnections = ManagedAtomic<Int>(0)
     /// `forwarded` claims from peers that may not make them (ignored).
     let untrustedAttributions = ManagedAtomic<UInt64>(0)
+    /// Peers refused, or connections closed, for a revoked certificate (ztunnel's
+    /// `istio_crl_policy_rejections_total`): as server (destination) and as client (source).
+    let revokedAsServer = ManagedAtomic<UInt64>(0)
+    let revokedAsClient = ManagedAtomic<UInt64>(0)
     let shard = MetricsShard()
     let handshakeDurations = DurationHistogram()
     let dns = DNSStats()
@@ -44,6 +48,10 @@ final class ProxyStats: Sendable {
     func handshakeFailed(reason: String) {
         handshakeFailures.wrappingIncrement(ordering: .relaxed)
         failureReasons.add(reason)
+    }
+
+    func revoked(asServer: Bool) {
+        (asServer ? revokedAsServer : revokedAsClient).wrappingIncrement(ordering: .relaxed)
     }
 }
 

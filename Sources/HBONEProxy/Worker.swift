@@ -520,10 +520,12 @@ final class Worker {
     func update(_ newState: ProxyState) {
         loop.assertInLoop()
         let gonePods = Set(state.pods.keys).subtracting(newState.pods.keys)
+        let listsChanged = newState.trust.revocationFingerprint != state.trust.revocationFingerprint
         state = newState
         try? syncListeners()   // each failure is logged and counted there; the other listeners stand
         if !gonePods.isEmpty { drainPods(gonePods) }
         recheckTrust()
+        if listsChanged { recheckRevocation() }
         recheckPolicies()
     }
 
@@ -565,6 +567,31 @@ final class Worker {
                 c?.fail(ProxyError(.internal, .closed, cut))
             }
         }
+    }
+
+    /// New revocation lists reach connections already open, as ztunnel's do: one whose peer's chain
+    /// (as it presented it) now has a revoked certificate is closed at once with its tunnels
+    /// (`CERT_REVOKED`), inbound and pooled outbound alike. A revoked key must stop now, not at
+    /// the next handshake.
+    func recheckRevocation() {
+        for c in Array(connections.values) {
+            guard let why = revocation(c) else { continue }
+            log.warn("closing HBONE connection: its peer's certificate was revoked",
+                     ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
+                      "role": c.role == .server ? "server" : "client", "reason": why])
+            stats.revoked(asServer: c.role == .server)
+            c.fail(ProxyError(.internal, .revoked, "peer certificate revoked by CRL: \(why)"))
+        }
+    }
+
+    /// Why the current revocation lists revoke `c`'s peer, or nil; checked once per set of lists
+    /// (the chain was verified against the lists of its handshake).
+    func revocation(_ c: HBONEConnection) -> String? {
+        let lists = state.trust.revocationFingerprint
+        guard c.revocationChecked != lists else { return nil }
+        c.revocationChecked = lists
+        let chain = c.tls.retainedPeerChain
+        return chain.isEmpty ? nil : state.trust.revocation(of: chain)
     }
 
     /// Why the current snapshot no longer trusts `c`'s verified peer (for the log, and for the cut),

@@ -22,6 +22,11 @@ public final class TLSEngine {
     public internal(set) var peerNotAfter: Int?
     /// What the SVID rules read from the peer's leaf (kept with a verified chain in the cache).
     var leafFacts: LeafFacts?
+    /// With revocation lists configured: the chain the peer presented, kept past the handshake so a
+    /// new list can be checked against the open connection (`TrustBundle.revocation(of:)`).
+    public private(set) var retainedPeerChain: [Certificate] = []
+    /// The revocation lists the peer was verified against (`TrustBundle.revocationFingerprint`).
+    public var revocationFingerprint: [UInt8] { trust.revocationFingerprint }
     public private(set) var isHandshakeComplete = false
     public private(set) var failed = false
     /// The loop's cache of verified chains (nil: verify every chain in full).
@@ -90,6 +95,8 @@ public final class TLSEngine {
         SSL_set_ex_data(ssl, TLSEngine.exDataIndex, Unmanaged.passUnretained(self).toOpaque())
         // The chain cache's key: the digest of the peer's Certificate message as it arrived.
         if chainCache != nil { chbone_ssl_capture_peer_certificates(ssl, 1) }
+        // Every certificate of the chain, not only the leaf: an intermediate may be revoked too.
+        if trust.checksRevocation { X509_VERIFY_PARAM_set_flags(SSL_get0_param(ssl), UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL)) }
     }
 
     deinit { SSL_free(ssl) }
@@ -129,6 +136,7 @@ public final class TLSEngine {
             }
             isHandshakeComplete = true
             if chainCache != nil { chbone_ssl_capture_peer_certificates(ssl, 0) }
+            if trust.revocationLists != nil { retainedPeerChain = peerChain }
             return .complete
         }
         let error = SSL_get_error(ssl, rc)
@@ -294,6 +302,11 @@ public final class TLSEngine {
         let depth = X509_STORE_CTX_get_error_depth(storeContext)
         if preverify != 1 {
             let code = X509_STORE_CTX_get_error(storeContext)
+            // No list from this certificate's issuer, or a stale one: not revoked (as ztunnel).
+            if TrustBundle.unknownRevocationStatus.contains(code) {
+                X509_STORE_CTX_set_error(storeContext, X509_V_OK)
+                return 1
+            }
             // A purpose failure at the leaf is better told by our own SVID rules when they also fail.
             if depth == 0, code == X509_V_ERR_INVALID_PURPOSE, let x = X509_STORE_CTX_get_current_cert(storeContext),
                case let .failure(reason) = verification.check(leaf: Certificate(borrowing: x)) {
@@ -349,6 +362,10 @@ public final class TLSEngine {
         case X509_V_ERR_CERT_SIGNATURE_FAILURE: return "bad_signature"
         case X509_V_ERR_PERMITTED_VIOLATION, X509_V_ERR_EXCLUDED_VIOLATION: return "name_constraints"
         case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: return "hostname_mismatch"
+        case X509_V_ERR_CERT_REVOKED: return "revoked"
+        case X509_V_ERR_CRL_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE, X509_V_ERR_KEYUSAGE_NO_CRL_SIGN,
+             X509_V_ERR_DIFFERENT_CRL_SCOPE, X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION, X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+            return "crl_invalid"
         default: return "chain_invalid"
         }
     }

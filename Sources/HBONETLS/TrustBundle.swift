@@ -13,10 +13,15 @@ public final class TrustBundle: @unchecked Sendable {
     private static let generations = ManagedAtomic<Int>(0)
     /// SHA-256 of each root's DER.
     private let anchors: Set<[UInt8]>
+    /// The CRLs peers' chains are checked against (ztunnel's CRL_PATH); nil: revocation is not
+    /// checked, [] a list is configured and revokes nothing (yet).
+    public let revocationLists: [RevocationList]?
+    /// SHA-256 of the lists' DER, to tell whether a reload changed what is revoked.
+    public let revocationFingerprint: [UInt8]
 
     /// `allowEmpty`: a bundle that trusts nothing yet (roots still to come from the Istio CA); every
     /// peer is refused until a bundle with roots replaces it.
-    public init(roots: [Certificate], allowEmpty: Bool = false) throws(TLSError) {
+    public init(roots: [Certificate], revocationLists: [RevocationList]? = nil, allowEmpty: Bool = false) throws(TLSError) {
         guard !roots.isEmpty || allowEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
         guard let store = X509_STORE_new() else { throw TLSError.fromQueue(code: "trust_bundle", "X509_STORE_new") }
         for root in roots {
@@ -34,8 +39,23 @@ public final class TrustBundle: @unchecked Sendable {
                 }
             }
         }
+        for list in revocationLists ?? [] {
+            OpenSSLErrors.clear()
+            if X509_STORE_add_crl(store, list.crl) != 1 {
+                let entries = OpenSSLErrors.drain()
+                if !entries.allSatisfy({ $0.contains("already in hash table") }) {
+                    X509_STORE_free(store)
+                    throw TLSError(code: "crl", reason: entries.joined(separator: "; "))
+                }
+            }
+        }
         self.store = store
         self.roots = roots
+        self.revocationLists = revocationLists
+        var digest = [UInt8](repeating: 0, count: 32)
+        let ders = (revocationLists ?? []).flatMap(\.der)
+        _ = ders.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
+        self.revocationFingerprint = revocationLists == nil ? [] : digest
         self.anchors = Set(roots.map { root in
             var digest = [UInt8](repeating: 0, count: 32)
             let der = root.der
@@ -75,19 +95,69 @@ public final class TrustBundle: @unchecked Sendable {
         return String(cString: X509_verify_cert_error_string(Int(code)))
     }
 
-    public convenience init(pem: [UInt8]) throws(TLSError) {
-        try self.init(roots: Certificate.parsePEMChain(pem))
+    public convenience init(pem: [UInt8], revocationLists: [RevocationList]? = nil) throws(TLSError) {
+        try self.init(roots: Certificate.parsePEMChain(pem), revocationLists: revocationLists)
     }
 
-    public convenience init(file: String) throws(TLSError) {
+    public convenience init(file: String, revocationLists: [RevocationList]? = nil) throws(TLSError) {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TLSError(code: "trust_bundle", reason: "cannot read \(file)")
         }
-        try self.init(pem: [UInt8](data))
+        try self.init(pem: [UInt8](data), revocationLists: revocationLists)
+    }
+
+    /// Handshakes check the peer's whole chain against the lists (leaf and intermediates).
+    var checksRevocation: Bool { !(revocationLists?.isEmpty ?? true) }
+
+    /// Errors that leave a certificate's revocation status unknown, which is not a revocation (as
+    /// ztunnel: no list from its issuer, or the list is past its next update).
+    static let unknownRevocationStatus: Set<Int32> = [X509_V_ERR_UNABLE_TO_GET_CRL, X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER,
+                                                      X509_V_ERR_CRL_HAS_EXPIRED, X509_V_ERR_CRL_NOT_YET_VALID]
+
+    /// Whether these lists revoke a certificate of `chain` (leaf first, as the peer sent it), for a
+    /// connection that was verified when it was made: "depth N: certificate revoked", or nil.
+    /// Only a revocation counts; expiry and everything else the handshake checked are not judged
+    /// again, and a list whose signature does not verify revokes nothing.
+    public func revocation(of chain: [Certificate]) -> String? {
+        guard checksRevocation, let leaf = chain.first else { return nil }
+        OpenSSLErrors.clear()
+        defer { OpenSSLErrors.clear() }
+        guard let context = X509_STORE_CTX_new() else { return nil }
+        defer { X509_STORE_CTX_free(context) }
+        // The stack owns one reference to each intermediate: up-ref before push, freed with it.
+        guard let untrusted = chbone_sk_x509_new_null() else { return nil }
+        defer { chbone_sk_x509_pop_free(untrusted) }
+        for c in chain.dropFirst() {
+            X509_up_ref(c.x509)
+            if chbone_sk_x509_push(untrusted, c.x509) == 0 {
+                X509_free(c.x509)
+                return nil
+            }
+        }
+        guard X509_STORE_CTX_init(context, store, leaf.x509, untrusted) == 1 else { return nil }
+        X509_STORE_CTX_set_flags(context, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL | X509_V_FLAG_NO_CHECK_TIME))
+        X509_STORE_CTX_set_verify_cb(context, revocationOnlyCallback)
+        guard X509_verify_cert(context) != 1, X509_STORE_CTX_get_error(context) == X509_V_ERR_CERT_REVOKED else { return nil }
+        return "depth \(X509_STORE_CTX_get_error_depth(context)): certificate revoked"
     }
 
     deinit { X509_STORE_free(store) }
 
-    /// SHA-256 fingerprints of the roots, to tell whether a reloaded file changed anything.
+    /// The roots' DER, to tell whether a reloaded file changed anything.
     public var fingerprint: [UInt8] { roots.flatMap(\.der) }
+}
+
+/// A re-check that judges revocation only: a revoked certificate stops it; a list that cannot be
+/// trusted (its signature, its scope, an extension it does not know) stops it without a revocation;
+/// anything else the handshake already judged lets it go on.
+private let revocationOnlyCallback: @convention(c) (Int32, OpaquePointer?) -> Int32 = { ok, context in
+    guard ok != 1, let context else { return 1 }
+    switch X509_STORE_CTX_get_error(context) {
+    case X509_V_ERR_CERT_REVOKED, X509_V_ERR_CRL_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE,
+         X509_V_ERR_KEYUSAGE_NO_CRL_SIGN, X509_V_ERR_DIFFERENT_CRL_SCOPE, X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION,
+         X509_V_ERR_CRL_PATH_VALIDATION_ERROR, X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD, X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+        return 0
+    default:
+        return 1
+    }
 }

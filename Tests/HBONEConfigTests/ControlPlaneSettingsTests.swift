@@ -147,6 +147,16 @@ import HBONECore
         #expect(marked.packetMark == 4242)
     }
 
+    /// Revocation lists: `hbone.crlPath` (relative to the file) or ztunnel's CRL_PATH, which wins.
+    @Test func crlPathFromTheFileOrTheEnvironment() throws {
+        #expect(try Self.settings("{istioCA: true}").crlPath == nil)
+        let file = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  crlPath: crl/revoked.pem\n"
+        #expect(try ProxyConfig.parse(yaml: file, file: "/etc/hbone/c.yaml", environment: [:]).settings.crlPath == "/etc/hbone/crl/revoked.pem")
+        #expect(try ProxyConfig.parse(yaml: file, file: "/etc/hbone/c.yaml", environment: ["CRL_PATH": "/var/run/crl/crl.pem"]).settings.crlPath
+                == "/var/run/crl/crl.pem")
+        #expect(try Self.settings("{istioCA: true}", environment: ["CRL_PATH": "/c.pem"]).crlPath == "/c.pem")
+    }
+
     /// Application tunnels go to the pod's loopback unless `inpod.localhostAppTunnel` or ztunnel's
     /// LOCALHOST_APP_TUNNEL (which wins) says false.
     @Test func localhostAppTunnelFromTheFileOrTheEnvironment() throws {

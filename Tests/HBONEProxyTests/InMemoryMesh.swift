@@ -55,14 +55,16 @@ final class InMemoryMesh {
     /// `bundle`: the roots both sides trust.
     /// `eastChange`, `westChange`: what each side's config has beyond the common one.
     init(eastCertificate: String = "certs-east/payments/checkout", bundle: String = "bundle-root.pem", timeouts: String = timeouts,
+         eastRevocationLists: [RevocationList]? = nil, westRevocationLists: [RevocationList]? = nil,
          eastChange: (inout ProxyConfig) -> Void = { _ in }, westChange: (inout ProxyConfig) -> Void = { _ in }) throws {
         loop = try EventLoop()
         loop.useVirtualClock()
         network = MemoryNetwork(loop: loop)
-        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, timeouts: timeouts, change: eastChange),
+        east = Worker(loop: loop, state: try Self.state(node: "east", certificate: eastCertificate, bundle: bundle, timeouts: timeouts,
+                                                         revocationLists: eastRevocationLists, change: eastChange),
                       stats: ProxyStats(), network: network.host(IPAddress("10.0.0.1")!))
         west = Worker(loop: loop, state: try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: bundle, timeouts: timeouts,
-                                                         change: westChange),
+                                                         revocationLists: westRevocationLists, change: westChange),
                       stats: ProxyStats(), network: network.host(IPAddress("10.1.0.1")!))
         east.recordObserver = { [unowned self] in eastRecords.append(($0, $1)) }
         west.recordObserver = { [unowned self] in westRecords.append(($0, $1)) }
@@ -72,11 +74,12 @@ final class InMemoryMesh {
 
     /// `change`: what a later snapshot alters (as a reload or istiod would), applied to the parsed config.
     static func state(node: String, certificate: String, bundle: String, timeouts: String = timeouts,
-                      version: Int = 1, change: (inout ProxyConfig) -> Void = { _ in }) throws -> ProxyState {
+                      version: Int = 1, revocationLists: [RevocationList]? = nil, change: (inout ProxyConfig) -> Void = { _ in }) throws -> ProxyState {
         var config = try ProxyConfig.parse(yaml: yaml(node: node, timeouts: timeouts), file: "\(node).yaml", environment: [:])
         change(&config)
         let key = try CertifiedKey(directory: TestPKI.path(certificate))
-        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle)), certificates: [key.identity: key], version: version)
+        return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle), revocationLists: revocationLists),
+                              certificates: [key.identity: key], version: version)
     }
 
     /// West's snapshot with `change` applied to its config (ledger-0 is `workloads[1]`).

@@ -58,6 +58,8 @@ X509 *chbone_sk_x509_value(const STACK_OF(X509) *chain, int i);
 STACK_OF(X509) *chbone_sk_x509_new_null(void);
 int chbone_sk_x509_push(STACK_OF(X509) *chain, X509 *cert);
 void chbone_sk_x509_pop_free(STACK_OF(X509) *chain);
+/// How many certificates a CRL revokes (sk_X509_REVOKED_num is a macro).
+int chbone_x509_crl_revoked_count(const X509_CRL *crl);
 void chbone_openssl_free(void *p);
 int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx);
 void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
