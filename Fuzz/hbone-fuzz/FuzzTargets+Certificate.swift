@@ -27,6 +27,19 @@ extension FuzzTargets {
         _ = fuzzBundle.verify(chain: [leaf, issuer])
     }
 
+    /// A revocation list file (CRL_PATH: PEM or DER). What parses writes back to the same DER,
+    /// loads into a bundle, and is looked up when a chain under that bundle is checked.
+    static func revocationList(_ bytes: UnsafeRawBufferPointer) {
+        guard let lists = try? RevocationList.parse(Array(bytes)) else { return }
+        for list in lists {
+            _ = (list.issuer, list.revokedCount, list.nextUpdate)
+            let der = list.der
+            precondition((try? RevocationList.parse(der))?.map(\.der) == [der], "CRL does not round-trip through DER")
+        }
+        guard let bundle = try? TrustBundle(roots: fuzzBundle.roots, revocationLists: lists) else { return }
+        _ = bundle.revocation(of: fuzzChain)
+    }
+
     private static func inspect(_ c: Certificate) {
         _ = (c.subject, c.issuer, c.serialHex, c.notBefore, c.notAfter, c.keyDescription, c.isSelfSigned, c.pathLength, c.pem)
         // What was parsed writes back to the same bytes, and those parse again.
@@ -53,12 +66,20 @@ extension FuzzTargets {
                 .init(.inspect(trustDomains: [td]))]
     }()
 
-    /// A bundle and a pending request of our own, made once: the CA's answer is checked against them.
+    /// A pending request of our own: the CA's answer is checked against it.
     private static let certificateRequest = try! CertificateRequest(for: SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/checkout"))
-    private static let fuzzBundle: TrustBundle = {
+    /// A root of our own, made once: the bundle the CA's answers and the lists are checked against.
+    private static let fuzzRoot: (certificate: Certificate, key: PrivateKey) = {
         let key = try! CertificateAuthority.generateKey(.ecP256)
         let root = try! CertificateAuthority.sign(subject: .init(organization: "hbone-fuzz", commonName: "root"), publicKeyOf: key,
                                                   issuer: nil, signer: key, validity: 86_400, extensions: CertificateAuthority.rootExtensions)
-        return try! TrustBundle(roots: [root])
+        return (root, key)
+    }()
+    private static let fuzzBundle = try! TrustBundle(roots: [fuzzRoot.certificate])
+    /// An SVID under that root, for the lists to be checked against.
+    private static let fuzzChain: [Certificate] = {
+        let svid = try! CertificateAuthority.issueSVID(SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/checkout"), ca: fuzzRoot.certificate,
+                                                       caKey: fuzzRoot.key, lifetime: .seconds(86_400))
+        return [svid.certificate]
     }()
 }

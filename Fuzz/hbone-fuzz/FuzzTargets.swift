@@ -31,6 +31,7 @@ enum FuzzTargets {
         "hbone-peer": hbonePeer,
         "hbone-inbound": hboneInbound,
         "certificate": certificate,
+        "crl": revocationList,
         "dns": dns,
     ]
 
