@@ -3,7 +3,7 @@ import HBONECore
 /// Where the proxy finds istiod (Delta xDS) and the Istio CA, and how it introduces itself, named as
 /// ztunnel names them. Each value comes from the environment when set there (ztunnel's variables:
 /// `XDS_ADDRESS`, `CA_ADDRESS`, `XDS_ROOT_CA`, `CA_ROOT_CA`, `AUTH_TOKEN`, `CLUSTER_ID`, `NODE_NAME`,
-/// `POD_NAME`, `POD_NAMESPACE`, `INSTANCE_IP`, `SECRET_TTL`, `ALT_XDS_HOSTNAME`, `XDS_HEADER_*`,
+/// `POD_NAME`, `POD_NAMESPACE`, `INSTANCE_IP`, `SECRET_TTL`, `ALT_XDS_HOSTNAME`, `ALT_CA_HOSTNAME`, `XDS_HEADER_*`,
 /// `CA_HEADER_*`), else from `hbone.xds` / `hbone.ca` in the file, else ztunnel's default.
 public struct ControlPlaneSettings: Sendable, Equatable {
     /// An `https://host:port` control-plane address.
@@ -74,6 +74,8 @@ public struct ControlPlaneSettings: Sendable, Equatable {
     public var secretTTL: Duration = .seconds(86_400)
     /// Another name istiod's certificate may carry (`ALT_XDS_HOSTNAME`).
     public var altXDSHostname: String? = nil
+    /// The same for the CA (`ALT_CA_HOSTNAME`); nil: `altXDSHostname` (istiod serves both).
+    public var altCAHostname: String? = nil
     public var xdsHeaders: [Header] = []
     public var caHeaders: [Header] = []
     /// Resolution, TCP, TLS and the HTTP/2 SETTINGS exchange must finish within this (ztunnel: 5 s).
@@ -150,8 +152,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
             if let v = f["maxMessageBytes"] { s.maxMessageBytes = try v.int(in: 1024...(1 << 30)) }
         }
         if let c = ca {
-            let f = try c.fields(allowed: ["address", "rootCertificate", "headers", "secretTTL"])
+            let f = try c.fields(allowed: ["address", "rootCertificate", "altHostname", "headers", "secretTTL"])
             if let v = f["address"] { s.caAddress = try endpoint(v) }
+            if let v = f["altHostname"] { s.altCAHostname = try v.nonEmptyString() }
             if let v = f["rootCertificate"] { s.caRootCertificate = path(try v.nonEmptyString()) }
             if let v = f["headers"] { s.caHeaders = try headers(v) }
             if let v = f["secretTTL"] {
@@ -194,6 +197,7 @@ public struct ControlPlaneSettings: Sendable, Equatable {
             secretTTL = d
         }
         if let v = value("ALT_XDS_HOSTNAME") { altXDSHostname = v }
+        if let v = value("ALT_CA_HOSTNAME") { altCAHostname = v }
         xdsHeaders = try Self.merge(xdsHeaders, env, prefix: "XDS_HEADER_", fail: fail)
         caHeaders = try Self.merge(caHeaders, env, prefix: "CA_HEADER_", fail: fail)
     }

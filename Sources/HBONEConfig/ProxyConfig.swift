@@ -453,12 +453,14 @@ public struct ProxyConfig: Sendable {
             }
             s.outboundMark = m
         }
-        // ztunnel's rule: drain for the pod's grace period less 5 s, unless the file says otherwise.
+        func envFail(_ name: String, _ reason: String) -> ConfigError {
+            ConfigError(file: r.file, line: nil, path: "environment \(name)", reason: reason)
+        }
+        // ztunnel's rule: drain for the pod's grace period less 5 s (less 1 s for a period of 10 s
+        // or less; at least 1 s), unless the file says otherwise.
         if let g = environment["TERMINATION_GRACE_PERIOD_SECONDS"], !g.isEmpty {
-            guard let seconds = Int(g), seconds >= 0 else {
-                throw ConfigError(file: r.file, line: nil, path: "environment TERMINATION_GRACE_PERIOD_SECONDS", reason: "\"\(g.prefix(20))\" is not a number of seconds")
-            }
-            s.timeouts.drain = .seconds(max(0, seconds - 5))
+            guard let seconds = Int(g), seconds >= 0 else { throw envFail("TERMINATION_GRACE_PERIOD_SECONDS", "\"\(g.prefix(20))\" is not a number of seconds") }
+            s.timeouts.drain = .seconds(max(1, seconds > 10 ? seconds - 5 : seconds - 1))
         }
         if let d = f["drainTimeout"] { s.timeouts.drain = try d.duration() }
         if let t = f["timeouts"] {
@@ -474,6 +476,24 @@ public struct ProxyConfig: Sendable {
             let pf = try p.fields(allowed: ["maxStreamsPerConnection", "idleTimeout"])
             if let v = pf["maxStreamsPerConnection"] { s.pool.maxStreamsPerConnection = try v.int(in: 1...10_000) }
             if let v = pf["idleTimeout"] { s.pool.idleTimeout = try v.duration() }
+        }
+        // ztunnel's explicit settings of these win over the file, as its other variables do.
+        func envDuration(_ name: String) throws(ConfigError) -> Duration? {
+            guard let v = environment[name], !v.isEmpty else { return nil }
+            guard let d = parseDuration(v) else { throw envFail(name, "\"\(v.prefix(40))\" is not a duration (like 500ms, 10s, 5m)") }
+            return d
+        }
+        if let d = try envDuration("CONNECTION_TERMINATION_DEADLINE") { s.timeouts.drain = d }
+        if let d = try envDuration("POOL_UNUSED_RELEASE_TIMEOUT") { s.pool.idleTimeout = d }
+        if let v = environment["POOL_MAX_STREAMS_PER_CONNECTION"], !v.isEmpty {
+            guard let n = Int(v), (1...10_000).contains(n) else { throw envFail("POOL_MAX_STREAMS_PER_CONNECTION", "\"\(v.prefix(20))\" is not a number in 1...10000") }
+            s.pool.maxStreamsPerConnection = n
+        }
+        if let v = environment["ZTUNNEL_WORKER_THREADS"], !v.isEmpty {
+            guard let n = Self.workerThreads(v, cpus: ProcessInfo.processInfo.activeProcessorCount) else {
+                throw envFail("ZTUNNEL_WORKER_THREADS", "\"\(v.prefix(20))\" is neither a number of threads (1...256) nor a percentage of the CPUs (like 50%)")
+            }
+            s.workers = n
         }
         if let h = f["h2"] {
             let hf = try h.fields(allowed: ["streamWindow", "connectionWindow", "maxConcurrentStreams", "maxPrematureResetsPerSecond"])
@@ -530,6 +550,16 @@ public struct ProxyConfig: Sendable {
             d.clusterDomain = valid
         }
         return d
+    }
+
+    /// ztunnel's ZTUNNEL_WORKER_THREADS: a number, or a percentage of the CPUs (rounded up, at least 1).
+    static func workerThreads(_ text: String, cpus: Int) -> Int? {
+        if text.hasSuffix("%") {
+            guard let p = Double(text.dropLast()), p > 0, p <= 100 else { return nil }
+            return max(1, Int((Double(cpus) * p / 100).rounded(.up)))
+        }
+        guard let n = Int(text), (1...256).contains(n) else { return nil }
+        return n
     }
 
     /// A true/false environment variable of ztunnel's; nil when unset or empty.

@@ -98,7 +98,7 @@ final class CertificateFetcher {
 
     private func caChannel() -> GRPCChannel {
         if let channel, !channel.isClosed { return channel }
-        let channel = GRPCChannel(loop: loop, target: .init(endpoint: settings.caAddress, tls: tls, alternativeName: settings.altXDSHostname),
+        let channel = GRPCChannel(loop: loop, target: .init(endpoint: settings.caAddress, tls: tls, alternativeName: settings.altCAHostname ?? settings.altXDSHostname),
                                   network: network)
         channel.connectTimeout = settings.connectTimeout
         channel.keepaliveInterval = settings.keepaliveInterval

@@ -60,6 +60,10 @@ import HBONECore
         #expect(c.secretTTL == .seconds(3600))
         #expect(c.nodeMetadata(node: "east")["NODE_NAME"] == "node-7")
         #expect(c.altXDSHostname == "istiod.alt")
+        #expect(c.altCAHostname == nil)
+        // The CA's own alternative name, from the file or ztunnel's ALT_CA_HOSTNAME (which wins).
+        #expect(try Self.config("  ca: {altHostname: ca.file}").altCAHostname == "ca.file")
+        #expect(try Self.config("  ca: {altHostname: ca.file}", environment: ["ALT_CA_HOSTNAME": "ca.env"]).altCAHostname == "ca.env")
     }
 
     @Test(arguments: [
@@ -130,12 +134,40 @@ import HBONECore
 
     @Test func drainFollowsThePodsGracePeriodUnlessTheFileSetsIt() throws {
         #expect(try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "30"]).timeouts.drain == .seconds(25))
-        #expect(try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "3"]).timeouts.drain == .seconds(0))
+        // ztunnel's rule for short periods: one second less, never under one second.
+        for (period, drain) in [(10, 9), (3, 2), (1, 1), (0, 1)] {
+            #expect(try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "\(period)"]).timeouts.drain == .seconds(drain))
+        }
         #expect(try Self.settings("{istioCA: true}").timeouts.drain == .seconds(5))
         let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  timeouts: {drain: 7s}\n"
         let explicit = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "30"])
         #expect(explicit.settings.timeouts.drain == .seconds(7))
         #expect(throws: ConfigError.self) { _ = try Self.settings("{istioCA: true}", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "soon"]) }
+        // ztunnel's explicit deadline wins over both.
+        let deadline = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: ["TERMINATION_GRACE_PERIOD_SECONDS": "30",
+                                                                                         "CONNECTION_TERMINATION_DEADLINE": "12s"])
+        #expect(deadline.settings.timeouts.drain == .seconds(12))
+    }
+
+    /// ztunnel's pool and worker variables, over the file.
+    @Test func poolAndWorkerVariables() throws {
+        let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  workers: 2\n  pool: {maxStreamsPerConnection: 50, idleTimeout: 1m}\n"
+        let file = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: [:]).settings
+        #expect(file.workers == 2 && file.pool.maxStreamsPerConnection == 50 && file.pool.idleTimeout == .seconds(60))
+        let env = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: ["ZTUNNEL_WORKER_THREADS": "3", "POOL_MAX_STREAMS_PER_CONNECTION": "200",
+                                                                                    "POOL_UNUSED_RELEASE_TIMEOUT": "10s"]).settings
+        #expect(env.workers == 3 && env.pool.maxStreamsPerConnection == 200 && env.pool.idleTimeout == .seconds(10))
+        #expect(ProxyConfig.workerThreads("50%", cpus: 8) == 4 && ProxyConfig.workerThreads("10%", cpus: 4) == 1 && ProxyConfig.workerThreads("100%", cpus: 6) == 6)
+        for bad in ["0", "300", "0%", "101%", "many", "-2"] { #expect(ProxyConfig.workerThreads(bad, cpus: 8) == nil, "\(bad)") }
+        for (name, value) in [("ZTUNNEL_WORKER_THREADS", "x"), ("POOL_MAX_STREAMS_PER_CONNECTION", "0"), ("POOL_UNUSED_RELEASE_TIMEOUT", "soon"),
+                              ("CONNECTION_TERMINATION_DEADLINE", "-1s")] {
+            do {
+                _ = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: [name: value])
+                Issue.record("accepted \(name)=\(value)")
+            } catch {
+                #expect(error.description.contains("environment \(name)"), "\(error)")
+            }
+        }
     }
 
     @Test func inPodModeFromTheFileOrTheEnvironment() throws {

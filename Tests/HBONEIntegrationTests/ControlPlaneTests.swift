@@ -409,9 +409,20 @@ struct ControlPlaneTests {
         let mesh2 = try Mesh(net: net, o2, eastOnly: true)
         defer { mesh2.stop() }
         #expect(waitUntil(timeout: 10) { mesh2.readiness(mesh2.eastAdmin).status == 200 }, "\(mesh2.readiness(mesh2.eastAdmin))")
+        mesh2.stop()
+
+        // ALT_CA_HOSTNAME names the CA's certificate apart from xDS's: a wrong one fails the CA only.
+        var o4 = o2
+        o4.eastEnvironment["ALT_CA_HOSTNAME"] = "istiod.invalid"
+        let caBefore = istiod.requests("ca").count, xdsBefore = istiod.requests("xds").count
+        let mesh4 = try Mesh(net: net, o4, eastOnly: true)
+        defer { mesh4.stop() }
+        #expect(mesh4.waitForLog(mesh4.eastLog) { $0.contains("TLS handshake with localhost failed") })
+        #expect(waitUntil(timeout: 10) { istiod.requests("xds").count > xdsBefore }, "xDS did not connect")
+        #expect(istiod.requests("ca").count == caBefore, "a CA request got through a certificate without the CA's name")
+        mesh4.stop()
 
         // A wrong root: the handshake fails.
-        mesh2.stop()
         var o3 = Mesh.Options()
         o3.controlPlane = istiod
         o3.eastEnvironment = ["XDS_ROOT_CA": TestPKI.path("other-root/root-cert.pem")]
