@@ -84,7 +84,7 @@ final class RelayLoop: @unchecked Sendable {
                 _ = Glibc.close(client)
                 continue
             }
-            Socket.tune(upstream, keepalive: false)
+            Socket.tune(upstream, keepalive: nil)
             peer[Int(client)] = upstream
             peer[Int(upstream)] = client
             _ = chbone_epoll_add(epfd, client, events, UInt64(client))

@@ -102,7 +102,7 @@ final class SoakDriver {
         let target = SocketAddress(ip: destination.ip, port: deny ? options.deniedPort : destination.port)
         do {
             let fd = try Socket.connect(to: socks, from: SocketAddress(ip: source, port: 0))
-            Socket.tune(fd, keepalive: false)
+            Socket.tune(fd, keepalive: nil)
             let t = try SoakTunnel(driver: self, fd: fd, target: target, hold: hold, deny: deny)
             tunnels[ObjectIdentifier(t)] = t
             open += 1

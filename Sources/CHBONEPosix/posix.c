@@ -108,6 +108,7 @@ const int chbone_tcp_keepidle = TCP_KEEPIDLE;
 const int chbone_tcp_keepintvl = TCP_KEEPINTVL;
 const int chbone_tcp_keepcnt = TCP_KEEPCNT;
 const int chbone_so_keepalive = SO_KEEPALIVE;
+const int chbone_tcp_user_timeout = TCP_USER_TIMEOUT;
 const int chbone_so_reuseport = SO_REUSEPORT;
 const int chbone_so_reuseaddr = SO_REUSEADDR;
 const int chbone_ip_freebind = IP_FREEBIND;

@@ -350,7 +350,8 @@ public struct ProxyConfig: Sendable {
     static func parseSettings(_ r: YAMLReader, base: String, environment: [String: String] = [:]) throws(ConfigError) -> Settings {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
-                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath"])
+                                       "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath",
+                                       "tcpKeepalive"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -489,6 +490,7 @@ public struct ProxyConfig: Sendable {
             guard let n = Int(v), (1...10_000).contains(n) else { throw envFail("POOL_MAX_STREAMS_PER_CONNECTION", "\"\(v.prefix(20))\" is not a number in 1...10000") }
             s.pool.maxStreamsPerConnection = n
         }
+        s.tcpKeepalive = try parseKeepalive(f["tcpKeepalive"], environment: environment, file: r.file)
         if let v = environment["ZTUNNEL_WORKER_THREADS"], !v.isEmpty {
             guard let n = Self.workerThreads(v, cpus: ProcessInfo.processInfo.activeProcessorCount) else {
                 throw envFail("ZTUNNEL_WORKER_THREADS", "\"\(v.prefix(20))\" is neither a number of threads (1...256) nor a percentage of the CPUs (like 50%)")
@@ -550,6 +552,39 @@ public struct ProxyConfig: Sendable {
             d.clusterDomain = valid
         }
         return d
+    }
+
+    /// `hbone.tcpKeepalive`, then ztunnel's variables over it: KEEPALIVE_ENABLED, KEEPALIVE_TIME,
+    /// KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, USER_TIMEOUT_ENABLED. The kernel counts in whole
+    /// seconds: at least 1 s each.
+    static func parseKeepalive(_ r: YAMLReader?, environment: [String: String], file: String) throws(ConfigError) -> TCPKeepalive {
+        var k = TCPKeepalive()
+        let seconds = Duration.seconds(1)...Duration.seconds(32_767)
+        if let r {
+            let f = try r.fields(allowed: ["enabled", "time", "interval", "probes", "userTimeout"])
+            if let v = f["enabled"] { k.enabled = try v.bool() }
+            for (key, path) in [("time", \TCPKeepalive.time), ("interval", \TCPKeepalive.interval)] {
+                guard let v = f[key] else { continue }
+                let d = try v.duration()
+                guard seconds.contains(d) else { throw v.error("must be between 1s and 32767s") }
+                k[keyPath: path] = d
+            }
+            if let v = f["probes"] { k.probes = try v.int(in: 1...127) }
+            if let v = f["userTimeout"] { k.userTimeout = try v.bool() }
+        }
+        func fail(_ name: String, _ reason: String) -> ConfigError { ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason) }
+        if let v = try environmentBool("KEEPALIVE_ENABLED", environment, file: file) { k.enabled = v }
+        if let v = try environmentBool("USER_TIMEOUT_ENABLED", environment, file: file) { k.userTimeout = v }
+        for (name, path) in [("KEEPALIVE_TIME", \TCPKeepalive.time), ("KEEPALIVE_INTERVAL", \TCPKeepalive.interval)] {
+            guard let v = environment[name], !v.isEmpty else { continue }
+            guard let d = parseDuration(v), seconds.contains(d) else { throw fail(name, "\"\(v.prefix(40))\" is not a duration between 1s and 32767s") }
+            k[keyPath: path] = d
+        }
+        if let v = environment["KEEPALIVE_RETRIES"], !v.isEmpty {
+            guard let n = Int(v), (1...127).contains(n) else { throw fail("KEEPALIVE_RETRIES", "\"\(v.prefix(20))\" is not a number in 1...127") }
+            k.probes = n
+        }
+        return k
     }
 
     /// ztunnel's ZTUNNEL_WORKER_THREADS: a number, or a percentage of the CPUs (rounded up, at least 1).

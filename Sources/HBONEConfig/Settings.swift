@@ -27,6 +27,9 @@ public struct Settings: Sendable, Equatable {
     public var timeouts = Timeouts()
     public var pool = Pool()
     public var h2 = H2Limits()
+    /// TCP keepalive on every socket (`hbone.tcpKeepalive`, ztunnel's `KEEPALIVE_*` and
+    /// `USER_TIMEOUT_ENABLED`).
+    public var tcpKeepalive = TCPKeepalive()
     /// Socket mark on upstream connections, so capture rules can exclude the proxy's own traffic.
     public var outboundMark: Int32? = nil
     /// istiod (xDS) and the Istio CA: `hbone.xds`, `hbone.ca` and ztunnel's environment variables.

@@ -52,6 +52,10 @@ public final class EventLoop: @unchecked Sendable {
     /// A reusable read buffer: bytes read are handed to their consumer before the next read.
     public let scratch: UnsafeMutableRawBufferPointer
     public static let scratchSize = 256 * 1024
+    /// Keepalive for the sockets this loop's listeners accept and its streams connect: a
+    /// listener's accepted sockets inherit what it had when bound; a connected stream takes it at
+    /// its first sweep. Confined to the loop, like the rest.
+    public var tcpKeepalive = TCPKeepalive()
 
     private struct Slot {
         var generation: UInt32 = 0

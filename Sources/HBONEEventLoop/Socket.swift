@@ -188,17 +188,21 @@ public enum Socket {
     public static func pendingError(_ fd: Int32) -> Int32 { chbone_get_socket_error(fd) }
 
     /// TCP_NODELAY and keepalive, as the reference sets on every connection.
-    public static func tune(_ fd: Int32, keepalive: Bool = true) {
+    public static func tune(_ fd: Int32, keepalive: TCPKeepalive?) {
         _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_nodelay, 1)
-        if keepalive { enableKeepalive(fd) }
+        if let keepalive { enableKeepalive(fd, keepalive) }
     }
 
-    /// Keepalive probes after 180 idle seconds, every 180 s, 9 unanswered end the connection.
-    public static func enableKeepalive(_ fd: Int32) {
-        _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_keepalive, 1)
-        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepidle, 180)
-        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepintvl, 180)
-        _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepcnt, 9)
+    /// Keepalive probes after `time` idle, every `interval`, `probes` unanswered end the
+    /// connection (ztunnel's defaults: 180 s, 180 s, 9); and TCP_USER_TIMEOUT when asked.
+    public static func enableKeepalive(_ fd: Int32, _ k: TCPKeepalive) {
+        if k.enabled {
+            _ = chbone_set_int_option(fd, SOL_SOCKET, chbone_so_keepalive, 1)
+            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepidle, Int32(clamping: max(1, k.time.components.seconds)))
+            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepintvl, Int32(clamping: max(1, k.interval.components.seconds)))
+            _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_keepcnt, Int32(clamping: k.probes))
+        }
+        if k.userTimeout { _ = chbone_set_int_option(fd, chbone_sol_tcp, chbone_tcp_user_timeout, Int32(clamping: k.userTimeoutMilliseconds)) }
     }
 
     @inline(__always)

@@ -67,7 +67,7 @@ public final class SocketNetwork: StreamNetwork {
         } else {
             fd = try Socket.connect(to: address, from: source, mark: mark)
         }
-        Socket.tune(fd, keepalive: false)
+        Socket.tune(fd, keepalive: nil)
         return try TCPStream(loop: loop, fd: fd, connecting: true, deferKeepalive: true, delegate: delegate)
     }
 }

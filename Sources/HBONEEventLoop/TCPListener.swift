@@ -46,7 +46,7 @@ public final class TCPListener: Selectable {
         self.address = Socket.localAddress(fd) ?? address
         // Accepted sockets inherit TCP_NODELAY and the keepalive settings from the listener on
         // Linux: set once here instead of five setsockopt calls per connection.
-        Socket.tune(fd)
+        Socket.tune(fd, keepalive: loop.tcpKeepalive)
         self.onAccept = onAccept
         do {
             registration = try loop.registerListener(fd: fd, handler: self)

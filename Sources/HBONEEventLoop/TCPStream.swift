@@ -157,7 +157,7 @@ public final class TCPStream: Selectable {
         wroteSinceSweep = false
         if keepalivePending && state == .open {
             keepalivePending = false
-            Socket.enableKeepalive(fd)
+            Socket.enableKeepalive(fd, loop.tcpKeepalive)
         }
     }
 

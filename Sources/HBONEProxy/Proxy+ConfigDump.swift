@@ -21,6 +21,9 @@ extension Proxy {
             "timeouts": ["handshake": "\(t.handshake)", "connect": "\(t.connect)", "idle": t.idle.map { "\($0)" } as Any,
                          "keepaliveInterval": "\(t.keepaliveInterval)", "keepaliveTimeout": "\(t.keepaliveTimeout)", "drain": "\(t.drain)"],
             "pool": ["maxStreamsPerConnection": s.settings.pool.maxStreamsPerConnection, "idleTimeout": "\(s.settings.pool.idleTimeout)"],
+            "tcpKeepalive": ["enabled": s.settings.tcpKeepalive.enabled, "time": "\(s.settings.tcpKeepalive.time)",
+                             "interval": "\(s.settings.tcpKeepalive.interval)", "probes": s.settings.tcpKeepalive.probes,
+                             "userTimeout": s.settings.tcpKeepalive.userTimeout],
             "h2": ["streamWindow": s.settings.h2.streamWindow, "connectionWindow": s.settings.h2.connectionWindow,
                    "maxConcurrentStreams": s.settings.h2.maxConcurrentStreams],
             // ztunnel's `dnsProxy` and `dnsProxyAddr`, with the rest of hbone's DNS settings.

@@ -44,6 +44,7 @@ final class Worker {
         self.network = network
         self.state = state
         self.stats = stats
+        loop.tcpKeepalive = state.settings.tcpKeepalive
     }
 
     var openTunnels: Int { tunnels.count }
@@ -522,6 +523,7 @@ final class Worker {
         let gonePods = Set(state.pods.keys).subtracting(newState.pods.keys)
         let listsChanged = newState.trust.revocationFingerprint != state.trust.revocationFingerprint
         state = newState
+        loop.tcpKeepalive = newState.settings.tcpKeepalive   // new sockets; listeners bound before keep theirs
         try? syncListeners()   // each failure is logged and counted there; the other listeners stand
         if !gonePods.isEmpty { drainPods(gonePods) }
         recheckTrust()

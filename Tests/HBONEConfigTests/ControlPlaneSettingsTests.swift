@@ -149,6 +149,26 @@ import HBONECore
         #expect(deadline.settings.timeouts.drain == .seconds(12))
     }
 
+    /// TCP keepalive: ztunnel's defaults, `hbone.tcpKeepalive`, and its variables over the file.
+    @Test func keepaliveFromTheFileAndTheEnvironment() throws {
+        #expect(try Self.settings("{istioCA: true}").tcpKeepalive == TCPKeepalive())
+        let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  tcpKeepalive: {time: 1m, interval: 15s, probes: 5, userTimeout: true}\n"
+        let file = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: [:]).settings.tcpKeepalive
+        #expect(file.time == .seconds(60) && file.interval == .seconds(15) && file.probes == 5 && file.userTimeout && file.enabled)
+        let env = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: ["KEEPALIVE_TIME": "30s", "KEEPALIVE_INTERVAL": "5s",
+                                                                                    "KEEPALIVE_RETRIES": "3", "USER_TIMEOUT_ENABLED": "false",
+                                                                                    "KEEPALIVE_ENABLED": "false"]).settings.tcpKeepalive
+        #expect(env.time == .seconds(30) && env.interval == .seconds(5) && env.probes == 3 && !env.userTimeout && !env.enabled)
+        for (name, value) in [("KEEPALIVE_TIME", "500ms"), ("KEEPALIVE_INTERVAL", "x"), ("KEEPALIVE_RETRIES", "0"), ("KEEPALIVE_ENABLED", "on")] {
+            do {
+                _ = try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: [name: value])
+                Issue.record("accepted \(name)=\(value)")
+            } catch {
+                #expect(error.description.contains("environment \(name)"), "\(error)")
+            }
+        }
+    }
+
     /// ztunnel's pool and worker variables, over the file.
     @Test func poolAndWorkerVariables() throws {
         let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  workers: 2\n  pool: {maxStreamsPerConnection: 50, idleTimeout: 1m}\n"

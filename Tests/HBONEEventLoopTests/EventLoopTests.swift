@@ -1,6 +1,7 @@
 import Testing
 import Synchronization
 import HBONECore
+import CHBONEPosix
 @testable import HBONEEventLoop
 #if canImport(Glibc)
 import Glibc
@@ -214,6 +215,53 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         accepted.forEach { close($0) }
         s.close()
         listener.close()
+    }
+
+    /// The loop's keepalive settings (ztunnel's KEEPALIVE_*, USER_TIMEOUT_ENABLED) reach accepted
+    /// sockets through the listener and connected ones at their first sweep; off sets nothing.
+    @Test func theLoopsKeepaliveSettingsReachBothKindsOfSocket() throws {
+        func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
+            var value: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, level, name, &value, &length)
+            return value
+        }
+        let loop = try EventLoop()
+        var k = TCPKeepalive()
+        k.time = .seconds(30)
+        k.interval = .seconds(10)
+        k.probes = 4
+        k.userTimeout = true
+        loop.tcpKeepalive = k
+        var accepted: [Int32] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in accepted.append(fd) }
+        let r = Recorder()
+        let s = try SocketNetwork().connect(to: listener.address, mark: nil, loop: loop, namespace: nil, source: nil, delegate: r)
+        spin(loop) { r.connected && !accepted.isEmpty }
+        loop.sweep()
+        for fd in [s.fd] + accepted {
+            #expect(option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1)
+            #expect(option(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE) == 30)
+            #expect(option(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL) == 10)
+            #expect(option(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT) == 4)
+            #expect(option(fd, Int32(IPPROTO_TCP), chbone_tcp_user_timeout) == 70_000)   // 30 s + 4 × 10 s
+        }
+        accepted.forEach { close($0) }
+        s.close()
+        listener.close()
+        // Off: the listener's sockets get no keepalive.
+        loop.tcpKeepalive.enabled = false
+        loop.tcpKeepalive.userTimeout = false
+        var quiet: [Int32] = []
+        let off = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in quiet.append(fd) }
+        let r2 = Recorder()
+        let s2 = try SocketNetwork().connect(to: off.address, mark: nil, loop: loop, namespace: nil, source: nil, delegate: r2)
+        spin(loop) { r2.connected && !quiet.isEmpty }
+        loop.sweep()
+        #expect(([s2.fd] + quiet).allSatisfy { option($0, SOL_SOCKET, SO_KEEPALIVE) == 0 && option($0, Int32(IPPROTO_TCP), chbone_tcp_user_timeout) == 0 })
+        quiet.forEach { close($0) }
+        s2.close()
+        off.close()
     }
 
     @Test func timersFireInOrderAndCancelledOnesDoNot() throws {

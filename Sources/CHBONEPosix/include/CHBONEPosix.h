@@ -57,6 +57,7 @@ extern const int chbone_tcp_keepidle;
 extern const int chbone_tcp_keepintvl;
 extern const int chbone_tcp_keepcnt;
 extern const int chbone_so_keepalive;
+extern const int chbone_tcp_user_timeout;
 extern const int chbone_so_reuseport;
 extern const int chbone_so_reuseaddr;
 extern const int chbone_ip_freebind;
