@@ -351,7 +351,7 @@ public struct ProxyConfig: Sendable {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
                                        "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath",
-                                       "tcpKeepalive"])
+                                       "tcpKeepalive", "ipv6Enabled"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -491,6 +491,8 @@ public struct ProxyConfig: Sendable {
             s.pool.maxStreamsPerConnection = n
         }
         s.tcpKeepalive = try parseKeepalive(f["tcpKeepalive"], environment: environment, file: r.file)
+        if let v = f["ipv6Enabled"] { s.ipv6Enabled = try v.bool() }
+        if let v = try environmentBool("IPV6_ENABLED", environment, file: r.file) { s.ipv6Enabled = v }
         if let v = environment["ZTUNNEL_WORKER_THREADS"], !v.isEmpty {
             guard let n = Self.workerThreads(v, cpus: ProcessInfo.processInfo.activeProcessorCount) else {
                 throw envFail("ZTUNNEL_WORKER_THREADS", "\"\(v.prefix(20))\" is neither a number of threads (1...256) nor a percentage of the CPUs (like 50%)")

@@ -27,6 +27,9 @@ public struct Settings: Sendable, Equatable {
     public var timeouts = Timeouts()
     public var pool = Pool()
     public var h2 = H2Limits()
+    /// IPv6 in use (ztunnel's `IPV6_ENABLED`): off, pods get IPv4 listeners only and the DNS
+    /// proxy answers mesh names' AAAA questions with no address.
+    public var ipv6Enabled = true
     /// TCP keepalive on every socket (`hbone.tcpKeepalive`, ztunnel's `KEEPALIVE_*` and
     /// `USER_TIMEOUT_ENABLED`).
     public var tcpKeepalive = TCPKeepalive()

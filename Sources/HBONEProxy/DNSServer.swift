@@ -35,7 +35,7 @@ final class DNSServer {
         for (uid, pod) in state.pods {
             var hosts = [address.ip]
             // ztunnel's localhost: ::1 as well for a pod with IPv6.
-            if state.settings.dns.address == nil, pod.hasIPv6 { hosts.append(IPAddress("::1")!) }
+            if state.settings.dns.address == nil, pod.servesIPv6(state.settings) { hosts.append(IPAddress("::1")!) }
             for h in hosts { out[Worker.ListenerKey(pod: uid, netns: ObjectIdentifier(pod.netns), address: SocketAddress(ip: h, port: address.port))] = pod }
         }
         return out

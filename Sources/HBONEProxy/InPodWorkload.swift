@@ -17,4 +17,7 @@ public struct InPodWorkload: Sendable {
 
     /// Whether the pod has an IPv6 address (its listeners then take IPv6 too).
     public var hasIPv6: Bool { workload.workloadIps.contains { !$0.isIPv4 } }
+
+    /// Whether its listeners (and DNS) take IPv6 too: it has an IPv6 address and IPv6 is in use.
+    func servesIPv6(_ settings: Settings) -> Bool { settings.ipv6Enabled && hasIPv6 }
 }

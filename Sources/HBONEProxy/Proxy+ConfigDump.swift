@@ -21,6 +21,7 @@ extension Proxy {
             "timeouts": ["handshake": "\(t.handshake)", "connect": "\(t.connect)", "idle": t.idle.map { "\($0)" } as Any,
                          "keepaliveInterval": "\(t.keepaliveInterval)", "keepaliveTimeout": "\(t.keepaliveTimeout)", "drain": "\(t.drain)"],
             "pool": ["maxStreamsPerConnection": s.settings.pool.maxStreamsPerConnection, "idleTimeout": "\(s.settings.pool.idleTimeout)"],
+            "ipv6Enabled": s.settings.ipv6Enabled,
             "tcpKeepalive": ["enabled": s.settings.tcpKeepalive.enabled, "time": "\(s.settings.tcpKeepalive.time)",
                              "interval": "\(s.settings.tcpKeepalive.interval)", "probes": s.settings.tcpKeepalive.probes,
                              "userTimeout": s.settings.tcpKeepalive.userTimeout],

@@ -114,9 +114,11 @@ extension ProxyState {
     /// search domain off (as ztunnel answers), then the addresses, from `rotate` on.
     private func dnsRecords(_ service: Service, asked name: DNSName, type: UInt16, client: Workload?,
                             cnameTo stripped: String?, rotate: Int) -> [DNSRecord] {
-        // A single-stack service has no address of the other family, whatever its pods have (ztunnel's rule).
+        // A single-stack service has no address of the other family, whatever its pods have
+        // (ztunnel's rule); with IPv6 off, no service has an IPv6 one.
         switch (service.ipFamilies, type) {
         case (.ipv4?, DNSType.aaaa), (.ipv6?, DNSType.a): return []
+        case (_, DNSType.aaaa) where !settings.ipv6Enabled: return []
         default: break
         }
         let addresses = dnsAddresses(of: service, type: type, network: client?.network ?? settings.network)

@@ -80,7 +80,7 @@ final class Worker {
                 let ns = ObjectIdentifier(pod.netns)
                 // IPv4 always; IPv6 too for a pod with an IPv6 address (the IPv6 sockets are V6ONLY).
                 var anys = [IPAddress("0.0.0.0")!]
-                if pod.hasIPv6 { anys.append(IPAddress("::")!) }
+                if pod.servesIPv6(state.settings) { anys.append(IPAddress("::")!) }
                 for any in anys {
                     wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.outboundPort))] = (.capture, pod)
                     wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPlaintextPort))] = (.plaintext, pod)

@@ -169,6 +169,15 @@ import HBONECore
         }
     }
 
+    /// IPv6 on unless the file or ztunnel's IPV6_ENABLED (which wins) says false.
+    @Test func ipv6FromTheFileOrTheEnvironment() throws {
+        #expect(try Self.settings("{istioCA: true}").ipv6Enabled)
+        #expect(try !Self.settings("{istioCA: true}", environment: ["IPV6_ENABLED": "false"]).ipv6Enabled)
+        let file = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  ipv6Enabled: false\n"
+        #expect(try !ProxyConfig.parse(yaml: file, file: "/c.yaml", environment: [:]).settings.ipv6Enabled)
+        #expect(try ProxyConfig.parse(yaml: file, file: "/c.yaml", environment: ["IPV6_ENABLED": "true"]).settings.ipv6Enabled)
+    }
+
     /// ztunnel's pool and worker variables, over the file.
     @Test func poolAndWorkerVariables() throws {
         let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n  workers: 2\n  pool: {maxStreamsPerConnection: 50, idleTimeout: 1m}\n"

@@ -81,6 +81,17 @@ import HBONEDNS
         #expect(first != second)
     }
 
+    /// With IPv6 off (ztunnel's IPV6_ENABLED=false) a mesh name's AAAA question has no address,
+    /// still answered here (the name exists), and A questions are unchanged.
+    @Test func withIPv6OffAAAAQuestionsHaveNoAddress() throws {
+        let s = try testState(Self.yaml.replacingOccurrences(of: "  node: east\n  rootCertificates", with: "  node: east\n  ipv6Enabled: false\n  rootCertificates"))
+        #expect(!s.settings.ipv6Enabled)
+        #expect(resolve(s, "ledger.payments", DNSType.aaaa) == .answer([]))
+        #expect(resolve(s, "db", DNSType.aaaa) == .answer([]))
+        #expect(resolve(s, "ledger.payments") == .answer([a("ledger.payments", 0x0a60000a)]))
+        #expect(resolve(s, "www.google.com", DNSType.aaaa) == .forward)
+    }
+
     /// A single-stack headless service answers in its family only, though its pods are dual-stack.
     @Test func aSingleStackServiceHasNoAddressOfTheOtherFamily() throws {
         let s = try testState(Self.yaml)
