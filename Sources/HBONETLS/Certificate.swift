@@ -22,20 +22,8 @@ public final class Certificate: @unchecked Sendable {
 
     /// Every certificate in PEM text, in order. Fails on an empty or damaged input.
     public static func parsePEMChain(_ pem: [UInt8]) throws(TLSError) -> [Certificate] {
-        TLSLibrary.prepare()
-        OpenSSLErrors.clear()
-        var certs: [Certificate] = []
-        let ok: Bool = pem.withUnsafeBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return false }
-            defer { BIO_free(bio) }
-            while let x = PEM_read_bio_X509(bio, nil, nil, nil) { certs.append(Certificate(takingOwnership: x)) }
-            return true
-        }
-        // Reading stops with a "no start line" entry at the end of the input; that one is expected.
-        let errors = OpenSSLErrors.drainEntries().filter { !($0.library == ERR_LIB_PEM && $0.reason == PEM_R_NO_START_LINE) }.map(\.text)
-        guard ok else { throw TLSError(code: "pem", reason: "cannot allocate BIO") }
+        let certs = try PEMReader.readAll(pem, code: "pem") { bio in PEM_read_bio_X509(bio, nil, nil, nil).map(Certificate.init(takingOwnership:)) }
         if certs.isEmpty { throw TLSError(code: "pem", reason: "no PEM certificate found") }
-        if !errors.isEmpty { throw TLSError(code: "pem", reason: "damaged PEM: \(errors.joined(separator: "; "))") }
         return certs
     }
 

@@ -29,19 +29,7 @@ public final class RevocationList: @unchecked Sendable {
             guard let crl else { throw TLSError.fromQueue(code: "crl", "neither PEM nor a DER CRL") }
             return [RevocationList(takingOwnership: crl)]
         }
-        OpenSSLErrors.clear()
-        var lists: [RevocationList] = []
-        let ok: Bool = bytes.withUnsafeBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return false }
-            defer { BIO_free(bio) }
-            while let crl = PEM_read_bio_X509_CRL(bio, nil, nil, nil) { lists.append(RevocationList(takingOwnership: crl)) }
-            return true
-        }
-        // Reading stops with a "no start line" entry at the end of the input; that one is expected.
-        let errors = OpenSSLErrors.drainEntries().filter { !($0.library == ERR_LIB_PEM && $0.reason == PEM_R_NO_START_LINE) }.map(\.text)
-        guard ok else { throw TLSError(code: "crl", reason: "cannot allocate BIO") }
-        if !errors.isEmpty { throw TLSError(code: "crl", reason: "damaged CRL: \(errors.joined(separator: "; "))") }
-        return lists
+        return try PEMReader.readAll(bytes, code: "crl") { bio in PEM_read_bio_X509_CRL(bio, nil, nil, nil).map(RevocationList.init(takingOwnership:)) }
     }
 
     /// The CA that issued the list (its subject).

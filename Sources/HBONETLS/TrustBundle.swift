@@ -24,45 +24,54 @@ public final class TrustBundle: @unchecked Sendable {
     public init(roots: [Certificate], revocationLists: [RevocationList]? = nil, allowEmpty: Bool = false) throws(TLSError) {
         guard !roots.isEmpty || allowEmpty else { throw TLSError(code: "trust_bundle", reason: "no root certificate") }
         guard let store = X509_STORE_new() else { throw TLSError.fromQueue(code: "trust_bundle", "X509_STORE_new") }
+        /// Adds one object; a duplicate is harmless, anything else frees the store and throws.
+        func add(_ code: String, _ adding: () -> Int32) throws(TLSError) {
+            OpenSSLErrors.clear()
+            guard adding() != 1 else { return }
+            let entries = OpenSSLErrors.drain()
+            if entries.allSatisfy({ $0.contains("already in hash table") }) { return }
+            X509_STORE_free(store)
+            throw TLSError(code: code, reason: entries.joined(separator: "; "))
+        }
         for root in roots {
             guard root.isCA else {
                 X509_STORE_free(store)
                 throw TLSError(code: "trust_bundle", reason: "\(root.subject) is not a CA certificate")
             }
-            OpenSSLErrors.clear()
-            if X509_STORE_add_cert(store, root.x509) != 1 {
-                let entries = OpenSSLErrors.drain()
-                // A duplicate root is harmless; anything else is not.
-                if !entries.allSatisfy({ $0.contains("cert already in hash table") }) {
-                    X509_STORE_free(store)
-                    throw TLSError(code: "trust_bundle", reason: entries.joined(separator: "; "))
-                }
-            }
+            try add("trust_bundle") { X509_STORE_add_cert(store, root.x509) }
         }
-        for list in revocationLists ?? [] {
-            OpenSSLErrors.clear()
-            if X509_STORE_add_crl(store, list.crl) != 1 {
-                let entries = OpenSSLErrors.drain()
-                if !entries.allSatisfy({ $0.contains("already in hash table") }) {
-                    X509_STORE_free(store)
-                    throw TLSError(code: "crl", reason: entries.joined(separator: "; "))
-                }
-            }
-        }
+        for list in revocationLists ?? [] { try add("crl") { X509_STORE_add_crl(store, list.crl) } }
         self.store = store
         self.roots = roots
         self.revocationLists = revocationLists
-        var digest = [UInt8](repeating: 0, count: 32)
-        let ders = (revocationLists ?? []).flatMap(\.der)
-        _ = ders.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
-        self.revocationFingerprint = revocationLists == nil ? [] : digest
-        self.anchors = Set(roots.map { root in
-            var digest = [UInt8](repeating: 0, count: 32)
-            let der = root.der
-            _ = der.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
-            return digest
-        })
+        self.revocationFingerprint = revocationLists.map { Self.sha256($0.flatMap(\.der)) } ?? []
+        self.anchors = Set(roots.map { Self.sha256($0.der) })
         self.generation = TrustBundle.generations.wrappingIncrementThenLoad(ordering: .relaxed)
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        _ = bytes.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
+        return digest
+    }
+
+    /// Runs `body` on a verification context for `chain` (leaf first, intermediates after) under
+    /// this bundle; nil when the context cannot be made (out of memory).
+    private func withContext<R>(_ chain: [Certificate], _ body: (OpaquePointer) -> R) -> R? {
+        guard let leaf = chain.first, let context = X509_STORE_CTX_new() else { return nil }
+        defer { X509_STORE_CTX_free(context) }
+        // The stack owns one reference to each intermediate: up-ref before push, freed with it.
+        guard let untrusted = chbone_sk_x509_new_null() else { return nil }
+        defer { chbone_sk_x509_pop_free(untrusted) }
+        for c in chain.dropFirst() {
+            X509_up_ref(c.x509)
+            if chbone_sk_x509_push(untrusted, c.x509) == 0 {
+                X509_free(c.x509)
+                return nil
+            }
+        }
+        guard X509_STORE_CTX_init(context, store, leaf.x509, untrusted) == 1 else { return nil }
+        return body(context)
     }
 
     /// Whether a chain verified up to `anchor` (a root's SHA-256) still ends at a root of this bundle.
@@ -71,28 +80,15 @@ public final class TrustBundle: @unchecked Sendable {
     /// Verifies `chain` (leaf first, intermediates after) up to a root of this bundle, as of `time`.
     /// Nil when it verifies; otherwise OpenSSL's reason. For our own SVIDs before we present them.
     public func verify(chain: [Certificate], at time: Date = Date()) -> String? {
-        guard let leaf = chain.first else { return "empty certificate chain" }
+        guard !chain.isEmpty else { return "empty certificate chain" }
         OpenSSLErrors.clear()
-        guard let context = X509_STORE_CTX_new() else { return "X509_STORE_CTX_new failed" }
-        defer { X509_STORE_CTX_free(context) }
-        // The stack owns one reference to each intermediate: up-ref before push, freed with it.
-        guard let untrusted = chbone_sk_x509_new_null() else { return "out of memory" }
-        defer { chbone_sk_x509_pop_free(untrusted) }
-        for c in chain.dropFirst() {
-            X509_up_ref(c.x509)
-            if chbone_sk_x509_push(untrusted, c.x509) == 0 {
-                X509_free(c.x509)
-                return "out of memory"
-            }
+        defer { OpenSSLErrors.clear() }
+        let verdict: String?? = withContext(chain) { context in
+            X509_STORE_CTX_set_time(context, 0, time_t(time.timeIntervalSince1970))
+            if X509_verify_cert(context) == 1 { return nil }
+            return String(cString: X509_verify_cert_error_string(Int(X509_STORE_CTX_get_error(context))))
         }
-        guard X509_STORE_CTX_init(context, store, leaf.x509, untrusted) == 1 else {
-            return OpenSSLErrors.drain().joined(separator: "; ")
-        }
-        X509_STORE_CTX_set_time(context, 0, time_t(time.timeIntervalSince1970))
-        if X509_verify_cert(context) == 1 { return nil }
-        let code = X509_STORE_CTX_get_error(context)
-        OpenSSLErrors.clear()
-        return String(cString: X509_verify_cert_error_string(Int(code)))
+        return verdict ?? "cannot set up verification: \(OpenSSLErrors.drain().joined(separator: "; "))"
     }
 
     public convenience init(pem: [UInt8], revocationLists: [RevocationList]? = nil) throws(TLSError) {
@@ -119,26 +115,16 @@ public final class TrustBundle: @unchecked Sendable {
     /// Only a revocation counts; expiry and everything else the handshake checked are not judged
     /// again, and a list whose signature does not verify revokes nothing.
     public func revocation(of chain: [Certificate]) -> String? {
-        guard checksRevocation, let leaf = chain.first else { return nil }
+        guard checksRevocation else { return nil }
         OpenSSLErrors.clear()
         defer { OpenSSLErrors.clear() }
-        guard let context = X509_STORE_CTX_new() else { return nil }
-        defer { X509_STORE_CTX_free(context) }
-        // The stack owns one reference to each intermediate: up-ref before push, freed with it.
-        guard let untrusted = chbone_sk_x509_new_null() else { return nil }
-        defer { chbone_sk_x509_pop_free(untrusted) }
-        for c in chain.dropFirst() {
-            X509_up_ref(c.x509)
-            if chbone_sk_x509_push(untrusted, c.x509) == 0 {
-                X509_free(c.x509)
-                return nil
-            }
+        let verdict: String?? = withContext(chain) { context in
+            X509_STORE_CTX_set_flags(context, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL | X509_V_FLAG_NO_CHECK_TIME))
+            X509_STORE_CTX_set_verify_cb(context, revocationOnlyCallback)
+            guard X509_verify_cert(context) != 1, X509_STORE_CTX_get_error(context) == X509_V_ERR_CERT_REVOKED else { return nil }
+            return "depth \(X509_STORE_CTX_get_error_depth(context)): certificate revoked"
         }
-        guard X509_STORE_CTX_init(context, store, leaf.x509, untrusted) == 1 else { return nil }
-        X509_STORE_CTX_set_flags(context, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL | X509_V_FLAG_NO_CHECK_TIME))
-        X509_STORE_CTX_set_verify_cb(context, revocationOnlyCallback)
-        guard X509_verify_cert(context) != 1, X509_STORE_CTX_get_error(context) == X509_V_ERR_CERT_REVOKED else { return nil }
-        return "depth \(X509_STORE_CTX_get_error_depth(context)): certificate revoked"
+        return verdict ?? nil
     }
 
     deinit { X509_STORE_free(store) }

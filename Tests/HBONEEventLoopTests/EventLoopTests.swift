@@ -190,12 +190,6 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
     /// An outbound connection gets keepalive at the first sweep that finds it open, not at connect:
     /// short-lived connections never pay for it, and a long-lived one has it within a second.
     @Test func outboundKeepaliveIsSetAtTheFirstSweep() throws {
-        func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
-            var value: Int32 = -1
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, level, name, &value, &length)
-            return value
-        }
         let loop = try EventLoop()
         var accepted: [Int32] = []
         let listener = try TCPListener(loop: loop, address: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)) { fd, _ in accepted.append(fd) }
@@ -220,12 +214,6 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
     /// The loop's keepalive settings (ztunnel's KEEPALIVE_*, USER_TIMEOUT_ENABLED) reach accepted
     /// sockets through the listener and connected ones at their first sweep; off sets nothing.
     @Test func theLoopsKeepaliveSettingsReachBothKindsOfSocket() throws {
-        func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
-            var value: Int32 = -1
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, level, name, &value, &length)
-            return value
-        }
         let loop = try EventLoop()
         var k = TCPKeepalive()
         k.time = .seconds(30)
@@ -303,3 +291,11 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
 }
 
 import Foundation
+
+/// An int socket option's value (-1 when it cannot be read).
+private func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
+    var value: Int32 = -1
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    getsockopt(fd, level, name, &value, &length)
+    return value
+}
