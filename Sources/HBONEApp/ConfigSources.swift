@@ -18,6 +18,10 @@ final class ConfigSources: Sendable {
         var issued: IssuedCertificates?
         /// In-pod mode: pods the CNI agent handed over, by UID.
         var pods: [String: (info: ZDSSession.PodInfo, netns: NetworkNamespace)] = [:]
+        /// Pods taken over and given up (ztunnel's `workload_manager_proxies_started/stopped`);
+        /// the agent's snapshot after a reconnect re-adds what is already served, which starts nothing.
+        var podsStarted: UInt64 = 0
+        var podsStopped: UInt64 = 0
     }
 
     private let inputs: Locked<Inputs>
@@ -34,6 +38,9 @@ final class ConfigSources: Sendable {
     }
 
     var issued: IssuedCertificates? { inputs.withLock { $0.issued } }
+
+    /// Pods taken over and given up since start.
+    var podTransitions: (started: UInt64, stopped: UInt64) { inputs.withLock { ($0.podsStarted, $0.podsStopped) } }
 
     /// File workloads, services and policies first, then xDS's (a resource in both: xDS wins where
     /// the proxy looks things up by address or hostname, and replaces a file policy of the same
@@ -88,8 +95,10 @@ final class ConfigSources: Sendable {
         inputs.withLock { i in
             for change in changes {
                 switch change {
-                case let .add(info, netns): i.pods[info.uid] = (info, netns)
-                case let .remove(uid): i.pods[uid] = nil
+                case let .add(info, netns):
+                    if i.pods.updateValue((info, netns), forKey: info.uid) == nil { i.podsStarted += 1 }
+                case let .remove(uid):
+                    if i.pods.removeValue(forKey: uid) != nil { i.podsStopped += 1 }
                 }
             }
         }

@@ -60,12 +60,21 @@ struct ControlPlaneReport: ProxyStatusSource {
             }
             family("hbone_xds_messages_total", "counter", "xDS responses received")
             out += "hbone_xds_messages_total \(s.xdsMessagesReceived)\n"
-            family("hbone_xds_acks_total", "counter", "xDS responses ACKed, by type")
-            family("hbone_xds_nacks_total", "counter", "xDS responses NACKed, by type")
-            for (type, t) in s.types.sorted(by: { $0.key < $1.key }) {
-                let label = "type_url=\"\(PrometheusText.escaped(type))\""
-                out += "hbone_xds_acks_total{\(label)} \(t.acks)\nhbone_xds_nacks_total{\(label)} \(t.nacks)\n"
+            // ztunnel's series, as Istio's dashboards read them.
+            family("istio_xds_connection_terminations_total", "counter", "The total number of completed connections to xds server")
+            for (reason, n) in s.xdsTerminations.sorted(by: { $0.key < $1.key }) {
+                out += "istio_xds_connection_terminations_total{reason=\"\(reason)\"} \(n)\n"
             }
+            // Each family's samples together, as the text format wants them.
+            let types = s.types.sorted(by: { $0.key < $1.key })
+            func perType(_ name: String, _ help: String, label: String, _ value: (ControlPlaneStatus.TypeState) -> UInt64) {
+                family(name, "counter", help)
+                for (type, t) in types { out += "\(name){\(label)=\"\(PrometheusText.escaped(type))\"} \(value(t))\n" }
+            }
+            perType("istio_xds_message_total", "Total number of messages received", label: "url") { $0.messages }
+            perType("istio_xds_message_bytes_total", "Total number of bytes received", label: "url") { $0.resourceBytes }
+            perType("hbone_xds_acks_total", "xDS responses ACKed, by type", label: "type_url") { $0.acks }
+            perType("hbone_xds_nacks_total", "xDS responses NACKed, by type", label: "type_url") { $0.nacks }
         }
         if s.caEnabled {
             family("hbone_ca_requests_total", "counter", "CreateCertificate calls to the Istio CA, by outcome")

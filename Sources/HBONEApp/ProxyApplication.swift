@@ -180,7 +180,7 @@ public struct ProxyApplication {
                 return "cannot apply: \(error)"
             }
         }, known: { sources.podUIDs })
-        proxy.attach(InPodReport(client: client))
+        proxy.attach(InPodReport(client: client, sources: sources, proxy: proxy))
         client.start()
         log.info("in-pod mode", ["uds": inPod.uds, "mark": "\(config.settings.packetMark ?? 0)"])
         return client

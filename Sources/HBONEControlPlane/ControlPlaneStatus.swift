@@ -12,6 +12,10 @@ public struct ControlPlaneStatus: Sendable {
         public var lastNACKReason: String?
         public var acks: UInt64 = 0
         public var nacks: UInt64 = 0
+        /// Responses of this type, and the bytes of the resources they carried (ztunnel's
+        /// `istio_xds_message_total` and `istio_xds_message_bytes_total`).
+        public var messages: UInt64 = 0
+        public var resourceBytes: UInt64 = 0
     }
 
     public struct CertificateState: Sendable, Equatable {
@@ -34,6 +38,8 @@ public struct ControlPlaneStatus: Sendable {
     public var xdsStreamsEstablished: UInt64 = 0
     public var xdsMessagesReceived: UInt64 = 0
     public var xdsStreamEnds: [String: UInt64] = [:]
+    /// The same ends as ztunnel counts them (`istio_xds_connection_terminations_total{reason}`).
+    public var xdsTerminations: [String: UInt64] = [:]
 
     public var caAddress: String?
     public var caEnabled = false

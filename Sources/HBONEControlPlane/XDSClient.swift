@@ -124,8 +124,11 @@ final class XDSClient {
         let type = response.typeURL
         let version = response.systemVersionInfo
         let synced = store.synced
+        let resourceBytes = response.resources.reduce(UInt64(0)) { $0 + UInt64($1.resource.value.count) }
         report { s in
             var t = s.types[type] ?? ControlPlaneStatus.TypeState()
+            t.messages += 1
+            t.resourceBytes += resourceBytes
             if applied.isACK {
                 t.lastACKNonce = response.nonce
                 t.lastACKVersion = version
@@ -160,11 +163,28 @@ final class XDSClient {
             $0.xdsConnected = false
             $0.xdsLastError = reason
             $0.xdsStreamEnds[Self.endLabel(outcome), default: 0] += 1
+            $0.xdsTerminations[Self.terminationReason(outcome), default: 0] += 1
         }
         guard !stopped else { return }
         let delay = backoff.jitteredDelay(after: outcome.ending, using: &rng)
         log.warn("xDS stream ended", ["reason": reason, "retry_in": "\(delay)"])
         reconnectTimer = loop.schedule(after: delay.nanoseconds) { [weak self] in self?.connect() }
+    }
+
+    /// ztunnel's reason for a stream's end: the connection failed; it ended cleanly; istiod moved
+    /// it (its max connection age, a restart: UNKNOWN, CANCELLED, DEADLINE_EXCEEDED, or UNAVAILABLE
+    /// on a closing transport or GOAWAY); any other status.
+    static func terminationReason(_ outcome: GRPCCall.Outcome) -> String {
+        switch outcome {
+        case .connectionFailed: return "ConnectionError"
+        case let .status(s):
+            switch s.code {
+            case .ok: return "Complete"
+            case .unknown, .cancelled, .deadlineExceeded: return "Reconnect"
+            case .unavailable where s.message.contains("transport is closing") || s.message.contains("received prior goaway"): return "Reconnect"
+            default: return "Error"
+            }
+        }
     }
 
     static func endLabel(_ outcome: GRPCCall.Outcome) -> String {

@@ -264,6 +264,9 @@ struct ControlPlaneTests {
         let address = (cp?["types"] as? [String: Any])?["type.googleapis.com/istio.workload.Address"] as? [String: Any]
         #expect((address?["lastNackReason"] as? String)?.contains("five-0") == true, "\(String(describing: address))")
         #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_xds_nacks_total{type_url=\"type.googleapis.com/istio.workload.Address\"}") == 1)
+        // ztunnel's series for the same responses: how many, and how many resource bytes.
+        #expect(mesh.metric(admin: mesh.eastAdmin, "istio_xds_message_total{url=\"type.googleapis.com/istio.workload.Address\"}") ?? 0 >= 1)
+        #expect(mesh.metric(admin: mesh.eastAdmin, "istio_xds_message_bytes_total{url=\"type.googleapis.com/istio.workload.Address\"}") ?? 0 > 100)
         let admin = try runProgram(hboneBinary, ["admin", "controlplane", "--admin", "\(mesh.eastAdmin):15000"]).output
         #expect(admin.contains("connected, synced") && admin.contains("last NACK (nonce") && admin.contains("five-0")
                 && admin.contains("spiffe://cluster.local/ns/payments/sa/checkout  valid"), "\(admin)")
@@ -293,6 +296,7 @@ struct ControlPlaneTests {
         defer { mesh.stop() }
         // A stream that says nothing is given up and replaced; readiness names what is missing.
         #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"cancelled\"}", timeout: 10) { $0 >= 1 })
+        #expect(mesh.metric(admin: mesh.eastAdmin, "istio_xds_connection_terminations_total{reason=\"Reconnect\"}") ?? 0 >= 1)
         let waiting = mesh.readiness(mesh.eastAdmin)
         #expect(waiting.status == 500 && waiting.body.contains("xDS: waiting for the first ACK"), "\(waiting)")
 
@@ -327,6 +331,7 @@ struct ControlPlaneTests {
         #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("xDS response does not decode") })
         try istiod.post("/xds/mode", ["mode": "oversize"])
         #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"resource_exhausted\"}", timeout: 20) { $0 >= 1 })
+        #expect(mesh.metric(admin: mesh.eastAdmin, "istio_xds_connection_terminations_total{reason=\"Error\"}") ?? 0 >= 1)
         #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("exceeds the 1048576-byte limit") })
         try istiod.post("/xds/mode", ["mode": "normal"])
         #expect(waitUntil(timeout: 20) { mesh.readiness(mesh.eastAdmin).status == 200 }, "\(mesh.readiness(mesh.eastAdmin))")
@@ -397,6 +402,7 @@ struct ControlPlaneTests {
         let mesh = try Mesh(net: net, o, eastOnly: true)
         defer { mesh.stop() }
         #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_xds_stream_ends_total{reason=\"connection_failed\"}", timeout: 10) { $0 >= 1 })
+        #expect(mesh.metric(admin: mesh.eastAdmin, "istio_xds_connection_terminations_total{reason=\"ConnectionError\"}") ?? 0 >= 1)
         #expect(mesh.waitForLog(mesh.eastLog) { $0.contains("TLS handshake with localhost failed") })
         #expect(istiod.requests("xds").isEmpty && istiod.requests("ca").isEmpty, "a request reached istiod")
         mesh.stop()

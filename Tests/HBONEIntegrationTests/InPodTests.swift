@@ -205,6 +205,12 @@ struct InPodTests {
         let metrics = (try? runProgram(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15020/metrics"]).output) ?? ""
         #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{reporter=\"destination\"")
             && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") }, "\(metrics.prefix(3000))")
+        // ztunnel's workload manager series (Istio's ztunnel dashboard): both pods served, none pending.
+        let lines = Set(metrics.split(separator: "\n").map(String.init))
+        for line in ["workload_manager_active_proxy_count 2", "workload_manager_pending_proxy_count 0", "workload_manager_proxies_started_total 2",
+                     "workload_manager_proxies_stopped_total 0"] {
+            #expect(lines.contains(line), "\(line) in \(lines.filter { $0.hasPrefix("workload_manager") })")
+        }
 
         // 2. Skipping redirection in A lands on B's 15006 in plaintext; B's app still sees A's IP.
         let plain = try whoami(podA, dest: "\(bIP):8080", mark: 1337)
@@ -261,6 +267,10 @@ struct InPodTests {
             let (_, u) = (try? runProgram(ip, ["netns", "exec", podB, "ss", "-Huln"])) ?? (1, "")
             return !l.contains(":15008") && !l.contains(":15006") && !l.contains(":15001") && !l.contains(":15053") && !u.contains(":15053")
         })
+
+        let afterDel = (try? runProgram(ip, ["netns", "exec", node, "curl", "-s", "http://127.0.0.1:15020/metrics"]).output) ?? ""
+        #expect(afterDel.contains("workload_manager_proxies_stopped_total 1\n") && afterDel.contains("workload_manager_proxies_started_total 4\n"),
+                "\(afterDel.split(separator: "\n").filter { $0.hasPrefix("workload_manager") })")
 
         // 6. The agent reconnects; its snapshot omits A: A is removed too.
         _ = agent!.send("close")
