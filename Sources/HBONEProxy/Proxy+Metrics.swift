@@ -45,6 +45,10 @@ extension Proxy {
         family("hbone_hbone_connections", "gauge", "HBONE (mTLS + HTTP/2) connections open now, by direction")
         out += "hbone_hbone_connections{direction=\"inbound\"} \(t["hbone_connections_inbound"] ?? 0)\n"
         out += "hbone_hbone_connections{direction=\"outbound\"} \(t["hbone_connections_outbound"] ?? 0)\n"
+        family("istio_tcp_sockets_open", "gauge", "The current number of open TCP sockets")
+        let plaintext = statsList.reduce(0) { $0 + $1.plaintextSocketsInbound.load(ordering: .relaxed) }
+        out += "istio_tcp_sockets_open{reporter=\"destination\"} \(max(0, plaintext) + Int(t["hbone_connections_inbound"] ?? 0))\n"
+        out += "istio_tcp_sockets_open{reporter=\"source\"} \(max(0, statsList.reduce(0) { $0 + $1.socketsOutbound.load(ordering: .relaxed) }))\n"
         family("hbone_pooled_connections", "gauge", "Outbound HBONE connections in the pool")
         out += "hbone_pooled_connections \(statsList.reduce(0) { $0 + max(0, $1.pooledConnections.load(ordering: .relaxed)) })\n"
         family("hbone_handshakes_total", "counter", "Completed mTLS handshakes")

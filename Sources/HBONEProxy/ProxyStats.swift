@@ -19,6 +19,11 @@ final class ProxyStats: Sendable {
     let hboneConnectionsOutbound = ManagedAtomic<Int>(0)
     let openTunnels = ManagedAtomic<Int>(0)
     let openInbound = ManagedAtomic<Int>(0)
+    /// Accepted application sockets open now (ztunnel's `istio_tcp_sockets_open`): inbound
+    /// plaintext ones (destination; inbound HBONE counts its TCP connections instead), and the
+    /// captured and SOCKS5 ones of outbound tunnels (source).
+    let plaintextSocketsInbound = ManagedAtomic<Int>(0)
+    let socketsOutbound = ManagedAtomic<Int>(0)
     let failureReasons = ReasonCounts()
     /// Failed accepts by reason (emfile, enfile, enobufs, enomem, other).
     let acceptFailures = ReasonCounts()

@@ -66,6 +66,8 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// connection's (`Worker.tunnelFinished`).
     let isGatewayLeg: Bool
     private(set) weak var carried: HBONEConnection?
+    /// Its downstream is an application's socket (not an HBONE stream).
+    var downstreamIsSocket: Bool { streamSide != .downstream }
 
     /// Bytes held from a downstream socket before the upstream is ready; reading stops there.
     static let earlyDataLimit = 64 * 1024

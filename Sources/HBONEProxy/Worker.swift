@@ -1,3 +1,4 @@
+import Atomics
 import HBONECore
 import HBONEIdentity
 import HBONEConfig
@@ -395,6 +396,13 @@ final class Worker {
         if t.isGatewayLeg { return }
         stats.openTunnels.wrappingIncrement(ordering: .relaxed)
         if t.info.direction == .inbound { stats.openInbound.wrappingIncrement(ordering: .relaxed) }
+        if let sockets = openSockets(t) { sockets.wrappingIncrement(ordering: .relaxed) }
+    }
+
+    /// The gauge of accepted sockets `t`'s downstream counts in, if it is one.
+    private func openSockets(_ t: Tunnel) -> ManagedAtomic<Int>? {
+        guard t.downstreamIsSocket else { return nil }
+        return t.info.direction == .inbound ? stats.plaintextSocketsInbound : stats.socketsOutbound
     }
 
     func tunnelFinished(_ t: Tunnel, error: ProxyError?) {
@@ -407,6 +415,7 @@ final class Worker {
             }
             return
         }
+        if let sockets = openSockets(t) { sockets.wrappingDecrement(ordering: .relaxed) }
         record(t.info, error: error, wasOpen: true)
     }
 

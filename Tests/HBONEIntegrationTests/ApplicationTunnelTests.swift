@@ -66,6 +66,8 @@ import Glibc
         #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("istio_tcp_connections_opened_total{") && $0.contains("reporter=\"destination\"")
             && $0.contains("destination_workload=\"waypoint-0\"") && $0.contains("destination_service=\"reports.payments.svc.cluster.local\"") },
                 "\(metrics.split(separator: "\n").filter { $0.hasPrefix("istio_tcp_connections_opened_total") })")
+        // The pooled HBONE connection is west's one open accepted socket (ztunnel's gauge).
+        #expect(metrics.contains("istio_tcp_sockets_open{reporter=\"destination\"} 1\n"), "\(metrics.split(separator: "\n").filter { $0.contains("sockets_open") })")
         // The dump shows the tunnel as ztunnel's does.
         let workloads = mesh.configDump(mesh.westAdmin)["workloads"] as? [[String: Any]] ?? []
         let waypoint = workloads.first { $0["name"] as? String == "waypoint-0" }

@@ -28,6 +28,23 @@ import Glibc
         #expect(mesh.west.openTunnels == 1 && mesh.east.openTunnels == 1)
     }
 
+    /// ztunnel's `istio_tcp_sockets_open`: east counts the app's accepted socket (source), west its
+    /// HBONE connection, not the streams on it (destination); both go back to zero.
+    @Test func openSocketsAreCountedWhereTheyAreAccepted() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let apps = [mesh.connect(to: "10.1.0.20:8080"), mesh.connect(to: "10.1.0.20:8080")]
+        for app in apps { app.send("x") }
+        mesh.run()
+        #expect(mesh.east.stats.socketsOutbound.load(ordering: .relaxed) == 2)
+        #expect(mesh.west.stats.plaintextSocketsInbound.load(ordering: .relaxed) == 0)
+        #expect(mesh.west.stats.hboneConnectionsInbound.load(ordering: .relaxed) == 1)
+        for app in apps { app.shutdownWrite() }
+        mesh.run()
+        #expect(mesh.east.openTunnels == 0)
+        #expect(mesh.east.stats.socketsOutbound.load(ordering: .relaxed) == 0)
+    }
+
     @Test func oneMebibyteEachWayArrivesIntact() throws {
         let mesh = try InMemoryMesh()
         let server = try mesh.serve(port: 8080)
