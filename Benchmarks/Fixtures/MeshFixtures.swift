@@ -8,7 +8,9 @@ import HBONEProxy
 public enum MeshFixtures {
     /// Each workload is in one of 2 regions and 6 zones, on one of 50 nodes; `loadBalancer`: each
     /// service's (e.g. `preferClose`, `nodeLocal`).
-    public static func state(services: Int = 1000, endpoints: Int = 10, loadBalancer: String? = nil) throws -> ProxyState {
+    /// `cidrServices`: that many egress ServiceEntries more, each with a /24 CIDR VIP in
+    /// 172.16.0.0/12 (`cidrBlockAddress`), and one /12 over all of them.
+    public static func state(services: Int = 1000, endpoints: Int = 10, loadBalancer: String? = nil, cidrServices: Int = 0) throws -> ProxyState {
         var yaml = "workloads:\n"
         for s in 0..<services {
             for e in 0..<endpoints {
@@ -38,6 +40,12 @@ public enum MeshFixtures {
             \(loadBalancer.map { "  loadBalancer: \($0)\n" } ?? "")
             """
         }
+        for c in 0..<cidrServices {
+            yaml += "- {name: egress-\(c), namespace: egress, hostname: egress-\(c).example.com, cidrVips: [\"\(cidrBlockAddress(c, host: 0))/24\"], ports: {\"443\": 443}}\n"
+        }
+        if cidrServices > 0 {
+            yaml += "- {name: egress-all, namespace: egress, hostname: egress.example.com, cidrVips: [\"172.16.0.0/12\"], ports: {\"443\": 443}}\n"
+        }
         yaml += "hbone:\n  node: east\n  rootCertificates: /unused\n  certificates: {directory: /unused}\n"
         let config = try ProxyConfig.parse(yaml: yaml, file: "mesh.yaml", environment: [:])
         return try ProxyState(config: config, trust: InMemoryPKI().trust, certificates: [:], version: 1)
@@ -57,6 +65,9 @@ public enum MeshFixtures {
 
     /// Workload `n`'s address, no port (a connection's source).
     public static func workload(_ n: Int) -> IPAddress { IPAddress(workloadIP(n))! }
+
+    /// Host `host` in CIDR service `c`'s /24.
+    public static func cidrBlockAddress(_ c: Int, host: Int) -> String { "172.\(16 + (c >> 8 & 15)).\(c & 255).\(host)" }
 
     /// Workload `n`'s address (10.0.0.0/8) and service `s`'s VIP (10.96.0.0/16).
     static func workloadIP(_ n: Int) -> String { "10.\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)" }

@@ -22,7 +22,7 @@ extension ProxyState {
     /// first listed on a tie. Services the client's namespace may not see are skipped.
     func service(inCIDRsAt ip: IPAddress, forNamespace namespace: String?) -> Service? {
         var best: (rank: (Int, Int, Int), service: Service)?
-        for (cidr, s) in servicesByCIDR where cidr.contains(ip) && s.isVisible(to: namespace) {
+        for (cidr, s) in servicesByCIDR.matches(ip) where s.isVisible(to: namespace) {
             let rank = (namespace == s.namespace ? 1 : 0, cidr.prefixLength, s.canonical ? 1 : 0)
             if best.map({ rank > $0.rank }) ?? true { best = (rank, s) }
         }

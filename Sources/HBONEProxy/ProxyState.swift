@@ -27,7 +27,7 @@ public final class ProxyState: Sendable {
     public let sharedServicesByVIP: [IPAddress: [Service]]
     public let sharedServicesByHostname: [String: [Service]]
     /// Services' CIDR VIPs on this network, for addresses that are no workload and no exact VIP.
-    public let servicesByCIDR: [(cidr: CIDR, service: Service)]
+    public let servicesByCIDR: CIDRTable<Service>
     /// What follows `*.` in wildcard hostnames (ServiceEntries): the DNS proxy tries a name's
     /// wildcards only when there are some.
     public let wildcardHostnameSuffixes: Set<String>
@@ -134,7 +134,7 @@ public final class ProxyState: Sendable {
         servicesByHostname = hosts.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
         sharedServicesByVIP = vips.filter(Self.dependsOnTheClient)
         sharedServicesByHostname = hosts.filter(Self.dependsOnTheClient)
-        servicesByCIDR = cidrs
+        servicesByCIDR = CIDRTable(cidrs.map { (cidr: $0.cidr, value: $0.service) })
         wildcardHostnameSuffixes = Set(hosts.keys.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst(2)) })
         servicesByKey = keys
         var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]

@@ -81,6 +81,19 @@ let benchmarks: @Sendable () -> Void = {
         for i in benchmark.scaledIterations { blackHole(nodeLocal.resolve(vip, hashKey: i, from: neighbour)) }
     }
 
+    // ServiceEntries with CIDR VIPs (1,000 /24 blocks and a /12 over them): an address inside one
+    // block (ranked against the /12 that also holds it), and one outside every block (the path of
+    // all traffic to addresses the mesh does not know).
+    let egress = try! MeshFixtures.state(cidrServices: 1000)
+    let inBlock = SocketAddress(ip: IPAddress(MeshFixtures.cidrBlockAddress(517, host: 9))!, port: 443)
+    let unknown = SocketAddress(ip: IPAddress("203.0.113.9")!, port: 443)
+    Benchmark("destination: an address in a CIDR VIP, 1,001 blocks") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(egress.resolve(inBlock, hashKey: i)) }
+    }
+    Benchmark("destination: an address in no CIDR VIP, 1,001 blocks") { benchmark in
+        for i in benchmark.scaledIterations { blackHole(egress.resolve(unknown, hashKey: i)) }
+    }
+
     // The DNS proxy, in the same mesh, for a pod in ns-517: parse the query and write the answer.
     // The baseline answers the full name (one alias, one look-up); the short name a pod usually
     // sends after its resolver appended the search domain takes the alias walk and a CNAME; a name
