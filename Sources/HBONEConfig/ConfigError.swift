@@ -12,6 +12,11 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
         self.reason = reason
     }
 
+    /// A bad value of an environment variable (ztunnel's): it has no line, the variable is the path.
+    static func environment(_ name: String, _ reason: String, file: String) -> ConfigError {
+        ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason)
+    }
+
     public var description: String {
         let location = line.map { "\(file):\($0)" } ?? file
         return path.isEmpty ? "\(location): \(reason)" : "\(location): \(path): \(reason)"

@@ -169,7 +169,7 @@ public struct ControlPlaneSettings: Sendable, Equatable {
     /// The environment wins over the file, as in ztunnel.
     mutating func applyEnvironment(_ env: [String: String], file: String) throws(ConfigError) {
         func fail(_ name: String, _ reason: String) -> ConfigError {
-            ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason)
+            .environment(name, reason, file: file)
         }
         func endpoint(_ name: String) throws(ConfigError) -> Endpoint? {
             guard let text = env[name], !text.isEmpty else { return nil }

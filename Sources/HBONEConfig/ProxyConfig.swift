@@ -450,13 +450,11 @@ public struct ProxyConfig: Sendable {
         }
         if let mark = environment["PACKET_MARK"], !mark.isEmpty {
             guard let m = Int32(mark), m > 0 else {
-                throw ConfigError(file: r.file, line: nil, path: "environment PACKET_MARK", reason: "\"\(mark.prefix(20))\" is not a positive integer")
+                throw ConfigError.environment("PACKET_MARK", "\"\(mark.prefix(20))\" is not a positive integer", file: r.file)
             }
             s.outboundMark = m
         }
-        func envFail(_ name: String, _ reason: String) -> ConfigError {
-            ConfigError(file: r.file, line: nil, path: "environment \(name)", reason: reason)
-        }
+        func envFail(_ name: String, _ reason: String) -> ConfigError { .environment(name, reason, file: r.file) }
         // ztunnel's rule: drain for the pod's grace period less 5 s (less 1 s for a period of 10 s
         // or less; at least 1 s), unless the file says otherwise.
         if let g = environment["TERMINATION_GRACE_PERIOD_SECONDS"], !g.isEmpty {
@@ -539,9 +537,7 @@ public struct ProxyConfig: Sendable {
                 if d.upstreamTimeout < .milliseconds(10) || d.upstreamTimeout > .seconds(30) { throw v.error("must be between 10ms and 30s") }
             }
         }
-        func fail(_ name: String, _ reason: String) -> ConfigError {
-            ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason)
-        }
+        func fail(_ name: String, _ reason: String) -> ConfigError { .environment(name, reason, file: file) }
         if let v = try environmentBool("ISTIO_META_DNS_CAPTURE", environment, file: file) { d.enabled = v }
         if let v = environment["ISTIO_META_DNS_PROXY_ADDR"], !v.isEmpty {
             // ztunnel takes `localhost:PORT` too (127.0.0.1, and ::1 where the pod has IPv6).
@@ -574,7 +570,7 @@ public struct ProxyConfig: Sendable {
             if let v = f["probes"] { k.probes = try v.int(in: 1...127) }
             if let v = f["userTimeout"] { k.userTimeout = try v.bool() }
         }
-        func fail(_ name: String, _ reason: String) -> ConfigError { ConfigError(file: file, line: nil, path: "environment \(name)", reason: reason) }
+        func fail(_ name: String, _ reason: String) -> ConfigError { .environment(name, reason, file: file) }
         if let v = try environmentBool("KEEPALIVE_ENABLED", environment, file: file) { k.enabled = v }
         if let v = try environmentBool("USER_TIMEOUT_ENABLED", environment, file: file) { k.userTimeout = v }
         for (name, path) in [("KEEPALIVE_TIME", \TCPKeepalive.time), ("KEEPALIVE_INTERVAL", \TCPKeepalive.interval)] {
@@ -605,7 +601,7 @@ public struct ProxyConfig: Sendable {
         switch v.lowercased() {
         case "true": return true
         case "false": return false
-        default: throw ConfigError(file: file, line: nil, path: "environment \(name)", reason: "\"\(v.prefix(20))\" is not true or false")
+        default: throw ConfigError.environment(name, "\"\(v.prefix(20))\" is not true or false", file: file)
         }
     }
 
