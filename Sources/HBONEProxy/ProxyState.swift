@@ -71,8 +71,10 @@ public final class ProxyState: Sendable {
 
     public var settings: Settings { config.settings }
 
+    /// `previous`: an identity whose SVID and trust bundle are those of `previous` keeps its TLS
+    /// contexts (two `SSL_CTX` per identity were built again on every xDS push).
     public init(config: ProxyConfig, trust: TrustBundle, certificates: [SPIFFEID: CertifiedKey], version: Int,
-                problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:]) throws(TLSError) {
+                problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:], previous: ProxyState? = nil) throws(TLSError) {
         self.config = config
         self.certificateProblems = problems
         self.pods = pods
@@ -82,6 +84,10 @@ public final class ProxyState: Sendable {
         policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
         var identities: [SPIFFEID: IdentityContexts] = [:]
         for (id, key) in certificates {
+            if let kept = previous?.identities[id], kept.server.trust === trust, kept.certifiedKey.isSame(as: key) {
+                identities[id] = kept
+                continue
+            }
             identities[id] = IdentityContexts(
                 server: try TLSContext(role: .server, certifiedKey: key, trust: trust),
                 client: try TLSContext(role: .client, certifiedKey: key, trust: trust))
@@ -166,9 +172,10 @@ public final class ProxyState: Sendable {
         do {
             if config.settings.rootCertificates.isEmpty {
                 // istioCA without a root file: the CA's roots; none yet trusts no peer at all.
-                trust = try TrustBundle(roots: issued?.roots ?? [], revocationLists: lists, allowEmpty: true)
+                trust = try TrustBundle.reusing(previous?.trust, roots: issued?.roots ?? [], revocationLists: lists, allowEmpty: true)
             } else {
-                trust = try TrustBundle(file: config.settings.rootCertificates, revocationLists: lists)
+                trust = try TrustBundle.reusing(previous?.trust, roots: TrustBundle.roots(file: config.settings.rootCertificates),
+                                                revocationLists: lists)
             }
         } catch {
             throw ProxyError(.internal, .config, "rootCertificates \(config.settings.rootCertificates): \(error.reason)")
@@ -193,7 +200,7 @@ public final class ProxyState: Sendable {
             }
             missing = problems.map { "\($0.key): \($0.value)" }.sorted()
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems, pods: pods), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems, pods: pods, previous: previous), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -202,7 +209,7 @@ public final class ProxyState: Sendable {
         case let .ca(issuance):
             certs = try issue(config: config, issuance: issuance, previous: previous, missing: &missing)
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -212,7 +219,7 @@ public final class ProxyState: Sendable {
             let path = "\(dir)/\(w.namespace)/\(w.serviceAccount)"
             let problem: String
             do {
-                let key = try CertifiedKey(directory: path)
+                let key = try CertifiedKey.load(directory: path, reusing: previous?.identities[w.identity]?.certifiedKey)
                 guard let reason = ProxyState.unusable(key, for: w.identity, trust: trust, now: now) else {
                     certs[w.identity] = key
                     continue
@@ -231,7 +238,7 @@ public final class ProxyState: Sendable {
             }
         }
         do {
-            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods), missing)
+            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous), missing)
         } catch {
             throw ProxyError(.internal, .config, "TLS context: \(error)")
         }

@@ -2,6 +2,7 @@ import COpenSSL
 import CHBONEOpenSSLShim
 import Atomics
 import Foundation
+import HBONECore
 
 /// The roots every peer chain must end at (several during a root rotation). Owns one X509_STORE,
 /// shared by every SSL_CTX built from this bundle (`SSL_CTX_set1_cert_store` adds a reference).
@@ -18,6 +19,11 @@ public final class TrustBundle: @unchecked Sendable {
     public let revocationLists: [RevocationList]?
     /// SHA-256 of the lists' DER, to tell whether a reload changed what is revoked.
     public let revocationFingerprint: [UInt8]
+    /// Chains `verify` accepted, by the SHA-256 of their DER, with the seconds in which every
+    /// certificate of the verified path (its root too) is valid. Every reload asks again for every
+    /// local SVID (about 140 µs each); under the same bundle only the time can change the answer.
+    /// Verification here checks no revocation list, so the lists cannot change it either.
+    private let accepted = Locked<[[UInt8]: Range<Int>]>([:])
 
     /// `allowEmpty`: a bundle that trusts nothing yet (roots still to come from the Istio CA); every
     /// peer is refused until a bundle with roots replaces it.
@@ -81,12 +87,24 @@ public final class TrustBundle: @unchecked Sendable {
     /// Nil when it verifies; otherwise OpenSSL's reason. For our own SVIDs before we present them.
     public func verify(chain: [Certificate], at time: Date = Date()) -> String? {
         guard !chain.isEmpty else { return "empty certificate chain" }
+        let seconds = Int(time.timeIntervalSince1970)
+        let key = Self.sha256(chain.flatMap { $0.der + [0] })
+        if let window = accepted.withLock({ $0[key] }), window.contains(seconds) { return nil }
         OpenSSLErrors.clear()
         defer { OpenSSLErrors.clear() }
         let verdict: String?? = withContext(chain) { context in
-            X509_STORE_CTX_set_time(context, 0, time_t(time.timeIntervalSince1970))
-            if X509_verify_cert(context) == 1 { return nil }
-            return String(cString: X509_verify_cert_error_string(Int(X509_STORE_CTX_get_error(context))))
+            X509_STORE_CTX_set_time(context, 0, time_t(seconds))
+            guard X509_verify_cert(context) == 1 else {
+                return String(cString: X509_verify_cert_error_string(Int(X509_STORE_CTX_get_error(context))))
+            }
+            let (notBefore, notAfter) = VerifiedChainCache.window(X509_STORE_CTX_get0_chain(context))
+            if notBefore < notAfter {
+                accepted.withLock { accepted in
+                    if accepted.count >= 4096 { accepted.removeAll() }
+                    accepted[key] = notBefore..<notAfter
+                }
+            }
+            return nil
         }
         return verdict ?? "cannot set up verification: \(OpenSSLErrors.drain().joined(separator: "; "))"
     }
@@ -96,10 +114,15 @@ public final class TrustBundle: @unchecked Sendable {
     }
 
     public convenience init(file: String, revocationLists: [RevocationList]? = nil) throws(TLSError) {
+        try self.init(roots: TrustBundle.roots(file: file), revocationLists: revocationLists)
+    }
+
+    /// The certificates of a PEM root file.
+    public static func roots(file: String) throws(TLSError) -> [Certificate] {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TLSError(code: "trust_bundle", reason: "cannot read \(file)")
         }
-        try self.init(pem: [UInt8](data), revocationLists: revocationLists)
+        return try Certificate.parsePEMChain([UInt8](data))
     }
 
     /// Handshakes check the peer's whole chain against the lists (leaf and intermediates).
@@ -129,8 +152,20 @@ public final class TrustBundle: @unchecked Sendable {
 
     deinit { X509_STORE_free(store) }
 
-    /// The roots' DER, to tell whether a reloaded file changed anything.
-    public var fingerprint: [UInt8] { roots.flatMap(\.der) }
+    /// `previous` when it holds exactly these roots, in this order, and these lists; else a new
+    /// bundle. A reload that changed neither (most xDS pushes, most file events) then keeps the
+    /// bundle's generation, so every loop's verified-chain cache stays warm and every identity's
+    /// TLS contexts can be kept: a new bundle made every peer's next handshake verify its chain in
+    /// full again, on every loop.
+    public static func reusing(_ previous: TrustBundle?, roots: [Certificate], revocationLists: [RevocationList]?,
+                               allowEmpty: Bool = false) throws(TLSError) -> TrustBundle {
+        if let previous, previous.roots.elementsEqual(roots, by: { $0.der == $1.der }),
+           (previous.revocationLists == nil) == (revocationLists == nil),
+           previous.revocationFingerprint == (revocationLists.map { sha256($0.flatMap(\.der)) } ?? []) {
+            return previous
+        }
+        return try TrustBundle(roots: roots, revocationLists: revocationLists, allowEmpty: allowEmpty)
+    }
 }
 
 /// A re-check that judges revocation only: a revoked certificate stops it; a list that cannot be

@@ -25,4 +25,21 @@ import Testing
         #expect(try h.bundle.verify(chain: leaf.chain, at: Date().addingTimeInterval(7200)) == "certificate has expired")
         #expect(try h.bundle.verify(chain: leaf.chain, at: Date()) == nil)
     }
+
+    /// A chain accepted once is accepted again without verifying (every reload asks for every local
+    /// SVID), but only while the time stays inside every validity period of the path it verified
+    /// along: here the intermediate expires a day before the leaf does.
+    @Test func anAcceptedChainIsAnsweredAgainOnlyInsideItsPathsValidity() throws {
+        let h = try Hierarchy.make()
+        let bundle = try h.bundle
+        let leaf = try h.leaf(validity: 3 * 86400, backdate: 60)
+        #expect(bundle.verify(chain: leaf.chain, at: Date()) == nil)
+        #expect(bundle.verify(chain: leaf.chain, at: Date().addingTimeInterval(600)) == nil)
+        #expect(bundle.verify(chain: leaf.chain, at: Date().addingTimeInterval(2 * 86400)) == "certificate has expired",
+                "the intermediate has expired, though the leaf has not")
+        #expect(bundle.verify(chain: leaf.chain, at: Date().addingTimeInterval(-3600)) == "certificate is not yet valid")
+        #expect(bundle.verify(chain: leaf.chain, at: Date()) == nil)
+        // Another bundle's answer is its own.
+        #expect(try Hierarchy.make().bundle.verify(chain: leaf.chain, at: Date()) == "unable to get local issuer certificate")
+    }
 }
