@@ -176,6 +176,7 @@ make_crl east/ca-key.pem east/ca-cert.pem crl/east-revokes-checkout.pem crl/revo
 # The root revokes the whole east intermediate; west's list revokes nothing.
 make_crl root/root-key.pem root/root-cert.pem crl/root-revokes-east.pem east/ca-cert.pem
 make_crl west/ca-key.pem west/ca-cert.pem crl/west-empty.pem
+make_crl root/root-key.pem root/root-cert.pem crl/root-empty.pem
 openssl x509 -in certs-west/payments/ledger/cert-chain.pem -out crl/ledger-leaf.pem
 make_crl west/ca-key.pem west/ca-cert.pem crl/west-revokes-ledger.pem crl/ledger-leaf.pem
 # A forged list: east's name, another key, revoking the good checkout leaf.

@@ -1,3 +1,4 @@
+import Foundation
 import HBONEIdentity
 import HBONETLS
 
@@ -5,6 +6,8 @@ import HBONETLS
 /// enough for TLS engines to handshake in memory.
 public struct InMemoryPKI: Sendable {
     public let trust: TrustBundle
+    /// What the server verifies the client's chain with (`trust`, unless revocation lists are given).
+    public let serverTrust: TrustBundle
     public let client: CertifiedKey
     public let server: CertifiedKey
 
@@ -25,7 +28,26 @@ public struct InMemoryPKI: Sendable {
             return try CertifiedKey(chain: [cert, intermediate], key: key)
         }
         trust = try TrustBundle(roots: [root])
+        serverTrust = trust
         client = try svid(Self.clientID)
         server = try svid(Self.serverID)
+    }
+
+    /// The same two identities from the test PKI `scripts/gen-test-pki.sh` wrote in `directory`
+    /// (checkout under east's intermediate, ledger under west's); the server checks the client's
+    /// chain against `serverRevocationLists` (file names under `crl/`).
+    public init(directory: String, serverRevocationLists: [String]?) throws {
+        func bytes(_ name: String) throws -> [UInt8] {
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else {
+                throw TLSError(code: "bench", reason: "cannot read \(directory)/\(name)")
+            }
+            return [UInt8](data)
+        }
+        let roots = try Certificate.parsePEMChain(bytes("bundle-root.pem"))
+        trust = try TrustBundle(roots: roots)
+        let lists = try serverRevocationLists.map { names in try names.flatMap { try RevocationList.parse(bytes("crl/" + $0)) } }
+        serverTrust = try TrustBundle(roots: roots, revocationLists: lists)
+        client = try CertifiedKey(directory: directory + "/certs-east/payments/checkout")
+        server = try CertifiedKey(directory: directory + "/certs-west/payments/ledger")
     }
 }

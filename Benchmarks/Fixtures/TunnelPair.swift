@@ -27,7 +27,7 @@ public final class TunnelPair {
             return
         }
         let cctx = try TLSContext(role: .client, certifiedKey: pki.client, trust: pki.trust)
-        let sctx = try TLSContext(role: .server, certifiedKey: pki.server, trust: pki.trust)
+        let sctx = try TLSContext(role: .server, certifiedKey: pki.server, trust: pki.serverTrust)
         let clientTLS = try TLSEngine(context: cctx, verification: .outbound(expected: [InMemoryPKI.serverID]))
         let serverTLS = try TLSEngine(context: sctx, verification: .inbound(trustDomains: ["cluster.local"]))
         self.clientTLS = clientTLS

@@ -1,4 +1,5 @@
 import Benchmark
+import Foundation
 import HBONEAuthz
 import HBONEBenchFixtures
 import HBONECore
@@ -161,6 +162,27 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { try pair.openAndCloseTunnel() }
         benchmark.stopMeasurement()
+    }
+
+    // A full handshake whose server checks the client's chain against revocation lists (the
+    // root's and the client's intermediate's, neither revoking it): every chain-cache miss pays
+    // this. Baseline: the same certificates without lists. The test PKI is written by its script.
+    let pkiDirectory = NSTemporaryDirectory() + "hbone-micro-pki-\(getpid())"
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../../scripts/gen-test-pki.sh").standardized.path
+    let generate = try! Process.run(URL(fileURLWithPath: script), arguments: [pkiDirectory])
+    generate.waitUntilExit()
+    let filePKI = try! InMemoryPKI(directory: pkiDirectory, serverRevocationLists: nil)
+    let filePKIWithLists = try! InMemoryPKI(directory: pkiDirectory, serverRevocationLists: ["root-empty.pem", "east-revokes-checkout.pem"])
+    // The lists are in force: the root's list revoking the client's intermediate fails it.
+    precondition((try? TunnelPair(pki: InMemoryPKI(directory: pkiDirectory, serverRevocationLists: ["root-revokes-east.pem"]))) == nil)
+    try? FileManager.default.removeItem(atPath: pkiDirectory)
+    Benchmark("revocation: baseline, mTLS handshake + HTTP/2 prefaces, test PKI, no lists",
+              configuration: .init(maxDuration: .seconds(3), maxIterations: 2000)) { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try TunnelPair(pki: filePKI)) }
+    }
+    Benchmark("revocation: mTLS handshake + HTTP/2 prefaces, the server checks the client's chain against 2 lists",
+              configuration: .init(maxDuration: .seconds(3), maxIterations: 2000)) { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try TunnelPair(pki: filePKIWithLists)) }
     }
 
     // A reload (every xDS push, every file event) on a node with 40 local identities whose files
