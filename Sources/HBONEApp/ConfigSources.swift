@@ -114,7 +114,9 @@ final class ConfigSources: Sendable {
     func apply(to proxy: Proxy, controlPlane: ControlPlane?, waitForWorkers: Bool = false) throws(ProxyError) {
         applying.lock()
         defer { applying.unlock() }
-        let (config, pods) = inputs.withLock { Self.merge($0) }
+        // Merged outside the lock (a copy of the inputs is O(1)): the control plane's thread takes
+        // it to store each update, and must not wait while a large mesh is put together.
+        let (config, pods) = Self.merge(inputs.withLock { $0 })
         try proxy.reload(config: config, issued: issued, pods: pods, waitForWorkers: waitForWorkers)
         let note = config.otherNetworkNote
         if otherNetworkNote.withLock({ last in defer { last = note }; return last != note }), let note {

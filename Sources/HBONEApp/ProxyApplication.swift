@@ -148,14 +148,18 @@ public struct ProxyApplication {
                 log.error("\(what) not applied; keeping the last good state", ["error": "\(error)"])
             }
         }
+        // Applied off the control plane's thread, one at a time, a burst coalesced into one.
+        let applier = DispatchQueue(label: "hbone.control-plane-apply")
+        let xdsUpdate = CoalescingRunner(queue: applier) { apply("xDS update") }
+        let certificateUpdate = CoalescingRunner(queue: applier) { apply("certificate update") }
         let cp = try ControlPlane(settings: settings.controlPlane, node: settings.node, useCA: useCA, caTrust: caTrust,
                                   onXDS: { snapshot in
                                       sources.update(xds: snapshot)
-                                      apply("xDS update")
+                                      xdsUpdate.request()
                                   },
                                   onCertificates: { certs in
                                       sources.update(issued: IssuedCertificates(keys: certs.keys, roots: certs.roots, problems: certs.problems))
-                                      apply("certificate update")
+                                      certificateUpdate.request()
                                   })
         link.withLock { $0 = cp }
         proxy.attach(ControlPlaneReport(controlPlane: cp))

@@ -16,10 +16,18 @@ public final class ControlPlane: @unchecked Sendable {
     // status is behind its lock.
 
     /// What xDS holds now.
+    /// What xDS holds, taken from the client's store in O(1) (the dictionaries are shared until the
+    /// store next changes); put in order by name when read, off the control plane's thread.
     public struct XDSSnapshot: Sendable {
-        public var workloads: [Workload]
-        public var services: [Service]
-        public var policies: [Policy]
+        let workloadsByName: [String: Workload]
+        let servicesByName: [String: Service]
+        let policiesByName: [String: Policy]
+
+        public var workloads: [Workload] { Self.ordered(workloadsByName) }
+        public var services: [Service] { Self.ordered(servicesByName) }
+        public var policies: [Policy] { Self.ordered(policiesByName) }
+
+        static func ordered<T>(_ byName: [String: T]) -> [T] { byName.sorted { $0.key < $1.key }.map(\.value) }
     }
 
     /// What the CA issued now.
@@ -60,9 +68,7 @@ public final class ControlPlane: @unchecked Sendable {
             let tls = try context(settings.xdsRootCertificate ?? settings.caRootCertificate, "xDS")
             let client = XDSClient(loop: loop, settings: settings, endpoint: address, tls: tls, network: network, node: node)
             client.onUpdate = { store in
-                onXDS(XDSSnapshot(workloads: store.workloads.keys.sorted().compactMap { store.workloads[$0] },
-                                  services: store.services.keys.sorted().compactMap { store.services[$0] },
-                                  policies: store.policies.keys.sorted().compactMap { store.policies[$0] }))
+                onXDS(XDSSnapshot(workloadsByName: store.workloads, servicesByName: store.services, policiesByName: store.policies))
             }
             client.report = { [statusLock] change in statusLock.withLock { change(&$0) } }
             xds = client
