@@ -491,9 +491,18 @@ public struct ProxyConfig: Sendable {
         s.tcpKeepalive = try parseKeepalive(f["tcpKeepalive"], environment: environment, file: r.file)
         if let v = f["ipv6Enabled"] { s.ipv6Enabled = try v.bool() }
         if let v = try environmentBool("IPV6_ENABLED", environment, file: r.file) { s.ipv6Enabled = v }
+        // A CPU limit that is not a quantity stops ztunnel at start-up; so it does here.
+        for name in CPUQuantity.limitVariables + ["ZTUNNEL_RESOURCE_CPU_REQUEST"] {
+            if let v = environment[name], !v.isEmpty, CPUQuantity.cores(v) == nil {
+                throw envFail(name, "\"\(v.prefix(20))\" is not a positive CPU quantity (like 2, 1.5 or 500m)")
+            }
+        }
         if let v = environment["ZTUNNEL_WORKER_THREADS"], !v.isEmpty {
-            guard let n = Self.workerThreads(v, cpus: ProcessInfo.processInfo.activeProcessorCount) else {
-                throw envFail("ZTUNNEL_WORKER_THREADS", "\"\(v.prefix(20))\" is neither a number of threads (1...256) nor a percentage of the CPUs (like 50%)")
+            // A percentage (and 0, all of them) counts the CPUs as ztunnel does: the CPU limit
+            // given, else every CPU of the machine.
+            let cpus = CPUQuantity.limit(environment) ?? ProcessInfo.processInfo.activeProcessorCount
+            guard let n = Self.workerThreads(v, cpus: cpus) else {
+                throw envFail("ZTUNNEL_WORKER_THREADS", "\"\(v.prefix(20))\" is neither a number of threads (0: one per CPU, up to 256) nor a percentage of the CPUs (like 50%)")
             }
             s.workers = n
         }
@@ -585,14 +594,15 @@ public struct ProxyConfig: Sendable {
         return k
     }
 
-    /// ztunnel's ZTUNNEL_WORKER_THREADS: a number, or a percentage of the CPUs (rounded up, at least 1).
+    /// ztunnel's ZTUNNEL_WORKER_THREADS: a number (0: one per CPU), or a percentage of the CPUs
+    /// (rounded up, at least 1).
     static func workerThreads(_ text: String, cpus: Int) -> Int? {
         if text.hasSuffix("%") {
             guard let p = Double(text.dropLast()), p > 0, p <= 100 else { return nil }
             return max(1, Int((Double(cpus) * p / 100).rounded(.up)))
         }
-        guard let n = Int(text), (1...256).contains(n) else { return nil }
-        return n
+        guard let n = Int(text), (0...256).contains(n) else { return nil }
+        return n == 0 ? max(1, min(cpus, 256)) : n
     }
 
     /// A true/false environment variable of ztunnel's; nil when unset or empty.

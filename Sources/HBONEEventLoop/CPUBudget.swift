@@ -1,20 +1,18 @@
 import CHBONEPosix
+import HBONECore
 import Foundation
 
-/// How many event loops to run when `--workers` and `hbone.workers` are not set, as ztunnel sizes
-/// its worker pool: the CPU limit it is given (`ZTUNNEL_CPU_LIMIT`, or `HBONE_CPU_LIMIT`), else the
-/// cgroup's CPU quota (`cpu.max`), else the CPUs it may run on (the affinity mask; `taskset -c 0`
-/// gives one), never more than that mask.
+/// How many event loops to run when `--workers`, `hbone.workers` and `ZTUNNEL_WORKER_THREADS` are
+/// not set: one per CPU this process may use. That is the CPU limit it is given
+/// (`CPUQuantity.limitVariables`: Istio's chart passes `resources.limits.cpu`), else the cgroup's
+/// CPU quota (`cpu.max`), else the CPUs it may run on (the affinity mask; `taskset -c 0` gives
+/// one), never more than that mask.
 public enum CPUBudget {
     public static func workers(environment: [String: String] = ProcessInfo.processInfo.environment,
                                cpuMax: String? = try? String(contentsOfFile: "/sys/fs/cgroup/cpu.max", encoding: .utf8),
                                affinity: Int = Int(chbone_affinity_cpus())) -> Int {
         let mask = affinity > 0 ? affinity : max(1, ProcessInfo.processInfo.activeProcessorCount)
-        for name in ["HBONE_CPU_LIMIT", "ZTUNNEL_CPU_LIMIT"] {
-            if let text = environment[name], let limit = Double(text.trimmingCharacters(in: .whitespaces)), limit > 0 {
-                return max(1, min(mask, Int(limit.rounded(.up))))
-            }
-        }
+        if let limit = CPUQuantity.limit(environment) { return max(1, min(mask, limit)) }
         if let quota = cpuMax.flatMap(quotaCPUs) { return max(1, min(mask, quota)) }
         return mask
     }

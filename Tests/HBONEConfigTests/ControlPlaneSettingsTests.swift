@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import HBONECore
 @testable import HBONEConfig
@@ -192,9 +193,24 @@ import HBONECore
                                                                                     "POOL_UNUSED_RELEASE_TIMEOUT": "10s"]).settings
         #expect(env.workers == 3 && env.pool.maxStreamsPerConnection == 200 && env.pool.idleTimeout == .seconds(10))
         #expect(ProxyConfig.workerThreads("50%", cpus: 8) == 4 && ProxyConfig.workerThreads("10%", cpus: 4) == 1 && ProxyConfig.workerThreads("100%", cpus: 6) == 6)
-        for bad in ["0", "300", "0%", "101%", "many", "-2"] { #expect(ProxyConfig.workerThreads(bad, cpus: 8) == nil, "\(bad)") }
+        for bad in ["300", "0%", "101%", "many", "-2"] { #expect(ProxyConfig.workerThreads(bad, cpus: 8) == nil, "\(bad)") }
         Self.expectRefused(yaml, [("ZTUNNEL_WORKER_THREADS", "x"), ("POOL_MAX_STREAMS_PER_CONNECTION", "0"), ("POOL_UNUSED_RELEASE_TIMEOUT", "soon"),
-                                  ("CONNECTION_TERMINATION_DEADLINE", "-1s")])
+                                  ("CONNECTION_TERMINATION_DEADLINE", "-1s"), ("ZTUNNEL_RESOURCE_CPU_LIMIT", "two"),
+                                  ("ZTUNNEL_RESOURCE_CPU_REQUEST", "-1"), ("ZTUNNEL_CPU_LIMIT", "lots")])
+    }
+
+    /// ZTUNNEL_WORKER_THREADS counts CPUs as ztunnel does: the CPU limit given (the chart's
+    /// millicores too), else every CPU; 0 means one per CPU.
+    @Test func workerThreadsCountTheCPUsOfTheLimit() throws {
+        let yaml = "hbone:\n  node: east\n  certificates: {istioCA: true}\n"
+        func workers(_ environment: [String: String]) throws -> Int? {
+            try ProxyConfig.parse(yaml: yaml, file: "/c.yaml", environment: environment).settings.workers
+        }
+        #expect(try workers(["ZTUNNEL_WORKER_THREADS": "0", "ZTUNNEL_RESOURCE_CPU_LIMIT": "3"]) == 3)
+        #expect(try workers(["ZTUNNEL_WORKER_THREADS": "50%", "ZTUNNEL_CPU_LIMIT": "4"]) == 2)
+        #expect(try workers(["ZTUNNEL_WORKER_THREADS": "50%", "ZTUNNEL_RESOURCE_CPU_LIMIT": "1500m", "ZTUNNEL_CPU_LIMIT": "64"]) == 1)
+        #expect(try workers(["ZTUNNEL_WORKER_THREADS": "0"]) == min(ProcessInfo.processInfo.activeProcessorCount, 256))
+        #expect(try workers(["ZTUNNEL_RESOURCE_CPU_REQUEST": "250m"]) == nil, "a request alone leaves the default")
     }
 
     @Test func inPodModeFromTheFileOrTheEnvironment() throws {

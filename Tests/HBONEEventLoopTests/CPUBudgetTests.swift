@@ -14,6 +14,15 @@ import Testing
         #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "lots"], cpuMax: "garbage", affinity: 3) == 3)
     }
 
+    /// Istio's chart (1.31) passes `resources.limits.cpu` as ZTUNNEL_RESOURCE_CPU_LIMIT, a quantity
+    /// that may be in millicores; it wins over ZTUNNEL_CPU_LIMIT, which the downward API fills with
+    /// the node's CPUs when no limit is set.
+    @Test func theChartsExplicitLimitWins() {
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_RESOURCE_CPU_LIMIT": "500m", "ZTUNNEL_CPU_LIMIT": "1"], cpuMax: nil, affinity: 8) == 1)
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_RESOURCE_CPU_LIMIT": "2500m", "ZTUNNEL_CPU_LIMIT": "8"], cpuMax: nil, affinity: 8) == 3)
+        #expect(CPUBudget.workers(environment: ["ZTUNNEL_CPU_LIMIT": "1500m"], cpuMax: nil, affinity: 8) == 2)
+    }
+
     @Test func thisProcessHasAMask() {
         #expect(CPUBudget.workers() >= 1)
     }
