@@ -14,7 +14,8 @@ public struct InMemoryPKI: Sendable {
     public static let clientID = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/checkout")
     public static let serverID = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/payments/sa/ledger")
 
-    public init() throws {
+    /// A root and one intermediate under it, valid for a day, with the intermediate's key.
+    public static func authorities() throws -> (root: Certificate, intermediate: Certificate, intermediateKey: PrivateKey) {
         let rootKey = try CertificateAuthority.generateKey(.ecP256)
         let root = try CertificateAuthority.sign(
             subject: .init(organization: "hbone-bench", commonName: "root"), publicKeyOf: rootKey, issuer: nil, signer: rootKey,
@@ -23,6 +24,11 @@ public struct InMemoryPKI: Sendable {
         let intermediate = try CertificateAuthority.sign(
             subject: .init(organization: "hbone-bench", commonName: "intermediate"), publicKeyOf: intermediateKey, issuer: root, signer: rootKey,
             validity: 86400, extensions: CertificateAuthority.intermediateExtensions)
+        return (root, intermediate, intermediateKey)
+    }
+
+    public init() throws {
+        let (root, intermediate, intermediateKey) = try Self.authorities()
         func svid(_ id: SPIFFEID) throws -> CertifiedKey {
             let (cert, key) = try CertificateAuthority.issueSVID(id, ca: intermediate, caKey: intermediateKey, lifetime: .seconds(86400))
             return try CertifiedKey(chain: [cert, intermediate], key: key)

@@ -11,14 +11,7 @@ public final class ReloadFixture: @unchecked Sendable {
     public let config: ProxyConfig
 
     public init(identities: Int) throws {
-        let rootKey = try CertificateAuthority.generateKey(.ecP256)
-        let root = try CertificateAuthority.sign(
-            subject: .init(organization: "hbone-bench", commonName: "root"), publicKeyOf: rootKey, issuer: nil, signer: rootKey,
-            validity: 86400, extensions: CertificateAuthority.rootExtensions)
-        let caKey = try CertificateAuthority.generateKey(.ecP256)
-        let ca = try CertificateAuthority.sign(
-            subject: .init(organization: "hbone-bench", commonName: "intermediate"), publicKeyOf: caKey, issuer: root, signer: rootKey,
-            validity: 86400, extensions: CertificateAuthority.intermediateExtensions)
+        let (root, ca, caKey) = try InMemoryPKI.authorities()
         let fm = FileManager.default
         try? fm.removeItem(atPath: directory)
         var yaml = "workloads:\n"

@@ -15,7 +15,6 @@ public final class ControlPlane: @unchecked Sendable {
     // Mutable state lives on `loop` (set before the thread starts, then only touched there); the
     // status is behind its lock.
 
-    /// What xDS holds now.
     /// What xDS holds, taken from the client's store in O(1) (the dictionaries are shared until the
     /// store next changes); put in order by name when read, off the control plane's thread.
     public struct XDSSnapshot: Sendable {

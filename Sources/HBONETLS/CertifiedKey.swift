@@ -8,7 +8,7 @@ public final class CertifiedKey: @unchecked Sendable {
     public let chain: [Certificate]
     public let key: PrivateKey
     public let identity: SPIFFEID
-    /// SHA-256 of the files it was read from (nil: not read from files), so a reload can tell
+    /// The SHA-256 of the files it was read from (nil: not read from files), so a reload can tell
     /// unchanged files without parsing them.
     public private(set) var sourceDigest: [UInt8]?
 
@@ -91,12 +91,8 @@ public final class CertifiedKey: @unchecked Sendable {
             key = [UInt8](keyData)
         }
 
-        var digest: [UInt8] {
-            var digest = [UInt8](repeating: 0, count: 32)
-            let joined = chain + [0] + key
-            _ = joined.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
-            return digest
-        }
+        /// Each file's SHA-256, one after the other.
+        var digest: [UInt8] { TrustBundle.sha256(chain) + TrustBundle.sha256(key) }
 
         func parse() throws(TLSError) -> ([Certificate], PrivateKey) {
             let certificates: [Certificate]
