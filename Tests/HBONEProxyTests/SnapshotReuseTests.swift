@@ -91,6 +91,30 @@ import HBONETLS
         #expect(try TrustBundle.reusing(empty, roots: revoking.trust.roots.reversed(), revocationLists: []) !== empty, "the roots' order is the file's")
     }
 
+    /// With the Istio CA, every xDS push reloads with the same issued keys and roots: nothing is
+    /// rebuilt; new roots from the CA make a new bundle, and every context follows it.
+    @Test func anIstioCAReloadKeepsTheBundleAndTheContextsUntilTheRootsChange() throws {
+        let config = try ProxyConfig.parse(yaml: """
+            workloads:
+            - {uid: c//v1/Pod/payments/checkout-0, name: checkout-0, namespace: payments, serviceAccount: checkout,
+               trustDomain: cluster.local, workloadIps: ["10.0.0.10"], node: east, protocol: HBONE}
+            hbone: {node: east, trustDomain: cluster.local, certificates: {istioCA: true}}
+            """, file: "east.yaml", environment: [:])
+        let key = try CertifiedKey(directory: TestPKI.path("certs-east/payments/checkout"))
+        let roots = try Certificate.parsePEMChain(TestPKI.bytes("bundle-root.pem"))
+        var issued = IssuedCertificates(keys: [key.identity: key], roots: roots)
+        let first = try ProxyState.load(config: config, version: 1, issued: issued).state
+        #expect(first.identities[key.identity] != nil, "\(first.certificateProblems)")
+        let second = try ProxyState.load(config: config, version: 2, previous: first, issued: issued).state
+        #expect(second.trust === first.trust)
+        #expect(second.identities[key.identity]?.server === first.identities[key.identity]?.server)
+        issued.roots = try Certificate.parsePEMChain(TestPKI.bytes("bundle-root-and-root2.pem"))
+        let third = try ProxyState.load(config: config, version: 3, previous: second, issued: issued).state
+        #expect(third.trust !== second.trust && third.trust.roots.count == 2)
+        #expect(third.identities[key.identity]?.server !== second.identities[key.identity]?.server)
+        #expect(third.identities[key.identity]?.server.trust === third.trust)
+    }
+
     /// A rotated SVID gets new contexts; the other identity keeps its own.
     @Test func aRotatedSVIDGetsNewContextsAndTheOthersKeepTheirs() throws {
         let files = try Files()
