@@ -152,6 +152,25 @@ openssl x509 -inform DER -in $bad/off-curve-key/leaf.der -out $bad/off-curve-key
 openssl x509 -in east/ca-cert.pem >> $bad/off-curve-key/cert-chain.pem
 rm $bad/off-curve-key/leaf.der
 
+# Inconsistent key: frontend's private scalar with checkout's public point (SEC1), beside
+# checkout's chain: the point matches the certificate, the scalar signs for another key.
+mkdir -p $bad/inconsistent-key
+openssl ec -in certs-east/shop/frontend/key.pem -outform DER -out $bad/inconsistent-key/key.der 2>/dev/null
+openssl ec -in certs-east/payments/checkout/key.pem -pubout -outform DER -out $bad/inconsistent-key/pub.der 2>/dev/null
+python3 - "$bad/inconsistent-key" <<'PY'
+import base64, sys, textwrap
+d = sys.argv[1]
+key = bytearray(open(d + "/key.der", "rb").read())
+point = open(d + "/pub.der", "rb").read()[-65:]   # the uncompressed point ends the SubjectPublicKeyInfo
+at = key.find(bytes([0x03, 0x42, 0x00, 0x04]))    # the point in the SEC1 key's BIT STRING
+assert at > 0 and point[0] == 0x04, "no P-256 point found"
+key[at + 3:at + 3 + 65] = point
+body = "\n".join(textwrap.wrap(base64.b64encode(bytes(key)).decode(), 64))
+open(d + "/key.pem", "w").write("-----BEGIN EC PRIVATE KEY-----\n" + body + "\n-----END EC PRIVATE KEY-----\n")
+PY
+cp certs-east/payments/checkout/cert-chain.pem $bad/inconsistent-key/cert-chain.pem
+rm $bad/inconsistent-key/key.der $bad/inconsistent-key/pub.der
+
 # CRLs (CRL_PATH tests), made with `openssl ca` over a throwaway database.
 make_crl() { # CA_KEY CA_CERT OUT [CERT_TO_REVOKE...]
     local key=$1 cert=$2 crl=$3 db

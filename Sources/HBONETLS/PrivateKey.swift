@@ -12,6 +12,7 @@ public final class PrivateKey: @unchecked Sendable {
     public static func parsePEM(_ pem: [UInt8]) throws(TLSError) -> PrivateKey {
         TLSLibrary.prepare()
         OpenSSLErrors.clear()
+        if let key = try p256(pem) { return PrivateKey(takingOwnership: key) }
         let key: OpaquePointer? = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
             defer { BIO_free(bio) }
@@ -25,5 +26,35 @@ public final class PrivateKey: @unchecked Sendable {
             return PrivateKey(takingOwnership: converted)
         }
         return PrivateKey(takingOwnership: key)
+    }
+
+    /// A P-256 key whose PEM is one unencrypted PKCS#8 or SEC1 block, decoded by the shim's fast
+    /// path (builtin_ec.c); nil for anything else, which the general decoder then reads. Throws for
+    /// a P-256 key whose public point is not its scalar's, which the general decoder would accept.
+    private static func p256(_ pem: [UInt8]) throws(TLSError) -> OpaquePointer? {
+        var inconsistent: Int32 = 0
+        let key = pem.withUnsafeBytes { raw -> OpaquePointer? in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            var name: UnsafeMutablePointer<CChar>?, header: UnsafeMutablePointer<CChar>?
+            var der: UnsafeMutablePointer<UInt8>?
+            var length = 0
+            defer {
+                // The DER holds the private key: cleansed before it is freed.
+                if let der { OPENSSL_cleanse(der, length) }
+                chbone_openssl_free(name)
+                chbone_openssl_free(header)
+                chbone_openssl_free(der)
+                OpenSSLErrors.clear()
+            }
+            guard PEM_read_bio(bio, &name, &header, &der, &length) == 1, let name, let header, header.pointee == 0, let der else { return nil }
+            switch String(cString: name) {
+            case "PRIVATE KEY": return chbone_decode_p256_private_key(der, length, 1, &inconsistent)
+            case "EC PRIVATE KEY": return chbone_decode_p256_private_key(der, length, 0, &inconsistent)
+            default: return nil
+            }
+        }
+        if inconsistent == 1 { throw TLSError(code: "key", reason: "P-256 private key whose public point does not belong to its private scalar") }
+        return key
     }
 }

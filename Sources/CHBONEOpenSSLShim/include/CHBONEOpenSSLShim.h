@@ -28,6 +28,11 @@ int chbone_builtin_x25519(void);
 /// With the built-in EC method in effect: a new EVP_PKEY of that kind holding `pkey`'s EC key
 /// (the caller owns it), or NULL when nothing needs converting.
 EVP_PKEY *chbone_pkey_to_builtin_ec(EVP_PKEY *pkey);
+/// With the built-in EC method in effect: a P-256 private key decoded from PKCS#8 (`pkcs8` 1) or
+/// SEC1 DER into a key of that kind, range- and point-checked; NULL for anything else (decode it
+/// the general way), with `*inconsistent` = 1 for a P-256 key whose public point is not its
+/// scalar's (refuse it). The caller owns the result.
+EVP_PKEY *chbone_decode_p256_private_key(const unsigned char *der, long length, int pkcs8, int *inconsistent);
 /// Starts (on = 1) or stops digesting each Certificate handshake message `ssl` receives
 /// (peer_certificate.c); the message callback also runs for every record, so stop it after the handshake.
 void chbone_ssl_capture_peer_certificates(SSL *ssl, int on);
