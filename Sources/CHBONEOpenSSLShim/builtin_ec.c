@@ -253,3 +253,20 @@ fallback:
     ERR_clear_error();
     return NULL;
 }
+
+int chbone_pkey_pairwise_check(EVP_PKEY *pkey) {
+    int ok;
+    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC) {
+        // Whichever kind of EC key it is (provider or built-in method, see above), the EC_KEY view
+        // answers: the point is on the curve, of the group's order, and d·G.
+        const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(pkey);
+        ok = ec != NULL && EC_KEY_check_key(ec) == 1 ? 1 : 0;
+    } else {
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        int r = ctx != NULL ? EVP_PKEY_pairwise_check(ctx) : -1;
+        EVP_PKEY_CTX_free(ctx);
+        ok = r == 1 ? 1 : r == 0 ? 0 : -1;
+    }
+    ERR_clear_error();
+    return ok;
+}

@@ -20,6 +20,12 @@ public final class PrivateKey: @unchecked Sendable {
         }
         guard let key else { throw TLSError.fromQueue(code: "key", "no PEM private key found") }
         OpenSSLErrors.clear()
+        // The decoder takes a public half that is not the private half's; such a key would sign
+        // for another key than the one its certificate names.
+        guard chbone_pkey_pairwise_check(key) != 0 else {
+            EVP_PKEY_free(key)
+            throw inconsistentKey
+        }
         // See TLSLibrary: an EC key must be of the kind the process-wide EC method signs with.
         if let converted = chbone_pkey_to_builtin_ec(key) {
             EVP_PKEY_free(key)
@@ -30,7 +36,7 @@ public final class PrivateKey: @unchecked Sendable {
 
     /// A P-256 key whose PEM is one unencrypted PKCS#8 or SEC1 block, decoded by the shim's fast
     /// path (builtin_ec.c); nil for anything else, which the general decoder then reads. Throws for
-    /// a P-256 key whose public point is not its scalar's, which the general decoder would accept.
+    /// a P-256 key whose public point is not its scalar's.
     private static func p256(_ pem: [UInt8]) throws(TLSError) -> OpaquePointer? {
         var inconsistent: Int32 = 0
         let key = pem.withUnsafeBytes { raw -> OpaquePointer? in
@@ -54,7 +60,9 @@ public final class PrivateKey: @unchecked Sendable {
             default: return nil
             }
         }
-        if inconsistent == 1 { throw TLSError(code: "key", reason: "P-256 private key whose public point does not belong to its private scalar") }
+        if inconsistent == 1 { throw inconsistentKey }
         return key
     }
+
+    static let inconsistentKey = TLSError(code: "key", reason: "private key whose public half does not belong to its private half")
 }

@@ -66,6 +66,9 @@ void chbone_sk_x509_pop_free(STACK_OF(X509) *chain);
 /// How many certificates a CRL revokes (sk_X509_REVOKED_num is a macro).
 int chbone_x509_crl_revoked_count(const X509_CRL *crl);
 void chbone_openssl_free(void *p);
+/// Whether `pkey`'s public half belongs to its private half: 1 yes, 0 no, -1 cannot tell (a key
+/// type without such a check, or no memory).
+int chbone_pkey_pairwise_check(EVP_PKEY *pkey);
 int chbone_ssl_ctx_set_alpn_h2(SSL_CTX *ctx);
 void chbone_ssl_ctx_select_alpn_h2(SSL_CTX *ctx);
 unsigned long chbone_xn_flag_rfc2253(void);
