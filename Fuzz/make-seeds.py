@@ -321,6 +321,26 @@ write("certificate", "no-san", with_issuer(leaf(None, 15)))
 write("certificate", "leaf-is-ca", with_issuer(leaf([uri(td + "checkout")], 16, ca=True)))
 write("certificate", "client-auth-only", with_issuer(leaf([uri(td + "checkout")], 17, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))))
 
+# Private keys (the private-key target): P-256 as PKCS#8 and SEC1, P-384, Ed25519, a P-256 key
+# behind an EC PARAMETERS block, and SEC1 keys whose public point is another key's.
+def pem(key, fmt):
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+p256_key, other_key = ec.derive_private_key(4242, ec.SECP256R1()), ec.derive_private_key(4343, ec.SECP256R1())
+write("private-key", "p256-pkcs8", pem(p256_key, serialization.PrivateFormat.PKCS8))
+write("private-key", "p256-sec1", pem(p256_key, serialization.PrivateFormat.TraditionalOpenSSL))
+write("private-key", "p384-pkcs8", pem(ec.derive_private_key(4444, ec.SECP384R1()), serialization.PrivateFormat.PKCS8))
+write("private-key", "ed25519", pem(ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))), serialization.PrivateFormat.PKCS8))
+write("private-key", "p256-after-parameters",
+      b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n" + pem(p256_key, serialization.PrivateFormat.TraditionalOpenSSL))
+def point(key):
+    return key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+sec1 = bytearray(p256_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+at = sec1.find(b"\x03\x42\x00\x04")
+sec1[at + 3:at + 3 + 65] = point(other_key)
+import base64 as _b64, textwrap as _tw
+write("private-key", "p256-sec1-other-point",
+      "-----BEGIN EC PRIVATE KEY-----\n" + "\n".join(_tw.wrap(_b64.b64encode(bytes(sec1)).decode(), 64)) + "\n-----END EC PRIVATE KEY-----\n")
+
 # DNS queries as pods send them (RFC 1035 by hand): short and search-expanded service names, AAAA,
 # a wildcard match, EDNS, a compression pointer in an additional record, and other types.
 def dns_query(qid, name, qtype=1, edns=None, flags=0x0100, extra=b""):

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
 seconds=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}
-targets=(spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl)
+targets=(spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl private-key)
 if [ "$target" = all ]; then
     for t in "${targets[@]}"; do "$0" "$t" "$seconds"; done
     exit 0

@@ -40,6 +40,16 @@ extension FuzzTargets {
         _ = bundle.revocation(of: fuzzChain)
     }
 
+    /// A private key file (an SVID's key.pem, a CA key): PEM, any kind. A key that parses must
+    /// sign for its own public key: a certificate it signs over its own public half verifies.
+    static func privateKey(_ bytes: UnsafeRawBufferPointer) {
+        guard let key = try? PrivateKey.parsePEM(Array(bytes)),
+              let cert = try? CertificateAuthority.sign(subject: .init(commonName: "fuzz"), publicKeyOf: key, issuer: nil, signer: key,
+                                                        validity: 60, extensions: [("basicConstraints", "critical,CA:TRUE")])
+        else { return }
+        precondition(key.matches(cert) && cert.isSigned(by: cert), "a \(cert.keyDescription) key was accepted that does not sign for its own public key")
+    }
+
     private static func inspect(_ c: Certificate) {
         _ = (c.subject, c.issuer, c.serialHex, c.notBefore, c.notAfter, c.keyDescription, c.isSelfSigned, c.pathLength, c.pem)
         // What was parsed writes back to the same bytes, and those parse again.

@@ -32,6 +32,7 @@ enum FuzzTargets {
         "hbone-inbound": hboneInbound,
         "certificate": certificate,
         "crl": revocationList,
+        "private-key": privateKey,
         "dns": dns,
     ]
 
