@@ -8,7 +8,8 @@ public final class PrivateKey: @unchecked Sendable {
     init(takingOwnership pkey: OpaquePointer) { self.pkey = pkey }
     deinit { EVP_PKEY_free(pkey) }
 
-    /// Parses a PEM private key (PKCS#8, SEC1 or PKCS#1).
+    /// Parses a PEM private key (PKCS#8, SEC1 or PKCS#1); one whose public half is not its private
+    /// half's is refused.
     public static func parsePEM(_ pem: [UInt8]) throws(TLSError) -> PrivateKey {
         TLSLibrary.prepare()
         OpenSSLErrors.clear()
