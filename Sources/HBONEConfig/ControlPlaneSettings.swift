@@ -192,8 +192,7 @@ public struct ControlPlaneSettings: Sendable, Equatable {
             guard IPAddress(v) != nil else { throw fail("INSTANCE_IP", "\"\(v.prefix(60))\" is not an IP address") }
             instanceIP = v
         }
-        if let v = value("SECRET_TTL") {
-            guard let d = parseDuration(v), d >= .seconds(2) else { throw fail("SECRET_TTL", "\"\(v.prefix(40))\" is not a duration of at least 2s") }
+        if let d = try ProxyConfig.environmentDuration("SECRET_TTL", env, in: .seconds(2)...Duration.seconds(maxDurationSeconds), bounds: "of at least 2s", file: file) {
             secretTTL = d
         }
         if let v = value("ALT_XDS_HOSTNAME") { altXDSHostname = v }

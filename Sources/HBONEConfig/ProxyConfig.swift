@@ -477,13 +477,8 @@ public struct ProxyConfig: Sendable {
             if let v = pf["idleTimeout"] { s.pool.idleTimeout = try v.duration() }
         }
         // ztunnel's explicit settings of these win over the file, as its other variables do.
-        func envDuration(_ name: String) throws(ConfigError) -> Duration? {
-            guard let v = environment[name], !v.isEmpty else { return nil }
-            guard let d = parseDuration(v) else { throw envFail(name, "\"\(v.prefix(40))\" is not a duration (like 500ms, 10s, 5m)") }
-            return d
-        }
-        if let d = try envDuration("CONNECTION_TERMINATION_DEADLINE") { s.timeouts.drain = d }
-        if let d = try envDuration("POOL_UNUSED_RELEASE_TIMEOUT") { s.pool.idleTimeout = d }
+        if let d = try Self.environmentDuration("CONNECTION_TERMINATION_DEADLINE", environment, file: r.file) { s.timeouts.drain = d }
+        if let d = try Self.environmentDuration("POOL_UNUSED_RELEASE_TIMEOUT", environment, file: r.file) { s.pool.idleTimeout = d }
         if let v = environment["POOL_MAX_STREAMS_PER_CONNECTION"], !v.isEmpty {
             guard let n = Int(v), (1...10_000).contains(n) else { throw envFail("POOL_MAX_STREAMS_PER_CONNECTION", "\"\(v.prefix(20))\" is not a number in 1...10000") }
             s.pool.maxStreamsPerConnection = n
@@ -583,9 +578,7 @@ public struct ProxyConfig: Sendable {
         if let v = try environmentBool("KEEPALIVE_ENABLED", environment, file: file) { k.enabled = v }
         if let v = try environmentBool("USER_TIMEOUT_ENABLED", environment, file: file) { k.userTimeout = v }
         for (name, path) in [("KEEPALIVE_TIME", \TCPKeepalive.time), ("KEEPALIVE_INTERVAL", \TCPKeepalive.interval)] {
-            guard let v = environment[name], !v.isEmpty else { continue }
-            guard let d = parseDuration(v), seconds.contains(d) else { throw fail(name, "\"\(v.prefix(40))\" is not a duration between 1s and 32767s") }
-            k[keyPath: path] = d
+            if let d = try environmentDuration(name, environment, in: seconds, bounds: "between 1s and 32767s", file: file) { k[keyPath: path] = d }
         }
         if let v = environment["KEEPALIVE_RETRIES"], !v.isEmpty {
             guard let n = Int(v), (1...127).contains(n) else { throw fail("KEEPALIVE_RETRIES", "\"\(v.prefix(20))\" is not a number in 1...127") }
@@ -603,6 +596,16 @@ public struct ProxyConfig: Sendable {
         }
         guard let n = Int(text), (0...256).contains(n) else { return nil }
         return n == 0 ? max(1, min(cpus, 256)) : n
+    }
+
+    /// A duration-valued environment variable of ztunnel's (500ms, 10s, 5m, 24h); nil when unset or
+    /// empty. `range`, when given, is what it may be, in the words of `bounds` ("at least 2s").
+    static func environmentDuration(_ name: String, _ environment: [String: String], in range: ClosedRange<Duration>? = nil,
+                                    bounds: String = "", file: String) throws(ConfigError) -> Duration? {
+        guard let v = environment[name], !v.isEmpty else { return nil }
+        guard let d = parseDuration(v) else { throw ConfigError.environment(name, "\"\(v.prefix(40))\" is not a duration (like 500ms, 10s, 5m)", file: file) }
+        if let range, !range.contains(d) { throw ConfigError.environment(name, "\"\(v.prefix(40))\" is not a duration \(bounds)", file: file) }
+        return d
     }
 
     /// A true/false environment variable of ztunnel's; nil when unset or empty.
