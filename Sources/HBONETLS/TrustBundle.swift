@@ -50,10 +50,13 @@ public final class TrustBundle: @unchecked Sendable {
         self.store = store
         self.roots = roots
         self.revocationLists = revocationLists
-        self.revocationFingerprint = revocationLists.map { Self.sha256($0.flatMap(\.der)) } ?? []
+        self.revocationFingerprint = Self.fingerprint(revocationLists)
         self.anchors = Set(roots.map { Self.sha256($0.der) })
         self.generation = TrustBundle.generations.wrappingIncrementThenLoad(ordering: .relaxed)
     }
+
+    /// `revocationFingerprint` of these lists: SHA-256 of their DER; [] for none configured.
+    static func fingerprint(_ lists: [RevocationList]?) -> [UInt8] { lists.map { sha256($0.flatMap(\.der)) } ?? [] }
 
     static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
@@ -161,7 +164,7 @@ public final class TrustBundle: @unchecked Sendable {
                                allowEmpty: Bool = false) throws(TLSError) -> TrustBundle {
         if let previous, previous.roots.elementsEqual(roots, by: { $0.der == $1.der }),
            (previous.revocationLists == nil) == (revocationLists == nil),
-           previous.revocationFingerprint == (revocationLists.map { sha256($0.flatMap(\.der)) } ?? []) {
+           previous.revocationFingerprint == fingerprint(revocationLists) {
             return previous
         }
         return try TrustBundle(roots: roots, revocationLists: revocationLists, allowEmpty: allowEmpty)
