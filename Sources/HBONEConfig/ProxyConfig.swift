@@ -521,7 +521,7 @@ public struct ProxyConfig: Sendable {
         /// A cluster domain in lower case, or nil when the text is not a domain name.
         func domain(_ text: String) -> String? { DNSName(text)?.key == text.lowercased() ? text.lowercased() : nil }
         if let r {
-            let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout"])
+            let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout", "preferredServiceNamespace"])
             if let v = f["enabled"] { d.enabled = try v.bool() }
             if let v = f["address"] { d.address = try v.socketAddress() }
             if let v = f["clusterDomain"] {
@@ -540,6 +540,7 @@ public struct ProxyConfig: Sendable {
                 d.upstreamTimeout = try v.duration()
                 if d.upstreamTimeout < .milliseconds(10) || d.upstreamTimeout > .seconds(30) { throw v.error("must be between 10ms and 30s") }
             }
+            if let v = f["preferredServiceNamespace"] { d.preferredServiceNamespace = try v.nonEmptyString() }
         }
         func fail(_ name: String, _ reason: String) -> ConfigError { .environment(name, reason, file: file) }
         if let v = try environmentBool("ISTIO_META_DNS_CAPTURE", environment, file: file) { d.enabled = v }
@@ -553,6 +554,7 @@ public struct ProxyConfig: Sendable {
             guard let valid = domain(v) else { throw fail("CLUSTER_DOMAIN", "\"\(v.prefix(60))\" is not a domain name") }
             d.clusterDomain = valid
         }
+        if let v = environment["PREFERED_SERVICE_NAMESPACE"], !v.isEmpty { d.preferredServiceNamespace = v }
         return d
     }
 

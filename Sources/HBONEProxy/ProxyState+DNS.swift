@@ -104,7 +104,7 @@ extension ProxyState {
             !s.addresses.isEmpty || (s.hostname.hasSuffix(domain) && s.hostname.dropLast(domain.utf8.count).hasSuffix(".svc."))
         }
         if let several = sharedServicesByHostname[hostname] {
-            return Self.bestService(among: several.filter(answerable), forNamespace: namespace)
+            return Self.bestService(among: several.filter(answerable), forNamespace: namespace, preferring: settings.dns.preferredServiceNamespace)
         }
         guard let one = servicesByHostname[hostname], answerable(one), one.isVisible(to: namespace) else { return nil }
         return one

@@ -41,12 +41,22 @@ extension ProxyState {
         source.flatMap { workloadsByIP[$0]?.namespace }
     }
 
-    /// `namespace` nil: no visibility filter, and no namespace to prefer.
-    static func bestService(among services: [Service], forNamespace namespace: String?) -> Service? {
+    /// `namespace` nil: no visibility filter, and no namespace to prefer. After the client's own
+    /// namespace: the last canonical one, else the last in `preferred` (DNS only, ztunnel's
+    /// PREFERED_SERVICE_NAMESPACE), else the first.
+    static func bestService(among services: [Service], forNamespace namespace: String?, preferring preferred: String? = nil) -> Service? {
         var best: Service?
+        var canonical = false
         for s in services where s.isVisible(to: namespace) {
             if let namespace, s.namespace == namespace { return s }
-            if s.canonical || best == nil { best = s }
+            if s.canonical {
+                best = s
+                canonical = true
+            } else if !canonical, let preferred, s.namespace == preferred {
+                best = s
+            } else if best == nil {
+                best = s
+            }
         }
         return best
     }

@@ -119,6 +119,37 @@ import HBONEDNS
         #expect(resolve(s, "ledger", from: nil) == .forward)
     }
 
+    /// One hostname in several namespaces: the client's own namespace, then one marked canonical,
+    /// then ztunnel's PREFERED_SERVICE_NAMESPACE, then the first.
+    @Test func aNameInSeveralNamespacesPrefersTheConfiguredOne() throws {
+        let shared = Self.yaml.replacingOccurrences(of: "\nhbone:\n", with: """
+
+            - {name: api, namespace: alpha, hostname: api.corp.example, vips: ["240.0.0.1"], ports: {"443": 443}}
+            - {name: api, namespace: team, hostname: api.corp.example, vips: ["240.0.0.2"], ports: {"443": 443}}
+            - {name: api, namespace: shop, hostname: api.corp.example, vips: ["240.0.0.3"], ports: {"443": 443}}
+            hbone:
+
+            """)
+        func answer(_ s: ProxyState, from client: String) -> DNSResolution { resolve(s, "api.corp.example", from: client) }
+        let plain = try testState(shared)
+        #expect(answer(plain, from: "10.0.0.1") == .answer([a("api.corp.example", 0xf000_0001)]))
+        #expect(answer(plain, from: "10.0.0.2") == .answer([a("api.corp.example", 0xf000_0003)]))
+        let preferring = try testState(shared, environment: ["PREFERED_SERVICE_NAMESPACE": "team"])
+        #expect(preferring.settings.dns.preferredServiceNamespace == "team")
+        #expect(answer(preferring, from: "10.0.0.1") == .answer([a("api.corp.example", 0xf000_0002)]))
+        // The client's own namespace still wins.
+        #expect(answer(preferring, from: "10.0.0.2") == .answer([a("api.corp.example", 0xf000_0003)]))
+        // Connections to a VIP are not affected; names are.
+        let fromFile = try testState(shared.replacingOccurrences(of: "  certificates: {directory: /unused}",
+                                                                 with: "  certificates: {directory: /unused}\n  dns: {preferredServiceNamespace: team}"))
+        #expect(answer(fromFile, from: "10.0.0.1") == .answer([a("api.corp.example", 0xf000_0002)]))
+        // A canonical one beats the preferred namespace.
+        let canonical = try testState(shared.replacingOccurrences(of: "namespace: alpha, hostname: api.corp.example, vips: [\"240.0.0.1\"], ports: {\"443\": 443}",
+                                                                  with: "namespace: alpha, hostname: api.corp.example, vips: [\"240.0.0.1\"], ports: {\"443\": 443}, canonical: true"),
+                                      environment: ["PREFERED_SERVICE_NAMESPACE": "team"])
+        #expect(answer(canonical, from: "10.0.0.1") == .answer([a("api.corp.example", 0xf000_0001)]))
+    }
+
     @Test func settingsAndZtunnelsVariables() throws {
         let file = Self.yaml.replacingOccurrences(of: "  certificates: {directory: /unused}",
                                                   with: "  certificates: {directory: /unused}\n  dns: {address: \"127.0.0.1:15053\", upstreams: [\"10.96.0.53\", \"[fd00::53]:5353\"], clusterDomain: corp.local}")
