@@ -69,7 +69,9 @@ let package = Package(
         .target(name: "HBONEInPod", dependencies: [
             "HBONECore", "HBONEEventLoop", "HBONEXDSProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS"]),
+        // The CPU profiler behind /debug/pprof/profile: SIGPROF sampling, symbols, the pprof format.
+        .target(name: "HBONEProfile", dependencies: ["HBONECore", "CHBONEPosix", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "HBONEAdmin", dependencies: ["HBONECore", "HBONEEventLoop", "HBONEProxy", "HBONEConfig", "HBONETLS", "HBONEProfile"]),
         // The application: signals, the file watcher, reloads (`hbone proxy` only parses arguments).
         .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
                                                 "HBONEAuthz", "HBONEControlPlane", "HBONEInPod", "HBONEEventLoop"]),
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "HBONEInPodTests", dependencies: ["HBONEInPod", "HBONEXDSProto", "HBONEEventLoop",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
+        .testTarget(name: "HBONEProfileTests", dependencies: ["HBONETestSupport", "HBONEProfile", "CHBONEPosix", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity", "HBONEAuthz"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore", "hbone", "hbone-bench"]),

@@ -8,7 +8,13 @@ scripts/install-deps.sh
 swift build -c release --static-swift-stdlib --product hbone 2>&1 | tail -n 1
 mkdir -p dist
 cp "$(swift build -c release --show-bin-path)/hbone" dist/hbone
-strip dist/hbone
+# Debug information goes; the symbol table stays (it is not loaded into memory): without it the CPU
+# profile (/debug/pprof/profile) could name libssl's functions but not hbone's own.
+strip --strip-debug dist/hbone
+if [ "$(nm dist/hbone 2>/dev/null | grep -c 'HBONEEventLoop')" -eq 0 ]; then
+    echo "release check: 0 passed, 1 failed: dist/hbone has no symbol table (the CPU profile could not name its functions)"
+    exit 1
+fi
 allowed='^(linux-vdso|libc|libssl|libcrypto|libnghttp2|libm|libstdc\+\+|libgcc_s|libdl|libpthread|librt|libutil|ld-linux-x86-64|ld-linux-aarch64|libz|libzstd)\.so'
 bad=$(ldd dist/hbone | awk '{print $1}' | sed 's#.*/##' | grep -Ev "$allowed" || true)
 ldd dist/hbone | sed 's/^/  /'

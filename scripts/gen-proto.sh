@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates Sources/HBONEXDSProto/*.pb.swift from proto/*.proto. The generated code is committed:
+# Regenerates Sources/HBONEXDSProto/*.pb.swift from the control plane's proto/*.proto, and
+# Sources/HBONEProfile/profile.pb.swift from proto/profile.proto. The generated code is committed:
 # builds and CI only compile it. Needs protoc (Debian's protobuf-compiler, installed here) and
 # protoc-gen-swift from swift-protobuf 1.39, built once into .build-protogen.
 set -euo pipefail
@@ -22,4 +23,7 @@ rm -f "$out"/*.pb.swift
 mkdir -p "$out"
 protoc --plugin=protoc-gen-swift="$plugin" --swift_opt=Visibility=Public --swift_out="$out" \
     -I proto -I /usr/include proto/workload.proto proto/authorization.proto proto/discovery.proto proto/ca.proto proto/zds.proto
-echo "generated: $(ls "$out")"
+rm -f Sources/HBONEProfile/profile.pb.swift
+mkdir -p Sources/HBONEProfile
+protoc --plugin=protoc-gen-swift="$plugin" --swift_out=Sources/HBONEProfile -I proto proto/profile.proto
+echo "generated: $(ls "$out") profile.pb.swift"

@@ -8,6 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# go tool pprof, the reader operators point at /debug/pprof/profile: the profile test reads our
+# profile with it (Debian's golang-go; the benchmarks' Go peer uses the same package).
+if ! command -v go >/dev/null; then
+    echo "== installing golang-go"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+fi
 # The test control plane's Python (grpcio, grpcio-tools, protobuf, cryptography from PyPI) in a
 # virtual environment, with modules generated from proto/. The tests fail, never skip, without it.
 echo "== test Python environment: $(scripts/lib/pyenv.sh)"

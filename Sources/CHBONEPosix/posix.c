@@ -211,7 +211,9 @@ long chbone_send_with_fd(int fd, const void *buf, size_t len, int fd_to_send) {
 
 int chbone_poll_readable(int fd, int timeout_ms) {
     struct pollfd p = { fd, POLLIN, 0 };
-    int rc = poll(&p, 1, timeout_ms);
+    int rc;
+    // poll is never restarted after a signal handler (a CPU profile's SIGPROF); the wait starts over.
+    do { rc = poll(&p, 1, timeout_ms); } while (rc < 0 && errno == EINTR);
     if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) return 1;
     return rc;
 }

@@ -9,8 +9,43 @@ public struct AdminRoutes: Sendable {
     public struct Response: Sendable, Equatable {
         public var status: Int
         public var contentType: String
-        public var body: String
-        public var headers: [String: String] = [:]
+        public var body: [UInt8]
+        public var headers: [String: String]
+
+        public init(status: Int, contentType: String, body: String, headers: [String: String] = [:]) {
+            self.init(status: status, contentType: contentType, bytes: Array(body.utf8), headers: headers)
+        }
+
+        public init(status: Int, contentType: String, bytes: [UInt8], headers: [String: String] = [:]) {
+            self.status = status
+            self.contentType = contentType
+            self.body = bytes
+            self.headers = headers
+        }
+    }
+
+    /// What a request gets: a response now, or one built later (a CPU profile) on the admin loop.
+    public enum Answer {
+        case now(Response)
+        case later(Deferred)
+    }
+
+    /// An answer that takes `duration`: `tick` every `tickInterval` until then, `complete` builds
+    /// the response; `cancel` instead when the client went away first.
+    public final class Deferred {
+        public let duration: UInt64
+        public let tickInterval: UInt64
+        let tick: () -> Void
+        let complete: () -> Response
+        let cancel: () -> Void
+
+        init(duration: UInt64, tickInterval: UInt64, tick: @escaping () -> Void, complete: @escaping () -> Response, cancel: @escaping () -> Void) {
+            self.duration = duration
+            self.tickInterval = tickInterval
+            self.tick = tick
+            self.complete = complete
+            self.cancel = cancel
+        }
     }
 
     let proxy: Proxy
@@ -32,26 +67,33 @@ public struct AdminRoutes: Sendable {
         ("GET", "/stats", "the proxy's counters as plain name: value lines"),
         ("GET", "/memory", "heap in use, resident memory, open tunnels and connections (JSON)"),
         ("GET", "/healthz/ready", "readiness"),
+        ("GET", "/debug/pprof/profile", "CPU profile, pprof format (?seconds=1-300, default 10; ?frequency=1-1000 Hz, default 100)"),
     ]
 
-    public func handle(_ port: Port, _ request: HTTPRequestParser.Request) -> Response {
+    public func handle(_ port: Port, _ request: HTTPRequestParser.Request) -> Answer {
         let routes: [String: String]   // path → method
         switch port {
         case .admin:
             routes = ["/": "GET", "/config_dump": "GET", "/quitquitquit": "POST", "/logging": "POST",
-                      "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET", "/stats": "GET", "/memory": "GET"]
+                      "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET", "/stats": "GET", "/memory": "GET",
+                      "/debug/pprof/profile": "GET"]
         case .metrics:
             routes = ["/metrics": "GET", "/stats/prometheus": "GET"]
         case .readiness:
             routes = ["/healthz/ready": "GET"]
         }
         guard let method = routes[request.path] else {
-            return Response(status: 404, contentType: "text/plain", body: "not found: \(request.path)\n")
+            return .now(Response(status: 404, contentType: "text/plain", body: "not found: \(request.path)\n"))
         }
         let allowed = method == "GET" ? ["GET", "HEAD"] : [method]
         guard allowed.contains(request.method) else {
-            return Response(status: 405, contentType: "text/plain", body: "\(request.path) takes \(method)\n", headers: ["Allow": allowed.joined(separator: ", ")])
+            return .now(Response(status: 405, contentType: "text/plain", body: "\(request.path) takes \(method)\n", headers: ["Allow": allowed.joined(separator: ", ")]))
         }
+        if request.path == "/debug/pprof/profile" { return profile(request) }
+        return .now(respond(request))
+    }
+
+    private func respond(_ request: HTTPRequestParser.Request) -> Response {
         switch request.path {
         case "/":
             let lines = Self.adminEndpoints.map { "\($0.0.padding(toLength: 5, withPad: " ", startingAt: 0)) \($0.1.padding(toLength: 22, withPad: " ", startingAt: 0)) \($0.2)" }

@@ -71,6 +71,8 @@ final class AdminConnection: TCPStreamDelegate {
     private var stream: TCPStream?
     private var answered = false
     private var timer: EventLoop.TimerID?
+    /// An answer being prepared (a CPU profile): the request timeout no longer applies.
+    private var pending: AdminRoutes.Deferred?
     /// Live connections (the loop holds them until they close). Admin-loop state only.
     nonisolated(unsafe) private static var live: [ObjectIdentifier: AdminConnection] = [:]
     nonisolated(unsafe) private static var livePerPort: [AdminRoutes.Port: Int] = [:]
@@ -115,17 +117,39 @@ final class AdminConnection: TCPStreamDelegate {
         case let .bad(status, reason):
             reply(AdminRoutes.Response(status: status, contentType: "text/plain", body: reason + "\n"), head: false)
         case let .request(request):
-            reply(routes.handle(port, request), head: request.method == "HEAD")
+            switch routes.handle(port, request) {
+            case let .now(response):
+                reply(response, head: request.method == "HEAD")
+            case let .later(deferred):
+                answered = true
+                pending = deferred
+                s.loop.cancel(timer)
+                let end = Socket.monotonicNanos() + deferred.duration
+                tick(deferred, until: end, loop: s.loop, head: request.method == "HEAD")
+            }
+        }
+    }
+
+    private func tick(_ deferred: AdminRoutes.Deferred, until end: UInt64, loop: EventLoop, head: Bool) {
+        guard pending === deferred else { return }
+        let now = Socket.monotonicNanos()
+        guard now < end else {
+            pending = nil
+            reply(deferred.complete(), head: head)
+            return
+        }
+        deferred.tick()
+        timer = loop.schedule(after: min(deferred.tickInterval, end - now)) { [weak self] in
+            self?.tick(deferred, until: end, loop: loop, head: head)
         }
     }
 
     private func reply(_ r: AdminRoutes.Response, head: Bool) {
         answered = true
-        var text = "HTTP/1.1 \(r.status) \(AdminConnection.reason(r.status))\r\nContent-Type: \(r.contentType)\r\nContent-Length: \(r.body.utf8.count)\r\nConnection: close\r\n"
+        var text = "HTTP/1.1 \(r.status) \(AdminConnection.reason(r.status))\r\nContent-Type: \(r.contentType)\r\nContent-Length: \(r.body.count)\r\nConnection: close\r\n"
         for (k, v) in r.headers.sorted(by: { $0.key < $1.key }) { text += "\(k): \(v)\r\n" }
         text += "\r\n"
-        if !head { text += r.body }
-        stream?.write(Array(text.utf8))
+        stream?.write(head ? Array(text.utf8) : Array(text.utf8) + r.body)
         stream?.shutdownWrite()
     }
 
@@ -135,6 +159,7 @@ final class AdminConnection: TCPStreamDelegate {
         case 400: return "Bad Request"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
+        case 409: return "Conflict"
         case 413: return "Payload Too Large"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
@@ -147,6 +172,10 @@ final class AdminConnection: TCPStreamDelegate {
         guard let s = stream else { return }
         stream = nil
         s.loop.cancel(timer)
+        if let deferred = pending {
+            pending = nil
+            deferred.cancel()
+        }
         s.close()
         if AdminConnection.live.removeValue(forKey: ObjectIdentifier(self)) != nil { AdminConnection.livePerPort[port, default: 1] -= 1 }
     }
@@ -154,6 +183,7 @@ final class AdminConnection: TCPStreamDelegate {
     func tcpStreamConnected(_ s: TCPStream) {}
     func tcpStreamReadClosed(_ s: TCPStream) {
         if !answered { reply(AdminRoutes.Response(status: 400, contentType: "text/plain", body: "incomplete request\n"), head: false) }
+        // A client that closes while its answer is pending (a profile) is gone: the profile stops.
         if s.pendingWriteBytes == 0 { finish() }
     }
     func tcpStream(_ s: TCPStream, wrote count: Int) {

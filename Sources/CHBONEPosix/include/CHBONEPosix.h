@@ -86,6 +86,28 @@ int chbone_poll_readable(int fd, int timeout_ms);
 /// CPUs in the calling thread's affinity mask (taskset), or -1.
 int chbone_affinity_cpus(void);
 
+/// CPU profiler (the admin port's /debug/pprof/profile). SIGPROF at `hz` per second of the
+/// process's CPU time (setitimer ITIMER_PROF, as Go's and pprof-rs's profilers); each signal
+/// records the interrupted thread's call stack (glibc backtrace, .eh_frame unwinding) into a
+/// fixed lock-free ring that one consumer drains. The handler takes no lock and never allocates.
+enum { CHBONE_PROFILE_MAX_FRAMES = 64 };
+typedef struct {
+    uint64_t frames[CHBONE_PROFILE_MAX_FRAMES];  /// innermost first: the interrupted PC, then return addresses
+    int32_t depth;
+    int32_t tid;
+} chbone_profile_sample;
+/// 0, or -1 with errno: EBUSY when a profile is already running, ENOMEM, or setitimer's.
+int chbone_profiler_start(int hz);
+/// Stops the timer and waits for running handlers; samples not drained yet are discarded.
+void chbone_profiler_stop(void);
+/// Moves up to `max` recorded samples into `out`; returns how many. One caller at a time.
+int chbone_profiler_drain(chbone_profile_sample *out, int max);
+/// Samples lost because the ring was full since start.
+uint64_t chbone_profiler_dropped(void);
+/// dladdr: the loaded object holding `addr` (its load base) and the dynamic symbol holding it
+/// (NULL when none). 1 when an object holds it, else 0.
+int chbone_dladdr(const void *addr, uint64_t *base, const char **symbol);
+
 extern const int chbone_ip_transparent;
 extern const int chbone_sol_ip;
 
