@@ -1,3 +1,4 @@
+import HBONECore
 import HBONEConfig
 import HBONEEventLoop
 
@@ -20,4 +21,10 @@ public struct InPodWorkload: Sendable {
 
     /// Whether its listeners (and DNS) take IPv6 too: it has an IPv6 address and IPv6 is in use.
     func servesIPv6(_ settings: Settings) -> Bool { settings.ipv6Enabled && hasIPv6 }
+
+    /// The wildcard addresses its 15001/15006/15008 listeners bind: IPv4 always, IPv6 too when it
+    /// serves IPv6 (the IPv6 sockets are V6ONLY).
+    func listenerHosts(_ settings: Settings) -> [IPAddress] {
+        servesIPv6(settings) ? [.v4(0), .v6(0, 0)] : [.v4(0)]
+    }
 }

@@ -79,10 +79,7 @@ final class Worker {
         if let inPod = state.settings.inPod {
             for (uid, pod) in state.pods {
                 let ns = ObjectIdentifier(pod.netns)
-                // IPv4 always; IPv6 too for a pod with an IPv6 address (the IPv6 sockets are V6ONLY).
-                var anys = [IPAddress("0.0.0.0")!]
-                if pod.servesIPv6(state.settings) { anys.append(IPAddress("::")!) }
-                for any in anys {
+                for any in pod.listenerHosts(state.settings) {
                     wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.outboundPort))] = (.capture, pod)
                     wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPlaintextPort))] = (.plaintext, pod)
                     wanted[ListenerKey(pod: uid, netns: ns, address: SocketAddress(ip: any, port: inPod.inboundPort))] = (.inbound, pod)
