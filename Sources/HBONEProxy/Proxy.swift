@@ -172,6 +172,7 @@ public final class Proxy: Sendable {
             t["handshake_failures", default: 0] += s.handshakeFailures.load(ordering: .relaxed)
             t["hbone_connections_inbound", default: 0] += UInt64(max(0, s.hboneConnectionsInbound.load(ordering: .relaxed)))
             t["hbone_connections_outbound", default: 0] += UInt64(max(0, s.hboneConnectionsOutbound.load(ordering: .relaxed)))
+            t["policy_rechecks", default: 0] += s.policyRechecks.load(ordering: .relaxed)
         }
         return t
     }

@@ -5,6 +5,7 @@ import HBONEConfig
 import HBONEAuthz
 import HBONETLS
 import HBONEEventLoop
+import Atomics
 
 /// Everything a worker needs to route and secure connections, immutable and shared read-only by
 /// all loops. A change builds a new snapshot, posted to every loop.
@@ -12,6 +13,11 @@ public final class ProxyState: Sendable {
     public let config: ProxyConfig
     public let trust: TrustBundle
     public let policies: PolicySet
+    /// Names `policies`: the same while a reload keeps the same policies (and root namespace), a new
+    /// one for every set built. An open tunnel judged under this generation, against a workload
+    /// that did not change, has its decision already (`Worker.recheckPolicies`).
+    public let policyGeneration: Int
+    private static let policyGenerations = ManagedAtomic<Int>(0)
     /// Per local identity: server and client contexts, built once.
     public let identities: [SPIFFEID: IdentityContexts]
     /// Workloads and VIPs by address, on this proxy's network only.
@@ -81,7 +87,13 @@ public final class ProxyState: Sendable {
         self.trust = trust
         self.version = version
         trustedDomains = config.settings.trustedDomains
-        policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
+        if let previous, previous.policies.rootNamespace == config.settings.rootNamespace, previous.config.policies == config.policies {
+            policies = previous.policies
+            policyGeneration = previous.policyGeneration
+        } else {
+            policies = PolicySet(config.policies, rootNamespace: config.settings.rootNamespace)
+            policyGeneration = Self.policyGenerations.wrappingIncrementThenLoad(ordering: .relaxed)
+        }
         var identities: [SPIFFEID: IdentityContexts] = [:]
         for (id, key) in certificates {
             if let kept = previous?.identities[id], kept.server.trust === trust, kept.certifiedKey.isSame(as: key) {

@@ -30,6 +30,8 @@ final class ProxyStats: Sendable {
     /// Peers' HTTP/2 protocol errors by reason (flood, rapid_reset, compression, flow_control, …).
     let h2ProtocolErrors = ReasonCounts()
     let pooledConnections = ManagedAtomic<Int>(0)
+    /// Authorization decisions taken again for open inbound tunnels after a new snapshot.
+    let policyRechecks = ManagedAtomic<UInt64>(0)
     /// `forwarded` claims from peers that may not make them (ignored).
     let untrustedAttributions = ManagedAtomic<UInt64>(0)
     /// Peers refused, or connections closed, for a revoked certificate (ztunnel's

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HBONEConfig
 import HBONECore
 import HBONEEventLoop
 import HBONEH2
@@ -42,6 +43,9 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Inbound: the workload address and port admission authorized (policy changes judge it
     /// again); `info.dst` is what the CONNECT named, another address for a waypoint's tunnel.
     var admitted: SocketAddress?
+    /// The policy generation and the destination workload its last re-check decided with (inbound):
+    /// while neither changes, a new snapshot's re-check has nothing to decide again.
+    var policyJudged: (generation: Int, workload: Workload)?
     /// Written to the upstream socket once it connects, before anything relayed (an application
     /// tunnel's PROXY header).
     var upstreamPreamble: [UInt8] = []

@@ -74,17 +74,20 @@ final class InMemoryMesh {
 
     /// `change`: what a later snapshot alters (as a reload or istiod would), applied to the parsed config.
     static func state(node: String, certificate: String, bundle: String, timeouts: String = timeouts,
-                      version: Int = 1, revocationLists: [RevocationList]? = nil, change: (inout ProxyConfig) -> Void = { _ in }) throws -> ProxyState {
+                      version: Int = 1, revocationLists: [RevocationList]? = nil, previous: ProxyState? = nil,
+                      change: (inout ProxyConfig) -> Void = { _ in }) throws -> ProxyState {
         var config = try ProxyConfig.parse(yaml: yaml(node: node, timeouts: timeouts), file: "\(node).yaml", environment: [:])
         change(&config)
         let key = try CertifiedKey(directory: TestPKI.path(certificate))
         return try ProxyState(config: config, trust: TrustBundle(pem: TestPKI.bytes(bundle), revocationLists: revocationLists),
-                              certificates: [key.identity: key], version: version)
+                              certificates: [key.identity: key], version: version, previous: previous)
     }
 
     /// West's snapshot with `change` applied to its config (ledger-0 is `workloads[1]`).
-    func westState(version: Int = 2, _ change: (inout ProxyConfig) -> Void) throws -> ProxyState {
-        try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem", version: version, change: change)
+    /// `previous`: the snapshot it follows, as a reload passes it (what did not change is kept).
+    func westState(version: Int = 2, previous: ProxyState? = nil, _ change: (inout ProxyConfig) -> Void) throws -> ProxyState {
+        try Self.state(node: "west", certificate: "certs-west/payments/ledger", bundle: "bundle-root.pem", version: version,
+                       previous: previous, change: change)
     }
 
     deinit {

@@ -438,6 +438,67 @@ import Glibc
         #expect(mesh.westRecords.last?.info.policy == "payments/deny-frozen")
     }
 
+    /// A push about other workloads decides nothing again for an open tunnel; a change of its
+    /// workload or of the policies does, and a DENY that arrives that way still closes it.
+    @Test func aSnapshotThatKeepsThePoliciesAndTheWorkloadDecidesNothingAgain() throws {
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        func rechecks() -> UInt64 { mesh.west.stats.policyRechecks.load(ordering: .relaxed) }
+        func push(_ change: (inout ProxyConfig) -> Void) throws {
+            let next = try mesh.westState(version: mesh.west.state.version + 1, previous: mesh.west.state, change)
+            mesh.west.update(next)
+            mesh.run()
+        }
+        var extra: [Workload] = []
+        func another(_ n: Int) -> Workload {
+            Workload(uid: "shop/web-\(n)", name: "web-\(n)", namespace: "shop", serviceAccount: "web", trustDomain: "cluster.local",
+                     workloadIps: [IPAddress("10.9.0.\(n)")!], protocol: .hbone, node: "elsewhere", clusterId: "Kubernetes",
+                     workloadName: "web", canonicalName: "web", canonicalRevision: "latest", labels: [:], services: [:],
+                     identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/shop/sa/web"))
+        }
+        try push { _ in }
+        #expect(rechecks() == 1)   // judged once under these policies
+        let generation = mesh.west.state.policyGeneration
+        for n in 1...3 {
+            extra.append(another(n))
+            try push { [extra] in $0.workloads += extra }
+        }
+        #expect(rechecks() == 1)
+        #expect(mesh.west.state.policyGeneration == generation)
+        // Its own workload changed (a label): decided again, still allowed.
+        try push { [extra] in
+            $0.workloads += extra
+            $0.workloads[1].labels = ["tier": "gold"]
+        }
+        #expect(rechecks() == 2)
+        // New policies (an ALLOW for everyone else does not select it): decided again.
+        var anyone = Match()
+        anyone.destinationPorts = [9999]
+        let unrelated = Policy(name: "allow-9999", namespace: "shop", scope: .namespace, action: .allow, rules: [[[anyone]]])
+        try push { [extra] in
+            $0.workloads += extra
+            $0.workloads[1].labels = ["tier": "gold"]
+            $0.policies.append(unrelated)
+        }
+        #expect(rechecks() == 3)
+        #expect(mesh.west.state.policyGeneration != generation)
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab" && mesh.west.openTunnels == 1)
+        // A DENY bound to it, pushed the same way, closes it.
+        var deny8080 = Match()
+        deny8080.destinationPorts = [8080]
+        try push { [extra] in
+            $0.workloads += extra
+            $0.workloads[1].labels = ["tier": "gold"]
+            $0.policies += [unrelated, Policy(name: "deny-8080", namespace: "payments", scope: .selectedByWorkloads, action: .deny, rules: [[[deny8080]]])]
+            $0.workloads[1].authorizationPolicies = ["payments/deny-8080"]
+        }
+        #expect(mesh.west.openTunnels == 0 && mesh.east.openTunnels == 0)
+        #expect(mesh.westRecords.last?.info.policy == "payments/deny-8080")
+    }
+
     /// A snapshot that changes nothing for the tunnel keeps it; one where its destination address is
     /// no longer that workload (removed, or the address now another's) closes it.
     @Test(arguments: ["removed", "address reused"])
