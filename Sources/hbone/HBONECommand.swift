@@ -25,17 +25,41 @@ enum HBONEVersion {
 }
 
 struct LoggingOptions: ParsableArguments {
-    @Option(help: "trace, debug, info, warn, error or off.")
-    var logLevel: String = "info"
+    @Option(help: "trace, debug, info, warn, error or off; default: RUST_LOG (ztunnel's: level, access=level, ztunnel=level), else info.")
+    var logLevel: String?
 
-    @Option(help: "logfmt or json.")
-    var logFormat: String = "logfmt"
+    @Option(help: "logfmt or json; default: LOG_FORMAT (json, else logfmt), as ztunnel.")
+    var logFormat: String?
 
-    func apply() throws {
-        guard let level = LogLevel(name: logLevel) else { throw ValidationError("--log-level must be trace, debug, info, warn, error or off") }
-        guard let format = LogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be logfmt or json") }
-        log.level = level
-        log.format = format
+    /// The flags, else the variables Istio's ztunnel chart sets (`logLevel`, `logAsJson`). A
+    /// RUST_LOG that does not parse stops start-up (exit 2) with the directive and why.
+    func apply(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        if let logFormat {
+            guard let format = LogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be logfmt or json") }
+            log.format = format
+        } else {
+            log.format = environment["LOG_FORMAT"] == "json" ? .json : .logfmt
+        }
+        if let logLevel {
+            guard let level = LogLevel(name: logLevel) else { throw ValidationError("--log-level must be trace, debug, info, warn, error or off") }
+            log.level = level
+        } else if let rustLog = environment["RUST_LOG"], !rustLog.isEmpty {
+            do {
+                let levels = try Log.levels(rustLog: rustLog)
+                log.level = .info
+                if !levels.spec.isEmpty, let problem = log.setLevels(levels.spec) {
+                    Bug.report("RUST_LOG became levels the logger refuses: \(problem)")
+                }
+                if !levels.ignoredTargets.isEmpty {
+                    log.warn("RUST_LOG: targets that are no part of hbone ignored", ["targets": levels.ignoredTargets.joined(separator: ",")])
+                }
+            } catch {
+                FileHandleOutput.stderr("hbone: environment \(error)\n")
+                throw ExitCode(2)
+            }
+        } else {
+            log.level = .info
+        }
     }
 }
 

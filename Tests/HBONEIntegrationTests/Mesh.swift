@@ -34,7 +34,8 @@ final class Mesh {
         var ledgerServiceAccountSeenByEast = "ledger"
         var westExtra = ""
         var westPolicies = ""
-        var logLevel = "info"
+        /// nil: no --log-level flag (the environment's RUST_LOG, else info).
+        var logLevel: String? = "info"
         /// Issue SVIDs in the proxy from these cacerts directories (absolute), with this TTL.
         var eastCA: String? = nil
         var westCA: String? = nil
@@ -87,10 +88,10 @@ final class Mesh {
         }
         if !eastOnly {
             try start("/usr/bin/env", ["python3", repositoryRoot + "/scripts/lib/echo_server.py", westIP, "8080"], log: dir + "/echo.log")
-            try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2", "--log-level", options.logLevel], log: westLog,
+            try start(binary, ["proxy", "--config", dir + "/west.yaml", "--workers", "2"] + (options.logLevel.map { ["--log-level", $0] } ?? []), log: westLog,
                       environment: options.westEnvironment)
         }
-        let eastArguments = ["proxy", "--config", dir + "/east.yaml", "--workers", "\(options.eastWorkers)", "--log-level", options.logLevel]
+        let eastArguments = ["proxy", "--config", dir + "/east.yaml", "--workers", "\(options.eastWorkers)"] + (options.logLevel.map { ["--log-level", $0] } ?? [])
         if let limit = options.eastFileLimit {
             try start("/usr/bin/prlimit", ["--nofile=\(limit):\(limit)", binary] + eastArguments, log: eastLog)
         } else {
