@@ -184,7 +184,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
         if let v = value("XDS_ROOT_CA") { xdsRootCertificate = v }
         if let v = value("CA_ROOT_CA") { caRootCertificate = v }
         if let v = value("AUTH_TOKEN") { authToken = v }
-        if let v = value("CLUSTER_ID") { clusterID = v }
+        // Istio's chart sets ISTIO_META_CLUSTER_ID (its `multiCluster.clusterName`); ztunnel reads it
+        // before CLUSTER_ID. istiod routes the CA's token review by it in a multi-cluster mesh.
+        if let v = value("ISTIO_META_CLUSTER_ID") ?? value("CLUSTER_ID") { clusterID = v }
         if let v = value("NODE_NAME") { nodeName = v }
         if let v = value("POD_NAME") { podName = v }
         if let v = value("POD_NAMESPACE") { podNamespace = v }

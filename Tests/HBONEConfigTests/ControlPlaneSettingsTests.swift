@@ -65,6 +65,11 @@ import HBONECore
         // The CA's own alternative name, from the file or ztunnel's ALT_CA_HOSTNAME (which wins).
         #expect(try Self.config("  ca: {altHostname: ca.file}").altCAHostname == "ca.file")
         #expect(try Self.config("  ca: {altHostname: ca.file}", environment: ["ALT_CA_HOSTNAME": "ca.env"]).altCAHostname == "ca.env")
+        // The cluster as Istio's chart names it (ISTIO_META_CLUSTER_ID) comes before CLUSTER_ID.
+        var chart = env
+        chart["ISTIO_META_CLUSTER_ID"] = "cluster-2"
+        let named = try Self.config("  xds: {address: \"https://file:1\", clusterId: east}", environment: chart)
+        #expect(named.clusterID == "cluster-2" && named.nodeMetadata(node: "east")["CLUSTER_ID"] == "cluster-2")
     }
 
     @Test(arguments: [
