@@ -78,6 +78,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
     public var altCAHostname: String? = nil
     public var xdsHeaders: [Header] = []
     public var caHeaders: [Header] = []
+    /// Every `ISTIO_META_<KEY>` variable as `<KEY>` (ztunnel's proxy metadata: `ENABLE_HBONE`,
+    /// `CLUSTER_ID`, `DNS_CAPTURE`, …), sent in the node metadata over what hbone fills in.
+    public var proxyMetadata: [String: String] = [:]
     /// Resolution, TCP, TLS and the HTTP/2 SETTINGS exchange must finish within this (ztunnel: 5 s).
     public var connectTimeout: Duration = .seconds(5)
     /// HTTP/2 PING interval; never below 30 s (grpc-go servers drop clients that ping more often).
@@ -101,8 +104,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
 
     /// The node metadata istiod reads (string values only).
     public func nodeMetadata(node: String) -> [String: String] {
-        ["NAME": podName, "NAMESPACE": podNamespace, "INSTANCE_IPS": instanceIP ?? "1.1.1.1",
-         "NODE_NAME": nodeName ?? node, "CLUSTER_ID": clusterID]
+        let own = ["NAME": podName, "NAMESPACE": podNamespace, "INSTANCE_IPS": instanceIP ?? "1.1.1.1",
+                   "NODE_NAME": nodeName ?? node, "CLUSTER_ID": clusterID]
+        return own.merging(proxyMetadata) { $1 }
     }
 
     /// `hbone.xds` and `hbone.ca` (either may be absent), then the environment over them.
@@ -188,6 +192,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
         // before CLUSTER_ID. istiod routes the CA's token review by it in a multi-cluster mesh.
         if let v = value("ISTIO_META_CLUSTER_ID") ?? value("CLUSTER_ID") { clusterID = v }
         if let v = value("NODE_NAME") { nodeName = v }
+        for (name, v) in env where name.hasPrefix("ISTIO_META_") && name.count > "ISTIO_META_".count {
+            proxyMetadata[String(name.dropFirst("ISTIO_META_".count))] = v
+        }
         if let v = value("POD_NAME") { podName = v }
         if let v = value("POD_NAMESPACE") { podNamespace = v }
         if let v = value("INSTANCE_IP") {

@@ -70,6 +70,12 @@ import HBONECore
         chart["ISTIO_META_CLUSTER_ID"] = "cluster-2"
         let named = try Self.config("  xds: {address: \"https://file:1\", clusterId: east}", environment: chart)
         #expect(named.clusterID == "cluster-2" && named.nodeMetadata(node: "east")["CLUSTER_ID"] == "cluster-2")
+        // Every ISTIO_META_ variable goes to istiod in the node metadata, as ztunnel's proxy metadata.
+        chart["ISTIO_META_ENABLE_HBONE"] = "true"
+        chart["ISTIO_META_"] = "no key"
+        let metadata = try Self.config("", environment: chart).nodeMetadata(node: "east")
+        #expect(metadata["ENABLE_HBONE"] == "true" && metadata["CLUSTER_ID"] == "cluster-2" && metadata[""] == nil)
+        #expect(metadata["NODE_NAME"] == "node-7" && metadata["NAME"] == "hbone-x")
     }
 
     @Test(arguments: [

@@ -36,7 +36,7 @@ struct ControlPlaneTests {
         var o = Mesh.Options()
         o.controlPlane = istiod
         o.eastEnvironment = ["XDS_HEADER_X_MESH_TEST": "east-node", "CLUSTER_ID": "cluster-east", "POD_NAME": "ztunnel-abc",
-                             "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "127.0.\(net).2"]
+                             "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "127.0.\(net).2", "ISTIO_META_ENABLE_HBONE": "true"]
         let mesh = try Mesh(net: net, o)
         defer { mesh.stop() }
         #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
@@ -54,7 +54,8 @@ struct ControlPlaneTests {
         #expect(node?["id"] as? String == "ztunnel~127.0.\(net).2~ztunnel-abc.istio-system~istio-system.svc.cluster.local")
         let metadata = node?["metadata"] as? [String: String]
         #expect(metadata?["NODE_NAME"] == "east" && metadata?["CLUSTER_ID"] == "cluster-east" && metadata?["NAME"] == "ztunnel-abc"
-                && metadata?["NAMESPACE"] == "istio-system" && metadata?["INSTANCE_IPS"] == "127.0.\(net).2", "\(String(describing: metadata))")
+                && metadata?["NAMESPACE"] == "istio-system" && metadata?["INSTANCE_IPS"] == "127.0.\(net).2"
+                && metadata?["ENABLE_HBONE"] == "true", "\(String(describing: metadata))")
         let headers = first.first?["headers"] as? [String: String]
         #expect(headers?["clusterid"] == "cluster-east" && headers?["x_mesh_test"] == "east-node", "\(String(describing: headers))")
         #expect(xds.contains { $0["response_nonce"] != nil && $0["error_detail"] == nil }, "no ACK seen")
