@@ -189,7 +189,7 @@ public struct ProxyConfig: Sendable {
     }
 
     static let ignoredWorkloadKeys: Set<String> = [
-        "workloadType", "hostname", "authorizationPolicies",
+        "hostname", "authorizationPolicies",
         "nativeTunnel", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
@@ -198,8 +198,11 @@ public struct ProxyConfig: Sendable {
     static let workloadKeys: Set<String> = ignoredWorkloadKeys.union([
         "uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp", "protocol", "node", "services",
         "labels", "clusterId", "workloadName", "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway",
-        "status", "locality", "capacity", "applicationTunnel",
+        "status", "locality", "capacity", "applicationTunnel", "workloadType",
     ])
+
+    /// istiod's WorkloadType values, as ztunnel names them (`k8s.<type>.name` in baggage).
+    public static let workloadTypes: Set<String> = ["deployment", "cronjob", "pod", "job"]
 
     static func parseWorkload(_ r: YAMLReader) throws(ConfigError) -> Workload {
         let f = try r.fields(allowed: workloadKeys)
@@ -246,6 +249,12 @@ public struct ProxyConfig: Sendable {
         var labels: [String: String] = [:]
         if let l = f["labels"] { for (k, v) in try l.mapping() { labels[k] = try v.string() } }
         let workloadName = try f["workloadName"]?.string() ?? name
+        var workloadType = "deployment"
+        if let t = f["workloadType"] {
+            let text = try t.string().lowercased()
+            guard Self.workloadTypes.contains(text) else { throw t.error("\"\(text.prefix(40))\" must be deployment, cronjob, pod or job") }
+            workloadType = text
+        }
         return Workload(
             uid: try f["uid"]?.nonEmptyString() ?? "\(namespace)/\(name)",
             name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain,
@@ -259,7 +268,7 @@ public struct ProxyConfig: Sendable {
             status: try f["status"].map { v throws(ConfigError) in try v.named(HealthStatus.self) } ?? .healthy,
             locality: try f["locality"].map(parseLocality) ?? Locality(),
             capacity: try f["capacity"].map { v throws(ConfigError) in UInt32(try v.int(in: 0...Int(UInt32.max))) } ?? 1,
-            applicationTunnel: try f["applicationTunnel"].map(parseApplicationTunnel))
+            applicationTunnel: try f["applicationTunnel"].map(parseApplicationTunnel), workloadType: workloadType)
     }
 
     /// ztunnel's `{protocol: PROXY, port: 15088}` (protocol NONE when left out, port optional).
@@ -351,7 +360,7 @@ public struct ProxyConfig: Sendable {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
                                        "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath",
-                                       "tcpKeepalive", "ipv6Enabled"])
+                                       "tcpKeepalive", "ipv6Enabled", "responseBaggage"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -486,6 +495,8 @@ public struct ProxyConfig: Sendable {
         s.tcpKeepalive = try parseKeepalive(f["tcpKeepalive"], environment: environment, file: r.file)
         if let v = f["ipv6Enabled"] { s.ipv6Enabled = try v.bool() }
         if let v = try environmentBool("IPV6_ENABLED", environment, file: r.file) { s.ipv6Enabled = v }
+        if let v = f["responseBaggage"] { s.responseBaggage = try v.bool() }
+        if let v = try environmentBool("ENABLE_RESPONSE_BAGGAGE", environment, file: r.file) { s.responseBaggage = v }
         // A CPU limit that is not a quantity stops ztunnel at start-up; so it does here.
         for name in CPUQuantity.limitVariables + ["ZTUNNEL_RESOURCE_CPU_REQUEST"] {
             if let v = environment[name], !v.isEmpty, CPUQuantity.cores(v) == nil {

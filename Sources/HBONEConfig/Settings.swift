@@ -30,6 +30,10 @@ public struct Settings: Sendable, Equatable {
     /// IPv6 in use (ztunnel's `IPV6_ENABLED`): off, pods get IPv4 listeners only and the DNS
     /// proxy answers mesh names' AAAA questions with no address.
     public var ipv6Enabled = true
+    /// ztunnel's enhanced baggage (`ENABLE_RESPONSE_BAGGAGE`, on by default): a 200 carries the
+    /// destination workload's `baggage`, and a peer this proxy cannot look up (behind another
+    /// network's gateway) is named in the metrics by the baggage it sent.
+    public var responseBaggage = true
     /// TCP keepalive on every socket (`hbone.tcpKeepalive`, ztunnel's `KEEPALIVE_*` and
     /// `USER_TIMEOUT_ENABLED`).
     public var tcpKeepalive = TCPKeepalive()

@@ -52,8 +52,9 @@ public struct Workload: Sendable, Hashable {
         var locality: Locality
         var capacity: UInt32
         var applicationTunnel: ApplicationTunnel?
+        var workloadType: String
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32, applicationTunnel: ApplicationTunnel?) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32, applicationTunnel: ApplicationTunnel?, workloadType: String) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -77,10 +78,11 @@ public struct Workload: Sendable, Hashable {
             self.locality = locality
             self.capacity = capacity
             self.applicationTunnel = applicationTunnel
+            self.workloadType = workloadType
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType)
         }
     }
 
@@ -89,8 +91,8 @@ public struct Workload: Sendable, Hashable {
     public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
                 authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil,
                 status: HealthStatus = .healthy, locality: Locality = Locality(), capacity: UInt32 = 1,
-                applicationTunnel: ApplicationTunnel? = nil) {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel)
+                applicationTunnel: ApplicationTunnel? = nil, workloadType: String = "deployment") {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType)
     }
 
     private mutating func unique() {
@@ -200,8 +202,15 @@ public struct Workload: Sendable, Hashable {
         set { unique(); fields.applicationTunnel = newValue }
     }
 
+    /// What `workloadName` names, as istiod says (`deployment`, `cronjob`, `pod`, `job`); baggage
+    /// carries the name as `k8s.<type>.name`.
+    public var workloadType: String {
+        get { fields.workloadType }
+        set { unique(); fields.workloadType = newValue }
+    }
+
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity && a.applicationTunnel == b.applicationTunnel)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity && a.applicationTunnel == b.applicationTunnel && a.workloadType == b.workloadType)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -228,6 +237,7 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(locality)
         hasher.combine(capacity)
         hasher.combine(applicationTunnel)
+        hasher.combine(workloadType)
     }
 }
 

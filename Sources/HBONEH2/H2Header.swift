@@ -13,4 +13,6 @@ public struct H2Header: Sendable, Equatable, CustomStringConvertible {
 
 extension Array where Element == H2Header {
     public subscript(header name: String) -> String? { first { $0.name == name }?.value }
+    /// Every value of a header that may repeat (`baggage`).
+    public func values(_ name: String) -> [String] { compactMap { $0.name == name ? $0.value : nil } }
 }

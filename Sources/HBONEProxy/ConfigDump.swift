@@ -49,7 +49,7 @@ struct ConfigDump: Encodable {
         var namespace: String
         var serviceAccount: String
         var workloadName: String
-        var workloadType = "pod"
+        var workloadType: String
         var canonicalName: String
         var canonicalRevision: String
         var clusterId: String
@@ -224,7 +224,7 @@ extension ConfigDump {
         workloads = s.config.workloads.map { w in
             WorkloadEntry(uid: w.uid, workloadIps: w.workloadIps.map(\.description), waypoint: gateway(w.waypoint),
                           networkGateway: gateway(w.networkGateway), protocol: w.protocol.rawValue, name: w.name, namespace: w.namespace,
-                          serviceAccount: w.serviceAccount, workloadName: w.workloadName, canonicalName: w.canonicalName,
+                          serviceAccount: w.serviceAccount, workloadName: w.workloadName, workloadType: w.workloadType, canonicalName: w.canonicalName,
                           canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain,
                           locality: LocalityEntry(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone), node: w.node,
                           network: w.network.isEmpty ? nil : w.network, status: w.status.rawValue, capacity: w.capacity,

@@ -13,8 +13,15 @@ struct ConnectionInfo {
     /// The CONNECT's target when it named a service (`hostname:port`), logged as it came.
     var hboneTarget: String?
     var srcWorkload: Workload?
+    /// What an unknown source said of itself (`baggage`), for its labels only.
+    var srcBaggage: Baggage?
     var srcIdentity: SPIFFEID?
     var dstWorkload: Workload?
+    /// What an unknown destination said of itself in its 200's `baggage`, for its labels only.
+    var dstBaggage: Baggage?
+
+    /// An outbound tunnel to another network's endpoint, through its gateway (double HBONE).
+    var throughGateway: Bool { direction == .outbound && hboneTarget != nil }
     var dstIdentity: SPIFFEID?
     /// The destination service's hostname (logged), name and namespace (metric labels).
     var dstService: String?

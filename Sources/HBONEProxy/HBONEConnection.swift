@@ -409,9 +409,9 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         streamGone()
     }
 
-    func respond(stream: Int32, status: Int) {
+    func respond(stream: Int32, status: Int, headers: [H2Header] = []) {
         do {
-            try h2?.respond(stream: stream, status: status)
+            try h2?.respond(stream: stream, status: status, headers: headers)
         } catch {
             Bug.report("submit response failed: \(error)")
         }
@@ -496,7 +496,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     }
 
     func h2(_ session: H2Session, response stream: Int32, status: Int, headers: [H2Header], endStream: Bool) {
-        owners[stream]?.streamResponse(status: status)
+        owners[stream]?.streamResponse(status: status, headers: headers)
         // A 200 that also ends the stream: the destination's FIN came with the answer. (A refusal
         // ends it too, and has already failed the tunnel.)
         if endStream && status == 200 { owners[stream]?.streamEnded() }

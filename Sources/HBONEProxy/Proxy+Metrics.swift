@@ -82,8 +82,9 @@ extension Proxy {
         for (reason, n) in Proxy.sum(statsList.map(\.h2ProtocolErrors.snapshot)) {
             out += "hbone_h2_protocol_errors_total{reason=\"\(reason)\"} \(n)\n"
         }
-        family("hbone_untrusted_attribution_total", "counter", "Client-supplied source addresses ignored because the peer may not claim them, by header")
+        family("hbone_untrusted_attribution_total", "counter", "Peer claims ignored because the peer may not make them, by header: a forwarded source address, a baggage naming another namespace than the peer's identity")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
+        out += "hbone_untrusted_attribution_total{header=\"baggage\"} \(statsList.reduce(0) { $0 + $1.untrustedBaggage.load(ordering: .relaxed) })\n"
         if state.settings.crlPath != nil {
             family("istio_crl_policy_rejections_total", "counter", "The total number of connections rejected due to CRL certificate revocation (unstable)")
             out += "istio_crl_policy_rejections_total{reporter=\"destination\"} \(statsList.reduce(0) { $0 + $1.revokedAsServer.load(ordering: .relaxed) })\n"

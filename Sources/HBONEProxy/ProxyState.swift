@@ -44,6 +44,9 @@ public final class ProxyState: Sendable {
     /// for a remote network's endpoints has no address), as its load balancing groups them.
     /// Built once: resolving a VIP used to scan every workload of the mesh per connection.
     public let endpointSets: [String: EndpointSet]
+    /// The `baggage` value of each local workload (and handed-over pod), by UID: sent on every
+    /// CONNECT it makes and every 200 it answers, so built once per snapshot.
+    let localBaggage: [String: String]
     /// For services that also have endpoints behind gateways: their endpoints on this network only
     /// (a gateway, or a waypoint in front of a pod addressed by IP, is never reached through
     /// another gateway).
@@ -164,6 +167,9 @@ public final class ProxyState: Sendable {
         }
         endpointSets = sets
         localEndpointSets = localSets
+        var baggage: [String: String] = [:]
+        for w in config.localWorkloads + pods.values.map(\.workload) { baggage[w.uid] = Baggage(w).headerValue(workloadType: w.workloadType) }
+        localBaggage = baggage
         let l = config.settings.listen
         let listeners = [l.inbound, l.inboundPlaintext, l.outboundCapture, l.socks5, l.admin, l.metrics, l.readiness].compactMap { $0 }
         ownPorts = Set(listeners.map(\.port) + [l.inboundPort])

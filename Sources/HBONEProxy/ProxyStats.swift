@@ -34,6 +34,8 @@ final class ProxyStats: Sendable {
     let policyRechecks = ManagedAtomic<UInt64>(0)
     /// `forwarded` claims from peers that may not make them (ignored).
     let untrustedAttributions = ManagedAtomic<UInt64>(0)
+    /// Peers' `baggage` naming a namespace other than their identity's (ignored).
+    let untrustedBaggage = ManagedAtomic<UInt64>(0)
     /// Peers refused, or connections closed, for a revoked certificate (ztunnel's
     /// `istio_crl_policy_rejections_total`): as server (destination) and as client (source).
     let revokedAsServer = ManagedAtomic<UInt64>(0)

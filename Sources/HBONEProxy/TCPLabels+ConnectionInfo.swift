@@ -9,23 +9,32 @@ extension TCPLabels {
         self.init(
             reporter: info.direction == .outbound ? "source" : "destination",
             sourcePrincipal: info.srcIdentity?.description ?? u,
-            sourceWorkload: info.srcWorkload?.workloadName ?? u,
-            sourceNamespace: info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? u,
-            sourceCluster: info.srcWorkload?.clusterId ?? u,
+            sourceWorkload: info.srcWorkload?.workloadName ?? info.srcBaggage?.workloadName ?? u,
+            sourceNamespace: info.srcWorkload?.namespace ?? info.srcBaggage?.namespace ?? info.srcIdentity?.namespace ?? u,
+            sourceCluster: info.srcWorkload?.clusterId ?? info.srcBaggage?.clusterId ?? u,
             destinationPrincipal: info.dstIdentity?.description ?? u,
-            destinationWorkload: info.dstWorkload?.workloadName ?? u,
-            destinationNamespace: info.dstWorkload?.namespace ?? u,
+            destinationWorkload: info.dstBaggage?.workloadName ?? info.dstWorkload?.workloadName ?? u,
+            destinationNamespace: info.dstBaggage?.namespace ?? info.dstWorkload?.namespace ?? u,
             destinationService: info.dstService ?? u,
-            destinationCluster: info.dstWorkload?.clusterId ?? u,
+            destinationCluster: info.dstBaggage?.clusterId ?? info.dstWorkload?.clusterId ?? u,
             responseFlags: flags,
             securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
         if let w = info.srcWorkload {
             sourceCanonicalService = w.canonicalName
             sourceCanonicalRevision = w.canonicalRevision
+        } else if let b = info.srcBaggage {
+            sourceCanonicalService = b.serviceName ?? u
+            sourceCanonicalRevision = b.revision ?? u
         }
+        // The destination's own answer first: through a gateway, the workload here is only
+        // istiod's stand-in for the service's endpoints there.
         if let w = info.dstWorkload {
             destinationCanonicalService = w.canonicalName
             destinationCanonicalRevision = w.canonicalRevision
+        }
+        if let b = info.dstBaggage {
+            destinationCanonicalService = b.serviceName ?? destinationCanonicalService
+            destinationCanonicalRevision = b.revision ?? destinationCanonicalRevision
         }
         if let name = info.dstServiceName, let namespace = info.dstServiceNamespace {
             destinationServiceName = name

@@ -172,7 +172,11 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
             if !isGatewayLeg { worker.tunnelEstablished(&info) }
         case .answerDownstream:
             switch downstream {
-            case let .stream(connection, stream): connection.respond(stream: stream, status: 200)
+            case let .stream(connection, stream):
+                // ztunnel's response baggage: who answered, for a client that cannot look it up.
+                let state = worker.state
+                let baggage = state.settings.responseBaggage ? info.dstWorkload.map { [H2Header("baggage", state.baggageHeader(for: $0))] } : nil
+                connection.respond(stream: stream, status: 200, headers: baggage ?? [])
             case .socket where socksReply: writeSocksReply(Socks5Parser.succeeded)
             default: break
             }
@@ -362,8 +366,17 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
 
     // MARK: Stream reports (the stream is the upstream outbound, the downstream inbound)
 
-    func streamResponse(status: Int) {
-        guard status != 200 else { return handle(.connected) }
+    func streamResponse(status: Int, headers: [H2Header]) {
+        guard status != 200 else {
+            // Who answered, when this proxy cannot know: a destination it has no workload for, or
+            // the endpoint behind another network's gateway (ztunnel's derived destination).
+            if info.dstWorkload == nil || info.throughGateway, worker.state.settings.responseBaggage {
+                let (baggage, rejected) = ProxyState.peerBaggage(headers.values("baggage"), identity: info.dstIdentity)
+                info.dstBaggage = baggage
+                if rejected { worker.stats.untrustedBaggage.wrappingIncrement(ordering: .relaxed) }
+            }
+            return handle(.connected)
+        }
         let reason: String
         switch status {
         case 400: reason = "destination proxy answered 400 (bad request)"

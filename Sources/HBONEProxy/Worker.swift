@@ -196,6 +196,11 @@ final class Worker {
         info.src = source.src
         info.srcWorkload = source.workload
         if let claim = source.rejectedClaim { connection.untrustedAttribution(claim) }
+        if source.workload == nil, state.settings.responseBaggage {
+            let (baggage, rejected) = ProxyState.peerBaggage(headers.values("baggage"), identity: connection.peerIdentity)
+            info.srcBaggage = baggage
+            if rejected { stats.untrustedBaggage.wrappingIncrement(ordering: .relaxed) }
+        }
         let admission = InboundAdmission(headers: headers, endStream: endStream, source: info.src,
                                          connection: .init(peerIdentity: connection.peerIdentity, localAddress: connection.localAddress,
                                                            localIdentity: connection.localIdentity, podWorkload: connection.pod?.workload),
@@ -360,9 +365,8 @@ final class Worker {
     /// the service addressed (`;host=`), so the destination can attribute the connection to it;
     /// only a hostname made of DNS characters is sent.
     private func outboundHeaders(source: Workload, src: SocketAddress, service: Service?) -> [H2Header] {
-        let baggage = "k8s.cluster.name=\(source.clusterId),k8s.namespace.name=\(source.namespace),k8s.pod.name=\(source.name),service.name=\(source.canonicalName),service.version=\(source.canonicalRevision)"
         return [
-            H2Header("baggage", baggage),
+            H2Header("baggage", state.baggageHeader(for: source)),
             H2Header("forwarded", service.flatMap { $0.hasDNSHostname ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\""),
             H2Header("traceparent", traceparents.next()),
         ]

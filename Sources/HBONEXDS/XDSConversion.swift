@@ -108,7 +108,18 @@ public enum XDSConversion {
                         labels: [:], services: services, identity: identity, authorizationPolicies: w.authorizationPolicies,
                         network: w.network, networkGateway: networkGateway, waypoint: waypoint, status: status,
                         locality: Locality(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone),
-                        capacity: w.hasCapacity ? w.capacity.value : 1, applicationTunnel: tunnel)
+                        capacity: w.hasCapacity ? w.capacity.value : 1, applicationTunnel: tunnel,
+                        workloadType: workloadType(w.workloadType))
+    }
+
+    /// As ztunnel reads it: a value this build does not know is the default, a deployment.
+    static func workloadType(_ t: Istio_Workload_WorkloadType) -> String {
+        switch t {
+        case .cronjob: return "cronjob"
+        case .pod: return "pod"
+        case .job: return "job"
+        case .deployment, .UNRECOGNIZED: return "deployment"
+        }
     }
 
     /// A service's `load_balancing`; an unknown scope, mode or policy rejects the service (as in

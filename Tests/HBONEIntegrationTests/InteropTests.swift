@@ -35,6 +35,27 @@ import HBONETestSupport
         #expect(r["status"] as? Int == 200)
         #expect(r["echoed"] as? String == "hello from python h2")
         #expect((r["peer_san"] as? [String]) == ["spiffe://cluster.local/ns/payments/sa/ledger"])
+        // The 200 says who answered (ztunnel's response baggage).
+        #expect((r["response_headers"] as? [String: String])?["baggage"]
+                == "k8s.cluster.name=Kubernetes,k8s.namespace.name=payments,k8s.deployment.name=ledger-0,service.name=ledger-0,service.version=latest", "\(r)")
+    }
+
+    /// A client west cannot look up (this one connects from 127.0.0.1) is named in the metrics by
+    /// its baggage, unless the baggage claims a namespace its certificate does not have.
+    @Test func anUnknownClientIsNamedByItsBaggageWithinItsOwnNamespace() throws {
+        let mesh = try Mesh(net: 133)
+        defer { mesh.stop() }
+        let honest = try pythonClient(mesh, authority: mesh.echo, ["--header", "baggage=k8s.cluster.name=far,k8s.namespace.name=payments,k8s.job.name=nightly,service.name=billing-batch,service.version=v7"])
+        #expect(honest["status"] as? Int == 200, "\(honest)")
+        let lying = try pythonClient(mesh, authority: mesh.echo, ["--header", "baggage=k8s.namespace.name=kube-system,k8s.deployment.name=coredns"])
+        #expect(lying["status"] as? Int == 200, "\(lying)")
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_untrusted_attribution_total{header=\"baggage\"}") { $0 == 1 })
+        let (_, text) = try runProgram("/usr/bin/curl", ["-s", "http://\(mesh.westAdmin):15020/metrics"])
+        let opened = text.split(separator: "\n").filter { $0.hasPrefix("istio_tcp_connections_opened_total{") }
+        #expect(opened.contains { $0.contains("source_workload=\"nightly\"") && $0.contains("source_cluster=\"far\"")
+            && $0.contains("source_canonical_service=\"billing-batch\"") && $0.contains("source_canonical_revision=\"v7\"")
+            && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") }, "\(opened)")
+        #expect(!text.contains("coredns") && !text.contains("source_workload_namespace=\"kube-system\""), "\(opened)")
     }
 
     /// A client may send before our 200 (optimistic data, bounded by our stream window): the bytes
@@ -186,7 +207,7 @@ import HBONETestSupport
         let outer = seen.first { ($0["headers"] as? [String: String])?[":authority"] == "ledger.payments.svc.cluster.local:80" }
         #expect(outer?["client_san"] as? [String] == ["spiffe://cluster.local/ns/payments/sa/checkout"], "\(seen)")
         #expect((outer?["headers"] as? [String: String])?["x-istio-origin-network"] == nil, "\(seen)")
-        #expect((outer?["headers"] as? [String: String])?["baggage"]?.contains("k8s.pod.name=checkout-0") == true, "\(seen)")
+        #expect((outer?["headers"] as? [String: String])?["baggage"]?.contains("k8s.deployment.name=checkout-0") == true, "\(seen)")
         // West took the inner CONNECT from checkout (end-to-end mTLS), from another network.
         #expect(mesh.waitForLog(mesh.westLog) { $0.contains("connection complete") })
         let inbound = mesh.log(mesh.westLog).split(separator: "\n").first { $0.contains("connection complete") }.map(String.init) ?? ""
@@ -200,6 +221,19 @@ import HBONETestSupport
         #expect(outbound.first.map { $0.contains("dst.addr=\(gatewayAddress) dst.hbone_addr=ledger.payments.svc.cluster.local:80")
             && $0.contains("dst.identity=spiffe://cluster.local/ns/payments/sa/ledger") && $0.contains("dst.workload=eastwest")
             && $0.contains("dst.service=ledger.payments.svc.cluster.local") && !$0.contains("error") } == true, "\(outbound)")
+        // Each side names the other in its metrics from the baggage it sent (ztunnel's enhanced
+        // baggage): west cannot look a client on another network up, and east knows only istiod's
+        // stand-in for the endpoints behind the gateway.
+        func series(_ admin: String, _ reporter: String, _ labels: [String]) -> Bool {
+            let (_, text) = (try? runProgram("/usr/bin/curl", ["-s", "http://\(admin):15020/metrics"])) ?? (1, "")
+            return text.split(separator: "\n").contains { line in
+                line.hasPrefix("istio_tcp_connections_opened_total{") && line.contains("reporter=\"\(reporter)\"") && labels.allSatisfy { line.contains($0) }
+            }
+        }
+        #expect(series(mesh.westAdmin, "destination", ["source_workload=\"checkout-0\"", "source_canonical_service=\"checkout-0\"",
+                                                        "source_cluster=\"Kubernetes\"", "source_workload_namespace=\"payments\""]))
+        #expect(series(mesh.eastAdmin, "source", ["destination_workload=\"ledger-0\"", "destination_canonical_service=\"ledger-0\"",
+                                                  "destination_cluster=\"Kubernetes\"", "destination_service=\"ledger.payments.svc.cluster.local\""]))
         // The inner connection closed with its tunnel; the pooled one to the gateway stays.
         #expect(mesh.waitForMetric(admin: mesh.eastAdmin, "hbone_hbone_connections{direction=\"outbound\"}") { $0 == 1 })
         #expect(mesh.metric(admin: mesh.eastAdmin, "hbone_tunnels_open{direction=\"outbound\"}") == 0)

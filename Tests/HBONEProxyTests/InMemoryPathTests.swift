@@ -532,7 +532,7 @@ import Glibc
 final class RecordingOwner: StreamOwner {
     var status: Int?
     var closedWith: UInt32?
-    func streamResponse(status: Int) { self.status = status }
+    func streamResponse(status: Int, headers: [H2Header]) { self.status = status }
     func streamData(_ bytes: UnsafeRawBufferPointer) {}
     func streamEnded() {}
     func streamClosed(errorCode: UInt32) { closedWith = errorCode }

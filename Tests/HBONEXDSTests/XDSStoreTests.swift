@@ -214,8 +214,12 @@ import HBONEXDSProto
             l.subzone = "rack-7"
             w.locality = l
             w.capacity = Google_Protobuf_UInt32Value(3)
+            w.workloadType = .cronjob
         }
-        let idle = Self.workload("z", ip: [10, 1, 0, 21]) { $0.capacity = Google_Protobuf_UInt32Value(0) }
+        let idle = Self.workload("z", ip: [10, 1, 0, 21]) {
+            $0.capacity = Google_Protobuf_UInt32Value(0)
+            $0.workloadType = .UNRECOGNIZED(9)   // a type newer than this build: a deployment, as ztunnel reads it
+        }
         let plain = Self.workload("p", ip: [10, 1, 0, 22])
         let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [service, unhealthy, idle, plain]))
         #expect(a.isACK, "\(a.reply.errorDetail.message)")
@@ -227,6 +231,7 @@ import HBONEXDSProto
         #expect(u.status == .unhealthy && u.capacity == 3)
         #expect(u.locality == Locality(region: "us-east1", zone: "us-east1-b", subzone: "rack-7"))
         #expect(s.workloads["z"]?.capacity == 0)
+        #expect(u.workloadType == "cronjob" && s.workloads["z"]?.workloadType == "deployment" && s.workloads["p"]?.workloadType == "deployment")
         #expect(s.workloads["p"]?.capacity == 1 && s.workloads["p"]?.status == .healthy)
         #expect(s.workloads["p"]?.locality == Locality())
         let standard = Self.service(key) { $0.loadBalancing = Istio_Workload_LoadBalancing() }

@@ -3,7 +3,7 @@
 
   h2_interop.py client --connect IP:PORT --cert-dir D --ca F --authority A [--method M] [--message TEXT] [--header N=V]...
                        [--optimistic together|after]
-      mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, echoed, peer_san}. With
+      mTLS + HTTP/2 CONNECT to an HBONE server; prints JSON {status, response_headers, echoed, peer_san}. With
       --optimistic the message and END_STREAM are sent before the answer arrives.
   h2_interop.py hold --connect IP:PORT --cert-dir D --ca F --authority A --message SECONDS --ready FILE
       opens one tunnel, writes FILE once the 200 arrived, then keeps the connection (answering PINGs)
@@ -80,6 +80,8 @@ def run_client(a):
         for ev in c.receive_data(data):
             if isinstance(ev, h2.events.ResponseReceived):
                 result["status"] = int(dict(ev.headers)[":status"])
+                result["response_headers"] = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                                              for k, v in ev.headers if not (k.startswith(b":") if isinstance(k, bytes) else k.startswith(":"))}
                 if result["status"] == 200 and not sent:
                     c.send_data(sid, a.message.encode(), end_stream=True)
                     sent = True
