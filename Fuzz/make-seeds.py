@@ -30,6 +30,11 @@ for i, s in enumerate(["127.0.0.20:8080", "[::ffff:127.0.0.20]:8080", "[fd00::1]
                        "::/0", "[fe80::1%eth0]:80", "0.0.0.0:15000", "1.2.3.4:080"]):
     write("address", "seed%d" % i, s)
 
+for i, s in enumerate(["k8s.cluster.name=K1,k8s.namespace.name=NS1,k8s.deployment.name=N1,service.name=N2,service.version=V1",
+                       "k8s.cluster.name=,k8s.namespace.name= NS2 ,k8s.job.name=J;prop=1,other=x,junk\ncloud.region=r1,k8s.pod.name=P",
+                       "service.name=a=b,service.version=\x01,cloud.availability_zone=" + "z" * 300]):
+    write("baggage", "seed%d" % i, s)
+
 for i, s in enumerate(["GET /config_dump HTTP/1.1\r\nHost: x\r\n\r\n", "POST /logging?level=debug HTTP/1.1\r\n\r\n",
                        "POST /quitquitquit HTTP/1.0\r\nContent-Length: 0\r\n\r\n", "GET /stats/prometheus?a=%zz HTTP/1.1\r\n\r\n"]):
     write("admin-http", "seed%d" % i, s)

@@ -34,9 +34,25 @@ enum FuzzTargets {
         "crl": revocationList,
         "private-key": privateKey,
         "dns": dns,
+        "baggage": baggage,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// A peer's `baggage` values (one per line): every kept value is a bounded label without
+    /// control characters, and what was parsed, written and parsed again is the same.
+    static func baggage(_ bytes: UnsafeRawBufferPointer) {
+        let values = text(bytes).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let b = Baggage(parsing: values)
+        for v in [b.clusterId, b.namespace, b.workloadName, b.serviceName, b.revision, b.region, b.zone].compactMap({ $0 }) {
+            precondition(!v.isEmpty && v.utf8.count <= Baggage.maxValueBytes && !v.utf8.contains { $0 < 0x20 || $0 == 0x7f },
+                         "baggage kept a value it should not: \(v.debugDescription)")
+        }
+        for type in ProxyConfig.workloadTypes {
+            let again = Baggage(parsing: [b.headerValue(workloadType: type)])
+            precondition(again == b, "baggage does not round-trip: \(b) -> \(again)")
+        }
+    }
 
     static func spiffe(_ bytes: UnsafeRawBufferPointer) {
         if let id = try? SPIFFEID(parsing: text(bytes)) {

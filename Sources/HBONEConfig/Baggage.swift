@@ -54,9 +54,9 @@ public struct Baggage: Sendable, Equatable {
             for entry in value.utf8.split(separator: UInt8(ascii: ",")) {
                 let parts = entry.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2 else { continue }
-                let key = Self.trimmed(parts[0]), raw = Self.trimmed(parts[1])
+                let key = Self.trimmed(parts[0])
                 // W3C baggage may add `;properties` after a value: not part of it.
-                let bytes = raw.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? raw[...]
+                let bytes = Self.trimmed(parts[1].split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? parts[1])
                 let v: String? = bytes.isEmpty || bytes.count > Self.maxValueBytes || bytes.contains(where: { $0 < 0x20 || $0 == 0x7f })
                     ? nil : String(decoding: bytes, as: UTF8.self)
                 switch String(decoding: key, as: UTF8.self) {

@@ -28,6 +28,9 @@ import HBONEIdentity
         let c = Baggage(parsing: ["k8s.cluster.name=,k8s.namespace.name= NS2 ,k8s.job.name=J;prop=1,other=x,junk",
                                   "cloud.region=r1,cloud.availability_zone=z1,k8s.pod.name=P"])
         #expect(c == Baggage(namespace: "NS2", workloadName: "P", region: "r1", zone: "z1"))
+        // Spaces before the properties are not part of the value (found by the fuzzer: it did not
+        // survive being written and read again).
+        #expect(Baggage(parsing: ["service.name=checkout ;p=1"]).serviceName == "checkout")
         #expect(Baggage(parsing: []).isEmpty && Baggage(parsing: [""]).isEmpty && Baggage(parsing: [",,,=,"]).isEmpty)
     }
 
