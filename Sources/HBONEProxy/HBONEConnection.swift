@@ -292,9 +292,17 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             handle(.failed(ProxyError(side, .tls, "TLS handshake completed under a trust no longer in force: \(why)"), handshake: true, linger: false))
             return
         }
-        if let why = worker.revocation(self) {
+        switch worker.revocation(self) {
+        case nil:
+            break
+        case let .revoked(why)?:
             handshakeFailureReason = "revoked"
             handle(.failed(ProxyError(side, .tls, "TLS handshake completed under revocation lists no longer in force: \(why)"), handshake: true, linger: false))
+            return
+        case .untracked?:
+            handshakeFailureReason = "trust_changed"
+            handle(.failed(ProxyError(side, .tls, "TLS handshake completed before revocation lists were configured: its peer's chain was not kept to check"),
+                           handshake: true, linger: false))
             return
         }
         let settings = worker.state.settings

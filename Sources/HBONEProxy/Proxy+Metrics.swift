@@ -89,6 +89,9 @@ extension Proxy {
             family("istio_crl_policy_rejections_total", "counter", "The total number of connections rejected due to CRL certificate revocation (unstable)")
             out += "istio_crl_policy_rejections_total{reporter=\"destination\"} \(statsList.reduce(0) { $0 + $1.revokedAsServer.load(ordering: .relaxed) })\n"
             out += "istio_crl_policy_rejections_total{reporter=\"source\"} \(statsList.reduce(0) { $0 + $1.revokedAsClient.load(ordering: .relaxed) })\n"
+            family("istio_crl_untracked_connections_total", "counter", "The total number of connections not tracked for CRL enforcement (unstable)")
+            out += "istio_crl_untracked_connections_total{reporter=\"destination\"} \(statsList.reduce(0) { $0 + $1.crlUntrackedAsServer.load(ordering: .relaxed) })\n"
+            out += "istio_crl_untracked_connections_total{reporter=\"source\"} \(statsList.reduce(0) { $0 + $1.crlUntrackedAsClient.load(ordering: .relaxed) })\n"
         }
         family("hbone_config_reload_failures_total", "counter", "Reloads refused (the last good config stays in force; /config_dump shows why)")
         out += "hbone_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"

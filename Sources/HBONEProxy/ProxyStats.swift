@@ -40,6 +40,9 @@ final class ProxyStats: Sendable {
     /// `istio_crl_policy_rejections_total`): as server (destination) and as client (source).
     let revokedAsServer = ManagedAtomic<UInt64>(0)
     let revokedAsClient = ManagedAtomic<UInt64>(0)
+    /// Connections whose peer's chain could not be checked against new revocation lists (drained).
+    let crlUntrackedAsServer = ManagedAtomic<UInt64>(0)
+    let crlUntrackedAsClient = ManagedAtomic<UInt64>(0)
     let shard = MetricsShard()
     let handshakeDurations = DurationHistogram()
     let dns = DNSStats()

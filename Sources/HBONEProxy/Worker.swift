@@ -585,25 +585,53 @@ final class Worker {
     /// (as it presented it) now has a revoked certificate is closed at once with its tunnels
     /// (`CERT_REVOKED`), inbound and pooled outbound alike. A revoked key must stop now, not at
     /// the next handshake.
+    /// A connection whose handshake came before any list (lists first configured by a reload) kept
+    /// no chain to check: it cannot be shown unrevoked, so it is drained as for a removed root
+    /// (GOAWAY, its tunnels cut after `timeouts.drain`; new handshakes are checked), and counted
+    /// (ztunnel's `istio_crl_untracked_connections_total`).
     func recheckRevocation() {
+        let grace = state.settings.timeouts.drain
         for c in Array(connections.values) {
-            guard let why = revocation(c) else { continue }
-            log.warn("closing HBONE connection: its peer's certificate was revoked",
-                     ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
-                      "role": c.role == .server ? "server" : "client", "reason": why])
-            stats.revoked(asServer: c.role == .server)
-            c.fail(ProxyError(.internal, .revoked, "peer certificate revoked by CRL: \(why)"))
+            switch revocation(c) {
+            case nil:
+                continue
+            case let .revoked(why)?:
+                log.warn("closing HBONE connection: its peer's certificate was revoked",
+                         ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
+                          "role": c.role == .server ? "server" : "client", "reason": why])
+                stats.revoked(asServer: c.role == .server)
+                c.fail(ProxyError(.internal, .revoked, "peer certificate revoked by CRL: \(why)"))
+            case .untracked?:
+                guard !c.distrusted else { continue }
+                c.distrusted = true
+                (c.role == .server ? stats.crlUntrackedAsServer : stats.crlUntrackedAsClient).wrappingIncrement(ordering: .relaxed)
+                log.warn("draining HBONE connection: its handshake predates the revocation lists, so its peer's chain cannot be checked",
+                         ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
+                          "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
+                c.startDrain()
+                _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
+                    c?.fail(ProxyError(.internal, .closed, "revocation lists were configured after its handshake: its peer's chain cannot be checked"))
+                }
+            }
         }
     }
 
-    /// Why the current revocation lists revoke `c`'s peer, or nil; checked once per set of lists
-    /// (the chain was verified against the lists of its handshake).
-    func revocation(_ c: HBONEConnection) -> String? {
+    enum RevocationCheck: Equatable {
+        case revoked(String)
+        /// Verified before any list was configured: no chain kept to check.
+        case untracked
+    }
+
+    /// What the current revocation lists say of `c`'s peer (nil: not revoked); checked once per set
+    /// of lists (the chain was verified against the lists of its handshake).
+    func revocation(_ c: HBONEConnection) -> RevocationCheck? {
         let lists = state.trust.revocationFingerprint
         guard c.revocationChecked != lists else { return nil }
         c.revocationChecked = lists
+        guard state.trust.revocationLists != nil, c.peerIdentity != nil else { return nil }
         let chain = c.tls.retainedPeerChain
-        return chain.isEmpty ? nil : state.trust.revocation(of: chain)
+        if chain.isEmpty { return .untracked }
+        return state.trust.revocation(of: chain).map(RevocationCheck.revoked)
     }
 
     /// Why the current snapshot no longer trusts `c`'s verified peer (for the log, and for the cut),

@@ -41,6 +41,35 @@ import HBONETLS
         #expect(mesh.west.stats.revokedAsServer.load(ordering: .relaxed) == 2)
     }
 
+    /// Lists configured by a reload for the first time reach connections made before them too: no
+    /// chain was kept to check then, so each such connection is drained (GOAWAY, its tunnel cut
+    /// after the drain period) and counted; the next connection is checked and refused. Before, a
+    /// revoked peer's connection made before CRL_PATH was set stayed open for good.
+    @Test func listsConfiguredLaterDrainConnectionsMadeBeforeThem() throws {
+        let mesh = try InMemoryMesh(eastCertificate: "certs-revoked/payments/checkout")   // west: no lists at all
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        mesh.west.update(try westState(mesh, lists: Self.lists("east-revokes-checkout.pem")))
+        mesh.run()
+        #expect(mesh.west.stats.crlUntrackedAsServer.load(ordering: .relaxed) == 1)
+        // Draining: the open tunnel goes on until the drain period (5 s) ends, then is cut.
+        app.send("b")
+        mesh.run()
+        #expect(app.text == "ab")
+        mesh.advance(seconds: 5.1)
+        #expect(app.eof || app.failure != nil)
+        #expect(mesh.west.hboneConnectionCount == 0 && mesh.west.openTunnels == 0)
+        let next = mesh.connect(to: "10.1.0.20:8080")
+        next.send("c")
+        mesh.run()
+        #expect(next.eof || next.failure != nil)
+        #expect(mesh.west.stats.failureReasons.snapshot["revoked"] == 1)
+        // Another reload with the same lists drains nothing more.
+        mesh.west.update(try westState(mesh, lists: Self.lists("east-revokes-checkout.pem"), version: 3))
+        mesh.run()
+        #expect(mesh.west.stats.crlUntrackedAsServer.load(ordering: .relaxed) == 1)
+    }
+
     /// East, as client, drops its pooled connection to a server whose certificate a new list
     /// revokes (the root's list revoking east's own intermediate is no reason to: it judges peers).
     @Test func aClientDropsAPooledConnectionToARevokedServer() throws {
