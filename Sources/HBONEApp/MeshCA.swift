@@ -62,7 +62,10 @@ public enum MeshCA {
         // Verified before anything is written: name constraints, chain to the root.
         let chain = [leaf.certificate] + (try Certificate.parsePEMChain(Array(caChain(ca, caCert).utf8)))
         let roots = try Certificate.parsePEMChain(Array(rootPEM.utf8))
-        if let problem = try TrustBundle(roots: roots).verify(chain: chain, at: max(Date(), leaf.certificate.notBefore)) {
+        // At a moment inside the leaf's validity: now, or its last second when issuing took longer
+        // than a very short lifetime (a 1 s SVID on a slow machine was refused as expired).
+        let checkAt = min(max(Date(), leaf.certificate.notBefore), leaf.certificate.notAfter)
+        if let problem = try TrustBundle(roots: roots).verify(chain: chain, at: checkAt) {
             throw ToolError("\(identity) cannot be issued from \(ca): \(problem)")
         }
         try prepare(out, ["cert-chain.pem", "key.pem", "root-cert.pem"], force: force)
