@@ -1,3 +1,5 @@
+import HBONECore
+
 /// The W3C `baggage` header of an HBONE CONNECT and of its 200, as ztunnel writes and reads it:
 /// who the workload at the other end is (`k8s.cluster.name`, `k8s.namespace.name`,
 /// `k8s.<type>.name`, `service.name`, `service.version`, `cloud.region`,
@@ -54,9 +56,9 @@ public struct Baggage: Sendable, Equatable {
             for entry in value.utf8.split(separator: UInt8(ascii: ",")) {
                 let parts = entry.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2 else { continue }
-                let key = Self.trimmed(parts[0])
+                let key = parts[0].trimmingOWS()
                 // W3C baggage may add `;properties` after a value: not part of it.
-                let bytes = Self.trimmed(parts[1].split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? parts[1])
+                let bytes = (parts[1].split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? parts[1]).trimmingOWS()
                 let v: String? = bytes.isEmpty || bytes.count > Self.maxValueBytes || bytes.contains(where: { $0 < 0x20 || $0 == 0x7f })
                     ? nil : String(decoding: bytes, as: UTF8.self)
                 switch String(decoding: key, as: UTF8.self) {
@@ -71,12 +73,5 @@ public struct Baggage: Sendable, Equatable {
                 }
             }
         }
-    }
-
-    private static func trimmed(_ s: some Collection<UInt8>) -> ArraySlice<UInt8> {
-        let a = ArraySlice(s)
-        guard let first = a.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return [] }
-        let last = a.lastIndex(where: { $0 != 0x20 && $0 != 0x09 })!
-        return a[first...last]
     }
 }

@@ -85,21 +85,11 @@ public final class CPUProfiler {
     private func threadName(_ tid: Int32) -> String {
         if let name = threadNames[tid] { return name }
         var name = "thread-\(tid)"
-        let fd = open("/proc/self/task/\(tid)/comm", O_RDONLY | O_CLOEXEC)
-        if fd >= 0 {
-            var bytes = [UInt8](repeating: 0, count: 64)
-            let n = read(fd, &bytes, bytes.count)
-            close(fd)
-            if n > 0 {
-                let text = String(decoding: bytes[0..<n], as: UTF8.self).trimmingSuffix("\n")
-                if !text.isEmpty { name = text }
-            }
+        if let comm = try? String(contentsOfProcFile: "/proc/self/task/\(tid)/comm") {
+            let text = comm.hasSuffix("\n") ? String(comm.dropLast()) : comm
+            if !text.isEmpty { name = text }
         }
         threadNames[tid] = name
         return name
     }
-}
-
-private extension String {
-    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }

@@ -19,9 +19,6 @@ struct ConnectionInfo {
     var dstWorkload: Workload?
     /// What an unknown destination said of itself in its 200's `baggage`, for its labels only.
     var dstBaggage: Baggage?
-
-    /// An outbound tunnel to another network's endpoint, through its gateway (double HBONE).
-    var throughGateway: Bool { direction == .outbound && hboneTarget != nil }
     var dstIdentity: SPIFFEID?
     /// The destination service's hostname (logged), name and namespace (metric labels).
     var dstService: String?
@@ -34,6 +31,9 @@ struct ConnectionInfo {
     var policy: String?
     /// The metric series bytes are counted on (set once the tunnel is established).
     var counters: TCPCounters?
+
+    /// An outbound tunnel to another network's endpoint, through its gateway (double HBONE).
+    var throughGateway: Bool { direction == .outbound && hboneTarget != nil }
 
     /// Bytes that went towards the destination (Istio's received_bytes: from the downstream side).
     mutating func addSent(_ n: Int) {

@@ -63,19 +63,12 @@ struct SourceAttribution: Equatable {
             let pair = rest[rest.startIndex..<end]
             rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
             guard let eq = pair.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            let k = trimmed(pair[pair.startIndex..<eq])
+            let k = pair[pair.startIndex..<eq].trimmingOWS()
             guard k.count == key.count, k.elementsEqual(key, by: { $0 | 0x20 == $1 }) else { continue }
-            var value = trimmed(pair[pair.index(after: eq)...])
+            var value = pair[pair.index(after: eq)...].trimmingOWS()
             if value.count >= 2, value.first == UInt8(ascii: "\""), value.last == UInt8(ascii: "\"") { value = value.dropFirst().dropLast() }
             return value
         }
         return nil
-    }
-
-    /// Without leading and trailing spaces and tabs (RFC 7230's OWS).
-    static func trimmed(_ s: Substring.UTF8View) -> Substring.UTF8View {
-        func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-        guard let first = s.firstIndex(where: { !isSpace($0) }), let last = s.lastIndex(where: { !isSpace($0) }) else { return s[s.endIndex...] }
-        return s[first...last]
     }
 }

@@ -567,17 +567,23 @@ final class Worker {
     /// rotation loses no short tunnels; a distrusted root keeps nothing beyond the drain period.
     /// The same holds for an inbound peer whose trust domain is no longer ours or an alias.
     func recheckTrust() {
-        let grace = state.settings.timeouts.drain
         for c in Array(connections.values) where !c.distrusted {
             guard let (why, cut) = distrust(c) else { continue }
-            c.distrusted = true
-            log.warn("draining HBONE connection: \(why)",
-                     ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
-                      "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
-            c.startDrain()
-            _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
-                c?.fail(ProxyError(.internal, .closed, cut))
-            }
+            drainDistrusted(c, why: why, cut: cut)
+        }
+    }
+
+    /// A connection this proxy no longer trusts takes no new tunnel (GOAWAY); its tunnels are cut
+    /// after `timeouts.drain` with `cut` as the reason.
+    private func drainDistrusted(_ c: HBONEConnection, why: String, cut: String) {
+        let grace = state.settings.timeouts.drain
+        c.distrusted = true
+        log.warn("draining HBONE connection: \(why)",
+                 ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
+                  "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
+        c.startDrain()
+        _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
+            c?.fail(ProxyError(.internal, .closed, cut))
         }
     }
 
@@ -590,7 +596,6 @@ final class Worker {
     /// (GOAWAY, its tunnels cut after `timeouts.drain`; new handshakes are checked), and counted
     /// (ztunnel's `istio_crl_untracked_connections_total`).
     func recheckRevocation() {
-        let grace = state.settings.timeouts.drain
         for c in Array(connections.values) {
             switch revocation(c) {
             case nil:
@@ -603,15 +608,9 @@ final class Worker {
                 c.fail(ProxyError(.internal, .revoked, "peer certificate revoked by CRL: \(why)"))
             case .untracked?:
                 guard !c.distrusted else { continue }
-                c.distrusted = true
                 (c.role == .server ? stats.crlUntrackedAsServer : stats.crlUntrackedAsClient).wrappingIncrement(ordering: .relaxed)
-                log.warn("draining HBONE connection: its handshake predates the revocation lists, so its peer's chain cannot be checked",
-                         ["peer": "\(c.peerAddress)", "peer_identity": c.peerIdentity?.description ?? "-",
-                          "role": c.role == .server ? "server" : "client", "cut_after": "\(grace)"])
-                c.startDrain()
-                _ = loop.schedule(after: grace.nanoseconds) { [weak c] in
-                    c?.fail(ProxyError(.internal, .closed, "revocation lists were configured after its handshake: its peer's chain cannot be checked"))
-                }
+                drainDistrusted(c, why: "its handshake predates the revocation lists, so its peer's chain cannot be checked",
+                                cut: "revocation lists were configured after its handshake: its peer's chain cannot be checked")
             }
         }
     }
