@@ -362,3 +362,23 @@ dns_seeds = [dns_query(1, "ledger"), dns_query(2, "ledger.payments.payments.svc.
              struct.pack(">HHHHHH", 8, 0x0100, 1, 0, 0, 1) + b"\x02db\0\0\x01\0\x01" + b"\xc0\x0c\0\x29\x10\0\0\0\0\0\0\0"]
 for i, s in enumerate(dns_seeds):
     write("dns", "seed%d" % i, s)
+
+# Upstream answers to the proxy's own lookup of api.example.test: addresses, a CNAME chain with a
+# compressed target, NXDOMAIN with an SOA, SERVFAIL, a truncated one, and AAAA records.
+def dns_answer(flags, answers=b"", ancount=0, authority=b"", nscount=0, qtype=1):
+    head = struct.pack(">HHHHHH", 0, flags, 1, ancount, nscount, 0)
+    q = b"\x03api\x07example\x04test\0" + struct.pack(">HH", qtype, 1)
+    return head + q + answers + authority
+def rr(owner, rtype, ttl, rdata):
+    return owner + struct.pack(">HHIH", rtype, 1, ttl, len(rdata)) + rdata
+soa = rr(b"\xc0\x10", 6, 60, b"\x02ns\xc0\x10\x0ahostmaster\xc0\x10" + struct.pack(">IIIII", 1, 2, 3, 4, 30))
+answer_seeds = [
+    dns_answer(0x8180, rr(b"\xc0\x0c", 1, 60, bytes([10, 0, 0, 1])) + rr(b"\xc0\x0c", 1, 30, bytes([10, 0, 0, 2])), 2),
+    dns_answer(0x8180, rr(b"\xc0\x0c", 5, 300, b"\x04edge\x03cdn\xc0\x18") + rr(b"\xc0\x2e", 1, 20, bytes([192, 0, 2, 7])), 2),
+    dns_answer(0x8183, authority=soa, nscount=1),
+    dns_answer(0x8182),
+    dns_answer(0x8380),
+    dns_answer(0x8180, rr(b"\xc0\x0c", 28, 50, bytes(range(16))), 1, qtype=28),
+]
+for i, s in enumerate(answer_seeds):
+    write("dns-answer", "seed%d" % i, s)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one parser of untrusted input with libFuzzer for a bounded time.
-#   scripts/fuzz.sh TARGET SECONDS      targets: spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl
+#   scripts/fuzz.sh TARGET SECONDS      targets: spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl private-key baggage dns-answer
 #   scripts/fuzz.sh all SECONDS         each target in turn
 # Builds hbone-fuzz with -sanitize=fuzzer,address into .build/fuzz, starts from the committed seeds
 # (Fuzz/corpus/TARGET) in a working corpus under .build/fuzz-corpus, and writes any crashing input
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
 seconds=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}
-targets=(spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl private-key baggage)
+targets=(spiffe socks5 address admin-http config authz-policy h2-server hbone-peer hbone-inbound grpc xds zds certificate dns crl private-key baggage dns-answer)
 if [ "$target" = all ]; then
     for t in "${targets[@]}"; do "$0" "$t" "$seconds"; done
     exit 0

@@ -38,6 +38,53 @@ extension FuzzTargets {
         }
     }
 
+    /// An upstream resolver's answer to one of the proxy's own lookups (a workload's hostname),
+    /// asked for A and for AAAA: whatever the bytes, the addresses kept are of the type asked,
+    /// at most `maxAddresses`, and an outcome has a TTL only where it should. Then answers this
+    /// proxy writes itself from the same bytes (records for the name asked) read back as written.
+    static func dnsAnswer(_ bytes: UnsafeRawBufferPointer) {
+        let message = Array(bytes)
+        for (type, size) in [(DNSType.a, 4), (DNSType.aaaa, 16)] {
+            let query = DNSQuery(asking: lookupName, type: type)
+            let read = DNSLookupAnswer(parsing: message, for: query)
+            switch read.outcome {
+            case let .addresses(list):
+                precondition(!list.isEmpty && list.count <= DNSLookupAnswer.maxAddresses && list.allSatisfy { $0.count == size },
+                             "a lookup kept \(list.count) addresses, or one of the wrong size")
+                precondition(read.ttl != nil && !read.truncated, "addresses without a TTL")
+            case .noAddresses:
+                precondition(!read.truncated, "a truncated answer read as final")
+            case .failed:
+                precondition(read.ttl == nil, "a failure with a TTL")
+            }
+        }
+        // Written by DNSAnswer: up to 64 A records and a CNAME, from the input's bytes.
+        let query = DNSQuery(asking: lookupName, type: DNSType.a)
+        let target = DNSName("edge.cdn.test")!
+        var records = [DNSRecord(name: lookupName, ttl: UInt32(message.first ?? 0) + 1, data: .cname(target))]
+        var chunks = message.dropFirst()
+        while chunks.count >= 5, records.count <= 64 {
+            let v = chunks.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            records.append(DNSRecord(name: target, ttl: UInt32(chunks[chunks.startIndex + 4]), data: .a(v)))
+            chunks = chunks.dropFirst(5)
+        }
+        let written = DNSAnswer.encode(answering: query, code: .noError, authoritative: false, records: records, limit: 65_535)
+        let read = DNSLookupAnswer(parsing: written, for: query)
+        let addresses = records.dropFirst().map { r -> [UInt8] in
+            guard case let .a(v) = r.data else { return [] }
+            return [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+        }
+        if addresses.isEmpty {
+            precondition(read.outcome == .noAddresses, "an answer without addresses read as \(read.outcome)")
+        } else {
+            let kept = Array(addresses.prefix(DNSLookupAnswer.maxAddresses))
+            let least = min(records[0].ttl, records.dropFirst().prefix(DNSLookupAnswer.maxAddresses).map(\.ttl).min()!)
+            precondition(read == DNSLookupAnswer(outcome: .addresses(kept), ttl: least), "a written answer read back as \(read)")
+        }
+    }
+
+    static let lookupName = DNSName("api.example.test")!
+
     static let dnsState: ProxyState = {
         let config = try! ProxyConfig.parse(yaml: """
             workloads:

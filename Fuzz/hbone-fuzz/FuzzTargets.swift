@@ -35,6 +35,7 @@ enum FuzzTargets {
         "private-key": privateKey,
         "dns": dns,
         "baggage": baggage,
+        "dns-answer": dnsAnswer,
     ]
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -241,7 +242,7 @@ enum FuzzTargets {
         guard let s = d.service, let w = d.workload, s.waypoint == nil, w.services[s.key] != nil,
               s.loadBalancer?.healthPolicy != .allowAll else { return }
         switch d.route {
-        case .hbone, .direct: precondition(w.status == .healthy, "service \(s.key) picked unhealthy endpoint \(w.uid)")
+        case .hbone, .direct, .lookup: precondition(w.status == .healthy, "service \(s.key) picked unhealthy endpoint \(w.uid)")
         case .throughGateway, .unreachable: break
         }
     }

@@ -189,7 +189,7 @@ public struct ProxyConfig: Sendable {
     }
 
     static let ignoredWorkloadKeys: Set<String> = [
-        "hostname", "authorizationPolicies",
+        "authorizationPolicies",
         "nativeTunnel", "networkMode", "tunnelProtocol",
         "trustDomainAliases", "extensions",
     ]
@@ -198,7 +198,7 @@ public struct ProxyConfig: Sendable {
     static let workloadKeys: Set<String> = ignoredWorkloadKeys.union([
         "uid", "name", "namespace", "serviceAccount", "trustDomain", "workloadIps", "workloadIp", "protocol", "node", "services",
         "labels", "clusterId", "workloadName", "canonicalName", "canonicalRevision", "waypoint", "network", "networkGateway",
-        "status", "locality", "capacity", "applicationTunnel", "workloadType",
+        "status", "locality", "capacity", "applicationTunnel", "workloadType", "hostname",
     ])
 
     /// istiod's WorkloadType values, as ztunnel names them (`k8s.<type>.name` in baggage).
@@ -224,9 +224,17 @@ public struct ProxyConfig: Sendable {
         if let list = f["workloadIps"] { for ip in try list.sequence() { ips.append(try ip.ip()) } }
         if let single = f["workloadIp"] { ips.append(try single.ip()) }
         let networkGateway = try f["networkGateway"].map(parseGateway)
+        var hostname = ""
+        if let h = f["hostname"] {
+            hostname = try h.string()
+            guard Workload.isResolvableHostname(hostname) else { throw h.error("\"\(hostname.prefix(80))\" is not a DNS name to resolve") }
+        }
         // istiod's stand-in for a service's endpoints behind another network's gateway has no
-        // address: it is reached through the gateway only.
-        if ips.isEmpty && networkGateway == nil { throw r.error("missing workloadIps (only a workload behind a networkGateway may have none)") }
+        // address: it is reached through the gateway only. A ServiceEntry's DNS endpoint has only
+        // its hostname, looked up when a connection picks it.
+        if ips.isEmpty && networkGateway == nil && hostname.isEmpty {
+            throw r.error("missing workloadIps (only a workload with a hostname or behind a networkGateway may have none)")
+        }
         var proto = InboundProtocol.tcp
         if let p = f["protocol"] {
             let s = try p.string()
@@ -268,7 +276,7 @@ public struct ProxyConfig: Sendable {
             status: try f["status"].map { v throws(ConfigError) in try v.named(HealthStatus.self) } ?? .healthy,
             locality: try f["locality"].map(parseLocality) ?? Locality(),
             capacity: try f["capacity"].map { v throws(ConfigError) in UInt32(try v.int(in: 0...Int(UInt32.max))) } ?? 1,
-            applicationTunnel: try f["applicationTunnel"].map(parseApplicationTunnel), workloadType: workloadType)
+            applicationTunnel: try f["applicationTunnel"].map(parseApplicationTunnel), workloadType: workloadType, hostname: hostname)
     }
 
     /// ztunnel's `{protocol: PROXY, port: 15088}` (protocol NONE when left out, port optional).

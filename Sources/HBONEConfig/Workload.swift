@@ -53,8 +53,9 @@ public struct Workload: Sendable, Hashable {
         var capacity: UInt32
         var applicationTunnel: ApplicationTunnel?
         var workloadType: String
+        var hostname: String
 
-        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32, applicationTunnel: ApplicationTunnel?, workloadType: String) {
+        init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID, authorizationPolicies: [String], network: String, networkGateway: GatewayAddress?, waypoint: GatewayAddress?, status: HealthStatus, locality: Locality, capacity: UInt32, applicationTunnel: ApplicationTunnel?, workloadType: String, hostname: String) {
             self.uid = uid
             self.name = name
             self.namespace = namespace
@@ -79,10 +80,11 @@ public struct Workload: Sendable, Hashable {
             self.capacity = capacity
             self.applicationTunnel = applicationTunnel
             self.workloadType = workloadType
+            self.hostname = hostname
         }
 
         func copy() -> Fields {
-            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType)
+            Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType, hostname: hostname)
         }
     }
 
@@ -91,8 +93,8 @@ public struct Workload: Sendable, Hashable {
     public init(uid: String, name: String, namespace: String, serviceAccount: String, trustDomain: String, workloadIps: [IPAddress], protocol: InboundProtocol, node: String, clusterId: String, workloadName: String, canonicalName: String, canonicalRevision: String, labels: [String: String], services: [String: [UInt16: UInt16]], identity: SPIFFEID,
                 authorizationPolicies: [String] = [], network: String = "", networkGateway: GatewayAddress? = nil, waypoint: GatewayAddress? = nil,
                 status: HealthStatus = .healthy, locality: Locality = Locality(), capacity: UInt32 = 1,
-                applicationTunnel: ApplicationTunnel? = nil, workloadType: String = "deployment") {
-        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType)
+                applicationTunnel: ApplicationTunnel? = nil, workloadType: String = "deployment", hostname: String = "") {
+        fields = Fields(uid: uid, name: name, namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain, workloadIps: workloadIps, protocol: `protocol`, node: node, clusterId: clusterId, workloadName: workloadName, canonicalName: canonicalName, canonicalRevision: canonicalRevision, labels: labels, services: services, identity: identity, authorizationPolicies: authorizationPolicies, network: network, networkGateway: networkGateway, waypoint: waypoint, status: status, locality: locality, capacity: capacity, applicationTunnel: applicationTunnel, workloadType: workloadType, hostname: hostname)
     }
 
     private mutating func unique() {
@@ -208,9 +210,15 @@ public struct Workload: Sendable, Hashable {
         get { fields.workloadType }
         set { unique(); fields.workloadType = newValue }
     }
+    /// A name the proxy resolves when a connection picks this workload (istiod's form of a
+    /// ServiceEntry endpoint with `resolution: DNS`); empty for a workload reached by its addresses.
+    public var hostname: String {
+        get { fields.hostname }
+        set { unique(); fields.hostname = newValue }
+    }
 
     public static func == (a: Workload, b: Workload) -> Bool {
-        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity && a.applicationTunnel == b.applicationTunnel && a.workloadType == b.workloadType)
+        a.fields === b.fields || (a.uid == b.uid && a.name == b.name && a.namespace == b.namespace && a.serviceAccount == b.serviceAccount && a.trustDomain == b.trustDomain && a.workloadIps == b.workloadIps && a.`protocol` == b.`protocol` && a.node == b.node && a.clusterId == b.clusterId && a.workloadName == b.workloadName && a.canonicalName == b.canonicalName && a.canonicalRevision == b.canonicalRevision && a.labels == b.labels && a.services == b.services && a.identity == b.identity && a.authorizationPolicies == b.authorizationPolicies && a.network == b.network && a.networkGateway == b.networkGateway && a.waypoint == b.waypoint && a.status == b.status && a.locality == b.locality && a.capacity == b.capacity && a.applicationTunnel == b.applicationTunnel && a.workloadType == b.workloadType && a.hostname == b.hostname)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -238,10 +246,28 @@ public struct Workload: Sendable, Hashable {
         hasher.combine(capacity)
         hasher.combine(applicationTunnel)
         hasher.combine(workloadType)
+        hasher.combine(hostname)
     }
 }
 
 extension Workload {
+    /// Whether `name` can be looked up in DNS as a workload's hostname: dotted labels of letters,
+    /// digits, `-` and `_` (1 to 63 bytes each, 253 in all, a trailing dot allowed), no wildcard.
+    public static func isResolvableHostname(_ name: String) -> Bool {
+        var labels = name.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
+        guard !labels.isEmpty, name.utf8.count <= 254, labels.reduce(0, { $0 + $1.count + 1 }) <= 254 else { return false }
+        return labels.allSatisfy { label in
+            (1...63).contains(label.count) && label.allSatisfy { b in
+                switch b {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "-"), UInt8(ascii: "_"): true
+                default: false
+                }
+            }
+        }
+    }
+
     /// Istio's canonical service from a pod's labels (what istiod puts in `canonical_name`):
     /// `service.istio.io/canonical-name`, else `app.kubernetes.io/name`, else `app`, else the
     /// workload (deployment) name. Metrics label `source_app`/`destination_app` with it.

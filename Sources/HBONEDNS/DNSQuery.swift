@@ -2,6 +2,7 @@
 public enum DNSType {
     public static let a: UInt16 = 1
     public static let cname: UInt16 = 5
+    public static let soa: UInt16 = 6
     public static let aaaa: UInt16 = 28
     public static let opt: UInt16 = 41
 
@@ -11,7 +12,7 @@ public enum DNSType {
         case a: "a"
         case 2: "ns"
         case cname: "cname"
-        case 6: "soa"
+        case soa: "soa"
         case 12: "ptr"
         case 15: "mx"
         case 16: "txt"
@@ -93,6 +94,27 @@ public struct DNSQuery: Sendable {
         self.qclass = qclass
         self.ednsPayload = payload
         self.message = message
+    }
+
+    /// A query of this proxy's own (a workload's hostname looked up): recursion desired, and an
+    /// OPT record offering `DNSAnswer.ednsPayload`, so an ordinary answer fits one datagram.
+    public init(asking name: DNSName, type: UInt16) {
+        var w = DNSAnswer.Writer()
+        w.u16(0)
+        w.u16(0x0100)
+        w.u16(1); w.u16(0); w.u16(0); w.u16(1)
+        w.name(name)
+        w.u16(type)
+        w.u16(1)
+        w.bytes.append(0)
+        w.u16(DNSType.opt); w.u16(DNSAnswer.ednsPayload); w.u32(0); w.u16(0)
+        id = 0
+        flags = 0x0100
+        self.name = name
+        self.type = type
+        qclass = 1
+        ednsPayload = DNSAnswer.ednsPayload
+        message = w.bytes
     }
 
     /// The largest answer the client takes over UDP (RFC 6891 6.2.5: at least 512).

@@ -228,7 +228,7 @@ extension ConfigDump {
                           canonicalRevision: w.canonicalRevision, clusterId: w.clusterId, trustDomain: w.trustDomain,
                           locality: LocalityEntry(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone), node: w.node,
                           network: w.network.isEmpty ? nil : w.network, status: w.status.rawValue, capacity: w.capacity,
-                          applicationTunnel: ApplicationTunnel(protocol: w.applicationTunnel?.protocol.rawValue ?? "NONE", port: w.applicationTunnel?.port),
+                          hostname: w.hostname, applicationTunnel: ApplicationTunnel(protocol: w.applicationTunnel?.protocol.rawValue ?? "NONE", port: w.applicationTunnel?.port),
                           authorizationPolicies: w.authorizationPolicies,
                           local: w.node == s.settings.node && w.network == s.settings.network, identity: w.identity.description, labels: w.labels,
                           services: w.services.mapValues { ports in Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }) })

@@ -53,6 +53,25 @@ struct ConnectionInfo {
         dstServiceName = s?.name
         dstServiceNamespace = s?.namespace
     }
+
+    /// Where an outbound connection goes, as its route says (the address the client dialled stays
+    /// for a route that names none: unreachable, or a hostname not looked up yet).
+    mutating func setRoute(_ route: Destination.Route?) {
+        switch route {
+        case let .hbone(proxy, authority, _)?:
+            dst = authority
+            hboneAddress = proxy
+            mutualTLS = true
+        case let .throughGateway(route)?:
+            hboneAddress = route.gateway
+            hboneTarget = route.target
+            mutualTLS = true
+        case let .direct(address)?:
+            dst = address
+        case .unreachable?, .lookup?, nil:
+            break
+        }
+    }
 }
 
 /// One "connection complete" line per finished connection, with the reference's field names.

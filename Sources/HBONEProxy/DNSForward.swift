@@ -2,7 +2,8 @@ import HBONECore
 import HBONEDNS
 import HBONEEventLoop
 
-/// One query forwarded upstream: over UDP from a fresh socket (a new random port per query, and an
+/// One query sent upstream (a client's, forwarded by the DNS proxy; or the proxy's own lookup of
+/// a workload's hostname): over UDP from a fresh socket (a new random port per query, and an
 /// ID of the proxy's own, so an off-path guess must hit both), or over TCP when the client asked
 /// over TCP (a truncated UDP answer is the client's cue for that). Inside the pod's namespace in
 /// in-pod mode, marked, so istio-cni's DNS capture does not send it back here. Each try gets
@@ -17,7 +18,6 @@ final class DNSForward: TCPStreamDelegate {
 
     let query: DNSQuery
     let transport: DNSTransport
-    let labels: DNSStats.Labels
     let started: UInt64
     private let route: Route
     private unowned let loop: EventLoop
@@ -34,11 +34,10 @@ final class DNSForward: TCPStreamDelegate {
 
     static let maxTries = 2
 
-    init(query: DNSQuery, transport: DNSTransport, labels: DNSStats.Labels, route: Route, loop: EventLoop, network: StreamNetwork,
+    init(query: DNSQuery, transport: DNSTransport, route: Route, loop: EventLoop, network: StreamNetwork,
          finish: @escaping (DNSForward, [UInt8]?, String?) -> Void) {
         self.query = query
         self.transport = transport
-        self.labels = labels
         self.route = route
         self.loop = loop
         self.network = network

@@ -151,10 +151,10 @@ final class DNSServer {
         let dns = state.settings.dns
         let route = DNSForward.Route(upstreams: dns.upstreams, namespace: pod?.netns, mark: state.settings.packetMark,
                                      timeout: dns.upstreamTimeout.nanoseconds)
-        let forward = DNSForward(query: query, transport: transport, labels: labels, route: route, loop: worker.loop, network: worker.network) {
+        let forward = DNSForward(query: query, transport: transport, route: route, loop: worker.loop, network: worker.network) {
             [unowned self] f, answer, why in
             forwards[ObjectIdentifier(f)] = nil
-            stats.upstreamDone(f.labels, nanoseconds: worker.loop.now &- f.started, failed: answer == nil)
+            stats.upstreamDone(labels, nanoseconds: worker.loop.now &- f.started, failed: answer == nil)
             log.debug("dns", ["src.workload": client?.name ?? "unknown", "query": DNSType.name(f.query.type), "domain": "\(f.query.name)",
                               "result": answer == nil ? "forwarding failed (\(why ?? ""))" : "forwarded"], target: "dns")
             if let answer { reply(answer) } else {

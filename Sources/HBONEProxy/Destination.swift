@@ -11,6 +11,11 @@ public struct Destination: Sendable, Equatable {
         case throughGateway(GatewayRoute)
         /// Plain TCP straight to the address.
         case direct(SocketAddress)
+        /// `workload` is known by its hostname only (a ServiceEntry endpoint with `resolution:
+        /// DNS`): looked up when the connection is made (`HostnameResolver`), then reached at an
+        /// address found, on `port`, as `ProxyState.route(to:ip:port:service:)` says.
+        /// `preferIPv6`: the original destination's family, asked first.
+        case lookup(hostname: String, port: UInt16, preferIPv6: Bool)
         /// Known to the mesh but refused, for this reason: its waypoint cannot be found, and going
         /// around it would skip the policies it enforces; or it is on another network only.
         case unreachable(String)
@@ -41,7 +46,7 @@ extension ProxyState {
             if let waypoint = waypoint(of: s, hashKey: hashKey) { return through(waypoint, target: dst, service: s, hashKey: hashKey, from: source) }
             // The client picked its destination itself (a headless-like service): no endpoint is.
             if s.loadBalancer?.mode == .passthrough { return Destination(route: .direct(dst), workload: nil, service: s) }
-            return resolve(service: s, port: dst.port, hashKey: hashKey, from: source)
+            return resolve(service: s, port: dst.port, hashKey: hashKey, from: source, preferIPv6: !dst.ip.isIPv4)
         }
         // Unknown to the mesh (or a service the client's namespace may not see): passthrough.
         return Destination(route: .direct(dst), workload: nil, service: nil)
@@ -64,7 +69,9 @@ extension ProxyState {
         return resolve(service: s, port: port, hashKey: hashKey, from: source)
     }
 
-    func resolve(service s: Service, port: UInt16, hashKey: Int, from source: IPAddress?) -> Destination? {
+    /// `preferIPv6`: the family of the address the client dialled (a dual-stack endpoint is reached
+    /// in that family when it has it, as ztunnel does).
+    func resolve(service s: Service, port: UInt16, hashKey: Int, from source: IPAddress?, preferIPv6: Bool = false) -> Destination? {
         let key = s.key
         guard let w = endpoint(of: s, hashKey: hashKey, from: source) else {
             guard let why = noEndpoint(s) else { return nil }
@@ -73,7 +80,10 @@ extension ProxyState {
         if w.network != settings.network { return throughNetworkGateway(s, endpoint: w, port: port, hashKey: hashKey) }
         var target = port
         if let t = w.services[key]?[port], t != 0 { target = t } else if let t = s.ports[port], t != 0 { target = t }
-        return route(to: w, ip: w.workloadIps[0], port: target, service: s)
+        guard let ip = w.workloadIps.first(where: { $0.isIPv4 != preferIPv6 }) ?? w.workloadIps.first else {
+            return Destination(route: .lookup(hostname: w.hostname, port: target, preferIPv6: preferIPv6), workload: w, service: s)
+        }
+        return route(to: w, ip: ip, port: target, service: s)
     }
 
     /// Why `s` has no endpoint to pick, when there is more to say than that it has none: they are
@@ -113,7 +123,8 @@ extension ProxyState {
         return EndpointSet.Client(network: settings.network, node: settings.node)
     }
 
-    private func route(to w: Workload, ip: IPAddress, port: UInt16, service: Service?) -> Destination {
+    /// How `w` is reached at `ip`: through HBONE to its node's proxy, or plain TCP.
+    func route(to w: Workload, ip: IPAddress, port: UInt16, service: Service?) -> Destination {
         let dst = SocketAddress(ip: ip, port: port)
         switch w.protocol {
         case .hbone:

@@ -44,6 +44,10 @@ extension ProxyState {
             return .direct(dst)
         case let .unreachable(reason):
             return .refuse(reason: reason, socksCode: Socks5Parser.hostUnreachable)
+        case let .lookup(hostname, _, _):
+            // The worker looks the name up and plans the route to the address found.
+            Bug.report("outbound plan for \(hostname) before it was looked up")
+            return .refuse(reason: "\(hostname) was not looked up", socksCode: Socks5Parser.generalFailure)
         }
     }
 

@@ -36,6 +36,12 @@ extension Proxy {
         }
 
         out += dnsMetrics()
+        family("istio_on_demand_dns_total", "counter", "The total number of requests that used on-demand DNS (unstable)")
+        for (labels, n) in Proxy.sum(statsList.map(\.onDemandDNS.snapshot)) { out += "istio_on_demand_dns_total{\(labels)} \(n)\n" }
+        family("hbone_on_demand_dns_failures_total", "counter", "Lookups of workloads' hostnames that gave no address for a reason other than the name having none, by reason")
+        for (reason, n) in Proxy.sum(statsList.map(\.onDemandDNSFailures.snapshot)) {
+            out += "hbone_on_demand_dns_failures_total{reason=\"\(reason)\"} \(n)\n"
+        }
 
         let t = totals
         family("hbone_tunnels_open", "gauge", "Proxied TCP connections open now, by direction")

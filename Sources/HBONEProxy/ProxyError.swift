@@ -19,6 +19,9 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         case badRequest = "bad_request"
         /// The CONNECT named an address that is not a workload this proxy serves.
         case unknownDestination = "unknown_destination"
+        /// A workload known by its hostname gave no address to connect to (ztunnel's on-demand
+        /// DNS): the name has none, or the upstream resolver did not answer.
+        case dnsLookup = "dns_lookup"
         /// TLS failed: handshake, verification, or the record layer.
         case tls
         /// HTTP/2 failed: preface, a protocol error, an unanswered PING.
@@ -60,7 +63,7 @@ public struct ProxyError: Error, CustomStringConvertible, Sendable, Equatable {
         case .denied: return "DENY"
         case .tls: return "TLS_FAILURE"
         case .http2: return "H2_HANDSHAKE_FAILURE"
-        case .connect, .rejected, .unknownDestination: return "CONNECT"
+        case .connect, .rejected, .unknownDestination, .dnsLookup: return "CONNECT"
         case .revoked: return "CERT_REVOKED"
         case .badRequest, .connectionLost, .idle, .closed, .config: return "-"
         }

@@ -49,9 +49,10 @@ extension ProxyState {
     /// that address on its network (istiod's gateway workload).
     private func gatewayPeer(_ gateway: GatewayAddress, hashKey: Int) -> (SocketAddress, Set<SPIFFEID>, Workload)? {
         if let service = service(named: gateway) {
-            // A gateway is dialled on this network: one reached through another gateway is no use.
-            guard let w = endpoint(of: service, hashKey: hashKey, from: nil, localOnly: true) else { return nil }
-            return (SocketAddress(ip: w.workloadIps[0], port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
+            // A gateway is dialled on this network: one reached through another gateway is no use;
+            // nor one known by hostname only (a gateway is dialled by address).
+            guard let w = endpoint(of: service, hashKey: hashKey, from: nil, localOnly: true), let ip = w.workloadIps.first else { return nil }
+            return (SocketAddress(ip: ip, port: gateway.hboneMtlsPort), Set([w.identity]).union(service.subjectAltNames), w)
         }
         guard case let .address(network, ip) = gateway.destination, let w = networkGateways[NetworkAddress(network: network, ip: ip)] else { return nil }
         return (SocketAddress(ip: ip, port: gateway.hboneMtlsPort), [w.identity], w)

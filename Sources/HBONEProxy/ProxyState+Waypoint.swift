@@ -37,7 +37,10 @@ extension ProxyState {
     func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int, from source: IPAddress?, localOnly: Bool) -> (Workload, IPAddress?, [SPIFFEID])? {
         if case let .address(network, ip) = waypoint.destination, network == settings.network, let w = workloadsByIP[ip] { return (w, ip, []) }
         guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source, localOnly: localOnly) else { return nil }
-        return (w, w.network == settings.network ? w.workloadIps.first : nil, service.subjectAltNames)
+        guard w.network == settings.network else { return (w, nil, service.subjectAltNames) }
+        // An endpoint known by hostname only is not dialled as a waypoint: none is found.
+        guard let ip = w.workloadIps.first else { return nil }
+        return (w, ip, service.subjectAltNames)
     }
 
     /// The waypoint a connection to `s` goes through (ztunnel's `fetch_service_waypoint`): one of

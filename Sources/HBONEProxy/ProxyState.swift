@@ -135,8 +135,9 @@ public final class ProxyState: Sendable {
                 if w.node == config.settings.node { local[ip] = w }
             }
             // A workload without an address (istiod sends pods not yet given one) cannot be dialled:
-            // as an endpoint it would be picked and its address read out of an empty list.
-            guard !w.workloadIps.isEmpty else { continue }
+            // as an endpoint it would be picked and its address read out of an empty list. One with
+            // a hostname is looked up when picked.
+            guard !w.workloadIps.isEmpty || !w.hostname.isEmpty else { continue }
             for key in w.services.keys { endpoints[key, default: []].append(w) }
         }
         workloadsByIP = byIP

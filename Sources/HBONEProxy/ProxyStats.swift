@@ -43,6 +43,12 @@ final class ProxyStats: Sendable {
     /// Connections whose peer's chain could not be checked against new revocation lists (drained).
     let crlUntrackedAsServer = ManagedAtomic<UInt64>(0)
     let crlUntrackedAsClient = ManagedAtomic<UInt64>(0)
+    /// ztunnel's `istio_on_demand_dns_total`: connections whose endpoint was looked up by its
+    /// hostname, by the series' label text (source workload and hostname).
+    let onDemandDNS = ReasonCounts()
+    /// Hostname lookups that gave no address to connect to for a reason other than the name having
+    /// none: no_answer, error_answer (SERVFAIL, REFUSED, malformed), truncated, overload.
+    let onDemandDNSFailures = ReasonCounts()
     let shard = MetricsShard()
     let handshakeDurations = DurationHistogram()
     let dns = DNSStats()

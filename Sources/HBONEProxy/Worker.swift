@@ -39,6 +39,8 @@ final class Worker {
     private var abuseLog = LogThrottle()
     /// The DNS proxy's sockets and queries on this loop.
     lazy var dns = DNSServer(worker: self)
+    /// Lookups of workloads' hostnames on this loop (on-demand DNS), and their answers.
+    lazy var resolver = HostnameResolver(worker: self)
 
     init(loop: EventLoop, state: ProxyState, stats: ProxyStats, network: StreamNetwork = SocketNetwork()) {
         self.loop = loop
@@ -292,62 +294,65 @@ final class Worker {
         openOutbound(tcp: tcp, src: peer, original: dst, destination: state.resolve(dst, hashKey: Int(peer.port), from: peer.ip), early: [], socks: false, pod: pod)
     }
 
-    /// Routes one application connection: HBONE through the pool, or plain TCP.
+    /// Routes one application connection: HBONE through the pool, or plain TCP. A destination
+    /// known by hostname only is looked up first (`openAfterLookup`).
     func openOutbound(tcp: TCPStream, src: SocketAddress, original: SocketAddress, destination: Destination?, early: [UInt8], socks: Bool,
                       pod: InPodWorkload? = nil) {
         loop.assertInLoop()
         let source = state.localWorkloadsByIP[src.ip] ?? pod?.workload
         var info = ConnectionInfo(direction: .outbound, src: src, dst: original, srcWorkload: source, srcIdentity: source?.identity,
                                   startedAt: loop.now, mutualTLS: false)
-        func refuse(_ reason: String, code: UInt8 = Socks5Parser.generalFailure) {
+        info.dstWorkload = destination?.workload
+        info.setService(destination?.service)
+        if let destination, case let .lookup(hostname, port, preferIPv6) = destination.route {
+            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
+            openAfterLookup(tunnel, hostname: hostname, port: port, preferIPv6: preferIPv6, destination: destination,
+                            src: src, original: original, pod: pod)
+            return
+        }
+        info.setRoute(destination?.route)
+        let plan = state.planOutbound(src: src, destination: destination, original: original, bound: boundAddresses)
+        if case let .refuse(reason, code) = plan {
             if socks {
                 tcp.write(Socks5Parser.reply(code))
                 tcp.flushNow()
             }
             tcp.close()
-            // The SOCKS5 code already says why: no route, not allowed (a non-local source, a loop to
-            // the proxy itself), or something of ours (no certificate yet).
-            let error = switch code {
-            case Socks5Parser.hostUnreachable: ProxyError(.downstream, .unknownDestination, reason)
-            case Socks5Parser.notAllowed: ProxyError(.downstream, .badRequest, reason)
-            default: ProxyError(.internal, .config, reason)
-            }
-            record(info, error: error, wasOpen: false)
+            record(info, error: Self.refusal(reason, socksCode: code), wasOpen: false)
+            return
         }
-        info.dstWorkload = destination?.workload
-        info.setService(destination?.service)
-        switch destination?.route {
-        case let .hbone(proxy, authority, _)?:
-            info.dst = authority
-            info.hboneAddress = proxy
-            info.mutualTLS = true
-        case let .throughGateway(route)?:
-            info.hboneAddress = route.gateway
-            info.hboneTarget = route.target
-            info.mutualTLS = true
-        case let .direct(dst)?:
-            info.dst = dst
-        case .unreachable?, nil:
-            break
-        }
-        switch state.planOutbound(src: src, destination: destination, original: original, bound: boundAddresses) {
+        let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
+        carry(tunnel, plan: plan, service: destination?.service, src: src, pod: pod)
+    }
+
+    /// Opens `tunnel`'s upstream as `plan` says (made already: its downstream is in the tunnel).
+    func carry(_ tunnel: Tunnel, plan: OutboundPlan, service: Service?, src: SocketAddress, pod: InPodWorkload?) {
+        switch plan {
         case let .refuse(reason, code):
-            refuse(reason, code: code)
+            tunnel.poolFailed(Self.refusal(reason, socksCode: code))
         case let .hbone(source, proxy, authority, expected):
-            guard let context = clientContext(source) else { return refuse("no certificate for \(source.identity)") }
-            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
-            let headers = outboundHeaders(source: source, src: src, service: destination?.service)
+            guard let context = clientContext(source) else { return tunnel.poolFailed(ProxyError(.internal, .config, "no certificate for \(source.identity)")) }
+            let headers = outboundHeaders(source: source, src: src, service: service)
             let key = PoolKey(source: source.identity, expected: expected, proxy: proxy, pod: pod?.uid)
             openPooled(tunnel, key: key, authority: authority.description, headers: headers, context: context, src: src, pod: pod)
         case let .throughGateway(source, route):
-            guard let context = clientContext(source) else { return refuse("no certificate for \(source.identity)") }
-            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
-            openThroughGateway(tunnel, route: route, source: source, headers: outboundHeaders(source: source, src: src, service: destination?.service),
+            guard let context = clientContext(source) else { return tunnel.poolFailed(ProxyError(.internal, .config, "no certificate for \(source.identity)")) }
+            openThroughGateway(tunnel, route: route, source: source, headers: outboundHeaders(source: source, src: src, service: service),
                                context: context, src: src, pod: pod)
         case let .direct(dst):
-            let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
             tunnel.pod = pod   // from inside the pod, marked so its own redirection lets it out
             tunnel.dial(dst)
+        }
+    }
+
+    /// An outbound connection refused before anything was opened: the SOCKS5 code already says
+    /// why: no route, not allowed (a non-local source, a loop to the proxy itself), or something of
+    /// ours (no certificate yet).
+    static func refusal(_ reason: String, socksCode code: UInt8) -> ProxyError {
+        switch code {
+        case Socks5Parser.hostUnreachable: ProxyError(.downstream, .unknownDestination, reason)
+        case Socks5Parser.notAllowed: ProxyError(.downstream, .badRequest, reason)
+        default: ProxyError(.internal, .config, reason)
         }
     }
 
@@ -739,6 +744,7 @@ final class Worker {
         for t in Array(tunnels.values) { t.terminate(ProxyError(.internal, .closed, "closed at the drain deadline")) }
         for c in Array(connections.values) { c.close() }
         dns.close()
+        resolver.cancelAll()
         loop.cancel(sweepTimer)
     }
 }

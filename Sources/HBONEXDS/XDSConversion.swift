@@ -58,6 +58,9 @@ public enum XDSConversion {
             guard let ip = IPAddress(networkBytes: raw) else { throw fail("addresses[\(i)] has \(raw.count) bytes (want 4 or 16)") }
             ips.append(ip)
         }
+        guard w.hostname.isEmpty || Workload.isResolvableHostname(w.hostname) else {
+            throw fail("hostname \"\(w.hostname.prefix(80))\" is not a DNS name to resolve")
+        }
         let proto: InboundProtocol
         switch w.tunnelProtocol {
         case .none: proto = .tcp
@@ -109,7 +112,7 @@ public enum XDSConversion {
                         network: w.network, networkGateway: networkGateway, waypoint: waypoint, status: status,
                         locality: Locality(region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone),
                         capacity: w.hasCapacity ? w.capacity.value : 1, applicationTunnel: tunnel,
-                        workloadType: workloadType(w.workloadType))
+                        workloadType: workloadType(w.workloadType), hostname: w.hostname)
     }
 
     /// As ztunnel reads it: a value this build does not know is the default, a deployment.

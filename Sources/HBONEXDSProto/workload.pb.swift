@@ -547,6 +547,13 @@ public nonisolated struct Istio_Workload_Workload: @unchecked Sendable {
     set {_uniqueStorage()._addresses = newValue}
   }
 
+  /// Resolved by the proxy when a connection picks it (a ServiceEntry endpoint with
+  /// `resolution: DNS`): such a workload usually has no address.
+  public var hostname: String {
+    get {_storage._hostname}
+    set {_uniqueStorage()._hostname = newValue}
+  }
+
   public var network: String {
     get {_storage._network}
     set {_uniqueStorage()._network = newValue}
@@ -1175,13 +1182,14 @@ nonisolated extension Istio_Workload_LoadBalancing.HealthPolicy: SwiftProtobuf._
 
 nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Workload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{2}\u{2}services\0\u{3}application_tunnel\0\u{1}locality\0\u{2}\u{3}capacity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}namespace\0\u{1}addresses\0\u{1}network\0\u{3}tunnel_protocol\0\u{3}trust_domain\0\u{3}service_account\0\u{1}waypoint\0\u{1}node\0\u{3}canonical_name\0\u{3}canonical_revision\0\u{3}workload_type\0\u{3}workload_name\0\u{4}\u{3}authorization_policies\0\u{1}status\0\u{3}cluster_id\0\u{3}network_gateway\0\u{1}uid\0\u{1}hostname\0\u{1}services\0\u{3}application_tunnel\0\u{1}locality\0\u{2}\u{3}capacity\0")
 
   fileprivate class _StorageClass {
     var _uid: String = String()
     var _name: String = String()
     var _namespace: String = String()
     var _addresses: [Data] = []
+    var _hostname: String = String()
     var _network: String = String()
     var _tunnelProtocol: Istio_Workload_TunnelProtocol = .none
     var _trustDomain: String = String()
@@ -1214,6 +1222,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       _name = source._name
       _namespace = source._namespace
       _addresses = source._addresses
+      _hostname = source._hostname
       _network = source._network
       _tunnelProtocol = source._tunnelProtocol
       _trustDomain = source._trustDomain
@@ -1268,6 +1277,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         case 18: try { try decoder.decodeSingularStringField(value: &_storage._clusterID) }()
         case 19: try { try decoder.decodeSingularMessageField(value: &_storage._networkGateway) }()
         case 20: try { try decoder.decodeSingularStringField(value: &_storage._uid) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._hostname) }()
         case 22: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: &_storage._services) }()
         case 23: try { try decoder.decodeSingularMessageField(value: &_storage._applicationTunnel) }()
         case 24: try { try decoder.decodeSingularMessageField(value: &_storage._locality) }()
@@ -1338,6 +1348,9 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
       if !_storage._uid.isEmpty {
         try visitor.visitSingularStringField(value: _storage._uid, fieldNumber: 20)
       }
+      if !_storage._hostname.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._hostname, fieldNumber: 21)
+      }
       if !_storage._services.isEmpty {
         try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Istio_Workload_PortList>.self, value: _storage._services, fieldNumber: 22)
       }
@@ -1363,6 +1376,7 @@ nonisolated extension Istio_Workload_Workload: SwiftProtobuf.Message, SwiftProto
         if _storage._name != rhs_storage._name {return false}
         if _storage._namespace != rhs_storage._namespace {return false}
         if _storage._addresses != rhs_storage._addresses {return false}
+        if _storage._hostname != rhs_storage._hostname {return false}
         if _storage._network != rhs_storage._network {return false}
         if _storage._tunnelProtocol != rhs_storage._tunnelProtocol {return false}
         if _storage._trustDomain != rhs_storage._trustDomain {return false}

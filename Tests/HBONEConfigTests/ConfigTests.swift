@@ -125,6 +125,16 @@ import HBONECore
         } catch {
             #expect(error.description.hasPrefix("c.yaml:10: workloads[1]: missing workloadIps"), "\(error)")
         }
+        // A ServiceEntry's DNS endpoint: a hostname, looked up when picked.
+        let named = Self.issueExample.replacingOccurrences(of: "  workloadIps: [\"127.0.0.10\"]\n", with: "  hostname: api.example.com.\n")
+        #expect(try ProxyConfig.parse(yaml: named, file: "c.yaml").workloads[1].hostname == "api.example.com.")
+        let wildcard = Self.issueExample.replacingOccurrences(of: "  workloadIps: [\"127.0.0.10\"]\n", with: "  hostname: \"*.example.com\"\n")
+        do {
+            _ = try ProxyConfig.parse(yaml: wildcard, file: "c.yaml")
+            Issue.record("accepted a wildcard to look up")
+        } catch {
+            #expect(error.description.contains("c.yaml:") && error.description.contains("is not a DNS name to resolve"), "\(error)")
+        }
     }
 
     /// ztunnel's spellings of what load balancing reads, which hbone used to accept and ignore

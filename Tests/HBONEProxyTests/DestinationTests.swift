@@ -174,4 +174,50 @@ import HBONETLS
         #expect(alone.resolve(SocketAddress("10.96.0.20:80")!) == nil)
         #expect(alone.resolve(hostname: "ledger.payments.svc.cluster.local", port: 80) == nil)
     }
+
+    /// A ServiceEntry with `resolution: DNS` reaches istiod's proxies as a workload with a hostname
+    /// and no address. It used to be left out of its service's endpoints, so a connection to the
+    /// service found no endpoint at all; now it is picked, and the route says to look it up first.
+    @Test func anEndpointKnownByHostnameIsLookedUpWhenPicked() throws {
+        let yaml = """
+        workloads:
+        - {name: api, namespace: payments, hostname: api.example.com, protocol: TCP,
+           services: {"payments/api.example.com": {443: 8443}}}
+        - {name: ledger-0, namespace: payments, serviceAccount: ledger, workloadIps: ["10.1.0.20", "fd00::20"], protocol: HBONE,
+           node: west, services: {"payments/ledger.payments.svc.cluster.local": {80: 8080}}}
+        - {name: gw, namespace: istio-system, hostname: gw.example.com, protocol: HBONE, services: {"istio-system/waypoint.example.com": {}}}
+        services:
+        - {name: api, namespace: payments, hostname: api.example.com, vips: ["240.240.0.1", "2001:db8::1"], ports: {443: 0}}
+        - {name: ledger, namespace: payments, hostname: ledger.payments.svc.cluster.local, vips: ["10.96.0.20", "fd00::96:20"], ports: {80: 8080}}
+        - {name: waypoint, namespace: istio-system, hostname: waypoint.example.com, vips: ["10.96.0.99"], ports: {15008: 0}}
+        - {name: behind, namespace: payments, hostname: behind.payments.svc.cluster.local, vips: ["10.96.0.40"], ports: {80: 0},
+           waypoint: {destination: "istio-system/waypoint.example.com", hboneMtlsPort: 15008}}
+        hbone:
+          node: east
+          rootCertificates: /unused
+          certificates: {directory: /unused}
+        """
+        let s = try testState(yaml)
+        let key = "payments/api.example.com"
+        #expect(s.endpointSets[key]?.endpoints.map(\.name) == ["api"])
+        // The port as the endpoint maps it, and the family of the address the client dialled.
+        let v4 = s.resolve(SocketAddress("240.240.0.1:443")!)
+        #expect(v4?.route == .lookup(hostname: "api.example.com", port: 8443, preferIPv6: false))
+        #expect(v4?.workload?.name == "api" && v4?.service?.key == key)
+        #expect(s.resolve(SocketAddress("[2001:db8::1]:443")!)?.route == .lookup(hostname: "api.example.com", port: 8443, preferIPv6: true))
+        #expect(s.resolve(hostname: "api.example.com", port: 443)?.route == .lookup(hostname: "api.example.com", port: 8443, preferIPv6: false))
+        // Once found, the address is reached as the workload's protocol says.
+        let found = s.route(to: v4!.workload!, ip: IPAddress("198.51.100.7")!, port: 8443, service: v4?.service)
+        #expect(found.route == .direct(SocketAddress("198.51.100.7:8443")!))
+        // A dual-stack endpoint is dialled in the family the client used (ztunnel's choice).
+        let ledger6 = s.resolve(SocketAddress("[fd00::96:20]:80")!)
+        #expect(ledger6.map { if case let .hbone(proxy, _, _) = $0.route { proxy } else { nil } } == SocketAddress("[fd00::20]:15008"))
+        let ledger4 = s.resolve(SocketAddress("10.96.0.20:80")!)
+        #expect(ledger4.map { if case let .hbone(proxy, _, _) = $0.route { proxy } else { nil } } == SocketAddress("10.1.0.20:15008"))
+        // A waypoint known only by hostname is not dialled: the connection is refused, not sent around it.
+        guard case .unreachable? = s.resolve(SocketAddress("10.96.0.40:80")!)?.route else {
+            Issue.record("\(String(describing: s.resolve(SocketAddress("10.96.0.40:80")!)))")
+            return
+        }
+    }
 }

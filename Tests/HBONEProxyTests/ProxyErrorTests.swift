@@ -9,7 +9,7 @@ import Glibc
     @Test(arguments: [
         (ProxyError.Code.denied, "DENY"), (.tls, "TLS_FAILURE"), (.http2, "H2_HANDSHAKE_FAILURE"), (.connect, "CONNECT"),
         (.rejected, "CONNECT"), (.unknownDestination, "CONNECT"), (.badRequest, "-"), (.connectionLost, "-"), (.idle, "-"),
-        (.closed, "-"), (.config, "-"),
+        (.closed, "-"), (.config, "-"), (.dnsLookup, "CONNECT"),
     ] as [(ProxyError.Code, String)])
     func responseFlagsFollowTheCode(code: ProxyError.Code, flags: String) {
         #expect(ProxyError(.upstream, code, "whatever the text says: DENY TLS").responseFlags == flags)

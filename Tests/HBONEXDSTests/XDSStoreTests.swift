@@ -277,6 +277,24 @@ import HBONEXDSProto
 
     /// A workload's application tunnel (a waypoint behind ztunnel): protocol and port kept, port 0
     /// as none; a port past 65535 or an unknown protocol is NACKed with the reason.
+    /// A ServiceEntry endpoint with `resolution: DNS`: a workload with a hostname (field 21) and no
+    /// address. The field used to be dropped, so the proxy had nothing to connect to.
+    @Test func aWorkloadKnownByHostnameKeepsItAndABadHostnameIsRejected() {
+        var s = store()
+        let api = Self.workload("se") {
+            $0.addresses = []
+            $0.hostname = "api.example.com"
+            $0.tunnelProtocol = .none
+        }
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [api]))
+        #expect(a.isACK, "\(a.reply.errorDetail.message)")
+        #expect(s.workloads["se"]?.hostname == "api.example.com" && s.workloads["se"]?.workloadIps == [])
+        for bad in ["*.example.com", "a..b", "with space.example.com", String(repeating: "a", count: 64) + ".com"] {
+            let r = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("bad") { $0.addresses = []; $0.hostname = bad }]))
+            #expect(!r.isACK && r.reply.errorDetail.message.contains("bad: hostname"), "\(r.reply.errorDetail.message)")
+        }
+    }
+
     @Test func anApplicationTunnelIsKeptAndABadOneRejected() {
         var s = store()
         func tunnel(_ p: Istio_Workload_ApplicationTunnel.ProtocolEnum, _ port: UInt32) -> Istio_Workload_ApplicationTunnel {

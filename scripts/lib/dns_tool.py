@@ -8,7 +8,11 @@ standard library only (independent of hbone's own DNS code).
       answers UDP and TCP: any name -> A 203.0.113.1; nx.* -> NXDOMAIN; slow.* -> never;
       big.* -> 100 A records (over UDP that does not fit 512 bytes: TC set, no records);
       spoof.* -> first a reply with another ID and one for another name (both 6.6.6.6), then the
-      real answer. Each query is logged as "proto client-ip name" lines to FILE.
+      real answer. Each query is logged as "proto client-ip name type" lines to FILE.
+      --zone FILE (JSON) answers its names first: {"name": {"A": [ip], "AAAA": [ip], "CNAME":
+      "target", "ttl": N}}; a CNAME is followed within the zone, its records put before the
+      target's; a name in the zone without records of the type asked gets NOERROR and an SOA
+      (negative TTL 5) in the authority section.
 """
 import argparse, json, os, random, socket, struct, sys, threading
 
@@ -103,14 +107,43 @@ def query(args):
     print(json.dumps(out))
 
 
-def answer(msg, proto, client, log):
+def zone_answer(zone, qid, name, qtype, question):
+    """The zone's answer for `name`, or None when the zone does not hold it."""
+    entry = zone.get(name.lower().rstrip("."))
+    if entry is None:
+        return None
+    records, owner, n_cname = b"", name, 0
+    while "CNAME" in entry and n_cname < 10:
+        target = entry["CNAME"]
+        rdata = encode_name(target)
+        records += encode_name(owner) + struct.pack(">HHIH", 5, 1, entry.get("ttl", 60), len(rdata)) + rdata
+        owner, entry, n_cname = target, zone.get(target.lower(), {}), n_cname + 1
+    family = {1: ("A", socket.AF_INET), 28: ("AAAA", socket.AF_INET6)}.get(qtype)
+    addrs = entry.get(family[0], []) if family else []
+    for ip in addrs:
+        rdata = socket.inet_pton(family[1], ip)
+        records += encode_name(owner) + struct.pack(">HHIH", qtype, 1, entry.get("ttl", 60), len(rdata)) + rdata
+    authority, ns = b"", 0
+    if not addrs:
+        soa = encode_name("example.test") + encode_name("hostmaster.example.test") + struct.pack(">IIIII", 1, 3600, 600, 86400, 5)
+        authority = encode_name("example.test") + struct.pack(">HHIH", 6, 1, 60, len(soa)) + soa
+        ns = 1
+    head = struct.pack(">HHHHHH", qid, 0x8180, 1, n_cname + len(addrs), ns, 0)
+    return head + question + records + authority
+
+
+def answer(msg, proto, client, log, zone=None):
     qid, flags = struct.unpack(">HH", msg[:4])
     name, off = read_name(msg, 12)
     qtype, qclass = struct.unpack(">HH", msg[off:off + 4])
     question = msg[12:off + 4]
     with open(log, "a") if log else open(os.devnull, "w") as f:
-        f.write("%s %s %s\n" % (proto, client, name))
+        f.write("%s %s %s %s\n" % (proto, client, name, NAMES.get(qtype, qtype)))
     lower = name.lower()
+    if zone:
+        found = zone_answer(zone, qid, name, qtype, question)
+        if found is not None:
+            return [found]
     if lower.startswith("slow."):
         return []
 
@@ -135,6 +168,10 @@ def answer(msg, proto, client, log):
 
 
 def upstream(args):
+    zone = {}
+    if args.zone:
+        with open(args.zone) as f:
+            zone = {k.lower().rstrip("."): v for k, v in json.load(f).items()}
     host, port = args.listen.rsplit(":", 1)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((host, int(port)))
@@ -146,7 +183,7 @@ def upstream(args):
     def serve_udp():
         while True:
             msg, peer = udp.recvfrom(65536)
-            for r in answer(msg, "udp", peer[0], args.log):
+            for r in answer(msg, "udp", peer[0], args.log, zone):
                 udp.sendto(r, peer)
 
     def serve_conn(c, peer):
@@ -160,7 +197,7 @@ def upstream(args):
                 while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
                     n = struct.unpack(">H", buf[:2])[0]
                     msg, buf = buf[2:2 + n], buf[2 + n:]
-                    for r in answer(msg, "tcp", peer[0], args.log)[-1:]:
+                    for r in answer(msg, "tcp", peer[0], args.log, zone)[-1:]:
                         c.sendall(struct.pack(">H", len(r)) + r)
         finally:
             c.close()
@@ -188,6 +225,7 @@ def main():
     u.add_argument("--listen", required=True)
     u.add_argument("--log")
     u.add_argument("--ready")
+    u.add_argument("--zone")
     args = p.parse_args()
     query(args) if args.mode == "query" else upstream(args)
 

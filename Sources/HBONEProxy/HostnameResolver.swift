@@ -1,0 +1,132 @@
+import Foundation
+import HBONECore
+import HBONEConfig
+import HBONEDNS
+import HBONEEventLoop
+
+/// ztunnel's on-demand DNS, one per loop: a workload known by its hostname only (a ServiceEntry
+/// endpoint with `resolution: DNS`) is looked up when a connection picks it. Asked of
+/// `hbone.dns.upstreams`, else of this host's /etc/resolv.conf nameservers, from the proxy's own
+/// network namespace (as ztunnel's resolver). The name is taken as complete (no search list).
+///
+/// The family of the connection's original destination is asked first; the other only if the
+/// name has none (and IPv6 is enabled), as ztunnel prefers. Answers are kept for their TTL
+/// (`HostnameCache`); connections that need a name already being looked up wait for that lookup.
+final class HostnameResolver {
+    enum Outcome: Equatable {
+        case addresses([IPAddress])
+        /// Why there is no address to connect to.
+        case failed(String)
+    }
+
+    /// One family's outcome.
+    private enum Found {
+        case entry(HostnameCache.Entry)
+        case failed(String)
+    }
+
+    private unowned let worker: Worker
+    private(set) var cache = HostnameCache()
+    /// Lookups on the wire, and who waits for each.
+    private var waiting: [HostnameCache.Key: [(Found) -> Void]] = [:]
+    private var forwards: [ObjectIdentifier: DNSForward] = [:]
+    private var systemNameservers: (list: [SocketAddress], readAt: UInt64)?
+
+    /// Lookups on the wire at once, per loop: past this, a connection fails at once.
+    static let maxInFlight = 256
+    /// /etc/resolv.conf is read again after this long (nanoseconds).
+    static let nameserverRefresh: UInt64 = 30_000_000_000
+
+    init(worker: Worker) { self.worker = worker }
+
+    /// Calls `done` once on this loop: at once from the cache, else when the upstream answers (or
+    /// both tries fail, within `2 × dns.upstreamTimeout`).
+    func lookup(_ hostname: String, preferIPv6: Bool, _ done: @escaping (Outcome) -> Void) {
+        let first = preferIPv6 && worker.state.settings.ipv6Enabled
+        family(hostname, ipv6: first) { [unowned self] found in
+            switch found {
+            case let .entry(.addresses(list)): return done(.addresses(list))
+            case let .failed(why): return done(.failed(why))
+            case .entry(.noAddresses): break
+            }
+            guard first || worker.state.settings.ipv6Enabled else { return done(.failed("the name has no address")) }
+            family(hostname, ipv6: !first) { found in
+                switch found {
+                case let .entry(.addresses(list)): done(.addresses(list))
+                case .entry(.noAddresses): done(.failed("the name has no address"))
+                case let .failed(why): done(.failed(why))
+                }
+            }
+        }
+    }
+
+    /// Ends every lookup on the wire (the drain deadline); nobody is called back.
+    func cancelAll() {
+        for f in forwards.values { f.cancel() }
+        forwards = [:]
+        waiting = [:]
+    }
+
+    private func family(_ hostname: String, ipv6: Bool, _ done: @escaping (Found) -> Void) {
+        let key = HostnameCache.Key(hostname, ipv6: ipv6)
+        if let entry = cache.lookup(key, now: worker.loop.now) { return done(.entry(entry)) }
+        if waiting[key] != nil {
+            waiting[key]!.append(done)
+            return
+        }
+        guard let name = DNSName(key.name) else { return done(.failed("not a DNS name")) }
+        guard forwards.count < Self.maxInFlight else {
+            worker.stats.onDemandDNSFailures.add("overload")
+            return done(.failed("\(forwards.count) lookups already in flight on this loop"))
+        }
+        waiting[key] = [done]
+        send(DNSQuery(asking: name, type: ipv6 ? DNSType.aaaa : DNSType.a), for: key, over: .udp)
+    }
+
+    private func send(_ query: DNSQuery, for key: HostnameCache.Key, over transport: DNSTransport) {
+        let settings = worker.state.settings
+        let route = DNSForward.Route(upstreams: upstreams(settings), namespace: nil, mark: settings.packetMark,
+                                     timeout: settings.dns.upstreamTimeout.nanoseconds)
+        let forward = DNSForward(query: query, transport: transport, route: route, loop: worker.loop, network: worker.network) {
+            [unowned self] f, answer, why in
+            forwards[ObjectIdentifier(f)] = nil
+            guard let answer else {
+                worker.stats.onDemandDNSFailures.add("no_answer")
+                return finish(key, .failed("no answer: \(why ?? "unknown")"))
+            }
+            let read = DNSLookupAnswer(parsing: answer, for: f.query)
+            // Too big for a datagram (a long list of addresses): asked again over TCP.
+            if read.truncated && transport == .udp { return send(query, for: key, over: .tcp) }
+            switch read.outcome {
+            case let .addresses(raw):
+                let list = raw.compactMap { IPAddress(networkBytes: $0) }
+                cache.store(.addresses(list), for: key, ttl: read.ttl, now: worker.loop.now)
+                finish(key, .entry(.addresses(list)))
+            case .noAddresses:
+                cache.store(.noAddresses, for: key, ttl: read.ttl, now: worker.loop.now)
+                finish(key, .entry(.noAddresses))
+            case let .failed(why):
+                worker.stats.onDemandDNSFailures.add(read.truncated ? "truncated" : "error_answer")
+                finish(key, .failed("the upstream's answer: \(why)"))
+            }
+        }
+        forwards[ObjectIdentifier(forward)] = forward
+        forward.start()
+    }
+
+    private func finish(_ key: HostnameCache.Key, _ found: Found) {
+        for done in waiting.removeValue(forKey: key) ?? [] { done(found) }
+    }
+
+    /// The configured upstreams, else this host's nameservers (read again now and then, so an
+    /// edited resolv.conf is seen without a restart).
+    private func upstreams(_ settings: Settings) -> [SocketAddress] {
+        if !settings.dns.upstreams.isEmpty { return settings.dns.upstreams }
+        let now = worker.loop.now
+        if let s = systemNameservers, now &- s.readAt < Self.nameserverRefresh { return s.list }
+        let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+        let list = ProxyConfig.nameservers(inResolvConf: text)
+        systemNameservers = (list, now)
+        return list
+    }
+}
