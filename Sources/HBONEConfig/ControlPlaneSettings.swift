@@ -1,3 +1,4 @@
+import Foundation
 import HBONECore
 
 /// Where the proxy finds istiod (Delta xDS) and the Istio CA, and how it introduces itself, named as
@@ -81,6 +82,9 @@ public struct ControlPlaneSettings: Sendable, Equatable {
     /// Every `ISTIO_META_<KEY>` variable as `<KEY>` (ztunnel's proxy metadata: `ENABLE_HBONE`,
     /// `CLUSTER_ID`, `DNS_CAPTURE`, …), sent in the node metadata over what hbone fills in.
     public var proxyMetadata: [String: String] = [:]
+    /// Every `ISTIO_METAJSON_<KEY>` variable as `<KEY>`: a JSON value (checked when read), sent
+    /// in the node metadata as that value (an object, a list, a number), over the above.
+    public var proxyMetadataJSON: [String: String] = [:]
     /// Resolution, TCP, TLS and the HTTP/2 SETTINGS exchange must finish within this (ztunnel: 5 s).
     public var connectTimeout: Duration = .seconds(5)
     /// HTTP/2 PING interval; never below 30 s (grpc-go servers drop clients that ping more often).
@@ -194,6 +198,12 @@ public struct ControlPlaneSettings: Sendable, Equatable {
         if let v = value("NODE_NAME") { nodeName = v }
         for (name, v) in env where name.hasPrefix("ISTIO_META_") && name.count > "ISTIO_META_".count {
             proxyMetadata[String(name.dropFirst("ISTIO_META_".count))] = v
+        }
+        for (name, v) in env where name.hasPrefix("ISTIO_METAJSON_") && name.count > "ISTIO_METAJSON_".count {
+            guard (try? JSONSerialization.jsonObject(with: Data(v.utf8), options: .fragmentsAllowed)) != nil else {
+                throw fail(name, "\"\(v.prefix(60))\" is not JSON")
+            }
+            proxyMetadataJSON[String(name.dropFirst("ISTIO_METAJSON_".count))] = v
         }
         if let v = value("POD_NAME") { podName = v }
         if let v = value("POD_NAMESPACE") { podNamespace = v }

@@ -75,7 +75,12 @@ public struct ProxyConfig: Sendable {
             throw ConfigError(file: file, line: 1, path: "hbone", reason: "missing: the proxy's own settings (node, trustDomain, rootCertificates, certificates)")
         }
         let base = (file as NSString).deletingLastPathComponent
-        let settings = try parseSettings(hbone, base: base, environment: environment)
+        // Istio's ProxyConfig (the mesh config's defaultConfig, then PROXY_CONFIG) stands in for the
+        // variables it covers that are not set, as in ztunnel.
+        let meshProxyConfig = try MeshProxyConfig.load(environment: environment)
+        let environment = meshProxyConfig.environment(over: environment)
+        var settings = try parseSettings(hbone, base: base, environment: environment)
+        meshProxyConfig.apply(to: &settings.listen)
         var workloads: [Workload] = []
         for w in try top["workloads"].sequence() { workloads.append(try parseWorkload(w)) }
         var services: [Service] = []

@@ -43,7 +43,7 @@ final class XDSClient {
         self.endpoint = endpoint
         self.tls = tls
         self.network = network
-        self.store = XDSStore(nodeID: settings.nodeID, metadata: settings.nodeMetadata(node: node))
+        self.store = XDSStore(nodeID: settings.nodeID, metadata: settings.nodeMetadata(node: node), jsonMetadata: settings.proxyMetadataJSON)
     }
 
     func start() { connect() }

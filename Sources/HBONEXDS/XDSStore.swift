@@ -1,4 +1,5 @@
 import HBONEConfig
+import HBONECore
 import HBONEAuthz
 import HBONEXDSProto
 import SwiftProtobuf
@@ -25,11 +26,20 @@ public struct XDSStore: Sendable {
     public private(set) var lastNACK: [String: (nonce: String, reason: String)] = [:]
     let node: Envoy_Service_Discovery_V3_Node
 
-    public init(nodeID: String, metadata: [String: String]) {
+    /// `jsonMetadata`: values as JSON text (`ISTIO_METAJSON_*`, checked when the config was
+    /// read), sent as the values they are and over `metadata`'s of the same name, as ztunnel does.
+    public init(nodeID: String, metadata: [String: String], jsonMetadata: [String: String] = [:]) {
         var node = Envoy_Service_Discovery_V3_Node()
         node.id = nodeID
         var fields: [String: Google_Protobuf_Value] = [:]
         for (k, v) in metadata { fields[k] = Google_Protobuf_Value(stringValue: v) }
+        for (k, text) in jsonMetadata {
+            guard let v = try? Google_Protobuf_Value(jsonString: text) else {
+                Bug.report("node metadata \(k): JSON checked at start-up no longer parses")
+                continue
+            }
+            fields[k] = v
+        }
         node.metadata = Google_Protobuf_Struct(fields: fields)
         self.node = node
     }

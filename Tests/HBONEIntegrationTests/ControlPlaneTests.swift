@@ -36,7 +36,9 @@ struct ControlPlaneTests {
         var o = Mesh.Options()
         o.controlPlane = istiod
         o.eastEnvironment = ["XDS_HEADER_X_MESH_TEST": "east-node", "CLUSTER_ID": "cluster-east", "POD_NAME": "ztunnel-abc",
-                             "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "127.0.\(net).2", "ISTIO_META_ENABLE_HBONE": "true"]
+                             "POD_NAMESPACE": "istio-system", "INSTANCE_IP": "127.0.\(net).2", "ISTIO_META_ENABLE_HBONE": "true",
+                             "PROXY_CONFIG": "{\"proxyMetadata\": {\"FROM_PROXY_CONFIG\": \"yes\", \"ENABLE_HBONE\": \"false\"}}",
+                             "ISTIO_METAJSON_LABELS": "{\"app\": \"ztunnel\", \"tier\": 1}"]
         let mesh = try Mesh(net: net, o)
         defer { mesh.stop() }
         #expect(waitUntil(timeout: 10) { mesh.readiness(mesh.eastAdmin).status == 200 && mesh.readiness(mesh.westAdmin).status == 200 },
@@ -52,10 +54,15 @@ struct ControlPlaneTests {
                                                                       "type.googleapis.com/istio.security.Authorization"])
         let node = first.first?["node"] as? [String: Any]
         #expect(node?["id"] as? String == "ztunnel~127.0.\(net).2~ztunnel-abc.istio-system~istio-system.svc.cluster.local")
-        let metadata = node?["metadata"] as? [String: String]
-        #expect(metadata?["NODE_NAME"] == "east" && metadata?["CLUSTER_ID"] == "cluster-east" && metadata?["NAME"] == "ztunnel-abc"
-                && metadata?["NAMESPACE"] == "istio-system" && metadata?["INSTANCE_IPS"] == "127.0.\(net).2"
-                && metadata?["ENABLE_HBONE"] == "true", "\(String(describing: metadata))")
+        let metadata = node?["metadata"] as? [String: Any]
+        func text(_ key: String) -> String? { metadata?[key] as? String }
+        #expect(text("NODE_NAME") == "east" && text("CLUSTER_ID") == "cluster-east" && text("NAME") == "ztunnel-abc"
+                && text("NAMESPACE") == "istio-system" && text("INSTANCE_IPS") == "127.0.\(net).2"
+                && text("ENABLE_HBONE") == "true", "\(String(describing: metadata))")
+        // PROXY_CONFIG's proxy metadata (an ISTIO_META_ variable wins), and ISTIO_METAJSON_ values as JSON.
+        let labels = metadata?["LABELS"] as? [String: Any]
+        #expect(text("FROM_PROXY_CONFIG") == "yes" && labels?["app"] as? String == "ztunnel" && labels?["tier"] as? Double == 1,
+                "\(String(describing: metadata))")
         let headers = first.first?["headers"] as? [String: String]
         #expect(headers?["clusterid"] == "cluster-east" && headers?["x_mesh_test"] == "east-node", "\(String(describing: headers))")
         #expect(xds.contains { $0["response_nonce"] != nil && $0["error_detail"] == nil }, "no ACK seen")

@@ -277,6 +277,15 @@ import HBONEXDSProto
 
     /// A workload's application tunnel (a waypoint behind ztunnel): protocol and port kept, port 0
     /// as none; a port past 65535 or an unknown protocol is NACKed with the reason.
+    /// ztunnel's ISTIO_METAJSON_*: the values go to istiod as the JSON values they are, over a
+    /// string of the same name.
+    @Test func jsonMetadataGoesAsItsValues() {
+        let s = XDSStore(nodeID: "n", metadata: ["A": "x", "B": "y"], jsonMetadata: ["LABELS": "{\"app\": \"z\", \"tier\": 1}", "A": "[1, 2]"])
+        let fields = s.node.metadata.fields
+        #expect(fields["LABELS"]?.structValue.fields["app"]?.stringValue == "z" && fields["LABELS"]?.structValue.fields["tier"]?.numberValue == 1)
+        #expect(fields["A"]?.listValue.values.count == 2 && fields["B"]?.stringValue == "y")
+    }
+
     /// A ServiceEntry endpoint with `resolution: DNS`: a workload with a hostname (field 21) and no
     /// address. The field used to be dropped, so the proxy had nothing to connect to.
     @Test func aWorkloadKnownByHostnameKeepsItAndABadHostnameIsRejected() {
