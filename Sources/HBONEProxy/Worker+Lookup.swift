@@ -20,13 +20,17 @@ extension Worker {
             switch outcome {
             case let .failed(why):
                 tunnel.poolFailed(ProxyError(.upstream, .dnsLookup, "no address for \(hostname): \(why)"))
-            case let .addresses(list):
+            case let .addresses(found):
+                // 0.0.0.0 and :: are no destination: dialled, they reach this very host.
+                let list = found.filter { !$0.isUnspecified }
+                guard !list.isEmpty else {
+                    stats.onDemandDNSFailures.add("refused_address")
+                    return tunnel.poolFailed(ProxyError(.upstream, .dnsLookup, "no address for \(hostname): it resolves only to 0.0.0.0 or ::"))
+                }
                 // At random among the family asked first, as ztunnel picks (a name's addresses are
                 // usually a load-balanced set).
                 let preferred = list.filter { $0.isIPv4 != preferIPv6 }
-                guard let ip = (preferred.isEmpty ? list : preferred).randomElement() else {
-                    return tunnel.poolFailed(ProxyError(.upstream, .dnsLookup, "no address for \(hostname)"))
-                }
+                let ip = (preferred.isEmpty ? list : preferred).randomElement()!
                 let found = state.route(to: workload, ip: ip, port: port, service: destination.service)
                 tunnel.info.setRoute(found.route)
                 let plan = state.planOutbound(src: src, destination: found, original: original, bound: boundAddresses)
