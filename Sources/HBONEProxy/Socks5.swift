@@ -134,6 +134,9 @@ extension Socks5Parser {
     /// seeing a bare EOF: denied 0x02, refused 0x05, network/host unreachable 0x03/0x04, else 0x01.
     static func replyCode(for error: ProxyError) -> UInt8 {
         if error.code == .denied { return notAllowed }
+        // Refused before anything was opened (`Worker.refusal`; after a hostname lookup too).
+        if error.side == .downstream && error.code == .unknownDestination { return hostUnreachable }
+        if error.side == .downstream && error.code == .badRequest { return notAllowed }
         switch error.errno {
         case ECONNREFUSED?: return connectionRefused
         case ENETUNREACH?: return networkUnreachable

@@ -31,6 +31,11 @@ import Glibc
         (ProxyError(.upstream, .connect, "no route", errno: ENETUNREACH), Socks5Parser.networkUnreachable),
         (ProxyError(.upstream, .rejected, "503"), Socks5Parser.hostUnreachable),
         (ProxyError(.internal, .config, "no certificate"), Socks5Parser.generalFailure),
+        (ProxyError(.upstream, .dnsLookup, "no address for api.example.com"), Socks5Parser.hostUnreachable),
+        // Refusals, as `Worker.refusal` makes them from the plan's SOCKS5 code, give that code back.
+        (Worker.refusal("loop to the proxy itself", socksCode: Socks5Parser.notAllowed), Socks5Parser.notAllowed),
+        (Worker.refusal("unknown destination", socksCode: Socks5Parser.hostUnreachable), Socks5Parser.hostUnreachable),
+        (Worker.refusal("no certificate yet", socksCode: Socks5Parser.generalFailure), Socks5Parser.generalFailure),
     ] as [(ProxyError, UInt8)])
     func socksRepliesFollowTheSideCodeAndErrno(error: ProxyError, reply: UInt8) {
         #expect(Socks5Parser.replyCode(for: error) == reply)
