@@ -11,6 +11,15 @@ public enum MeshFixtures {
     /// `cidrServices`: that many egress ServiceEntries more, each with a /24 CIDR VIP in
     /// 172.16.0.0/12 (`cidrBlockAddress`), and one /12 over all of them.
     public static func state(services: Int = 1000, endpoints: Int = 10, loadBalancer: String? = nil, cidrServices: Int = 0) throws -> ProxyState {
+        let config = try config(services: services, endpoints: endpoints, loadBalancer: loadBalancer, cidrServices: cidrServices)
+        return try ProxyState(config: config, trust: trust, certificates: [:], version: 1)
+    }
+
+    /// An empty trust bundle, for snapshots built from `config`.
+    public static let trust = try! InMemoryPKI().trust
+
+    /// The config `state` is built from.
+    public static func config(services: Int = 1000, endpoints: Int = 10, loadBalancer: String? = nil, cidrServices: Int = 0) throws -> ProxyConfig {
         var yaml = "workloads:\n"
         for s in 0..<services {
             for e in 0..<endpoints {
@@ -47,8 +56,7 @@ public enum MeshFixtures {
             yaml += "- {name: egress-all, namespace: egress, hostname: egress.example.com, cidrVips: [\"172.16.0.0/12\"], ports: {\"443\": 443}}\n"
         }
         yaml += "hbone:\n  node: east\n  rootCertificates: /unused\n  certificates: {directory: /unused}\n"
-        let config = try ProxyConfig.parse(yaml: yaml, file: "mesh.yaml", environment: [:])
-        return try ProxyState(config: config, trust: InMemoryPKI().trust, certificates: [:], version: 1)
+        return try ProxyConfig.parse(yaml: yaml, file: "mesh.yaml", environment: [:])
     }
 
     /// Kubernetes `trafficDistribution: PreferClose`, as istiod sends it.

@@ -5,6 +5,7 @@ import HBONEBenchFixtures
 import HBONECore
 import HBONEIdentity
 import HBONEDNS
+import HBONEProxy
 
 // Each group has a baseline measured in the same run (an empty policy set, a copy of the same
 // bytes), so a figure can be read as a ratio on a noisy machine. Malloc counts are exact.
@@ -57,6 +58,23 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("authz: 10,000 policies over 1,000 namespaces") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(tenThousand.decide(facts, for: target)) }
+    }
+
+    // What every xDS push costs the control-plane thread today: the whole snapshot's routing tables
+    // (workloads by address, services by VIP and hostname, each service's endpoint set, baggage)
+    // built again from the merged config, against a baseline that only indexes the workloads by uid.
+    let meshConfig = try! MeshFixtures.config()
+    Benchmark("snapshot: baseline, 10,000 workloads indexed by uid", configuration: .init(maxDuration: .seconds(3))) { benchmark in
+        for _ in benchmark.scaledIterations {
+            var byUID: [String: Int] = [:]
+            for (i, w) in meshConfig.workloads.enumerated() { byUID[w.uid] = i }
+            blackHole(byUID)
+        }
+    }
+    Benchmark("snapshot: routing tables of 10,000 workloads and 1,000 services (each xDS push)", configuration: .init(maxDuration: .seconds(3))) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try! ProxyState(config: meshConfig, trust: MeshFixtures.trust, certificates: [:], version: 1))
+        }
     }
 
     // Routing a new connection in a mesh of 10,000 workloads (1,000 services of 10): to a service
