@@ -12,9 +12,10 @@ standard library only (independent of hbone's own DNS code).
       --zone FILE (JSON) answers its names first: {"name": {"A": [ip], "AAAA": [ip], "CNAME":
       "target", "ttl": N}}; a CNAME is followed within the zone, its records put before the
       target's; a name in the zone without records of the type asked gets NOERROR and an SOA
-      (negative TTL 5) in the authority section.
+      (negative TTL 5) in the authority section. "truncate": true answers UDP with TC set and no
+      records (the whole answer over TCP); "delay": seconds holds the answer that long.
 """
-import argparse, json, os, random, socket, struct, sys, threading
+import argparse, json, os, random, socket, struct, sys, threading, time
 
 TYPES = {"A": 1, "AAAA": 28, "TXT": 16, "CNAME": 5}
 NAMES = {v: k for k, v in TYPES.items()}
@@ -107,11 +108,15 @@ def query(args):
     print(json.dumps(out))
 
 
-def zone_answer(zone, qid, name, qtype, question):
+def zone_answer(zone, qid, name, qtype, question, proto):
     """The zone's answer for `name`, or None when the zone does not hold it."""
     entry = zone.get(name.lower().rstrip("."))
     if entry is None:
         return None
+    if entry.get("truncate") and proto == "udp":
+        return struct.pack(">HHHHHH", qid, 0x8380, 1, 0, 0, 0) + question
+    if entry.get("delay"):
+        time.sleep(entry["delay"])
     records, owner, n_cname = b"", name, 0
     while "CNAME" in entry and n_cname < 10:
         target = entry["CNAME"]
@@ -141,7 +146,7 @@ def answer(msg, proto, client, log, zone=None):
         f.write("%s %s %s %s\n" % (proto, client, name, NAMES.get(qtype, qtype)))
     lower = name.lower()
     if zone:
-        found = zone_answer(zone, qid, name, qtype, question)
+        found = zone_answer(zone, qid, name, qtype, question, proto)
         if found is not None:
             return [found]
     if lower.startswith("slow."):
@@ -180,11 +185,15 @@ def upstream(args):
     tcp.bind((host, int(port)))
     tcp.listen(16)
 
+    def answer_udp(msg, peer):
+        for r in answer(msg, "udp", peer[0], args.log, zone):
+            udp.sendto(r, peer)
+
     def serve_udp():
         while True:
             msg, peer = udp.recvfrom(65536)
-            for r in answer(msg, "udp", peer[0], args.log, zone):
-                udp.sendto(r, peer)
+            # Each query on its own thread: a zone entry's delay holds only its own answer.
+            threading.Thread(target=answer_udp, args=(msg, peer), daemon=True).start()
 
     def serve_conn(c, peer):
         buf = b""
