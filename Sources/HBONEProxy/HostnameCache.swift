@@ -11,9 +11,14 @@ struct HostnameCache {
         let ipv6: Bool
 
         init(_ hostname: String, ipv6: Bool) {
-            var n = hostname.lowercased()
-            if n.hasSuffix(".") { n.removeLast() }
-            name = n
+            // Names from istiod are lower case already: copied only when they are not.
+            if hostname.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) || hostname.hasSuffix(".") {
+                var n = hostname.lowercased()
+                if n.hasSuffix(".") { n.removeLast() }
+                name = n
+            } else {
+                name = hostname
+            }
             self.ipv6 = ipv6
         }
     }

@@ -31,6 +31,14 @@ final class HostnameResolver {
     private var waiting: [HostnameCache.Key: [(Found) -> Void]] = [:]
     private var forwards: [ObjectIdentifier: DNSForward] = [:]
     private var systemNameservers: (list: [SocketAddress], readAt: UInt64)?
+    /// `istio_on_demand_dns_total`'s label text by source workload and hostname, written once
+    /// (about 2.7 % of the proxy's CPU at 4,000 connections/s when written per connection).
+    private var labelText: [LabelKey: (source: Workload?, text: String)] = [:]
+
+    private struct LabelKey: Hashable {
+        let source: String?
+        let hostname: String
+    }
 
     /// Lookups on the wire at once, per loop: past this, a connection fails at once.
     static let maxInFlight = 256
@@ -58,6 +66,17 @@ final class HostnameResolver {
                 }
             }
         }
+    }
+
+    /// The series `source`'s connections to `hostname` count in, written again only when the
+    /// source workload changed (`==` is one pointer comparison while the snapshot keeps it).
+    func labels(source: Workload?, hostname: String) -> String {
+        let key = LabelKey(source: source?.uid, hostname: hostname)
+        if let kept = labelText[key], kept.source == source { return kept.text }
+        if labelText.count >= HostnameCache.defaultCapacity { labelText = [:] }
+        let text = Worker.onDemandDNSLabels(source: source, hostname: hostname)
+        labelText[key] = (source, text)
+        return text
     }
 
     /// Ends every lookup on the wire (the drain deadline); nobody is called back.

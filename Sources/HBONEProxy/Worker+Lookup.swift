@@ -13,7 +13,7 @@ extension Worker {
             Bug.report("a lookup of \(hostname) without the workload it is for")
             return tunnel.poolFailed(ProxyError(.internal, .config, "a lookup of \(hostname) without its workload"))
         }
-        stats.onDemandDNS.add(Self.onDemandDNSLabels(source: tunnel.info.srcWorkload, hostname: hostname))
+        stats.onDemandDNS.add(resolver.labels(source: tunnel.info.srcWorkload, hostname: hostname))
         resolver.lookup(hostname, preferIPv6: preferIPv6) { [weak self, weak tunnel] outcome in
             // The app may have gone meanwhile (the tunnel has closed), or the loop is closing.
             guard let self, let tunnel, tunnel.lifecycle.phase == .connecting else { return }
