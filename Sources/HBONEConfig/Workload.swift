@@ -1,4 +1,5 @@
 import HBONECore
+import HBONEDNS
 import HBONEIdentity
 
 /// How a destination receives mesh traffic: tunnelled (HBONE) or as plain TCP.
@@ -251,21 +252,11 @@ public struct Workload: Sendable, Hashable {
 }
 
 extension Workload {
-    /// Whether `name` can be looked up in DNS as a workload's hostname: dotted labels of letters,
-    /// digits, `-` and `_` (1 to 63 bytes each, 253 in all, a trailing dot allowed), no wildcard.
+    /// Whether `name` can be looked up in DNS as a workload's hostname: a DNS name (`DNSName`'s
+    /// lengths, a trailing dot allowed) whose labels are host-name bytes (`DNSName.key`), no wildcard.
     public static func isResolvableHostname(_ name: String) -> Bool {
-        var labels = name.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
-        guard !labels.isEmpty, name.utf8.count <= 254, labels.reduce(0, { $0 + $1.count + 1 }) <= 254 else { return false }
-        return labels.allSatisfy { label in
-            (1...63).contains(label.count) && label.allSatisfy { b in
-                switch b {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                     UInt8(ascii: "-"), UInt8(ascii: "_"): true
-                default: false
-                }
-            }
-        }
+        guard let dns = DNSName(name), !dns.labels.isEmpty, let key = dns.key else { return false }
+        return !key.contains("*")
     }
 
     /// Istio's canonical service from a pod's labels (what istiod puts in `canonical_name`):

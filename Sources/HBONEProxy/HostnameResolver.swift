@@ -50,21 +50,19 @@ final class HostnameResolver {
     /// Calls `done` once on this loop: at once from the cache, else when the upstream answers (or
     /// both tries fail, within `2 × dns.upstreamTimeout`).
     func lookup(_ hostname: String, preferIPv6: Bool, _ done: @escaping (Outcome) -> Void) {
-        let first = preferIPv6 && worker.state.settings.ipv6Enabled
+        let ipv6 = worker.state.settings.ipv6Enabled
+        let first = preferIPv6 && ipv6
         family(hostname, ipv6: first) { [unowned self] found in
-            switch found {
-            case let .entry(.addresses(list)): return done(.addresses(list))
-            case let .failed(why): return done(.failed(why))
-            case .entry(.noAddresses): break
-            }
-            guard first || worker.state.settings.ipv6Enabled else { return done(.failed("the name has no address")) }
-            family(hostname, ipv6: !first) { found in
-                switch found {
-                case let .entry(.addresses(list)): done(.addresses(list))
-                case .entry(.noAddresses): done(.failed("the name has no address"))
-                case let .failed(why): done(.failed(why))
-                }
-            }
+            guard case .entry(.noAddresses) = found, ipv6 else { return done(Self.outcome(found)) }
+            family(hostname, ipv6: !first) { done(Self.outcome($0)) }
+        }
+    }
+
+    private static func outcome(_ found: Found) -> Outcome {
+        switch found {
+        case let .entry(.addresses(list)): .addresses(list)
+        case .entry(.noAddresses): .failed("the name has no address")
+        case let .failed(why): .failed(why)
         }
     }
 
