@@ -14,7 +14,11 @@ import HBONEInPod
 final class ConfigSources: Sendable {
     private struct Inputs {
         var file: ProxyConfig
+        /// Counts file reloads: the mesh index is built again from nothing after one.
+        var fileGeneration = 0
         var xds: ControlPlane.XDSSnapshot?
+        /// Workloads and services (by xDS name) changed since the index was last brought up to date.
+        var xdsChanges: Set<String> = []
         var issued: IssuedCertificates?
         /// In-pod mode: pods the CNI agent handed over, by UID.
         var pods: [String: (info: ZDSSession.PodInfo, netns: NetworkNamespace)] = [:]
@@ -27,6 +31,14 @@ final class ConfigSources: Sendable {
     private let inputs: Locked<Inputs>
     /// Applies merged snapshots one at a time, in the order they were built.
     private let applying = NSLock()
+    /// The index of the last merged config applied, with the inputs it was built from; guarded by
+    /// `applying`.
+    private struct Indexed: Sendable {
+        var mesh: MeshIndex
+        var fileGeneration: Int
+        var xds: ControlPlane.XDSSnapshot?
+    }
+    private nonisolated(unsafe) var indexed: Indexed?
     /// The last note about this node's workloads on other networks (logged when it changes, not
     /// on every xDS update).
     private let otherNetworkNote: Locked<String?>
@@ -49,8 +61,10 @@ final class ConfigSources: Sendable {
     private static func merge(_ i: Inputs) -> (config: ProxyConfig, pods: [String: InPodWorkload]) {
         var config = i.file
         if let x = i.xds {
-            config.workloads += x.workloads
-            config.services += x.services
+            // In no order: the mesh index orders them where it matters (`MeshSourceID`), and the
+            // dump sorts what it shows. Sorting 10,000 names cost each push about 2.6 ms.
+            config.workloads += x.workloadsByName.values
+            config.services += x.servicesByName.values
             config.policies = mergedPolicies(file: config.policies, xds: x.policies)
         }
         var pods: [String: InPodWorkload] = [:]
@@ -79,6 +93,29 @@ final class ConfigSources: Sendable {
         return (config, pods)
     }
 
+    /// The mesh index of `i`'s file and xDS workloads and services: the last one applied with the
+    /// xDS changes since made to it, or (first, or after the file changed) built from nothing.
+    /// Handed-over pods' own workloads are not in it: they have no address and no service.
+    private func index(_ i: Inputs) -> MeshIndex {
+        let settings = i.file.settings
+        if let last = indexed, last.fileGeneration == i.fileGeneration, last.mesh.network == settings.network, last.mesh.node == settings.node {
+            guard let x = i.xds, !i.xdsChanges.isEmpty else { return last.mesh }
+            var mesh = last.mesh
+            let names = i.xdsChanges.sorted()
+            mesh.apply(workloads: names.map { (.xds($0), x.workloadsByName[$0]) }, services: names.map { (.xds($0), x.servicesByName[$0]) })
+            return mesh
+        }
+        var mesh = MeshIndex(network: settings.network, node: settings.node)
+        var workloads = i.file.workloads.enumerated().map { (MeshSourceID.file($0.offset), Optional($0.element)) }
+        var services = i.file.services.enumerated().map { (MeshSourceID.file($0.offset), Optional($0.element)) }
+        if let x = i.xds {
+            workloads += x.workloadsByName.map { (MeshSourceID.xds($0.key), Optional($0.value)) }
+            services += x.servicesByName.map { (MeshSourceID.xds($0.key), Optional($0.value)) }
+        }
+        mesh.apply(workloads: workloads, services: services)
+        return mesh
+    }
+
     /// One policy per namespace/name, as Kubernetes holds them: where istiod sends a policy the file
     /// also has, istiod's is the one in force (both would apply the union of two ALLOW policies).
     static func mergedPolicies(file: [Policy], xds: [Policy]) -> [Policy] {
@@ -104,8 +141,19 @@ final class ConfigSources: Sendable {
         }
     }
 
-    func update(file: ProxyConfig) { inputs.withLock { $0.file = file } }
-    func update(xds: ControlPlane.XDSSnapshot) { inputs.withLock { $0.xds = xds } }
+    func update(file: ProxyConfig) {
+        inputs.withLock {
+            $0.file = file
+            $0.fileGeneration += 1
+        }
+    }
+
+    func update(xds: ControlPlane.XDSSnapshot) {
+        inputs.withLock {
+            $0.xds = xds
+            $0.xdsChanges.formUnion(xds.changed)
+        }
+    }
     func update(issued: IssuedCertificates) { inputs.withLock { $0.issued = issued } }
 
     /// Builds the merged config and reloads the proxy with it; then tells the control plane which
@@ -116,8 +164,20 @@ final class ConfigSources: Sendable {
         defer { applying.unlock() }
         // Merged outside the lock (a copy of the inputs is O(1)): the control plane's thread takes
         // it to store each update, and must not wait while a large mesh is put together.
-        let (config, pods) = Self.merge(inputs.withLock { $0 })
-        try proxy.reload(config: config, issued: issued, pods: pods, waitForWorkers: waitForWorkers)
+        let taken = inputs.withLock { i in
+            defer { i.xdsChanges = [] }
+            return i
+        }
+        let (config, pods) = Self.merge(taken)
+        let mesh = index(taken)
+        do {
+            try proxy.reload(config: config, issued: taken.issued, pods: pods, mesh: mesh, waitForWorkers: waitForWorkers)
+        } catch {
+            // Not applied: the changes are still to be made to the index last applied.
+            inputs.withLock { $0.xdsChanges.formUnion(taken.xdsChanges) }
+            throw error
+        }
+        indexed = Indexed(mesh: mesh, fileGeneration: taken.fileGeneration, xds: taken.xds)
         let note = config.otherNetworkNote
         if otherNetworkNote.withLock({ last in defer { last = note }; return last != note }), let note {
             log.warn("config", ["detail": note])

@@ -16,14 +16,14 @@ public final class ControlPlane: @unchecked Sendable {
     // status is behind its lock.
 
     /// What xDS holds, taken from the client's store in O(1) (the dictionaries are shared until the
-    /// store next changes); put in order by name when read, off the control plane's thread.
+    /// store next changes); policies put in order by name when read, off the control plane's thread.
     public struct XDSSnapshot: Sendable {
-        let workloadsByName: [String: Workload]
-        let servicesByName: [String: Service]
+        public let workloadsByName: [String: Workload]
+        public let servicesByName: [String: Service]
         let policiesByName: [String: Policy]
+        /// The workloads and services (by name) changed since the snapshot before this one.
+        public let changed: Set<String>
 
-        public var workloads: [Workload] { Self.ordered(workloadsByName) }
-        public var services: [Service] { Self.ordered(servicesByName) }
         public var policies: [Policy] { Self.ordered(policiesByName) }
 
         static func ordered<T>(_ byName: [String: T]) -> [T] { byName.sorted { $0.key < $1.key }.map(\.value) }
@@ -66,8 +66,8 @@ public final class ControlPlane: @unchecked Sendable {
         if let address = settings.xdsAddress {
             let tls = try context(settings.xdsRootCertificate ?? settings.caRootCertificate, "xDS")
             let client = XDSClient(loop: loop, settings: settings, endpoint: address, tls: tls, network: network, node: node)
-            client.onUpdate = { store in
-                onXDS(XDSSnapshot(workloadsByName: store.workloads, servicesByName: store.services, policiesByName: store.policies))
+            client.onUpdate = { store, changed in
+                onXDS(XDSSnapshot(workloadsByName: store.workloads, servicesByName: store.services, policiesByName: store.policies, changed: changed))
             }
             client.report = { [statusLock] change in statusLock.withLock { change(&$0) } }
             xds = client

@@ -23,7 +23,8 @@ final class XDSClient {
     let network: StreamNetwork
     private(set) var store: XDSStore
     /// Called on the loop after a response changed what is held.
-    var onUpdate: (XDSStore) -> Void = { _ in }
+    /// The store after a response that changed it, and the workloads and services (by name) it changed.
+    var onUpdate: (XDSStore, Set<String>) -> Void = { _, _ in }
     /// Publishes status changes (the owner copies them out under its lock).
     var report: ((inout ControlPlaneStatus) -> Void) -> Void = { _ in }
 
@@ -150,7 +151,7 @@ final class XDSClient {
         do { call?.send(try applied.reply.serializedBytes() as [UInt8]) } catch {
             Bug.report("cannot encode an xDS ACK: \(error)")
         }
-        if applied.changed { onUpdate(store) }
+        if applied.changed { onUpdate(store, applied.changedAddresses) }
     }
 
     private func streamEnded(_ outcome: GRPCCall.Outcome) {

@@ -221,7 +221,8 @@ extension ConfigDump {
                                                   rootCerts: s.trust.roots.map(cert)))
         }
         func gateway(_ g: GatewayAddress?) -> GatewayEntry? { g.map { GatewayEntry(destination: $0.destinationText, hboneMtlsPort: $0.hboneMtlsPort) } }
-        workloads = s.config.workloads.map { w in
+        // The merged config lists istiod's in no order.
+        workloads = s.config.workloads.sorted { $0.uid < $1.uid }.map { w in
             WorkloadEntry(uid: w.uid, workloadIps: w.workloadIps.map(\.description), waypoint: gateway(w.waypoint),
                           networkGateway: gateway(w.networkGateway), protocol: w.protocol.rawValue, name: w.name, namespace: w.namespace,
                           serviceAccount: w.serviceAccount, workloadName: w.workloadName, workloadType: w.workloadType, canonicalName: w.canonicalName,
@@ -233,9 +234,9 @@ extension ConfigDump {
                           local: w.node == s.settings.node && w.network == s.settings.network, identity: w.identity.description, labels: w.labels,
                           services: w.services.mapValues { ports in Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }) })
         }
-        services = s.config.services.map { v in
+        services = s.config.services.sorted { $0.key < $1.key }.map { v in
             var endpoints: [String: EndpointEntry] = [:]
-            for w in s.config.workloads {
+            for w in s.mesh.workloads(listing: v.key) {
                 guard let ports = w.services[v.key] else { continue }
                 endpoints[w.uid] = EndpointEntry(workloadUid: w.uid, service: v.key, address: w.workloadIps.first?.description,
                                                  port: Dictionary(uniqueKeysWithValues: ports.map { (String($0.key), Int($0.value)) }),

@@ -91,12 +91,14 @@ public final class Proxy: Sendable {
     /// A failure keeps the old one. Safe from any thread; reloads apply one at a time.
     /// `pods`: in-pod mode's pods. `waitForWorkers`: return only once every worker applied it
     /// (their listeners in new pods are bound, or failed and logged), as a ZDS ACK needs.
+    /// `mesh`: the index of `config`'s workloads and services, kept up to date by the caller (nil:
+    /// built from `config`).
     public func reload(config: ProxyConfig, issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:],
-                       waitForWorkers: Bool = false) throws(ProxyError) {
+                       mesh: MeshIndex? = nil, waitForWorkers: Bool = false) throws(ProxyError) {
         reloading.lock()
         defer { reloading.unlock() }
         let version = state.version + 1
-        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state, issued: issued, pods: pods)
+        let (newState, missing) = try ProxyState.load(config: config, version: version, previous: state, issued: issued, pods: pods, mesh: mesh)
         for m in missing { log.warn("no usable certificate", ["detail": m]) }
         current.withLock { $0 = newState }
         let applied = DispatchGroup()

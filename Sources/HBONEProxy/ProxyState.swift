@@ -71,6 +71,8 @@ public final class ProxyState: Sendable {
     public let certificateProblems: [SPIFFEID: String]
     /// In-pod mode: the pods the CNI agent handed over, by UID.
     public let pods: [String: InPodWorkload]
+    /// The index the tables above come from; the next xDS push changes a copy of it.
+    public let mesh: MeshIndex
 
     public struct IdentityContexts: Sendable {
         public let server: TLSContext
@@ -82,8 +84,11 @@ public final class ProxyState: Sendable {
 
     /// `previous`: an identity whose SVID and trust bundle are those of `previous` keeps its TLS
     /// contexts (two `SSL_CTX` per identity were built again on every xDS push).
+    /// `mesh`: the index of `config`'s workloads and services, kept up to date by the caller (nil:
+    /// built here from `config`).
     public init(config: ProxyConfig, trust: TrustBundle, certificates: [SPIFFEID: CertifiedKey], version: Int,
-                problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:], previous: ProxyState? = nil) throws(TLSError) {
+                problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:], previous: ProxyState? = nil,
+                mesh: MeshIndex? = nil) throws(TLSError) {
         self.config = config
         self.certificateProblems = problems
         self.pods = pods
@@ -108,66 +113,23 @@ public final class ProxyState: Sendable {
                 client: try TLSContext(role: .client, certifiedKey: key, trust: trust))
         }
         self.identities = identities
-        var byIP: [IPAddress: Workload] = [:], local: [IPAddress: Workload] = [:]
-        var endpoints: [String: [Workload]] = [:], elsewhere: Set<String> = []
-        var gatewayAddresses: Set<NetworkAddress> = [], gateways: [NetworkAddress: Workload] = [:]
-        for w in config.workloads {
-            if case let .address(network, ip)? = w.networkGateway?.destination { gatewayAddresses.insert(NetworkAddress(network: network, ip: ip)) }
-        }
-        let network = config.settings.network
-        for w in config.workloads {
-            // The gateways' own workloads, found by the address their clients name.
-            if !gatewayAddresses.isEmpty {
-                for ip in w.workloadIps where gatewayAddresses.contains(NetworkAddress(network: w.network, ip: ip)) {
-                    gateways[NetworkAddress(network: w.network, ip: ip)] = w
-                }
-            }
-            // An address means something on its own network only: another network's pods may reuse
-            // this one's IPs, and are reached through that network's gateway. Keyed by IP alone,
-            // such a pod took the place of the local pod with its address.
-            guard w.network == network else {
-                elsewhere.formUnion(w.services.keys)
-                if w.networkGateway != nil { for key in w.services.keys { endpoints[key, default: []].append(w) } }
-                continue
-            }
-            for ip in w.workloadIps {
-                byIP[ip] = w
-                if w.node == config.settings.node { local[ip] = w }
-            }
-            // A workload without an address (istiod sends pods not yet given one) cannot be dialled:
-            // as an endpoint it would be picked and its address read out of an empty list. One with
-            // a hostname is looked up when picked.
-            guard !w.workloadIps.isEmpty || !w.hostname.isEmpty else { continue }
-            for key in w.services.keys { endpoints[key, default: []].append(w) }
-        }
-        workloadsByIP = byIP
-        localWorkloadsByIP = local
-        servicesWithEndpointsElsewhere = elsewhere
-        networkGateways = gateways
-        var vips: [IPAddress: [Service]] = [:], hosts: [String: [Service]] = [:], keys: [String: Service] = [:]
-        var cidrs: [(cidr: CIDR, service: Service)] = []
-        for s in config.services {
-            for a in s.addresses where a.network == network { vips[a.ip, default: []].append(s) }
-            for c in s.cidrVIPs where c.network == network { cidrs.append((c.cidr, s)) }
-            keys[s.key] = s
-            hosts[s.hostname, default: []].append(s)
-        }
-        servicesByVIP = vips.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
-        servicesByHostname = hosts.compactMapValues { Self.bestService(among: $0, forNamespace: nil) }
-        sharedServicesByVIP = vips.filter(Self.dependsOnTheClient)
-        sharedServicesByHostname = hosts.filter(Self.dependsOnTheClient)
-        servicesByCIDR = CIDRTable(cidrs.map { (cidr: $0.cidr, value: $0.service) })
-        wildcardHostnameSuffixes = Set(hosts.keys.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst(2)) })
-        servicesByKey = keys
-        var sets: [String: EndpointSet] = [:], localSets: [String: EndpointSet] = [:]
-        for (key, list) in endpoints {
-            sets[key] = EndpointSet(list, balancer: keys[key]?.loadBalancer)
-            if list.contains(where: { $0.network != network }) {
-                localSets[key] = EndpointSet(list.filter { $0.network == network }, balancer: keys[key]?.loadBalancer)
-            }
-        }
-        endpointSets = sets
-        localEndpointSets = localSets
+        // Kept from the caller's index when it is of this proxy's network and node (an xDS push
+        // changed it in place); else built from the config's lists.
+        let mesh = mesh.flatMap { $0.network == config.settings.network && $0.node == config.settings.node ? $0 : nil } ?? MeshIndex(config: config)
+        self.mesh = mesh
+        workloadsByIP = mesh.workloadsByIP
+        localWorkloadsByIP = mesh.localWorkloadsByIP
+        servicesWithEndpointsElsewhere = mesh.servicesWithEndpointsElsewhere
+        networkGateways = mesh.networkGateways
+        servicesByVIP = mesh.servicesByVIP
+        servicesByHostname = mesh.servicesByHostname
+        sharedServicesByVIP = mesh.sharedServicesByVIP
+        sharedServicesByHostname = mesh.sharedServicesByHostname
+        servicesByCIDR = mesh.servicesByCIDR
+        wildcardHostnameSuffixes = mesh.wildcardHostnameSuffixes
+        servicesByKey = mesh.servicesByKey
+        endpointSets = mesh.endpointSets
+        localEndpointSets = mesh.localEndpointSets
         var baggage: [String: String] = [:]
         for w in config.localWorkloads + pods.values.map(\.workload) { baggage[w.uid] = Baggage(w).headerValue(workloadType: w.workloadType) }
         localBaggage = baggage
@@ -184,8 +146,9 @@ public final class ProxyState: Sendable {
     /// not fatal: readiness stays pending for them.
     /// `previous`: an SVID that fails to load now (say, a rotation caught half-written) keeps the
     /// one in use, so a reload never takes a working identity away.
-    public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil,
-                            issued: IssuedCertificates? = nil, pods: [String: InPodWorkload] = [:]) throws(ProxyError) -> Loaded {
+    /// `mesh`: as for `init`.
+    public static func load(config: ProxyConfig, version: Int, previous: ProxyState? = nil, issued: IssuedCertificates? = nil,
+                            pods: [String: InPodWorkload] = [:], mesh: MeshIndex? = nil) throws(ProxyError) -> Loaded {
         let trust: TrustBundle
         let lists = try revocationLists(config.settings.crlPath, previous: previous)
         do {
@@ -219,7 +182,7 @@ public final class ProxyState: Sendable {
             }
             missing = problems.map { "\($0.key): \($0.value)" }.sorted()
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems, pods: pods, previous: previous), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, problems: problems, pods: pods, previous: previous, mesh: mesh), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -228,7 +191,7 @@ public final class ProxyState: Sendable {
         case let .ca(issuance):
             certs = try issue(config: config, issuance: issuance, previous: previous, missing: &missing)
             do {
-                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous), missing)
+                return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous, mesh: mesh), missing)
             } catch {
                 throw ProxyError(.internal, .config, "TLS context: \(error)")
             }
@@ -257,7 +220,7 @@ public final class ProxyState: Sendable {
             }
         }
         do {
-            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous), missing)
+            return (try ProxyState(config: config, trust: trust, certificates: certs, version: version, pods: pods, previous: previous, mesh: mesh), missing)
         } catch {
             throw ProxyError(.internal, .config, "TLS context: \(error)")
         }

@@ -66,30 +66,34 @@ public struct XDSStore: Sendable {
         public var rejected: [XDSRejection]
         /// Whether the proxy's snapshot must be rebuilt.
         public var changed: Bool
+        /// The workloads and services (by resource name) this response added, replaced or removed:
+        /// all the proxy's routing tables need to look at again.
+        public var changedAddresses: Set<String>
         public var isACK: Bool { rejected.isEmpty }
     }
 
     public mutating func apply(_ response: Envoy_Service_Discovery_V3_DeltaDiscoveryResponse) -> Applied {
         var rejected: [XDSRejection] = []
         var changed = false
+        var changedAddresses: Set<String> = []
         let type = response.typeURL
         let duplicates = XDSStore.duplicateNames(response)
         switch type {
         case XDSConversion.addressType:
             for name in response.removedResources where !duplicates.contains(name) {
-                changed = workloads.removeValue(forKey: name) != nil || changed
-                changed = services.removeValue(forKey: name) != nil || changed
+                let workload = workloads.removeValue(forKey: name), service = services.removeValue(forKey: name)
+                if workload != nil || service != nil { changedAddresses.insert(name) }
                 held[type]?.remove(name)
             }
             for r in response.resources where !duplicates.contains(r.name) {
                 do throws(XDSRejection) {
                     switch try XDSConversion.address(name: r.name, resource: r.hasResource ? r.resource : nil) {
                     case let .workload(w):
-                        if workloads[r.name] != w { changed = true }
+                        if workloads[r.name] != w || services[r.name] != nil { changedAddresses.insert(r.name) }
                         workloads[r.name] = w
                         services[r.name] = nil
                     case let .service(s):
-                        if services[r.name] != s { changed = true }
+                        if services[r.name] != s || workloads[r.name] != nil { changedAddresses.insert(r.name) }
                         services[r.name] = s
                         workloads[r.name] = nil
                     }
@@ -99,6 +103,7 @@ public struct XDSStore: Sendable {
                     held[type]?.remove(r.name)
                 }
             }
+            changed = !changedAddresses.isEmpty
         case XDSConversion.authorizationType:
             for name in response.removedResources where !duplicates.contains(name) {
                 changed = policies.removeValue(forKey: name) != nil || changed
@@ -136,7 +141,7 @@ public struct XDSStore: Sendable {
             reply.errorDetail = status
             lastNACK[type] = (response.nonce, reason)
         }
-        return Applied(reply: reply, rejected: rejected, changed: changed)
+        return Applied(reply: reply, rejected: rejected, changed: changed, changedAddresses: changedAddresses)
     }
 
     /// Names given more than once among a response's resources and removed resources.

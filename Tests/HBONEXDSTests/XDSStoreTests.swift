@@ -388,6 +388,21 @@ import HBONEXDSProto
                 "\(a.reply.errorDetail.message)")
     }
 
+    /// The names a response changed are what the proxy's mesh index is brought up to date with: a
+    /// name left out would leave its old entry routed to.
+    @Test func aResponseNamesWhatItChanged() {
+        var s = store()
+        let key = "payments/ledger.payments.svc.cluster.local"
+        let a = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a"), Self.workload("b", ip: [10, 1, 0, 21]), Self.service(key)]))
+        #expect(a.changedAddresses == ["a", "b", key])
+        let b = s.apply(Self.response(XDSConversion.addressType, nonce: "n2", [Self.workload("a"), Self.workload("b", ip: [10, 1, 0, 22])], removed: [key]))
+        #expect(b.changedAddresses == ["b", key], "a is unchanged")
+        let c = s.apply(Self.response(XDSConversion.addressType, nonce: "n3", [], removed: ["a", "never-held"]))
+        #expect(c.changedAddresses == ["a"] && c.changed)
+        let d = s.apply(Self.response(XDSConversion.authorizationType, nonce: "n4", []))
+        #expect(d.changedAddresses.isEmpty)
+    }
+
     @Test func anUnchangedResourceChangesNothing() {
         var s = store()
         _ = s.apply(Self.response(XDSConversion.addressType, nonce: "n1", [Self.workload("a")]))
