@@ -1,72 +1,103 @@
-/// For each key, the sources claiming it, in `MeshSourceID` order; the greatest is the winner. Most
-/// keys have one claimant, held without an array of its own.
-struct ClaimTable<Key: Hashable & Sendable>: Sendable {
+/// For each key, the sources claiming it with what each claims it with, in `MeshSourceID` order;
+/// the greatest is the winner. Most keys have one claimant, held without an array of its own, and
+/// each change hashes its key once where it can (a full build makes tens of thousands).
+struct ClaimTable<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    struct Claim: Sendable {
+        let id: MeshSourceID
+        let value: Value
+    }
+
     private enum Claimants: Sendable {
-        case one(MeshSourceID)
-        /// Two or more, ascending.
-        case many([MeshSourceID])
+        case none
+        case one(Claim)
+        /// Two or more, ascending by id.
+        case many([Claim])
+
+        mutating func insert(_ claim: Claim) {
+            switch self {
+            case .none:
+                self = .one(claim)
+            case let .one(other):
+                if other.id == claim.id {
+                    self = .one(claim)
+                } else {
+                    self = .many(other.id < claim.id ? [other, claim] : [claim, other])
+                }
+            case var .many(list):
+                self = .none   // `list` is then the array's only owner: changed in place
+                let at = ClaimTable.position(of: claim.id, in: list)
+                if at < list.count && list[at].id == claim.id { list[at] = claim } else { list.insert(claim, at: at) }
+                self = .many(list)
+            }
+        }
+
+        /// Whether none is left.
+        mutating func remove(_ id: MeshSourceID) -> Bool {
+            switch self {
+            case .none:
+                return true
+            case let .one(other):
+                if other.id == id { self = .none }
+            case var .many(list):
+                let at = ClaimTable.position(of: id, in: list)
+                guard at < list.count && list[at].id == id else { return false }
+                self = .none
+                list.remove(at: at)
+                self = list.count == 1 ? .one(list[0]) : .many(list)
+            }
+            if case .none = self { return true }
+            return false
+        }
+
+        var winner: Value? {
+            switch self {
+            case .none: nil
+            case let .one(c): c.value
+            case let .many(list): list.last?.value
+            }
+        }
+
+        var all: [Value] {
+            switch self {
+            case .none: []
+            case let .one(c): [c.value]
+            case let .many(list): list.map(\.value)
+            }
+        }
     }
 
     private var claims: [Key: Claimants] = [:]
 
-    mutating func update(_ key: Key, _ id: MeshSourceID, adding: Bool) {
-        if adding { claim(key, id) } else { release(key, id) }
-    }
+    mutating func reserveCapacity(_ n: Int) { claims.reserveCapacity(n) }
 
-    mutating func claim(_ key: Key, _ id: MeshSourceID) {
-        switch claims[key] {
-        case nil:
-            claims[key] = .one(id)
-        case let .one(other):
-            if other == id { return }
-            claims[key] = .many(other < id ? [other, id] : [id, other])
-        case var .many(ids):
-            let at = Self.position(of: id, in: ids)
-            if at < ids.count && ids[at] == id { return }
-            claims[key] = .one(id)   // lets `ids` be changed in place
-            ids.insert(id, at: at)
-            claims[key] = .many(ids)
+    /// `value` nil releases `id`'s claim.
+    mutating func update(_ key: Key, _ id: MeshSourceID, _ value: Value?) {
+        if let value {
+            claims[key, default: .none].insert(Claim(id: id, value: value))
+        } else if claims[key]?.remove(id) == true {
+            claims[key] = nil
         }
     }
 
-    mutating func release(_ key: Key, _ id: MeshSourceID) {
-        switch claims[key] {
-        case nil:
-            return
-        case let .one(other):
-            if other == id { claims[key] = nil }
-        case var .many(ids):
-            let at = Self.position(of: id, in: ids)
-            guard at < ids.count && ids[at] == id else { return }
-            claims[key] = .one(id)
-            ids.remove(at: at)
-            claims[key] = ids.count == 1 ? .one(ids[0]) : .many(ids)
-        }
+    func winner(_ key: Key) -> Value? { claims[key]?.winner }
+
+    /// What every claimant of `key` claims it with, ascending by id.
+    func all(_ key: Key) -> [Value] { claims[key]?.all ?? [] }
+
+    func forEachWinner(_ body: (Key, Value) -> Void) {
+        for (key, c) in claims { if let w = c.winner { body(key, w) } }
     }
 
-    func winner(_ key: Key) -> MeshSourceID? {
-        switch claims[key] {
-        case nil: nil
-        case let .one(id): id
-        case let .many(ids): ids.last
-        }
+    func forEachKey(_ body: (Key, [Value]) -> Void) {
+        for (key, c) in claims { body(key, c.all) }
     }
 
-    /// Every claimant of `key`, ascending.
-    func all(_ key: Key) -> [MeshSourceID] {
-        switch claims[key] {
-        case nil: []
-        case let .one(id): [id]
-        case let .many(ids): ids
-        }
-    }
-
-    /// Where `id` is or would go in the ascending `ids`.
-    private static func position(of id: MeshSourceID, in ids: [MeshSourceID]) -> Int {
-        var low = 0, high = ids.count
+    /// Where `id` is or would go in the ascending `list`.
+    fileprivate static func position(of id: MeshSourceID, in list: [Claim]) -> Int {
+        var low = 0, high = list.count
         while low < high {
             let mid = (low + high) / 2
-            if ids[mid] < id { low = mid + 1 } else { high = mid }
+            if list[mid].id < id { low = mid + 1 } else { high = mid }
         }
         return low
     }

@@ -32,13 +32,13 @@ public struct MeshIndex: Sendable {
     public private(set) var networkGateways: [NetworkAddress: Workload] = [:]
 
     // Who claims what, to find the next winner when one goes.
-    private var ipClaims = ClaimTable<IPAddress>()
-    private var localIPClaims = ClaimTable<IPAddress>()
-    private var vipClaims = ClaimTable<IPAddress>()
-    private var hostnameClaims = ClaimTable<String>()
-    private var keyClaims = ClaimTable<String>()
+    private var ipClaims = ClaimTable<IPAddress, Workload>()
+    private var localIPClaims = ClaimTable<IPAddress, Workload>()
+    private var vipClaims = ClaimTable<IPAddress, Service>()
+    private var hostnameClaims = ClaimTable<String, Service>()
+    private var keyClaims = ClaimTable<String, Service>()
     /// The workloads listing each service key, on any network.
-    private var members = ClaimTable<String>()
+    private var members = ClaimTable<String, Workload>()
     /// Services with a CIDR VIP on this network (rare: the table is built again when one changes).
     private var cidrServices: Set<MeshSourceID> = []
     /// How many workloads name each network gateway address.
@@ -57,31 +57,42 @@ public struct MeshIndex: Sendable {
     }
 
     /// The workloads that list `key` in their services, in the config's order.
-    public func workloads(listing key: String) -> [Workload] { members.all(key).compactMap { workloads[$0] } }
+    public func workloads(listing key: String) -> [Workload] { members.all(key) }
 
-    /// Sets each workload and service named (nil removes it) and brings the tables they touch up
-    /// to date.
+    /// Sets each workload and service named (nil removes it; each id at most once per call) and
+    /// brings the tables they touch up to date.
     public mutating func apply(workloads workloadChanges: [(MeshSourceID, Workload?)], services serviceChanges: [(MeshSourceID, Service?)]) {
-        var touched = Touched()
+        // From nothing (start, a file reload, the first xDS push): every table is built, from the
+        // claims once all are made, rather than key by key as they are touched.
+        let fromNothing = workloads.isEmpty && services.isEmpty
+        if fromNothing {
+            workloads.reserveCapacity(workloadChanges.count)
+            services.reserveCapacity(serviceChanges.count)
+            ipClaims.reserveCapacity(workloadChanges.count)
+            workloadsByIP.reserveCapacity(workloadChanges.count)
+        }
+        var touched = Touched(everything: fromNothing)
         for (id, new) in serviceChanges {
-            let old = services[id]
+            let old = fromNothing ? nil : services[id]
             guard old != new else { continue }
             if let old { index(old, id, adding: false, &touched) }
             services[id] = new
             if let new { index(new, id, adding: true, &touched) }
         }
         for (id, new) in workloadChanges {
-            let old = workloads[id]
+            let old = fromNothing ? nil : workloads[id]
             guard old != new else { continue }
             if let old { index(old, id, adding: false, &touched) }
             workloads[id] = new
             if let new { index(new, id, adding: true, &touched) }
         }
-        rebuild(touched)
+        if fromNothing { buildAll() } else { rebuild(touched) }
     }
 
-    /// What a change set touched, rebuilt once at its end.
+    /// What a change set touched, rebuilt once at its end. `everything`: nothing is noted one by
+    /// one (all is built).
     private struct Touched {
+        let everything: Bool
         var ips: Set<IPAddress> = []
         var localIPs: Set<IPAddress> = []
         var vips: Set<IPAddress> = []
@@ -95,14 +106,17 @@ public struct MeshIndex: Sendable {
     }
 
     private mutating func index(_ s: Service, _ id: MeshSourceID, adding: Bool, _ t: inout Touched) {
+        let value = adding ? s : nil
         for a in s.addresses where a.network == network {
-            vipClaims.update(a.ip, id, adding: adding)
-            t.vips.insert(a.ip)
+            vipClaims.update(a.ip, id, value)
+            if !t.everything { t.vips.insert(a.ip) }
         }
-        hostnameClaims.update(s.hostname, id, adding: adding)
-        t.hostnames.insert(s.hostname)
-        keyClaims.update(s.key, id, adding: adding)
-        t.serviceKeys.insert(s.key)
+        hostnameClaims.update(s.hostname, id, value)
+        keyClaims.update(s.key, id, value)
+        if !t.everything {
+            t.hostnames.insert(s.hostname)
+            t.serviceKeys.insert(s.key)
+        }
         if s.cidrVIPs.contains(where: { $0.network == network }) {
             if adding { cidrServices.insert(id) } else { cidrServices.remove(id) }
             t.cidrs = true
@@ -110,6 +124,7 @@ public struct MeshIndex: Sendable {
     }
 
     private mutating func index(_ w: Workload, _ id: MeshSourceID, adding: Bool, _ t: inout Touched) {
+        let value = adding ? w : nil
         if case let .address(net, ip)? = w.networkGateway?.destination {
             let address = NetworkAddress(network: net, ip: ip)
             let count = gatewayReferences[address, default: 0] + (adding ? 1 : -1)
@@ -117,53 +132,68 @@ public struct MeshIndex: Sendable {
             if count == 0 || (adding && count == 1) { t.gateways = true }
         }
         for key in w.services.keys {
-            members.update(key, id, adding: adding)
-            t.endpointKeys.insert(key)
+            members.update(key, id, value)
+            if !t.everything { t.endpointKeys.insert(key) }
         }
-        for ip in w.workloadIps { t.networkAddresses.append(NetworkAddress(network: w.network, ip: ip)) }
+        if !t.everything {
+            for ip in w.workloadIps { t.networkAddresses.append(NetworkAddress(network: w.network, ip: ip)) }
+        }
         // An address means something on its own network only: another network's pods may reuse
         // this one's IPs, and are reached through that network's gateway.
         guard w.network == network else { return }
+        let local = w.node == node
         for ip in w.workloadIps {
-            ipClaims.update(ip, id, adding: adding)
-            t.ips.insert(ip)
-            if w.node == node {
-                localIPClaims.update(ip, id, adding: adding)
-                t.localIPs.insert(ip)
+            ipClaims.update(ip, id, value)
+            if local { localIPClaims.update(ip, id, value) }
+            if !t.everything {
+                t.ips.insert(ip)
+                if local { t.localIPs.insert(ip) }
             }
         }
     }
 
+    /// Every table from the claims.
+    private mutating func buildAll() {
+        ipClaims.forEachWinner { workloadsByIP[$0] = $1 }
+        localIPClaims.forEachWinner { localWorkloadsByIP[$0] = $1 }
+        keyClaims.forEachWinner { servicesByKey[$0] = $1 }
+        vipClaims.forEachKey { vip, list in
+            servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
+            if ProxyState.dependsOnTheClient((vip, list)) { sharedServicesByVIP[vip] = list }
+        }
+        hostnameClaims.forEachKey { host, list in
+            servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
+            if ProxyState.dependsOnTheClient((host, list)) { sharedServicesByHostname[host] = list }
+            if host.hasPrefix("*.") { wildcardHostnameSuffixes.insert(String(host.dropFirst(2))) }
+        }
+        rebuildCIDRs()
+        members.forEachKey { key, list in rebuildEndpoints(key, list) }
+        rebuildGateways()
+    }
+
     private mutating func rebuild(_ t: Touched) {
-        for ip in t.ips { workloadsByIP[ip] = ipClaims.winner(ip).flatMap { workloads[$0] } }
-        for ip in t.localIPs { localWorkloadsByIP[ip] = localIPClaims.winner(ip).flatMap { workloads[$0] } }
+        for ip in t.ips { workloadsByIP[ip] = ipClaims.winner(ip) }
+        for ip in t.localIPs { localWorkloadsByIP[ip] = localIPClaims.winner(ip) }
         var endpointKeys = t.endpointKeys
         for key in t.serviceKeys {
-            servicesByKey[key] = keyClaims.winner(key).flatMap { services[$0] }
+            servicesByKey[key] = keyClaims.winner(key)
             endpointKeys.insert(key)   // its load balancing shapes its endpoint set
         }
         for vip in t.vips {
-            let list = vipClaims.all(vip).compactMap { services[$0] }
+            let list = vipClaims.all(vip)
             servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
             sharedServicesByVIP[vip] = ProxyState.dependsOnTheClient((vip, list)) ? list : nil
         }
         for host in t.hostnames {
-            let list = hostnameClaims.all(host).compactMap { services[$0] }
+            let list = hostnameClaims.all(host)
             servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
             sharedServicesByHostname[host] = ProxyState.dependsOnTheClient((host, list)) ? list : nil
             if host.hasPrefix("*.") {
                 if list.isEmpty { wildcardHostnameSuffixes.remove(String(host.dropFirst(2))) } else { wildcardHostnameSuffixes.insert(String(host.dropFirst(2))) }
             }
         }
-        if t.cidrs {
-            var entries: [(cidr: CIDR, value: Service)] = []
-            for id in cidrServices.sorted() {
-                guard let s = services[id] else { continue }
-                for c in s.cidrVIPs where c.network == network { entries.append((c.cidr, s)) }
-            }
-            servicesByCIDR = CIDRTable(entries)
-        }
-        for key in endpointKeys { rebuildEndpoints(key) }
+        if t.cidrs { rebuildCIDRs() }
+        for key in endpointKeys { rebuildEndpoints(key, members.all(key)) }
         if t.gateways || (!gatewayReferences.isEmpty && t.networkAddresses.contains(where: { gatewayReferences[$0] != nil })) {
             rebuildGateways()
         }
@@ -172,8 +202,17 @@ public struct MeshIndex: Sendable {
     /// A service's endpoints: workloads listing it that are on this network with an address (or a
     /// hostname, looked up when picked), or on another network behind a gateway (istiod's
     /// stand-in for a remote network's endpoints has no address).
-    private mutating func rebuildEndpoints(_ key: String) {
-        let all = workloads(listing: key)
+    private mutating func rebuildCIDRs() {
+        var entries: [(cidr: CIDR, value: Service)] = []
+        for id in cidrServices.sorted() {
+            guard let s = services[id] else { continue }
+            for c in s.cidrVIPs where c.network == network { entries.append((c.cidr, s)) }
+        }
+        servicesByCIDR = CIDRTable(entries)
+    }
+
+    /// `all`: the workloads listing `key`, in order.
+    private mutating func rebuildEndpoints(_ key: String, _ all: [Workload]) {
         var list: [Workload] = []
         list.reserveCapacity(all.count)
         var elsewhere = false

@@ -47,6 +47,32 @@ struct ControlPlaneTests {
         let r = try mesh.client("echo", ["--size", "100000"])
         #expect(r["intact"] as? Bool == true, "\(r)")
 
+        // A service pushed later, with ledger-0 changed to list it: east routes its VIP at once (the
+        // push changes east's mesh index; nothing is built again). Removed, the VIP leads nowhere;
+        // ledger-0 as it was, its own address still does.
+        let late = "payments/late.payments.svc.cluster.local", vip = "127.0.\(net).91"
+        func ledger0(_ extra: [String: Any]) -> [String: Any] {
+            FakeIstiod.workload("ledger-0", serviceAccount: "ledger", ip: "127.0.\(net).20", node: "west", extra: extra)
+        }
+        func dumpedEndpoints() -> [String]? {
+            let services = mesh.configDump(mesh.eastAdmin)["services"] as? [[String: Any]]
+            let service = services?.first { $0["hostname"] as? String == "late.payments.svc.cluster.local" }
+            return (service?["endpoints"] as? [String: Any]).map { Array($0.keys) }
+        }
+        try istiod.push([ledger0(["services": [late: ["ports": [["servicePort": 80, "targetPort": 8080]]]]]),
+                         ["name": late, "address": ["service": [
+                             "name": "late", "namespace": "payments", "hostname": "late.payments.svc.cluster.local",
+                             "addresses": [["network": "", "address": vip]], "ports": [["servicePort": 80, "targetPort": 8080]],
+                         ] as [String: Any]]]])
+        #expect(waitUntil(timeout: 10) { dumpedEndpoints() == ["Kubernetes//Pod/payments/ledger-0"] }, "\(String(describing: dumpedEndpoints()))")
+        let viaLate = try mesh.client("echo", dest: "\(vip):80", ["--size", "1000"])
+        #expect(viaLate["intact"] as? Bool == true, "\(viaLate)")
+        try istiod.push([ledger0([:])], removed: [late])
+        #expect(waitUntil(timeout: 10) { dumpedEndpoints() == nil })
+        #expect(try mesh.client("expect-fail", dest: "\(vip):80")["failed"] as? Bool == true)
+        let direct = try mesh.client("echo", ["--size", "1000"])
+        #expect(direct["intact"] as? Bool == true, "\(direct)")
+
         // What east sent istiod: ztunnel's node identity and metadata, both types, the headers.
         let xds = istiod.requests("xds").filter { ($0["headers"] as? [String: String])?["authorization"] == "Bearer token-east" }
         let first = xds.filter { $0["response_nonce"] == nil }

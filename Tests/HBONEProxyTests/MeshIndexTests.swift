@@ -50,6 +50,10 @@ import HBONETestSupport
             for (id, w) in lastW { workloads[id] = w }
             for (id, s) in lastS { services[id] = s }
             try Self.expectSame(mesh, workloads, services, "push \(push)")
+            // And built from nothing (another path: every table at once from the claims).
+            var fresh = MeshIndex(network: Self.network, node: Self.node)
+            fresh.apply(workloads: workloads.map { ($0.key, $0.value) }, services: services.map { ($0.key, $0.value) })
+            try Self.expectSame(fresh, workloads, services, "push \(push), from nothing")
         }
     }
 
