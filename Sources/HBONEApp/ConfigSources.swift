@@ -31,12 +31,11 @@ final class ConfigSources: Sendable {
     private let inputs: Locked<Inputs>
     /// Applies merged snapshots one at a time, in the order they were built.
     private let applying = NSLock()
-    /// The index of the last merged config applied, with the inputs it was built from; guarded by
-    /// `applying`.
+    /// The index of the last merged config applied, and the file reload it was built after;
+    /// guarded by `applying`.
     private struct Indexed: Sendable {
         var mesh: MeshIndex
         var fileGeneration: Int
-        var xds: ControlPlane.XDSSnapshot?
     }
     private nonisolated(unsafe) var indexed: Indexed?
     /// The last note about this node's workloads on other networks (logged when it changes, not
@@ -177,7 +176,7 @@ final class ConfigSources: Sendable {
             inputs.withLock { $0.xdsChanges.formUnion(taken.xdsChanges) }
             throw error
         }
-        indexed = Indexed(mesh: mesh, fileGeneration: taken.fileGeneration, xds: taken.xds)
+        indexed = Indexed(mesh: mesh, fileGeneration: taken.fileGeneration)
         let note = config.otherNetworkNote
         if otherNetworkNote.withLock({ last in defer { last = note }; return last != note }), let note {
             log.warn("config", ["detail": note])

@@ -30,11 +30,16 @@ public struct MeshIndex: Sendable {
     public private(set) var localEndpointSets: [String: EndpointSet] = [:]
     public private(set) var servicesWithEndpointsElsewhere: Set<String> = []
     public private(set) var networkGateways: [NetworkAddress: Workload] = [:]
+    /// Services by their VIPs on other networks (of several: as `servicesByVIP` chooses). Only a
+    /// waypoint named by such an address looks here: traffic to another network's VIP is not
+    /// routed (its addresses mean nothing here).
+    public private(set) var remoteServicesByVIP: [NetworkAddress: Service] = [:]
 
     // Who claims what, to find the next winner when one goes.
     private var ipClaims = ClaimTable<IPAddress, Workload>()
     private var localIPClaims = ClaimTable<IPAddress, Workload>()
     private var vipClaims = ClaimTable<IPAddress, Service>()
+    private var remoteVIPClaims = ClaimTable<NetworkAddress, Service>()
     private var hostnameClaims = ClaimTable<String, Service>()
     private var keyClaims = ClaimTable<String, Service>()
     /// The workloads listing each service key, on any network.
@@ -96,6 +101,7 @@ public struct MeshIndex: Sendable {
         var ips: Set<IPAddress> = []
         var localIPs: Set<IPAddress> = []
         var vips: Set<IPAddress> = []
+        var remoteVIPs: Set<NetworkAddress> = []
         var hostnames: Set<String> = []
         var serviceKeys: Set<String> = []
         var endpointKeys: Set<String> = []
@@ -107,9 +113,14 @@ public struct MeshIndex: Sendable {
 
     private mutating func index(_ s: Service, _ id: MeshSourceID, adding: Bool, _ t: inout Touched) {
         let value = adding ? s : nil
-        for a in s.addresses where a.network == network {
-            vipClaims.update(a.ip, id, value)
-            if !t.everything { t.vips.insert(a.ip) }
+        for a in s.addresses {
+            if a.network == network {
+                vipClaims.update(a.ip, id, value)
+                if !t.everything { t.vips.insert(a.ip) }
+            } else {
+                remoteVIPClaims.update(a, id, value)
+                if !t.everything { t.remoteVIPs.insert(a) }
+            }
         }
         hostnameClaims.update(s.hostname, id, value)
         keyClaims.update(s.key, id, value)
@@ -161,6 +172,7 @@ public struct MeshIndex: Sendable {
             servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
             if ProxyState.dependsOnTheClient((vip, list)) { sharedServicesByVIP[vip] = list }
         }
+        remoteVIPClaims.forEachKey { vip, list in remoteServicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil) }
         hostnameClaims.forEachKey { host, list in
             servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
             if ProxyState.dependsOnTheClient((host, list)) { sharedServicesByHostname[host] = list }
@@ -184,6 +196,7 @@ public struct MeshIndex: Sendable {
             servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
             sharedServicesByVIP[vip] = ProxyState.dependsOnTheClient((vip, list)) ? list : nil
         }
+        for vip in t.remoteVIPs { remoteServicesByVIP[vip] = ProxyState.bestService(among: remoteVIPClaims.all(vip), forNamespace: nil) }
         for host in t.hostnames {
             let list = hostnameClaims.all(host)
             servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)

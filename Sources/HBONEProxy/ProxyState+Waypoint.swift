@@ -18,7 +18,7 @@ extension ProxyState {
         }
         // Picked on another network (for a service): through its gateway.
         guard let ip else {
-            guard let service, let waypointService = self.service(named: waypoint) else {
+            guard let service, let waypointService = self.waypointService(named: waypoint) else {
                 Bug.report("waypoint \(waypoint): endpoint \(w.uid) on network \"\(w.network)\" picked for a pod")
                 return Destination(route: .unreachable("waypoint \(waypoint) is on network \"\(w.network)\""), workload: nil, service: service)
             }
@@ -32,11 +32,11 @@ extension ProxyState {
 
     /// The waypoint workload to dial, the address to dial it at (nil for one on another network),
     /// and the SANs its service adds. Named by address: the workload there (dialled at that very
-    /// address), or an endpoint of the service whose VIP it is; named by hostname: an endpoint of
-    /// that namespace's service.
+    /// address), or an endpoint of the service whose VIP it is (on this network or another); named
+    /// by hostname: an endpoint of that namespace's service.
     func waypointEndpoint(_ waypoint: GatewayAddress, hashKey: Int, from source: IPAddress?, localOnly: Bool) -> (Workload, IPAddress?, [SPIFFEID])? {
         if case let .address(network, ip) = waypoint.destination, network == settings.network, let w = workloadsByIP[ip] { return (w, ip, []) }
-        guard let service = service(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source, localOnly: localOnly) else { return nil }
+        guard let service = waypointService(named: waypoint), let w = endpoint(of: service, hashKey: hashKey, from: source, localOnly: localOnly) else { return nil }
         guard w.network == settings.network else { return (w, nil, service.subjectAltNames) }
         // An endpoint known by hostname only is not dialled as a waypoint: none is found.
         guard let ip = w.workloadIps.first else { return nil }
@@ -60,6 +60,15 @@ extension ProxyState {
         return s.waypoint
     }
 
+    /// The service a waypoint names: as `service(named:)`, or by its VIP on another network, as
+    /// ztunnel finds a waypoint by network and address (its endpoints there are reached through
+    /// that network's gateway, for traffic to a service).
+    func waypointService(named waypoint: GatewayAddress) -> Service? {
+        if let s = service(named: waypoint) { return s }
+        guard case let .address(network, ip) = waypoint.destination, network != settings.network else { return nil }
+        return mesh.remoteServicesByVIP[NetworkAddress(network: network, ip: ip)]
+    }
+
     /// The service a waypoint or a network gateway names: by hostname, or by its VIP on this network.
     func service(named gateway: GatewayAddress) -> Service? {
         switch gateway.destination {
@@ -72,10 +81,12 @@ extension ProxyState {
     /// an address there, or its endpoints all elsewhere), it has no endpoint that may be picked, or
     /// it is not known.
     private func missing(_ waypoint: GatewayAddress, forService: Bool) -> String {
-        if case let .address(network, _) = waypoint.destination, network != settings.network {
-            return "is on network \"\(network)\" (a waypoint on another network is reached through its gateway only when named by hostname)"
+        guard let service = waypointService(named: waypoint) else {
+            if case let .address(network, _) = waypoint.destination, network != settings.network {
+                return "is on network \"\(network)\", where no service has that VIP"
+            }
+            return "not found"
         }
-        guard let service = service(named: waypoint) else { return "not found" }
         if !forService, let here = localEndpointSets[service.key], here.isEmpty, here.unhealthy == 0 {
             return "is on other networks only (reached through a gateway only for traffic addressed to a service)"
         }

@@ -84,6 +84,7 @@ import HBONETestSupport
         var keys: [String: Service] = [:], cidrs: [String] = [], wildcards: Set<String> = []
         var endpoints: [String: [String]] = [:], localEndpoints: [String: [String]] = [:], elsewhere: Set<String> = []
         var gateways: [NetworkAddress: String] = [:]
+        var remoteVIPs: [NetworkAddress: Service] = [:]
 
         init(_ workloadList: [Workload], _ serviceList: [Service]) {
             var lists: [String: [Workload]] = [:], gatewayAddresses: Set<NetworkAddress> = []
@@ -106,14 +107,16 @@ import HBONETestSupport
                 guard !w.workloadIps.isEmpty || !w.hostname.isEmpty else { continue }
                 for key in w.services.keys { lists[key, default: []].append(w) }
             }
-            var vipLists: [IPAddress: [Service]] = [:], hostLists: [String: [Service]] = [:]
+            var vipLists: [IPAddress: [Service]] = [:], hostLists: [String: [Service]] = [:], remoteLists: [NetworkAddress: [Service]] = [:]
             for s in serviceList {
                 for a in s.addresses where a.network == MeshIndexTests.network { vipLists[a.ip, default: []].append(s) }
+                for a in s.addresses where a.network != MeshIndexTests.network { remoteLists[a, default: []].append(s) }
                 for c in s.cidrVIPs where c.network == MeshIndexTests.network { cidrs.append("\(c.cidr) \(s.name)") }
                 keys[s.key] = s
                 hostLists[s.hostname, default: []].append(s)
             }
             vips = vipLists.compactMapValues { ProxyState.bestService(among: $0, forNamespace: nil) }
+            remoteVIPs = remoteLists.compactMapValues { ProxyState.bestService(among: $0, forNamespace: nil) }
             hosts = hostLists.compactMapValues { ProxyState.bestService(among: $0, forNamespace: nil) }
             sharedVIPs = vipLists.filter(ProxyState.dependsOnTheClient)
             sharedHosts = hostLists.filter(ProxyState.dependsOnTheClient)
@@ -141,6 +144,7 @@ import HBONETestSupport
         #expect(names(mesh.sharedServicesByVIP) == names(ref.sharedVIPs), "\(when): shared VIPs")
         #expect(names(mesh.sharedServicesByHostname) == names(ref.sharedHosts), "\(when): shared hostnames")
         #expect(names(mesh.servicesByKey) == names(ref.keys), "\(when): services by key")
+        #expect(names(mesh.remoteServicesByVIP) == names(ref.remoteVIPs), "\(when): services by VIP on other networks")
         #expect(mesh.workloadsByIP == ref.byIP && mesh.servicesByKey == ref.keys, "\(when): the entries themselves")
         #expect(mesh.servicesByCIDR.entries.map { "\($0.cidr) \($0.value.name)" }.sorted() == ref.cidrs.sorted(), "\(when): CIDR VIPs")
         #expect(mesh.wildcardHostnameSuffixes == ref.wildcards, "\(when): wildcard suffixes")

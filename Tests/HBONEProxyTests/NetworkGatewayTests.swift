@@ -178,6 +178,43 @@ import HBONETLS
         #expect(why.hasSuffix("is on other networks only (reached through a gateway only for traffic addressed to a service)"), "\(why)")
     }
 
+    /// A waypoint named by its VIP on another network (as istiod names one by address) is found by
+    /// network and address, as in ztunnel, and reached through that network's gateway for
+    /// traffic to a service; a pod with that waypoint is refused, saying why. Before, any waypoint
+    /// named by an address on another network was refused as missing. An address there that no
+    /// service has is still refused, saying so.
+    @Test func aWaypointNamedByItsVIPOnAnotherNetworkIsReachedThroughItsGateway() throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "services:\n", with: """
+        \(Self.standIn("waypoint-b", service: "waypoint-b.payments.svc.cluster.local", gateway: #"{destination: "net-b/203.0.113.7", hboneMtlsPort: 15009}"#, port: 15008))
+        - {name: gated-b-0, namespace: payments, serviceAccount: gated, workloadIps: ["10.0.0.41"], protocol: HBONE, network: net-a,
+           waypoint: {destination: "net-b/10.96.1.70"}}
+        services:
+        - {name: waypoint-b, namespace: payments, hostname: waypoint-b.payments.svc.cluster.local, vips: ["net-b/10.96.1.70"], ports: {"15008": 15008},
+           subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/waypoint-b"]}
+        - {name: gated-b, namespace: payments, hostname: gated-b.payments.svc.cluster.local, vips: ["net-a/10.96.0.81"], ports: {"80": 8080},
+           subjectAltNames: ["spiffe://cluster.local/ns/payments/sa/gated"], waypoint: {destination: "net-b/10.96.1.70"}}
+        - {name: gated-lost, namespace: payments, hostname: gated-lost.payments.svc.cluster.local, vips: ["net-a/10.96.0.82"], ports: {"80": 8080},
+           waypoint: {destination: "net-b/10.96.1.99"}}
+
+        """)
+        let s = try state(yaml)
+        let d = try #require(s.resolve(SocketAddress("10.96.0.81:80")!))
+        #expect(d.route == .throughGateway(GatewayRoute(
+            gateway: SocketAddress("203.0.113.7:15009")!, gatewayIdentities: [Self.id("istio-system/sa/istio-eastwestgateway")],
+            target: "gated-b.payments.svc.cluster.local:80", identities: [Self.id("payments/sa/waypoint-b")])))
+        #expect(d.service?.name == "gated-b")
+        guard case let .unreachable(pod)? = s.resolve(SocketAddress("10.0.0.41:8080")!)?.route else {
+            Issue.record("a pod behind a waypoint on another network was not refused")
+            return
+        }
+        #expect(pod.hasSuffix("is on other networks only (reached through a gateway only for traffic addressed to a service)"), "\(pod)")
+        guard case let .unreachable(lost)? = s.resolve(SocketAddress("10.96.0.82:80")!)?.route else {
+            Issue.record("a waypoint at an address no service has was not refused")
+            return
+        }
+        #expect(lost.hasSuffix("is on network \"net-b\", where no service has that VIP"), "\(lost)")
+    }
+
     /// A waypoint with an endpoint here and one behind a gateway: a service's traffic is spread
     /// over both by capacity, a pod addressed by its IP always gets the one here.
     @Test func aPodsWaypointIsPickedOnThisNetworkOnly() throws {
