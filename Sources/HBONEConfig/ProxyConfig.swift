@@ -465,10 +465,11 @@ public struct ProxyConfig: Sendable {
         if let v = try environmentBool("LOCALHOST_APP_TUNNEL", environment, file: r.file) { localhostAppTunnel = v }
         if let v = localhostAppTunnel { s.inPod?.localhostAppTunnel = v }
         s.dns = try parseDNS(f["dns"], file: r.file, environment: environment)
+        s.dns.resolvConf = path(s.dns.resolvConf)
         // Upstreams not named are this host's resolvers, read only when the DNS proxy runs (not on
         // every parse of a config that does not use it).
-        if s.dnsEnabled, s.dns.upstreams.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
-            s.dns.upstreams = Self.nameservers(inResolvConf: text)
+        if s.dnsEnabled, s.dns.upstreams.isEmpty, let text = try? String(contentsOfFile: s.dns.resolvConf, encoding: .utf8) {
+            s.dns.upstreams = ResolvConf(parsing: text).nameservers
         }
         if let mark = environment["PACKET_MARK"], !mark.isEmpty {
             guard let m = Int32(mark), m > 0 else {
@@ -545,7 +546,8 @@ public struct ProxyConfig: Sendable {
         /// A cluster domain in lower case, or nil when the text is not a domain name.
         func domain(_ text: String) -> String? { DNSName(text)?.key == text.lowercased() ? text.lowercased() : nil }
         if let r {
-            let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout", "preferredServiceNamespace"])
+            let f = try r.fields(allowed: ["enabled", "address", "clusterDomain", "upstreams", "upstreamTimeout", "resolvConf",
+                                           "preferredServiceNamespace"])
             if let v = f["enabled"] { d.enabled = try v.bool() }
             if let v = f["address"] { d.address = try v.socketAddress() }
             if let v = f["clusterDomain"] {
@@ -564,6 +566,7 @@ public struct ProxyConfig: Sendable {
                 d.upstreamTimeout = try v.duration()
                 if d.upstreamTimeout < .milliseconds(10) || d.upstreamTimeout > .seconds(30) { throw v.error("must be between 10ms and 30s") }
             }
+            if let v = f["resolvConf"] { d.resolvConf = try v.nonEmptyString() }
             if let v = f["preferredServiceNamespace"] { d.preferredServiceNamespace = try v.nonEmptyString() }
         }
         func fail(_ name: String, _ reason: String) -> ConfigError { .environment(name, reason, file: file) }
@@ -641,15 +644,6 @@ public struct ProxyConfig: Sendable {
         case "true": return true
         case "false": return false
         default: throw ConfigError.environment(name, "\"\(v.prefix(20))\" is not true or false", file: file)
-        }
-    }
-
-    /// The `nameserver` lines of a resolv.conf, in order (a scoped IPv6 address is skipped).
-    public static func nameservers(inResolvConf text: String) -> [SocketAddress] {
-        text.split(whereSeparator: \.isNewline).compactMap { line in
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count >= 2, words[0] == "nameserver", let ip = IPAddress(String(words[1])) else { return nil }
-            return SocketAddress(ip: ip, port: 53)
         }
     }
 }

@@ -59,6 +59,10 @@ public struct Settings: Sendable, Equatable {
         public var upstreams: [SocketAddress] = []
         /// How long one upstream gets to answer before the next is asked (two tries in all).
         public var upstreamTimeout: Duration = .milliseconds(2500)
+        /// The resolv.conf whose nameservers stand in for `upstreams`, and whose search list and
+        /// `ndots` apply to the hostnames of workloads looked up on demand (ztunnel reads the
+        /// system's, /etc/resolv.conf).
+        public var resolvConf = "/etc/resolv.conf"
         /// ztunnel's `PREFERED_SERVICE_NAMESPACE` (its spelling): when a name is served in several
         /// namespaces, one in this namespace answers a client from a third, unless another is marked
         /// canonical. The client's own namespace still comes first. Names only; VIPs are unaffected.

@@ -6,12 +6,15 @@ import HBONEEventLoop
 
 /// ztunnel's on-demand DNS, one per loop: a workload known by its hostname only (a ServiceEntry
 /// endpoint with `resolution: DNS`) is looked up when a connection picks it. Asked of
-/// `hbone.dns.upstreams`, else of this host's /etc/resolv.conf nameservers, from the proxy's own
-/// network namespace (as ztunnel's resolver). The name is taken as complete (no search list).
+/// `hbone.dns.upstreams`, else of the nameservers of `dns.resolvConf` (/etc/resolv.conf), from
+/// the proxy's own network namespace (as ztunnel's resolver). That file's search list and `ndots`
+/// apply as they do to ztunnel's (`ResolvConf.candidates`): the names are asked in turn until one
+/// has an address; an error answer or no answer ends the lookup.
 ///
-/// The family of the connection's original destination is asked first; the other only if the
-/// name has none (and IPv6 is enabled), as ztunnel prefers. Answers are kept for their TTL
-/// (`HostnameCache`); connections that need a name already being looked up wait for that lookup.
+/// For each name, the family of the connection's original destination is asked first; the other
+/// only if the name has none (and IPv6 is enabled), as ztunnel prefers. Answers are kept for their
+/// TTL (`HostnameCache`), per name asked; connections that need a name already being looked up
+/// wait for that lookup.
 final class HostnameResolver {
     enum Outcome: Equatable {
         case addresses([IPAddress])
@@ -30,7 +33,8 @@ final class HostnameResolver {
     /// Lookups on the wire, and who waits for each.
     private var waiting: [HostnameCache.Key: [(Found) -> Void]] = [:]
     private var forwards: [ObjectIdentifier: DNSForward] = [:]
-    private var systemNameservers: (list: [SocketAddress], readAt: UInt64)?
+    /// `dns.resolvConf` as last read, when, and from which path.
+    private var system: (conf: ResolvConf, path: String, readAt: UInt64)?
     /// `istio_on_demand_dns_total`'s label text by source workload and hostname, written once
     /// (about 2.7 % of the proxy's CPU at 4,000 connections/s when written per connection).
     private var labelText: [LabelKey: (source: Workload?, text: String)] = [:]
@@ -43,18 +47,34 @@ final class HostnameResolver {
     /// Lookups on the wire at once, per loop: past this, a connection fails at once.
     static let maxInFlight = 256
     /// /etc/resolv.conf is read again after this long (nanoseconds).
-    static let nameserverRefresh: UInt64 = 30_000_000_000
+    static let resolvConfRefresh: UInt64 = 30_000_000_000
 
     init(worker: Worker) { self.worker = worker }
 
     /// Calls `done` once on this loop: at once from the cache, else when the upstream answers (or
     /// both tries fail, within `2 × dns.upstreamTimeout`).
     func lookup(_ hostname: String, preferIPv6: Bool, _ done: @escaping (Outcome) -> Void) {
+        let names = resolvConf().candidates(for: hostname)
+        func attempt(_ i: Int) {
+            name(names[i], preferIPv6: preferIPv6) { found in
+                guard case .entry(.noAddresses) = found else { return done(Self.outcome(found)) }
+                guard i + 1 < names.count else {
+                    return done(.failed(names.count == 1 ? "the name has no address"
+                                                          : "the name has no address (asked as \(names.joined(separator: ", ")))"))
+                }
+                attempt(i + 1)
+            }
+        }
+        attempt(0)
+    }
+
+    /// One name: the preferred family, then the other if it has none.
+    private func name(_ name: String, preferIPv6: Bool, _ done: @escaping (Found) -> Void) {
         let ipv6 = worker.state.settings.ipv6Enabled
         let first = preferIPv6 && ipv6
-        family(hostname, ipv6: first) { [unowned self] found in
-            guard case .entry(.noAddresses) = found, ipv6 else { return done(Self.outcome(found)) }
-            family(hostname, ipv6: !first) { done(Self.outcome($0)) }
+        family(name, ipv6: first) { [unowned self] found in
+            guard case .entry(.noAddresses) = found, ipv6 else { return done(found) }
+            family(name, ipv6: !first, done)
         }
     }
 
@@ -135,15 +155,18 @@ final class HostnameResolver {
         for done in waiting.removeValue(forKey: key) ?? [] { done(found) }
     }
 
-    /// The configured upstreams, else this host's nameservers (read again now and then, so an
-    /// edited resolv.conf is seen without a restart).
+    /// The configured upstreams, else the resolv.conf's nameservers.
     private func upstreams(_ settings: Settings) -> [SocketAddress] {
-        if !settings.dns.upstreams.isEmpty { return settings.dns.upstreams }
-        let now = worker.loop.now
-        if let s = systemNameservers, now &- s.readAt < Self.nameserverRefresh { return s.list }
-        let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-        let list = ProxyConfig.nameservers(inResolvConf: text)
-        systemNameservers = (list, now)
-        return list
+        settings.dns.upstreams.isEmpty ? resolvConf().nameservers : settings.dns.upstreams
+    }
+
+    /// `dns.resolvConf`, read again now and then (so an edited file is seen without a restart). A
+    /// file that cannot be read is an empty one: no nameservers, no search list.
+    private func resolvConf() -> ResolvConf {
+        let path = worker.state.settings.dns.resolvConf, now = worker.loop.now
+        if let s = system, s.path == path, now &- s.readAt < Self.resolvConfRefresh { return s.conf }
+        let conf = ResolvConf(parsing: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+        system = (conf, path, now)
+        return conf
     }
 }

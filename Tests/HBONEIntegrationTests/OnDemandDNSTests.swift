@@ -17,13 +17,18 @@ import Glibc
         var o = Mesh.Options()
         // One loop: each loop keeps its own answers (share-nothing), and this test counts queries.
         o.eastWorkers = 1
-        o.eastExtra = "  dns: {upstreams: [\"\(upstream)\"], upstreamTimeout: 1500ms}"
+        // The search list and ndots east applies (ztunnel's resolver reads the system's).
+        let resolvConf = NSTemporaryDirectory() + "hbone-resolv-\(n)-\(getpid()).conf"
+        try "search corp.example.test svc.example.test\noptions ndots:1\n".write(toFile: resolvConf, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: resolvConf) }
+        o.eastExtra = "  dns: {upstreams: [\"\(upstream)\"], upstreamTimeout: 1500ms, resolvConf: \"\(resolvConf)\"}"
         let names = [("api", "echo", "TCP", 60), ("secure", "secure", "HBONE", 61), ("alias", "alias", "TCP", 62),
                      ("missing", "nx", "TCP", 63), ("gone", "gone", "TCP", 64), ("silent", "slow", "TCP", 65),
                      ("inside", "any", "TCP", 66), ("wide", "wide", "TCP", 67), ("busy", "busy", "TCP", 68)]
         o.topLevel = "services:\n" + names.map { service, _, _, last in
             "- {name: \(service), namespace: payments, hostname: \(service).example.test, vips: [\"127.0.\(n).\(last)\"], ports: {443: 8080}}"
         }.joined(separator: "\n")
+            + "\n- {name: short, namespace: payments, hostname: short.example.test, vips: [\"127.0.\(n).69\"], ports: {443: 8080}}"
         o.ledgerExtra = names.map { service, host, proto, _ in
             """
             - uid: ext//\(service)
@@ -34,7 +39,16 @@ import Glibc
               protocol: \(proto)
               services: {payments/\(service).example.test: {443: 8080}}
             """
-        }.joined(separator: "\n")
+        }.joined(separator: "\n") + """
+
+            - uid: ext//short
+              name: short
+              namespace: payments
+              serviceAccount: ledger
+              hostname: short
+              protocol: TCP
+              services: {payments/short.example.test: {443: 8080}}
+            """
         let mesh = try Mesh(net: n, o)
         defer { mesh.stop() }
         let zone = mesh.dir + "/zone.json"
@@ -45,7 +59,9 @@ import Glibc
          "gone.example.test": {},
          "any.example.test": {"A": ["0.0.0.0"], "AAAA": ["::"]},
          "wide.example.test": {"A": ["127.0.\(n).20"], "truncate": true},
-         "busy.example.test": {"A": ["127.0.\(n).20"], "delay": 1.0}}
+         "busy.example.test": {"A": ["127.0.\(n).20"], "delay": 1.0},
+         "short.svc.example.test": {"A": ["127.0.\(n).20"], "ttl": 60},
+         "_nxdomain_under": ["corp.example.test", "svc.example.test"]}
         """.write(toFile: zone, atomically: true, encoding: .utf8)
         let upstreamLog = mesh.dir + "/upstream.log"
         try mesh.start("/usr/bin/python3", [repositoryRoot + "/scripts/lib/dns_tool.py", "upstream", "--listen", upstream, "--zone", zone,
@@ -118,7 +134,21 @@ import Glibc
         #expect(mesh.metric(admin: mesh.eastAdmin, "istio_on_demand_dns_total{\(source),hostname=\"echo.example.test\"}") == 3)
         #expect(mesh.metric(admin: mesh.eastAdmin, "istio_on_demand_dns_total{\(source),hostname=\"gone.example.test\"}") == 2)
 
-        // 11. The dump shows the hostname, as ztunnel's does.
+        // 11. A name with fewer dots than ndots is asked with each search domain first, in order,
+        //     until one has an address (here the second); it is not asked as it is. Before, the
+        //     name was asked only as it is, and found nothing.
+        #expect(try echo(69), "\(mesh.log(mesh.eastLog).suffix(2000))\n\(mesh.log(upstreamLog))")
+        #expect(asked(" short.corp.example.test A") == 1 && asked(" short.svc.example.test A") == 1 && asked(" short A") == 0,
+                "\(mesh.log(upstreamLog))")
+        // One with as many is asked as it is first; the search domains only after it had none.
+        #expect(asked(" nx.example.test A") == 1 && asked(" nx.example.test.corp.example.test A") == 1
+                && asked(" nx.example.test.svc.example.test A") == 1, "\(mesh.log(upstreamLog))")
+        #expect(asked(" echo.example.test.corp.example.test A") == 0)
+        #expect(mesh.waitForLog(mesh.eastLog) {
+            $0.contains("(asked as nx.example.test, nx.example.test.corp.example.test, nx.example.test.svc.example.test)")
+        }, "\(mesh.log(mesh.eastLog).suffix(3000))")
+
+        // 12. The dump shows the hostname, as ztunnel's does.
         let workloads = mesh.configDump(mesh.eastAdmin)["workloads"] as? [[String: Any]] ?? []
         #expect(workloads.first { $0["uid"] as? String == "ext//api" }?["hostname"] as? String == "echo.example.test", "\(workloads)")
     }

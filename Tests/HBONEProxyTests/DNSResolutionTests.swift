@@ -179,7 +179,7 @@ import HBONEDNS
             _ = try ProxyConfig.parse(yaml: bad, file: "t.yaml", environment: [:])
             Issue.record("accepted")
         } catch { #expect("\(error)".contains("t.yaml:") && "\(error)".contains("dns.upstreams") && "\(error)".contains("not an address"), "\(error)") }
-        #expect(ProxyConfig.nameservers(inResolvConf: "search a.svc\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n# x\noptions ndots:5\n")
+        #expect(ResolvConf(parsing: "search a.svc\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n# x\noptions ndots:5\n").nameservers
                 == [SocketAddress("10.96.0.10:53")!])
     }
 

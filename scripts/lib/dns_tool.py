@@ -13,7 +13,9 @@ standard library only (independent of hbone's own DNS code).
       "target", "ttl": N}}; a CNAME is followed within the zone, its records put before the
       target's; a name in the zone without records of the type asked gets NOERROR and an SOA
       (negative TTL 5) in the authority section. "truncate": true answers UDP with TC set and no
-      records (the whole answer over TCP); "delay": seconds holds the answer that long.
+      records (the whole answer over TCP); "delay": seconds holds the answer that long. The key
+      "_nxdomain_under": [suffix, ...] answers NXDOMAIN (with the SOA) for any other name under
+      those suffixes.
 """
 import argparse, json, os, random, socket, struct, sys, threading, time
 
@@ -110,9 +112,13 @@ def query(args):
 
 def zone_answer(zone, qid, name, qtype, question, proto):
     """The zone's answer for `name`, or None when the zone does not hold it."""
-    entry = zone.get(name.lower().rstrip("."))
+    key = name.lower().rstrip(".")
+    entry = zone.get(key)
+    rcode = 0
     if entry is None:
-        return None
+        if not any(key.endswith("." + suffix.lower()) for suffix in zone.get("_nxdomain_under", [])):
+            return None
+        entry, rcode = {}, 3
     if entry.get("truncate") and proto == "udp":
         return struct.pack(">HHHHHH", qid, 0x8380, 1, 0, 0, 0) + question
     if entry.get("delay"):
@@ -133,7 +139,7 @@ def zone_answer(zone, qid, name, qtype, question, proto):
         soa = encode_name("example.test") + encode_name("hostmaster.example.test") + struct.pack(">IIIII", 1, 3600, 600, 86400, 5)
         authority = encode_name("example.test") + struct.pack(">HHIH", 6, 1, 60, len(soa)) + soa
         ns = 1
-    head = struct.pack(">HHHHHH", qid, 0x8180, 1, n_cname + len(addrs), ns, 0)
+    head = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, n_cname + len(addrs), ns, 0)
     return head + question + records + authority
 
 
