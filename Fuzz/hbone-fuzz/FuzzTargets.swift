@@ -158,8 +158,9 @@ enum FuzzTargets {
     }
 
     /// A Delta xDS response from istiod, as bytes: whatever decodes is applied twice (the second
-    /// time changes nothing), every reply answers the response's own nonce, and the policies it
-    /// leaves are decided on as the authz-policy target's are (AuthzOracle).
+    /// time changes nothing), every reply answers the response's own nonce, the policies it
+    /// leaves are decided on as the authz-policy target's are (AuthzOracle), and the mesh index
+    /// kept change by change matches one built from nothing.
     static func xds(_ bytes: UnsafeRawBufferPointer) {
         guard let response = try? Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: Array(bytes)) else { return }
         var store = XDSStore(nodeID: "ztunnel~1.1.1.1~p.ns~ns.svc.cluster.local", metadata: [:])
@@ -173,6 +174,7 @@ enum FuzzTargets {
             AuthzOracle.check(store.policies.keys.sorted().compactMap { store.policies[$0] }, rootNamespace: "istio-system")
         }
         routeThroughEverything(store)
+        meshIndex(response)
     }
 
     /// The proxy's snapshot as the merged config would build it from the store, then a connection
