@@ -54,9 +54,11 @@ extension FuzzTargets {
                 precondition(read.ttl != nil && !read.truncated, "addresses without a TTL")
             case .noAddresses:
                 precondition(!read.truncated, "a truncated answer read as final")
+                precondition(!read.nameDoesNotExist || bytes[3] & 0x0f == 3, "a name read as missing without NXDOMAIN")
             case .failed:
                 precondition(read.ttl == nil, "a failure with a TTL")
             }
+            precondition(!read.nameDoesNotExist || read.outcome == .noAddresses, "a missing name with an outcome other than no addresses")
         }
         // Written by DNSAnswer: up to 64 A records and a CNAME, from the input's bytes.
         let query = DNSQuery(asking: lookupName, type: DNSType.a)

@@ -20,16 +20,20 @@ public struct DNSLookupAnswer: Sendable, Equatable {
     public let ttl: UInt32?
     /// TC set: the answer did not fit the datagram, the lookup is asked again over TCP.
     public let truncated: Bool
+    /// NXDOMAIN (with `.noAddresses`): the name has no records of any type (RFC 8020), so the
+    /// other address family need not be asked.
+    public let nameDoesNotExist: Bool
 
     /// More addresses than this for one name are not kept: a connection needs one of them.
     public static let maxAddresses = 32
     /// CNAMEs followed at most: a longer chain (or a loop) is a failed answer.
     public static let maxChain = 8
 
-    public init(outcome: Outcome, ttl: UInt32?, truncated: Bool = false) {
+    public init(outcome: Outcome, ttl: UInt32?, truncated: Bool = false, nameDoesNotExist: Bool = false) {
         self.outcome = outcome
         self.ttl = ttl
         self.truncated = truncated
+        self.nameDoesNotExist = nameDoesNotExist
     }
 
     /// Reads `response` to `query`. Never throws: a message that cannot be read is `.failed`.
@@ -54,7 +58,7 @@ public struct DNSLookupAnswer: Sendable, Equatable {
         }
         let negativeTTL = sections.soaTTL
         if code == 3 {
-            self.init(outcome: .noAddresses, ttl: negativeTTL)
+            self.init(outcome: .noAddresses, ttl: negativeTTL, nameDoesNotExist: true)
             return
         }
         // Follow the chain from the name asked: its addresses, else its CNAME's, and so on.

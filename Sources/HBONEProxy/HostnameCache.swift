@@ -25,7 +25,10 @@ struct HostnameCache {
 
     enum Entry: Equatable {
         case addresses([IPAddress])
+        /// None of the family asked (NODATA).
         case noAddresses
+        /// No such name (NXDOMAIN): none of either family.
+        case noName
     }
 
     private var entries: [Key: (entry: Entry, expires: UInt64)] = [:]
@@ -56,7 +59,7 @@ struct HostnameCache {
         let seconds: UInt32
         switch entry {
         case .addresses: seconds = min(max(ttl ?? Self.minTTL, Self.minTTL), Self.maxTTL)
-        case .noAddresses: seconds = min(max(ttl ?? Self.defaultNegativeTTL, Self.minTTL), Self.maxNegativeTTL)
+        case .noAddresses, .noName: seconds = min(max(ttl ?? Self.defaultNegativeTTL, Self.minTTL), Self.maxNegativeTTL)
         }
         if entries[key] == nil, entries.count >= capacity { makeRoom(now: now) }
         entries[key] = (entry, now &+ UInt64(seconds) * 1_000_000_000)

@@ -57,7 +57,10 @@ final class HostnameResolver {
         let names = resolvConf().candidates(for: hostname)
         func attempt(_ i: Int) {
             name(names[i], preferIPv6: preferIPv6) { found in
-                guard case .entry(.noAddresses) = found else { return done(Self.outcome(found)) }
+                switch found {
+                case .entry(.noAddresses), .entry(.noName): break
+                default: return done(Self.outcome(found))
+                }
                 guard i + 1 < names.count else {
                     return done(.failed(names.count == 1 ? "the name has no address"
                                                           : "the name has no address (asked as \(names.joined(separator: ", ")))"))
@@ -68,7 +71,8 @@ final class HostnameResolver {
         attempt(0)
     }
 
-    /// One name: the preferred family, then the other if it has none.
+    /// One name: the preferred family, then the other if it has none (not when the name does not
+    /// exist at all).
     private func name(_ name: String, preferIPv6: Bool, _ done: @escaping (Found) -> Void) {
         let ipv6 = worker.state.settings.ipv6Enabled
         let first = preferIPv6 && ipv6
@@ -81,7 +85,7 @@ final class HostnameResolver {
     private static func outcome(_ found: Found) -> Outcome {
         switch found {
         case let .entry(.addresses(list)): .addresses(list)
-        case .entry(.noAddresses): .failed("the name has no address")
+        case .entry(.noAddresses), .entry(.noName): .failed("the name has no address")
         case let .failed(why): .failed(why)
         }
     }
@@ -140,8 +144,9 @@ final class HostnameResolver {
                 cache.store(.addresses(list), for: key, ttl: read.ttl, now: worker.loop.now)
                 finish(key, .entry(.addresses(list)))
             case .noAddresses:
-                cache.store(.noAddresses, for: key, ttl: read.ttl, now: worker.loop.now)
-                finish(key, .entry(.noAddresses))
+                let entry: HostnameCache.Entry = read.nameDoesNotExist ? .noName : .noAddresses
+                cache.store(entry, for: key, ttl: read.ttl, now: worker.loop.now)
+                finish(key, .entry(entry))
             case let .failed(why):
                 worker.stats.onDemandDNSFailures.add(read.truncated ? "truncated" : "error_answer")
                 finish(key, .failed("the upstream's answer: \(why)"))

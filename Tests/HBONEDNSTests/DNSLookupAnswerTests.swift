@@ -71,9 +71,9 @@ struct Response {
     @Test func noAddressesKeepTheSOAsNegativeTTL() {
         // NXDOMAIN: the lesser of the SOA record's TTL and its MINIMUM (RFC 2308 5).
         var nx = Response(flags: 0x8183, question: "api.example.test", authority: [Response.soa(ttl: 900, minimum: 45)])
-        #expect(read(nx) == DNSLookupAnswer(outcome: .noAddresses, ttl: 45))
+        #expect(read(nx) == DNSLookupAnswer(outcome: .noAddresses, ttl: 45, nameDoesNotExist: true))
         nx.authority = []
-        #expect(read(nx) == DNSLookupAnswer(outcome: .noAddresses, ttl: nil))
+        #expect(read(nx) == DNSLookupAnswer(outcome: .noAddresses, ttl: nil, nameDoesNotExist: true))
         // NODATA: a chain that ends without an address of the type asked.
         let nodata = Response(question: "api.example.test", answers: [Response.cname("api.example.test", "v6.example.test")],
                               authority: [Response.soa(ttl: 20, minimum: 600)])

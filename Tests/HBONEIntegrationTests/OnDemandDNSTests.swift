@@ -144,6 +144,9 @@ import Glibc
         #expect(asked(" nx.example.test A") == 1 && asked(" nx.example.test.corp.example.test A") == 1
                 && asked(" nx.example.test.svc.example.test A") == 1, "\(mesh.log(upstreamLog))")
         #expect(asked(" echo.example.test.corp.example.test A") == 0)
+        // NXDOMAIN: the name has nothing of either family, so the other is not asked; NODATA
+        // (gone, step 6) asks both.
+        #expect(asked(" nx.example.test AAAA") == 0 && asked(" short.corp.example.test AAAA") == 0, "\(mesh.log(upstreamLog))")
         #expect(mesh.waitForLog(mesh.eastLog) {
             $0.contains("(asked as nx.example.test, nx.example.test.corp.example.test, nx.example.test.svc.example.test)")
         }, "\(mesh.log(mesh.eastLog).suffix(3000))")
