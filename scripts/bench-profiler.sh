@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-scripts/install-deps.sh
-swift build -c release --product hbone 2>&1 | tail -n 1
-swift build -c release --product hbone-bench 2>&1 | tail -n 1
-bin=$(swift build -c release --show-bin-path)
+source scripts/lib/release-build.sh
+release_build
 d=$(mktemp -d /tmp/hbone-profiler.XXXXXX)
 scripts/gen-test-pki.sh "$d/pki" >/dev/null
 source scripts/lib/demo-config.sh

@@ -33,10 +33,8 @@ tunables=${HBONE_BENCH_GLIBC_TUNABLES-}
 # process GOMAXPROCS=N (how the chains compare when cores are scarce). Default: 2 workers, Go as it starts.
 cores=${HBONE_BENCH_PROXY_CORES-}
 chain_workers=${cores:-2}
-scripts/install-deps.sh
-swift build -c release --product hbone >/dev/null
-swift build -c release --product hbone-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
+source scripts/lib/release-build.sh
+release_build quiet
 # HBONE_UNDER_TEST=/path/to/hbone measures another build of the proxy with this harness (A/B runs).
 hbone=${HBONE_UNDER_TEST:-$bin/hbone}
 d=$(mktemp -d /tmp/hbone-bench.XXXXXX)

@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 concurrency=${2:-10000}
 rate=${3:-1000}
-scripts/install-deps.sh
-swift build -c release --product hbone >/dev/null
-swift build -c release --product hbone-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
+source scripts/lib/release-build.sh
+release_build quiet
 d=$(mktemp -d /tmp/hbone-soak.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
