@@ -6,10 +6,11 @@ import HBONEConfig
 /// service at a time: an xDS push costs what it changed, plus copying the tables a snapshot still
 /// holds, where building them all again cost time in proportion to the whole mesh.
 ///
-/// A full build is the same changes applied to an empty index, so the two cannot disagree. Where
-/// several workloads claim one address (or services one key), the winner is the one of greatest
+/// A build from nothing makes the same claims as changes do, then every table from them at once
+/// (`MeshIndexTests` and the `xds` fuzz target check that the two paths agree). Where several
+/// workloads claim one address (or services one key), the winner is the one of greatest
 /// `MeshSourceID`: the last in the order the merged config lists them (file by position, then
-/// istiod's by resource name), as a full build in that order let it overwrite the others.
+/// istiod's by resource name), as the build before the index let it overwrite the others.
 public struct MeshIndex: Sendable {
     public let network: String
     public let node: String
