@@ -104,15 +104,7 @@ final class ConfigSources: Sendable {
             mesh.apply(workloads: names.map { (.xds($0), x.workloadsByName[$0]) }, services: names.map { (.xds($0), x.servicesByName[$0]) })
             return mesh
         }
-        var mesh = MeshIndex(network: settings.network, node: settings.node)
-        var workloads = i.file.workloads.enumerated().map { (MeshSourceID.file($0.offset), Optional($0.element)) }
-        var services = i.file.services.enumerated().map { (MeshSourceID.file($0.offset), Optional($0.element)) }
-        if let x = i.xds {
-            workloads += x.workloadsByName.map { (MeshSourceID.xds($0.key), Optional($0.value)) }
-            services += x.servicesByName.map { (MeshSourceID.xds($0.key), Optional($0.value)) }
-        }
-        mesh.apply(workloads: workloads, services: services)
-        return mesh
+        return MeshIndex(config: i.file, xdsWorkloads: i.xds?.workloadsByName ?? [:], xdsServices: i.xds?.servicesByName ?? [:])
     }
 
     /// One policy per namespace/name, as Kubernetes holds them: where istiod sends a policy the file

@@ -55,11 +55,12 @@ public struct MeshIndex: Sendable {
         self.node = node
     }
 
-    /// The index of `config`'s workloads and services, in the order it lists them.
-    public init(config: ProxyConfig) {
+    /// The index of `config`'s workloads and services (by position), and of istiod's (by
+    /// resource name) after them, built from nothing.
+    public init(config: ProxyConfig, xdsWorkloads: [String: Workload] = [:], xdsServices: [String: Service] = [:]) {
         self.init(network: config.settings.network, node: config.settings.node)
-        apply(workloads: config.workloads.enumerated().map { (.file($0.offset), $0.element) },
-              services: config.services.enumerated().map { (.file($0.offset), $0.element) })
+        apply(workloads: config.workloads.enumerated().map { (.file($0.offset), $0.element) } + xdsWorkloads.map { (.xds($0.key), $0.value) },
+              services: config.services.enumerated().map { (.file($0.offset), $0.element) } + xdsServices.map { (.xds($0.key), $0.value) })
     }
 
     /// The workloads that list `key` in their services, in the config's order.
@@ -169,16 +170,9 @@ public struct MeshIndex: Sendable {
         ipClaims.forEachWinner { workloadsByIP[$0] = $1 }
         localIPClaims.forEachWinner { localWorkloadsByIP[$0] = $1 }
         keyClaims.forEachWinner { servicesByKey[$0] = $1 }
-        vipClaims.forEachKey { vip, list in
-            servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
-            if ProxyState.dependsOnTheClient((vip, list)) { sharedServicesByVIP[vip] = list }
-        }
-        remoteVIPClaims.forEachKey { vip, list in remoteServicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil) }
-        hostnameClaims.forEachKey { host, list in
-            servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
-            if ProxyState.dependsOnTheClient((host, list)) { sharedServicesByHostname[host] = list }
-            if host.hasPrefix("*.") { wildcardHostnameSuffixes.insert(String(host.dropFirst(2))) }
-        }
+        vipClaims.forEachKey { place($1, atVIP: $0) }
+        remoteVIPClaims.forEachKey { remoteServicesByVIP[$0] = ProxyState.bestService(among: $1, forNamespace: nil) }
+        hostnameClaims.forEachKey { place($1, atHostname: $0) }
         rebuildCIDRs()
         members.forEachKey { key, list in rebuildEndpoints(key, list) }
         rebuildGateways()
@@ -192,20 +186,9 @@ public struct MeshIndex: Sendable {
             servicesByKey[key] = keyClaims.winner(key)
             endpointKeys.insert(key)   // its load balancing shapes its endpoint set
         }
-        for vip in t.vips {
-            let list = vipClaims.all(vip)
-            servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
-            sharedServicesByVIP[vip] = ProxyState.dependsOnTheClient((vip, list)) ? list : nil
-        }
+        for vip in t.vips { place(vipClaims.all(vip), atVIP: vip) }
         for vip in t.remoteVIPs { remoteServicesByVIP[vip] = ProxyState.bestService(among: remoteVIPClaims.all(vip), forNamespace: nil) }
-        for host in t.hostnames {
-            let list = hostnameClaims.all(host)
-            servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
-            sharedServicesByHostname[host] = ProxyState.dependsOnTheClient((host, list)) ? list : nil
-            if host.hasPrefix("*.") {
-                if list.isEmpty { wildcardHostnameSuffixes.remove(String(host.dropFirst(2))) } else { wildcardHostnameSuffixes.insert(String(host.dropFirst(2))) }
-            }
-        }
+        for host in t.hostnames { place(hostnameClaims.all(host), atHostname: host) }
         if t.cidrs { rebuildCIDRs() }
         for key in endpointKeys { rebuildEndpoints(key, members.all(key)) }
         if t.gateways || (!gatewayReferences.isEmpty && t.networkAddresses.contains(where: { gatewayReferences[$0] != nil })) {
@@ -213,9 +196,22 @@ public struct MeshIndex: Sendable {
         }
     }
 
-    /// A service's endpoints: workloads listing it that are on this network with an address (or a
-    /// hostname, looked up when picked), or on another network behind a gateway (istiod's
-    /// stand-in for a remote network's endpoints has no address).
+    /// The services at `vip` on this network (none: the entries go), as ztunnel chooses among them.
+    private mutating func place(_ list: [Service], atVIP vip: IPAddress) {
+        servicesByVIP[vip] = ProxyState.bestService(among: list, forNamespace: nil)
+        sharedServicesByVIP[vip] = ProxyState.dependsOnTheClient((vip, list)) ? list : nil
+    }
+
+    /// The same for a hostname, and its wildcard suffix.
+    private mutating func place(_ list: [Service], atHostname host: String) {
+        servicesByHostname[host] = ProxyState.bestService(among: list, forNamespace: nil)
+        sharedServicesByHostname[host] = ProxyState.dependsOnTheClient((host, list)) ? list : nil
+        if host.hasPrefix("*.") {
+            if list.isEmpty { wildcardHostnameSuffixes.remove(String(host.dropFirst(2))) } else { wildcardHostnameSuffixes.insert(String(host.dropFirst(2))) }
+        }
+    }
+
+    /// The CIDR VIPs on this network, from every service that has one.
     private mutating func rebuildCIDRs() {
         var entries: [(cidr: CIDR, value: Service)] = []
         for id in cidrServices.sorted() {
@@ -225,7 +221,9 @@ public struct MeshIndex: Sendable {
         servicesByCIDR = CIDRTable(entries)
     }
 
-    /// `all`: the workloads listing `key`, in order.
+    /// A service's endpoints: workloads listing it (`all`, in order) that are on this network with
+    /// an address (or a hostname, looked up when picked), or on another network behind a gateway
+    /// (istiod's stand-in for a remote network's endpoints has no address).
     private mutating func rebuildEndpoints(_ key: String, _ all: [Workload]) {
         var list: [Workload] = []
         list.reserveCapacity(all.count)
