@@ -21,6 +21,8 @@ let package = Package(
     targets: [
         // C edges. Only the wrapper modules named below import them.
         .target(name: "CHBONEPosix"),
+        // The heap profiler's sampling malloc: linked into `hbone` only (see its header).
+        .target(name: "CHBONEHeapSampler", dependencies: ["CHBONEPosix"], linkerSettings: [.linkedLibrary("m")]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2",
@@ -76,7 +78,7 @@ let package = Package(
         .target(name: "HBONEApp", dependencies: ["HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONETLS", "HBONEIdentity",
                                                 "HBONEAuthz", "HBONEControlPlane", "HBONEInPod", "HBONEEventLoop"]),
         .executableTarget(name: "hbone", dependencies: [
-            "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
+            "CHBONEHeapSampler", "HBONECore", "HBONEConfig", "HBONEProxy", "HBONEAdmin", "HBONEApp", "HBONETLS", "HBONEIdentity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -114,7 +116,8 @@ let package = Package(
         .testTarget(name: "HBONEInPodTests", dependencies: ["HBONEInPod", "HBONEXDSProto", "HBONEEventLoop",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAdminTests", dependencies: ["HBONETestSupport", "HBONEAdmin"]),
-        .testTarget(name: "HBONEProfileTests", dependencies: ["HBONETestSupport", "HBONEProfile", "CHBONEPosix", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // Links the sampling malloc (as `hbone` does), so this test process allocates through it.
+        .testTarget(name: "HBONEProfileTests", dependencies: ["HBONETestSupport", "HBONEProfile", "CHBONEPosix", "CHBONEHeapSampler", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HBONEAppTests", dependencies: ["HBONETestSupport", "HBONEApp", "HBONEConfig", "HBONETLS", "HBONEIdentity", "HBONEAuthz"]),
         // Depends on the executables so `swift build --build-tests` never leaves a stale binary to test.
         .testTarget(name: "HBONEIntegrationTests", dependencies: ["HBONETestSupport", "HBONECore", "hbone", "hbone-bench"]),

@@ -37,6 +37,48 @@ extension AdminRoutes {
             }))
     }
 
+    /// ztunnel's /debug/pprof/heap: the allocations sampled while heap profiling was active and
+    /// not freed since, in pprof's format (`go tool pprof http://localhost:15000/debug/pprof/heap`).
+    /// As ztunnel, an error until profiling is activated (/debug/pprof/heap/profiling?activate=true).
+    func heapProfile() -> Response {
+        let status = HeapProfiler.status
+        guard status.available else {
+            return Response(status: 500, contentType: "text/plain", body: "\(HeapProfiler.ActivationError.unavailable)\n")
+        }
+        guard status.active else {
+            return Response(status: 500, contentType: "text/plain",
+                            body: "heap profiling not active; activate with /debug/pprof/heap/profiling?activate=true\n")
+        }
+        let profile = HeapProfiler.snapshot()
+        let bytes = profile.pprof()
+        log.info("heap profile taken", ["stacks": "\(profile.stacks.count)", "estimated_live_bytes": "\(Int(profile.estimatedBytes))",
+                                        "dropped": "\(profile.dropped)", "bytes": "\(bytes.count)"])
+        return Response(status: 200, contentType: "application/octet-stream", bytes: bytes,
+                        headers: ["Content-Disposition": "attachment; filename=\"heap.pb\""])
+    }
+
+    /// ztunnel's /debug/pprof/heap/profiling: `?activate=true|false` starts or stops sampling
+    /// (one allocation per 512 KiB allocated, on average); without it, says whether it is on.
+    func heapProfiling(_ request: HTTPRequestParser.Request) -> Response {
+        if let value = request.query["activate"] {
+            guard value == "true" || value == "false" else {
+                return Response(status: 400, contentType: "text/plain", body: "invalid activate value \"\(value)\"; expected true or false\n")
+            }
+            do {
+                try HeapProfiler.setActive(value == "true")
+            } catch {
+                return Response(status: 500, contentType: "text/plain", body: "\(error)\n")
+            }
+            log.info(value == "true" ? "heap profiling activated" : "heap profiling deactivated",
+                     ["sample_interval_bytes": "\(HeapProfiler.defaultSampleInterval)"])
+        }
+        let status = HeapProfiler.status
+        guard status.available else {
+            return Response(status: 500, contentType: "text/plain", body: "\(HeapProfiler.ActivationError.unavailable)\n")
+        }
+        return Response(status: 200, contentType: "text/plain", body: "heap profiling active: \(status.active)\n")
+    }
+
     /// A whole number in `range`, or `default` when absent; nil when present and not such a number.
     private static func parameter(_ text: String?, default value: Int, in range: ClosedRange<Int>) -> Int? {
         guard let text else { return value }

@@ -68,6 +68,8 @@ public struct AdminRoutes: Sendable {
         ("GET", "/memory", "heap in use, resident memory, open tunnels and connections (JSON)"),
         ("GET", "/healthz/ready", "readiness"),
         ("GET", "/debug/pprof/profile", "CPU profile, pprof format (?seconds=1-300, default 10; ?frequency=1-1000 Hz, default 100)"),
+        ("GET", "/debug/pprof/heap", "heap profile, pprof format: the live allocations sampled while heap profiling is active"),
+        ("POST", "/debug/pprof/heap/profiling", "query or toggle heap profiling with ?activate=true|false (GET too, as ztunnel)"),
     ]
 
     public func handle(_ port: Port, _ request: HTTPRequestParser.Request) -> Answer {
@@ -76,7 +78,7 @@ public struct AdminRoutes: Sendable {
         case .admin:
             routes = ["/": "GET", "/config_dump": "GET", "/quitquitquit": "POST", "/logging": "POST",
                       "/stats/prometheus": "GET", "/metrics": "GET", "/healthz/ready": "GET", "/stats": "GET", "/memory": "GET",
-                      "/debug/pprof/profile": "GET"]
+                      "/debug/pprof/profile": "GET", "/debug/pprof/heap": "GET", "/debug/pprof/heap/profiling": "GET|POST"]
         case .metrics:
             routes = ["/metrics": "GET", "/stats/prometheus": "GET"]
         case .readiness:
@@ -85,11 +87,17 @@ public struct AdminRoutes: Sendable {
         guard let method = routes[request.path] else {
             return .now(Response(status: 404, contentType: "text/plain", body: "not found: \(request.path)\n"))
         }
-        let allowed = method == "GET" ? ["GET", "HEAD"] : [method]
+        let allowed = method.split(separator: "|").flatMap { $0 == "GET" ? ["GET", "HEAD"] : [String($0)] }
         guard allowed.contains(request.method) else {
-            return .now(Response(status: 405, contentType: "text/plain", body: "\(request.path) takes \(method)\n", headers: ["Allow": allowed.joined(separator: ", ")]))
+            return .now(Response(status: 405, contentType: "text/plain", body: "\(request.path) takes \(method.replacingOccurrences(of: "|", with: " or "))\n",
+                                 headers: ["Allow": allowed.joined(separator: ", ")]))
         }
-        if request.path == "/debug/pprof/profile" { return profile(request) }
+        switch request.path {
+        case "/debug/pprof/profile": return profile(request)
+        case "/debug/pprof/heap": return .now(heapProfile())
+        case "/debug/pprof/heap/profiling": return .now(heapProfiling(request))
+        default: break
+        }
         return .now(respond(request))
     }
 

@@ -104,6 +104,35 @@ void chbone_profiler_stop(void);
 int chbone_profiler_drain(chbone_profile_sample *out, int max);
 /// Samples lost because the ring was full since start.
 uint64_t chbone_profiler_dropped(void);
+/// Heap profiler (the admin port's /debug/pprof/heap). The sampler itself is the malloc family
+/// of the `hbone` executable (target CHBONEHeapSampler, linked into that binary only and left out
+/// under the sanitizers, which bring their own allocator): when active, it records the call stack
+/// of about one allocation per `interval` bytes allocated (a Poisson process over bytes, as
+/// jemalloc's lg_prof_sample and Go's MemProfileRate) until that allocation is freed. These calls
+/// reach it through weak symbols, so every other binary links without it and sees "unavailable".
+enum { CHBONE_HEAP_MAX_FRAMES = 64 };
+typedef struct {
+    uint64_t size;                               /// bytes asked for
+    int32_t depth;
+    int32_t reserved;
+    uint64_t frames[CHBONE_HEAP_MAX_FRAMES];     /// return addresses, innermost (malloc's caller) first
+} chbone_heap_sample;
+typedef struct {
+    uint64_t live;        /// sampled allocations not freed yet
+    uint64_t dropped;     /// samples not kept: the table (16384) was full
+    uint64_t interval;    /// mean bytes between samples
+    int32_t active;
+    int32_t available;
+} chbone_heap_status;
+/// 1 when the sampler is linked into this binary.
+int chbone_heap_profiler_available(void);
+/// Starts (`active` 1, `interval` bytes, at least 1) or stops taking new samples; allocations
+/// sampled before stay recorded until freed. -1 with errno ENOSYS when unavailable, ENOMEM.
+int chbone_heap_profiler_set_active(int active, uint64_t interval);
+void chbone_heap_profiler_status(chbone_heap_status *out);
+/// Copies up to `max` live samples into `out` (any order); returns how many there are, which
+/// may be more than `max` (call again with room for them).
+int64_t chbone_heap_profiler_snapshot(chbone_heap_sample *out, int64_t max);
 /// dladdr: the loaded object holding `addr` (its load base) and the dynamic symbol holding it
 /// (NULL when none). 1 when an object holds it, else 0.
 int chbone_dladdr(const void *addr, uint64_t *base, const char **symbol);
