@@ -75,4 +75,77 @@ import Glibc
         try? FileManager.default.removeItem(atPath: againPath)
         #expect(mesh.log(mesh.westLog).contains("CPU profile abandoned"), "\(mesh.log(mesh.westLog).suffix(1500))")
     }
+
+    /// ztunnel's /debug/pprof/heap and /debug/pprof/heap/profiling on a real proxy: off until
+    /// activated; then the allocations a stalled tunnel holds are in the profile, named, in
+    /// about the amount the heap grew by, and leave it once the tunnel closes.
+    @Test func aHeapProfileShowsWhatTheProxyHolds() throws {
+        let mesh = try Mesh(net: 135)
+        defer { mesh.stop() }
+        let admin = "http://\(mesh.eastAdmin):15000"
+        func text(_ url: String, method: String = "GET") throws -> (Int, String) {
+            let (rc, out) = try runProgram("/usr/bin/curl", ["-s", "-m", "20", "-X", method, "-w", "\n%{http_code}", url])
+            let lines = rc == 0 ? out.split(separator: "\n", omittingEmptySubsequences: false) : []
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        func heapInUse() throws -> Int {
+            let (_, body) = try text(admin + "/memory")
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            return json?["heap_in_use_bytes"] as? Int ?? 0
+        }
+
+        var (code, body) = try text(admin + "/debug/pprof/heap")
+        // A sanitizer's own malloc leaves no room for the sampler: the build says so.
+        if ProcessInfo.processInfo.environment["HBONE_SANITIZED"] != nil {
+            #expect(code == 500 && body.contains("not built into this binary"), "\(code) \(body)")
+            (code, body) = try text(admin + "/debug/pprof/heap/profiling?activate=true", method: "POST")
+            #expect(code == 500 && body.contains("not built into this binary"), "\(code) \(body)")
+            return
+        }
+        #expect(code == 500 && body.contains("heap profiling not active; activate with /debug/pprof/heap/profiling?activate=true"), "\(code) \(body)")
+        #expect(try text(admin + "/debug/pprof/heap/profiling") == (200, "heap profiling active: false"))
+        (code, body) = try text(admin + "/debug/pprof/heap/profiling?activate=maybe")
+        #expect(code == 400 && body.contains("expected true or false"), "\(body)")
+        #expect(try text(admin + "/debug/pprof/heap", method: "POST").0 == 405)
+        // As ztunnel's, a plain GET toggles it (what its message tells operators to run).
+        #expect(try text(admin + "/debug/pprof/heap/profiling?activate=true") == (200, "heap profiling active: true"))
+
+        // Clients that send and never read: east buffers what the flow-control windows allow,
+        // some MiB in all (a few dozen samples).
+        let before = try heapInUse()
+        let stalled = try (0..<8).map { _ in try mesh.startClient("slow", ["--size", "\(256 << 20)"], environment: ["SLOW_HOLD": "6"]) }
+        Thread.sleep(forTimeInterval: 4)
+        let grown = try heapInUse() - before
+        let path = NSTemporaryDirectory() + "hbone-profile-\(getpid())-heap"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fetched = try runProgram("/usr/bin/curl", ["-s", "-m", "20", "-o", path, "-w", "%{http_code}", admin + "/debug/pprof/heap"]).output
+        #expect(fetched == "200")
+        let report = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path])
+        print("heap profile of a stalled tunnel: heap grew \(grown) bytes; \(report)")
+        #expect(report["sample_types"] as? [String] == ["inuse_objects/count", "inuse_space/bytes"], "\(report)")
+        #expect(report["period_type"] as? String == "space/bytes" && report["period"] as? Int == 524_288, "\(report)")
+        for check in ["values_consistent", "locations_defined", "mappings_defined", "functions_defined"] {
+            #expect(report[check] as? Bool == true, "\(check): \(report)")
+        }
+        let estimate = (report["totals"] as? [Int])?.last ?? 0
+        #expect(grown > 8 << 20, "the stalled tunnels held \(grown) bytes")
+        // About one sample per 512 KiB: the estimate comes within a factor of the growth.
+        #expect(Double(estimate) > 0.4 * Double(grown) && Double(estimate) < 2.5 * Double(grown), "estimate \(estimate) for \(grown) bytes grown")
+        let functions = report["functions"] as? [String] ?? []
+        #expect(functions.contains { $0.hasPrefix("HBONE") }, "\(functions.prefix(40))")
+        let (rc, top) = try runProgram("/usr/bin/env", ["go", "tool", "pprof", "-top", "-nodecount=200", path], includeErrors: true)
+        #expect(rc == 0 && top.contains("Type: inuse_space"), "go tool pprof: \(top.prefix(2000))")
+
+        // Once the tunnels are gone, so are their samples.
+        for client in stalled { _ = try client.result() }
+        #expect(waitUntil(timeout: 10) {
+            let after = (try? runProgram("/usr/bin/curl", ["-s", "-m", "20", "-o", path, "-w", "%{http_code}", admin + "/debug/pprof/heap"]))?.output
+            guard after == "200", let r = try? runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path]) else { return false }
+            let left = (r["totals"] as? [Int])?.last ?? .max
+            print("heap profile after the tunnels closed: \(left) bytes, heap \((try? heapInUse()) ?? 0)")
+            return left < estimate / 2
+        }, "the stalled tunnels' buffers are still in the profile")
+        #expect(try text(admin + "/debug/pprof/heap/profiling?activate=false", method: "POST") == (200, "heap profiling active: false"))
+        #expect(mesh.log(mesh.eastLog).contains("heap profiling activated"))
+    }
 }
