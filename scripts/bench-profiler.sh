@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# What a CPU profile (/debug/pprof/profile) costs the proxy while it runs: server CPU per full mTLS
-# handshake on one worker, in alternating runs without a profile, with one at 100 Hz (the default)
-# and with one at 1000 Hz (the most the endpoint takes); each profiled figure over the plain runs of
-# the same invocation. The profiles taken are kept in the printed directory (go tool pprof -top FILE).
+# What a CPU profile (/debug/pprof/profile) and heap profiling (/debug/pprof/heap) cost the proxy
+# while they run: server CPU per full mTLS handshake on one worker, in alternating runs without a
+# profile, with one at 100 Hz (the default), with one at 1000 Hz (the most the endpoint takes) and
+# with heap profiling active (a heap profile fetched at the end of each such run); each figure over
+# the plain runs of the same invocation. The profiles taken are kept in the printed directory
+# (go tool pprof -top FILE). What the heap sampler costs while off is an A/B of two builds:
+# HBONE_UNDER_TEST=<build> scripts/bench.sh handshake --peer none, alternating.
 #   scripts/bench-profiler.sh [ROUNDS]    (default 3 rounds of 5 s per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +31,17 @@ profiled() {
     run "profile at $1 Hz"
     wait "$c"
 }
+heap() {
+    curl -sf -m 5 "http://127.0.0.3:15000/debug/pprof/heap/profiling?activate=true" >/dev/null
+    run "heap profiling"
+    curl -sf -m 30 -o "$d/heap-$1.pb" "http://127.0.0.3:15000/debug/pprof/heap"
+    curl -sf -m 5 "http://127.0.0.3:15000/debug/pprof/heap/profiling?activate=false" >/dev/null
+}
 for r in $(seq "$rounds"); do
     run plain
     profiled 100 "$r"
     profiled 1000 "$r"
+    heap "$r"
 done
 python3 - "$d/figures.jsonl" <<'PY'
 import json, statistics, sys
@@ -40,8 +50,8 @@ def per(label):
     return [f["value"] for f in figures if f["name"] == label + ": server CPU per handshake"]
 plain = statistics.median(per("plain"))
 print("median server CPU per handshake: plain %.3f ms" % plain)
-for hz in (100, 1000):
-    v = statistics.median(per("profile at %d Hz" % hz))
-    print("  profile at %4d Hz: %.3f ms  (%.3fx plain)" % (hz, v, v / plain))
+for label in ("profile at 100 Hz", "profile at 1000 Hz", "heap profiling"):
+    v = statistics.median(per(label))
+    print("  %-20s %.3f ms  (%.3fx plain)" % (label + ":", v, v / plain))
 PY
 echo "profiles: $d/*.pb    command: scripts/bench-profiler.sh $rounds"

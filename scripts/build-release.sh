@@ -15,6 +15,14 @@ if [ "$(nm dist/hbone 2>/dev/null | grep -c 'HBONEEventLoop')" -eq 0 ]; then
     echo "release check: 0 passed, 1 failed: dist/hbone has no symbol table (the CPU profile could not name its functions)"
     exit 1
 fi
+# The heap profiler's sampler is the binary's own malloc family: it must be what the libraries call.
+exported=$(nm -D --defined-only dist/hbone)
+for f in malloc free calloc realloc posix_memalign aligned_alloc; do
+    if ! grep -qE " T $f\$" <<<"$exported"; then
+        echo "release check: 0 passed, 1 failed: dist/hbone does not export $f (the heap sampler is not linked in)"
+        exit 1
+    fi
+done
 allowed='^(linux-vdso|libc|libssl|libcrypto|libnghttp2|libm|libstdc\+\+|libgcc_s|libdl|libpthread|librt|libutil|ld-linux-x86-64|ld-linux-aarch64|libz|libzstd)\.so'
 bad=$(ldd dist/hbone | awk '{print $1}' | sed 's#.*/##' | grep -Ev "$allowed" || true)
 ldd dist/hbone | sed 's/^/  /'
