@@ -7,6 +7,8 @@
 # the tunnels go to a port west's policy denies and must be refused with SOCKS5 0x02; every other
 # tunnel must echo intact twice. Prints failed tunnels, RSS and open fds of both proxies once the load
 # is at full concurrency and at the end, and the p50/p99 of tunnel set-up; exits 1 when a goal fails.
+# HBONE_SOAK_HEAP_PROFILE=1 runs both proxies with heap profiling active from the start and keeps a
+# heap profile of each, taken with the "end" sample (go tool pprof -top FILE), in the logs directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
@@ -61,6 +63,10 @@ done
 west_pid=${pids[0]}; east_pid=${pids[1]}
 up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1:$2" >&2; exit 1; }
 up $net.20 15008; up $net.2 15080
+heap_profiles=${HBONE_SOAK_HEAP_PROFILE:-}
+if [ -n "$heap_profiles" ]; then
+    for ip in $net.2 $net.3; do curl -sf "http://$ip:15000/debug/pprof/heap/profiling?activate=true" | sed "s/^/$ip /"; done
+fi
 sample() {  # LABEL
     for name in east west; do
         pid=$([ $name = east ] && echo $east_pid || echo $west_pid)
@@ -92,6 +98,18 @@ sleep 30
 sample start | tee "$d/start.txt"
 sleep $(( seconds - 5 - ($(date +%s) - t0) > 0 ? seconds - 5 - ($(date +%s) - t0) : 0 ))
 sample end | tee "$d/end.txt"
+if [ -n "$heap_profiles" ]; then
+    for name in east west; do
+        ip=$([ $name = east ] && echo $net.2 || echo $net.3)
+        curl -sf -m 60 -o "$d/heap-$name.pb" "http://$ip:15000/debug/pprof/heap"
+        /usr/bin/python3 scripts/lib/pprof_check.py "$d/heap-$name.pb" | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+a_objects, a_bytes, objects, live = r["totals"]
+print("%s heap profile: %d MiB in use in %d objects (estimated), %d MiB allocated since activation in %d, consistent %s"
+      % (sys.argv[1], live >> 20, objects, a_bytes >> 20, a_objects, r["values_consistent"] and r["locations_defined"]))' "$name"
+    done
+fi
 wait $driver
 sleep 2
 sample after | tee "$d/after.txt"

@@ -6,7 +6,7 @@
 // binary (tests, benchmarks, the fuzzers) links without it and these read as NULL.
 extern int chbone_heap_sampler_set_active(int active, uint64_t interval) __attribute__((weak));
 extern void chbone_heap_sampler_status(chbone_heap_status *out) __attribute__((weak));
-extern int64_t chbone_heap_sampler_snapshot(chbone_heap_sample *out, int64_t max) __attribute__((weak));
+extern int64_t chbone_heap_sampler_snapshot(chbone_heap_stack *out, int64_t max) __attribute__((weak));
 
 int chbone_heap_profiler_available(void) {
     return chbone_heap_sampler_set_active != NULL && chbone_heap_sampler_status != NULL && chbone_heap_sampler_snapshot != NULL;
@@ -24,7 +24,7 @@ void chbone_heap_profiler_status(chbone_heap_status *out) {
     out->available = 1;
 }
 
-int64_t chbone_heap_profiler_snapshot(chbone_heap_sample *out, int64_t max) {
+int64_t chbone_heap_profiler_snapshot(chbone_heap_stack *out, int64_t max) {
     if (!chbone_heap_profiler_available()) return 0;
     return chbone_heap_sampler_snapshot(out, max);
 }

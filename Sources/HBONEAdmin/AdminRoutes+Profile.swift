@@ -37,8 +37,9 @@ extension AdminRoutes {
             }))
     }
 
-    /// ztunnel's /debug/pprof/heap: the allocations sampled while heap profiling was active and
-    /// not freed since, in pprof's format (`go tool pprof http://localhost:15000/debug/pprof/heap`).
+    /// ztunnel's /debug/pprof/heap: the allocations sampled while heap profiling was active, those
+    /// not freed since (inuse_*) and all of them (alloc_*), in pprof's format
+    /// (`go tool pprof http://localhost:15000/debug/pprof/heap`).
     /// As ztunnel, an error until profiling is activated (/debug/pprof/heap/profiling?activate=true).
     func heapProfile() -> Response {
         let status = HeapProfiler.status
@@ -51,7 +52,7 @@ extension AdminRoutes {
         }
         let profile = HeapProfiler.snapshot()
         let bytes = profile.pprof()
-        log.info("heap profile taken", ["stacks": "\(profile.stacks.count)", "estimated_live_bytes": "\(Int(profile.estimatedBytes))",
+        log.info("heap profile taken", ["stacks": "\(profile.stacks.count)", "estimated_live_bytes": "\(profile.liveBytes)",
                                         "dropped": "\(profile.dropped)", "bytes": "\(bytes.count)"])
         return Response(status: 200, contentType: "application/octet-stream", bytes: bytes,
                         headers: ["Content-Disposition": "attachment; filename=\"heap.pb\""])

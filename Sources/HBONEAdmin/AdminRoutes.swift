@@ -68,7 +68,7 @@ public struct AdminRoutes: Sendable {
         ("GET", "/memory", "heap in use, resident memory, open tunnels and connections (JSON)"),
         ("GET", "/healthz/ready", "readiness"),
         ("GET", "/debug/pprof/profile", "CPU profile, pprof format (?seconds=1-300, default 10; ?frequency=1-1000 Hz, default 100)"),
-        ("GET", "/debug/pprof/heap", "heap profile, pprof format: the live allocations sampled while heap profiling is active"),
+        ("GET", "/debug/pprof/heap", "heap profile, pprof format: allocations sampled while heap profiling is active, in use and in all"),
         ("POST", "/debug/pprof/heap/profiling", "query or toggle heap profiling with ?activate=true|false (GET too, as ztunnel)"),
     ]
 

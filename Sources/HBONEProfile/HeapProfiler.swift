@@ -15,6 +15,8 @@ public enum HeapProfiler {
         public var active: Bool
         /// Sampled allocations not freed yet.
         public var liveSamples: UInt64
+        /// Call stacks recorded.
+        public var stacks: UInt64
         public var dropped: UInt64
         public var sampleInterval: UInt64
     }
@@ -34,7 +36,7 @@ public enum HeapProfiler {
     public static var status: Status {
         var s = chbone_heap_status()
         chbone_heap_profiler_status(&s)
-        return Status(available: s.available != 0, active: s.active != 0, liveSamples: s.live, dropped: s.dropped, sampleInterval: s.interval)
+        return Status(available: s.available != 0, active: s.active != 0, liveSamples: s.live, stacks: s.stacks, dropped: s.dropped, sampleInterval: s.interval)
     }
 
     /// Starts or stops taking samples. Allocations sampled before stay in the profile until freed;
@@ -46,33 +48,36 @@ public enum HeapProfiler {
         }
     }
 
-    /// The live sampled allocations now, grouped by stack and size.
+    /// Every stack's figures now.
     public static func snapshot() -> HeapProfile {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let taken = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        let interval = status.sampleInterval
-        var capacity = Int(status.liveSamples) + 64
-        var samples: [chbone_heap_sample] = []
+        let before = status
+        var capacity = Int(before.stacks) + 64
+        var stacks: [HeapProfile.Stack] = []
         while true {
-            let buffer = UnsafeMutableBufferPointer<chbone_heap_sample>.allocate(capacity: capacity)
+            let buffer = UnsafeMutableBufferPointer<chbone_heap_stack>.allocate(capacity: capacity)
             defer { buffer.deallocate() }
             let n = Int(chbone_heap_profiler_snapshot(buffer.baseAddress, Int64(capacity)))
             if n <= capacity {
-                samples = Array(buffer.prefix(n))
+                stacks = buffer.prefix(n).map(Self.stack)
                 break
             }
-            capacity = n + 64   // more were sampled since the count was read
+            capacity = n + 64   // more stacks were recorded since the count was read
         }
-        struct Key: Hashable { var frames: [UInt64]; var size: UInt64 }
-        var counts: [Key: Int64] = [:]
-        for var sample in samples {
-            let depth = Int(min(max(sample.depth, 0), Int32(CHBONE_HEAP_MAX_FRAMES)))
-            let frames = withUnsafeBytes(of: &sample.frames) { Array($0.bindMemory(to: UInt64.self).prefix(depth)) }
-            counts[Key(frames: frames, size: sample.size), default: 0] += 1
-        }
-        return HeapProfile(sampleInterval: interval, takenWallNanos: taken,
-                           stacks: counts.map { HeapProfile.Stack(frames: $0.key.frames, size: $0.key.size, count: $0.value) },
-                           dropped: status.dropped)
+        return HeapProfile(sampleInterval: before.sampleInterval, takenWallNanos: taken, stacks: stacks, dropped: status.dropped)
+    }
+
+    private static func stack(_ raw: chbone_heap_stack) -> HeapProfile.Stack {
+        var raw = raw
+        let depth = Int(min(max(raw.depth, 0), Int32(CHBONE_HEAP_MAX_FRAMES)))
+        let frames = withUnsafeBytes(of: &raw.frames) { Array($0.bindMemory(to: UInt64.self).prefix(depth)) }
+        let unit = UInt64(CHBONE_HEAP_OBJECT_UNIT)
+        return HeapProfile.Stack(frames: frames,
+                                 liveObjects: Int64(clamping: (raw.live_objects + unit / 2) / unit), liveBytes: Int64(clamping: raw.live_bytes),
+                                 allocatedObjects: Int64(clamping: (raw.allocated_objects + unit / 2) / unit),
+                                 allocatedBytes: Int64(clamping: raw.allocated_bytes),
+                                 liveSamples: Int(raw.live_samples), allocatedSamples: Int(raw.allocated_samples))
     }
 }

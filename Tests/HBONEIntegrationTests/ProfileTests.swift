@@ -122,12 +122,14 @@ import Glibc
         #expect(fetched == "200")
         let report = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path])
         print("heap profile of a stalled tunnel: heap grew \(grown) bytes; \(report)")
-        #expect(report["sample_types"] as? [String] == ["inuse_objects/count", "inuse_space/bytes"], "\(report)")
+        #expect(report["sample_types"] as? [String] == ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"], "\(report)")
         #expect(report["period_type"] as? String == "space/bytes" && report["period"] as? Int == 524_288, "\(report)")
         for check in ["values_consistent", "locations_defined", "mappings_defined", "functions_defined"] {
             #expect(report[check] as? Bool == true, "\(check): \(report)")
         }
-        let estimate = (report["totals"] as? [Int])?.last ?? 0
+        let totals = report["totals"] as? [Int] ?? []
+        let estimate = totals.last ?? 0
+        #expect(totals.count == 4 && totals[1] >= totals[3], "allocated \(totals)")
         #expect(grown > 8 << 20, "the stalled tunnels held \(grown) bytes")
         // About one sample per 512 KiB: the estimate comes within a factor of the growth.
         #expect(Double(estimate) > 0.4 * Double(grown) && Double(estimate) < 2.5 * Double(grown), "estimate \(estimate) for \(grown) bytes grown")
@@ -135,6 +137,8 @@ import Glibc
         #expect(functions.contains { $0.hasPrefix("HBONE") }, "\(functions.prefix(40))")
         let (rc, top) = try runProgram("/usr/bin/env", ["go", "tool", "pprof", "-top", "-nodecount=200", path], includeErrors: true)
         #expect(rc == 0 && top.contains("Type: inuse_space"), "go tool pprof: \(top.prefix(2000))")
+        let (rcAlloc, allocated) = try runProgram("/usr/bin/env", ["go", "tool", "pprof", "-top", "-sample_index=alloc_space", path], includeErrors: true)
+        #expect(rcAlloc == 0 && allocated.contains("Type: alloc_space"), "go tool pprof: \(allocated.prefix(2000))")
 
         // Once the tunnels are gone, so are their samples.
         for client in stalled { _ = try client.result() }

@@ -10,44 +10,52 @@ import Testing
 @Suite(.serialized, .enabled(if: HeapProfiler.status.available)) struct HeapProfilerTests {
     /// The estimate of many small allocations: each sampled with probability size/interval, the
     /// sum scaled back. 4000 blocks at a 64 KiB interval give about 500 samples (±4.5 % one σ).
+    /// Freed, they leave the live figures and stay in the allocated ones.
     @Test func estimatesTheLiveBytesOfSmallAllocationsAndForgetsFreedOnes() throws {
         try HeapProfiler.setActive(true, sampleInterval: 64 * 1024)
         defer { try? HeapProfiler.setActive(false) }
         let blocks = heapTestAllocate(count: 4000, size: 8192)
-        let live = HeapProfiler.snapshot()
-        let mine = stacks(of: live, through: "heapTestAllocate")
-        let estimate = mine.reduce(0.0) { $0 + HeapProfile.estimate(size: $1.size, count: $1.count, interval: 64 * 1024).bytes }
-        #expect(mine.allSatisfy { $0.size == 8192 })
-        #expect(abs(estimate - 4000 * 8192) < 0.25 * 4000 * 8192, "estimate \(estimate) for \(4000 * 8192) bytes live")
+        let live = stacks(of: HeapProfiler.snapshot(), through: "heapTestAllocate")
+        let liveBytes = Double(live.reduce(0) { $0 + $1.liveBytes })
+        #expect(abs(liveBytes - 4000 * 8192) < 0.25 * 4000 * 8192, "estimate \(liveBytes) for \(4000 * 8192) bytes live")
+        let objects = Double(live.reduce(0) { $0 + $1.liveObjects })
+        #expect(abs(objects - 4000) < 0.25 * 4000, "estimate \(objects) for 4000 blocks")
         heapTestFree(blocks)
+        let after = stacks(of: HeapProfiler.snapshot(), through: "heapTestAllocate")
+        #expect(after.allSatisfy { $0.liveSamples == 0 && $0.liveBytes == 0 && $0.liveObjects == 0 })
+        let allocated = Double(after.reduce(0) { $0 + $1.allocatedBytes })
+        #expect(allocated == liveBytes, "allocated \(allocated), live before \(liveBytes)")
+        // Activating again starts the allocated figures from what each stack still holds: nothing.
+        try HeapProfiler.setActive(true, sampleInterval: 64 * 1024)
         #expect(stacks(of: HeapProfiler.snapshot(), through: "heapTestAllocate").isEmpty)
     }
 
     /// Blocks of 16 MiB at a 512 KiB interval are each sampled but with probability e^-32
-    /// against, so every one is: each entry point of the malloc family records its blocks, a
-    /// realloc moves the record to the new size, and every way of freeing forgets it.
+    /// against, so every one is, and counts as itself: each entry point of the malloc family
+    /// records its blocks, a realloc moves the sample to its new size and stack, and freeing
+    /// takes them off.
     @Test func everyEntryPointRecordsAndForgets() throws {
         try HeapProfiler.setActive(true, sampleInterval: HeapProfiler.defaultSampleInterval)
         defer { try? HeapProfiler.setActive(false) }
         let big = 16 << 20
         let blocks = heapTestEveryEntryPoint(size: big)
         var mine = stacks(of: HeapProfiler.snapshot(), through: "heapTestEveryEntryPoint")
-        #expect(mine.reduce(0) { $0 + $1.count } == Int64(blocks.count), "\(mine)")
-        #expect(Set(mine.map(\.size)) == [UInt64(big), UInt64(2 * big)], "\(mine)")
+        // malloc, calloc, realloc(nil) of twice the size, posix_memalign, aligned_alloc, valloc.
+        #expect(mine.reduce(0) { $0 + $1.liveSamples } == blocks.count, "\(mine)")
+        #expect(mine.reduce(0) { $0 + $1.liveBytes } == Int64(7 * big) && mine.reduce(0) { $0 + $1.liveObjects } == 6, "\(mine)")
         let reallocated = heapTestReallocate(blocks[0], to: 3 * big)
         mine = stacks(of: HeapProfiler.snapshot(), through: "heapTestEveryEntryPoint")
-        #expect(mine.reduce(0) { $0 + $1.count } == Int64(blocks.count - 1))
-        #expect(stacks(of: HeapProfiler.snapshot(), through: "heapTestReallocate").map(\.size) == [UInt64(3 * big)])
+        #expect(mine.reduce(0) { $0 + $1.liveSamples } == blocks.count - 1)
+        #expect(mine.reduce(0) { $0 + $1.liveBytes } == Int64(6 * big) && mine.reduce(0) { $0 + $1.allocatedBytes } == Int64(7 * big))
+        #expect(stacks(of: HeapProfiler.snapshot(), through: "heapTestReallocate").map(\.liveBytes) == [Int64(3 * big)])
         free(reallocated)
         blocks.dropFirst().forEach { free($0) }
         let after = HeapProfiler.snapshot()
-        #expect(stacks(of: after, through: "heapTestEveryEntryPoint").isEmpty && stacks(of: after, through: "heapTestReallocate").isEmpty)
-        // The estimate of a sampled 16 MiB block is the block.
-        #expect(abs(HeapProfile.estimate(size: UInt64(big), count: 1, interval: HeapProfiler.defaultSampleInterval).bytes - Double(big)) < 1)
+        #expect((stacks(of: after, through: "heapTestEveryEntryPoint") + stacks(of: after, through: "heapTestReallocate")).allSatisfy { $0.liveSamples == 0 })
     }
 
-    /// Threads allocating and freeing at once, with a sample every 4 KiB (thousands of records
-    /// coming and going, colliding in the index): once everything is freed, no record is left.
+    /// Threads allocating and freeing at once, with a sample every 4 KiB (thousands of samples
+    /// coming and going, colliding in the table): once everything is freed, nothing is live.
     @Test func concurrentAllocationAndFreeLeaveNoStaleRecord() async throws {
         try HeapProfiler.setActive(true, sampleInterval: 4096)
         defer { try? HeapProfiler.setActive(false) }
@@ -56,13 +64,16 @@ import Testing
             for t in 0..<threads { group.addTask { heapTestChurn(seed: t + 1, rounds: 40_000) } }
             for await _ in group {}
         }
-        let left = stacks(of: HeapProfiler.snapshot(), through: "heapTestChurn")
-        #expect(left.count == 0, "records left of freed blocks")
+        let mine = stacks(of: HeapProfiler.snapshot(), through: "heapTestChurn")
+        let left = mine.reduce(0) { $0 + $1.liveSamples }
+        #expect(left == 0, "samples left of freed blocks")
+        #expect(mine.allSatisfy { $0.liveBytes == 0 && $0.liveObjects == 0 })
+        #expect(mine.reduce(0) { $0 + $1.allocatedSamples } > 1000)
         #expect(HeapProfiler.status.dropped == 0)
     }
 
-    /// The pprof form: Go's heap sample types, the interval as period, values scaled, and the
-    /// allocating function named through the symbol table.
+    /// The pprof form: Go's heap sample types, the interval as period, and the allocating
+    /// function named through the symbol table.
     @Test func thePprofFormNamesTheAllocatingFunction() throws {
         try HeapProfiler.setActive(true, sampleInterval: 64 * 1024)
         defer { try? HeapProfiler.setActive(false) }
@@ -72,7 +83,8 @@ import Testing
         let decoded = try Perftools_Profiles_Profile(serializedBytes: profile.pprof())
         let strings = decoded.stringTable
         #expect(strings.first == "")
-        #expect(decoded.sampleType.map { strings[Int($0.type)] + "/" + strings[Int($0.unit)] } == ["inuse_objects/count", "inuse_space/bytes"])
+        #expect(decoded.sampleType.map { strings[Int($0.type)] + "/" + strings[Int($0.unit)] }
+                == ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"])
         #expect(strings[Int(decoded.defaultSampleType)] == "inuse_space")
         #expect(strings[Int(decoded.periodType.type)] == "space" && decoded.period == 64 * 1024)
         let locations = Dictionary(uniqueKeysWithValues: decoded.location.map { ($0.id, $0) })
@@ -80,16 +92,12 @@ import Testing
         var mine: Int64 = 0
         for sample in decoded.sample {
             #expect(sample.locationID.allSatisfy { locations[$0] != nil })
-            let size = sample.label.first { strings[Int($0.key)] == "bytes" }?.num ?? 0
-            #expect(size > 0 && sample.value.count == 2)
-            let scaled = HeapProfile.estimate(size: UInt64(size), count: 1, interval: 64 * 1024)
-            // Both values are a whole number of samples' worth, rounded.
-            let samples = (Double(sample.value[1]) / scaled.bytes).rounded()
-            #expect(samples >= 1 && abs(Double(sample.value[1]) - samples * scaled.bytes) <= 1, "\(sample.value) at \(size) bytes")
+            #expect(sample.value.count == 4 && sample.value[0] >= sample.value[2] && sample.value[1] >= sample.value[3], "\(sample.value)")
             let names = sample.locationID.compactMap { locations[$0] }.flatMap(\.line).compactMap { functions[$0.functionID] }
-            if names.first(where: { !$0.contains("malloc") }).map({ $0.contains("heapTestAllocate") }) == true { mine += sample.value[1] }
+            if names.first.map({ $0.contains("heapTestAllocate") }) == true { mine += sample.value[3] }
         }
-        #expect(mine > 0, "no sample's innermost frame is the allocating function: \(functions.values.sorted().prefix(30))")
+        let expected = stacks(of: profile, through: "heapTestAllocate").reduce(0) { $0 + $1.liveBytes }
+        #expect(mine > 0 && mine == expected, "\(mine) of \(expected) named by the allocating function: \(functions.values.sorted().prefix(30))")
     }
 
     @Test func activationIsRefusedWithoutTheSampler() {
@@ -99,11 +107,12 @@ import Testing
         #expect(HeapProfiler.status.available)
     }
 
-    /// The stacks that pass through `function` (by its symbol name, from the test binary's table).
+    /// The stacks whose allocating function is `function` (by its symbol name, from the test
+    /// binary's table), with something allocated.
     private func stacks(of profile: HeapProfile, through function: String) -> [HeapProfile.Stack] {
         var symbolizer = Symbolizer()
         return profile.stacks.filter { stack in
-            stack.frames.prefix(4).contains { symbolizer.function(at: $0 &- 1)?.name.contains(function) == true }
+            stack.allocatedSamples > 0 && stack.frames.first.map { symbolizer.function(at: $0 &- 1)?.name.contains(function) == true } == true
         }
     }
 }

@@ -90,9 +90,11 @@ def main():
         "period_type": period_type,
         "period": period,
         "samples": sum(val[0] for _, val, _ in samples if val),
-        # A CPU sample's time is its count of periods; a heap sample's bytes are at least its objects.
-        "values_consistent": all(len(val) == 2 and (val[1] >= val[0] if sample_types[:1] == ["inuse_objects/count"]
-                                                    else val[1] == val[0] * period) for _, val, _ in samples),
+        # A CPU sample's time is its count of periods; a heap sample's bytes are at least its
+        # objects, and what a stack allocated at least what it holds.
+        "values_consistent": all((len(val) == 4 and val[1] >= val[0] and val[3] >= val[2] and val[0] >= val[2] and val[1] >= val[3])
+                                 if sample_types[:1] == ["alloc_objects/count"] else (len(val) == 2 and val[1] == val[0] * period)
+                                 for _, val, _ in samples),
         "totals": [sum(val[i] for _, val, _ in samples if len(val) > i) for i in range(len(sample_types))],
         "locations_defined": all(l in locations for loc, _, _ in samples for l in loc),
         "mappings_defined": all(l["mapping"] in mappings for l in locations.values() if l["mapping"]),

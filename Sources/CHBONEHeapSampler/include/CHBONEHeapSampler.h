@@ -8,6 +8,6 @@
 // chbone_heap_profiler_* functions of CHBONEPosix, which reach these through weak symbols.
 int chbone_heap_sampler_set_active(int active, uint64_t interval);
 void chbone_heap_sampler_status(chbone_heap_status *out);
-int64_t chbone_heap_sampler_snapshot(chbone_heap_sample *out, int64_t max);
+int64_t chbone_heap_sampler_snapshot(chbone_heap_stack *out, int64_t max);
 
 #endif

@@ -108,31 +108,42 @@ uint64_t chbone_profiler_dropped(void);
 /// of the `hbone` executable (target CHBONEHeapSampler, linked into that binary only and left out
 /// under the sanitizers, which bring their own allocator): when active, it records the call stack
 /// of about one allocation per `interval` bytes allocated (a Poisson process over bytes, as
-/// jemalloc's lg_prof_sample and Go's MemProfileRate) until that allocation is freed. These calls
-/// reach it through weak symbols, so every other binary links without it and sees "unavailable".
+/// jemalloc's lg_prof_sample and Go's MemProfileRate), counted per stack, and keeps the sampled
+/// allocations' addresses until they are freed. These calls reach it through weak symbols, so
+/// every other binary links without it and sees "unavailable".
 enum { CHBONE_HEAP_MAX_FRAMES = 64 };
+/// One call stack's allocations. Objects are in 1/65536ths; both objects and bytes are already
+/// scaled by each sample's probability (1 - e^(-size/interval)): what the samples stand for.
 typedef struct {
-    uint64_t size;                               /// bytes asked for
+    uint64_t live_objects;       /// allocations not freed yet
+    uint64_t live_bytes;
+    uint64_t allocated_objects;  /// allocations since profiling was activated (and those still live from before)
+    uint64_t allocated_bytes;
+    uint32_t live_samples;
+    uint32_t allocated_samples;
     int32_t depth;
     int32_t reserved;
     uint64_t frames[CHBONE_HEAP_MAX_FRAMES];     /// return addresses, innermost (malloc's caller) first
-} chbone_heap_sample;
+} chbone_heap_stack;
+enum { CHBONE_HEAP_OBJECT_UNIT = 65536 };
 typedef struct {
     uint64_t live;        /// sampled allocations not freed yet
-    uint64_t dropped;     /// samples not kept: the table (16384) was full
+    uint64_t stacks;      /// call stacks recorded
+    uint64_t dropped;     /// samples not recorded: 16,384 stacks, or 16,384 live samples, were held
     uint64_t interval;    /// mean bytes between samples
     int32_t active;
     int32_t available;
 } chbone_heap_status;
 /// 1 when the sampler is linked into this binary.
 int chbone_heap_profiler_available(void);
-/// Starts (`active` 1, `interval` bytes, at least 1) or stops taking new samples; allocations
-/// sampled before stay recorded until freed. -1 with errno ENOSYS when unavailable, ENOMEM.
+/// Starts (`active` 1, `interval` bytes, at least 1) or stops taking new samples. Allocations
+/// sampled before stay recorded until freed; starting again restarts every stack's allocated
+/// counts from what it still holds. -1 with errno ENOSYS when unavailable, or ENOMEM.
 int chbone_heap_profiler_set_active(int active, uint64_t interval);
 void chbone_heap_profiler_status(chbone_heap_status *out);
-/// Copies up to `max` live samples into `out` (any order); returns how many there are, which
-/// may be more than `max` (call again with room for them).
-int64_t chbone_heap_profiler_snapshot(chbone_heap_sample *out, int64_t max);
+/// Copies up to `max` stacks into `out`; returns how many there are, which may be more than
+/// `max` (call again with room for them).
+int64_t chbone_heap_profiler_snapshot(chbone_heap_stack *out, int64_t max);
 /// dladdr: the loaded object holding `addr` (its load base) and the dynamic symbol holding it
 /// (NULL when none). 1 when an object holds it, else 0.
 int chbone_dladdr(const void *addr, uint64_t *base, const char **symbol);
