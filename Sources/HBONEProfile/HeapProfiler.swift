@@ -3,9 +3,10 @@ import Glibc
 
 /// The process's heap profiler (ztunnel's /debug/pprof/heap): while active, the `hbone`
 /// executable's malloc records the call stack of about one allocation per `sampleInterval`
-/// bytes allocated, until that allocation is freed (`chbone_heap_profiler_set_active`). Off at
-/// start; when off, each allocation costs one more load and branch. Binaries built without the
-/// sampler (tests that do not link it, sanitizer builds) report it unavailable.
+/// bytes allocated and counts it on that stack, as allocated and as live until it is freed
+/// (`chbone_heap_profiler_set_active`). Off at start; when off, each allocation costs one more
+/// load and branch. Binaries built without the sampler (tests that do not link it, sanitizer
+/// builds) report it unavailable.
 public enum HeapProfiler {
     /// jemalloc's lg_prof_sample:19, which ztunnel ships.
     public static let defaultSampleInterval: UInt64 = 512 * 1024
@@ -40,7 +41,8 @@ public enum HeapProfiler {
     }
 
     /// Starts or stops taking samples. Allocations sampled before stay in the profile until freed;
-    /// starting again draws every thread's next sample afresh with `sampleInterval`.
+    /// starting again draws every thread's next sample afresh with `sampleInterval`, and restarts
+    /// each stack's allocated figures from what it still holds.
     public static func setActive(_ active: Bool, sampleInterval: UInt64 = defaultSampleInterval) throws(ActivationError) {
         guard chbone_heap_profiler_available() != 0 else { throw .unavailable }
         if chbone_heap_profiler_set_active(active ? 1 : 0, max(sampleInterval, 1)) != 0 {
