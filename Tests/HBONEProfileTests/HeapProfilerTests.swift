@@ -110,11 +110,14 @@ import Testing
     /// The stacks whose allocating function is `function` (by its symbol name, from the test
     /// binary's table), with something allocated.
     private func stacks(of profile: HeapProfile, through function: String) -> [HeapProfile.Stack] {
-        var symbolizer = Symbolizer()
-        return profile.stacks.filter { stack in
-            stack.allocatedSamples > 0 && stack.frames.first.map { symbolizer.function(at: $0 &- 1)?.name.contains(function) == true } == true
+        profile.stacks.filter { stack in
+            stack.allocatedSamples > 0 && stack.frames.first.map { Self.symbolizer.function(at: $0 &- 1)?.name.contains(function) == true } == true
         }
     }
+
+    /// One for the suite: reading the test binary's symbol table takes seconds, and its code does
+    /// not move. The suite's tests take turns.
+    nonisolated(unsafe) private static var symbolizer = Symbolizer()
 }
 
 /// Without a sampler (sanitizer builds) the profiler says so and refuses to start.
