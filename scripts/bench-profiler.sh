@@ -4,8 +4,8 @@
 # profile, with one at 100 Hz (the default), with one at 1000 Hz (the most the endpoint takes) and
 # with heap profiling active (a heap profile fetched at the end of each such run); each figure over
 # the plain runs of the same invocation. The profiles taken are kept in the printed directory
-# (go tool pprof -top FILE). What the heap sampler costs while off is an A/B of two builds:
-# HBONE_UNDER_TEST=<build> scripts/bench.sh handshake --peer none, alternating.
+# (go tool pprof -top FILE). What the heap sampler costs while off, which a timing here cannot
+# resolve, is counted in instructions by scripts/bench-heap-sampler.sh.
 #   scripts/bench-profiler.sh [ROUNDS]    (default 3 rounds of 5 s per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -116,10 +116,9 @@ import Glibc
         let stalled = try (0..<8).map { _ in try mesh.startClient("slow", ["--size", "\(256 << 20)"], environment: ["SLOW_HOLD": "6"]) }
         Thread.sleep(forTimeInterval: 4)
         let grown = try heapInUse() - before
-        let path = NSTemporaryDirectory() + "hbone-profile-\(getpid())-heap"
+        let (fetched, path) = try fetch(admin + "/debug/pprof/heap", "heap")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let fetched = try runProgram("/usr/bin/curl", ["-s", "-m", "20", "-o", path, "-w", "%{http_code}", admin + "/debug/pprof/heap"]).output
-        #expect(fetched == "200")
+        #expect(fetched == 200)
         let report = try runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path])
         print("heap profile of a stalled tunnel: heap grew \(grown) bytes; \(report)")
         #expect(report["sample_types"] as? [String] == ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"], "\(report)")
@@ -143,8 +142,7 @@ import Glibc
         // Once the tunnels are gone, so are their samples.
         for client in stalled { _ = try client.result() }
         #expect(waitUntil(timeout: 10) {
-            let after = (try? runProgram("/usr/bin/curl", ["-s", "-m", "20", "-o", path, "-w", "%{http_code}", admin + "/debug/pprof/heap"]))?.output
-            guard after == "200", let r = try? runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path]) else { return false }
+            guard (try? fetch(admin + "/debug/pprof/heap", "heap"))?.0 == 200, let r = try? runJSON("/usr/bin/python3", [repositoryRoot + "/scripts/lib/pprof_check.py", path]) else { return false }
             let left = (r["totals"] as? [Int])?.last ?? .max
             print("heap profile after the tunnels closed: \(left) bytes, heap \((try? heapInUse()) ?? 0)")
             return left < estimate / 2
