@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The per-connection path's modules drop Swift's run-time exclusivity checks in release builds:
+// they were 14 % of a proxied connection's user-space instructions (scripts/bench-tunnel-cost.sh,
+// Benchmarks/README.md "Exclusivity checks"). Debug builds, the tests, both sanitizer runs and
+// the fuzzers keep them, and the compile-time checks stay on everywhere.
+let connectionPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "hbone",
     platforms: [.macOS(.v13)],
@@ -30,9 +36,9 @@ let package = Package(
         .target(name: "CHBONEOpenSSLShim", dependencies: ["COpenSSL"]),
 
         // Pure value types and engines: no sockets, no OpenSSL.
-        .target(name: "HBONECore", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
-        .target(name: "HBONEIdentity", dependencies: ["HBONECore"]),
-        .target(name: "HBONEAuthz", dependencies: ["HBONECore", "HBONEIdentity"]),
+        .target(name: "HBONECore", dependencies: [.product(name: "Atomics", package: "swift-atomics")], swiftSettings: connectionPath),
+        .target(name: "HBONEIdentity", dependencies: ["HBONECore"], swiftSettings: connectionPath),
+        .target(name: "HBONEAuthz", dependencies: ["HBONECore", "HBONEIdentity"], swiftSettings: connectionPath),
         // gRPC framing, status and reconnect policy for the control-plane client (bytes only).
         .target(name: "HBONEGRPC", dependencies: ["HBONECore"]),
         // DNS messages as bytes: queries parsed, answers written (the DNS proxy's wire format).
@@ -52,16 +58,16 @@ let package = Package(
         .target(name: "HBONEEventLoop", dependencies: [
             "HBONECore", "CHBONEPosix",
             .product(name: "Atomics", package: "swift-atomics"),
-        ]),
-        .target(name: "HBONETLS", dependencies: ["HBONECore", "HBONEIdentity", "COpenSSL", "CHBONEOpenSSLShim"]),
-        .target(name: "HBONEH2", dependencies: ["HBONECore", "CNghttp2"]),
+        ], swiftSettings: connectionPath),
+        .target(name: "HBONETLS", dependencies: ["HBONECore", "HBONEIdentity", "COpenSSL", "CHBONEOpenSSLShim"], swiftSettings: connectionPath),
+        .target(name: "HBONEH2", dependencies: ["HBONECore", "CNghttp2"], swiftSettings: connectionPath),
 
         // The proxy wires them to the reactor.
         .target(name: "HBONEProxy", dependencies: [
             "HBONECore", "HBONEIdentity", "HBONEAuthz", "HBONEConfig", "HBONEDNS",
             "HBONEEventLoop", "HBONETLS", "HBONEH2",
             .product(name: "Atomics", package: "swift-atomics"),
-        ]),
+        ], swiftSettings: connectionPath),
         // istiod's Delta xDS and the Istio CA: gRPC over HTTP/2 + TLS on a loop of its own.
         .target(name: "HBONEControlPlane", dependencies: [
             "HBONECore", "HBONEConfig", "HBONEIdentity", "HBONEAuthz", "HBONEEventLoop", "HBONETLS", "HBONEH2",

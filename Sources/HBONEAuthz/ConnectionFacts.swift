@@ -10,15 +10,15 @@ public struct ConnectionFacts: Sendable, Hashable {
     /// The workload's target port.
     public var destinationPort: UInt16
 
-    /// The principal (`td/ns/x/sa/y`), built once so matching allocates nothing.
-    let principal: String?
+    /// The principal (`td/ns/x/sa/y`), for the reference evaluator (`Policy.matches`); the
+    /// compiled one reads it in place (`SPIFFEID.withPrincipalBytes`).
+    var principal: String? { source?.principal }
 
     public init(source: SPIFFEID?, sourceIP: IPAddress, destinationIP: IPAddress, destinationPort: UInt16) {
         self.source = source
         self.sourceIP = sourceIP
         self.destinationIP = destinationIP
         self.destinationPort = destinationPort
-        self.principal = source?.principal
     }
 
     var sourceNamespace: String? { source?.namespace }

@@ -1,3 +1,5 @@
+import HBONEIdentity
+
 /// Every policy, indexed so one decision looks only at those that can apply to the destination:
 /// the root namespace's (global), the destination namespace's, selectors in that namespace.
 public struct PolicySet: Sendable {
@@ -29,7 +31,7 @@ public struct PolicySet: Sendable {
     /// dry-run or audit policy matched.
     public func decide(_ facts: ConnectionFacts, for target: PolicyTarget) -> Decision {
         let namespace = facts.source?.namespace
-        return Self.bytes(facts.principal) { principal in
+        return Self.principalBytes(facts.source) { principal in
             Self.bytes(namespace) { ns in
                 let f = CompiledFacts(principal: principal, namespace: ns, sourceIP: facts.sourceIP,
                                       destinationIP: facts.destinationIP, port: facts.destinationPort)
@@ -52,6 +54,11 @@ public struct PolicySet: Sendable {
 
     /// The UTF-8 bytes of a string for the duration of `body` (nil stays nil).
     @inline(__always)
+    static func principalBytes<R>(_ id: SPIFFEID?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        guard let id else { return body(nil) }
+        return id.withPrincipalBytes { body($0) }
+    }
+
     static func bytes<R>(_ s: String?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         guard let s else { return body(nil) }
         if let r = s.utf8.withContiguousStorageIfAvailable({ body($0) }) { return r }

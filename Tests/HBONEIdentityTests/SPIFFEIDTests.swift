@@ -12,6 +12,27 @@ import Testing
         #expect(try SPIFFEID(parsing: id.description) == id)
     }
 
+    /// The URI is written once and alone decides equality, the hash and the order: built from
+    /// parts or parsed, the same ID must agree on all of them, and any part changed must differ.
+    @Test func partsAndParsingAgree() throws {
+        let text = "spiffe://cluster.local/ns/a-namespace-longer-than-fifteen-bytes/sa/checkout"
+        let parsed = try SPIFFEID(parsing: text)
+        let built = try SPIFFEID(trustDomain: "cluster.local", namespace: "a-namespace-longer-than-fifteen-bytes", serviceAccount: "checkout")
+        #expect(built.uri == text && parsed.uri == text)
+        #expect(built == parsed && built.hashValue == parsed.hashValue && Set([built, parsed]).count == 1)
+        #expect(!(built < parsed) && !(parsed < built))
+        #expect(built.principal == "cluster.local/ns/a-namespace-longer-than-fifteen-bytes/sa/checkout")
+        #expect(built.withPrincipalBytes { Array($0) } == Array(built.principal.utf8))
+        let others = [try SPIFFEID(trustDomain: "cluster.locan", namespace: "a-namespace-longer-than-fifteen-bytes", serviceAccount: "checkout"),
+                      try SPIFFEID(trustDomain: "cluster.local", namespace: "a-namespace-longer-than-fifteen-byteS", serviceAccount: "checkout"),
+                      try SPIFFEID(trustDomain: "cluster.local", namespace: "a-namespace-longer-than-fifteen-bytes", serviceAccount: "checkouT")]
+        for other in others {
+            #expect(other != built)
+            #expect((other < built) != (built < other))
+        }
+        #expect(Set(others + [built]).count == 4)
+    }
+
     @Test(arguments: [
         "spiffe://td/ns/a/sa/b",
         "spiffe://my-mesh_1.example/ns/Team.A/sa/svc-1_x",
