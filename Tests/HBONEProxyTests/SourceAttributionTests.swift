@@ -77,6 +77,10 @@ import HBONEConfig
         ("host=a;for=10.0.0.10:1, host=b", "a"),
         ("for=\"10.0.0.10:5555\"", nil), ("for=1.2.3.4:5;host=", nil), ("for=1.2.3.4:5;host=\"\"", nil), (", host=b", "b"),
         ("for=1.2.3.4:5;hostname=x", nil),
+        // Pairs without `=`, a key that only shares a prefix, a lone quote, the value's own
+        // spaces and non-ASCII bytes beside the delimiters.
+        ("junk;ho=x;HOST\t=\t\"a b\"\t;for=1.2.3.4:5", "a b"), ("host=\"", "\""), (",,,host=é;x", "é"), ("host=ü", "ü"),
+        ("host=x,", "x"), (";;host=y;;", "y"), ("", nil), (",", nil), ("host", nil),
     ] as [(String, String?)])
     func forwardedHostIsTheFirstElementsHost(header: String, host: String?) {
         #expect(SourceAttribution.forwardedHost(header).map(String.init) == host, "\(header)")
