@@ -162,11 +162,10 @@ public final class H2Session {
 
     /// Client: opens a CONNECT stream to `authority` (`ip:port`), with no `:scheme` or `:path`.
     public func connect(authority: String, headers extra: [H2Header]) throws(H2Error) -> Int32 {
-        let headers = [H2Header(":method", "CONNECT"), H2Header(":authority", authority)] + extra
         let state = StreamState()
         state.hasProvider = true
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2DataRead)
-        let id = withHeaderVector(headers) { nva, count in
+        let id = withHeaderVector(H2Header(":method", "CONNECT"), H2Header(":authority", authority), extra) { nva, count in
             nghttp2_submit_request(session, nil, nva, count, &provider, nil)
         }
         if id < 0 { throw H2Error(id, "submit CONNECT") }
@@ -191,7 +190,7 @@ public final class H2Session {
     /// Server: answers `stream`. A `200` keeps the stream open for DATA both ways; any other status
     /// ends it (a bare HEADERS frame with END_STREAM, as the reference sends errors).
     public func respond(stream: Int32, status: Int, headers extra: [H2Header] = []) throws(H2Error) {
-        let headers = [H2Header(":status", String(status))] + extra
+        let statusField = H2Header(":status", String(status))
         streams[stream]?.responded = true
         let rc: Int32
         if status == 200 {
@@ -199,9 +198,9 @@ public final class H2Session {
             state.hasProvider = true
             streams[stream] = state
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2DataRead)
-            rc = withHeaderVector(headers) { nva, count in nghttp2_submit_response(session, stream, nva, count, &provider) }
+            rc = withHeaderVector(statusField, nil, extra) { nva, count in nghttp2_submit_response(session, stream, nva, count, &provider) }
         } else {
-            rc = withHeaderVector(headers) { nva, count in nghttp2_submit_response(session, stream, nva, count, nil) }
+            rc = withHeaderVector(statusField, nil, extra) { nva, count in nghttp2_submit_response(session, stream, nva, count, nil) }
         }
         if rc != 0 { throw H2Error(rc, "submit response") }
     }
@@ -276,25 +275,39 @@ public final class H2Session {
     }
 
     private func withHeaderVector<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        if headers.isEmpty { return withUnsafePointer(to: nghttp2_nv()) { body($0, 0) } }
+        withHeaderVector(nil, nil, headers, body)
+    }
+
+    /// `first`, `second`, then `rest` as nghttp2's field vector, without an array of them all
+    /// (building `[pseudo-headers] + extra` was two allocations per tunnel).
+    private func withHeaderVector<R>(_ first: H2Header?, _ second: H2Header?, _ rest: [H2Header],
+                                     _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        if first == nil && second == nil && rest.isEmpty { return withUnsafePointer(to: nghttp2_nv()) { body($0, 0) } }
         // Reused across calls (nghttp2 copies the fields when a request or response is submitted).
+        // The bytes go in first and the pointers after, as appending may move the bytes.
         headerBytes.removeAll(keepingCapacity: true)
         headerVector.removeAll(keepingCapacity: true)
-        for h in headers {
+        func add(_ h: H2Header) {
+            let n = h.name.utf8.count, v = h.value.utf8.count
             headerBytes.append(contentsOf: h.name.utf8)
             headerBytes.append(contentsOf: h.value.utf8)
+            headerVector.append(nghttp2_nv(name: nil, value: nil, namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
         }
+        if let first { add(first) }
+        if let second { add(second) }
+        for h in rest { add(h) }
         headerBytes.append(0)   // never empty, so it has a base address even if every field is ""
         return headerBytes.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!
-            var offset = 0
-            for h in headers {
-                let n = h.name.utf8.count, v = h.value.utf8.count
-                headerVector.append(nghttp2_nv(name: base + offset, value: base + offset + n, namelen: n, valuelen: v,
-                                               flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                offset += n + v
+            return headerVector.withUnsafeMutableBufferPointer { nva in
+                var offset = 0
+                for i in nva.indices {
+                    nva[i].name = base + offset
+                    nva[i].value = base + offset + nva[i].namelen
+                    offset += nva[i].namelen + nva[i].valuelen
+                }
+                return body(nva.baseAddress!, nva.count)
             }
-            return headerVector.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
     }
 
