@@ -32,9 +32,6 @@ struct ConnectionInfo {
     /// The metric series bytes are counted on (set once the tunnel is established).
     var counters: TCPCounters?
 
-    /// An outbound tunnel to another network's endpoint, through its gateway (double HBONE).
-    var throughGateway: Bool { direction == .outbound && hboneTarget != nil }
-
     /// Bytes that went towards the destination (Istio's received_bytes: from the downstream side).
     mutating func addSent(_ n: Int) {
         bytesSent += UInt64(n)

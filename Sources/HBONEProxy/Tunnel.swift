@@ -369,8 +369,10 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     func streamResponse(status: Int, headers: [H2Header]) {
         guard status != 200 else {
             // Who answered, when this proxy cannot know: a destination it has no workload for, or
-            // the endpoint behind another network's gateway (ztunnel's derived destination).
-            if info.dstWorkload == nil || info.throughGateway, worker.state.settings.responseBaggage {
+            // the endpoint behind another network's gateway (ztunnel's derived destination: an
+            // outbound tunnel with a CONNECT target). Read field by field: a computed property of
+            // `info` copied the whole struct out of the tunnel.
+            if info.dstWorkload == nil || (info.direction == .outbound && info.hboneTarget != nil), worker.state.settings.responseBaggage {
                 let (baggage, rejected) = ProxyState.peerBaggage(headers.values("baggage"), identity: info.dstIdentity)
                 info.dstBaggage = baggage
                 if rejected { worker.stats.untrustedBaggage.wrappingIncrement(ordering: .relaxed) }

@@ -25,4 +25,27 @@ import Testing
         }
         #expect(quotes == 2 * TCPLabels.labelCount)
     }
+
+    /// The series' hash leaves some labels out; series that differ only in one of those are
+    /// still counted apart, and the same labels find the same series.
+    @Test func seriesThatDifferOnlyInALabelTheHashLeavesOutStayApart() {
+        func labels(_ change: (inout TCPLabels) -> Void = { _ in }) -> TCPLabels {
+            var l = TCPLabels(reporter: "destination", sourcePrincipal: "p", sourceWorkload: "w", sourceNamespace: "n",
+                              sourceCluster: "c", destinationPrincipal: "q", destinationWorkload: "v", destinationNamespace: "m",
+                              destinationService: "s", destinationCluster: "d", responseFlags: "-", securityPolicy: "mutual_tls")
+            change(&l)
+            return l
+        }
+        let variants = [labels(), labels { $0.sourceCluster = "other" }, labels { $0.destinationNamespace = "other" },
+                        labels { $0.sourceCanonicalRevision = "v2" }, labels { $0.destinationServiceName = "other" },
+                        labels { $0.securityPolicy = "unknown" }, labels { $0.destinationPrincipal = "other" }]
+        let shard = MetricsShard()
+        let counters = variants.map { shard.counters($0) }
+        for (i, a) in counters.enumerated() {
+            for b in counters[(i + 1)...] { #expect(a !== b) }
+        }
+        #expect(shard.counters(labels()) === counters[0])
+        #expect(shard.counters(labels { $0.sourceCluster = "other" }) === counters[1])
+        #expect(shard.snapshot.count == variants.count)
+    }
 }
