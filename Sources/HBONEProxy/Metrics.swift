@@ -10,33 +10,42 @@ struct TCPLabels: Hashable, Sendable {
     var sourcePrincipal: String
     var sourceWorkload: String
     var sourceNamespace: String
-    var sourceCanonicalService: String = "unknown"
-    var sourceCanonicalRevision: String = "unknown"
+    var sourceCanonicalService: String
+    var sourceCanonicalRevision: String
     var sourceCluster: String
     var destinationPrincipal: String
     var destinationWorkload: String
     var destinationNamespace: String
-    var destinationCanonicalService: String = "unknown"
-    var destinationCanonicalRevision: String = "unknown"
+    var destinationCanonicalService: String
+    var destinationCanonicalRevision: String
     var destinationService: String
-    var destinationServiceName: String = "unknown"
-    var destinationServiceNamespace: String = "unknown"
+    var destinationServiceName: String
+    var destinationServiceNamespace: String
     var destinationCluster: String
     var responseFlags: String
     var securityPolicy: String
 
-    init(reporter: String, sourcePrincipal: String, sourceWorkload: String, sourceNamespace: String, sourceCluster: String,
-         destinationPrincipal: String, destinationWorkload: String, destinationNamespace: String, destinationService: String,
+    init(reporter: String, sourcePrincipal: String, sourceWorkload: String, sourceNamespace: String,
+         sourceCanonicalService: String = "unknown", sourceCanonicalRevision: String = "unknown", sourceCluster: String,
+         destinationPrincipal: String, destinationWorkload: String, destinationNamespace: String,
+         destinationCanonicalService: String = "unknown", destinationCanonicalRevision: String = "unknown", destinationService: String,
+         destinationServiceName: String = "unknown", destinationServiceNamespace: String = "unknown",
          destinationCluster: String, responseFlags: String, securityPolicy: String) {
         self.reporter = reporter
         self.sourcePrincipal = sourcePrincipal
         self.sourceWorkload = sourceWorkload
         self.sourceNamespace = sourceNamespace
+        self.sourceCanonicalService = sourceCanonicalService
+        self.sourceCanonicalRevision = sourceCanonicalRevision
         self.sourceCluster = sourceCluster
         self.destinationPrincipal = destinationPrincipal
         self.destinationWorkload = destinationWorkload
         self.destinationNamespace = destinationNamespace
+        self.destinationCanonicalService = destinationCanonicalService
+        self.destinationCanonicalRevision = destinationCanonicalRevision
         self.destinationService = destinationService
+        self.destinationServiceName = destinationServiceName
+        self.destinationServiceNamespace = destinationServiceNamespace
         self.destinationCluster = destinationCluster
         self.responseFlags = responseFlags
         self.securityPolicy = securityPolicy

@@ -8,39 +8,40 @@ extension TCPLabels {
     /// info (two workloads, each a dozen strings) to pass it was ~700 instructions per series lookup.
     init(_ info: borrowing ConnectionInfo, flags: String) {
         let u = "unknown"
+        // Fields are read through optional chains, and the series is built in one call: binding
+        // a workload (`if let w = info.srcWorkload`) copied all of its strings, and assigning
+        // after `self.init` copied the labels.
+        let sourceService: String, sourceRevision: String
+        if info.srcWorkload != nil {
+            sourceService = info.srcWorkload?.canonicalName ?? u
+            sourceRevision = info.srcWorkload?.canonicalRevision ?? u
+        } else {
+            sourceService = info.srcBaggage?.serviceName ?? u
+            sourceRevision = info.srcBaggage?.revision ?? u
+        }
+        // The destination's own answer first: through a gateway, the workload here is only
+        // istiod's stand-in for the service's endpoints there.
+        let destinationService = info.dstBaggage?.serviceName ?? info.dstWorkload?.canonicalName ?? u
+        let destinationRevision = info.dstBaggage?.revision ?? info.dstWorkload?.canonicalRevision ?? u
+        let serviceNamed = info.dstServiceName != nil && info.dstServiceNamespace != nil
         self.init(
             reporter: info.direction == .outbound ? "source" : "destination",
             sourcePrincipal: info.srcIdentity?.description ?? u,
             sourceWorkload: info.srcWorkload?.workloadName ?? info.srcBaggage?.workloadName ?? u,
             sourceNamespace: info.srcWorkload?.namespace ?? info.srcBaggage?.namespace ?? info.srcIdentity?.namespace ?? u,
+            sourceCanonicalService: sourceService,
+            sourceCanonicalRevision: sourceRevision,
             sourceCluster: info.srcWorkload?.clusterId ?? info.srcBaggage?.clusterId ?? u,
             destinationPrincipal: info.dstIdentity?.description ?? u,
             destinationWorkload: info.dstBaggage?.workloadName ?? info.dstWorkload?.workloadName ?? u,
             destinationNamespace: info.dstBaggage?.namespace ?? info.dstWorkload?.namespace ?? u,
+            destinationCanonicalService: destinationService,
+            destinationCanonicalRevision: destinationRevision,
             destinationService: info.dstService ?? u,
+            destinationServiceName: serviceNamed ? info.dstServiceName ?? u : u,
+            destinationServiceNamespace: serviceNamed ? info.dstServiceNamespace ?? u : u,
             destinationCluster: info.dstBaggage?.clusterId ?? info.dstWorkload?.clusterId ?? u,
             responseFlags: flags,
             securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
-        if let w = info.srcWorkload {
-            sourceCanonicalService = w.canonicalName
-            sourceCanonicalRevision = w.canonicalRevision
-        } else if let b = info.srcBaggage {
-            sourceCanonicalService = b.serviceName ?? u
-            sourceCanonicalRevision = b.revision ?? u
-        }
-        // The destination's own answer first: through a gateway, the workload here is only
-        // istiod's stand-in for the service's endpoints there.
-        if let w = info.dstWorkload {
-            destinationCanonicalService = w.canonicalName
-            destinationCanonicalRevision = w.canonicalRevision
-        }
-        if let b = info.dstBaggage {
-            destinationCanonicalService = b.serviceName ?? destinationCanonicalService
-            destinationCanonicalRevision = b.revision ?? destinationCanonicalRevision
-        }
-        if let name = info.dstServiceName, let namespace = info.dstServiceNamespace {
-            destinationServiceName = name
-            destinationServiceNamespace = namespace
-        }
     }
 }
