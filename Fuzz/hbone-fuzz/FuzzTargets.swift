@@ -59,6 +59,10 @@ enum FuzzTargets {
         if let id = try? SPIFFEID(parsing: text(bytes)) {
             // What parses must print back to something that parses to the same ID.
             precondition((try? SPIFFEID(parsing: id.description)) == id, "SPIFFE ID does not round-trip: \(id)")
+            // The ID keeps the text it was parsed from as its URI, and its equality and hash use
+            // only that: the parts must write exactly that text again.
+            let rebuilt = try? SPIFFEID(trustDomain: id.trustDomain, namespace: id.namespace, serviceAccount: id.serviceAccount)
+            precondition(rebuilt?.uri == id.uri && rebuilt?.principal == id.principal, "SPIFFE ID's parts write another URI: \(id)")
         }
     }
 
