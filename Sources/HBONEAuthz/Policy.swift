@@ -94,8 +94,10 @@ public struct Match: Sendable, Hashable {
         let namespace = facts.sourceNamespace
         if !namespaces.isEmpty && !namespaces.contains(where: { $0.matches(namespace) }) { return false }
         if notNamespaces.contains(where: { $0.matches(namespace) }) { return false }
-        if !principals.isEmpty && !principals.contains(where: { $0.matches(facts.principal) }) { return false }
-        if notPrincipals.contains(where: { $0.matches(facts.principal) }) { return false }
+        // Written once per rule, not once per pattern (the facts no longer keep it).
+        let principal = principals.isEmpty && notPrincipals.isEmpty ? nil : facts.principal
+        if !principals.isEmpty && !principals.contains(where: { $0.matches(principal) }) { return false }
+        if notPrincipals.contains(where: { $0.matches(principal) }) { return false }
         if !sourceIps.isEmpty && !sourceIps.contains(where: { $0.contains(facts.sourceIP) }) { return false }
         if notSourceIps.contains(where: { $0.contains(facts.sourceIP) }) { return false }
         if !destinationIps.isEmpty && !destinationIps.contains(where: { $0.contains(facts.destinationIP) }) { return false }

@@ -52,13 +52,15 @@ public struct PolicySet: Sendable {
         }
     }
 
-    /// The UTF-8 bytes of a string for the duration of `body` (nil stays nil).
+    /// The principal's UTF-8 bytes of `id`, read in place, for the duration of `body` (nil stays nil).
     @inline(__always)
     static func principalBytes<R>(_ id: SPIFFEID?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         guard let id else { return body(nil) }
         return id.withPrincipalBytes { body($0) }
     }
 
+    /// The UTF-8 bytes of a string for the duration of `body` (nil stays nil).
+    @inline(__always)
     static func bytes<R>(_ s: String?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
         guard let s else { return body(nil) }
         if let r = s.utf8.withContiguousStorageIfAvailable({ body($0) }) { return r }

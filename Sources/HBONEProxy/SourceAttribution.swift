@@ -63,12 +63,9 @@ struct SourceAttribution: Equatable {
     /// Byte offsets of `forwardedParameter`'s value in `b`.
     private static func valueRange(of name: StaticString, in b: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
         let key = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        func isSpace(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
         func trimmed(_ r: Range<Int>) -> Range<Int> {
-            var lo = r.lowerBound, hi = r.upperBound
-            while lo < hi && isSpace(b[lo]) { lo += 1 }
-            while hi > lo && isSpace(b[hi - 1]) { hi -= 1 }
-            return lo..<hi
+            let t = b[r].trimmingOWS()
+            return t.startIndex..<t.endIndex
         }
         // The first non-empty element (elements are separated by commas).
         var start = 0
