@@ -133,10 +133,12 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Every registered handler gives back the buffers it did not use since the last call and
-    /// finishes deferred set-up (`Selectable.sweep`); `run()` does this once a second.
+    /// finishes deferred set-up (`Selectable.sweep`), and the timers their burst's memory;
+    /// `run()` does this once a second.
     public func sweep() {
         assertInLoop()
         for i in slots.indices { slots[i].handler?.sweep() }
+        timers.shrinkIfSparse()
     }
 
     private func armIdleSweep() {

@@ -1,3 +1,5 @@
+import HBONECore
+
 /// Deadlines in a binary min-heap; cancelled timers are dropped lazily when they reach the top, or
 /// all at once when they are most of the heap. Nearly every timer is cancelled long before it is
 /// due (a tunnel's 10 s connect timer lives a few hundred µs), so under load waiting for the top
@@ -5,10 +7,11 @@
 /// far larger than a cache when it finally surfaced, and an array that never shrank again.
 struct TimerHeap {
     private var heap: [(deadline: UInt64, id: UInt64)] = []
-    /// A closure stored as a dictionary's generic value is re-wrapped in a thunk (an allocation per
+    /// A closure stored as a table's generic value is re-wrapped in a thunk (an allocation per
     /// timer); held in a concrete struct it is stored as it is.
     private struct Body { let run: () -> Void }
-    private var bodies: [UInt64: Body] = [:]
+    /// Shrinks by itself as timers go (IntegerMap).
+    private var bodies = IntegerMap<UInt64, Body>()
     private var nextID: UInt64 = 1
     /// Entries in `heap` whose timer was cancelled.
     private var cancelledEntries = 0
@@ -52,26 +55,27 @@ struct TimerHeap {
     }
 
     private mutating func dropCancelled() {
-        while let top = heap.first, bodies[top.id] == nil {
+        while let top = heap.first, !bodies.contains(top.id) {
             removeTop()
             cancelledEntries -= 1
         }
     }
 
-    /// Drops every cancelled entry and rebuilds the heap: O(n), once per at least n/2 cancels. An
-    /// array or table left mostly empty is copied into one of its size (neither shrinks by itself),
-    /// so a burst's memory goes back.
+    /// Drops every cancelled entry and rebuilds the heap: O(n), once per at least n/2 cancels.
     private mutating func compact() {
-        heap.removeAll { bodies[$0.id] == nil }
+        heap.removeAll { !bodies.contains($0.id) }
         cancelledEntries = 0
+        shrinkIfSparse()
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+    }
+
+    /// A burst's memory goes back: an array left mostly empty is copied into one of its size (it
+    /// does not shrink by itself), and the table shrinks. From compaction, and from the loop's
+    /// sweep (timers that fired rather than being cancelled never compact).
+    mutating func shrinkIfSparse() {
         let keep = 4 * max(heap.count, Self.compactionFloor)
         if heap.capacity > keep { heap = heap.withUnsafeBufferPointer { Array($0) } }
-        if bodies.capacity > keep {
-            var smaller = [UInt64: Body](minimumCapacity: bodies.count)
-            for (id, body) in bodies { smaller[id] = body }
-            bodies = smaller
-        }
-        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        bodies.shrinkIfSparse()
     }
 
     private mutating func removeTop() {

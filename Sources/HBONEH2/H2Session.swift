@@ -17,7 +17,7 @@ public final class H2Session {
     let memory = H2FrameBufferMemory()
     /// Frames went out since the last `releaseIdleMemory`.
     private var producedSinceSweep = false
-    private var streams: [Int32: StreamState] = [:]
+    private var streams = IntegerMap<Int32, StreamState>()
     /// `withHeaderVector`'s buffers, kept between calls (emptied by `releaseIdleMemory`).
     private var headerBytes: [UInt8] = []
     private var headerVector: [nghttp2_nv] = []
@@ -140,6 +140,7 @@ public final class H2Session {
             if !state.queuedSinceSweep { state.outbound.releaseIfEmpty() }
             state.queuedSinceSweep = false
         }
+        streams.shrinkIfSparse()
         defer { producedSinceSweep = false }
         guard !producedSinceSweep, !memory.released, !wantsWrite else { return }
         memory.release()

@@ -21,7 +21,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     let tls: TLSEngine
     private(set) var h2: H2Session?
     private(set) var lifecycle: ConnectionLifecycle
-    private var owners: [Int32: StreamOwner] = [:]
+    private var owners = IntegerMap<Int32, StreamOwner>()
     let peerAddress: SocketAddress
     let localAddress: SocketAddress
     /// Server side: the local workload whose SVID we present.
@@ -185,11 +185,12 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
     func close() { fail(ProxyError(.internal, .closed, "HBONE connection closed by the proxy")) }
 
     /// From the worker's sweep: an HTTP/2 session that sent nothing since the last sweep gives its
-    /// frame buffer's pages back (they come back with its next frame), and TLS its emptied
-    /// outgoing buffer.
+    /// frame buffer's pages back (they come back with its next frame), TLS its emptied outgoing
+    /// buffer, and the stream tables what a burst grew them to.
     func releaseIdleMemory() {
         h2?.releaseIdleMemory()
         tls.releaseIdleBuffers()
+        owners.shrinkIfSparse()
     }
 
     /// GOAWAY; open streams finish, then the connection closes. Before it is usable: closes now.
@@ -617,7 +618,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             if tcp.pendingWriteBytes > 0 { tcp.shutdownWrite() }
         }
         let lost = owners
-        owners = [:]
+        owners.removeAll()
         for (_, owner) in lost { owner.streamClosed(errorCode: H2ErrorCode.connectError) }
         let pending = waiters
         waiters = []

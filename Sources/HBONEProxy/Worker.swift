@@ -23,7 +23,7 @@ final class Worker {
     private var listeners: [ListenerKey: any StreamListener] = [:]
     private(set) var connections: [ObjectIdentifier: HBONEConnection] = [:]
     /// Every open tunnel, HBONE or plain, by id.
-    private(set) var tunnels: [Int: Tunnel] = [:]
+    private(set) var tunnels = IntegerMap<Int, Tunnel>()
     var socksSessions: [ObjectIdentifier: Socks5Session] = [:]
     private var tunnelCounter = 0
     private var traceparents = TraceparentGenerator()
@@ -700,12 +700,14 @@ final class Worker {
 
     /// Idle tunnels close after `timeouts.idle` with no bytes either way; an idle loop gives its
     /// OpenSSL block cache back to the heap, idle HBONE connections their frame buffers and stream
-    /// send buffers (idle sockets give their write queues back in the loop's own sweep).
+    /// send buffers, and the tunnel and stream tables what a burst grew them to (idle sockets give
+    /// their write queues back in the loop's own sweep).
     private func scheduleSweep() {
         sweepTimer = loop.schedule(after: 1_000_000_000) { [unowned self] in
             sweepTimer = nil
             TLSLibrary.tickThreadCache()
             for c in connections.values { c.releaseIdleMemory() }
+            tunnels.shrinkIfSparse()
             if let idle = state.settings.timeouts.idle?.nanoseconds {
                 let now = loop.now
                 for t in Array(tunnels.values) where now - t.lastActivity > idle {

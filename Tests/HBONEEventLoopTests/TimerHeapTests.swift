@@ -35,6 +35,21 @@ import HBONETestSupport
         #expect(timers.nextDeadline == nil)
     }
 
+    /// Timers that fire never trigger a compaction: the loop's sweep gives their memory back.
+    @Test func aBurstThatFiredGivesItsMemoryBackAtTheSweep() {
+        var timers = TimerHeap()
+        for d in 0..<50_000 { _ = timers.insert(deadline: UInt64(d)) {} }
+        while let body = timers.popExpired(now: 49_989) { body() }
+        #expect(timers.entryCount == 10)
+        #expect(timers.bodyCapacity >= 50_000)
+        timers.shrinkIfSparse()
+        #expect(timers.entryCapacity <= 4 * TimerHeap.compactionFloor)
+        #expect(timers.bodyCapacity <= 64)
+        var left = 0
+        while let body = timers.popExpired(now: .max) { body(); left += 1 }
+        #expect(left == 10)
+    }
+
     @Test func compactionKeepsTheRestInDeadlineOrder() {
         var rng = SplitMix(seed: 7)
         var timers = TimerHeap()

@@ -133,7 +133,7 @@ import Glibc
         let mesh = try InMemoryMesh()
         let server = try mesh.serve(port: 8080)
         let app = try mesh.establishedTunnel("x")
-        let tunnel = try #require((byEast ? mesh.east : mesh.west).tunnels.values.first)
+        let tunnel = try #require(Array((byEast ? mesh.east : mesh.west).tunnels.values).first)
         guard case let .stream(connection, stream) = byEast ? tunnel.upstream : tunnel.downstream else {
             Issue.record("the tunnel has no stream")
             return
