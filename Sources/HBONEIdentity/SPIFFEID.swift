@@ -1,14 +1,33 @@
 /// A workload identity of the shape `spiffe://TD/ns/NS/sa/SA`, parsed by the SPIFFE spec's rules
 /// narrowed to Istio's layout (hbone-reference §2). Knows nothing of X.509 or TLS.
 public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable {
-    public let trustDomain: String
-    public let namespace: String
-    public let serviceAccount: String
-    /// `spiffe://TD/ns/NS/sa/SA`, written once: each tunnel reads it twice for its metric series
-    /// and once for its policy check, and writing it each time was 2–3 allocations and ~4,600
-    /// instructions per tunnel (scripts/bench-tunnel-cost.sh). It alone decides equality and the
-    /// hash: segments hold no `/`, so it and the three parts determine each other.
-    public let uri: String
+    /// The four strings live in one box: a tunnel copies its peers' IDs half a dozen times (into
+    /// its facts, its metric labels, its pool key), and a copy of the box is one retain where a
+    /// copy of four strings was four (scripts/bench-tunnel-cost.sh).
+    @usableFromInline final class Storage: Sendable {
+        @usableFromInline let trustDomain: String
+        @usableFromInline let namespace: String
+        @usableFromInline let serviceAccount: String
+        /// `spiffe://TD/ns/NS/sa/SA`, written once: each tunnel reads it twice for its metric
+        /// series and once for its policy check, and writing it each time was 2–3 allocations and
+        /// ~4,600 instructions per tunnel. It alone decides equality and the hash: segments hold
+        /// no `/`, so it and the three parts determine each other.
+        @usableFromInline let uri: String
+
+        init(_ trustDomain: String, _ namespace: String, _ serviceAccount: String, uri: String) {
+            self.trustDomain = trustDomain
+            self.namespace = namespace
+            self.serviceAccount = serviceAccount
+            self.uri = uri
+        }
+    }
+
+    @usableFromInline let storage: Storage
+
+    @inlinable public var trustDomain: String { storage.trustDomain }
+    @inlinable public var namespace: String { storage.namespace }
+    @inlinable public var serviceAccount: String { storage.serviceAccount }
+    @inlinable public var uri: String { storage.uri }
 
     /// The SPIFFE spec's maximum URI length.
     public static let maxLength = 2048
@@ -17,10 +36,7 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         try SPIFFEID.checkTrustDomain(trustDomain)
         try SPIFFEID.checkSegment(namespace)
         try SPIFFEID.checkSegment(serviceAccount)
-        self.trustDomain = trustDomain
-        self.namespace = namespace
-        self.serviceAccount = serviceAccount
-        self.uri = SPIFFEID.written(trustDomain, namespace, serviceAccount)
+        storage = Storage(trustDomain, namespace, serviceAccount, uri: SPIFFEID.written(trustDomain, namespace, serviceAccount))
     }
 
     /// Parses `spiffe://TD/ns/NS/sa/SA`. One pass over the UTF-8 bytes: this runs on every
@@ -29,12 +45,9 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         var text = text
         // withUTF8 rethrows untyped errors: carry the typed one out in a Result.
         let parts = try text.withUTF8 { bytes in Result { () throws(SPIFFEIDError) in try SPIFFEID.parse(bytes) } }.get()
-        self.trustDomain = parts.0
-        self.namespace = parts.1
-        self.serviceAccount = parts.2
         // Accepted text is already the one form the parts write (scheme and trust domain in
         // lowercase, exactly four segments, nothing after them).
-        self.uri = text
+        storage = Storage(parts.0, parts.1, parts.2, uri: text)
     }
 
     /// The checks of `init(parsing:)`, in the order that decides which error a bad ID reports.
@@ -116,7 +129,7 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible, Comparable 
         return text
     }
 
-    public static func == (a: SPIFFEID, b: SPIFFEID) -> Bool { a.uri == b.uri }
+    public static func == (a: SPIFFEID, b: SPIFFEID) -> Bool { a.storage === b.storage || a.uri == b.uri }
     public func hash(into hasher: inout Hasher) { hasher.combine(uri) }
 
     public static func < (a: SPIFFEID, b: SPIFFEID) -> Bool { a.uri < b.uri }
