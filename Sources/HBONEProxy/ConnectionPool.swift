@@ -5,7 +5,7 @@ import HBONEIdentity
 /// destination proxy address), as the reference pools them.
 struct PoolKey: Hashable {
     let source: SPIFFEID
-    let expected: Set<SPIFFEID>
+    let expected: PeerIdentities
     let proxy: SocketAddress
     /// In-pod mode: connections are made inside the source pod's namespace, so pods never share one.
     var pod: String? = nil

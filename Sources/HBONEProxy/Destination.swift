@@ -6,7 +6,7 @@ import HBONEConfig
 public struct Destination: Sendable, Equatable {
     public enum Route: Sendable, Equatable {
         /// Through HBONE to `proxy` (the destination node's :15008), CONNECT `authority`.
-        case hbone(proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
+        case hbone(proxy: SocketAddress, authority: SocketAddress, expected: PeerIdentities)
         /// Through another network's east-west gateway (double HBONE).
         case throughGateway(GatewayRoute)
         /// Plain TCP straight to the address.
@@ -128,8 +128,7 @@ extension ProxyState {
         let dst = SocketAddress(ip: ip, port: port)
         switch w.protocol {
         case .hbone:
-            var expected: Set<SPIFFEID> = [w.identity]
-            if let service { expected.formUnion(service.subjectAltNames) }
+            let expected = PeerIdentities(w.identity, adding: service?.subjectAltNames ?? [])
             return Destination(route: .hbone(proxy: SocketAddress(ip: ip, port: settings.listen.inboundPort), authority: dst, expected: expected),
                                workload: w, service: service)
         case .tcp:

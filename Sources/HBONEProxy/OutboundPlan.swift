@@ -8,7 +8,7 @@ import HBONEConfig
 /// to plain TCP (passthrough) or to nothing (a hostname the mesh does not know).
 enum OutboundPlan: Equatable {
     /// Through HBONE: CONNECT `authority` on a pooled connection to `proxy`, as `source`.
-    case hbone(source: Workload, proxy: SocketAddress, authority: SocketAddress, expected: Set<SPIFFEID>)
+    case hbone(source: Workload, proxy: SocketAddress, authority: SocketAddress, expected: PeerIdentities)
     /// Through another network's gateway: the outer tunnel pooled to the gateway, the inner one
     /// as `source` to the service's endpoint behind it.
     case throughGateway(source: Workload, GatewayRoute)

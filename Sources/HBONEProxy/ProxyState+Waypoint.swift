@@ -24,8 +24,7 @@ extension ProxyState {
             }
             return throughNetworkGateway(toWaypoint: waypointService, endpoint: w, of: service, port: target.port, hashKey: hashKey)
         }
-        var expected: Set<SPIFFEID> = [w.identity]
-        expected.formUnion(serviceSANs)
+        let expected = PeerIdentities(w.identity, adding: serviceSANs)
         return Destination(route: .hbone(proxy: SocketAddress(ip: ip, port: waypoint.hboneMtlsPort), authority: target, expected: expected),
                            workload: w, service: service)
     }

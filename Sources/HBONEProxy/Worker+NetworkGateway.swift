@@ -46,7 +46,7 @@ extension Worker {
         }
         let leg = Tunnel(worker: self, info: tunnel.info, downstream: .socket(outer), carrying: connection)
         leg.pod = pod
-        let key = PoolKey(source: source.identity, expected: route.gatewayIdentities, proxy: route.gateway, pod: pod?.uid)
+        let key = PoolKey(source: source.identity, expected: PeerIdentities(route.gatewayIdentities), proxy: route.gateway, pod: pod?.uid)
         openPooled(leg, key: key, authority: route.target, headers: headers, context: context, src: src, pod: pod)
     }
 }

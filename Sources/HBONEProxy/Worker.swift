@@ -517,7 +517,7 @@ final class Worker {
         do {
             let tcp = try network.connect(to: key.proxy, mark: state.settings.packetMark, loop: loop, namespace: pod?.netns, source: nil, delegate: nil)
             let conn = try HBONEConnection(worker: self, role: .client, tcp: tcp, context: context,
-                                           verification: .outbound(expected: key.expected), peer: key.proxy, local: src)
+                                           verification: .outbound(expected: key.expected.all), peer: key.proxy, local: src)
             conn.pod = pod
             track(conn)
             pool.add(conn, key: key)
