@@ -58,8 +58,10 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// so the app sees its real peer.
     var transparentSource: IPAddress?
     private(set) var lastActivity: UInt64
-    /// Events raised while actions run wait here, so actions always see the state they came from
-    /// (empty and unallocated otherwise: an idle tunnel keeps no buffer for it).
+    /// Events raised while actions run wait here, so actions always see the state they came from.
+    /// The first in its own slot: a clean close raises one (a drained socket), and an array for it
+    /// was an allocation per tunnel. The array stays empty and unallocated otherwise.
+    private var queuedFirst: TunnelLifecycle.Event?
     private var queued: [TunnelLifecycle.Event] = []
     private var handling = false
     /// The side an HTTP/2 stream carries, if any: the downstream inbound, the upstream outbound.
@@ -142,18 +144,25 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
 
     private func handle(_ event: TunnelLifecycle.Event) {
         guard !handling else {
-            queued.append(event)
+            if queuedFirst == nil && queued.isEmpty { queuedFirst = event } else { queued.append(event) }
             return
         }
         handling = true
         for action in lifecycle.handle(event) { perform(action) }
-        while !queued.isEmpty {
-            let next = queued.removeFirst()
+        while let next = nextQueued() {
             for action in lifecycle.handle(next) { perform(action) }
         }
-        // The queue is rarely used: give its buffer back rather than keep it for the tunnel's life.
+        // More than one waiting is rare: give the array's buffer back rather than keep it for the tunnel's life.
         if queued.capacity > 0 { queued = [] }
         handling = false
+    }
+
+    private func nextQueued() -> TunnelLifecycle.Event? {
+        if let first = queuedFirst {
+            queuedFirst = nil
+            return first
+        }
+        return queued.isEmpty ? nil : queued.removeFirst()
     }
 
     private func perform(_ action: TunnelLifecycle.Action) {
