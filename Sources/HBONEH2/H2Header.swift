@@ -2,10 +2,16 @@
 public struct H2Header: Sendable, Equatable, CustomStringConvertible {
     public var name: String
     public var value: String
+    /// Whether HPACK may keep it in the connection's dynamic table (sent only). A value that
+    /// differs on every stream (`traceparent`, `forwarded` with the client's port) is sent with
+    /// `false`: indexed, each one evicted an older entry on both sides, and the entries worth
+    /// keeping (`baggage`, the authority) went out again as literals.
+    public var indexed: Bool
 
-    public init(_ name: String, _ value: String) {
+    public init(_ name: String, _ value: String, indexed: Bool = true) {
         self.name = name
         self.value = value
+        self.indexed = indexed
     }
 
     public var description: String { "\(name): \(value)" }

@@ -292,7 +292,8 @@ public final class H2Session {
             let n = h.name.utf8.count, v = h.value.utf8.count
             headerBytes.append(contentsOf: h.name.utf8)
             headerBytes.append(contentsOf: h.value.utf8)
-            headerVector.append(nghttp2_nv(name: nil, value: nil, namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            let flags = h.indexed ? NGHTTP2_NV_FLAG_NONE : NGHTTP2_NV_FLAG_NO_INDEX
+            headerVector.append(nghttp2_nv(name: nil, value: nil, namelen: n, valuelen: v, flags: UInt8(flags.rawValue)))
         }
         if let first { add(first) }
         if let second { add(second) }

@@ -372,8 +372,8 @@ final class Worker {
     private func outboundHeaders(source: Workload, src: SocketAddress, service: Service?) -> [H2Header] {
         return [
             H2Header("baggage", state.baggageHeader(for: source)),
-            H2Header("forwarded", service.flatMap { $0.hasDNSHostname ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\""),
-            H2Header("traceparent", traceparents.next()),
+            H2Header("forwarded", service.flatMap { $0.hasDNSHostname ? "for=\"\(src)\";host=\($0.hostname)" : nil } ?? "for=\"\(src)\"", indexed: false),
+            H2Header("traceparent", traceparents.next(), indexed: false),
         ]
     }
 

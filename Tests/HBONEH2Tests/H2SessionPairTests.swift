@@ -253,3 +253,37 @@ struct Pair {
         #expect(largest == 16384)
     }
 }
+
+@Suite struct H2HeaderIndexingTests {
+    /// The HEADERS frame of one more CONNECT carrying `header`, on a connection that already sent
+    /// one with it: its length, and what the server decoded.
+    func secondHeadersFrame(_ header: H2Header) throws -> (length: Int, received: [H2Header]) {
+        let p = try Pair()
+        _ = try p.client.connect(authority: "10.0.0.1:80", headers: [header])
+        try p.run()
+        _ = try p.client.connect(authority: "10.0.0.1:80", headers: [header])
+        var wire: [UInt8] = []
+        try p.client.produce { wire += $0 }
+        try wire.withUnsafeBytes { try p.server.receive($0) }
+        var offset = 0, length = -1
+        while offset + 9 <= wire.count {
+            let n = Int(wire[offset]) << 16 | Int(wire[offset + 1]) << 8 | Int(wire[offset + 2])
+            if wire[offset + 3] == 1 { length = n }   // HEADERS
+            offset += 9 + n
+        }
+        return (length, p.s.requests.last?.1 ?? [])
+    }
+
+    /// A value sent again is one byte from the dynamic table; one sent with `indexed: false` is
+    /// a literal every time (never indexed), so values unique to a stream do not evict the rest.
+    @Test func aHeaderNotIndexedIsSentInFullEveryTime() throws {
+        let value = String(repeating: "x", count: 64)
+        let indexed = try secondHeadersFrame(H2Header("traceparent", value))
+        let literal = try secondHeadersFrame(H2Header("traceparent", value, indexed: false))
+        #expect(indexed.length > 0 && indexed.length < 8)
+        #expect(literal.length > 40)
+        #expect(indexed.received[header: "traceparent"] == value)
+        #expect(literal.received[header: "traceparent"] == value)
+    }
+}
+
