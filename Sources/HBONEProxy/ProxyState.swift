@@ -81,6 +81,9 @@ public final class ProxyState: Sendable {
     }
 
     public var settings: Settings { config.settings }
+    /// `settings.packetMark`, read once per snapshot: read per connection through this class, it
+    /// copied the whole settings struct (about 30 reference counts; scripts/bench-tunnel-cost.sh).
+    public let packetMark: Int32?
 
     /// `previous`: an identity whose SVID and trust bundle are those of `previous` keeps its TLS
     /// contexts (two `SSL_CTX` per identity were built again on every xDS push).
@@ -90,6 +93,7 @@ public final class ProxyState: Sendable {
                 problems: [SPIFFEID: String] = [:], pods: [String: InPodWorkload] = [:], previous: ProxyState? = nil,
                 mesh: MeshIndex? = nil) throws(TLSError) {
         self.config = config
+        packetMark = config.settings.packetMark
         self.certificateProblems = problems
         self.pods = pods
         self.trust = trust

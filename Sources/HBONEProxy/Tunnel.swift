@@ -109,7 +109,7 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Connects the upstream socket to `address`, failing at the connect timeout.
     func dial(_ address: SocketAddress) {
         do {
-            upstream = .socket(try worker.network.connect(to: address, mark: worker.state.settings.packetMark, loop: worker.loop,
+            upstream = .socket(try worker.network.connect(to: address, mark: worker.state.packetMark, loop: worker.loop,
                                                           namespace: pod?.netns, source: transparentSource.map { SocketAddress(ip: $0, port: 0) },
                                                           delegate: self))
         } catch {

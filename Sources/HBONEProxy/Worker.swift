@@ -515,7 +515,7 @@ final class Worker {
             return
         }
         do {
-            let tcp = try network.connect(to: key.proxy, mark: state.settings.packetMark, loop: loop, namespace: pod?.netns, source: nil, delegate: nil)
+            let tcp = try network.connect(to: key.proxy, mark: state.packetMark, loop: loop, namespace: pod?.netns, source: nil, delegate: nil)
             let conn = try HBONEConnection(worker: self, role: .client, tcp: tcp, context: context,
                                            verification: .outbound(expected: key.expected.all), peer: key.proxy, local: src)
             conn.pod = pod
