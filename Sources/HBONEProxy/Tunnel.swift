@@ -80,11 +80,12 @@ final class Tunnel: TCPStreamDelegate, StreamOwner {
     /// Socket-to-socket: the write queue above which the other socket is no longer read.
     static let highWater = 256 * 1024
 
-    init(worker: Worker, info: ConnectionInfo, downstream: End, early: [UInt8] = [], socksReply: Bool = false, carrying: HBONEConnection? = nil) {
+    /// `info` is consumed: taken as an ordinary parameter, storing it copied it.
+    init(worker: Worker, info: consuming ConnectionInfo, downstream: End, early: [UInt8] = [], socksReply: Bool = false, carrying: HBONEConnection? = nil) {
         self.worker = worker
         self.isGatewayLeg = carrying != nil
         self.carried = carrying
-        self.info = info
+        self.info = consume info
         self.downstream = downstream
         self.upstream = .pending
         self.earlyData = early

@@ -237,7 +237,7 @@ final class Worker {
             connection.reset(stream: stream, errorCode: H2ErrorCode.internalError)
             return
         }
-        let tunnel = Tunnel(worker: self, info: info, downstream: .stream(connection, stream))
+        let tunnel = Tunnel(worker: self, info: info.take(), downstream: .stream(connection, stream))
         tunnel.upstreamPreamble = admission.proxyHeader?.bytes ?? []
         tunnel.admitted = upstream
         if let pod = connection.pod {
@@ -248,7 +248,7 @@ final class Worker {
                 upstream.ip = upstream.ip.isIPv4 ? .v4(0x7f00_0001) : .v6(0, 1)
             } else {
                 // Inside the pod, from the client's own address: the app sees its real peer.
-                tunnel.transparentSource = info.src.ip
+                tunnel.transparentSource = source.src.ip
             }
         }
         tunnel.dial(upstream)
@@ -321,7 +321,7 @@ final class Worker {
             record(&info, error: Self.refusal(reason, socksCode: code), wasOpen: false)
             return
         }
-        let tunnel = Tunnel(worker: self, info: info, downstream: .socket(tcp), early: early, socksReply: socks)
+        let tunnel = Tunnel(worker: self, info: info.take(), downstream: .socket(tcp), early: early, socksReply: socks)
         carry(tunnel, plan: plan, service: destination?.service, src: src, pod: pod)
     }
 

@@ -78,4 +78,23 @@ import HBONEConfig
         let l = TCPLabels(i, flags: "-")
         #expect(l.destinationService == "api.example.com" && l.destinationServiceName == "api" && l.destinationServiceNamespace == "b")
     }
+
+    /// `take()` hands a tunnel every fact (so its labels and log line are the same as before the
+    /// move) and leaves only the direction and addresses behind.
+    @Test func takingTheInfoMovesEveryFact() throws {
+        let s = try testState(Self.yaml)
+        let client = try #require(s.workloadsByIP[IPAddress("10.0.0.1")!])
+        let server = try #require(s.workloadsByIP[IPAddress("10.1.0.1")!])
+        var original = info(src: client, dst: server)
+        original.policy = "b/allow-checkout"
+        original.hboneTarget = "ledger.b.svc.cluster.local:80"
+        original.addSent(7)
+        let before = TCPLabels(original, flags: "-")
+        let taken = original.take()
+        #expect(TCPLabels(taken, flags: "-") == before)
+        #expect(taken.policy == "b/allow-checkout" && taken.hboneTarget == "ledger.b.svc.cluster.local:80" && taken.bytesSent == 7)
+        #expect(taken.srcIdentity == client.identity && taken.dstIdentity == server.identity && taken.mutualTLS)
+        #expect(original.srcWorkload == nil && original.dstWorkload == nil && original.policy == nil && original.bytesSent == 0)
+        #expect(original.direction == .outbound && original.src == taken.src && original.dst == taken.dst)
+    }
 }
