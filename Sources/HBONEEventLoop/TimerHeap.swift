@@ -10,7 +10,7 @@ struct TimerHeap {
     /// A closure stored as a table's generic value is re-wrapped in a thunk (an allocation per
     /// timer); held in a concrete struct it is stored as it is.
     private struct Body { let run: () -> Void }
-    /// Shrinks by itself as timers go (IntegerMap).
+    /// Shrunk by `shrinkIfSparse` (at compaction and the loop's sweep), as the heap array is.
     private var bodies = IntegerMap<UInt64, Body>()
     private var nextID: UInt64 = 1
     /// Entries in `heap` whose timer was cancelled.
