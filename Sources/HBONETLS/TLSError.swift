@@ -36,7 +36,13 @@ struct OpenSSLErrorEntry: Sendable {
 
 /// OpenSSL's error queue is per thread: clear before a call whose failure we interpret, drain after.
 enum OpenSSLErrors {
-    static func clear() { ERR_clear_error() }
+    /// The queue is nearly always empty already (every failure drains it), and `ERR_clear_error`
+    /// resets all 16 slots whatever they hold, freeing two pointers in each: 32 `OPENSSL_free`
+    /// calls and about 1,000 instructions, three times per echoed byte through a proxy (before
+    /// each `SSL_read` and `SSL_write`). A peek says whether there is anything to clear.
+    static func clear() {
+        if ERR_peek_error() != 0 { ERR_clear_error() }
+    }
 
     static func drain() -> [String] { drainEntries().map(\.text) }
 
