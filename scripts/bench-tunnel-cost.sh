@@ -7,13 +7,19 @@
 # and dumped after the measured run; the tunnels are counted from each proxy's own
 # istio_tcp_connections_opened_total.
 #   scripts/bench-tunnel-cost.sh [OTHER_HBONE] [SECONDS]   (OTHER_HBONE: another build, measured first)
+# With --round-trips, the cost of carrying bytes instead: one tunnel echoing COUNT round trips of
+# 1 byte and COUNT of 1 KiB one at a time (`hbone-bench latency`), reported per round trip.
+#   scripts/bench-tunnel-cost.sh --round-trips [OTHER_HBONE] [COUNT]
 set -euo pipefail
+round_trips=
+if [ "${1-}" = --round-trips ]; then round_trips=1; shift; fi
 cd "$(dirname "$0")/.."
 source scripts/lib/release-build.sh
 release_build quiet
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 other=${1-}
 seconds=${2-8}
+[ -n "$round_trips" ] && seconds=${2-3000}
 d=$(mktemp -d /tmp/hbone-tunnel-cost.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done' EXIT
@@ -30,8 +36,13 @@ opened() {
     curl -sf -m 60 "http://$1:15020/metrics" | awk '/^istio_tcp_connections_opened_total/ { n += $NF } END { printf "%d\n", n }'
 }
 load() {
-    "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve \
-        --duration "$1" --rounds 1 --concurrency 16 >/dev/null
+    if [ -n "$round_trips" ]; then
+        "$bin/hbone-bench" latency --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve \
+            --count "$1" --blocks 1 >/dev/null
+    else
+        "$bin/hbone-bench" connections --socks 127.0.0.2:15080 --source 127.0.0.10 --dest 127.0.0.20:9002 --serve \
+            --duration "$1" --rounds 1 --concurrency 16 >/dev/null
+    fi
 }
 measure() {  # LABEL BINARY
     local label=$1 binary=$2 east west
@@ -40,7 +51,7 @@ measure() {  # LABEL BINARY
     valgrind --tool=callgrind --callgrind-out-file="$d/cg-$label-east.%p" "$binary" proxy --config "$d/east.yaml" --workers 1 --log-level error 2>/dev/null &
     east=$!; pids+=($east)
     up 127.0.0.20 15008; up 127.0.0.2 15080; up 127.0.0.3 15020; up 127.0.0.2 15020
-    load 2    # the HBONE connection, the SVIDs' contexts, the first of everything
+    load "$([ -n "$round_trips" ] && echo 200 || echo 2)"    # the HBONE connection, the SVIDs' contexts, the first of everything
     local e0 w0 e1 w1
     e0=$(opened 127.0.0.2); w0=$(opened 127.0.0.3)
     callgrind_control -z "$east" >/dev/null 2>&1; callgrind_control -z "$west" >/dev/null 2>&1
@@ -51,9 +62,11 @@ measure() {  # LABEL BINARY
     kill "$east" "$west"; wait "$east" "$west" 2>/dev/null || true
     for side in east west; do
         local n; [ $side = east ] && n=$((e1 - e0)) || n=$((w1 - w0))
-        python3 scripts/lib/callgrind_allocs.py "$label $side" "$n" "$(ls "$d"/cg-"$label"-$side.*.1 | head -1)"
+        [ -n "$round_trips" ] && n=$((2 * seconds))   # round trips: COUNT of each size
+        python3 scripts/lib/callgrind_allocs.py "$label $side" "$n" "$(ls "$d"/cg-"$label"-$side.*.1 | head -1)" 12 \
+            "$([ -n "$round_trips" ] && echo "round trip" || echo tunnel)"
     done
 }
 [ -n "$other" ] && measure other "$d/hbone-other"
 measure this "$d/hbone"
-echo "command: scripts/bench-tunnel-cost.sh${other:+ $other} $seconds    (callgrind files in $d)"
+echo "command: scripts/bench-tunnel-cost.sh${round_trips:+ --round-trips}${other:+ $other} $seconds    (callgrind files in $d)"

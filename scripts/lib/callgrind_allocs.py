@@ -83,8 +83,9 @@ def parse(path):
 def main():
     label, units, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     top = int(sys.argv[4]) if len(sys.argv) > 4 else 12
+    unit = sys.argv[5] if len(sys.argv) > 5 else "tunnel"
     if units <= 0:
-        print(f"{label}: no tunnels counted")
+        print(f"{label}: no {unit}s counted")
         return 1
     self_cost, calls, total = parse(path)
     callers = collections.defaultdict(collections.Counter)
@@ -121,7 +122,7 @@ def main():
             break
     for fn, n in frontier.items():
         sites[fn] += n
-    print(f"{label}: {units} tunnels; per tunnel {total / units:,.0f} instructions, {allocs / units:.1f} allocations, {frees / units:.1f} frees")
+    print(f"{label}: {units} {unit}s; per {unit} {total / units:,.0f} instructions, {allocs / units:.1f} allocations, {frees / units:.1f} frees")
     for fn, n in sites.most_common(top):
         if n / units < 0.05:
             break
