@@ -11,15 +11,15 @@
 # 1 byte and COUNT of 1 KiB one at a time (`hbone-bench latency`), reported per round trip.
 #   scripts/bench-tunnel-cost.sh --round-trips [OTHER_HBONE] [COUNT]
 set -euo pipefail
-round_trips=
-if [ "${1-}" = --round-trips ]; then round_trips=1; shift; fi
+# What the mode measures: its warm-up load, its default amount, and the unit it reports per.
+round_trips= warmup=2 default=8 unit=tunnel
+if [ "${1-}" = --round-trips ]; then round_trips=1 warmup=200 default=3000 unit="round trip"; shift; fi
 cd "$(dirname "$0")/.."
 source scripts/lib/release-build.sh
 release_build quiet
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 other=${1-}
-seconds=${2-8}
-[ -n "$round_trips" ] && seconds=${2-3000}
+seconds=${2-$default}
 d=$(mktemp -d /tmp/hbone-tunnel-cost.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done' EXIT
@@ -51,7 +51,7 @@ measure() {  # LABEL BINARY
     valgrind --tool=callgrind --callgrind-out-file="$d/cg-$label-east.%p" "$binary" proxy --config "$d/east.yaml" --workers 1 --log-level error 2>/dev/null &
     east=$!; pids+=($east)
     up 127.0.0.20 15008; up 127.0.0.2 15080; up 127.0.0.3 15020; up 127.0.0.2 15020
-    load "$([ -n "$round_trips" ] && echo 200 || echo 2)"    # the HBONE connection, the SVIDs' contexts, the first of everything
+    load "$warmup"    # the HBONE connection, the SVIDs' contexts, the first of everything
     local e0 w0 e1 w1
     e0=$(opened 127.0.0.2); w0=$(opened 127.0.0.3)
     callgrind_control -z "$east" >/dev/null 2>&1; callgrind_control -z "$west" >/dev/null 2>&1
@@ -63,8 +63,7 @@ measure() {  # LABEL BINARY
     for side in east west; do
         local n; [ $side = east ] && n=$((e1 - e0)) || n=$((w1 - w0))
         [ -n "$round_trips" ] && n=$((2 * seconds))   # round trips: COUNT of each size
-        python3 scripts/lib/callgrind_allocs.py "$label $side" "$n" "$(ls "$d"/cg-"$label"-$side.*.1 | head -1)" 12 \
-            "$([ -n "$round_trips" ] && echo "round trip" || echo tunnel)"
+        python3 scripts/lib/callgrind_allocs.py "$label $side" "$n" "$(ls "$d"/cg-"$label"-$side.*.1 | head -1)" 12 "$unit"
     done
 }
 [ -n "$other" ] && measure other "$d/hbone-other"

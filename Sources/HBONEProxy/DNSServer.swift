@@ -54,7 +54,7 @@ final class DNSServer {
             tcp[key] = nil
         }
         var firstError: SystemError?
-        let mark = state.settings.packetMark
+        let mark = state.packetMark
         for (key, pod) in wanted where udp[key] == nil || tcp[key] == nil {
             do {
                 if udp[key] == nil {
@@ -149,7 +149,7 @@ final class DNSServer {
             return servfail()
         }
         let dns = state.settings.dns
-        let route = DNSForward.Route(upstreams: dns.upstreams, namespace: pod?.netns, mark: state.settings.packetMark,
+        let route = DNSForward.Route(upstreams: dns.upstreams, namespace: pod?.netns, mark: state.packetMark,
                                      timeout: dns.upstreamTimeout.nanoseconds)
         let forward = DNSForward(query: query, transport: transport, route: route, loop: worker.loop, network: worker.network) {
             [unowned self] f, answer, why in

@@ -105,7 +105,7 @@ final class Worker {
         for (key, want) in wanted where listeners[key] == nil {
             let (kind, pod) = want
             do {
-                let listener = try network.listen(on: key.address, loop: loop, namespace: pod?.netns, mark: pod == nil ? nil : state.settings.packetMark) {
+                let listener = try network.listen(on: key.address, loop: loop, namespace: pod?.netns, mark: pod == nil ? nil : state.packetMark) {
                     [unowned self] stream, peer in
                     accept(kind: kind, stream: stream, peer: peer, listener: key.address, pod: pod)
                 }
