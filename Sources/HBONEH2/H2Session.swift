@@ -10,8 +10,11 @@ public final class H2Session {
 
     public let role: Role
     public let settings: H2Settings
-    /// Weak: the delegate owns the session. Loaded once per callback, which is per frame, not per byte.
-    public weak var delegate: H2SessionDelegate?
+    /// Strong, like `TCPStream.delegate`: the delegate usually owns the session, and lets go of it
+    /// (or sets this to nil) when it is done, which breaks the cycle. Not weak: an object that is
+    /// ever the target of a weak reference keeps its counts in a side table, and every retain and
+    /// release of it takes Swift's slow path (the HBONE connection, ~18 per echoed round trip).
+    public var delegate: H2SessionDelegate?
     private var session: OpaquePointer!
     /// nghttp2's allocator for this session; outlives `session` (freed in deinit after it).
     let memory = H2FrameBufferMemory()

@@ -167,8 +167,7 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
         case .release:
             worker.loop.cancel(lingerTimer)
             lingerTimer = nil
-            tcp.close()
-            worker.connectionClosed(self)
+            released()
         case let .bug(message):
             Bug.report("HBONE connection \(role == .server ? "server" : "client") \(peerAddress): \(message)")
         }
@@ -636,10 +635,18 @@ final class HBONEConnection: TCPStreamDelegate, H2SessionDelegate {
             if lifecycle.lingering {
                 handle(.peerClosed)   // the socket is already gone: nothing to wait for
             } else {
-                tcp.close()
-                worker.connectionClosed(self)
+                released()
             }
         }
+    }
+
+    /// The socket closes and the worker forgets this connection. The TCP stream and the HTTP/2
+    /// session hold it strongly as their delegate: letting go of both breaks those cycles (later
+    /// events of the current pass, such as frames after a GOAWAY in the same read, reach nobody).
+    private func released() {
+        tcp.close()
+        h2?.delegate = nil
+        worker.connectionClosed(self)
     }
 }
 

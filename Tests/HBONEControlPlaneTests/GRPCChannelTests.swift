@@ -23,12 +23,17 @@ import HBONEIdentity
         /// Applied to each accepted server before it reads anything.
         var configure: (MemoryGRPCServer) -> Void = { _ in }
         private var channels: [GRPCChannel] = []
+        private var servers: [MemoryGRPCServer] = []
 
         /// Closes every channel and server stream: each holds its peer (and the memory network
-        /// its endpoints) until closed, so a test that left one open would leak it.
+        /// its endpoints) until closed, so a test that left one open would leak it. A server's
+        /// HTTP/2 session holds the server (its delegate) until the server lets go of it.
         deinit {
             for c in channels { c.close("test over") }
-            server?.stream.abort()
+            for s in servers {
+                s.stream.abort()
+                s.h2 = nil
+            }
             listener?.close()
             _ = loop.runUntilIdle()
         }
@@ -50,6 +55,7 @@ import HBONEIdentity
                 configure(s)
                 stream.delegate = s
                 server = s
+                servers.append(s)
             }
         }
 

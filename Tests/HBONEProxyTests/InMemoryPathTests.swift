@@ -28,6 +28,30 @@ import Glibc
         #expect(mesh.west.openTunnels == 1 && mesh.east.openTunnels == 1)
     }
 
+    /// The HTTP/2 session and the TCP stream hold their HBONE connection strongly (as delegate):
+    /// a closed connection must still be freed on both sides, or every closed connection leaks
+    /// its TLS and HTTP/2 state.
+    @Test func closedHBONEConnectionsAreFreed() throws {
+        weak var eastConnection: HBONEConnection?
+        weak var westConnection: HBONEConnection?
+        let mesh = try InMemoryMesh()
+        try mesh.serve(port: 8080)
+        let app = try mesh.establishedTunnel("a")
+        eastConnection = mesh.east.connections.values.first
+        westConnection = mesh.west.connections.values.first
+        #expect(eastConnection != nil && westConnection != nil)
+        app.shutdownWrite()
+        mesh.run()
+        #expect(mesh.east.openTunnels == 0)
+        eastConnection?.startDrain()
+        mesh.run()
+        mesh.advance(seconds: 2)   // past any linger
+        mesh.run()
+        #expect(mesh.east.hboneConnectionCount == 0 && mesh.west.hboneConnectionCount == 0)
+        #expect(eastConnection == nil)
+        #expect(westConnection == nil)
+    }
+
     /// ztunnel's `istio_tcp_sockets_open`: east counts the app's accepted socket (source), west its
     /// HBONE connection, not the streams on it (destination); both go back to zero.
     @Test func openSocketsAreCountedWhereTheyAreAccepted() throws {
