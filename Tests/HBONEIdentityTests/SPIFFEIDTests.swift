@@ -28,6 +28,7 @@ import Testing
                       try SPIFFEID(trustDomain: "cluster.local", namespace: "a-namespace-longer-than-fifteen-bytes", serviceAccount: "checkouT")]
         for other in others {
             #expect(other != built)
+            #expect(other.hashValue != built.hashValue)   // a 64-bit hash: equal only by a broken one
             #expect((other < built) != (built < other))
         }
         #expect(Set(others + [built]).count == 4)
