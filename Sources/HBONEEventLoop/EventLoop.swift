@@ -1,6 +1,7 @@
 import CHBONEPosix
 import HBONECore
 import Synchronization
+import Atomics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,13 +41,16 @@ public final class EventLoop: @unchecked Sendable {
     private var slots: [Slot] = []
     private var nextGeneration: UInt32 = 1
     private let posted = Locked<[@Sendable () -> Void]>([])
-    private let wakePending = Locked<Bool>(false)
+    /// Set by `post` after it queued a task (it signals the eventfd only when this was clear);
+    /// cleared by the loop before it takes the queue. An atomic, not a lock: the loop reads it
+    /// on every pass, and a pass without posted tasks (nearly all of them) then takes no lock.
+    private let wakePending = ManagedAtomic<Bool>(false)
     private var deferred: [Deferred] = []
     /// The batch `runDeferred` is running; swapped with `deferred` so neither array is reallocated per pass.
     private var running: [Deferred] = []
     private var timers = TimerHeap()
     private var stopping = false
-    private let stopFlag = Locked<Bool>(false)
+    private let stopFlag = ManagedAtomic<Bool>(false)
     /// Monotonic nanoseconds, read once per pass.
     public private(set) var now: UInt64
     /// A reusable read buffer: bytes read are handed to their consumer before the next read.
@@ -168,17 +172,14 @@ public final class EventLoop: @unchecked Sendable {
     /// Queues `task` to run on this loop's thread. Safe from any thread.
     public func post(_ task: @escaping @Sendable () -> Void) {
         posted.withLock { $0.append(task) }
-        let needWake = wakePending.withLock { pending -> Bool in
-            if pending { return false }
-            pending = true
-            return true
-        }
-        if needWake { _ = chbone_eventfd_signal(wakeFD) }
+        // Only the post that finds it clear wakes the loop; until the loop clears it, later
+        // posts know their task will be taken with that one.
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) { _ = chbone_eventfd_signal(wakeFD) }
     }
 
     /// Asks the loop to return from `run()` after the current pass. Safe from any thread.
     public func stop() {
-        stopFlag.withLock { $0 = true }
+        stopFlag.store(true, ordering: .releasing)
         post {}
     }
 
@@ -285,7 +286,7 @@ public final class EventLoop: @unchecked Sendable {
         claimThread()
         armIdleSweep()
         var events = [chbone_event](repeating: chbone_event(), count: 256)
-        while !stopFlag.withLock({ $0 }) {
+        while !stopFlag.load(ordering: .acquiring) {
             pass(&events, maxTimeoutMillis: -1)
         }
         runDeferred()
@@ -334,7 +335,9 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runPosted() {
-        wakePending.withLock { $0 = false }
+        // Clear before taking the queue: a task queued after the take sets it again and wakes
+        // the next pass. A task queued before its post sets the flag is taken then too.
+        guard wakePending.load(ordering: .acquiring), wakePending.exchange(false, ordering: .acquiringAndReleasing) else { return }
         let tasks = posted.withLock { queue -> [@Sendable () -> Void] in
             let taken = queue
             queue.removeAll()

@@ -272,6 +272,43 @@ func spin(_ loop: EventLoop, until condition: () -> Bool, passes: Int = 200) {
         #expect(count.withLock { $0 } == 100)
     }
 
+    /// A task posted while the loop sleeps in epoll_wait wakes it: each pass below may sleep for
+    /// 10 s, so a lost wake-up shows as a pass that ran nothing (or took seconds). Two threads
+    /// post at once, so a post often finds the wake-up already pending.
+    @Test func aPostWakesTheSleepingLoop() throws {
+        let loop = try EventLoop()
+        let ran = Locked(0)
+        for round in 1...40 {
+            let posters = (0..<2).map { _ in
+                Thread {
+                    usleep(2_000)   // let the loop reach epoll_wait first
+                    loop.post { ran.withLock { $0 += 1 } }
+                }
+            }
+            for p in posters { p.start() }
+            let start = chbone_monotonic_ns()
+            while ran.withLock({ $0 }) < 2 * round && chbone_monotonic_ns() - start < 30_000_000_000 {
+                loop.runOnce(timeoutMillis: 10_000)
+            }
+            #expect(ran.withLock { $0 } == 2 * round)
+            #expect(chbone_monotonic_ns() - start < 5_000_000_000, "a posted task waited for the loop's timeout")
+        }
+    }
+
+    /// `stop()` from another thread ends `run()`, however long the loop would otherwise sleep.
+    @Test func stopFromAnotherThreadEndsRun() throws {
+        let loop = try EventLoop()
+        let finished = DispatchSemaphore(value: 0)
+        let runner = Thread {
+            loop.run()
+            finished.signal()
+        }
+        runner.start()
+        usleep(20_000)
+        loop.stop()
+        #expect(finished.wait(timeout: .now() + 10) == .success)
+    }
+
     @Test func staleGenerationIsIgnoredAfterFdReuse() throws {
         let loop = try EventLoop()
         let (a, b) = socketPair()
