@@ -18,7 +18,18 @@ public struct H2Header: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Array where Element == H2Header {
-    public subscript(header name: String) -> String? { first { $0.name == name }?.value }
+    /// The first value of `name`. Each inbound CONNECT is looked up about seven times; comparing
+    /// the UTF-8 lengths first (stored, O(1)) skips nearly every full string comparison, which
+    /// were ~1,600 instructions per tunnel.
+    @inlinable public subscript(header name: String) -> String? {
+        let length = name.utf8.count
+        for h in self where h.name.utf8.count == length && h.name == name { return h.value }
+        return nil
+    }
+
     /// Every value of a header that may repeat (`baggage`).
-    public func values(_ name: String) -> [String] { compactMap { $0.name == name ? $0.value : nil } }
+    @inlinable public func values(_ name: String) -> [String] {
+        let length = name.utf8.count
+        return compactMap { $0.name.utf8.count == length && $0.name == name ? $0.value : nil }
+    }
 }
