@@ -18,7 +18,8 @@ import HBONEIdentity
     final class Harness {
         let loop: EventLoop
         let network: MemoryNetwork
-        var server: MemoryGRPCServer?
+        /// The server of the latest accepted connection.
+        var server: MemoryGRPCServer? { servers.last }
         var listener: (any StreamListener)?
         /// Applied to each accepted server before it reads anything.
         var configure: (MemoryGRPCServer) -> Void = { _ in }
@@ -54,7 +55,6 @@ import HBONEIdentity
                 let s = MemoryGRPCServer(stream: stream, tls: try! TLSEngine(controlPlane: context, serverName: ""), silent: !handshake)
                 configure(s)
                 stream.delegate = s
-                server = s
                 servers.append(s)
             }
         }
