@@ -373,7 +373,7 @@ public struct ProxyConfig: Sendable {
         let f = try r.fields(allowed: ["node", "trustDomain", "trustDomainAliases", "rootCertificates", "certificates",
                                        "listen", "workers", "rootNamespace", "authorizationPolicies", "network",
                                        "timeouts", "pool", "h2", "outboundMark", "drainTimeout", "xds", "ca", "inpod", "dns", "crlPath",
-                                       "tcpKeepalive", "ipv6Enabled", "responseBaggage"])
+                                       "tcpKeepalive", "ipv6Enabled", "responseBaggage", "maxBaggageSeries"])
         func path(_ s: String) -> String { s.hasPrefix("/") ? s : (base as NSString).appendingPathComponent(s) }
         guard let node = try f["node"]?.nonEmptyString() else { throw r.error("missing node") }
         let trustDomain = try f["trustDomain"]?.nonEmptyString() ?? "cluster.local"
@@ -511,6 +511,7 @@ public struct ProxyConfig: Sendable {
         if let v = try environmentBool("IPV6_ENABLED", environment, file: r.file) { s.ipv6Enabled = v }
         if let v = f["responseBaggage"] { s.responseBaggage = try v.bool() }
         if let v = try environmentBool("ENABLE_RESPONSE_BAGGAGE", environment, file: r.file) { s.responseBaggage = v }
+        if let v = f["maxBaggageSeries"] { s.maxBaggageSeries = try v.int(in: 0...1_000_000) }
         // A CPU limit that is not a quantity stops ztunnel at start-up; so it does here.
         for name in CPUQuantity.limitVariables + ["ZTUNNEL_RESOURCE_CPU_REQUEST"] {
             if let v = environment[name], !v.isEmpty, CPUQuantity.cores(v) == nil {

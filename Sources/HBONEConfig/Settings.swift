@@ -34,6 +34,10 @@ public struct Settings: Sendable, Equatable {
     /// destination workload's `baggage`, and a peer this proxy cannot look up (behind another
     /// network's gateway) is named in the metrics by the baggage it sent.
     public var responseBaggage = true
+    /// Istio TCP metric series whose labels a peer's `baggage` named, at most, for the whole proxy
+    /// (`hbone.maxBaggageSeries`; ztunnel has no bound). A connection that would make one more is
+    /// counted on the series of what the proxy knows itself. 0: baggage never names a series.
+    public var maxBaggageSeries = 4096
     /// TCP keepalive on every socket (`hbone.tcpKeepalive`, ztunnel's `KEEPALIVE_*` and
     /// `USER_TIMEOUT_ENABLED`).
     public var tcpKeepalive = TCPKeepalive()

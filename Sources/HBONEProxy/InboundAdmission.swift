@@ -133,8 +133,10 @@ struct InboundAdmission: Equatable {
             }
         }
         self.upstream = upstream
-        for port in Set([authority.port, upstream.port]) where state.ownPorts.contains(port) {
-            outcome = refuse(400, .badRequest, "port \(port) is one of the proxy's own")
+        // Each port looked up on its own: a set of the two was an allocation per tunnel.
+        let ownPort = state.ownPorts.contains(authority.port) ? authority.port : state.ownPorts.contains(upstream.port) ? upstream.port : nil
+        if let ownPort {
+            outcome = refuse(400, .badRequest, "port \(ownPort) is one of the proxy's own")
             return
         }
         // As ztunnel: policies see the address the bytes go to (the workload's, at its tunnel's port).

@@ -103,10 +103,29 @@ final class TCPCounters: Sendable {
 /// scrape shares; byte counts go straight to the series' atomics.
 final class MetricsShard: Sendable {
     private let series = Locked<[TCPLabels: TCPCounters]>([:])
+    /// Shared by all loops of a proxy.
+    let baggageBudget: BaggageSeriesBudget
+
+    init(baggageBudget: BaggageSeriesBudget = BaggageSeriesBudget()) {
+        self.baggageBudget = baggageBudget
+    }
 
     func counters(_ labels: TCPLabels) -> TCPCounters {
         series.withLock { map in
             if let c = map[labels] { return c }
+            let c = TCPCounters()
+            map[labels] = c
+            return c
+        }
+    }
+
+    /// The series of labels a peer's baggage named: the one that exists, or a new one while the
+    /// proxy holds fewer than `limit` such label sets; nil when that many are held already.
+    /// (Lock order: this shard's, then the budget's; nothing takes them the other way round.)
+    func counters(claimed labels: TCPLabels, limit: Int) -> TCPCounters? {
+        series.withLock { map in
+            if let c = map[labels] { return c }
+            guard baggageBudget.admit(labels, limit: limit) else { return nil }
             let c = TCPCounters()
             map[labels] = c
             return c

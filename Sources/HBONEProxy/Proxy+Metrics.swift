@@ -91,6 +91,10 @@ extension Proxy {
         family("hbone_untrusted_attribution_total", "counter", "Peer claims ignored because the peer may not make them, by header: a forwarded source address, a baggage naming another namespace than the peer's identity")
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
         out += "hbone_untrusted_attribution_total{header=\"baggage\"} \(statsList.reduce(0) { $0 + $1.untrustedBaggage.load(ordering: .relaxed) })\n"
+        family("hbone_baggage_series", "gauge", "Istio TCP metric series whose labels a peer's baggage named (at most maxBaggageSeries)")
+        out += "hbone_baggage_series \(statsList.first?.shard.baggageBudget.count ?? 0)\n"
+        family("hbone_baggage_series_refused_total", "counter", "Connections counted without their peer's baggage because maxBaggageSeries series named by baggage were held")
+        out += "hbone_baggage_series_refused_total \(statsList.reduce(0) { $0 + $1.baggageSeriesRefused.load(ordering: .relaxed) })\n"
         if state.settings.crlPath != nil {
             family("istio_crl_policy_rejections_total", "counter", "The total number of connections rejected due to CRL certificate revocation (unstable)")
             out += "istio_crl_policy_rejections_total{reporter=\"destination\"} \(statsList.reduce(0) { $0 + $1.revokedAsServer.load(ordering: .relaxed) })\n"

@@ -35,7 +35,8 @@ public final class Proxy: Sendable {
         missingCertificates = missing
         current = Locked(state)
         workerCount = workers ?? config.settings.workers ?? CPUBudget.workers()
-        statsList = (0..<workerCount).map { _ in ProxyStats() }
+        let baggageBudget = BaggageSeriesBudget()
+        statsList = (0..<workerCount).map { _ in ProxyStats(baggageBudget: baggageBudget) }
     }
 
     public var state: ProxyState { current.withLock { $0 } }

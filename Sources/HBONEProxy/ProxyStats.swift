@@ -36,6 +36,9 @@ final class ProxyStats: Sendable {
     let untrustedAttributions = ManagedAtomic<UInt64>(0)
     /// Peers' `baggage` naming a namespace other than their identity's (ignored).
     let untrustedBaggage = ManagedAtomic<UInt64>(0)
+    /// Connections counted without their peer's `baggage`: the series it named would have been
+    /// one more than `maxBaggageSeries`.
+    let baggageSeriesRefused = ManagedAtomic<UInt64>(0)
     /// Peers refused, or connections closed, for a revoked certificate (ztunnel's
     /// `istio_crl_policy_rejections_total`): as server (destination) and as client (source).
     let revokedAsServer = ManagedAtomic<UInt64>(0)
@@ -49,9 +52,14 @@ final class ProxyStats: Sendable {
     /// Hostname lookups that gave no address to connect to for a reason other than the name having
     /// none: no_answer, error_answer (SERVFAIL, REFUSED, malformed), truncated, overload.
     let onDemandDNSFailures = ReasonCounts()
-    let shard = MetricsShard()
+    let shard: MetricsShard
     let handshakeDurations = DurationHistogram()
     let dns = DNSStats()
+
+    /// `baggageBudget`: one for all the proxy's loops.
+    init(baggageBudget: BaggageSeriesBudget = BaggageSeriesBudget()) {
+        shard = MetricsShard(baggageBudget: baggageBudget)
+    }
 
     func tunnelEstablished(_ d: ConnectionInfo.Direction) {
         (d == .inbound ? tunnelsOpenedInbound : tunnelsOpenedOutbound).wrappingIncrement(ordering: .relaxed)

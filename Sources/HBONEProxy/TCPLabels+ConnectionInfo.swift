@@ -45,4 +45,20 @@ extension TCPLabels {
             responseFlags: flags,
             securityPolicy: info.mutualTLS ? "mutual_tls" : "unknown")
     }
+
+    /// Whether a peer's `baggage` names any of the labels `init(_:flags:)` makes: the source's when
+    /// this proxy has no workload for it, the destination's whenever it answered with one.
+    static func namesBaggage(_ info: borrowing ConnectionInfo) -> Bool {
+        info.dstBaggage != nil || (info.srcWorkload == nil && info.srcBaggage != nil)
+    }
+
+    /// The labels of what the proxy itself knows of the connection (its workloads, the peers'
+    /// verified identities), as if no baggage had come: where a tunnel counts once the proxy holds
+    /// as many series named by baggage as it may.
+    init(ignoringBaggage info: borrowing ConnectionInfo, flags: String) {
+        var known = copy info
+        known.srcBaggage = nil
+        known.dstBaggage = nil
+        self.init(known, flags: flags)
+    }
 }

@@ -37,6 +37,7 @@ final class Worker {
     /// Wall-clock Unix seconds, against which certificates' validity is read (tests move it).
     var wallClock: () -> Int = { Int(time(nil)) }
     private var abuseLog = LogThrottle()
+    private var baggageLog = LogThrottle()
     /// The DNS proxy's sockets and queries on this loop.
     lazy var dns = DNSServer(worker: self)
     /// Lookups of workloads' hostnames on this loop (on-demand DNS), and their answers.
@@ -425,15 +426,30 @@ final class Worker {
         record(&t.info, error: error, wasOpen: true)
     }
 
-    /// Istio's labels for a connection (hbone-reference §5).
-    func labels(_ info: ConnectionInfo, flags: String) -> TCPLabels { TCPLabels(info, flags: flags) }
+    /// The series a connection counts on, by Istio's labels (hbone-reference §5). Labels a peer's
+    /// `baggage` named make a new series only while the proxy holds fewer than
+    /// `maxBaggageSeries` of those (see `BaggageSeriesBudget`); past that the connection counts on
+    /// the series of what this proxy knows itself (the verified identities and namespace, the rest
+    /// "unknown"), and the refusal is counted and logged at most once a second.
+    func series(_ info: borrowing ConnectionInfo, flags: String) -> TCPCounters {
+        let labels = TCPLabels(info, flags: flags)
+        guard TCPLabels.namesBaggage(info) else { return stats.shard.counters(labels) }
+        if let c = stats.shard.counters(claimed: labels, limit: state.settings.maxBaggageSeries) { return c }
+        stats.baggageSeriesRefused.wrappingIncrement(ordering: .relaxed)
+        if let heldBack = baggageLog.admit(now: loop.now) {
+            log.warn("metric series named by a peer's baggage are at their limit; this connection is counted without its baggage",
+                     ["limit": "\(state.settings.maxBaggageSeries)", "peer_identity": (info.direction == .inbound ? info.srcIdentity : info.dstIdentity)?.description ?? "-",
+                      "not_logged_since_last_line": "\(heldBack)"])
+        }
+        return stats.shard.counters(TCPLabels(ignoringBaggage: info, flags: flags))
+    }
 
     static func responseFlags(_ error: ProxyError?) -> String { error?.responseFlags ?? "-" }
 
     /// The tunnel carries bytes now: its series counts it as opened and takes its bytes.
     func tunnelEstablished(_ info: inout ConnectionInfo) {
         stats.tunnelEstablished(info.direction)
-        let c = stats.shard.counters(labels(info, flags: "-"))
+        let c = series(info, flags: "-")
         c.opened.wrappingIncrement(ordering: .relaxed)
         info.counters = c
     }
@@ -445,7 +461,7 @@ final class Worker {
     /// passed by value out of the tunnel, it was copied (about 50 reference counts per tunnel).
     private func record(_ info: inout ConnectionInfo, error: ProxyError?, wasOpen: Bool) {
         let flags = Worker.responseFlags(error)
-        let series = flags == "-" ? (info.counters ?? stats.shard.counters(labels(info, flags: flags))) : stats.shard.counters(labels(info, flags: flags))
+        let series = flags == "-" ? (info.counters ?? self.series(info, flags: flags)) : self.series(info, flags: flags)
         if info.counters != nil { series.closed.wrappingIncrement(ordering: .relaxed) }
         if let error {
             series.failed.wrappingIncrement(ordering: .relaxed)

@@ -62,4 +62,26 @@ import HBONEIdentity
             #expect("\(error)".contains("t.yaml:2") && "\(error)".contains("must be deployment, cronjob, pod or job"), "\(error)")
         }
     }
+
+    /// The bound on series named by baggage: 4096 unless set, 0 allowed (baggage then names no
+    /// series), anything else out of range refused with its file and line.
+    @Test func theBaggageSeriesBoundIsReadAndChecked() throws {
+        let yaml = """
+            hbone:
+              node: east
+              rootCertificates: /unused
+              certificates: {directory: /unused}
+            """
+        #expect(try ProxyConfig.parse(yaml: yaml, file: "t.yaml", environment: [:]).settings.maxBaggageSeries == 4096)
+        #expect(try ProxyConfig.parse(yaml: yaml + "\n  maxBaggageSeries: 0", file: "t.yaml", environment: [:]).settings.maxBaggageSeries == 0)
+        #expect(try ProxyConfig.parse(yaml: yaml + "\n  maxBaggageSeries: 250", file: "t.yaml", environment: [:]).settings.maxBaggageSeries == 250)
+        for bad in ["-1", "1000001", "many"] {
+            do {
+                _ = try ProxyConfig.parse(yaml: yaml + "\n  maxBaggageSeries: \(bad)", file: "t.yaml", environment: [:])
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect("\(error)".contains("t.yaml:5") && "\(error)".contains("maxBaggageSeries"), "\(error)")
+            }
+        }
+    }
 }

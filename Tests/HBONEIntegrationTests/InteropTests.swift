@@ -58,6 +58,35 @@ import HBONETestSupport
         #expect(!text.contains("coredns") && !text.contains("source_workload_namespace=\"kube-system\""), "\(opened)")
     }
 
+    /// What peers say of themselves in baggage makes at most `maxBaggageSeries` series: a client
+    /// naming a new workload on every connection would otherwise grow west's memory and every
+    /// scrape for as long as it runs. Past the bound the connections still pass, counted on the
+    /// series of what west knows itself (the client's verified identity and namespace).
+    @Test func baggageNamesAtMostTheBoundsSeries() throws {
+        var o = Mesh.Options()
+        o.westExtra = "  maxBaggageSeries: 2"
+        let mesh = try Mesh(net: 136, o)
+        defer { mesh.stop() }
+        for i in 1...5 {
+            let r = try pythonClient(mesh, authority: mesh.echo, ["--header", "baggage=k8s.namespace.name=payments,k8s.deployment.name=flood-\(i % 4),service.version=v\(i % 4)"])
+            #expect(r["status"] as? Int == 200 && r["echoed"] as? String == "hello from python h2", "\(r)")
+        }
+        // flood-1 and flood-2 took the two places; flood-1 came again (its series, no new place);
+        // flood-3 and flood-0 were refused.
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_baggage_series_refused_total") { $0 == 2 })
+        #expect(mesh.waitForMetric(admin: mesh.westAdmin, "hbone_baggage_series") { $0 == 2 })
+        let (_, text) = try runProgram("/usr/bin/curl", ["-s", "http://\(mesh.westAdmin):15020/metrics"])
+        let opened = text.split(separator: "\n").filter { $0.hasPrefix("istio_tcp_connections_opened_total{") }
+        func count(_ workload: String) -> Int? {
+            opened.first { $0.contains("source_workload=\"\(workload)\"") && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") }
+                .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+        }
+        #expect(count("flood-1") == 2 && count("flood-2") == 1, "\(opened)")
+        #expect(!text.contains("flood-3") && !text.contains("flood-0"), "\(opened)")
+        #expect(opened.contains { $0.contains("source_workload=\"unknown\"") && $0.contains("source_workload_namespace=\"payments\"")
+            && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") && $0.hasSuffix(" 2") }, "\(opened)")
+    }
+
     /// A client may send before our 200 (optimistic data, bounded by our stream window): the bytes
     /// and the END_STREAM reach the workload once it is connected, whether they came in the
     /// CONNECT's own TLS record or in the next. In the CONNECT's own record they were dropped

@@ -68,6 +68,29 @@ import HBONEConfig
                  none.destinationCanonicalService, none.destinationCanonicalRevision, none.destinationCluster].allSatisfy { $0 == "unknown" })
     }
 
+    /// Which connections' labels a peer's baggage names (those the series bound applies to), and
+    /// the labels the same connection has without it.
+    @Test func baggageNamedLabelsAndTheLabelsWithoutThem() throws {
+        let s = try testState(Self.yaml)
+        let client = try #require(s.workloadsByIP[IPAddress("10.0.0.1")!])
+        let server = try #require(s.workloadsByIP[IPAddress("10.1.0.1")!])
+        let claim = Baggage(clusterId: "far", namespace: "a", workloadName: "made-up", serviceName: "made-up", revision: "v9")
+        // A known source's baggage names nothing; an unknown one's does; a destination's always does.
+        #expect(!TCPLabels.namesBaggage(info(src: client, srcBaggage: claim, dst: server)))
+        #expect(TCPLabels.namesBaggage(info(src: nil, srcBaggage: claim, dst: server)))
+        #expect(TCPLabels.namesBaggage(info(src: client, dst: server, dstBaggage: claim)))
+        #expect(!TCPLabels.namesBaggage(info(src: nil, dst: nil)))
+        var unknown = info(src: nil, srcBaggage: claim, dst: server, dstBaggage: claim)
+        unknown.srcIdentity = client.identity
+        let named = TCPLabels(unknown, flags: "-")
+        #expect(named.sourceWorkload == "made-up" && named.destinationCanonicalService == "made-up")
+        let plain = TCPLabels(ignoringBaggage: unknown, flags: "-")
+        #expect(plain.sourceWorkload == "unknown" && plain.sourceCluster == "unknown" && plain.sourceCanonicalRevision == "unknown")
+        // What is verified stays: the source's identity and the namespace it names.
+        #expect(plain.sourcePrincipal == client.identity.description && plain.sourceNamespace == "a")
+        #expect(plain.destinationWorkload == server.workloadName && plain.destinationCluster == "west-1")
+    }
+
     /// A service's name and namespace only as a pair.
     @Test func aServiceIsNamedByBothItsNameAndNamespace() throws {
         var i = info(src: nil, dst: nil)
