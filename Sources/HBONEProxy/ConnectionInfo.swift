@@ -89,6 +89,9 @@ enum AccessLog {
             ("src.workload", info.srcWorkload?.name ?? "unknown"),
             ("src.namespace", info.srcWorkload?.namespace ?? info.srcIdentity?.namespace ?? "unknown"),
             ("src.identity", info.srcIdentity?.description ?? "unknown"),
+            // The clusters as the metrics name them (ztunnel logs them since 1.31): a workload this
+            // proxy knows, else what the peer's baggage said.
+            ("src.cluster", AccessLog.known(info.srcWorkload?.clusterId) ?? AccessLog.known(info.srcBaggage?.clusterId) ?? "unknown"),
         ]
         // As ztunnel logs them: dst.addr is where the connection went (the peer's :15008 for
         // HBONE), dst.hbone_addr the target inside the tunnel.
@@ -102,6 +105,7 @@ enum AccessLog {
             ("dst.workload", info.dstWorkload?.name ?? "unknown"),
             ("dst.namespace", info.dstWorkload?.namespace ?? "unknown"),
             ("dst.identity", info.dstIdentity?.description ?? "unknown"),
+            ("dst.cluster", AccessLog.known(info.dstBaggage?.clusterId) ?? AccessLog.known(info.dstWorkload?.clusterId) ?? "unknown"),
             ("direction", info.direction.rawValue),
             ("bytes_sent", String(info.direction == .outbound ? info.bytesSent : info.bytesReceived)),
             ("bytes_recv", String(info.direction == .outbound ? info.bytesReceived : info.bytesSent)),
@@ -111,5 +115,11 @@ enum AccessLog {
         if let error { fields += [("error", error.reason), ("error.side", error.side.rawValue), ("error.code", error.code.rawValue)] }
         // As ztunnel: a failed connection's line is at error level (alerts key on it).
         log.emit(error == nil ? .info : .error, "access", "connection complete", fields)
+    }
+
+    /// nil for a value that is absent or empty (a workload with no cluster set).
+    static func known(_ value: String?) -> String? {
+        guard let value, !value.isEmpty else { return nil }
+        return value
     }
 }

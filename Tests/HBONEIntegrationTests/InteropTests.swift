@@ -56,6 +56,14 @@ import HBONETestSupport
             && $0.contains("source_canonical_service=\"billing-batch\"") && $0.contains("source_canonical_revision=\"v7\"")
             && $0.contains("source_principal=\"spiffe://cluster.local/ns/payments/sa/checkout\"") }, "\(opened)")
         #expect(!text.contains("coredns") && !text.contains("source_workload_namespace=\"kube-system\""), "\(opened)")
+        // The access log names the clusters as the metrics do (the client's from its baggage, the
+        // destination's from west's workload), and ignores the lying client's namespace claim.
+        #expect(mesh.waitForLog(mesh.westLog) { log in
+            log.split(separator: "\n").contains { $0.contains("connection complete") && $0.contains("src.cluster=far") && $0.contains("dst.cluster=Kubernetes") }
+        }, "\(mesh.log(mesh.westLog).suffix(2000))")
+        #expect(mesh.waitForLog(mesh.westLog) { log in
+            log.split(separator: "\n").filter { $0.contains("connection complete") && $0.contains("src.cluster=unknown") && $0.contains("dst.cluster=Kubernetes") }.count == 1
+        }, "\(mesh.log(mesh.westLog).suffix(2000))")
     }
 
     /// What peers say of themselves in baggage makes at most `maxBaggageSeries` series: a client
