@@ -104,7 +104,7 @@ final class TCPCounters: Sendable {
 final class MetricsShard: Sendable {
     private let series = Locked<[TCPLabels: TCPCounters]>([:])
     /// Shared by all loops of a proxy.
-    let baggageBudget: BaggageSeriesBudget
+    private let baggageBudget: BaggageSeriesBudget
 
     init(baggageBudget: BaggageSeriesBudget = BaggageSeriesBudget()) {
         self.baggageBudget = baggageBudget

@@ -92,7 +92,7 @@ extension Proxy {
         out += "hbone_untrusted_attribution_total{header=\"forwarded\"} \(statsList.reduce(0) { $0 + $1.untrustedAttributions.load(ordering: .relaxed) })\n"
         out += "hbone_untrusted_attribution_total{header=\"baggage\"} \(statsList.reduce(0) { $0 + $1.untrustedBaggage.load(ordering: .relaxed) })\n"
         family("hbone_baggage_series", "gauge", "Istio TCP metric series whose labels a peer's baggage named (at most maxBaggageSeries)")
-        out += "hbone_baggage_series \(statsList.first?.shard.baggageBudget.count ?? 0)\n"
+        out += "hbone_baggage_series \(baggageBudget.count)\n"
         family("hbone_baggage_series_refused_total", "counter", "Connections counted without their peer's baggage because maxBaggageSeries series named by baggage were held")
         out += "hbone_baggage_series_refused_total \(statsList.reduce(0) { $0 + $1.baggageSeriesRefused.load(ordering: .relaxed) })\n"
         if state.settings.crlPath != nil {

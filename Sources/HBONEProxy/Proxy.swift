@@ -12,6 +12,8 @@ public final class Proxy: Sendable {
     private let workerCount: Int
     private let loops: Locked<[EventLoop]> = Locked([])
     let statsList: [ProxyStats]
+    /// Series named by peers' baggage, for all loops (each loop's shard holds it too).
+    let baggageBudget = BaggageSeriesBudget()
     let started = ManagedAtomic<Bool>(false)
     private let current: Locked<ProxyState>
     private let done = DispatchGroupBox()
@@ -35,8 +37,7 @@ public final class Proxy: Sendable {
         missingCertificates = missing
         current = Locked(state)
         workerCount = workers ?? config.settings.workers ?? CPUBudget.workers()
-        let baggageBudget = BaggageSeriesBudget()
-        statsList = (0..<workerCount).map { _ in ProxyStats(baggageBudget: baggageBudget) }
+        statsList = (0..<workerCount).map { [baggageBudget] _ in ProxyStats(baggageBudget: baggageBudget) }
     }
 
     public var state: ProxyState { current.withLock { $0 } }
